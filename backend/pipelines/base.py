@@ -1,0 +1,83 @@
+"""What every pipeline shares: errors that explain themselves, progress, and the result type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Protocol
+
+import numpy as np
+
+
+class JobCancelled(Exception):
+    """Raised by a step callback when the user asked the job to stop."""
+
+
+class InputError(ValueError):
+    """The request itself is wrong (bad prompt, mesh, mask, parameter); the message says how to fix it."""
+
+
+class ModelUnavailable(RuntimeError):
+    """A model cannot be loaded here (not downloaded and downloads are off, missing package).
+
+    The message names the model and the exact fix.
+    """
+
+
+class GenerationFailed(RuntimeError):
+    """The model ran but produced nothing usable (an empty or degenerate surface)."""
+
+
+class StepCallback(Protocol):
+    """diffusers' `callback_on_step_end`, reduced to what a job needs.
+
+    Called after every step with the pipeline phase (e.g. "denoise", "decode"), the step
+    just finished (1-based) and the phase's total. `preview` is an optional (H, W, 3|4)
+    uint8 image. The callback raises `JobCancelled` to stop the pipeline, so a cancel takes
+    effect within one step.
+    """
+
+    def __call__(self, phase: str, step: int, total: int, preview: Optional[np.ndarray] = None) -> None: ...
+
+
+def no_progress(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None) -> None:
+    """A StepCallback that ignores progress (for library and test use)."""
+
+
+@dataclass
+class MeshPart:
+    """One named piece of a result mesh, in glTF axes (Y up, metres).
+
+    Attributes:
+        name: Part name, e.g. "leg.0"; "mesh" when the result has no parts.
+        vertices: (N, 3) float32.
+        faces: (M, 3) int64 triangle indices into `vertices`.
+        vertex_colors: optional (N, 4) uint8 RGBA.
+        uv: optional (N, 2) float32 texture coordinates (glTF convention: v down).
+    """
+
+    name: str
+    vertices: np.ndarray
+    faces: np.ndarray
+    vertex_colors: Optional[np.ndarray] = None
+    uv: Optional[np.ndarray] = None
+
+
+@dataclass
+class MeshResult:
+    """What a pipeline returns; the job writes it to a GLB.
+
+    Attributes:
+        parts: One entry per named part (a single "mesh" part when unstructured).
+        texture: optional (H, W, 3|4) uint8 base-colour image used with the parts' UVs.
+        metadata: JSON-serialisable facts about the result (notes for the user, the
+            built-in model's part representation for later edits). Written to the GLB's
+            scene `extras["diffusion3d"]`.
+    """
+
+    parts: list[MeshPart]
+    texture: Optional[np.ndarray] = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# What a registry entry calls: run(pipeline, params, files, callback) -> MeshResult.
+RunFunction = Callable[[Any, dict[str, Any], dict[str, bytes], StepCallback], MeshResult]
