@@ -1,0 +1,167 @@
+"""Where model weights come from: a Hugging Face repo id or a local folder.
+
+Every pipeline resolves its model through `resolve_model_source`, so "not downloaded and
+downloads are off" reads the same for all of them and always names the fix. We load
+safetensors only (never pickled `.bin` files) and never run code from a model repo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from huggingface_hub import constants, snapshot_download
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+from huggingface_hub.utils import validate_repo_id
+
+from .pipelines.base import ModelUnavailable
+
+# What a diffusers or transformers model needs: configs, tokenizer vocabularies, safetensors.
+# Leaving out *.bin and *.pt keeps pickles (and duplicate gigabytes) off the disk.
+DOWNLOAD_PATTERNS = ["*.json", "*.txt", "*.safetensors"]
+
+
+def resolve_model_source(source: str, allow_downloads: bool = False, cache_dir: Optional[str] = None) -> str:
+    """Find a model on this machine, downloading it only when allowed.
+
+    Args:
+        source: A Hugging Face repo id ("openai/shap-e") or a local folder holding the model
+            (a diffusers pipeline folder or a transformers model folder).
+        allow_downloads: Whether the user allows downloads (the add-on's "Allow downloads"
+            preference, itself off when Blender's online access is off). `HF_HUB_OFFLINE=1`
+            turns downloads off whatever this says.
+        cache_dir: Hugging Face cache folder; None for the default (`HF_HOME` / `HF_HUB_CACHE`).
+
+    Returns:
+        The local folder to pass to `from_pretrained`.
+
+    Raises:
+        ModelUnavailable: the folder does not exist or lacks safetensors weights, or the model
+            is not in the cache and downloads are off, or the download failed. The message
+            names the model and the fix.
+    """
+    local = Path(source).expanduser()
+    if local.is_dir():
+        _check_complete(local, source)
+        return str(local)
+    if not _is_repo_id(source):
+        raise ModelUnavailable(
+            f"Model folder '{source}' does not exist. Fix: point the model at an existing folder "
+            "(a diffusers pipeline with model_index.json, or a model with config.json), or use a "
+            "Hugging Face repo id such as 'openai/shap-e'."
+        )
+
+    # 1. The local cache first: no network, even when downloads are allowed.
+    cached = _cached_snapshot(source, cache_dir)
+    if cached is not None and not _missing_weights(cached):
+        return str(cached)
+
+    # 2. Not here (or only partly): download when allowed, otherwise say how to get it.
+    off_reason = _downloads_off_reason(allow_downloads)
+    if off_reason:
+        raise ModelUnavailable(
+            f"Model {source} is not downloaded and downloads are off ({off_reason}). Fix: enable "
+            "'Allow downloads' in the Diffusion 3D preferences (or unset HF_HUB_OFFLINE), or run "
+            f"`{_download_command(source, cache_dir)}` on a machine with internet and copy the cache "
+            "here, or point the model at a local folder."
+        )
+    try:
+        folder = Path(snapshot_download(source, cache_dir=cache_dir, allow_patterns=DOWNLOAD_PATTERNS))
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as error:
+        raise ModelUnavailable(
+            f"Could not download model {source}: {error}. Fix: check the internet connection and the "
+            f"repo id, or run `{_download_command(source, cache_dir)}` on a machine with internet, or "
+            "point the model at a local folder."
+        ) from error
+    _check_complete(folder, source)
+    return str(folder)
+
+
+def is_available_offline(source: str, cache_dir: Optional[str] = None) -> bool:
+    """Whether `source` loads without the network: a complete local folder or cached repo.
+
+    Args:
+        source: A Hugging Face repo id or a local folder.
+        cache_dir: Hugging Face cache folder; None for the default.
+
+    Returns:
+        True when every model folder in it has its safetensors weights on this machine.
+    """
+    local = Path(source).expanduser()
+    if local.is_dir():
+        folder = local
+    elif _is_repo_id(source):
+        folder = _cached_snapshot(source, cache_dir)
+    else:
+        folder = None
+    return folder is not None and not _missing_weights(folder)
+
+
+def _is_repo_id(source: str) -> bool:
+    # Anything with a path shape ("./x", "/x", "a/b/c", "C:\\x") is a folder, never a repo id.
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        return False
+    return not source.startswith((".", "~")) and "\\" not in source
+
+
+def _cached_snapshot(repo_id: str, cache_dir: Optional[str]) -> Optional[Path]:
+    try:
+        return Path(snapshot_download(repo_id, cache_dir=cache_dir, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None
+
+
+def _downloads_off_reason(allow_downloads: bool) -> str:
+    # huggingface_hub reads HF_HUB_OFFLINE once at import; a backend started later may have it
+    # set in its own environment, so look at both.
+    env = os.environ.get("HF_HUB_OFFLINE", "").upper() in constants.ENV_VARS_TRUE_VALUES
+    if env or constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    if not allow_downloads:
+        return "the 'Allow downloads' preference or Blender's online access is off, or the backend runs offline"
+    return ""
+
+
+def _download_command(repo_id: str, cache_dir: Optional[str]) -> str:
+    # `hf` is the command-line tool of huggingface_hub >= 1.0 (it replaced `huggingface-cli`).
+    patterns = "".join(f" --include '{p}'" for p in DOWNLOAD_PATTERNS)
+    cache = f" --cache-dir '{cache_dir}'" if cache_dir else ""
+    return f"hf download {repo_id}{patterns}{cache}"
+
+
+def _missing_weights(folder: Path) -> list[str]:
+    """Model folders (root or one level down, as in a diffusers pipeline) without their safetensors.
+
+    A folder with a `config.json` holds a model and needs its `*.safetensors` (every shard
+    an index names); tokenizers, schedulers and processors have other config names. A folder
+    with neither `model_index.json` nor `config.json` holds no model at all.
+    """
+    if not (folder / "model_index.json").is_file() and not (folder / "config.json").is_file():
+        return ["model_index.json or config.json"]
+    missing = []
+    for sub in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]:
+        if not (sub / "config.json").is_file():
+            continue
+        name = "." if sub == folder else sub.name
+        indexes = list(sub.glob("*.safetensors.index.json"))
+        if indexes:
+            shards = set(json.loads(indexes[0].read_text()).get("weight_map", {}).values())
+            if not shards or any(not (sub / shard).is_file() for shard in shards):
+                missing.append(name)
+        elif not any(sub.glob("*.safetensors")):
+            missing.append(name)
+    return missing
+
+
+def _check_complete(folder: Path, source: str) -> None:
+    missing = _missing_weights(folder)
+    if missing:
+        raise ModelUnavailable(
+            f"Model {source} in {folder} is incomplete: no safetensors weights in {', '.join(missing)}. "
+            "Fix: download it again with downloads allowed, or convert its weights to safetensors "
+            "(Diffusion 3D never loads pickled .bin files)."
+        )
