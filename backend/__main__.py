@@ -1,0 +1,202 @@
+"""Command line: `python -m backend serve | generate | models`.
+
+    python -m backend serve --port 8765 --token SECRET
+    python -m backend generate --prompt "a wooden chair" --out chair.glb
+    python -m backend generate --image photo.png --model shap-e-img2img --out thing.glb
+    python -m backend models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import traceback
+from pathlib import Path
+
+from .pipelines.base import GenerationFailed, InputError, JobCancelled, ModelUnavailable
+
+TOKEN_ENV = "DIFFUSION3D_TOKEN"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: Arguments without the program name (default: sys.argv[1:]).
+
+    Returns:
+        The exit status: 0 done, 1 failed, 2 bad usage or input, 130 interrupted.
+    """
+    args = _parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except (InputError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (ModelUnavailable, GenerationFailed) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, JobCancelled):
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        from .jobs import describe_error
+
+        message = describe_error(e, getattr(args, "device", "cpu"))
+        if message.startswith("internal error"):  # a bug: the traceback helps whoever reports it
+            traceback.print_exc()
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import Settings, serve
+
+    token = args.token or os.environ.get(TOKEN_ENV)
+    if not token:
+        token = secrets.token_urlsafe(24)
+        print(f"no --token or {TOKEN_ENV} given; this run's token is: {token}", file=sys.stderr)
+    if args.max_upload_mb <= 0:
+        raise ValueError("--max-upload-mb must be positive")
+    settings = Settings(
+        token=token, host=args.host, port=args.port, cache_dir=args.cache_dir, device=args.device,
+        offline=args.offline, max_upload_mb=args.max_upload_mb, allowed_hosts=tuple(args.allowed_host),
+    )
+    serve(settings)
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .devices import pick_device
+    from .geometry.glb import mesh_result_to_glb
+    from .jobs import check_inputs
+    from .models import LoadOptions, downloads_allowed, get_entry, registry, resolve_params
+
+    # 1. Check inputs
+    task = "text_to_3d" if args.prompt is not None else "image_to_3d"
+    entry = get_entry(task, args.model, registry())
+    params = dict(args.param)
+    files = {}
+    if task == "text_to_3d":
+        params["prompt"] = args.prompt
+    else:
+        image = Path(args.image)
+        if not image.is_file():
+            raise InputError(f"no image file at {image}")
+        files["image"] = image.read_bytes()
+    for key, value in (("negative_prompt", args.negative_prompt), ("num_inference_steps", args.steps),
+                       ("guidance_scale", args.guidance), ("seed", args.seed)):
+        if value is not None:
+            params[key] = value
+    params = resolve_params(entry, params)
+    if params["seed"] is None:
+        params["seed"] = secrets.randbelow(2**31)
+    check_inputs(task, files)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise InputError(f"the folder of --out does not exist: {out.parent}")
+
+    # 2. Load the model
+    device, dtype = pick_device(args.device)
+    print(f"{entry.name} ({task}) on {device}, seed {params['seed']}", file=sys.stderr)
+    pipe = entry.load(LoadOptions(device=device, dtype=dtype, allow_downloads=downloads_allowed(args.offline)))
+
+    # 3. Run, one progress bar per phase
+    bars: dict[str, tqdm] = {}
+
+    def callback(phase, step, total, preview=None):
+        if phase not in bars:
+            for bar in bars.values():
+                bar.close()
+            bars[phase] = tqdm(total=total, desc=phase, unit="step", file=sys.stderr)
+        bars[phase].update(step - bars[phase].n)
+
+    try:
+        result = entry.run(pipe, params, files, callback)
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+    # 4. Write the GLB
+    out.write_bytes(mesh_result_to_glb(result))
+    triangles = sum(len(p.faces) for p in result.parts)
+    print(f"wrote {out} ({len(result.parts)} part(s), {triangles} triangles)", file=sys.stderr)
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .models import registry
+
+    entries = registry()
+    if args.json:
+        print(json.dumps([e.describe() for e in entries], indent=2))
+        return 0
+    if not entries:
+        print("no models are installed", file=sys.stderr)
+        return 1
+    for e in entries:
+        flags = ("default " if e.default else "") + ("offline" if e.is_available_offline() else "needs download")
+        knows = e.knows()
+        print(f"{e.name:16} {e.task:12} {flags:24} {e.source}")
+        print(f"{'':16} {e.description}" + (f"; knows: {', '.join(knows)}" if knows else ""))
+    return 0
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)  # numbers, true/false, null; anything else stays text
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .devices import DEVICE_CHOICES
+    from .server import DEFAULT_PORT
+
+    parser = argparse.ArgumentParser(prog="python -m backend", description="Diffusion 3D backend")
+    sub = parser.add_subparsers(required=True, metavar="{serve,generate,models}")
+
+    p = sub.add_parser("serve", help="run the HTTP service")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--token", help=f"bearer token clients must send (default: ${TOKEN_ENV})")
+    p.add_argument("--cache-dir", default="", help="job database and results (default ~/.cache/diffusion3d)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    p.add_argument("--offline", action="store_true", help="never download model weights")
+    p.add_argument("--max-upload-mb", type=float, default=256)
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="another name clients may use in the Host header (repeatable; NAME or NAME:PORT)")
+    p.set_defaults(command=_serve)
+
+    p = sub.add_parser("generate", help="run one generation in this process and write a GLB")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", help="text to 3D")
+    source.add_argument("--image", help="image to 3D (PNG or JPEG)")
+    p.add_argument("--model", help="model name (default: the task's default; see `models`)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--steps", type=int, help="num_inference_steps")
+    p.add_argument("--guidance", type=float, help="guidance_scale")
+    p.add_argument("--negative-prompt")
+    p.add_argument("--param", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="any other model parameter (value parsed as JSON when it can be)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    p.add_argument("--offline", action="store_true", help="never download model weights")
+    p.add_argument("--out", required=True, help="where to write the .glb")
+    p.set_defaults(command=_generate)
+
+    p = sub.add_parser("models", help="list the models this backend serves")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(command=_models)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

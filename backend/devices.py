@@ -1,0 +1,43 @@
+"""Which accelerator the backend runs on, and in which precision."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch loads only when a device is picked
+    import torch
+
+DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+
+
+def pick_device(choice: str = "auto") -> tuple[str, torch.dtype]:
+    """Choose the device and dtype for the pipelines.
+
+    `auto` takes CUDA, then Apple's MPS, then the CPU. Half precision only on CUDA: MPS
+    and CPU kernels are slower or missing in fp16.
+
+    Args:
+        choice: "auto", "cuda", "mps" or "cpu".
+
+    Returns:
+        (device, dtype), e.g. ("cuda", torch.float16).
+
+    Raises:
+        ValueError: the choice is unknown, or names a device this machine lacks.
+    """
+    import torch
+
+    if choice not in DEVICE_CHOICES:
+        raise ValueError(f"unknown device {choice!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if choice == "auto":
+        choice = "cuda" if cuda else "mps" if mps else "cpu"
+    elif choice == "cuda" and not cuda:
+        raise ValueError(
+            f"device 'cuda' was asked for but torch {torch.__version__} sees no CUDA GPU "
+            "(a CPU-only torch build, or no driver); use --device auto or cpu"
+        )
+    elif choice == "mps" and not mps:
+        raise ValueError("device 'mps' was asked for but Apple's Metal backend is not available here; use --device auto or cpu")
+    return choice, torch.float16 if choice == "cuda" else torch.float32

@@ -1,0 +1,449 @@
+"""Jobs: a SQLite store in the cache directory and one worker thread that owns the accelerator.
+
+Records live in `<cache>/jobs.sqlite3`, results and previews in `<cache>/jobs/<id>/`, so
+finished jobs outlive the process. Queued and running jobs are also kept in memory: their
+progress changes every step and is written to disk only when the state changes.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import sys
+import threading
+import time
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .models import TASK_FILES, UPLOADS, LoadOptions, ModelEntry, get_entry, resolve_params
+from .pipelines.base import GenerationFailed, InputError, JobCancelled, ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+FINISHED = ("succeeded", "failed", "cancelled")
+PREVIEW_INTERVAL_S = 0.25  # a PNG per step would cost more than a fast step
+
+
+class BackendStopping(RuntimeError):
+    """A job was submitted while the backend shuts down."""
+
+
+def describe_error(exc: BaseException, device: str) -> str:
+    """The text a failed job keeps: the user's error as is, the rest named for what it is.
+
+    Args:
+        exc: What the pipeline raised.
+        device: The device it ran on, for out-of-memory messages.
+
+    Returns:
+        A readable sentence.
+    """
+    if isinstance(exc, (InputError, ModelUnavailable, GenerationFailed)):
+        return str(exc)
+    if _is_out_of_memory(exc):
+        return f"out of memory on {device}: try fewer steps / lower resolution / CPU"
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    # MPS and older CUDA builds raise a plain RuntimeError naming it.
+    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def check_inputs(task: str, files: dict[str, bytes]) -> None:
+    """Refuse missing, unknown or unreadable uploads before a job is queued.
+
+    Args:
+        task: The job's task.
+        files: Upload name -> bytes (mesh, image, face_mask, mesh_b).
+
+    Raises:
+        InputError: naming the file and what is wrong with it.
+    """
+    from .geometry.glb import read_glb_meshes
+
+    unknown = sorted(set(files) - set(UPLOADS))
+    if unknown:
+        raise InputError(f"unknown upload(s) {', '.join(unknown)}; accepted: {', '.join(UPLOADS)}")
+    missing = [name for name in TASK_FILES[task] if name not in files]
+    if missing:
+        raise InputError(f"task {task} needs the file(s) {', '.join(missing)}; add them to the form")
+    for name in ("mesh", "mesh_b"):
+        if name in files:
+            try:
+                parts, _ = read_glb_meshes(files[name])
+            except InputError as e:
+                raise InputError(f"{name}: {e}") from None
+            if name == "mesh" and "face_mask" in files:
+                triangles = sum(len(p.faces) for p in parts)
+                if len(files["face_mask"]) != triangles:
+                    raise InputError(
+                        f"face_mask has {len(files['face_mask'])} bytes but mesh has {triangles} triangles; "
+                        "send one byte per triangle in the GLB's order"
+                    )
+    if "face_mask" in files and "mesh" not in files:
+        raise InputError("face_mask refers to the triangles of mesh, but no mesh was sent")
+    if "image" in files:
+        from PIL import Image, UnidentifiedImageError
+        import io
+
+        try:
+            Image.open(io.BytesIO(files["image"])).verify()
+        except (UnidentifiedImageError, OSError, SyntaxError) as e:
+            raise InputError(f"image is not a readable PNG or JPEG ({e})") from None
+
+
+class JobStore:
+    """Job records in SQLite plus their files; safe to use from several threads."""
+
+    def __init__(self, cache_dir: str | os.PathLike):
+        self.root = Path(cache_dir)
+        (self.root / "jobs").mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.root / "jobs.sqlite3", check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL keeps it consistent; we only risk the last write on power loss
+        self._db.execute("CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created_at REAL, state TEXT, record TEXT)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)")
+
+    def mark_interrupted(self) -> int:
+        """Fail the jobs a previous process left queued or running. Returns how many."""
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM jobs WHERE state IN ('queued', 'running')").fetchall()
+        for (text,) in rows:
+            record = json.loads(text)
+            ran = record["state"] == "running"
+            record.update(
+                state="failed", eta_s=None, finished_at=time.time(), message="",
+                error="the backend stopped while this job ran" if ran else "the backend stopped before this job ran",
+            )
+            self.save(record)
+        return len(rows)
+
+    def save(self, record: dict[str, Any]) -> None:
+        """Insert or replace a record."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
+                (record["id"], record["created_at"], record["state"], json.dumps(record)),
+            )
+
+    def get(self, job_id: str) -> Optional[dict[str, Any]]:
+        """The record, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT record FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def list(self, limit: int) -> list[dict[str, Any]]:
+        """Newest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.root / "jobs" / job_id
+
+    def result_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "result.glb"
+
+    def preview_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "preview.png"
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class _Job:
+    """A queued or running job: its live record, inputs and stop flag."""
+
+    def __init__(self, record: dict[str, Any], entry: ModelEntry, files: dict[str, bytes]):
+        self.record, self.entry, self.files = record, entry, files
+        self.cancel = threading.Event()
+        self.cancelled_by_user = False  # else the backend is stopping under it
+
+
+class JobManager:
+    """Accepts jobs, runs them one at a time on a worker thread, answers for their state.
+
+    Args:
+        cache_dir: Where the database, results and previews go.
+        entries: The model registry.
+        load_options: Device, dtype and download policy for loading pipelines.
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike, entries: list[ModelEntry], load_options: LoadOptions):
+        self._lock_file = _lock_cache_dir(Path(cache_dir))
+        self.store = JobStore(cache_dir)
+        self.entries, self.load_options = entries, load_options
+        interrupted = self.store.mark_interrupted()
+        if interrupted:
+            log.warning("marked %d job(s) failed: the backend stopped while they were queued or running", interrupted)
+        self._cond = threading.Condition()
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._live: dict[str, _Job] = {}
+        self._running: Optional[_Job] = None
+        self._closing = False
+        self._pipelines: dict[tuple[str, str], Any] = {}  # one load per model, kept for later jobs
+        self._thread: Optional[threading.Thread] = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="diffusion3d-worker", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the worker: the running job stops at its next step and is marked failed, queued
+        ones stay queued (and are marked failed on the next start)."""
+        with self._cond:
+            self._closing = True
+            if self._running is not None:
+                self._running.cancel.set()
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():  # stuck in a model load: let it die with the process
+                log.warning("the running job did not stop within %.0f s", timeout)
+                return
+        self.store.close()
+        self._lock_file.close()  # closing the file releases the lock
+
+    # --- requests -----------------------------------------------------------------------
+
+    def submit(self, task: str, model: Optional[str], params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+        """Validate a request and queue it.
+
+        Args:
+            task: One of models.TASKS.
+            model: Model name, or None for the task's default.
+            params: Request parameters; a missing or null seed is drawn here and stored.
+            files: Uploads by name.
+
+        Returns:
+            The new job record (state "queued").
+
+        Raises:
+            InputError: anything wrong with the request, in words.
+        """
+        entry = get_entry(task, model, self.entries)
+        params = resolve_params(entry, params)
+        if params["seed"] is None:
+            params["seed"] = secrets.randbelow(2**31)
+        check_inputs(task, files)
+        record = {
+            "id": uuid.uuid4().hex, "task": task, "model": entry.name, "params": params,
+            "state": "queued", "phase": "queued", "step": 0, "total": 0, "progress": 0.0, "eta_s": None,
+            "message": "", "error": None, "has_preview": False, "has_result": False, "result_metadata": None,
+            "created_at": time.time(), "started_at": None, "finished_at": None,
+        }
+        job = _Job(record, entry, files)
+        with self._cond:
+            if self._closing:
+                raise BackendStopping("the backend is shutting down; start it again and resubmit")
+            self.store.save(record)
+            self._live[record["id"]] = job
+            self._queue.append(job)
+            self._cond.notify()
+        return self._view(job)
+
+    def get(self, job_id: str) -> Optional[dict[str, Any]]:
+        """The job record, live when the job is queued or running; None for an unknown id."""
+        with self._cond:
+            job = self._live.get(job_id)
+            if job is not None:
+                return self._view(job)
+        return self.store.get(job_id)
+
+    def list(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Job records, newest first."""
+        records = self.store.list(limit)
+        with self._cond:
+            return [self._view(self._live[r["id"]]) if r["id"] in self._live else r for r in records]
+
+    def cancel(self, job_id: str) -> Optional[dict[str, Any]]:
+        """Cancel a job: a queued one at once, a running one at its next step.
+
+        Returns:
+            The record after the request (a finished job is returned unchanged); None for
+            an unknown id.
+        """
+        with self._cond:
+            job = self._live.get(job_id)
+            if job is not None and job in self._queue:
+                self._queue.remove(job)
+                del self._live[job_id]
+                job.record.update(state="cancelled", message="cancelled before it started", finished_at=time.time())
+                self.store.save(job.record)
+                return dict(job.record)
+            if job is not None:
+                job.cancelled_by_user = True
+                job.cancel.set()
+                job.record["message"] = "cancelling at the next step"
+                return self._view(job)
+        return self.store.get(job_id)
+
+    def queue_length(self) -> int:
+        """Jobs not finished yet (queued plus running)."""
+        with self._cond:
+            return len(self._live)
+
+    def _view(self, job: _Job) -> dict[str, Any]:
+        # Caller holds self._cond. A queued job's message says where it stands.
+        record = dict(job.record)
+        if record["state"] == "queued":
+            ahead = self._queue.index(job) + (self._running is not None) if job in self._queue else 0
+            record["message"] = f"queued, {ahead} job(s) ahead" if ahead else "queued, next"
+        return record
+
+    # --- worker -------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return
+                job = self._queue.popleft()
+                self._running = job
+                job.record.update(state="running", phase="load", started_at=time.time(), message=f"loading model {job.entry.name}")
+                self.store.save(job.record)
+            try:
+                self._run(job)
+            except Exception as e:  # a bug in the job machinery itself: log it, keep the worker alive
+                log.exception("job %s could not be recorded", job.record["id"])
+                job.record.update(state="failed", eta_s=None, error=describe_error(e, "?"), finished_at=time.time())
+                with contextlib.suppress(Exception):
+                    self.store.save(job.record)
+            finally:
+                with self._cond:
+                    self._running = None
+                    self._live.pop(job.record["id"], None)
+                    job.files = {}  # uploads can be large: drop them now
+
+    def _run(self, job: _Job) -> None:
+        record, device = job.record, self.load_options.device
+        try:
+            pipe = self._pipeline(job.entry)
+            if job.cancel.is_set():
+                raise JobCancelled()
+            record["message"] = ""
+            result = job.entry.run(pipe, record["params"], job.files, self._callback(job))
+            from .geometry.glb import EXTRAS_KEY, mesh_result_to_glb, read_glb_extras
+
+            # The file is in place before anyone can see the job succeed.
+            data = mesh_result_to_glb(result)
+            _write_atomic(self.store.result_path(record["id"]), data)
+            outcome = dict(state="succeeded", progress=1.0, eta_s=0.0, message="done", has_result=True,
+                           result_metadata=read_glb_extras(data).get(EXTRAS_KEY, {}))  # JSON-clean copy
+        except JobCancelled:
+            if job.cancelled_by_user:
+                outcome = dict(state="cancelled", eta_s=None, message="cancelled")
+            else:
+                outcome = dict(state="failed", eta_s=None, message="", error="the backend stopped while this job ran")
+        except Exception as e:  # every failure becomes the job's error text, never a dead worker
+            outcome = dict(state="failed", eta_s=None, message="", error=describe_error(e, device))
+            if not isinstance(e, (InputError, ModelUnavailable, GenerationFailed)):
+                log.error("job %s failed:\n%s", record["id"], traceback.format_exc())
+            if _is_out_of_memory(e):
+                _free_accelerator_memory()
+        with self._cond:
+            record.update(outcome, finished_at=time.time())
+            self.store.save(record)
+
+    def _pipeline(self, entry: ModelEntry) -> Any:
+        # Keyed by model, not task: "builtin" serves two tasks from one set of weights.
+        key = (entry.name, entry.source)
+        if key not in self._pipelines:
+            self._pipelines[key] = entry.load(self.load_options)
+        return self._pipelines[key]
+
+    def _callback(self, job: _Job):
+        record, preview_path = job.record, self.store.preview_path(job.record["id"])
+        timing = {"phase": None, "t0": time.monotonic(), "last": time.monotonic(), "preview": -1e9}
+
+        def callback(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None) -> None:
+            if job.cancel.is_set():
+                raise JobCancelled()
+            now = time.monotonic()
+            if phase != timing["phase"]:  # a phase's steps are timed from the end of the previous one
+                timing.update(phase=phase, t0=timing["last"])
+            timing["last"] = now
+            eta = (now - timing["t0"]) / step * (total - step) if step > 0 and total >= step else None
+            record.update(phase=phase, step=step, total=total, progress=step / total if total else 0.0,
+                          eta_s=None if eta is None else round(eta, 2))
+            if preview is not None and (now - timing["preview"] >= PREVIEW_INTERVAL_S or step == total):
+                timing["preview"] = now
+                if _save_preview(preview_path, preview):
+                    record["has_preview"] = True
+
+        return callback
+
+
+def _lock_cache_dir(root: Path):
+    """Hold an exclusive lock on the cache dir for this process's lifetime.
+
+    A second backend on the same cache dir would mark this one's running jobs as
+    interrupted; it is refused instead.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    handle = open(root / "backend.lock", "a+")
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ValueError(
+            f"another backend is already using the cache directory {root}; "
+            "stop it, or give this one its own --cache-dir"
+        ) from None
+    return handle
+
+
+def _save_preview(path: Path, image: np.ndarray) -> bool:
+    from PIL import Image
+    import io
+
+    try:
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
+    except (TypeError, ValueError) as e:  # a bad preview never fails the job
+        log.warning("preview not saved: %s", e)
+        return False
+    _write_atomic(path, buffer.getvalue())
+    return True
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    # Readers of result.glb / preview.png never see a half-written file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _free_accelerator_memory() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,271 @@
+"""The model registry: which (task, model) pairs exist, how to load and run them.
+
+An explicit list built by `registry()`, never filled by import side effects; the same list
+feeds `/models`, the CLI and the add-on's model menu.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from .pipelines.base import (
+    GenerationFailed, InputError, MeshPart, MeshResult, ModelUnavailable, RunFunction, StepCallback,
+)
+
+log = logging.getLogger(__name__)
+
+TASKS = ("text_to_3d", "image_to_3d", "edit_part", "texture")
+UPLOADS = ("mesh", "image", "face_mask", "mesh_b")
+# Files a task cannot run without; the pipelines check mode-specific ones (e.g. mesh_b).
+TASK_FILES = {"text_to_3d": (), "image_to_3d": ("image",), "edit_part": ("mesh",), "texture": ("mesh",)}
+TEST_MODELS_ENV = "DIFFUSION3D_TEST_MODELS"
+
+
+@dataclass
+class LoadOptions:
+    """How a pipeline is loaded.
+
+    Attributes:
+        device: "cuda", "mps" or "cpu".
+        dtype: torch dtype (float16 on CUDA, else float32); None means float32.
+        allow_downloads: False = local files only (HF_HUB_OFFLINE, --offline, Blender's online access).
+        cache_dir: Hugging Face cache folder; None means its default (~/.cache/huggingface).
+    """
+
+    device: str = "cpu"
+    dtype: Any = None
+    allow_downloads: bool = False
+    cache_dir: Optional[str] = None
+
+
+@dataclass
+class ModelEntry:
+    """One (task, model) pair.
+
+    Attributes:
+        name: Model name used in requests ("builtin", "shap-e", ...).
+        task: One of TASKS.
+        description: One line for the model menu.
+        source: "builtin", a Hugging Face id or a local folder.
+        load: LoadOptions -> pipeline object (called once, then cached by the worker).
+        run: (pipeline, params, files, callback) -> MeshResult.
+        params: Accepted parameters and their defaults; anything else is refused.
+        is_available_offline: Whether the weights are already on this machine.
+        knows: What the model can make (object categories), empty when open-ended.
+        default: The task's default model.
+    """
+
+    name: str
+    task: str
+    description: str
+    source: str
+    load: Callable[[LoadOptions], Any]
+    run: RunFunction
+    params: dict[str, Any]
+    is_available_offline: Callable[[], bool] = lambda: True
+    knows: Callable[[], list[str]] = list
+    default: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        """The entry as `/models` lists it."""
+        try:
+            offline = bool(self.is_available_offline())
+        except Exception:  # a broken check must not break the model list
+            log.exception("is_available_offline failed for %s", self.name)
+            offline = False
+        return {
+            "name": self.name, "task": self.task, "default": self.default,
+            "available_offline": offline, "description": self.description,
+            "source": self.source, "knows": list(self.knows()), "params": dict(self.params),
+        }
+
+
+def downloads_allowed(offline: bool = False) -> bool:
+    """False when --offline was given or HF_HUB_OFFLINE is set: local weights only."""
+    return not (offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"))
+
+
+def registry() -> list[ModelEntry]:
+    """Every model this installation serves, in menu order.
+
+    Pipeline modules that are not installed are left out (with a warning in the log);
+    `test-cube` joins only when the environment variable DIFFUSION3D_TEST_MODELS=1.
+
+    Returns:
+        The entries.
+    """
+    entries = _guarded(_builtin_entries, "built-in") + _guarded(_shap_e_entries, "Shap-E")
+    if os.environ.get(TEST_MODELS_ENV) == "1":
+        entries.append(_test_cube_entry())
+    return entries
+
+
+def get_entry(task: str, model: Optional[str] = None, entries: Optional[list[ModelEntry]] = None) -> ModelEntry:
+    """Find the entry for a task and model name.
+
+    Args:
+        task: One of TASKS.
+        model: Model name; None or "" picks the task's default.
+        entries: The registry to search (default: `registry()`).
+
+    Returns:
+        The entry.
+
+    Raises:
+        InputError: unknown task, unknown model, or a task with no model yet.
+    """
+    entries = registry() if entries is None else entries
+    if task not in TASKS:
+        raise InputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    candidates = [e for e in entries if e.task == task]
+    if not candidates:
+        raise InputError(f"no model for this task yet: nothing serves {task!r} in this version")
+    if not model:
+        return next((e for e in candidates if e.default), candidates[0])
+    for entry in candidates:
+        if entry.name == model:
+            return entry
+    names = ", ".join(e.name for e in candidates)
+    raise InputError(f"unknown model {model!r} for task {task!r}; available: {names}")
+
+
+def resolve_params(entry: ModelEntry, params: dict[str, Any]) -> dict[str, Any]:
+    """Check request parameters against an entry and fill in its defaults.
+
+    `seed` is accepted by every model. Values are checked against the type of their
+    default (an int is fine where a float is expected).
+
+    Args:
+        entry: The model.
+        params: What the request sent.
+
+    Returns:
+        The full parameter dict.
+
+    Raises:
+        InputError: an unknown parameter or a value of the wrong type, named.
+    """
+    if not isinstance(params, dict):
+        raise InputError("params must be a JSON object, e.g. {\"prompt\": \"a chair\"}")
+    accepted = {"seed": None, **entry.params}
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise InputError(
+            f"unknown parameter(s) {', '.join(unknown)} for model {entry.name!r} ({entry.task}); "
+            f"accepted: {', '.join(sorted(accepted))}"
+        )
+    resolved = dict(accepted)
+    for key, value in params.items():
+        resolved[key] = _check_type(key, value, accepted[key])
+    if resolved["seed"] is not None and not (isinstance(resolved["seed"], int) and not isinstance(resolved["seed"], bool)):
+        raise InputError(f"seed must be an integer or null, got {resolved['seed']!r}")
+    return resolved
+
+
+def _check_type(key: str, value: Any, default: Any) -> Any:
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise InputError(f"parameter {key} must be of type {type(default).__name__}, got {value!r}")
+    return value
+
+
+def _guarded(build: Callable[[], list[ModelEntry]], what: str) -> list[ModelEntry]:
+    """Entries from a pipeline module, or none (logged) when it or a package it needs is missing:
+    one broken model must not take the others down."""
+    try:
+        return build()
+    except (ImportError, AttributeError) as e:  # not installed, or an older pipeline module
+        log.warning("%s models are left out: %s", what, e)
+    except Exception:
+        log.exception("%s models are left out: their module failed to import", what)
+    return []
+
+
+def _builtin_entries() -> list[ModelEntry]:
+    parts = importlib.import_module(".parts.pipeline", __package__)
+    common = dict(source="builtin", load=parts.load_builtin, knows=parts.knows, default=True)
+    return [
+        ModelEntry("builtin", "text_to_3d", "Built-in part-aware shape model (offline, knows a fixed set of objects)",
+                   run=parts.run_text, params=parts.TEXT_PARAMS, **common),
+        ModelEntry("builtin", "edit_part", "Built-in part-aware model: regenerate, complete or mix parts",
+                   run=parts.run_edit, params=parts.EDIT_PARAMS, **common),
+    ]
+
+
+def _shap_e_entries() -> list[ModelEntry]:
+    shap_e = importlib.import_module(".pipelines.shap_e", __package__)
+    offline = shap_e.is_available_offline  # fail here, not on the first /models request
+    return [
+        ModelEntry("shap-e", "text_to_3d", "OpenAI Shap-E, text to coloured mesh (downloads ~3 GB once)",
+                   source="openai/shap-e", load=shap_e.load_text_pipeline, run=shap_e.run_text,
+                   params=shap_e.TEXT_PARAMS, is_available_offline=lambda: offline("openai/shap-e")),
+        ModelEntry("shap-e-img2img", "image_to_3d", "OpenAI Shap-E, image to coloured mesh (downloads ~3 GB once)",
+                   source="openai/shap-e-img2img", load=shap_e.load_image_pipeline, run=shap_e.run_image,
+                   params=shap_e.IMAGE_PARAMS, default=True,
+                   is_available_offline=lambda: offline("openai/shap-e-img2img")),
+    ]
+
+
+# --- test-cube: an instant model for tests and benchmarks -----------------------------
+
+TEST_CUBE_PARAMS = {"prompt": "", "num_inference_steps": 4, "step_delay": 0.0, "fail": ""}
+_FAILURES = {
+    "input": lambda: InputError("test-cube was asked to fail with an input error"),
+    "unavailable": lambda: ModelUnavailable("test-cube was asked to be unavailable"),
+    "generation": lambda: GenerationFailed("test-cube was asked to produce an empty surface"),
+    "oom": lambda: RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    "crash": lambda: ZeroDivisionError("test-cube was asked to crash"),
+}
+
+
+def _test_cube_entry() -> ModelEntry:
+    return ModelEntry("test-cube", "text_to_3d", "Test model: an instant coloured cube",
+                      source="builtin", load=lambda options: options, run=run_test_cube, params=TEST_CUBE_PARAMS)
+
+
+def run_test_cube(pipe: Any, params: dict[str, Any], files: dict[str, bytes], callback: StepCallback) -> MeshResult:
+    """Make a unit cube with one colour per face, reporting `num_inference_steps` steps.
+
+    `step_delay` seconds pass between steps (to test cancel); `fail` names an error to
+    raise after the first step (input, unavailable, generation, oom, crash).
+    """
+    steps = params["num_inference_steps"]
+    if steps < 1:
+        raise InputError("num_inference_steps must be at least 1")
+    if params["fail"] and params["fail"] not in _FAILURES:
+        raise InputError(f"fail must be one of {', '.join(_FAILURES)}, got {params['fail']!r}")
+    rng = np.random.default_rng(params.get("seed") or 0)
+    preview = np.zeros((16, 16, 3), np.uint8)
+    for step in range(1, steps + 1):
+        if params["step_delay"]:
+            time.sleep(params["step_delay"])
+        preview[:] = rng.integers(0, 256, 3)
+        callback("denoise", step, steps, preview)  # raises JobCancelled when asked to stop
+        if params["fail"]:
+            raise _FAILURES[params["fail"]]()
+    corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)], np.float32)
+    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]  # -x +x -y +y -z +z, outward
+    vertices = corners[np.array(quads).reshape(-1)]  # (24, 3): own vertices per face, so colours stay flat
+    faces = np.array([[4 * i, 4 * i + 1, 4 * i + 2, 4 * i, 4 * i + 2, 4 * i + 3] for i in range(6)]).reshape(-1, 3)
+    colors = np.repeat(rng.integers(0, 256, (6, 4)).astype(np.uint8) | np.array([0, 0, 0, 255], np.uint8), 4, axis=0)
+    return MeshResult(
+        parts=[MeshPart("cube", vertices, faces, colors)],
+        metadata={"model": "test-cube", "prompt": params["prompt"], "seed": params.get("seed")},
+    )

@@ -1,0 +1,368 @@
+"""The HTTP service (docs/http-api.md): FastAPI routes over a JobManager, behind a guard
+that checks the Host header, the bearer token and the upload size on every request."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from fastapi import FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from . import __version__
+from .models import UPLOADS, LoadOptions, downloads_allowed, registry
+from .pipelines.base import InputError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8765
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def default_cache_dir() -> str:
+    """`$DIFFUSION3D_CACHE`, else `$XDG_CACHE_HOME/diffusion3d` (~/.cache/diffusion3d)."""
+    if os.environ.get("DIFFUSION3D_CACHE"):
+        return os.environ["DIFFUSION3D_CACHE"]
+    return str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "diffusion3d")
+
+
+@dataclass
+class Settings:
+    """How the service runs.
+
+    Attributes:
+        token: The bearer token every request must carry.
+        host: Address to bind; also a name the Host header may use.
+        port: Port to bind.
+        cache_dir: Job database, results and previews.
+        device: "auto", "cuda", "mps" or "cpu".
+        offline: Never download model weights.
+        max_upload_mb: Largest request body accepted.
+        allowed_hosts: Extra names the Host header may use ("name" or "name:port").
+    """
+
+    token: str
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    cache_dir: str = ""
+    device: str = "auto"
+    offline: bool = False
+    max_upload_mb: float = 256
+    allowed_hosts: tuple[str, ...] = ()
+
+
+# --- response shapes, for the OpenAPI schema ------------------------------------------
+
+class Health(BaseModel):
+    status: str
+    version: str
+    device: str
+    queue_length: int
+
+
+class ModelInfo(BaseModel):
+    name: str
+    task: str
+    default: bool
+    available_offline: bool
+    description: str
+    source: str
+    knows: list[str]
+    params: dict[str, Any]
+
+
+class JobRecord(BaseModel):
+    id: str
+    task: str
+    model: str
+    params: dict[str, Any]
+    state: str
+    phase: str
+    step: int
+    total: int
+    progress: float
+    eta_s: Optional[float]
+    message: str
+    error: Optional[str]
+    has_preview: bool
+    has_result: bool
+    result_metadata: Optional[dict[str, Any]]
+    created_at: float
+    started_at: Optional[float]
+    finished_at: Optional[float]
+
+
+_JOB_FORM = {
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["spec"],
+        "properties": {
+            "spec": {"type": "string", "description": 'JSON: {"task": ..., "model": ..., "params": {...}}'},
+            "mesh": {"type": "string", "format": "binary", "description": "GLB"},
+            "image": {"type": "string", "format": "binary", "description": "PNG or JPEG"},
+            "face_mask": {"type": "string", "format": "binary", "description": "one byte per triangle of mesh"},
+            "mesh_b": {"type": "string", "format": "binary", "description": "GLB, second shape for part mixing"},
+        },
+    }}}},
+}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the service: job manager, routes, error handlers and the request guard.
+
+    The worker thread starts with the app's lifespan (uvicorn, or `with TestClient(app)`).
+
+    Args:
+        settings: See Settings.
+
+    Returns:
+        The FastAPI app; `app.state.jobs` is its JobManager.
+
+    Raises:
+        ValueError: the requested device is not available, or another backend uses the cache dir.
+    """
+    from .devices import pick_device
+    from .jobs import BackendStopping, JobManager
+
+    device, dtype = pick_device(settings.device)
+    options = LoadOptions(device=device, dtype=dtype, allow_downloads=downloads_allowed(settings.offline))
+    jobs = JobManager(settings.cache_dir or default_cache_dir(), registry(), options)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        jobs.start()
+        yield
+        await run_in_threadpool(jobs.close)
+
+    # No /docs pages: a browser cannot send the bearer token they would need.
+    app = FastAPI(title="Diffusion 3D backend", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.jobs, app.state.settings = jobs, settings
+
+    @app.get("/health", response_model=Health)
+    def health() -> dict:
+        """Liveness, version, device and how many jobs are queued or running."""
+        return {"status": "ok", "version": __version__, "device": device, "queue_length": jobs.queue_length()}
+
+    @app.get("/models", response_model=list[ModelInfo])
+    def models() -> list[dict]:
+        """Every (model, task) pair this backend serves."""
+        return [entry.describe() for entry in jobs.entries]
+
+    @app.post("/jobs", status_code=201, response_model=JobRecord, openapi_extra=_JOB_FORM)
+    async def submit(request: Request) -> dict:
+        """Queue a job: multipart form with `spec` (JSON) and optional files."""
+        form = await request.form(max_files=len(UPLOADS), max_fields=len(UPLOADS) + 1)
+        try:
+            files: dict[str, bytes] = {}
+            spec_text = None
+            for key, value in form.multi_items():
+                if key == "spec":
+                    spec_text = value if isinstance(value, str) else (await value.read()).decode("utf-8", "replace")
+                elif isinstance(value, UploadFile):
+                    files[key] = await value.read()
+                elif key in UPLOADS:
+                    raise InputError(f"{key} must be sent as a file part (with a filename), not as a text field")
+                else:
+                    raise InputError(f"unknown form field {key!r}; accepted: spec, {', '.join(UPLOADS)}")
+        finally:
+            await form.close()
+        task, model, params = _parse_spec(spec_text)
+        return await run_in_threadpool(jobs.submit, task, model, params, files)
+
+    @app.get("/jobs", response_model=list[JobRecord])
+    def list_jobs(limit: int = Query(50, ge=1, le=1000)) -> list[dict]:
+        """Job records, newest first."""
+        return jobs.list(limit)
+
+    @app.get("/jobs/{job_id}", response_model=JobRecord)
+    def get_job(job_id: str) -> dict:
+        """One job's state, progress and error."""
+        return _job_or_404(jobs.get(job_id), job_id)
+
+    @app.delete("/jobs/{job_id}", response_model=JobRecord)
+    def cancel_job(job_id: str) -> dict:
+        """Cancel: a queued job ends at once, a running one within one step."""
+        return _job_or_404(jobs.cancel(job_id), job_id)
+
+    @app.get("/jobs/{job_id}/result", response_class=FileResponse,
+             responses={200: {"content": {"model/gltf-binary": {}}}})
+    def get_result(job_id: str):
+        """The result GLB; 409 until the job has succeeded."""
+        record = _job_or_404(jobs.get(job_id), job_id)
+        if record["state"] != "succeeded":
+            detail = {
+                "failed": f"job {job_id} failed, so it has no result: {record['error']}",
+                "cancelled": f"job {job_id} was cancelled, so it has no result",
+            }.get(record["state"], f"job {job_id} is {record['state']}; its result is ready once it has succeeded")
+            raise HTTPException(409, detail)
+        path = jobs.store.result_path(job_id)
+        if not path.exists():
+            raise HTTPException(404, f"the result file of job {job_id} is gone from the cache directory")
+        return FileResponse(path, media_type="model/gltf-binary", filename=f"{job_id}.glb")
+
+    @app.get("/jobs/{job_id}/preview", response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
+    def get_preview(job_id: str):
+        """The latest preview image; 404 when the job has none."""
+        _job_or_404(jobs.get(job_id), job_id)
+        path = jobs.store.preview_path(job_id)
+        if not path.exists():
+            raise HTTPException(404, f"job {job_id} has no preview (yet)")
+        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @app.exception_handler(BackendStopping)
+    async def stopping(request: Request, exc: BackendStopping) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(InputError)
+    async def input_error(request: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default is a 422 with a list; the contract is one readable sentence.
+        sentences = [f"{' '.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+        return JSONResponse({"detail": "bad request: " + "; ".join(sentences)}, status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        detail = exc.detail
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such endpoint: {request.method} {request.url.path} (see /openapi.json)"
+        elif exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path} (see /openapi.json)"
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    app.add_middleware(_Guard, settings=settings)
+    return app
+
+
+def _parse_spec(text: Optional[str]) -> tuple[str, Optional[str], dict[str, Any]]:
+    if text is None:
+        raise InputError('the form has no "spec" field: POST /jobs takes multipart/form-data with '
+                         'spec={"task": "text_to_3d", "params": {...}} and optional files')
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"spec is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    if not isinstance(spec, dict):
+        raise InputError('spec must be a JSON object: {"task": ..., "model": ..., "params": {...}}')
+    unknown = sorted(set(spec) - {"task", "model", "params"})
+    if unknown:
+        raise InputError(f"unknown key(s) {', '.join(unknown)} in spec; accepted: task, model, params")
+    if not isinstance(spec.get("task"), str):
+        raise InputError('spec needs "task": one of text_to_3d, image_to_3d, edit_part, texture')
+    if spec.get("model") is not None and not isinstance(spec["model"], str):
+        raise InputError('spec "model" must be a model name (a string) or left out')
+    return spec["task"], spec.get("model"), spec.get("params") or {}
+
+
+def _job_or_404(record: Optional[dict], job_id: str) -> dict:
+    if record is None:
+        raise HTTPException(404, f"no job with id {job_id}")
+    return record
+
+
+class _Guard:
+    """ASGI wrapper run before any route: Host header (DNS rebinding), bearer token, body size.
+
+    Pure ASGI rather than BaseHTTPMiddleware: it costs nothing per request and can count
+    a streamed body without buffering it.
+    """
+
+    def __init__(self, app, settings: Settings):
+        self.app = app
+        self.token = settings.token.encode()
+        self.port = str(settings.port)
+        self.limit = int(settings.max_upload_mb * 1024 * 1024)
+        names = {*LOOPBACK_NAMES, *(h.lower() for h in settings.allowed_hosts)}
+        if settings.host not in ("0.0.0.0", "::", ""):
+            names.add(settings.host.lower())
+        self.names = names
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not host:
+            return await _reply(send, 400, "the request has no Host header")
+        if not self._host_ok(host):
+            return await _reply(send, 403, (
+                f"Host {host!r} is not a name of this backend (accepted: {', '.join(sorted(self.names))} "
+                f"on port {self.port}); start it with --allowed-host NAME to accept another"))
+        auth = headers.get(b"authorization", b"")
+        if not auth.startswith(b"Bearer "):
+            return await _reply(send, 401, "missing 'Authorization: Bearer <token>' header", auth_hint=True)
+        if not hmac.compare_digest(auth[7:].strip(), self.token):
+            return await _reply(send, 401, "wrong token: use the token the backend was started with", auth_hint=True)
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await _reply(send, 413, self._too_large())
+        return await self.app(scope, self._counting(receive), send)
+
+    def _host_ok(self, host: str) -> bool:
+        host = host.lower()
+        if host.startswith("["):  # [::1]:8765
+            name, _, rest = host[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else ""
+        else:
+            name, _, port = host.partition(":")
+        if f"{name}:{port}" in self.names:  # an --allowed-host given with its own port (a proxy)
+            return True
+        return name.rstrip(".") in self.names and port in ("", self.port)
+
+    def _too_large(self) -> str:
+        return (f"the upload is larger than this backend's limit of {self.limit / 2**20:g} MB; "
+                "send a smaller mesh or image, or start it with --max-upload-mb N")
+
+    def _counting(self, receive):
+        # A body without Content-Length (chunked) is counted as it arrives.
+        seen = 0
+
+        async def wrapped():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise HTTPException(413, self._too_large())
+            return message
+
+        return wrapped
+
+
+async def _reply(send, status: int, detail: str, auth_hint: bool = False) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if auth_hint:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def serve(settings: Settings, log_level: str = "info") -> None:
+    """Run the service with uvicorn until interrupted.
+
+    Args:
+        settings: See Settings.
+        log_level: uvicorn's log level.
+    """
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    app = create_app(settings)
+    if settings.host in ("0.0.0.0", "::") and not settings.allowed_hosts:
+        log.warning("listening on all interfaces, but only loopback names pass the Host check: "
+                    "add --allowed-host with the name clients use for this machine")
+    # The add-on polls job state several times a second: an access log would drown the rest.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, access_log=False)

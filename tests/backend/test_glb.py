@@ -1,0 +1,124 @@
+"""GLB writing (trimesh) and reading (our parser): what goes in comes back out."""
+
+import json
+import struct
+
+import numpy as np
+import pytest
+import trimesh
+
+from backend.geometry.glb import mesh_result_to_glb, read_glb_extras, read_glb_meshes
+from backend.pipelines.base import GenerationFailed, InputError, MeshPart, MeshResult
+
+
+def tetrahedron(offset=0.0, colors=None, uv=None, name="mesh"):
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32) + offset
+    faces = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]], np.int64)
+    return MeshPart(name, vertices, faces, colors, uv)
+
+
+COLORS = np.array([[255, 0, 0, 255], [0, 255, 0, 255], [0, 0, 255, 255], [10, 20, 30, 40]], np.uint8)
+UV = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.25, 0.75]], np.float32)
+
+
+def test_round_trip_keeps_names_geometry_colours_uv_and_metadata():
+    texture = np.zeros((4, 4, 3), np.uint8)
+    texture[0, 0] = (9, 8, 7)
+    metadata = {"prompt": "a chair", "parts": [{"name": "seat", "box": [0.1, 0.2]}], "seed": 7}
+    result = MeshResult(
+        parts=[
+            tetrahedron(0.0, COLORS, None, "seat"),
+            tetrahedron(2.0, None, UV, "leg.0"),
+            tetrahedron(4.0, COLORS, UV, "leg.1"),
+        ],
+        texture=texture,
+        metadata=metadata,
+    )
+    data = mesh_result_to_glb(result)
+    parts, extras = read_glb_meshes(data)
+
+    assert [p.name for p in parts] == ["seat", "leg.0", "leg.1"]
+    assert extras["diffusion3d"] == metadata
+    assert read_glb_extras(data)["diffusion3d"] == metadata
+    for got, want in zip(parts, result.parts):
+        np.testing.assert_allclose(got.vertices, want.vertices, atol=1e-6)
+        np.testing.assert_array_equal(got.faces, want.faces)
+    np.testing.assert_array_equal(parts[0].vertex_colors, COLORS)
+    assert parts[0].uv is None
+    assert parts[1].vertex_colors is None
+    np.testing.assert_allclose(parts[1].uv, UV, atol=1e-6)  # glTF convention both ways (v down)
+    np.testing.assert_array_equal(parts[2].vertex_colors, COLORS)
+    np.testing.assert_allclose(parts[2].uv, UV, atol=1e-6)
+
+    # The texture really is the material's baseColorTexture, and COLOR_0 is a real attribute.
+    gltf = _json_chunk(data)
+    assert gltf["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["index"] == 0
+    assert "COLOR_0" in gltf["meshes"][0]["primitives"][0]["attributes"]
+    loaded = trimesh.load(trimesh.util.wrap_as_stream(data), file_type="glb")
+    image = loaded.geometry["leg.0"].visual.material.baseColorTexture
+    assert np.asarray(image)[0, 0, :3].tolist() == [9, 8, 7]
+
+
+def test_float_and_rgb_colours_become_rgba_bytes():
+    part = tetrahedron(colors=np.array([[1.0, 0.0, 0.0]] * 4, np.float32))
+    parts, _ = read_glb_meshes(mesh_result_to_glb(MeshResult(parts=[part])))
+    assert parts[0].vertex_colors.tolist() == [[255, 0, 0, 255]] * 4
+
+
+def test_duplicate_part_names_stay_distinct():
+    data = mesh_result_to_glb(MeshResult(parts=[tetrahedron(name="leg"), tetrahedron(1.0, name="leg")]))
+    assert [p.name for p in read_glb_meshes(data)[0]] == ["leg", "leg.1"]
+
+
+def test_node_transforms_are_applied_and_order_is_depth_first():
+    scene = trimesh.Scene()
+    box = trimesh.creation.box()
+    rotate = trimesh.transformations.rotation_matrix(np.pi / 2, [0, 1, 0])
+    move = trimesh.transformations.translation_matrix([5, 0, 0])
+    scene.add_geometry(box, node_name="parent", geom_name="a", transform=move)
+    scene.add_geometry(box, node_name="child", geom_name="b", parent_node_name="parent", transform=rotate)
+    parts, _ = read_glb_meshes(scene.export(file_type="glb"))
+
+    by_name = {p.name: p for p in parts}
+    np.testing.assert_allclose(by_name["parent"].vertices, box.vertices + [5, 0, 0], atol=1e-5)
+    want = trimesh.transform_points(box.vertices, move @ rotate)
+    np.testing.assert_allclose(by_name["child"].vertices, want, atol=1e-5)
+    assert [p.name for p in parts] == ["parent", "child"]
+
+
+def test_mirroring_transform_keeps_faces_pointing_out():
+    scene = trimesh.Scene()
+    scene.add_geometry(trimesh.creation.box(), node_name="mirrored", transform=np.diag([-1.0, 1, 1, 1]))
+    part = read_glb_meshes(scene.export(file_type="glb"))[0][0]
+    assert trimesh.Trimesh(part.vertices, part.faces, process=False).volume > 0
+
+
+@pytest.mark.parametrize("data", [b"", b"not a glb at all, just text", b"glTF" + struct.pack("<II", 1, 20) + b"\0" * 12])
+def test_unreadable_glb_is_an_input_error(data):
+    with pytest.raises(InputError):
+        read_glb_meshes(data)
+
+
+def test_truncated_and_empty_glbs_are_input_errors():
+    data = mesh_result_to_glb(MeshResult(parts=[tetrahedron()]))
+    with pytest.raises(InputError):
+        read_glb_meshes(data[: len(data) // 2])
+    empty = _glb({"asset": {"version": "2.0"}, "scenes": [{"nodes": []}]})
+    with pytest.raises(InputError, match="no triangle"):
+        read_glb_meshes(empty)
+
+
+def test_empty_result_is_not_written():
+    with pytest.raises(GenerationFailed):
+        mesh_result_to_glb(MeshResult(parts=[]))
+
+
+def _json_chunk(data: bytes) -> dict:
+    size = struct.unpack_from("<I", data, 12)[0]
+    return json.loads(data[20 : 20 + size])
+
+
+def _glb(gltf: dict) -> bytes:
+    text = json.dumps(gltf).encode()
+    text += b" " * (-len(text) % 4)
+    return b"glTF" + struct.pack("<II", 2, 20 + len(text)) + struct.pack("<II", len(text), 0x4E4F534A) + text

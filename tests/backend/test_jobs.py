@@ -1,0 +1,192 @@
+"""The job manager without HTTP: FIFO, progress, previews, model caching, restarts, errors."""
+
+import time
+
+import numpy as np
+import pytest
+
+from backend.geometry.glb import mesh_result_to_glb
+from backend.jobs import JobManager, JobStore, check_inputs, describe_error
+from backend.models import LoadOptions, ModelEntry, get_entry, resolve_params, run_test_cube
+from backend.pipelines.base import GenerationFailed, InputError, MeshPart, MeshResult, ModelUnavailable
+
+
+def cube_entry(**overrides) -> ModelEntry:
+    fields = dict(name="cube", task="text_to_3d", description="test", source="test", load=lambda options: "pipe",
+                  run=run_test_cube, params={"prompt": "", "num_inference_steps": 3, "step_delay": 0.0, "fail": ""})
+    fields.update(overrides)
+    return ModelEntry(**fields)
+
+
+@pytest.fixture
+def make_manager(tmp_path):
+    managers = []
+
+    def make(entries):
+        manager = JobManager(tmp_path, entries, LoadOptions(device="cpu"))
+        manager.start()
+        managers.append(manager)
+        return manager
+
+    yield make
+    for manager in managers:
+        manager.close()
+
+
+def wait(manager, job_id, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = manager.get(job_id)
+        if record["state"] in ("succeeded", "failed", "cancelled"):
+            return record
+        time.sleep(0.005)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_jobs_run_in_submission_order(make_manager):
+    manager = make_manager([cube_entry()])
+    ids = [manager.submit("text_to_3d", None, {"prompt": str(i), "step_delay": 0.01}, {})["id"] for i in range(4)]
+    records = [wait(manager, i) for i in ids]
+    starts = [r["started_at"] for r in records]
+    assert starts == sorted(starts)
+    # One worker: each job starts after the previous one finished.
+    assert all(b["started_at"] >= a["finished_at"] for a, b in zip(records, records[1:]))
+
+
+def test_progress_eta_and_preview(make_manager, tmp_path):
+    manager = make_manager([cube_entry()])
+    job = manager.submit("text_to_3d", None, {"num_inference_steps": 6, "step_delay": 0.05}, {})
+    seen = []
+    while (record := manager.get(job["id"]))["state"] in ("queued", "running"):
+        seen.append(record)
+        time.sleep(0.01)
+    mid = [r for r in seen if r["state"] == "running" and 2 <= r["step"] < 6]
+    assert mid, "no progress was reported while running"
+    assert all(r["phase"] == "denoise" and r["total"] == 6 and r["progress"] == r["step"] / 6 for r in mid)
+    assert all(r["eta_s"] is not None and r["eta_s"] > 0 for r in mid)
+    assert record["state"] == "succeeded" and record["has_preview"]
+    png = (tmp_path / "jobs" / job["id"] / "preview.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    assert (tmp_path / "jobs" / job["id"] / "result.glb").read_bytes()[:4] == b"glTF"
+
+
+def test_pipeline_is_loaded_once_per_model(make_manager):
+    loads = []
+    manager = make_manager([cube_entry(load=lambda options: loads.append(options.device) or "pipe")])
+    for _ in range(3):
+        wait(manager, manager.submit("text_to_3d", "cube", {}, {})["id"])
+    assert loads == ["cpu"]
+
+
+def test_load_failure_fails_the_job_with_its_message(make_manager):
+    def load(options):
+        raise ModelUnavailable("model x is not downloaded; run with downloads allowed once")
+
+    manager = make_manager([cube_entry(load=load)])
+    record = wait(manager, manager.submit("text_to_3d", None, {}, {})["id"])
+    assert record["state"] == "failed" and record["error"] == "model x is not downloaded; run with downloads allowed once"
+
+
+def test_interrupted_jobs_are_failed_on_restart(tmp_path):
+    store = JobStore(tmp_path)
+    base = {"task": "text_to_3d", "model": "cube", "params": {}, "phase": "denoise", "step": 3, "total": 9,
+            "progress": 0.3, "eta_s": 1.0, "message": "", "error": None, "has_preview": False, "has_result": False,
+            "result_metadata": None, "started_at": None, "finished_at": None}
+    store.save({**base, "id": "ran", "state": "running", "created_at": 1.0})
+    store.save({**base, "id": "waited", "state": "queued", "created_at": 2.0})
+    store.save({**base, "id": "done", "state": "succeeded", "created_at": 3.0, "has_result": True})
+    store.close()
+
+    manager = JobManager(tmp_path, [cube_entry()], LoadOptions())
+    try:
+        assert manager.get("ran")["state"] == "failed"
+        assert manager.get("ran")["error"] == "the backend stopped while this job ran"
+        assert manager.get("waited")["error"] == "the backend stopped before this job ran"
+        assert manager.get("done")["state"] == "succeeded" and manager.get("done")["error"] is None
+        assert [r["id"] for r in manager.list(10)] == ["done", "waited", "ran"]
+        assert [r["id"] for r in manager.list(2)] == ["done", "waited"]
+    finally:
+        manager.close()
+
+
+def test_describe_error():
+    assert describe_error(InputError("the prompt is empty"), "cuda") == "the prompt is empty"
+    assert describe_error(ModelUnavailable("get it with X"), "cuda") == "get it with X"
+    assert describe_error(GenerationFailed("empty surface"), "cuda") == "empty surface"
+    oom = "out of memory on cuda: try fewer steps / lower resolution / CPU"
+    assert describe_error(RuntimeError("CUDA out of memory. Tried to allocate 1 GiB"), "cuda") == oom
+    torch = pytest.importorskip("torch")
+    assert describe_error(torch.OutOfMemoryError("boom"), "cuda") == oom
+    assert describe_error(KeyError("x"), "cpu") == "internal error: KeyError: 'x'"
+
+
+def test_resolve_params():
+    entry = cube_entry()
+    params = resolve_params(entry, {"prompt": "a", "step_delay": 1})
+    assert params == {"seed": None, "prompt": "a", "num_inference_steps": 3, "step_delay": 1.0, "fail": ""}
+    assert isinstance(params["step_delay"], float)
+    with pytest.raises(InputError, match="unknown parameter.*bogus"):
+        resolve_params(entry, {"bogus": 1})
+    with pytest.raises(InputError, match="num_inference_steps"):
+        resolve_params(entry, {"num_inference_steps": True})  # a bool is not a step count
+    with pytest.raises(InputError, match="prompt"):
+        resolve_params(entry, {"prompt": 5})
+
+
+def test_get_entry_picks_defaults_and_explains_misses():
+    a, b = cube_entry(name="a"), cube_entry(name="b", default=True)
+    assert get_entry("text_to_3d", None, [a, b]) is b
+    assert get_entry("text_to_3d", "a", [a, b]) is a
+    with pytest.raises(InputError, match="unknown model 'c' for task 'text_to_3d'; available: a, b"):
+        get_entry("text_to_3d", "c", [a, b])
+    with pytest.raises(InputError, match="no model for this task yet"):
+        get_entry("texture", None, [a, b])
+    with pytest.raises(InputError, match="unknown task"):
+        get_entry("paint", None, [a, b])
+
+
+def test_check_inputs():
+    mesh = mesh_result_to_glb(MeshResult(parts=[
+        MeshPart("a", np.eye(3, dtype=np.float32), np.array([[0, 1, 2]])),
+        MeshPart("b", np.eye(3, dtype=np.float32), np.array([[0, 1, 2], [0, 2, 1]])),
+    ]))
+    check_inputs("edit_part", {"mesh": mesh, "face_mask": b"\0\1\1"})  # 3 triangles over two parts
+    with pytest.raises(InputError, match="needs the file.*mesh"):
+        check_inputs("edit_part", {})
+    with pytest.raises(InputError, match="needs the file.*image"):
+        check_inputs("image_to_3d", {})
+    with pytest.raises(InputError, match="face_mask has 2 bytes but mesh has 3 triangles"):
+        check_inputs("edit_part", {"mesh": mesh, "face_mask": b"\0\1"})
+    with pytest.raises(InputError, match="mesh_b"):
+        check_inputs("edit_part", {"mesh": mesh, "mesh_b": b"glTF nonsense"})
+    with pytest.raises(InputError, match="no mesh"):
+        check_inputs("text_to_3d", {"face_mask": b"\1"})
+
+
+def test_stopping_the_backend_fails_the_running_job(tmp_path):
+    manager = JobManager(tmp_path, [cube_entry()], LoadOptions())
+    manager.start()
+    running = manager.submit("text_to_3d", None, {"num_inference_steps": 1000, "step_delay": 0.02}, {})
+    queued = manager.submit("text_to_3d", None, {}, {})
+    while manager.get(running["id"])["step"] < 1:
+        time.sleep(0.005)
+    manager.close()
+
+    restarted = JobManager(tmp_path, [cube_entry()], LoadOptions())
+    try:
+        record = restarted.get(running["id"])
+        assert record["state"] == "failed" and record["error"] == "the backend stopped while this job ran"
+        assert record["step"] < 1000
+        assert restarted.get(queued["id"])["error"] == "the backend stopped before this job ran"
+    finally:
+        restarted.close()
+
+
+def test_a_second_backend_on_the_same_cache_dir_is_refused(tmp_path):
+    first = JobManager(tmp_path, [cube_entry()], LoadOptions())
+    try:
+        with pytest.raises(ValueError, match="another backend is already using the cache directory"):
+            JobManager(tmp_path, [cube_entry()], LoadOptions())
+    finally:
+        first.close()
+    JobManager(tmp_path, [cube_entry()], LoadOptions()).close()  # free again once the first closed

@@ -1,0 +1,289 @@
+"""The HTTP service on loopback (TestClient): security, errors, cancel, restart."""
+
+import asyncio
+import json
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.geometry.glb import mesh_result_to_glb, read_glb_meshes
+from backend.pipelines.base import MeshPart, MeshResult
+from backend.server import Settings, create_app
+
+TOKEN = "test-token-123"
+PORT = 8765
+BASE = f"http://127.0.0.1:{PORT}"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def make_client(tmp_path, monkeypatch):
+    """Start an app (test models on) and return a TestClient; several may share a cache dir."""
+    monkeypatch.setenv("DIFFUSION3D_TEST_MODELS", "1")
+    clients = []
+
+    def make(**overrides):
+        settings = Settings(token=TOKEN, port=PORT, cache_dir=str(tmp_path / "cache"), device="cpu", **overrides)
+        client = TestClient(create_app(settings), base_url=BASE, headers=AUTH)
+        client.__enter__()  # runs the lifespan: the worker thread starts
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client()
+
+
+def submit(client, params=None, model="test-cube", task="text_to_3d", files=None):
+    spec = {"task": task, "model": model, "params": params or {}}
+    return client.post("/jobs", data={"spec": json.dumps(spec)}, files=files or {})
+
+
+def wait(client, job_id, until=("succeeded", "failed", "cancelled"), timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = client.get(f"/jobs/{job_id}").json()
+        if record["state"] in until:
+            return record
+        time.sleep(0.01)
+    raise AssertionError(f"job {job_id} still {record['state']} after {timeout} s")
+
+
+def assert_error(response, status, *words):
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and detail  # one readable sentence, never a list
+    for word in words:
+        assert word in detail, detail
+
+
+def test_health_models_and_openapi(client):
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["device"] == "cpu" and health["queue_length"] == 0
+    models = client.get("/models").json()
+    cube = next(m for m in models if m["name"] == "test-cube")
+    assert cube["task"] == "text_to_3d" and cube["available_offline"] is True
+    assert cube["params"]["step_delay"] == 0.0
+    schema = client.get("/openapi.json").json()
+    assert {"/health", "/models", "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/result"} <= set(schema["paths"])
+    assert "multipart/form-data" in schema["paths"]["/jobs"]["post"]["requestBody"]["content"]
+
+
+@pytest.mark.parametrize("path", ["/health", "/models", "/jobs", "/openapi.json"])
+def test_token_is_required_everywhere(client, path):
+    no_token = client.get(path, headers={"Authorization": ""})
+    assert_error(no_token, 401, "Bearer")
+    assert no_token.headers["www-authenticate"] == "Bearer"
+    assert_error(client.get(path, headers={"Authorization": "Bearer wrong"}), 401, "wrong token")
+    assert_error(client.get(path, headers={"Authorization": f"Bearer {TOKEN}x"}), 401)
+    assert_error(client.get(path, headers={"Authorization": TOKEN}), 401)  # no "Bearer " scheme
+    assert client.get(path).status_code == 200
+
+
+def test_token_is_checked_before_the_upload_is_read(client):
+    response = client.post("/jobs", headers={"Authorization": "Bearer wrong"},
+                           data={"spec": json.dumps({"task": "text_to_3d", "model": "test-cube"})})
+    assert_error(response, 401)
+    assert client.get("/jobs").json() == []
+
+
+@pytest.mark.parametrize("host, status", [
+    ("127.0.0.1:8765", 200), ("localhost:8765", 200), ("localhost", 200), ("[::1]:8765", 200),
+    ("evil.example.com:8765", 403), ("evil.example.com", 403), ("localhost:9999", 403),
+    ("127.0.0.1.evil.example.com", 403), ("gpu-box:8765", 403),
+])
+def test_host_header_is_checked(client, host, status):
+    response = client.get("/health", headers={"Host": host})
+    assert response.status_code == status, response.text
+    if status == 403:
+        assert "--allowed-host" in response.json()["detail"]
+
+
+def test_allowed_host_option(make_client):
+    client = make_client(allowed_hosts=("gpu-box", "proxy.example:443"))
+    assert client.get("/health", headers={"Host": "gpu-box:8765"}).status_code == 200
+    assert client.get("/health", headers={"Host": "proxy.example:443"}).status_code == 200
+    assert client.get("/health", headers={"Host": "proxy.example:8765"}).status_code == 403
+    assert client.get("/health", headers={"Host": "other-box:8765"}).status_code == 403
+
+
+def test_missing_host_header_is_400(client):
+    app, sent = client.app, []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/health", "raw_path": b"/health", "query_string": b"",
+             "headers": [(b"authorization", f"Bearer {TOKEN}".encode())], "http_version": "1.1",
+             "scheme": "http", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", PORT), "root_path": ""}
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 400
+    assert "Host" in json.loads(sent[1]["body"])["detail"]
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("{not json", ["not valid JSON"]),
+    ("[1, 2]", ["JSON object"]),
+    ('{"model": "test-cube"}', ["task"]),
+    ('{"task": "text_to_3d", "model": "test-cube", "colour": "red"}', ["colour"]),
+    ('{"task": "text_to_3d", "model": "test-cube", "params": [1]}', ["params"]),
+])
+def test_bad_spec_is_400(client, spec, words):
+    assert_error(client.post("/jobs", data={"spec": spec}), 400, *words)
+
+
+def test_missing_spec_is_400(client):
+    assert_error(client.post("/jobs", files={"mesh": ("m.glb", b"x")}), 400, "spec")
+    assert_error(client.post("/jobs"), 400)  # not even a form
+
+
+def test_unknown_task_model_and_params_are_400(client):
+    assert_error(submit(client, task="make_it_pretty"), 400, "unknown task", "text_to_3d")
+    assert_error(submit(client, model="no-such-model"), 400, "unknown model 'no-such-model'", "test-cube")
+    assert_error(submit(client, model=None, task="texture"), 400, "no model for this task yet")
+    assert_error(submit(client, {"prompt": "x", "colour": 1, "size": 2}), 400, "colour", "size", "accepted")
+    assert_error(submit(client, {"num_inference_steps": "many"}), 400, "num_inference_steps", "int")
+    assert_error(submit(client, {"seed": 1.5}), 400, "seed")
+    assert client.get("/jobs").json() == []  # nothing was queued
+
+
+def test_bad_uploads_are_400(client):
+    assert_error(submit(client, files={"mesh": ("m.glb", b"this is no glb")}), 400, "mesh", "GLB")
+    assert_error(submit(client, files={"sound": ("a.wav", b"RIFF")}), 400, "sound")
+    spec = json.dumps({"task": "text_to_3d", "model": "test-cube"})
+    assert_error(client.post("/jobs", data={"spec": spec, "mesh": "not a file"}), 400, "mesh", "file part")
+    assert_error(client.post("/jobs", data={"spec": spec, "colour": "red"}), 400, "unknown form field 'colour'")
+    assert_error(submit(client, files={"image": ("a.png", b"not png")}), 400, "image")
+    mesh = mesh_result_to_glb(MeshResult(parts=[MeshPart("m", np.eye(3, dtype=np.float32), np.array([[0, 1, 2]]))]))
+    assert_error(submit(client, files={"mesh": ("m.glb", mesh), "face_mask": ("mask", b"\1\1")}), 400, "face_mask", "1 triangles")
+    assert submit(client, files={"mesh": ("m.glb", mesh), "face_mask": ("mask", b"\1")}).status_code == 201
+
+
+def test_oversize_upload_is_413(make_client):
+    client = make_client(max_upload_mb=0.01)  # 10 KB
+    big = {"mesh": ("m.glb", b"\0" * 20_000)}
+    assert_error(submit(client, files=big), 413, "limit", "--max-upload-mb")
+
+    def chunked():  # no Content-Length: counted as it streams
+        yield b"--b\r\nContent-Disposition: form-data; name=\"spec\"\r\n\r\n{}\r\n"
+        for _ in range(30):
+            yield b"\0" * 1000
+
+    response = client.post("/jobs", content=chunked(), headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert_error(response, 413, "limit")
+    assert submit(client).status_code == 201  # a small one still goes through
+
+
+def test_job_runs_to_a_result(client):
+    response = submit(client, {"prompt": "a box", "num_inference_steps": 3})
+    assert response.status_code == 201
+    record = response.json()
+    assert record["state"] in ("queued", "running") and record["model"] == "test-cube"
+    assert isinstance(record["params"]["seed"], int)  # drawn and stored
+    assert record["params"]["step_delay"] == 0.0  # defaults filled in
+
+    done = wait(client, record["id"])
+    assert done["state"] == "succeeded" and done["has_result"] and done["error"] is None
+    assert (done["step"], done["total"], done["progress"]) == (3, 3, 1.0)
+    assert done["result_metadata"] == {"model": "test-cube", "prompt": "a box", "seed": record["params"]["seed"]}
+    assert done["started_at"] >= done["created_at"] and done["finished_at"] >= done["started_at"]
+
+    result = client.get(f"/jobs/{record['id']}/result")
+    assert result.status_code == 200 and result.headers["content-type"] == "model/gltf-binary"
+    parts, extras = read_glb_meshes(result.content)
+    assert parts[0].name == "cube" and len(parts[0].faces) == 12 and parts[0].vertex_colors is not None
+    assert extras["diffusion3d"]["prompt"] == "a box"
+
+    preview = client.get(f"/jobs/{record['id']}/preview")
+    assert preview.status_code == 200 and preview.content.startswith(b"\x89PNG")
+    assert client.get("/jobs").json()[0]["id"] == record["id"]
+
+
+def test_explicit_seed_is_kept_and_reproducible(client):
+    a = wait(client, submit(client, {"seed": 42}).json()["id"])
+    b = wait(client, submit(client, {"seed": 42}).json()["id"])
+    assert a["params"]["seed"] == b["params"]["seed"] == 42
+    glb_a = client.get(f"/jobs/{a['id']}/result").content
+    glb_b = client.get(f"/jobs/{b['id']}/result").content
+    assert np.array_equal(read_glb_meshes(glb_a)[0][0].vertex_colors, read_glb_meshes(glb_b)[0][0].vertex_colors)
+
+
+def test_unknown_job_is_404_and_unready_result_is_409(client):
+    for method, path in [("get", "/jobs/nope"), ("get", "/jobs/nope/result"), ("get", "/jobs/nope/preview"),
+                         ("delete", "/jobs/nope")]:
+        assert_error(getattr(client, method)(path), 404, "no job with id nope")
+    assert_error(client.get("/no/such/route"), 404, "no such endpoint")
+    assert_error(client.get("/jobs?limit=0"), 400, "limit")
+
+    job = submit(client, {"num_inference_steps": 100, "step_delay": 0.05}).json()
+    assert_error(client.get(f"/jobs/{job['id']}/result"), 409, "result is ready once it has succeeded")
+    client.delete(f"/jobs/{job['id']}")
+    wait(client, job["id"])
+    assert_error(client.get(f"/jobs/{job['id']}/result"), 409, "cancelled")
+
+
+def test_cancel_running_job_stops_within_a_step(client):
+    job = submit(client, {"num_inference_steps": 1000, "step_delay": 0.05}).json()
+    running = wait(client, job["id"], until=("running",))
+    while running["step"] < 2:
+        running = client.get(f"/jobs/{job['id']}").json()
+    cancel = client.delete(f"/jobs/{job['id']}")
+    assert cancel.status_code == 200
+    step_at_cancel = cancel.json()["step"]
+    done = wait(client, job["id"])
+    assert done["state"] == "cancelled" and not done["has_result"]
+    assert done["step"] <= step_at_cancel + 1  # the step under way finishes, no further one starts
+    assert client.get("/health").json()["queue_length"] == 0
+
+
+def test_cancel_queued_job_ends_at_once(client):
+    first = submit(client, {"num_inference_steps": 1000, "step_delay": 0.05}).json()
+    second = submit(client, {"prompt": "never"}).json()
+    assert client.get(f"/jobs/{second['id']}").json()["message"].startswith("queued")
+    cancelled = client.delete(f"/jobs/{second['id']}").json()
+    assert cancelled["state"] == "cancelled" and cancelled["started_at"] is None
+    client.delete(f"/jobs/{first['id']}")
+    assert wait(client, first["id"])["state"] == "cancelled"
+    assert client.get(f"/jobs/{second['id']}").json()["started_at"] is None  # it never ran
+    assert client.delete(f"/jobs/{second['id']}").json()["state"] == "cancelled"  # idempotent
+
+
+@pytest.mark.parametrize("fail, expected", [
+    ("input", "test-cube was asked to fail with an input error"),
+    ("unavailable", "test-cube was asked to be unavailable"),
+    ("generation", "test-cube was asked to produce an empty surface"),
+    ("oom", "out of memory on cpu: try fewer steps / lower resolution / CPU"),
+    ("crash", "internal error: ZeroDivisionError: test-cube was asked to crash"),
+])
+def test_failed_job_keeps_its_error_text(client, fail, expected):
+    done = wait(client, submit(client, {"fail": fail}).json()["id"])
+    assert done["state"] == "failed" and done["error"] == expected
+    assert_error(client.get(f"/jobs/{done['id']}/result"), 409, expected)
+    # The worker survives any failure: the next job still runs.
+    assert wait(client, submit(client).json()["id"])["state"] == "succeeded"
+
+
+def test_results_and_errors_are_listed_after_a_restart(make_client):
+    first = make_client()
+    good = wait(first, submit(first, {"prompt": "kept"}).json()["id"])
+    bad = wait(first, submit(first, {"fail": "crash"}).json()["id"])
+    glb = first.get(f"/jobs/{good['id']}/result").content
+    first.__exit__(None, None, None)
+
+    second = make_client()  # a new process would see the same: a new app on the same cache dir
+    listed = {r["id"]: r for r in second.get("/jobs").json()}
+    assert listed[good["id"]]["state"] == "succeeded" and listed[good["id"]]["result_metadata"]["prompt"] == "kept"
+    assert listed[bad["id"]]["state"] == "failed" and listed[bad["id"]]["error"].startswith("internal error")
+    assert [r["id"] for r in second.get("/jobs").json()] == [bad["id"], good["id"]]  # newest first
+    assert second.get(f"/jobs/{good['id']}/result").content == glb
+    assert second.get(f"/jobs/{good['id']}/preview").status_code == 200
