@@ -1,0 +1,97 @@
+"""Write-back of a 1,000,000-triangle GLB: ours (numpy + foreach_set) vs bpy.ops.import_scene.gltf.
+
+    python bench/bench_write_back.py [--triangles 1000000] [--repeat 2]
+
+Both run in this process on the same file, alternating, after one uncounted warm-up run of
+each; medians and the ratio are printed. "Ours" includes parsing the GLB (read_glb).
+"""
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_addon():
+    """The add-on package from this checkout, imported by path as `diffusion3d`."""
+    spec = importlib.util.spec_from_file_location("diffusion3d", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["diffusion3d"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def grid_glb(triangles: int, write_glb) -> bytes:
+    """A wavy coloured grid with at least `triangles` triangles, in glTF axes."""
+    n = int(np.ceil(np.sqrt(triangles / 2))) + 1  # n×n vertices → 2(n-1)² triangles
+    u, v = np.meshgrid(np.linspace(-1, 1, n, dtype=np.float32), np.linspace(-1, 1, n, dtype=np.float32))
+    y = 0.1 * np.sin(6 * u) * np.cos(6 * v)
+    vertices = np.stack([u, y, v], axis=-1).reshape(-1, 3)
+    i = np.arange(n - 1)
+    a = (i[:, None] * n + i[None, :]).reshape(-1)
+    quads = np.stack([a, a + n, a + n + 1, a + 1], axis=1)
+    faces = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    colors = np.concatenate([(vertices + 1) / 2, np.ones((len(vertices), 1), np.float32)], axis=1)
+    uv = ((vertices[:, [0, 2]] + 1) / 2).astype(np.float32)
+    return write_glb(vertices, faces, uv=uv, colors=colors, extras={"diffusion3d": {"model": "bench"}}, name="grid")
+
+
+def clear_scene():
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+    for mesh in list(bpy.data.meshes):
+        bpy.data.meshes.remove(mesh)
+    for material in list(bpy.data.materials):
+        bpy.data.materials.remove(material)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--triangles", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    addon = load_addon()
+    from diffusion3d.formats.glb import read_glb, write_glb
+    from diffusion3d.scene_io.write_back import new_object
+
+    data = grid_glb(args.triangles, write_glb)
+    path = os.path.join(tempfile.mkdtemp(), "bench.glb")
+    with open(path, "wb") as handle:
+        handle.write(data)
+    ours, gltf = [], []
+    n_faces = {}
+    for run in range(args.repeat + 1):  # run 0 warms both up (first-touch allocations) and is not counted
+        clear_scene()
+        start = time.perf_counter()
+        with open(path, "rb") as handle:
+            obj = new_object(bpy.context, "grid", read_glb(handle.read()))
+        ours_t = time.perf_counter() - start
+        n_faces["ours"] = len(obj.data.polygons)
+        clear_scene()
+        start = time.perf_counter()
+        bpy.ops.import_scene.gltf(filepath=path)
+        gltf_t = time.perf_counter() - start
+        if run:
+            ours.append(ours_t)
+            gltf.append(gltf_t)
+        n_faces["gltf"] = sum(len(o.data.polygons) for o in bpy.data.objects if o.type == 'MESH')
+    ours_s, gltf_s = statistics.median(ours), statistics.median(gltf)
+    print(f"triangles: ours {n_faces['ours']:,}  import_scene.gltf {n_faces['gltf']:,}  (file {len(data) / 1e6:.1f} MB)")
+    print(f"ours (read_glb + write-back): median {ours_s:.3f} s  runs {[round(t, 3) for t in ours]}")
+    print(f"bpy.ops.import_scene.gltf:     median {gltf_s:.3f} s  runs {[round(t, 3) for t in gltf]}")
+    print(f"ratio: ours is {gltf_s / ours_s:.1f}x faster (target >= 5x)")
+    del addon
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Pure file formats (numpy only, no bpy): importable and testable without Blender."""

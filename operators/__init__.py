@@ -1,0 +1,40 @@
+"""Operators: one module per user action; jobs.py drives backend jobs."""
+
+import bpy
+
+from . import (
+    backend_control,
+    cancel_job,
+    edit_part,
+    generate_mesh,
+    import_result,
+    install_requirements,
+    jobs,
+    refresh,
+    texture_mesh,
+)
+
+classes = (
+    generate_mesh.DIFFUSION3D_OT_generate_mesh,
+    edit_part.DIFFUSION3D_OT_edit_part,
+    texture_mesh.DIFFUSION3D_OT_texture_mesh,
+    cancel_job.DIFFUSION3D_OT_cancel_job,
+    import_result.DIFFUSION3D_OT_import_result,
+    backend_control.DIFFUSION3D_OT_start_backend,
+    backend_control.DIFFUSION3D_OT_stop_backend,
+    refresh.DIFFUSION3D_OT_refresh,
+    install_requirements.DIFFUSION3D_OT_install_requirements,
+)
+
+
+def register():
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    jobs.stop_all()
+    if bpy.app.timers.is_registered(backend_control._redraw_while_starting):
+        bpy.app.timers.unregister(backend_control._redraw_while_starting)
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,77 @@
+"""Start and stop the local backend from the sidebar (also used by background scripts)."""
+
+import threading
+
+import bpy
+
+from ..panels.preferences import backend_settings
+from ..service.client import BackendError
+from ..service.session import LOCAL, BackendSettings, connect
+from .jobs import tag_redraw
+from .refresh import refresh_models
+
+# Last start attempt made from the UI, shown by the Backend panel.
+STARTUP = {"running": False, "error": ""}
+
+
+def _start(settings: BackendSettings) -> str:
+    """Start (or reach) the backend and load its models; returns a one-line summary."""
+    client = connect(settings, start=True)
+    health = client.health()
+    refresh_models(client)
+    return f"backend ready at {client.url} (device {health.get('device', '?')})"
+
+
+def _start_in_thread(settings: BackendSettings) -> None:
+    try:
+        _start(settings)
+    except BackendError as exc:
+        STARTUP["error"] = str(exc)
+    except Exception as exc:  # a thread must not die silently
+        STARTUP["error"] = f"unexpected error starting the backend: {exc!r}"
+    STARTUP["running"] = False
+
+
+def _redraw_while_starting():
+    tag_redraw(bpy.context)
+    return 0.5 if STARTUP["running"] else None
+
+
+class DIFFUSION3D_OT_start_backend(bpy.types.Operator):
+    """Start the local backend (or check the remote one) and load its model list"""
+
+    bl_idname = "diffusion3d.start_backend"
+    bl_label = "Start Backend"
+
+    @classmethod
+    def poll(cls, context):
+        return not STARTUP["running"]
+
+    def execute(self, context):
+        settings = backend_settings(context)
+        STARTUP["error"] = ""
+        if bpy.app.background or context.window is None:  # scripts: block until ready (bounded by the timeout)
+            try:
+                message = _start(settings)
+            except BackendError as exc:
+                self.report({'ERROR'}, str(exc))
+                return {'CANCELLED'}
+            self.report({'INFO'}, message)
+            return {'FINISHED'}
+        # In the UI the health check runs in a thread: the interface never waits for it.
+        STARTUP["running"] = True
+        threading.Thread(target=_start_in_thread, args=(settings,), name="diffusion3d-start", daemon=True).start()
+        bpy.app.timers.register(_redraw_while_starting, first_interval=0.5)
+        return {'FINISHED'}
+
+
+class DIFFUSION3D_OT_stop_backend(bpy.types.Operator):
+    """Stop the local backend (frees its memory; finished results stay in its cache)"""
+
+    bl_idname = "diffusion3d.stop_backend"
+    bl_label = "Stop Backend"
+
+    def execute(self, context):  # always available: stopping a stopped backend is a no-op
+        LOCAL.stop()
+        self.report({'INFO'}, "backend stopped")
+        return {'FINISHED'}

@@ -1,0 +1,37 @@
+"""Cancel a running job (the backend stops it within one step)."""
+
+import bpy
+from bpy.props import IntProperty
+
+from ..panels.preferences import backend_settings
+from ..service.client import BackendError
+from ..service.session import connect
+from .jobs import JOBS, find_job
+
+
+class DIFFUSION3D_OT_cancel_job(bpy.types.Operator):
+    """Cancel this job"""
+
+    bl_idname = "diffusion3d.cancel_job"
+    bl_label = "Cancel Job"
+    bl_options = {'INTERNAL'}
+
+    key: IntProperty(name="Job", description="Job number in the list; 0 = every running job", default=0)
+
+    def execute(self, context):
+        jobs = [find_job(self.key)] if self.key else [job for job in JOBS if job.active]
+        jobs = [job for job in jobs if job is not None and job.active]
+        if not jobs:
+            self.report({'WARNING'}, "no running job to cancel")
+            return {'CANCELLED'}
+        for job in jobs:
+            job.cancel_requested = True  # a job's worker sends DELETE /jobs/{id} on its next poll
+            job.message = "cancelling…"
+            job.version += 1
+            if job.request is None and job.backend_id:  # listed from history: no worker polls it
+                try:
+                    job.update(connect(backend_settings(context), start=False).cancel(job.backend_id))
+                except BackendError as exc:
+                    self.report({'ERROR'}, str(exc))
+                    return {'CANCELLED'}
+        return {'FINISHED'}

@@ -1,0 +1,64 @@
+"""Regenerate the selected part of the active object (edit, complete, or mix in another object)."""
+
+import bpy
+from bpy.props import EnumProperty, StringProperty
+
+from ..scene_io.mesh_export import object_to_glb
+from .jobs import JobOperator, JobRequest
+
+MODES = (
+    ('EDIT', "Edit", "Regenerate the selected parts from the prompt"),
+    ('COMPLETE', "Complete", "Regenerate the selected parts from the rest of the shape"),
+    ('MIX', "Mix", "Bring parts of the other selected object into the active one"),
+)
+
+
+class DIFFUSION3D_OT_edit_part(JobOperator, bpy.types.Operator):
+    """Regenerate the selected faces' part of the active mesh (in Edit Mode, the selected faces are the mask)"""
+
+    bl_idname = "diffusion3d.edit_part"
+    bl_label = "Edit Selected Part"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    prompt: StringProperty(name="Prompt")
+    mode: EnumProperty(name="Mode", items=MODES, default='EDIT')
+    take_from_b: StringProperty(name="Parts", description="Comma-separated part names of the other object (Mix)")
+    model: StringProperty(name="Model", description="Empty = the task's default")
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        if obj is None or obj.type != 'MESH':
+            cls.poll_message_set("Select a mesh object")
+            return False
+        return True
+
+    def build_requests(self, context):
+        settings = context.scene.diffusion3d
+        given = self.properties.is_property_set
+        prompt = (self.prompt if given("prompt") else settings.edit_prompt).strip()
+        mode = self.mode if given("mode") else settings.edit_mode
+        take = self.take_from_b if given("take_from_b") else settings.take_from_b
+        obj = context.active_object
+        in_edit_mode = obj.mode == 'EDIT'
+        glb, mask = object_to_glb(obj, with_mask=in_edit_mode)
+        if in_edit_mode and not any(mask):
+            raise ValueError("select the faces of the part to change (Edit Mode, face selection)")
+        params = {"mode": mode.lower()}
+        if prompt:
+            params["prompt"] = prompt
+        elif mode == 'EDIT':
+            raise ValueError("type what the selected part should become")
+        files = {"mesh": glb}
+        if mask is not None:
+            files["face_mask"] = mask
+        if mode == 'MIX':
+            others = [o for o in context.selected_objects if o is not obj and o.type == 'MESH']
+            if len(others) != 1:
+                raise ValueError("Mix needs exactly one other selected mesh object (the parts' source)")
+            files["mesh_b"], _ = object_to_glb(others[0])
+            names = [name.strip() for name in take.split(",") if name.strip()]
+            if names:
+                params["take_from_b"] = names
+        label = f"{obj.name}: {prompt or mode.lower()}"[:60]
+        return [JobRequest("edit_part", params, label, self.model, files, target=obj.name)]

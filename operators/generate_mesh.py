@@ -1,0 +1,83 @@
+"""Generate a new object from a prompt or an image."""
+
+import json
+import os
+
+import bpy
+from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
+
+from ..panels.properties import PATH_OPTIONS
+from .jobs import JobOperator, JobRequest
+
+
+def _label(prompt: str, image: str) -> str:
+    text = prompt.strip() or (os.path.splitext(os.path.basename(image))[0] if image else "")
+    return (text[:48].strip() or "Diffusion 3D").replace("\n", " ")
+
+
+class DIFFUSION3D_OT_generate_mesh(JobOperator, bpy.types.Operator):
+    """Generate a mesh from the prompt (or the image) with the backend; it appears at the 3D cursor"""
+
+    bl_idname = "diffusion3d.generate_mesh"
+    bl_label = "Generate"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    # Unset properties fall back to the sidebar's settings (context.scene.diffusion3d).
+    prompt: StringProperty(name="Prompt")
+    image: StringProperty(name="Image", subtype='FILE_PATH', options=PATH_OPTIONS)
+    model: StringProperty(name="Model", description="Model name from the backend; empty = the task's default")
+    seed: IntProperty(name="Seed", min=-1, default=-1, description="-1 = random")
+    random_seed: BoolProperty(name="Random Seed", description="Ignore the seed: a new one for this job", default=False)
+    steps: IntProperty(name="Steps", min=0, default=0, description="0 = the model's default")
+    guidance: FloatProperty(name="Guidance", min=-1.0, default=-1.0, description="-1 = the model's default")
+    extra_params: StringProperty(name="Extra Parameters", description="JSON object of further model parameters (scripts)")
+
+    def build_requests(self, context):
+        settings = context.scene.diffusion3d
+        given = self.properties.is_property_set
+        prompt = self.prompt if given("prompt") else settings.prompt
+        image = self.image if given("image") else (settings.image if not given("prompt") else "")
+        model = self.model if given("model") else ("" if settings.model == 'DEFAULT' else settings.model)
+        params = {}
+        if given("random_seed") and self.random_seed:
+            seed = None
+        elif given("seed"):
+            seed = None if self.seed < 0 else self.seed
+        elif given("random_seed"):  # random_seed=False without a seed: the sidebar's seed
+            seed = settings.seed
+        else:
+            seed = None if settings.random_seed else settings.seed
+        if seed is not None:
+            params["seed"] = seed
+        if given("steps") and self.steps > 0:
+            params["num_inference_steps"] = self.steps
+        elif not given("steps") and settings.custom_sampling:
+            params["num_inference_steps"] = settings.steps
+        if given("guidance") and self.guidance >= 0:
+            params["guidance_scale"] = self.guidance
+        elif not given("guidance") and settings.custom_sampling:
+            params["guidance_scale"] = settings.guidance
+
+        if self.extra_params:
+            try:
+                extra = json.loads(self.extra_params)
+            except ValueError as exc:
+                raise ValueError(f"extra_params is not valid JSON: {exc}") from exc
+            if not isinstance(extra, dict):
+                raise ValueError("extra_params must be a JSON object")
+            params.update(extra)
+
+        files = {}
+        if image:
+            path = bpy.path.abspath(image)
+            if not os.path.isfile(path):
+                raise ValueError(f"image not found: {path}")
+            with open(path, "rb") as handle:
+                files["image"] = handle.read()
+            task = "image_to_3d"  # image models take no prompt; it only names the new object
+        else:
+            if not prompt.strip():
+                raise ValueError("type a prompt (or pick an image) first")
+            params["prompt"] = prompt.strip()
+            task = "text_to_3d"
+        return [JobRequest(task, params, _label(prompt, image), model, files)]

@@ -1,0 +1,49 @@
+"""Create the backend's venv in the extension's user folder and pip-install its requirements."""
+
+import os
+import sys
+
+import bpy
+
+from ..panels.preferences import EXTENSION_DIR, managed_venv_dir, user_dir
+from ..service.installer import INSTALLER
+
+
+class DIFFUSION3D_OT_install_requirements(bpy.types.Operator):
+    """Create a Python environment for the backend and install torch, diffusers and the rest into it (runs in the background; watch the log below)"""
+
+    bl_idname = "diffusion3d.install_requirements"
+    bl_label = "Install Backend Requirements"
+
+    _timer = None
+
+    @classmethod
+    def poll(cls, context):
+        return INSTALLER.state != "RUNNING"
+
+    def execute(self, context):
+        if not bpy.app.online_access:
+            self.report({'ERROR'}, "Blender's online access is off: enable it (Preferences › System › Network) to install packages")
+            return {'CANCELLED'}
+        requirements = os.path.join(EXTENSION_DIR, "backend", "requirements.txt")
+        INSTALLER.start(sys.executable, managed_venv_dir(), requirements, user_dir("logs", "install.log"))
+        if bpy.app.background:
+            INSTALLER._thread.join()
+            return {'FINISHED'} if INSTALLER.state == "DONE" else {'CANCELLED'}
+        self._timer = context.window_manager.event_timer_add(0.5, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {'RUNNING_MODAL'}
+
+    def modal(self, context, event):
+        if event.type != 'TIMER':
+            return {'PASS_THROUGH'}
+        for area in context.screen.areas if context.screen else ():
+            area.tag_redraw()
+        if INSTALLER.state == "RUNNING":
+            return {'PASS_THROUGH'}
+        context.window_manager.event_timer_remove(self._timer)
+        if INSTALLER.state == "DONE":
+            self.report({'INFO'}, "backend requirements installed")
+            return {'FINISHED'}
+        self.report({'ERROR'}, f"installing failed; see {INSTALLER.log_path}")
+        return {'CANCELLED'}

@@ -1,0 +1,326 @@
+"""The job driver: background polling threads, main-thread ticks, modal and blocking runs.
+
+Network work happens in a worker thread (or inline in background mode); results are applied
+to bpy data only on the main thread, in `tick()`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import bpy
+
+from ..formats.glb import GLBError, GLBScene, read_glb
+from ..panels import previews, properties
+from ..panels.preferences import backend_settings, get_prefs
+from ..scene_io import write_back
+from ..service.client import BackendError
+from ..service.session import LOCAL, BackendSettings, connect
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+POLL_INTERVAL = 0.25  # seconds between GET /jobs/{id}
+PREVIEW_INTERVAL = 1.0  # seconds between preview downloads
+MAX_JOBS_LISTED = 30
+_counter = itertools.count(1)
+
+
+@dataclass
+class JobRequest:
+    """What to send and where the result goes, gathered on the main thread."""
+
+    task: str
+    params: dict[str, Any]
+    label: str  # name of the new object / shown in the job list
+    model: str = ""
+    files: dict[str, bytes] = field(default_factory=dict)
+    target: str = ""  # object whose mesh the result replaces ("" = a new object)
+
+
+class Job:
+    """One job as the add-on sees it; written by its worker, read by the main thread."""
+
+    def __init__(self, request: Optional[JobRequest], label: str = ""):
+        self.key = next(_counter)
+        self.request = request
+        self.label = label or (request.label if request else "")
+        self.task = request.task if request else ""
+        self.backend_id = ""
+        self.state = "submitting"
+        self.phase = ""
+        self.step = self.total = 0
+        self.progress = 0.0
+        self.eta_s: Optional[float] = None
+        self.message = ""
+        self.error = ""
+        self.preview_path = ""
+        self.result: Optional[GLBScene] = None
+        self.result_path = ""
+        self.applied_to = ""  # object name once written into the scene
+        self.cancel_requested = False
+        self.version = 0  # bumped on every change: the UI redraws when it moves
+        self.seen_version = -1
+        self.preview_version = 0
+        self.preview_icon = 0  # set on the main thread by panels/previews.py
+        self.created = time.time()
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL and (self.state != "succeeded" or self.result is None or bool(self.applied_to))
+
+    @property
+    def active(self) -> bool:
+        return self.state not in TERMINAL
+
+    def fail(self, message: str) -> None:
+        self.error, self.state = message, "failed"
+        self.version += 1
+
+    def update(self, record: dict) -> None:
+        self.backend_id = record.get("id", self.backend_id)
+        self.state = record.get("state", self.state)
+        self.phase = record.get("phase") or ""
+        self.step = record.get("step") or 0
+        self.total = record.get("total") or 0
+        self.progress = float(record.get("progress") or 0.0)
+        self.eta_s = record.get("eta_s")
+        self.message = record.get("message") or ""
+        self.error = record.get("error") or self.error
+        self.version += 1
+
+
+JOBS: list[Job] = []  # newest first; shown in the sidebar
+
+
+def find_job(key: int) -> Optional[Job]:
+    return next((job for job in JOBS if job.key == key), None)
+
+
+def add_job(job: Job) -> Job:
+    JOBS.insert(0, job)
+    del JOBS[MAX_JOBS_LISTED:]
+    return job
+
+
+# ---------------------------------------------------------------------------- worker side
+
+
+def run_job(job: Job, settings: BackendSettings, echo: bool = False) -> None:
+    """Submit, poll until the job ends, download and parse the result. Never raises."""
+    try:
+        _run_job(job, settings, echo)
+    except BackendError as exc:
+        job.fail(LOCAL.died() if settings.mode == "LOCAL" and LOCAL.died() else str(exc))
+    except GLBError as exc:
+        job.fail(f"the backend's result is not a readable GLB: {exc}")
+    except Exception as exc:  # a worker must never take Blender down; the text says what broke
+        job.fail(f"unexpected error: {exc!r}")
+    if echo and job.error:
+        print(f"Diffusion 3D: job '{job.label}' failed: {job.error}", flush=True)
+
+
+def _run_job(job: Job, settings: BackendSettings, echo: bool) -> None:
+    client = connect(settings, start=True)
+    if not properties.MODELS:  # the backend was started for this job: fill the sidebar's model list
+        properties.MODELS[:] = client.models()
+    if job.cancel_requested:
+        job.state = "cancelled"
+        job.version += 1
+        return
+    req = job.request
+    job.update(client.submit(req.task, req.params, req.model, req.files, timeout=max(settings.request_timeout, 120.0)))
+    last_preview, cancel_sent, last_echo = 0.0, False, ""
+    while job.state not in TERMINAL:
+        time.sleep(POLL_INTERVAL)
+        if job.cancel_requested and not cancel_sent:
+            client.cancel(job.backend_id)
+            cancel_sent = True
+        record = _poll(client, job, settings)
+        job.update(record)
+        if record.get("has_preview") and time.monotonic() - last_preview > PREVIEW_INTERVAL:
+            last_preview = time.monotonic()
+            _fetch_preview(client, job, settings)
+        if echo:
+            line = f"{job.phase} {job.step}/{job.total}"
+            if line != last_echo:
+                print(f"Diffusion 3D: {job.label}: {job.state} {line}", flush=True)
+                last_echo = line
+    if job.state == "succeeded":
+        fetch_result(job, client, settings)
+
+
+def _poll(client, job: Job, settings: BackendSettings, retries: int = 8) -> dict:
+    """GET /jobs/{id}, riding out a few dropped connections (a busy or briefly unreachable remote)."""
+    for attempt in range(retries):
+        try:
+            return client.job(job.backend_id)
+        except BackendError as exc:
+            gone = settings.mode == "LOCAL" and not LOCAL.is_running()
+            if exc.status is not None or gone or attempt == retries - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+def _fetch_preview(client, job: Job, settings: BackendSettings) -> None:
+    data = client.preview(job.backend_id)
+    if data:
+        path = os.path.join(settings.user_dir, "previews", f"{job.backend_id}.png")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(data)
+        job.preview_path = path
+        job.preview_version += 1
+        job.version += 1
+
+
+def fetch_result(job: Job, client, settings: BackendSettings) -> None:
+    """Download the GLB, keep a copy in the user directory (never lose a result), parse it."""
+    data = client.result(job.backend_id, timeout=max(settings.request_timeout, 120.0))
+    path = os.path.join(settings.user_dir, "results", f"{job.backend_id}.glb")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    job.result_path = path
+    job.result = read_glb(data)  # parsed here, off the main thread
+    job.version += 1
+
+
+def start_worker(job: Job, settings: BackendSettings) -> threading.Thread:
+    thread = threading.Thread(target=run_job, args=(job, settings), name=f"diffusion3d-job-{job.key}", daemon=True)
+    thread.start()
+    return thread
+
+
+# ---------------------------------------------------------------------------- main-thread side
+
+
+def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.types.Object]:
+    """Write a finished job's result into the scene (main thread). Records failures on the job."""
+    prefs = get_prefs(context)
+    storage = prefs.texture_storage if prefs else 'PACK'
+    try:
+        target = job.request.target if job.request and not new_object else ""
+        if target:
+            obj = context.scene.objects.get(target) or bpy.data.objects.get(target)
+            if obj is None:
+                raise LookupError(f"the object '{target}' no longer exists; import the result from the job list")
+            obj = write_back.replace_mesh(context, obj, job.result, storage)
+        else:
+            obj = write_back.new_object(context, job.label, job.result, storage)
+    except Exception as exc:  # keep the result file: the job list offers Import again
+        job.error = f"could not write the result into the scene: {exc}"
+        job.applied_to = "-"
+        job.version += 1
+        return None
+    job.applied_to = obj.name
+    job.version += 1
+    return obj
+
+
+def tag_redraw(context) -> None:
+    """Redraw the sidebars of 3D views (cheap: no data is touched)."""
+    window_manager = context.window_manager
+    for window in window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == 'VIEW_3D':
+                for region in area.regions:
+                    if region.type == 'UI':
+                        region.tag_redraw()
+
+
+def tick(context, jobs: list[Job], undo: bool = False) -> list[bpy.types.Object]:
+    """One main-thread step: apply finished results, load new previews, tag redraws."""
+    written = []
+    changed = False
+    for job in jobs:
+        if job.version != job.seen_version:
+            job.seen_version = job.version
+            changed = True
+            if job.preview_version:
+                previews.load(job)
+        if job.state == "succeeded" and job.result is not None and not job.applied_to:
+            obj = apply_result(context, job)
+            if obj is not None:
+                written.append(obj)
+                if undo:  # modal runs end without the operator's own undo push (see JobOperator.modal)
+                    bpy.ops.ed.undo_push(message=f"Diffusion 3D: {job.label}")
+    if changed:
+        tag_redraw(context)
+    return written
+
+
+class JobOperator:
+    """Mixin for operators that run backend jobs: modal in the UI, blocking in background mode.
+
+    Subclasses implement `build_requests(context) -> list[JobRequest]` and raise ValueError
+    with a readable message when the inputs are wrong.
+    """
+
+    _timer = None
+    _jobs: list = []
+
+    def build_requests(self, context) -> list[JobRequest]:
+        raise NotImplementedError
+
+    def execute(self, context):
+        try:
+            requests_ = self.build_requests(context)
+        except (ValueError, OSError, BackendError) as exc:
+            self.report({'ERROR'}, str(exc))
+            return {'CANCELLED'}
+        settings = backend_settings(context)
+        jobs = [add_job(Job(request)) for request in requests_]
+        if bpy.app.background or context.window is None:
+            return self.run_blocking(context, jobs, settings)
+        for job in jobs:
+            start_worker(job, settings)
+        self._jobs = jobs
+        window_manager = context.window_manager
+        self._timer = window_manager.event_timer_add(0.1, window=context.window)
+        window_manager.modal_handler_add(self)
+        tag_redraw(context)
+        return {'RUNNING_MODAL'}
+
+    def invoke(self, context, event):
+        return self.execute(context)
+
+    def run_blocking(self, context, jobs: list[Job], settings: BackendSettings):
+        for job in jobs:
+            run_job(job, settings, echo=True)
+        tick(context, jobs)
+        return self.finish(jobs)
+
+    def modal(self, context, event):
+        if event.type != 'TIMER':  # any timer will do: a tick is cheap and idempotent
+            return {'PASS_THROUGH'}
+        tick(context, self._jobs, undo=True)
+        if not all(job.done for job in self._jobs):
+            return {'PASS_THROUGH'}
+        context.window_manager.event_timer_remove(self._timer)
+        self.finish(self._jobs)
+        # Each result already got its own undo step in tick(); ending as CANCELLED keeps the
+        # window manager from pushing a second, identical one (and from offering a redo that
+        # would rerun the whole job).
+        return {'CANCELLED'}
+
+    def finish(self, jobs: list[Job]) -> set:
+        errors = [f"{job.label}: {job.error}" for job in jobs if job.error]
+        written = [job.applied_to for job in jobs if job.applied_to and job.applied_to != "-"]
+        cancelled = [job.label for job in jobs if job.state == "cancelled"]
+        for message in errors:
+            self.report({'ERROR'}, message)
+        if cancelled and not errors:
+            self.report({'WARNING'}, f"cancelled: {', '.join(cancelled)}")
+        if written and not errors:
+            self.report({'INFO'}, f"Diffusion 3D: {', '.join(written)}")
+        return {'FINISHED'} if written and not errors else {'CANCELLED'}
+
+
+def stop_all() -> None:
+    """On unregister: stop the local backend (its jobs' workers then end with an error)."""
+    LOCAL.stop()

@@ -1,0 +1,135 @@
+"""Add-on preferences: where the backend runs and how the add-on talks to it."""
+
+import os
+import sys
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
+
+from ..service.installer import INSTALLER, venv_python
+from ..service.session import BackendSettings
+
+ADDON_ID = __package__.rpartition(".")[0]  # the extension's own package (bl_ext.<repo>.diffusion3d)
+EXTENSION_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def user_dir(*parts: str) -> str:
+    """A path inside the extension's user directory (created); never inside the add-on folder."""
+    return os.path.join(bpy.utils.extension_path_user(ADDON_ID, create=True), *parts)
+
+
+def managed_venv_dir() -> str:
+    return bpy.utils.extension_path_user(ADDON_ID, path="venv", create=True)
+
+
+def get_prefs(context=None):
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ADDON_ID)
+    return addon.preferences if addon else None
+
+
+def effective_python(prefs) -> str:
+    """The chosen interpreter; else the managed venv when it was installed; else Blender's own."""
+    if prefs is not None and prefs.python_path:
+        return bpy.path.abspath(prefs.python_path)
+    managed = venv_python(os.path.join(bpy.utils.extension_path_user(ADDON_ID), "venv"))
+    if os.path.exists(managed):
+        return managed
+    return sys.executable
+
+
+def backend_settings(context=None) -> BackendSettings:
+    """The preferences as plain values for the bpy-free service layer."""
+    prefs = get_prefs(context)
+    settings = BackendSettings(
+        python=effective_python(prefs),
+        extension_dir=EXTENSION_DIR,
+        user_dir=bpy.utils.extension_path_user(ADDON_ID, create=True),
+    )
+    if prefs is not None:
+        settings.mode = prefs.backend_mode
+        settings.remote_url = prefs.remote_url
+        settings.remote_token = prefs.remote_token
+        settings.device = prefs.device.lower()
+        settings.allow_downloads = prefs.allow_downloads and bpy.app.online_access
+        settings.request_timeout = prefs.request_timeout
+        settings.startup_timeout = prefs.startup_timeout
+    return settings
+
+
+class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_ID
+
+    backend_mode: EnumProperty(
+        name="Backend",
+        items=(
+            ('LOCAL', "Local", "The add-on starts the backend on this computer as a separate process"),
+            ('REMOTE', "Remote", "Use a backend service already running at a URL (e.g. a shared GPU machine)"),
+        ),
+        default='LOCAL',
+    )
+    python_path: StringProperty(
+        name="Python Interpreter",
+        description="Interpreter that runs the backend (needs torch and diffusers). Empty: the venv made by "
+        "'Install backend requirements' if present, else Blender's own Python",
+        subtype='FILE_PATH',
+    )
+    remote_url: StringProperty(name="URL", description="Address of the remote backend", default="http://127.0.0.1:8000")
+    remote_token: StringProperty(name="Token", description="Bearer token of the remote backend", subtype='PASSWORD')
+    device: EnumProperty(
+        name="Device",
+        items=(
+            ('AUTO', "Auto", "CUDA, then Apple MPS, then CPU"),
+            ('CUDA', "CUDA", "NVIDIA GPU"),
+            ('MPS', "MPS", "Apple GPU"),
+            ('CPU', "CPU", "Slow but works everywhere"),
+        ),
+        default='AUTO',
+    )
+    allow_downloads: BoolProperty(
+        name="Allow Model Downloads",
+        description="Let the backend download model weights (also needs Blender's 'Allow Online Access')",
+        default=False,
+    )
+    request_timeout: FloatProperty(name="Request Timeout", default=30.0, min=1.0, max=600.0, subtype='TIME_ABSOLUTE', unit='TIME_ABSOLUTE')
+    startup_timeout: FloatProperty(name="Startup Timeout", default=120.0, min=5.0, max=1200.0, subtype='TIME_ABSOLUTE', unit='TIME_ABSOLUTE')
+    texture_storage: EnumProperty(
+        name="Textures",
+        items=(
+            ('PACK', "Pack into .blend", "Generated textures are packed into the .blend file"),
+            ('NEXT_TO_BLEND', "Next to .blend", "Saved to a 'textures' folder beside the saved .blend (packed while unsaved)"),
+        ),
+        default='PACK',
+    )
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.prop(self, "backend_mode", expand=True)
+        if self.backend_mode == 'LOCAL':
+            col = layout.column()
+            col.prop(self, "python_path")
+            col.label(text=f"Using: {effective_python(self)}", icon='INFO')
+            col.prop(self, "device")
+            row = col.row()
+            row.prop(self, "allow_downloads")
+            if self.allow_downloads and not bpy.app.online_access:
+                col.label(text="Blender's online access is off: downloads stay disabled", icon='ERROR')
+            col.prop(self, "startup_timeout")
+            self.draw_installer(col)
+        else:
+            layout.prop(self, "remote_url")
+            layout.prop(self, "remote_token")
+        layout.prop(self, "request_timeout")
+        layout.prop(self, "texture_storage")
+
+    def draw_installer(self, layout):
+        box = layout.box()
+        row = box.row()
+        row.operator("diffusion3d.install_requirements", icon='IMPORT')
+        row.label(text=f"Status: {INSTALLER.state.title()}")
+        for line in INSTALLER.lines[-12:]:
+            box.label(text=line[:160])
+
+
+classes = (DIFFUSION3D_AddonPreferences,)

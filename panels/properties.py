@@ -1,0 +1,66 @@
+"""Scene-level settings of the sidebar (`context.scene.diffusion3d`) and the model list cache."""
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+# Blender 4.5+ warns about "//" in paths unless told they may be blend-relative (older versions lack the flag).
+PATH_OPTIONS = {'PATH_SUPPORTS_BLEND_RELATIVE'} if bpy.app.version >= (4, 5, 0) else set()
+
+# Filled from GET /models by operators/refresh_models.py; read by the enum below.
+MODELS: list[dict] = []
+_enum_items_keepalive: list = []  # Blender needs the strings of dynamic enum items kept alive
+
+
+def task_for(settings) -> str:
+    return 'image_to_3d' if settings.image else 'text_to_3d'
+
+
+def model_items(self, context):
+    task = task_for(self)
+    items = [('DEFAULT', "Default", "The backend's default model for this task")]
+    for entry in MODELS:
+        if entry.get("task") != task:
+            continue
+        name = entry.get("name", "")
+        offline = "" if entry.get("available_offline", True) else " (needs download)"
+        items.append((name, name + offline, entry.get("description", "")[:200]))
+    _enum_items_keepalive[:] = items
+    return items
+
+
+class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
+    prompt: StringProperty(name="Prompt", description="What to generate, e.g. 'a wooden chair'")
+    image: StringProperty(
+        name="Image", description="Generate from this image instead of the prompt", subtype='FILE_PATH', options=PATH_OPTIONS
+    )
+    model: EnumProperty(name="Model", description="Model that runs the job (list from the backend)", items=model_items)
+    random_seed: BoolProperty(name="Random Seed", description="A new seed for every job", default=True)
+    seed: IntProperty(name="Seed", min=0, default=0)
+    custom_sampling: BoolProperty(name="Custom Sampling", description="Override the model's steps and guidance", default=False)
+    steps: IntProperty(name="Steps", description="Number of denoising steps", min=1, max=1000, default=64)
+    guidance: FloatProperty(name="Guidance", description="Classifier-free guidance scale", min=0.0, max=100.0, default=15.0)
+
+    edit_prompt: StringProperty(name="Prompt", description="What the selected part should become")
+    edit_mode: EnumProperty(
+        name="Mode",
+        items=(
+            ('EDIT', "Edit", "Regenerate the selected faces' parts from the prompt"),
+            ('COMPLETE', "Complete", "Regenerate the selected faces' parts from the rest of the shape"),
+            ('MIX', "Mix", "Bring parts of the other selected object into the active one"),
+        ),
+        default='EDIT',
+    )
+    take_from_b: StringProperty(name="Parts", description="Comma-separated part names to take from the other object (Mix)")
+
+    texture_prompt: StringProperty(name="Prompt", description="How the selected objects should look")
+
+
+classes = (DIFFUSION3D_PG_settings,)
+
+
+def register_scene_property():
+    bpy.types.Scene.diffusion3d = bpy.props.PointerProperty(type=DIFFUSION3D_PG_settings)
+
+
+def unregister_scene_property():
+    del bpy.types.Scene.diffusion3d

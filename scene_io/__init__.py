@@ -1,0 +1,1 @@
+"""Moving meshes between GLB arrays and Blender data (main thread only)."""

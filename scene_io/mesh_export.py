@@ -1,0 +1,72 @@
+"""The selected object as a triangulated GLB in object space (+UVs, face mask), for uploads."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import bpy
+import numpy as np
+
+from ..formats.glb import write_glb
+from ..formats.mesh_arrays import blender_to_gltf, flip_v, weld_corners
+from .write_back import METADATA_KEY, read_metadata
+
+
+class ExportError(ValueError):
+    """The object cannot be sent (not a mesh, empty, nothing selected)."""
+
+
+def object_to_glb(obj: bpy.types.Object, with_mask: bool = False) -> tuple[bytes, Optional[bytes]]:
+    """Triangulate `obj`'s mesh (no modifiers, object space, glTF axes) into GLB bytes.
+
+    Args:
+        obj: A mesh object. In Edit Mode its edit data is read.
+        with_mask: Also return a face mask: one byte per GLB triangle, 1 where the Blender
+            face it came from is selected.
+
+    Returns:
+        (glb, face_mask or None). The object's `diffusion3d` metadata travels as scene extras.
+    """
+    if obj is None or obj.type != 'MESH':
+        raise ExportError("select a mesh object")
+    if obj.mode != 'EDIT':
+        return _mesh_to_glb(obj, obj.data, with_mask)
+    # In Edit Mode the mesh's layer data (UVs) is not reachable: read a synced, temporary copy.
+    obj.update_from_editmode()
+    copy = obj.data.copy()
+    try:
+        return _mesh_to_glb(obj, copy, with_mask)
+    finally:
+        bpy.data.meshes.remove(copy)
+
+
+def _mesh_to_glb(obj, mesh, with_mask: bool) -> tuple[bytes, Optional[bytes]]:
+    mesh.calc_loop_triangles()
+    n_tris = len(mesh.loop_triangles)
+    if n_tris == 0:
+        raise ExportError(f"'{obj.name}' has no faces to send")
+    corner_vertex = np.empty(n_tris * 3, np.int32)
+    mesh.loop_triangles.foreach_get("vertices", corner_vertex)
+    corner_loop = np.empty(n_tris * 3, np.int32)
+    mesh.loop_triangles.foreach_get("loops", corner_loop)
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+
+    corner_uv = None
+    if mesh.uv_layers.active is not None:
+        loop_uv = np.empty(len(mesh.loops) * 2, np.float32)
+        mesh.uv_layers.active.data.foreach_get("uv", loop_uv)
+        corner_uv = loop_uv.reshape(-1, 2)[corner_loop]
+    source, faces, uv = weld_corners(corner_vertex, corner_uv, len(mesh.vertices))
+    vertices = blender_to_gltf(co.reshape(-1, 3)[source])
+
+    mask = None
+    if with_mask:
+        selected = np.empty(len(mesh.polygons), bool)
+        mesh.polygons.foreach_get("select", selected)
+        polygon = np.empty(n_tris, np.int32)
+        mesh.loop_triangles.foreach_get("polygon_index", polygon)
+        mask = selected[polygon].astype(np.uint8).tobytes()
+    extras = {METADATA_KEY: read_metadata(obj)}
+    glb = write_glb(vertices, faces, uv=None if uv is None else flip_v(uv), extras=extras, name=obj.name)
+    return glb, mask

@@ -1,0 +1,189 @@
+"""Write a parsed GLB result into the scene with foreach_set on numpy arrays (main thread only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Optional
+
+import bpy
+import numpy as np
+
+from ..formats.glb import GLBScene
+from ..formats.mesh_arrays import flip_v, gltf_to_blender, triangle_edges
+
+METADATA_KEY = "diffusion3d"
+
+
+class MeshArrays:
+    """All parts of a result merged into Blender-axis arrays."""
+
+    def __init__(self, result: GLBScene):
+        parts = [p for p in result.parts if len(p.faces)]
+        if not parts:
+            raise ValueError("the result contains no triangles")
+        counts = [len(p.vertices) for p in parts]
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        self.vertices = gltf_to_blender(np.concatenate([p.vertices for p in parts])).astype(np.float32)  # (N, 3)
+        faces = np.concatenate([p.faces + o for p, o in zip(parts, offsets[:-1])])  # (M, 3)
+        # Degenerate triangles (a repeated corner) are invalid Blender polygons: drop them here.
+        keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+        self.faces = faces[keep].astype(np.int32)
+        self.part_ranges = [(p.name, int(a), int(b)) for p, a, b in zip(parts, offsets[:-1], offsets[1:])]
+        self.colors = self._merged(parts, "colors", 4, 1.0)  # (N, 4) linear RGBA or None
+        self.uv = self._merged(parts, "uv", 2, 0.0)  # (N, 2) glTF convention or None
+        self.image = next((p.image for p in parts if p.image is not None), None)
+        self.base_color = next((p.base_color for p in parts if p.base_color is not None), None)
+
+    @staticmethod
+    def _merged(parts, key, width, fill) -> Optional[np.ndarray]:
+        if all(getattr(p, key) is None for p in parts):
+            return None
+        blocks = [
+            getattr(p, key) if getattr(p, key) is not None else np.full((len(p.vertices), width), fill, np.float32)
+            for p in parts
+        ]
+        return np.ascontiguousarray(np.concatenate(blocks), dtype=np.float32)
+
+
+def build_mesh(name: str, arrays: MeshArrays) -> bpy.types.Mesh:
+    """A new mesh datablock from the arrays: no per-vertex Python loops.
+
+    Arrays go straight into the mesh's attribute storage (`position`, `.corner_vert`, ...):
+    foreach_set on a matching numpy dtype is a memory copy there, while the older
+    `loops.vertex_index` path converts every item. Edges come from numpy (triangle_edges),
+    which is several times faster than `mesh.update(calc_edges=True)`.
+    """
+    mesh = bpy.data.meshes.new(name)
+    n_verts, n_faces = len(arrays.vertices), len(arrays.faces)
+    corner_vert = arrays.faces.reshape(-1)  # (3M,) int32
+    edges, corner_edge = triangle_edges(arrays.faces, n_verts)
+    mesh.vertices.add(n_verts)
+    mesh.edges.add(len(edges))
+    mesh.loops.add(n_faces * 3)
+    mesh.polygons.add(n_faces)
+    attributes = mesh.attributes
+    attributes["position"].data.foreach_set("vector", arrays.vertices.reshape(-1))
+    attributes[".edge_verts"].data.foreach_set("value", edges.reshape(-1))
+    attributes[".corner_vert"].data.foreach_set("value", corner_vert)
+    attributes[".corner_edge"].data.foreach_set("value", corner_edge)
+    mesh.polygons.foreach_set("loop_start", np.arange(0, n_faces * 3, 3, dtype=np.int32))
+    if arrays.uv is not None:
+        layer = mesh.uv_layers.new(name="UVMap")
+        corner_uv = np.take(flip_v(arrays.uv), corner_vert, axis=0)  # (3M, 2) Blender convention
+        attributes[layer.name].data.foreach_set("vector", corner_uv.reshape(-1))
+    if arrays.colors is not None:
+        attribute = mesh.color_attributes.new("Color", 'FLOAT_COLOR', 'POINT')
+        attribute.data.foreach_set("color", arrays.colors.reshape(-1))  # COLOR_0 is linear, like Blender's floats
+        mesh.color_attributes.active_color = attribute
+        mesh.color_attributes.render_color_index = mesh.color_attributes.active_color_index
+    mesh.update()
+    return mesh
+
+
+def _load_image(result: GLBScene, index: int, name: str, storage: str) -> Optional[bpy.types.Image]:
+    image = result.images[index] if 0 <= index < len(result.images) else None
+    if image is None or not image.data:
+        return None
+    suffix = ".jpg" if "jpeg" in image.mime_type else ".png"
+    folder = None
+    if storage == 'NEXT_TO_BLEND' and bpy.data.filepath:
+        folder = os.path.join(os.path.dirname(bpy.data.filepath), "textures")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, bpy.path.clean_name(name) + suffix)
+        with open(path, "wb") as handle:
+            handle.write(image.data)
+        return bpy.data.images.load(path)
+    with tempfile.TemporaryDirectory() as tmp:  # load, then pack: the .blend keeps the texture
+        path = os.path.join(tmp, "texture" + suffix)
+        with open(path, "wb") as handle:
+            handle.write(image.data)
+        loaded = bpy.data.images.load(path)
+        loaded.name = name
+        loaded.pack()
+    return loaded
+
+
+def build_material(name: str, arrays: MeshArrays, result: GLBScene, storage: str = 'PACK') -> bpy.types.Material:
+    """Principled BSDF fed by the texture, else the colour attribute, else the base colour."""
+    material = bpy.data.materials.new(name)
+    material.use_nodes = True
+    tree = material.node_tree
+    bsdf = next(n for n in tree.nodes if n.type == 'BSDF_PRINCIPLED')
+    image = _load_image(result, arrays.image, name, storage) if arrays.image is not None and arrays.uv is not None else None
+    if image is not None:
+        node = tree.nodes.new("ShaderNodeTexImage")
+        node.image = image
+        node.location = (bsdf.location.x - 400, bsdf.location.y)
+        tree.links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
+    elif arrays.colors is not None:
+        node = tree.nodes.new("ShaderNodeVertexColor")
+        node.layer_name = "Color"
+        node.location = (bsdf.location.x - 300, bsdf.location.y)
+        tree.links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
+    elif arrays.base_color is not None:
+        bsdf.inputs["Base Color"].default_value = arrays.base_color
+    if arrays.colors is not None or image is not None:
+        material.diffuse_color = (1.0, 1.0, 1.0, 1.0)  # viewport (Workbench) uses the attribute/texture
+    return material
+
+
+def _set_part_groups(obj: bpy.types.Object, arrays: MeshArrays) -> None:
+    """One vertex group per part, so a part is selected in Edit Mode with the group's Select."""
+    obj.vertex_groups.clear()
+    if len(arrays.part_ranges) < 2:  # a single part: nothing to choose between
+        return
+    for name, start, end in arrays.part_ranges:
+        group = obj.vertex_groups.get(name) or obj.vertex_groups.new(name=name)
+        group.add(np.arange(start, end).tolist(), 1.0, 'REPLACE')
+
+
+def _store_metadata(obj: bpy.types.Object, metadata: dict) -> None:
+    obj[METADATA_KEY] = json.dumps(metadata)
+
+
+def read_metadata(obj: bpy.types.Object) -> dict:
+    """The object's stored result metadata ({} when none or unreadable)."""
+    try:
+        value = json.loads(obj.get(METADATA_KEY, "{}"))
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def new_object(context, name: str, result: GLBScene, storage: str = 'PACK') -> bpy.types.Object:
+    """A new object from the result at the 3D cursor, selected and active."""
+    arrays = MeshArrays(result)
+    mesh = build_mesh(name, arrays)
+    mesh.materials.append(build_material(name, arrays, result, storage))
+    obj = bpy.data.objects.new(name, mesh)
+    obj.location = context.scene.cursor.location
+    collection = context.collection or context.scene.collection
+    collection.objects.link(obj)
+    _set_part_groups(obj, arrays)
+    _store_metadata(obj, result.metadata)
+    for other in list(context.view_layer.objects.selected):
+        if other is not None:  # stale entries right after objects were removed
+            other.select_set(False)
+    obj.select_set(True)
+    context.view_layer.objects.active = obj
+    return obj
+
+
+def replace_mesh(context, obj: bpy.types.Object, result: GLBScene, storage: str = 'PACK') -> bpy.types.Object:
+    """Give `obj` the result as new mesh data; its transform stays, undo brings the old mesh back."""
+    arrays = MeshArrays(result)
+    if obj.mode != 'OBJECT':
+        with context.temp_override(active_object=obj, object=obj):
+            bpy.ops.object.mode_set(mode='OBJECT')
+    old = obj.data
+    mesh = build_mesh(old.name, arrays)
+    mesh.materials.append(build_material(obj.name, arrays, result, storage))
+    obj.data = mesh
+    if old.users == 0:
+        bpy.data.meshes.remove(old)
+    _set_part_groups(obj, arrays)
+    _store_metadata(obj, result.metadata)
+    return obj

@@ -1,0 +1,30 @@
+"""Shared by the scripts run inside Blender (bpy): install and enable the built extension."""
+
+import os
+import sys
+
+import bpy
+
+MODULE = "bl_ext.user_default.diffusion3d"
+
+
+def install():
+    """Install the zip from $DIFFUSION3D_ZIP into the temporary user repository and enable it."""
+    result = bpy.ops.extensions.package_install_files(
+        filepath=os.environ["DIFFUSION3D_ZIP"], repo='user_default', enable_on_install=True
+    )
+    assert result == {'FINISHED'}, result
+    assert MODULE in bpy.context.preferences.addons, "extension not enabled after install"
+    assert os.environ["BLENDER_USER_RESOURCES"] in sys.modules[MODULE].__file__
+    return sys.modules[MODULE]
+
+
+def addon_module(name: str):
+    """A sub-module of the installed extension, e.g. addon_module('scene_io.write_back')."""
+    import importlib
+
+    return importlib.import_module(f"{MODULE}.{name}")
+
+
+def done():
+    print("ALL CHECKS PASSED", flush=True)

@@ -1,0 +1,180 @@
+"""Every operator in background mode against a real backend subprocess (test-cube model)."""
+
+import json
+import os
+import time
+
+import bpy
+from bl_harness import MODULE, addon_module, done, install
+
+module = install()
+jobs = addon_module("operators.jobs")
+session = addon_module("service.session")
+properties = addon_module("panels.properties")
+prefs = bpy.context.preferences.addons[MODULE].preferences
+prefs.startup_timeout = 120.0
+context = bpy.context
+LOCAL = session.LOCAL
+
+
+def call(operator, *args, **kwargs):
+    """Run an operator; bpy.ops raises RuntimeError carrying the reported error: return it instead."""
+    try:
+        return operator(*args, **kwargs), ""
+    except RuntimeError as exc:
+        return {'CANCELLED'}, str(exc)
+
+
+def objects():
+    return sorted(o.name for o in bpy.data.objects)
+
+
+# 1. Start the backend from the operator; the model list comes from GET /models.
+assert bpy.ops.diffusion3d.start_backend() == {'FINISHED'}
+assert LOCAL.is_running() and LOCAL.url.startswith("http://127.0.0.1:")
+assert any(m["name"] == "test-cube" for m in properties.MODELS), properties.MODELS
+assert os.path.isfile(LOCAL.log_path) and os.environ["BLENDER_USER_RESOURCES"] in LOCAL.log_path
+
+# 2. generate_mesh blocks in background mode and writes one undoable object at the cursor.
+context.scene.cursor.location = (0.0, 0.0, 2.0)
+bpy.ops.ed.undo_push(message="before generate")
+before = objects()
+result = bpy.ops.diffusion3d.generate_mesh('EXEC_DEFAULT', True, prompt="a red cube", model="test-cube", seed=3)
+assert result == {'FINISHED'}, result
+obj = bpy.data.objects["a red cube"]
+assert context.view_layer.objects.active == obj and obj.select_get()
+assert tuple(obj.location) == (0.0, 0.0, 2.0)
+assert len(obj.data.vertices) == 24 and len(obj.data.polygons) == 12
+assert obj.data.color_attributes.active_color.name == "Color"
+material = obj.data.materials[0]
+bsdf = next(n for n in material.node_tree.nodes if n.type == 'BSDF_PRINCIPLED')
+assert bsdf.inputs["Base Color"].links[0].from_node.type == 'VERTEX_COLOR'
+meta = json.loads(obj["diffusion3d"])
+assert meta["model"] == "test-cube" and meta["seed"] == 3, meta
+job = jobs.JOBS[0]
+assert job.state == "succeeded" and job.applied_to == "a red cube" and os.path.isfile(job.result_path)
+bpy.ops.ed.undo()
+assert objects() == before, objects()
+bpy.ops.ed.redo()
+assert "a red cube" in bpy.data.objects
+obj = bpy.data.objects["a red cube"]
+
+# 3. A finished job can be imported again from the job list.
+assert bpy.ops.diffusion3d.import_result(key=job.key) == {'FINISHED'}
+assert "a red cube.001" in bpy.data.objects
+
+# 4. Failures are reported, and the scene is left alone.
+before = objects()
+for kwargs, expect in (
+    (dict(prompt="x", model="test-cube", extra_params='{"fail": "generation"}'), "empty surface"),
+    (dict(prompt="x", model="no-such-model"), "no-such-model"),
+    (dict(prompt=""), "prompt"),
+    (dict(prompt="x", model="test-cube", extra_params="[1"), "JSON"),
+):
+    result, error = call(bpy.ops.diffusion3d.generate_mesh, **kwargs)
+    assert result == {'CANCELLED'} and expect in error, (kwargs, error)
+    assert objects() == before
+
+# 4b. image_to_3d: a missing file is caught before sending; a real image reaches the backend, whose
+# image model is not downloaded here — the error names it.
+result, error = call(bpy.ops.diffusion3d.generate_mesh, image="/nonexistent/photo.png")
+assert result == {'CANCELLED'} and "image not found" in error, error
+image = bpy.data.images.new("photo", 32, 32)
+image.filepath_raw = os.path.join(os.environ["DIFFUSION3D_TMP"], "photo.png")
+image.file_format = 'PNG'
+image.save()
+result, error = call(bpy.ops.diffusion3d.generate_mesh, image=image.filepath_raw)
+print("image_to_3d:", result, error)
+assert result == {'CANCELLED'} and jobs.JOBS[0].task == "image_to_3d" and "shap-e" in error, error
+assert objects() == before
+
+# 5. texture_mesh: no model serves the task yet → error, the mesh untouched.
+bpy.ops.object.select_all(action='DESELECT')
+obj.select_set(True)
+context.view_layer.objects.active = obj
+n_verts, mat_name = len(obj.data.vertices), obj.data.materials[0].name
+result, error = call(bpy.ops.diffusion3d.texture_mesh, prompt="rusty metal")
+print("texture_mesh:", result, error)
+if result == {'FINISHED'}:  # once a texture model exists: same object, UVs and an image texture
+    assert obj.data.uv_layers.active is not None
+    assert any(n.type == 'TEX_IMAGE' for n in obj.data.materials[0].node_tree.nodes)
+else:
+    assert jobs.JOBS[0].error and len(obj.data.vertices) == n_verts and obj.data.materials[0].name == mat_name
+
+# 6. edit_part sends the object (+ its metadata); the transform stays whatever happens.
+obj.location = (3.0, 1.0, 0.5)
+obj.rotation_euler = (0.0, 0.0, 0.7)
+context.view_layer.update()
+matrix = obj.matrix_world.copy()
+result, error = call(bpy.ops.diffusion3d.edit_part, prompt="taller", mode='EDIT')
+print("edit_part:", result, jobs.JOBS[0].state, error)
+assert obj.matrix_world == matrix and "a red cube" in bpy.data.objects
+if result == {'FINISHED'}:
+    assert jobs.JOBS[0].applied_to == obj.name
+else:
+    assert jobs.JOBS[0].error and len(obj.data.vertices) == n_verts
+
+# 6b. From Edit Mode the selected faces travel as the mask; Mix needs a second object.
+bpy.ops.object.mode_set(mode='EDIT')
+bpy.ops.mesh.select_all(action='DESELECT')
+result, error = call(bpy.ops.diffusion3d.edit_part, prompt="taller", mode='EDIT')
+assert result == {'CANCELLED'} and "select the faces" in error, error
+bpy.ops.mesh.select_all(action='SELECT')
+result, error = call(bpy.ops.diffusion3d.edit_part, prompt="taller", mode='COMPLETE')
+print("edit_part from Edit Mode:", result, error)
+assert "face_mask" not in error and "mask" not in error.lower(), error
+if bpy.context.object.mode == 'EDIT':
+    bpy.ops.object.mode_set(mode='OBJECT')
+result, error = call(bpy.ops.diffusion3d.edit_part, mode='MIX')
+assert result == {'CANCELLED'} and "exactly one other" in error, error
+
+# 7. cancel_job: a slow job running in a worker thread stops within a step.
+settings = addon_module("panels.preferences").backend_settings(context)
+slow = jobs.add_job(jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "slow", "num_inference_steps": 200,
+                                                              "step_delay": 0.05}, "slow", "test-cube")))
+thread = jobs.start_worker(slow, settings)
+deadline = time.time() + 30
+while slow.state != "running" and time.time() < deadline:
+    time.sleep(0.05)
+assert bpy.ops.diffusion3d.cancel_job(key=slow.key) == {'FINISHED'}
+thread.join(30)
+assert slow.state == "cancelled", (slow.state, slow.error)
+assert slow.step < 200
+
+# 8. A backend that dies mid-job: the job fails with the reason, the scene is untouched.
+before = objects()
+doomed = jobs.add_job(jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "doomed", "num_inference_steps": 400,
+                                                                "step_delay": 0.05}, "doomed", "test-cube")))
+thread = jobs.start_worker(doomed, settings)
+while doomed.state != "running" and time.time() < deadline + 30:
+    time.sleep(0.05)
+LOCAL.process.kill()
+thread.join(30)
+assert doomed.state == "failed" and "exited" in doomed.error, (doomed.state, doomed.error)
+jobs.tick(context, [doomed])
+assert objects() == before
+assert "exited" in session.status_text(settings)
+
+# 9. ... and is restarted by the next job.
+assert bpy.ops.diffusion3d.generate_mesh(prompt="again", model="test-cube") == {'FINISHED'}
+assert "again" in bpy.data.objects and LOCAL.is_running()
+
+# 10. A remote backend with a wrong token / nothing listening gives readable errors.
+prefs.backend_mode = 'REMOTE'
+prefs.remote_url = LOCAL.url
+prefs.remote_token = "wrong"
+result, error = call(bpy.ops.diffusion3d.generate_mesh, prompt="x", model="test-cube")
+assert result == {'CANCELLED'} and "token" in error, error
+prefs.remote_url = "http://127.0.0.1:9"
+result, error = call(bpy.ops.diffusion3d.generate_mesh, prompt="x", model="test-cube")
+assert result == {'CANCELLED'} and "not running" in error, error
+prefs.backend_mode = 'LOCAL'
+
+# 11. stop_backend, and unregistering stops a running backend too.
+assert bpy.ops.diffusion3d.stop_backend() == {'FINISHED'} and not LOCAL.is_running()
+assert bpy.ops.diffusion3d.start_backend() == {'FINISHED'}
+process = LOCAL.process
+module.unregister()
+assert process.poll() is not None, "backend still running after unregister"
+module.register()
+done()

@@ -1,0 +1,141 @@
+"""Sidebar panels and preferences draw in every job state; the modal driver runs a job to the end."""
+
+import json
+import time
+import types
+
+import bpy
+from bl_harness import MODULE, addon_module, done, install
+
+install()
+jobs = addon_module("operators.jobs")
+panels = addon_module("panels.sidebar")
+preferences = addon_module("panels.preferences")
+context = bpy.context
+
+
+class FakeLayout:
+    """Stands in for UILayout outside a real draw: checks every property name it is given."""
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def prop(self, data, name, **kwargs):
+        assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
+        self.calls.append(("prop", name))
+        return None
+
+    def operator(self, idname, **kwargs):
+        module, name = idname.split(".")
+        assert hasattr(getattr(bpy.ops, module), name), idname
+        self.calls.append(("operator", idname))
+        return types.SimpleNamespace()
+
+    def progress(self, factor=0.0, type='BAR', text=""):
+        assert 0.0 <= factor <= 1.0
+        self.calls.append(("progress", text))
+
+    def label(self, text="", **kwargs):
+        self.calls.append(("label", text))
+
+    def template_icon(self, icon_value=0, scale=1.0):
+        assert icon_value > 0
+        self.calls.append(("icon", icon_value))
+
+    def __getattr__(self, name):  # row(), column(), box(), split(): nested layouts
+        if name in ("row", "column", "box", "split", "column_flow", "grid_flow"):
+            return lambda *args, **kwargs: FakeLayout(self.calls)
+        raise AttributeError(name)
+
+    def __setattr__(self, name, value):  # enabled, alert, use_property_split, ...
+        object.__setattr__(self, name, value)
+
+
+def draw(panel_class, owner=None):
+    calls = []
+    target = types.SimpleNamespace(layout=FakeLayout(calls))
+    panel_class.draw(target, context)
+    return calls
+
+
+# Jobs in every state the list shows.
+running = jobs.add_job(jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "a"}, "running job")))
+running.state, running.phase, running.step, running.total, running.progress, running.eta_s = "running", "denoise", 3, 10, 0.3, 4.2
+failed = jobs.add_job(jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "b"}, "failed job")))
+failed.fail("the model ran out of memory on cuda: lower the resolution or use the CPU " * 3)
+ok = jobs.add_job(jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "c"}, "done job")))
+ok.state, ok.applied_to = "succeeded", "done job"
+calls = draw(panels.VIEW3D_PT_diffusion3d_jobs)
+assert ("progress", "denoise 3/10 · 4 s left") in calls, calls
+assert ("operator", "diffusion3d.cancel_job") in calls and ("operator", "diffusion3d.import_result") in calls
+assert any(kind == "label" and "out of memory" in text for kind, text in calls)
+for panel in panels.classes:
+    draw(panel)
+context.scene.diffusion3d.edit_mode = 'MIX'
+assert ("prop", "take_from_b") in draw(panels.VIEW3D_PT_diffusion3d_edit)
+context.scene.diffusion3d.image = "//photo.png"
+assert ("operator", "diffusion3d.generate_mesh") in draw(panels.VIEW3D_PT_diffusion3d_generate)
+context.scene.diffusion3d.image = ""
+
+# Preferences draw (local and remote) through the same fake layout.
+prefs = context.preferences.addons[MODULE].preferences
+prefs_class = type(prefs)
+
+
+class PrefsProxy:
+    def __init__(self, calls):
+        self.layout = FakeLayout(calls)
+
+    def __getattr__(self, name):
+        attribute = getattr(prefs_class, name, None)
+        if callable(attribute):
+            return attribute.__get__(self)
+        return getattr(prefs, name)
+
+
+for mode in ('LOCAL', 'REMOTE'):
+    prefs.backend_mode = mode
+    calls = []
+    prefs_class.draw(PrefsProxy(calls), context)
+    assert ("prop", "request_timeout") in calls
+prefs.backend_mode = 'LOCAL'
+
+# The modal driver: timer ticks (here simulated) apply the result on the main thread, with its own undo step.
+bpy.ops.ed.undo_push(message="before modal")
+
+
+class ModalRun(jobs.JobOperator):
+    def __init__(self):
+        self.reports = []
+
+    def report(self, kind, message):
+        self.reports.append((kind, message))
+
+
+op = ModalRun()
+job = jobs.add_job(jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "modal cube", "num_inference_steps": 40,
+                                                             "step_delay": 0.05}, "modal cube", "test-cube")))
+op._jobs = [job]
+op._timer = context.window_manager.event_timer_add(0.1, window=context.window)
+jobs.start_worker(job, preferences.backend_settings(context))
+timer_event = types.SimpleNamespace(type='TIMER')
+states, deadline = set(), time.time() + 120
+while time.time() < deadline:
+    time.sleep(0.1)
+    assert op.modal(context, types.SimpleNamespace(type='MOUSEMOVE')) == {'PASS_THROUGH'}
+    result = op.modal(context, timer_event)
+    states.add(job.state)
+    if result != {'PASS_THROUGH'}:
+        break
+assert "running" in states and job.applied_to == "modal cube", (states, job.state, job.error)
+assert job.preview_version > 0 and job.preview_path.endswith(".png")  # test-cube streams previews
+previews = addon_module("panels.previews")
+assert any(key.startswith(f"{job.key}:") for key in previews._collection), list(previews._collection)
+draw(panels.VIEW3D_PT_diffusion3d_jobs)  # (icon ids stay 0 in background mode: no icon is drawn)
+assert result == {'CANCELLED'}  # ends without a second (window-manager) undo push
+assert ({'INFO'}, "Diffusion 3D: modal cube") in op.reports, op.reports
+obj = bpy.data.objects["modal cube"]
+assert json.loads(obj["diffusion3d"])["model"] == "test-cube"
+bpy.ops.ed.undo()  # one step takes the result away again
+assert "modal cube" not in bpy.data.objects
+done()

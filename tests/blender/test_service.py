@@ -1,0 +1,104 @@
+"""The add-on's bpy-free service layer: readable client errors, process manager, installer."""
+
+import json
+import os
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from service.client import BackendClient, BackendError
+from service.installer import RequirementsInstaller, venv_python
+from service.process import LocalBackend, free_port
+
+
+class _Stub(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.headers.get("Authorization") != "Bearer good":
+            return self._send(401, {"detail": "wrong token"})
+        if self.path == "/health":
+            return self._send(200, {"status": "ok"})
+        if self.path.startswith("/jobs/missing"):
+            return self._send(404, {"detail": "no job 'missing': it may have been deleted"})
+        if self.path == "/boom":
+            return self._send(500, {"detail": "Internal Server Error"})
+        if self.path == "/jobs/x/preview":
+            return self._send(404, {"detail": "no preview"})
+        return self._send(422, {"detail": [{"msg": "field required"}, {"msg": "bad seed"}]})
+
+    def do_POST(self):
+        length = int(self.headers["Content-Length"])
+        body = self.rfile.read(length)
+        self._send(201, {"id": "j1", "state": "queued", "echo_size": len(body),
+                         "has_spec": b'name="spec"' in body, "has_mask": b'name="face_mask"' in body})
+
+    def _send(self, status, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture(scope="module")
+def stub_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_client_turns_failures_into_readable_messages(stub_url):
+    assert BackendClient(stub_url, "good").health() == {"status": "ok"}
+    with pytest.raises(BackendError, match="refused the token .*preferences") as info:
+        BackendClient(stub_url, "bad").health()
+    assert info.value.status == 401
+    client = BackendClient(stub_url, "good")
+    with pytest.raises(BackendError, match="no job 'missing'"):
+        client.job("missing")
+    with pytest.raises(BackendError, match="field required; bad seed"):
+        client.models()
+    with pytest.raises(BackendError, match="a bug in the backend"):
+        client._json("GET", "/boom")
+    assert client.preview("x") is None
+    record = client.submit("edit_part", {"mode": "edit"}, files={"mesh": b"glb", "face_mask": b"\x01\x00"})
+    assert record["has_spec"] and record["has_mask"]
+
+
+def test_connection_refused_says_how_to_fix():
+    client = BackendClient(f"http://127.0.0.1:{free_port()}", "t", timeout=2)
+    with pytest.raises(BackendError, match="backend not running at .*start it from the sidebar") as info:
+        client.health()
+    assert info.value.status is None
+
+
+def test_local_backend_reports_a_process_that_dies_with_its_log(tmp_path):
+    fake = tmp_path / "ext" / "backend"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "__main__.py").write_text("import sys\nprint('cannot start: No module named torch', flush=True)\nsys.exit(3)\n")
+    backend = LocalBackend()
+    with pytest.raises(BackendError) as info:
+        backend.start(sys.executable, str(tmp_path / "ext"), str(tmp_path / "cache"), str(tmp_path / "logs" / "b.log"),
+                      startup_timeout=30)
+    message = str(info.value)
+    assert "exited (code 3)" in message and "No module named torch" in message and "Install backend requirements" in message
+    assert not backend.is_running()
+    backend.stop()  # idempotent
+
+
+def test_installer_creates_a_venv_and_logs(tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# nothing to install\n")
+    installer = RequirementsInstaller()
+    installer.start(sys.executable, str(tmp_path / "venv"), str(requirements), str(tmp_path / "logs" / "install.log"))
+    installer._thread.join(300)
+    assert installer.state == "DONE", "\n".join(installer.lines)
+    assert os.path.exists(venv_python(str(tmp_path / "venv")))
+    assert any("-m venv" in line for line in installer.lines)
+    assert (tmp_path / "logs" / "install.log").read_text().strip().endswith(venv_python(str(tmp_path / "venv")))
