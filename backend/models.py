@@ -101,7 +101,8 @@ def registry() -> list[ModelEntry]:
     Returns:
         The entries.
     """
-    entries = _guarded(_builtin_entries, "built-in") + _guarded(_shap_e_entries, "Shap-E")
+    entries = (_guarded(_builtin_entries, "built-in") + _guarded(_shap_e_entries, "Shap-E")
+               + _guarded(_texture_entries, "texture"))
     if os.environ.get(TEST_MODELS_ENV) == "1":
         entries.append(_test_cube_entry())
     return entries
@@ -220,6 +221,17 @@ def _shap_e_entries() -> list[ModelEntry]:
                    source="openai/shap-e-img2img", load=shap_e.load_image_pipeline, run=shap_e.run_image,
                    params=shap_e.IMAGE_PARAMS, default=True,
                    is_available_offline=lambda: offline("openai/shap-e-img2img")),
+    ]
+
+
+def _texture_entries() -> list[ModelEntry]:
+    texture = importlib.import_module(".pipelines.texture", __package__)
+    source = importlib.import_module(".texture.sd_depth", __package__).DEFAULT_MODEL
+    offline = importlib.import_module(".hub", __package__).is_available_offline
+    return [
+        ModelEntry("sd2-depth", "texture", "Stable Diffusion 2 depth, painted from every side and baked to UV (downloads ~5 GB once)",
+                   source=source, load=texture.load_texture_pipeline, run=texture.run_texture,
+                   params=texture.TEXTURE_PARAMS, default=True, is_available_offline=lambda: offline(source)),
     ]
 
 

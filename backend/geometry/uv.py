@@ -1,0 +1,167 @@
+"""Texture coordinates: keep the ones a mesh has, unwrap it with xatlas when it has none.
+
+UVs follow glTF: (u, v) with v pointing down the image, so texel row = v * height.
+An unwrap splits vertices along seams (a vertex gets one UV per chart it borders); the
+triangles keep their order and `vertex_map` says which original vertex each new one
+copies, so callers can carry per-vertex data (colours, weights) across.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..pipelines.base import InputError, MeshPart
+
+
+@dataclass
+class UVLayout:
+    """A mesh with texture coordinates.
+
+    Attributes:
+        vertices: (N, 3) float32, original vertices, split along UV seams when unwrapped.
+        faces: (M, 3) int64, same triangles in the same order.
+        uv: (N, 2) float32 in [0, 1], glTF convention (v down).
+        vertex_map: (N,) int64 index of the original vertex each vertex copies.
+        unwrapped: True when the UVs were made here, False when they were the mesh's own.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    uv: np.ndarray
+    vertex_map: np.ndarray
+    unwrapped: bool
+
+
+def ensure_uv(vertices: np.ndarray, faces: np.ndarray, uv: Optional[np.ndarray] = None,
+              texture_size: int = 1024, padding: int = 4) -> UVLayout:
+    """Return the mesh's own UVs, or an xatlas unwrap when it has none.
+
+    Args:
+        vertices: (N, 3) positions.
+        faces: (M, 3) triangle indices.
+        uv: (N, 2) existing UVs, or None.
+        texture_size: Texture the unwrap is packed for (sets chart padding in texels).
+        padding: Texels between charts, so mip levels do not mix neighbouring charts.
+
+    Returns:
+        The layout.
+    """
+    vertices = np.asarray(vertices, np.float32).reshape(-1, 3)
+    faces = np.asarray(faces, np.int64).reshape(-1, 3)
+    if uv is not None:
+        uv = np.asarray(uv, np.float32).reshape(-1, 2)
+        if len(uv) != len(vertices):
+            raise InputError(f"the mesh has {len(uv)} UVs for {len(vertices)} vertices")
+        return UVLayout(vertices, faces, uv, np.arange(len(vertices)), unwrapped=False)
+    return unwrap([(vertices, faces)], texture_size, padding)[0]
+
+
+def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 1024, padding: int = 4) -> list[UVLayout]:
+    """Unwrap several meshes into one shared atlas with xatlas.
+
+    Args:
+        meshes: (vertices (N, 3), faces (M, 3)) pairs.
+        texture_size: Texture resolution the charts are packed for.
+        padding: Texels kept free around each chart.
+
+    Returns:
+        One layout per mesh, all in the same [0, 1] square without overlaps.
+
+    Raises:
+        InputError: a mesh has no triangles.
+    """
+    import xatlas
+
+    atlas = xatlas.Atlas()
+    for vertices, faces in meshes:
+        if len(faces) == 0:
+            raise InputError("cannot unwrap a mesh without triangles")
+        atlas.add_mesh(np.ascontiguousarray(vertices, np.float32), np.ascontiguousarray(faces, np.uint32))
+    pack = xatlas.PackOptions()
+    pack.resolution = int(texture_size)  # texels_per_unit 0: xatlas scales the charts to fill this one atlas
+    pack.padding = int(padding)
+    pack.bilinear = True
+    pack.bruteForce = False
+    atlas.generate(pack_options=pack)
+    layouts = []
+    for i, (vertices, faces) in enumerate(meshes):
+        vertex_map, new_faces, uv = atlas[i]
+        vertex_map = vertex_map.astype(np.int64)
+        layouts.append(UVLayout(
+            vertices=np.asarray(vertices, np.float32)[vertex_map], faces=new_faces.astype(np.int64),
+            uv=np.clip(uv.astype(np.float32), 0.0, 1.0), vertex_map=vertex_map, unwrapped=True,
+        ))
+    return layouts
+
+
+def pack_in_grid(uvs: Sequence[np.ndarray], margin: float = 0.01) -> list[np.ndarray]:
+    """Place several [0, 1] UV layouts side by side in a square grid of tiles.
+
+    Each layout keeps its shape (a uniform scale and a shift), so an artist's own UVs stay
+    recognisable while parts stop overlapping in the one shared texture.
+
+    Args:
+        uvs: (N_i, 2) arrays.
+        margin: Free border inside each tile, as a fraction of the tile.
+
+    Returns:
+        The moved UVs, same shapes.
+    """
+    columns = max(1, math.ceil(math.sqrt(len(uvs))))
+    scale = (1.0 - 2 * margin) / columns
+    out = []
+    for i, uv in enumerate(uvs):
+        row, col = divmod(i, columns)
+        shift = np.array([col, row], np.float32) / columns + margin / columns
+        out.append((np.clip(uv, 0.0, 1.0) * scale + shift).astype(np.float32))
+    return out
+
+
+def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding: int = 4) -> tuple[list[MeshPart], str]:
+    """UVs for every part of a result that shares one texture.
+
+    One part with UVs keeps them exactly. Parts without UVs are unwrapped together into
+    one atlas. When the result then holds more than one layout (several parts with their
+    own UVs, or own UVs plus an unwrap), the layouts go side by side in a grid of tiles.
+
+    Args:
+        parts: The parts, in glTF axes.
+        texture_size: Texture resolution the unwrap is packed for.
+        padding: Texels kept free around each chart.
+
+    Returns:
+        (parts with `uv` set, a sentence saying what happened to the UVs).
+    """
+    own = [i for i, p in enumerate(parts) if p.uv is not None]
+    bare = [i for i, p in enumerate(parts) if p.uv is None]
+    new_parts = list(parts)
+    for i in own:
+        layout = ensure_uv(parts[i].vertices, parts[i].faces, parts[i].uv)
+        new_parts[i] = MeshPart(parts[i].name, layout.vertices, layout.faces, parts[i].vertex_colors, layout.uv)
+    if bare:
+        layouts = unwrap([(parts[i].vertices, parts[i].faces) for i in bare], texture_size, padding)
+        for i, layout in zip(bare, layouts):
+            colors = None if parts[i].vertex_colors is None else np.asarray(parts[i].vertex_colors)[layout.vertex_map]
+            new_parts[i] = MeshPart(parts[i].name, layout.vertices, layout.faces, colors, layout.uv)
+    # The layouts: each part with its own UVs, plus one shared unwrap for the rest.
+    groups = [[i] for i in own] + ([bare] if bare else [])
+    if len(groups) > 1:
+        # Tile by group: the unwrap's parts share one tile (xatlas already packed them together).
+        tiled = pack_in_grid([np.concatenate([new_parts[i].uv for i in g]) for g in groups])
+        for g, uv in zip(groups, tiled):
+            offsets = np.cumsum([0] + [len(new_parts[i].uv) for i in g])
+            for i, a, b in zip(g, offsets[:-1], offsets[1:]):
+                p = new_parts[i]
+                new_parts[i] = MeshPart(p.name, p.vertices, p.faces, p.vertex_colors, uv[a:b])
+    if not bare:
+        note = "kept the mesh's own UVs" if len(own) == 1 else "kept each part's own UVs, placed side by side in a grid"
+    elif not own:
+        note = "unwrapped UVs with xatlas (the mesh had none); triangles keep their order, vertices are split at seams"
+    else:
+        note = ("kept the UVs of parts that had them and unwrapped the others with xatlas; "
+                "the layouts are placed side by side in a grid")
+    return new_parts, note

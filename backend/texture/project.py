@@ -1,0 +1,248 @@
+"""Back-projection: bake painted views into a UV texture, weighted by how well each view sees each texel.
+
+The texture is baked texel by texel, not splatted pixel by pixel: every texel that lies
+on the surface knows its 3D point and triangle (rasterizing the mesh in UV space), so a
+view is sampled exactly where the texel lands in it. No holes appear however the texture
+and view resolutions compare, and each texel's "quality" — the cosine between its
+triangle's normal and the direction to the camera, zero where occluded — decides which
+view it keeps (TEXTure's and Text2Tex's view-angle weighting).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..render.camera import Camera
+from ..render.rasterize import Fragments, face_normals, uv_space_texels
+
+
+@dataclass
+class SurfaceSamples:
+    """The texels that lie on the surface.
+
+    Attributes:
+        index: (N,) int64 flat texel index (row * width + column).
+        position: (N, 3) surface point under the texel centre.
+        triangle: (N,) int64 triangle under the texel centre.
+        height, width: Texture size.
+    """
+
+    index: torch.Tensor
+    position: torch.Tensor
+    triangle: torch.Tensor
+    height: int
+    width: int
+
+    @classmethod
+    def from_mesh(cls, vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, height: int, width: int) -> "SurfaceSamples":
+        """Rasterize the UV layout to find each texel's surface point.
+
+        Args:
+            vertices: (V, 3); faces: (F, 3) int64; uv: (V, 2) per-vertex UVs (glTF, v down).
+            height, width: Texture size.
+        """
+        index, tri, position = uv_space_texels(uv, faces, height, width, values=vertices[faces])  # (N,), (N,), (N, 3)
+        # Group texels by triangle: a view then gathers just the texels of the triangles it may see.
+        tri, order = torch.sort(tri.int(), stable=True)  # int32 sorts faster
+        tri = tri.long()
+        index, position = index[order], position.index_select(0, order)
+        return cls(index=index, position=position, triangle=tri, height=height, width=width)
+
+
+@dataclass
+class ViewVisibility:
+    """Where the surface texels land in one view.
+
+    Attributes:
+        texels: (n,) indices into SurfaceSamples of the texels this view sees usably.
+        quality: (n,) |cos| of the view angle at those texels, in (min_quality, 1].
+        grid: (n, 2) their image positions for `grid_sample` (x, y in [-1, 1]).
+    """
+
+    texels: torch.Tensor
+    quality: torch.Tensor
+    grid: torch.Tensor
+
+
+class TextureProjector:
+    """Keeps the texture being painted and bakes views into it.
+
+    Per surface texel it stores a colour and the quality of the view that painted it
+    (0 = never painted). `bake` writes a view's colours where the caller says (usually:
+    empty texels, and texels this view sees at a clearly better angle than before).
+
+    Args:
+        vertices: (V, 3) positions.
+        faces: (F, 3) int64 triangles.
+        uv: (V, 2) UVs (glTF convention, v down), one per vertex (split at seams).
+        texture_size: Texture is texture_size x texture_size.
+        min_quality: Views seeing a texel at a cosine below this do not paint it
+            (about 84 degrees for 0.1: grazing views smear).
+    """
+
+    def __init__(self, vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, texture_size: int,
+                 min_quality: float = 0.1):
+        self.vertices, self.faces, self.uv = vertices, faces.long(), uv
+        self.size = int(texture_size)
+        self.min_quality = min_quality
+        self.samples = SurfaceSamples.from_mesh(vertices, self.faces, uv, self.size, self.size)
+        # Per triangle, once: centre, normal, and corners welded by position (UV seams split
+        # vertices; visibility needs neighbours across seams).
+        corners = vertices[self.faces]  # (F, 3, 3)
+        self._centroids = corners.mean(1)
+        self._normals = face_normals(vertices, self.faces)
+        # Weld by a hash of the exact coordinates; a rare collision only adds candidates.
+        bits = vertices.detach().float().contiguous().view(torch.int32).to(torch.int64)  # (V, 3)
+        key = bits[:, 0] * 73856093 + bits[:, 1] * 19349663 + bits[:, 2] * 83492791
+        _, weld = torch.unique(key, return_inverse=True)
+        self._welded_faces = weld[self.faces]  # (F, 3)
+        self._weld_count = int(weld.max()) + 1
+        self._texel_count = torch.bincount(self.samples.triangle, minlength=len(self.faces))  # (F,)
+        self._texel_start = torch.cumsum(self._texel_count, 0) - self._texel_count
+        n = len(self.samples.index)
+        self.color = torch.zeros(n, 3, device=vertices.device, dtype=torch.float32)  # (N, 3)
+        self.quality = torch.zeros(n, device=vertices.device, dtype=torch.float32)  # (N,)
+
+    # --- one view --------------------------------------------------------------------
+
+    def visibility(self, camera: Camera, fragments: Fragments) -> ViewVisibility:
+        """Which surface texels a view sees, how squarely, and where.
+
+        A texel counts as seen when all four pixels around its projection show a surface
+        at its own depth (within a tolerance that grows with the view angle): texels at
+        occlusion borders and silhouettes are left to views that see them cleanly.
+        Only texels on triangles that touch a triangle the view shows are tested (a
+        triangle smaller than a pixel may be missed by every pixel centre, never all
+        of its neighbours), which skips the hidden half of the surface cheaply.
+
+        Args:
+            camera: The view's camera.
+            fragments: `rasterize` output for that camera.
+
+        Returns:
+            The visible texels.
+        """
+        s = self.samples
+        depth = fragments.depth
+        height, width = depth.shape
+        device = s.position.device
+        # 1. Candidate triangles: shown in the view, or sharing a corner with one that is.
+        shown = torch.zeros(len(self.faces), dtype=torch.bool, device=device)
+        shown[fragments.triangle_id[fragments.mask]] = True
+        corner_seen = torch.zeros(self._weld_count, dtype=torch.bool, device=device)
+        corner_seen[self._welded_faces[shown].reshape(-1)] = True
+        candidate = corner_seen[self._welded_faces].any(1)  # (F,)
+        # 2. View quality per triangle: |cos| between its normal and the direction to the eye.
+        eye = torch.tensor(camera.eye, device=device, dtype=s.position.dtype)
+        to_eye = F.normalize(eye - self._centroids, dim=-1)  # (F, 3)
+        face_quality = (self._normals * to_eye).sum(-1).abs() * candidate  # both sides paint: normals may be flipped
+        face_quality = torch.where(face_quality >= self.min_quality, face_quality, torch.zeros_like(face_quality))
+        faces = torch.nonzero(face_quality).squeeze(1)  # texels are grouped by triangle: take whole groups
+        counts = self._texel_count[faces]
+        group = torch.repeat_interleave(torch.arange(len(faces), device=device), counts)  # (n,) position in `faces`
+        first = self._texel_start[faces] - (torch.cumsum(counts, 0) - counts)  # per triangle, so texel = first + k
+        texels = first[group] + torch.arange(len(group), device=device)  # (n,)
+        # Depth changes by pixel_size * tan(angle) across one pixel of a slanted surface.
+        q = face_quality[faces]
+        slope = (torch.sqrt((1 - q * q).clamp(min=0)) / q).clamp(max=4.0)
+        tolerance_per_depth = (2 * math.tan(math.radians(camera.fov_y) / 2) / height) * (1.5 + 2.0 * slope)
+        quality, tolerance = q[group], tolerance_per_depth[group]
+        position = s.position.index_select(0, texels)  # (n, 3)
+        # 3. Project and compare with the depth buffer.
+        matrix = camera.full_matrix(device=device, dtype=position.dtype)  # (4, 4)
+        rows = matrix[[0, 1, 3]]  # clip x, y, w
+        projected = torch.addmm(rows[:, 3], position, rows[:, :3].T.contiguous())  # (n, 3)
+        w = projected[:, 2]  # (n,) view depth
+        inv_w = 1.0 / w
+        px = projected[:, 0] * inv_w * (width / 2) + width / 2  # (n,) pixel coordinates, centres at k + 0.5
+        py = projected[:, 1] * inv_w * (-height / 2) + height / 2
+        # Nearest and farthest depth of each 2x2 pixel block, the image framed by one pixel of
+        # "nothing" so texels projecting outside it fail the depth test on their own.
+        finite = torch.where(torch.isinf(depth), torch.full_like(depth, 1e30), depth)
+        framed = F.pad(finite, (1, 1, 1, 1), value=1e30)[None, None]  # (1, 1, H+2, W+2)
+        block_max = F.max_pool2d(framed, 2, 1)[0, 0].reshape(-1)  # (H+1)*(W+1)
+        block_min = -F.max_pool2d(-framed, 2, 1)[0, 0].reshape(-1)
+        x0 = torch.floor(px + 0.5).clamp(0, width)  # block column in the framed image
+        y0 = torch.floor(py + 0.5).clamp(0, height)
+        block = (y0 * (width + 1) + x0).long()
+        tolerance = tolerance * w
+        seen = (block_max[block] - w <= tolerance) & (w - block_min[block] <= tolerance) & (w > 0)
+        keep = torch.nonzero(seen).squeeze(1)
+        grid = torch.stack([px[keep] * (2 / width) - 1, py[keep] * (2 / height) - 1], -1)  # (m, 2)
+        return ViewVisibility(texels=texels[keep], quality=quality[keep], grid=grid)
+
+    def bake(self, image: torch.Tensor, view: ViewVisibility, update: torch.Tensor) -> int:
+        """Write a view's colours into the texels selected by `update`.
+
+        Args:
+            image: (H, W, 3) float in [0, 1], the painted view.
+            view: From `visibility` for the same camera.
+            update: (n,) bool over `view.texels`, which of them take this view's colour.
+
+        Returns:
+            How many texels were written.
+        """
+        chosen = torch.nonzero(update).squeeze(1)
+        if len(chosen) == 0:
+            return 0
+        texels, grid = view.texels[chosen], view.grid[chosen]
+        img = image.permute(2, 0, 1)[None].to(self.color.device, torch.float32)  # (1, 3, H, W)
+        sampled = F.grid_sample(img, grid[None, None].to(img.dtype), mode="bilinear", align_corners=False)  # (1, 3, 1, m)
+        self.color.index_copy_(0, texels, sampled[0, :, 0].T.clamp(0, 1))
+        self.quality.index_copy_(0, texels, view.quality[chosen])
+        return int(len(texels))
+
+    # --- the texture -----------------------------------------------------------------
+
+    def texture(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The texture as painted so far.
+
+        Returns:
+            (color (S, S, 3) float, 0 where unpainted; painted (S, S) bool).
+        """
+        color = torch.zeros(self.size * self.size, 3, device=self.color.device)
+        color[self.samples.index] = self.color
+        painted = torch.zeros(self.size * self.size, dtype=torch.bool, device=self.color.device)
+        painted[self.samples.index] = self.quality > 0
+        return color.view(self.size, self.size, 3), painted.view(self.size, self.size)
+
+    def quality_map(self) -> torch.Tensor:
+        """(S, S) stored view quality per texel (0 = never painted or off the surface)."""
+        q = torch.zeros(self.size * self.size, device=self.quality.device)
+        q[self.samples.index] = self.quality
+        return q.view(self.size, self.size)
+
+    def surface_mask(self) -> torch.Tensor:
+        """(S, S) bool, texels that lie on the surface."""
+        m = torch.zeros(self.size * self.size, dtype=torch.bool, device=self.quality.device)
+        m[self.samples.index] = True
+        return m.view(self.size, self.size)
+
+
+def sample_texture(texture: torch.Tensor, uv: torch.Tensor, weight: torch.Tensor | None = None,
+                   mode: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor]:
+    """Look a texture up at UV coordinates, ignoring texels of zero weight.
+
+    Args:
+        texture: (S, S, C) values.
+        uv: (H, W, 2) glTF UVs (v down).
+        weight: (S, S) per-texel weight (e.g. painted mask); None = all texels count.
+        mode: "bilinear" or "nearest".
+
+    Returns:
+        (values (H, W, C), weight (H, W)): values are the weight-normalised average of the
+        texels around each UV (0 where the weight is 0).
+    """
+    grid = (uv * 2 - 1)[None].to(texture.dtype)  # (1, H, W, 2): u -> x, v -> y (row)
+    if weight is None:
+        weight = torch.ones(texture.shape[:2], device=texture.device, dtype=texture.dtype)
+    weight = weight.to(texture.dtype)
+    stacked = torch.cat([texture * weight[..., None], weight[..., None]], -1).permute(2, 0, 1)[None]  # (1, C+1, S, S)
+    out = F.grid_sample(stacked, grid, mode=mode, align_corners=False, padding_mode="border")[0].permute(1, 2, 0)
+    total = out[..., -1]
+    values = out[..., :-1] / total.clamp(min=1e-8)[..., None]
+    return values * (total > 1e-8)[..., None], total

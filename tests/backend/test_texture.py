@@ -1,0 +1,393 @@
+"""Texture painting: an oracle view generator must let the pipeline reproduce a known texture;
+tiny Stable Diffusion depth components exercise the diffusers wiring (no GPU, no downloads)."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from backend.geometry.uv import ensure_part_uvs, ensure_uv, pack_in_grid
+from backend.pipelines.base import InputError, JobCancelled, MeshPart, MeshResult, ModelUnavailable
+from backend.pipelines.texture import (
+    TEXTURE_PARAMS, TexturePaintingPipeline, load_texture_pipeline, run_texture, view_prompt,
+)
+from backend.render import frame_camera, interpolate, rasterize
+from backend.texture import SurfaceSamples, TextureProjector, ViewGenerator, ViewRequest, pad_texture, sample_texture
+
+torch.set_num_threads(1)
+VIEW = 192  # view resolution in tests (512 in production)
+
+
+def colour_field(p: torch.Tensor) -> torch.Tensor:
+    """A known 3D texture with detail at a few texels' scale on a 1024 texture."""
+    r = 0.5 + 0.3 * torch.sin(7 * p[..., 0] + 1) * torch.cos(5 * p[..., 1])
+    g = 0.5 + 0.3 * torch.sin(6 * p[..., 1] + 2 * p[..., 2])
+    b = 0.5 + 0.3 * torch.cos(8 * p[..., 2] - 3 * p[..., 0])
+    return torch.stack([r, g, b], -1)
+
+
+def suzanne_like() -> trimesh.Trimesh:
+    """A stand-in for Suzanne (bpy is not allowed in backend tests): a bumpy head with two
+    ears and a snout — separate, interpenetrating shells, so parts hide each other."""
+    head = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+    v = head.vertices
+    head.vertices = v * (1 + 0.08 * np.sin(4 * v[:, :1]) * np.sin(3 * v[:, 1:2]))[:, :1]
+    ears = [trimesh.creation.icosphere(subdivisions=2, radius=0.45).apply_translation([s * 1.05, 0.35, -0.1]) for s in (-1, 1)]
+    snout = trimesh.creation.icosphere(subdivisions=2, radius=0.5).apply_scale([1.0, 0.6, 0.7]).apply_translation([0, -0.3, 0.75])
+    return trimesh.util.concatenate([head, *ears, snout])
+
+
+class FieldOracle:
+    """View generator returning the true colours of `colour_field` on the mesh from the requested camera."""
+
+    def __init__(self, vertices, faces):
+        self.v, self.f = torch.as_tensor(vertices, dtype=torch.float32), torch.as_tensor(faces).long()
+        self.calls = []
+
+    def __call__(self, request: ViewRequest) -> torch.Tensor:
+        self.calls.append(request)
+        frags = rasterize(self.v, self.f, request.camera)
+        colour = colour_field(interpolate(self.v, frags, self.f))
+        return torch.where(frags.mask[..., None], colour, torch.full_like(colour, 0.5))
+
+
+class TextureOracle:
+    """View generator rendering a known UV texture image (bilinear lookup, like a GPU)."""
+
+    def __init__(self, vertices, faces, uv, texture):
+        self.v, self.f = torch.as_tensor(vertices, dtype=torch.float32), torch.as_tensor(faces).long()
+        self.uv, self.texture = torch.as_tensor(uv, dtype=torch.float32), texture
+
+    def __call__(self, request: ViewRequest) -> torch.Tensor:
+        frags = rasterize(self.v, self.f, request.camera)
+        colour, _ = sample_texture(self.texture, interpolate(self.uv, frags, self.f))
+        return torch.where(frags.mask[..., None], colour, torch.full_like(colour, 0.5))
+
+
+def psnr_against(part: MeshPart, texture: np.ndarray, truth, cameras) -> float:
+    """Re-render the result from `cameras` and compare with `truth(frags, vertices, faces)` on the object."""
+    tex = torch.from_numpy(texture).float() / 255
+    v, f, uv = (torch.from_numpy(np.asarray(a)) for a in (part.vertices, part.faces, part.uv))
+    errors = []
+    for cam in cameras:
+        frags = rasterize(v.float(), f.long(), cam)
+        colour, _ = sample_texture(tex, interpolate(uv.float(), frags, f.long()))
+        errors.append(((colour - truth(frags, v.float(), f.long())) ** 2)[frags.mask])
+    mse = torch.cat(errors).mean()
+    return float(-10 * torch.log10(mse))
+
+
+HELD_OUT = [(22.5, -25.0), (110.0, 40.0), (200.0, 5.0), (290.0, -55.0), (60.0, 70.0)]
+
+
+def held_out_cameras(vertices):
+    return [frame_camera(vertices, az, el, width=VIEW) for az, el in HELD_OUT]
+
+
+def test_oracle_reproduces_a_uv_texture_on_an_unwrapped_suzanne_like_mesh():
+    mesh = suzanne_like()
+    layout = ensure_uv(mesh.vertices, mesh.faces, texture_size=1024)  # "UV-unwrapped" before we start
+    v, f, uv = (torch.from_numpy(a) for a in (layout.vertices, layout.faces, layout.uv))
+    # Ground truth: the colour field baked into this UV layout, padded like any texture.
+    samples = SurfaceSamples.from_mesh(v, f, uv, 1024, 1024)
+    truth = torch.zeros(1024 * 1024, 3)
+    truth[samples.index] = colour_field(samples.position)
+    filled = torch.zeros(1024 * 1024, dtype=torch.bool)
+    filled[samples.index] = True
+    truth, _ = pad_texture(truth.view(1024, 1024, 3), filled.view(1024, 1024))
+
+    pipe = TexturePaintingPipeline(TextureOracle(v, f, uv, truth))
+    part = MeshPart("suzanne", layout.vertices, layout.faces, uv=layout.uv)
+    out = pipe([part], prompt="a monkey head", texture_size=1024, view_resolution=VIEW)
+    result = out.result.parts[0]
+    assert np.array_equal(result.uv, layout.uv) and np.array_equal(result.faces, layout.faces)  # UVs kept
+    assert out.result.texture.shape == (1024, 1024, 3) and out.result.texture.dtype == np.uint8
+
+    def rendered_truth(frags, vv, ff):
+        colour, _ = sample_texture(truth, interpolate(uv, frags, ff))
+        return colour
+
+    assert psnr_against(result, out.result.texture, rendered_truth, held_out_cameras(v)) >= 30.0
+    assert_visible_texels_painted(pipe, out, v, f, uv)
+
+
+def assert_visible_texels_painted(pipe, out, v, f, uv):
+    """Every surface texel that a painting view sees usably was painted."""
+    projector = TextureProjector(v, f, uv, out.painted.shape[0], min_quality=pipe.config.min_quality)
+    seen = torch.zeros(len(projector.samples.index), dtype=torch.bool)
+    for cam in out.cameras:
+        seen[projector.visibility(cam, rasterize(v, f, cam)).texels] = True
+    painted = torch.from_numpy(out.painted).view(-1)[projector.samples.index]
+    assert seen.sum() > 0.75 * len(seen)  # the rest lies inside other shells (ears, snout) or in deep folds
+    assert not (seen & ~painted).any(), f"{int((seen & ~painted).sum())} visible texels left unpainted"
+
+
+def test_oracle_reproduces_a_3d_texture_on_a_mesh_without_uvs():
+    mesh = trimesh.creation.torus(1.0, 0.4, major_sections=48, minor_sections=24)
+    oracle = FieldOracle(mesh.vertices, mesh.faces)
+    pipe = TexturePaintingPipeline(oracle)
+    out = pipe([MeshPart("ring", mesh.vertices, mesh.faces)], prompt="a ring", texture_size=1024, view_resolution=VIEW)
+    result = out.result.parts[0]
+    assert result.uv is not None and result.uv.shape == (len(result.vertices), 2)
+    assert np.array_equal(result.vertices[result.faces], mesh.vertices[mesh.faces].astype(np.float32))  # same geometry
+    assert "xatlas" in out.result.metadata["texture"]["uv"]
+    truth = lambda frags, vv, ff: colour_field(interpolate(vv, frags, ff))  # noqa: E731
+    assert psnr_against(result, out.result.texture, truth, held_out_cameras(oracle.v)) >= 30.0
+    v, f, uv = (torch.from_numpy(np.asarray(a)) for a in (result.vertices, result.faces, result.uv))
+    assert_visible_texels_painted(pipe, out, v.float(), f.long(), uv.float())
+    # Padding: no black texel left anywhere in the image, and seams stay hidden at lower mips
+    # (an 8x box-filtered mip renders about as well as full size; unpadded, chart borders go dark).
+    assert (out.result.texture.reshape(-1, 3).max(1) > 0).all()
+    cams = held_out_cameras(oracle.v)[:2]
+    mip = lambda tex: torch.nn.functional.avg_pool2d(torch.from_numpy(tex).permute(2, 0, 1)[None].float(), 8)  # noqa: E731
+    upsampled = lambda m: (torch.nn.functional.interpolate(m, scale_factor=8.0, mode="nearest")[0].permute(1, 2, 0)).to(torch.uint8).numpy()  # noqa: E731
+    padded_mip = psnr_against(result, upsampled(mip(out.result.texture)), truth, cams)
+    unpadded_mip = psnr_against(result, upsampled(mip(out.result.texture * out.painted[..., None])), truth, cams)
+    assert padded_mip > 20.0 and padded_mip > unpadded_mip + 3.0, (padded_mip, unpadded_mip)
+
+
+def test_views_only_repaint_what_earlier_views_left_empty_or_saw_badly():
+    mesh = trimesh.creation.icosphere(subdivisions=3)
+    oracle = FieldOracle(mesh.vertices, mesh.faces)
+    front = frame_camera(mesh.vertices, 0, 0, width=96)
+    cams = [front, front, frame_camera(mesh.vertices, 180, 0, width=96), frame_camera(mesh.vertices, 45, 0, width=96)]
+    TexturePaintingPipeline(oracle)([MeshPart("s", mesh.vertices, mesh.faces)], prompt="ball", cameras=cams)
+    masks = [r.mask for r in oracle.calls]
+    assert len(oracle.calls) == 3  # the repeated front view had nothing to paint and was skipped
+    first = masks[0][oracle.calls[0].object_mask]
+    assert (first == 1).float().mean() > 0.9 and ((first == 0) | (first == 1)).all()  # generate all but silhouettes
+    back = masks[1][oracle.calls[1].object_mask]
+    assert (back == 1).float().mean() > 0.9  # the back was empty
+    side = masks[2][oracle.calls[2].object_mask]
+    keep, refine, generate = (side == 0).float().mean(), (side == 0.5).float().mean(), (side == 1).float().mean()
+    # Front and back left the band round the silhouette empty or grazed; the rest is kept.
+    assert keep > 0.3 and refine > 0.02 and generate < 0.4, (keep, refine, generate)
+    assert oracle.calls[0].prompt == "ball, front view" and oracle.calls[1].prompt == "ball, back view"
+    assert oracle.calls[0].disparity.max() == pytest.approx(1.0) and (oracle.calls[0].disparity[~oracle.calls[0].object_mask] == 0).all()
+
+
+def test_reference_image_is_projected_first_and_views_fill_the_rest():
+    mesh = trimesh.creation.icosphere(subdivisions=3)
+    blue = np.zeros((80, 120, 4), np.uint8)
+    blue[..., 2] = 255
+    blue[..., 3] = 255
+    red = lambda request: torch.tensor([1.0, 0.0, 0.0]).expand(*request.image.shape[:2], 3)  # noqa: E731
+    out = TexturePaintingPipeline(red)(
+        [MeshPart("s", mesh.vertices, mesh.faces)], prompt="", num_views=4, view_resolution=96, reference_image=blue,
+        reference_camera={"eye": [0, 0, 4], "target": [0, 0, 0], "fov_y": 45})
+    part, tex = out.result.parts[0], out.result.texture
+    assert out.result.metadata["texture"]["reference_image"] and len(out.cameras) == 7
+    uv_front = part.uv[np.argmax(part.vertices[:, 2])]  # the vertex facing the reference camera
+    uv_back = part.uv[np.argmin(part.vertices[:, 2])]
+    texel = lambda uv: tex[min(int(uv[1] * 1024), 1023), min(int(uv[0] * 1024), 1023)]  # noqa: E731
+    assert tuple(texel(uv_front)) == (0, 0, 255) and tuple(texel(uv_back)) == (255, 0, 0)
+
+
+def test_progress_previews_and_cancel():
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    pipe = TexturePaintingPipeline(FieldOracle(mesh.vertices, mesh.faces))
+    calls = []
+
+    def callback(phase, step, total, preview=None):
+        calls.append((phase, step, total, preview.shape, preview.dtype))
+        if step == 2:
+            raise JobCancelled()
+
+    with pytest.raises(JobCancelled):
+        pipe([MeshPart("s", mesh.vertices, mesh.faces)], prompt="x", view_resolution=64, callback=callback)
+    assert calls == [("paint", 1, 10, (64, 64, 3), np.uint8), ("paint", 2, 10, (64, 64, 3), np.uint8)]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"texture_size": 512}, "texture_size"),
+    ({"texture_size": 8192}, "texture_size"),
+    ({"prompt": "  "}, "prompt"),
+    ({"view_resolution": 100}, "view_resolution"),
+    ({"num_views": 0}, "num_views"),
+])
+def test_bad_inputs_are_refused(kwargs, message):
+    mesh = trimesh.creation.icosphere(subdivisions=1)
+    pipe = TexturePaintingPipeline(FieldOracle(mesh.vertices, mesh.faces))
+    args = {"prompt": "x", **kwargs}
+    with pytest.raises(InputError, match=message):
+        pipe([MeshPart("s", mesh.vertices, mesh.faces)], **args)
+    with pytest.raises(InputError, match="reference_camera"):
+        pipe([MeshPart("s", mesh.vertices, mesh.faces)], prompt="x", reference_image=np.zeros((8, 8, 3), np.uint8),
+             reference_camera={"eye": [0, 4, 0], "target": [0, 0, 0], "up": [0, 1, 0]})
+
+
+def test_uv_helpers_keep_unwrap_and_tile():
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    own = np.random.default_rng(0).random((len(mesh.vertices), 2)).astype(np.float32)
+    kept = ensure_uv(mesh.vertices, mesh.faces, own)
+    assert not kept.unwrapped and np.array_equal(kept.uv, own)
+    made = ensure_uv(mesh.vertices, mesh.faces)
+    assert made.unwrapped and len(made.faces) == len(mesh.faces)
+    assert np.allclose(made.vertices, mesh.vertices[made.vertex_map]) and len(made.vertices) >= len(mesh.vertices)
+    assert made.uv.min() >= 0 and made.uv.max() <= 1
+    parts, note = ensure_part_uvs([MeshPart("a", mesh.vertices, mesh.faces, uv=own), MeshPart("b", mesh.vertices, mesh.faces)])
+    assert "grid" in note
+    a, b = pack_in_grid([own, own])
+    assert a[:, 0].max() <= 0.5 and b[:, 0].min() >= 0.5
+    with pytest.raises(InputError):
+        ensure_uv(mesh.vertices, mesh.faces, own[:-1])
+
+
+def test_padding_fills_with_the_nearest_painted_texel():
+    colour = torch.zeros(8, 8, 3)
+    filled = torch.zeros(8, 8, dtype=torch.bool)
+    colour[1, 1], colour[6, 6] = torch.tensor([1.0, 0, 0]), torch.tensor([0, 1.0, 0])
+    filled[1, 1] = filled[6, 6] = True
+    padded, now = pad_texture(colour, filled)
+    assert now.all() and torch.equal(padded[0, 0], colour[1, 1]) and torch.equal(padded[7, 7], colour[6, 6])
+    limited, reach = pad_texture(colour, filled, max_distance=1.5)
+    assert reach[2, 2] and not reach[4, 4] and torch.equal(limited[4, 4], torch.zeros(3))
+
+
+def test_run_texture_reads_a_glb_and_returns_a_textured_result():
+    glb = pytest.importorskip("backend.geometry.glb")
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    data = glb.mesh_result_to_glb(MeshResult(parts=[MeshPart("ball", mesh.vertices.astype(np.float32), mesh.faces)]))
+    parts, _ = glb.read_glb_meshes(data)
+    pipe = TexturePaintingPipeline(FieldOracle(parts[0].vertices, parts[0].faces))
+    params = {**TEXTURE_PARAMS, "seed": 3, "prompt": "a ball", "view_resolution": 64, "num_views": 4}
+    seen = []
+    result = run_texture(pipe, params, {"mesh": data}, lambda *a, **k: seen.append(a[:3]))
+    assert result.texture.shape == (1024, 1024, 3) and result.parts[0].uv is not None
+    assert result.metadata["texture"]["seed"] == 3 and json.dumps(result.metadata)
+    assert seen[-1] == ("paint", 6, 6)
+    assert glb.read_glb_meshes(glb.mesh_result_to_glb(result))[0][0].uv is not None
+    # A PNG reference image from an explicit camera: projected first, so one more step.
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (64, 48), (0, 0, 255)).save(png, format="PNG")
+    camera = {"eye": [0, 0, 4], "target": [0, 0, 0], "up": [0, 1, 0], "fov_y": 40}
+    steps = []
+    result = run_texture(pipe, {**params, "reference_camera": camera}, {"mesh": data, "image": png.getvalue()},
+                         lambda *a, **k: steps.append(a[1]))
+    assert steps == [1, 2, 3, 4, 5, 6, 7] and result.metadata["texture"]["reference_image"]
+    with pytest.raises(InputError, match="PNG"):
+        run_texture(pipe, params, {"mesh": data, "image": b"not an image"}, lambda *a, **k: None)
+    with pytest.raises(InputError, match="mesh"):
+        run_texture(pipe, params, {}, lambda *a, **k: None)
+    with pytest.raises(InputError, match="image"):
+        run_texture(pipe, {**params, "reference_camera": {"eye": [0, 0, 3]}}, {"mesh": data}, lambda *a, **k: None)
+
+
+def test_view_prompt_names_the_side():
+    mesh = trimesh.creation.icosphere(subdivisions=1)
+    names = [view_prompt("cat", frame_camera(mesh.vertices, az, el)) for az, el in [(0, 15), (90, 15), (180, 15), (0, 90), (0, -90)]]
+    assert names == ["cat, front view", "cat, side view", "cat, back view", "cat, overhead view", "cat, bottom view"]
+
+
+def test_oracles_satisfy_the_view_generator_protocol():
+    mesh = trimesh.creation.icosphere(subdivisions=1)
+    assert isinstance(FieldOracle(mesh.vertices, mesh.faces), ViewGenerator)
+
+
+# --- tiny Stable Diffusion 2 depth ----------------------------------------------------------
+
+
+def tiny_depth_pipeline(folder):
+    """Random tiny components in SD2-depth's layout, saved and loaded back via from_pretrained."""
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionDepth2ImgPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=5, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=(2, 4), norm_num_groups=8, use_linear_projection=True,
+    )
+    vae = AutoencoderKL(block_out_channels=(16, 32), in_channels=3, out_channels=3, latent_channels=4,
+                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                        norm_num_groups=8)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37, num_attention_heads=4,
+        num_hidden_layers=2, vocab_size=100, max_position_embeddings=77))
+    letters = list("abcdefghijklmnopqrstuvwxyz,")
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for ch in letters:
+        vocab[ch] = len(vocab)
+        vocab[ch + "</w>"] = len(vocab)
+    (folder / "tok").mkdir(parents=True)
+    (folder / "tok" / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "tok" / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(folder / "tok" / "vocab.json"), str(folder / "tok" / "merges.txt"), model_max_length=77)
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False)
+    pipe = StableDiffusionDepth2ImgPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                            scheduler=scheduler, depth_estimator=None, feature_extractor=None)
+    pipe.save_pretrained(folder / "sd2-depth-tiny")
+    return folder / "sd2-depth-tiny"
+
+
+def depth_request(size=32, mask_value=1.0, seed=0):
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    cam = frame_camera(mesh.vertices, 0, 0, width=size)
+    frags = rasterize(torch.tensor(mesh.vertices, dtype=torch.float32), torch.tensor(mesh.faces), cam)
+    image = torch.rand(size, size, 3, generator=torch.Generator().manual_seed(1))
+    return ViewRequest(prompt="a red ball, front view", negative_prompt="blurry", camera=cam, depth=frags.depth,
+                       disparity=frags.mask.float(), object_mask=frags.mask, image=image,
+                       mask=torch.full((size, size), mask_value), generator=torch.Generator().manual_seed(seed),
+                       num_inference_steps=2, guidance_scale=5.0)
+
+
+@pytest.fixture(scope="module")
+def tiny_generator(tmp_path_factory):
+    from backend.texture.sd_depth import DepthViewGenerator
+
+    folder = tiny_depth_pipeline(tmp_path_factory.mktemp("sd"))
+    return DepthViewGenerator.from_pretrained(str(folder), device="cpu")
+
+
+def test_tiny_sd_depth_generates_and_keeps_what_it_is_told_to_keep(tiny_generator):
+    pipe = tiny_generator.pipe
+    out = tiny_generator(depth_request(mask_value=1.0))
+    assert out.shape == (32, 32, 3) and 0 <= float(out.min()) and float(out.max()) <= 1
+    other = tiny_generator(depth_request(mask_value=1.0, seed=1))
+    assert not torch.allclose(out, other)  # the seed matters
+    # mask 0 everywhere: the result is exactly the VAE round trip of the current render.
+    request = depth_request(mask_value=0.0)
+    kept = tiny_generator(request)
+    with torch.no_grad():
+        latents = pipe.vae.encode(request.image.permute(2, 0, 1)[None] * 2 - 1).latent_dist.mean
+        decoded = pipe.vae.decode(latents).sample[0].permute(1, 2, 0)
+    assert torch.allclose(kept, ((decoded + 1) / 2).clamp(0, 1), atol=1e-4)
+
+
+def test_tiny_sd_depth_paints_a_mesh_end_to_end(tiny_generator):
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    pipe = TexturePaintingPipeline(tiny_generator)
+    out = pipe([MeshPart("s", mesh.vertices, mesh.faces)], prompt="a red ball", num_inference_steps=1,
+               view_resolution=64, num_views=2, top_and_bottom=False)
+    assert out.result.texture.shape == (1024, 1024, 3) and out.painted.any()
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    class Options:
+        device, dtype, allow_downloads, cache_dir = "cpu", None, False, str(tmp_path)
+
+    with pytest.raises(ModelUnavailable, match="stable-diffusion-2-depth"):
+        load_texture_pipeline(Options())
+
+
+@pytest.mark.real_weights
+def test_real_sd2_depth_paints_a_ball_when_cached():
+    from backend.hub import is_available_offline
+    from backend.texture.sd_depth import DEFAULT_MODEL, DepthViewGenerator
+
+    if not is_available_offline(DEFAULT_MODEL):
+        pytest.skip(f"{DEFAULT_MODEL} is not in the local Hugging Face cache")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    generator = DepthViewGenerator.from_pretrained(device=device, dtype=torch.float16 if device == "cuda" else None)
+    mesh = trimesh.creation.icosphere(subdivisions=3)
+    out = TexturePaintingPipeline(generator, device=device)(
+        [MeshPart("ball", mesh.vertices, mesh.faces)], prompt="a basketball", num_inference_steps=10, num_views=4)
+    assert out.painted.sum() > 0.9 * out.surface.sum() and out.result.texture.std() > 5
