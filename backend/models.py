@@ -96,7 +96,7 @@ def registry() -> list[ModelEntry]:
     """Every model this installation serves, in menu order.
 
     Pipeline modules that are not installed are left out (with a warning in the log);
-    `test-cube` joins only when the environment variable DIFFUSION3D_TEST_MODELS=1.
+    `test-cube` and `test-texture` join only when the environment variable DIFFUSION3D_TEST_MODELS=1.
 
     Returns:
         The entries.
@@ -105,6 +105,7 @@ def registry() -> list[ModelEntry]:
                + _guarded(_texture_entries, "texture"))
     if os.environ.get(TEST_MODELS_ENV) == "1":
         entries.append(_test_cube_entry())
+        entries += _guarded(_test_texture_entries, "test texture")
     return entries
 
 
@@ -281,3 +282,23 @@ def run_test_cube(pipe: Any, params: dict[str, Any], files: dict[str, bytes], ca
         parts=[MeshPart("cube", vertices, faces, colors)],
         metadata={"model": "test-cube", "prompt": params["prompt"], "seed": params.get("seed")},
     )
+
+
+# --- test-texture: the real painting pipeline with a weightless view generator ----------------
+
+# Few, small views: a whole job takes about a second on CPU, yet every side gets painted.
+TEST_TEXTURE_OVERRIDES = {"num_views": 4, "view_resolution": 128, "num_inference_steps": 1}
+
+
+def _test_texture_entries() -> list[ModelEntry]:
+    texture = importlib.import_module(".pipelines.texture", __package__)
+    views = importlib.import_module(".texture.direction_views", __package__)
+
+    def load(options: LoadOptions):
+        return texture.TexturePaintingPipeline(views.DirectionColourGenerator(), device=options.device)
+
+    return [
+        ModelEntry("test-texture", "texture", "Test model: each side painted in the colour of its view direction",
+                   source="builtin", load=load, run=texture.run_texture,
+                   params={**texture.TEXTURE_PARAMS, **TEST_TEXTURE_OVERRIDES}),
+    ]

@@ -32,14 +32,18 @@ def parametric_torus(major: int = 250, minor: int = 200, r1: float = 1.0, r2: fl
     return xyz.astype(np.float32), faces.astype(np.int64), uv.astype(np.float32)
 
 
-def run(device: str) -> dict[str, float]:
+def run(device: str = "cpu", cameras=None, images=None, texture_size: int = 2048) -> dict[str, float]:
+    """Time one projection bake; `cameras` / `images` ((H, W, 3) arrays) default to the issue's
+    10 views of random 512 x 512 images (bench_cycles_bake.py passes its own, the same for Cycles)."""
     v, f, uv = (torch.from_numpy(a).to(device) for a in parametric_torus())
-    cameras = default_views(v, width=512)
-    images = [torch.rand(512, 512, 3, generator=torch.Generator().manual_seed(i)).to(device) for i in range(len(cameras))]
+    cameras = default_views(v, width=512) if cameras is None else cameras
+    if images is None:
+        images = [torch.rand(512, 512, 3, generator=torch.Generator().manual_seed(i)) for i in range(len(cameras))]
+    images = [torch.as_tensor(image).to(device) for image in images]
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     times = {}
     sync(); t0 = time.perf_counter()
-    projector = TextureProjector(v, f, uv, 2048)
+    projector = TextureProjector(v, f, uv, texture_size)
     sync(); t1 = time.perf_counter()
     raster = bake = 0.0
     for cam, image in zip(cameras, images):
@@ -89,8 +93,7 @@ def main() -> None:
     speed = machine_speed()
     print(f"ours: {best['total']:.3f} s (target <= 3 s); median {np.median([r['total'] for r in results]):.3f} s")
     print(f"machine yardstick (50 x 4M-float axpy): {speed:.3f} s -> bake = {best['total'] / speed:.1f} yardsticks")
-    print("TODO: Cycles bake of the same projection (Dream Textures' way) is not measured here: "
-          "it needs Blender; run the Blender-side benchmark for the side-by-side ratio.")
+    print("Cycles bake of the same projection, side by side: bench/bench_cycles_bake.py")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from ..formats.glb import GLBError, GLBScene, read_glb
 from ..panels import previews, properties
 from ..panels.preferences import backend_settings, get_prefs
 from ..scene_io import write_back
+from ..scene_io.apply_texture import apply_texture
 from ..service.client import BackendError
 from ..service.session import LOCAL, BackendSettings, connect
 
@@ -38,7 +39,7 @@ class JobRequest:
     label: str  # name of the new object / shown in the job list
     model: str = ""
     files: dict[str, bytes] = field(default_factory=dict)
-    target: str = ""  # object whose mesh the result replaces ("" = a new object)
+    target: str = ""  # object the result is written onto ("" = a new object)
 
 
 class Job:
@@ -209,7 +210,10 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
             obj = context.scene.objects.get(target) or bpy.data.objects.get(target)
             if obj is None:
                 raise LookupError(f"the object '{target}' no longer exists; import the result from the job list")
-            obj = write_back.replace_mesh(context, obj, job.result, storage)
+            if job.task == "texture":  # the artist's mesh stays: new UV map, material and slot
+                obj = apply_texture(context, obj, job.result, storage)
+            else:
+                obj = write_back.replace_mesh(context, obj, job.result, storage)
         else:
             obj = write_back.new_object(context, job.label, job.result, storage)
     except Exception as exc:  # keep the result file: the job list offers Import again

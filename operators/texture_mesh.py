@@ -1,14 +1,16 @@
 """Texture the selected mesh objects from a prompt (one job per object)."""
 
+import json
+
 import bpy
-from bpy.props import StringProperty
+from bpy.props import IntProperty, StringProperty
 
 from ..scene_io.mesh_export import object_to_glb
 from .jobs import JobOperator, JobRequest
 
 
 class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
-    """Paint a texture onto each selected mesh from the prompt (UVs are made when missing)"""
+    """Paint a texture onto each selected mesh from the prompt: a new UV map and material, the mesh kept"""
 
     bl_idname = "diffusion3d.texture_mesh"
     bl_label = "Texture Selected"
@@ -16,6 +18,11 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
 
     prompt: StringProperty(name="Prompt")
     model: StringProperty(name="Model", description="Empty = the task's default")
+    texture_size: IntProperty(name="Texture Size", min=0, max=4096, default=0,
+                              description="Texels per side (1024-4096); 0 = the model's default")
+    seed: IntProperty(name="Seed", min=-1, default=-1, description="-1 = random")
+    extra_params: StringProperty(name="Extra Parameters",
+                                 description="JSON object of further model parameters (scripts)")
 
     @classmethod
     def poll(cls, context):
@@ -25,14 +32,28 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
         return True
 
     def build_requests(self, context):
-        prompt = (self.prompt if self.properties.is_property_set("prompt") else context.scene.diffusion3d.texture_prompt)
+        given = self.properties.is_property_set("prompt")
+        prompt = self.prompt if given else context.scene.diffusion3d.texture_prompt
         if not prompt.strip():
             raise ValueError("type a prompt describing the texture first")
+        params = {"prompt": prompt.strip()}
+        if self.texture_size:
+            params["texture_size"] = self.texture_size
+        if self.seed >= 0:
+            params["seed"] = self.seed
+        if self.extra_params:
+            try:
+                extra = json.loads(self.extra_params)
+            except ValueError as exc:
+                raise ValueError(f"extra_params is not valid JSON: {exc}") from exc
+            if not isinstance(extra, dict):
+                raise ValueError("extra_params must be a JSON object")
+            params.update(extra)
         requests_ = []
         for obj in context.selected_objects:
             if obj.type != 'MESH':
                 continue
-            glb, _ = object_to_glb(obj)
-            params = {"prompt": prompt.strip()}
-            requests_.append(JobRequest("texture", params, f"{obj.name}: {prompt.strip()}"[:60], self.model, {"mesh": glb}, obj.name))
+            glb, _ = object_to_glb(obj)  # loop triangles in order: the result maps back onto these loops
+            label = f"{obj.name}: {prompt.strip()}"[:60]
+            requests_.append(JobRequest("texture", dict(params), label, self.model, {"mesh": glb}, target=obj.name))
         return requests_

@@ -82,7 +82,9 @@ def build_mesh(name: str, arrays: MeshArrays) -> bpy.types.Mesh:
     return mesh
 
 
-def _load_image(result: GLBScene, index: int, name: str, storage: str) -> Optional[bpy.types.Image]:
+def load_image(result: GLBScene, index: int, name: str, storage: str) -> Optional[bpy.types.Image]:
+    """The result's image `index` as a Blender image: written to `textures/` beside the saved
+    .blend (a new file, never over an older texture) for 'NEXT_TO_BLEND', else packed."""
     image = result.images[index] if 0 <= index < len(result.images) else None
     if image is None or not image.data:
         return None
@@ -92,7 +94,10 @@ def _load_image(result: GLBScene, index: int, name: str, storage: str) -> Option
         folder = os.path.join(os.path.dirname(bpy.data.filepath), "textures")
     if folder:
         os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, bpy.path.clean_name(name) + suffix)
+        stem = os.path.join(folder, bpy.path.clean_name(name))
+        path, n = stem + suffix, 1
+        while os.path.exists(path):  # an older material may still show the file of that name
+            path, n = f"{stem}.{n:03d}{suffix}", n + 1
         with open(path, "wb") as handle:
             handle.write(image.data)
         return bpy.data.images.load(path)
@@ -112,7 +117,7 @@ def build_material(name: str, arrays: MeshArrays, result: GLBScene, storage: str
     material.use_nodes = True
     tree = material.node_tree
     bsdf = next(n for n in tree.nodes if n.type == 'BSDF_PRINCIPLED')
-    image = _load_image(result, arrays.image, name, storage) if arrays.image is not None and arrays.uv is not None else None
+    image = load_image(result, arrays.image, name, storage) if arrays.image is not None and arrays.uv is not None else None
     if image is not None:
         node = tree.nodes.new("ShaderNodeTexImage")
         node.image = image

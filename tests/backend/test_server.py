@@ -209,6 +209,25 @@ def test_job_runs_to_a_result(client):
     assert client.get("/jobs").json()[0]["id"] == record["id"]
 
 
+def test_test_texture_paints_an_uploaded_mesh_from_every_side(client):
+    import trimesh
+
+    ball = trimesh.creation.icosphere(subdivisions=2)
+    glb = mesh_result_to_glb(MeshResult(parts=[MeshPart("ball", ball.vertices.astype(np.float32), ball.faces)]))
+    model = next(m for m in client.get("/models").json() if m["name"] == "test-texture")
+    assert model["task"] == "texture" and model["params"]["texture_size"] == 1024
+    response = submit(client, {"prompt": "bronze", "seed": 1}, model="test-texture", task="texture",
+                      files={"mesh": ("ball.glb", glb, "model/gltf-binary")})
+    assert response.status_code == 201, response.text
+    done = wait(client, response.json()["id"], timeout=60)
+    assert done["state"] == "succeeded", done["error"]
+    assert (done["phase"], done["step"], done["total"]) == ("paint", 6, 6)  # 4 around + top + bottom
+    assert done["result_metadata"]["texture"]["size"] == 1024
+    assert client.get(f"/jobs/{done['id']}/preview").content.startswith(b"\x89PNG")
+    parts, _ = read_glb_meshes(client.get(f"/jobs/{done['id']}/result").content)
+    assert len(parts[0].faces) == len(ball.faces) and parts[0].uv is not None  # same triangles, unwrapped
+
+
 def test_explicit_seed_is_kept_and_reproducible(client):
     a = wait(client, submit(client, {"seed": 42}).json()["id"])
     b = wait(client, submit(client, {"seed": 42}).json()["id"])

@@ -1,0 +1,139 @@
+"""Texture Selected in background mode against a real backend (test-texture model): new UV map,
+new material in a new slot, the artist's mesh and old materials kept, one undo step back."""
+
+import json
+import os
+
+import bpy
+import numpy as np
+from bl_harness import MODULE, addon_module, done, install
+
+install()
+jobs = addon_module("operators.jobs")
+prefs = bpy.context.preferences.addons[MODULE].preferences
+prefs.startup_timeout = 120.0
+context = bpy.context
+UV_MAP = addon_module("scene_io.apply_texture").UV_MAP
+
+
+def call(operator, *args, **kwargs):
+    try:
+        return operator(*args, **kwargs), ""
+    except RuntimeError as exc:
+        return {'CANCELLED'}, str(exc)
+
+
+def state(obj):
+    """What texturing may change, and what it must not."""
+    mesh = obj.data
+    index = np.empty(len(mesh.polygons), np.int32)
+    mesh.polygons.foreach_get("material_index", index)
+    return ([m.name if m else None for m in mesh.materials], sorted(l.name for l in mesh.uv_layers),
+            len(mesh.vertices), len(mesh.polygons), index.tolist(), tuple(obj.matrix_world.col[3]))
+
+
+def side_colours(obj, image):
+    """Mean texture colour of the faces looking along +X and along -X (object space)."""
+    mesh = obj.data
+    pixels = np.empty(image.size[0] * image.size[1] * 4, np.float32)
+    image.pixels.foreach_get(pixels)
+    pixels = pixels.reshape(image.size[1], image.size[0], 4)
+    uv = np.empty(len(mesh.loops) * 2, np.float32)
+    mesh.uv_layers[UV_MAP].data.foreach_get("uv", uv)
+    uv = uv.reshape(-1, 2)
+    colours = {}
+    for sign in (1, -1):
+        picked = []
+        for polygon in mesh.polygons:
+            if sign * polygon.normal.x > 0.8:
+                centre = uv[list(polygon.loop_indices)].mean(axis=0)
+                x, y = (np.clip(centre, 0, 1) * (np.array(image.size) - 1)).astype(int)
+                picked.append(pixels[y, x, :3])
+        assert picked, f"no face of {obj.name} looks along {sign}X"
+        colours[sign] = np.mean(picked, axis=0)
+    return colours
+
+
+# 1. Suzanne (its own UVs, no material) and a second Suzanne without UVs but with a material.
+for leftover in list(bpy.data.objects):  # the start-up cube, camera and light
+    bpy.data.objects.remove(leftover)
+bpy.ops.mesh.primitive_monkey_add(location=(0.0, 0.0, 0.0))
+suzanne = context.object
+suzanne.rotation_euler = (0.0, 0.0, 0.4)
+bpy.ops.mesh.primitive_monkey_add(location=(3.0, 0.0, 0.0))
+other = context.object
+other.name = "Painted"
+other.data.uv_layers.remove(other.data.uv_layers[0])  # the backend unwraps it (xatlas cuts some quads)
+old = bpy.data.materials.new("Old paint")
+other.data.materials.append(old)
+suzanne.select_set(True)
+own_uv = np.empty(len(suzanne.data.loops) * 2, np.float32)
+suzanne.data.uv_layers[0].data.foreach_get("uv", own_uv)
+before = {o.name: state(o) for o in (suzanne, other)}
+
+# 2. The default model's weights are not here: a readable error, nothing changes.
+bpy.ops.ed.undo_push(message="before texture")
+result, error = call(bpy.ops.diffusion3d.texture_mesh, prompt="weathered bronze")
+print("default model:", result, error)
+assert result == {'CANCELLED'} and "not downloaded" in error, error
+assert {o.name: state(o) for o in (suzanne, other)} == before
+prefs.backend_mode, prefs.remote_url = 'REMOTE', "http://127.0.0.1:9"  # a backend that is down
+result, error = call(bpy.ops.diffusion3d.texture_mesh, prompt="weathered bronze", model="test-texture")
+assert result == {'CANCELLED'} and "not running" in error, error
+assert {o.name: state(o) for o in (suzanne, other)} == before
+prefs.backend_mode = 'LOCAL'
+
+# 3. Both selected objects are textured by the test model, blocking, in one operator call.
+# ('EXEC_DEFAULT', True): run as the UI would, pushing the operator's undo step.
+result = bpy.ops.diffusion3d.texture_mesh('EXEC_DEFAULT', True, prompt="weathered bronze", model="test-texture",
+                                          texture_size=1024, seed=5)
+assert result == {'FINISHED'}, result
+assert [j.applied_to for j in jobs.JOBS[:2]] and all(j.state == "succeeded" for j in jobs.JOBS[:2])
+for obj in (suzanne, other):
+    materials, uv_maps, n_verts, n_polys, index, location = state(obj)
+    old_materials = before[obj.name][0]
+    assert materials[:-1] == old_materials and len(materials) == len(old_materials) + 1, materials
+    assert set(index) == {len(materials) - 1}, "every face uses the new slot"
+    assert UV_MAP in uv_maps and n_verts == before[obj.name][2] and location == before[obj.name][5]
+    material = obj.data.materials[-1]
+    node = next(n for n in material.node_tree.nodes if n.type == 'TEX_IMAGE')
+    bsdf = next(n for n in material.node_tree.nodes if n.type == 'BSDF_PRINCIPLED')
+    assert bsdf.inputs["Base Color"].links[0].from_node == node
+    assert node.inputs["Vector"].links[0].from_node.uv_map == UV_MAP
+    image = node.image
+    assert tuple(image.size) == (1024, 1024) and image.packed_file is not None  # unsaved .blend: packed
+    colours = side_colours(obj, image)
+    print(obj.name, "polygons", before[obj.name][3], "->", n_polys, "+X", colours[1], "-X", colours[-1])
+    assert np.abs(colours[1] - colours[-1]).max() > 0.2, colours  # each side its own colour
+    assert colours[1][0] > colours[-1][0]  # the +X view paints redder (direction -> RGB)
+    meta = json.loads(obj["diffusion3d"])
+    assert meta["texture"]["size"] == 1024 and meta["texture"]["seed"] == 5, meta
+# Suzanne's own UVs were kept: the new map equals them, and no polygon was split.
+new_uv = np.empty(len(suzanne.data.loops) * 2, np.float32)
+suzanne.data.uv_layers[UV_MAP].data.foreach_get("uv", new_uv)
+assert np.allclose(new_uv, own_uv, atol=1e-5) and len(suzanne.data.polygons) == before[suzanne.name][3]
+split = json.loads(other["diffusion3d"])["texture"]["split_polygons"]
+assert json.loads(suzanne["diffusion3d"])["texture"]["split_polygons"] == 0
+assert len(other.data.polygons) == before["Painted"][3] + split  # each cut quad became two triangles
+assert suzanne.data.uv_layers.active.name == "UVMap"  # the artist's map stays active
+
+# 4. One undo step restores the previous materials, UV maps and geometry of both objects.
+bpy.ops.ed.undo()
+suzanne, other = bpy.data.objects["Suzanne"], bpy.data.objects["Painted"]
+assert {o.name: state(o) for o in (suzanne, other)} == before, {o.name: state(o) for o in (suzanne, other)}
+
+# 5. With the preference "next to .blend" and a saved .blend, the image is a file in textures/.
+prefs.texture_storage = 'NEXT_TO_BLEND'
+blend = os.path.join(os.environ["DIFFUSION3D_TMP"], "scene.blend")
+bpy.ops.wm.save_as_mainfile(filepath=blend)
+bpy.ops.object.select_all(action='DESELECT')
+suzanne = bpy.data.objects["Suzanne"]
+suzanne.select_set(True)
+context.view_layer.objects.active = suzanne
+for _ in range(2):  # a second run writes a second file: the first material keeps its image
+    assert bpy.ops.diffusion3d.texture_mesh(prompt="moss", model="test-texture", seed=1) == {'FINISHED'}
+paths = [bpy.path.abspath(m.node_tree.nodes["Image Texture"].image.filepath) for m in suzanne.data.materials]
+print("saved textures:", paths)
+assert len(set(paths)) == 2 and all(os.path.isfile(p) and os.sep + "textures" + os.sep in p for p in paths)
+assert all(m.node_tree.nodes["Image Texture"].image.packed_file is None for m in suzanne.data.materials)
+done()

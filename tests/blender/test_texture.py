@@ -1,0 +1,11 @@
+"""Texture Selected in background mode against a real backend subprocess (test-texture model)."""
+
+import importlib.util
+
+import pytest
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fastapi") is None, reason="backend requirements not installed")
+def test_texture_selected_adds_uvs_and_a_material_and_undoes(run_blender):
+    output = run_blender("bl_texture.py", timeout=600)
+    print(output[-3000:])
