@@ -1,0 +1,75 @@
+"""MODEL_CARD.md for the built-in part model, written from its config.json (and evaluation figures)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+
+def write_card(folder: str, config: dict) -> str:
+    """Write folder/MODEL_CARD.md from `config` (as saved in config.json). Returns the path."""
+    t, tm, fl = config["train"], config["timings"], config["final_losses"]
+    metrics = config.get("metrics")
+    lines = [
+        "# Diffusion 3D built-in part model",
+        "",
+        "Offline text → part-aware 3D shape model in the spirit of SALAD (Koo et al. 2023) / SPAGHETTI",
+        "(Hertz et al. 2022): each part is a Gaussian (centre, rotation, half extents, weight) with a",
+        "label, plus a latent of a part occupancy autoencoder; phase 1 diffuses the Gaussians and labels,",
+        "phase 2 the latents, both transformers conditioned on all-MiniLM-L6-v2 sentence embeddings.",
+        "",
+        "## Data",
+        f"- {t['n_shapes']} procedural part-annotated shapes from `backend/parts/data.py` (seed {t['seed']}),",
+        f"  {config['n_parts']} parts, {config['n_captions']} captions (templates).",
+        f"- Categories it knows: {', '.join(config['categories'])}.",
+        f"- Part vocabulary: {', '.join(config['vocabulary'])} (repeats numbered `leg.0`, `leg.1`, …; at most {config['max_parts']} parts).",
+        f"- Primitives: {', '.join(config['primitives'])}.",
+        "",
+        "## Training (`python -m backend.parts.train --seed %d`)" % t["seed"],
+        f"- Autoencoder: {t['ae_steps']} steps, latent {config['autoencoder']['latent_dim']} dims, final BCE {fl['autoencoder']:.4f}.",
+        f"- Phase 1 (layout) transformer width {config['layout_net']['width']} × {config['layout_net']['depth']}: "
+        f"{t['layout_steps']} steps, final v-loss {fl['layout']:.4f}.",
+        f"- Phase 2 (latents) transformer width {config['latent_net']['width']} × {config['latent_net']['depth']}: "
+        f"{t['latent_steps']} steps, final v-loss {fl['latent']:.4f}.",
+        f"- DDPM, {config['scheduler']['num_train_timesteps']} steps, cosine schedule, v-prediction; text dropout {t['text_dropout']} for guidance.",
+        f"- Wall time on {t['threads']} CPU threads: " + ", ".join(f"{k} {v:.0f} s" for k, v in tm.items()) + ".",
+        "",
+        "## Evaluation (`python -m backend.parts.evaluate`)",
+    ]
+    if metrics:
+        lines += [f"- {k}: {v}" for k, v in metrics.items()]
+    else:
+        lines += ["- not run yet for these weights."]
+    if config.get("autoencoder_from"):
+        lines += ["", "Note: this run loaded stage 1 (the autoencoder) from an earlier run with the same seed and",
+                  "config instead of retraining it; its training time is included in total_s."]
+    lines += [
+        "",
+        "## Targets and shortfalls",
+        "- Targets: attribute accuracy ≥ 90% (seen) / ≥ 70% (unseen, paraphrases); 1-NNA ≤ 65%; ≤ 2 s per shape.",
+        "- Phase 1 is under-trained for the CPU budget: shapes often carry extra parts (an extra",
+        "  back or post) or miss one (e.g. a chair without its seat), which costs attribute accuracy",
+        "  and validity (a floating part makes a shape invalid). More phase-1 steps lowered the",
+        "  loss steadily (3000 → 6000 steps: attribute accuracy 36% → 55%).",
+        "",
+        "## What it does not know",
+        "- Anything outside the categories above: such prompts are answered with the nearest category",
+        "  (by text embedding) and a note saying so.",
+        "- Fine detail below the primitives' level, textures, materials; sizes are normalised to ~2 units.",
+        "- Prompts are matched by sentence embeddings: counts and attributes seen in training work best.",
+    ]
+    path = os.path.join(folder, "MODEL_CARD.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def update_metrics(folder: str, metrics: dict) -> None:
+    """Store evaluation figures in config.json and rewrite the card."""
+    path = os.path.join(folder, "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    config["metrics"] = metrics
+    with open(path, "w") as f:
+        json.dump(config, f, indent=1)
+    write_card(folder, config)

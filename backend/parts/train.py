@@ -1,0 +1,296 @@
+"""Train the built-in part model: `python -m backend.parts.train [--seed 0] [--out DIR] [--quick]`.
+
+Three stages, one seed: the part occupancy autoencoder, then phase 1 (layout: Gaussians +
+labels) and phase 2 (latents) of the cascaded diffusion (SALAD, Koo et al. 2023), all on the
+procedural part-annotated shapes of `backend.parts.data`. Writes model.safetensors,
+config.json and MODEL_CARD.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+from diffusers import DDPMScheduler
+from safetensors.torch import save_file
+
+from . import data
+from .autoencoder import AutoencoderConfig, PartAutoencoder, lattice
+from .diffusion import DenoiserConfig, PartDenoiser, SlotCodec
+from .representation import PartShape, number_parts, rotation_to_6d
+from .text import TextEncoder
+
+DEFAULT_OUT = os.path.join(os.path.dirname(__file__), "weights")
+SCHEDULER = dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
+                 clip_sample=False)
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    threads: int = 2
+    n_shapes: int = 4000  # training shapes
+    ae: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    ae_parts: int = 3000  # parts the autoencoder sees
+    ae_steps: int = 1500
+    ae_batch: int = 32
+    ae_points: int = 384  # occupancy queries per part per step
+    ae_target_grid: int = 32  # targets: occupancy on this lattice over [-1.1, 1.1]^3
+    layout_net: DenoiserConfig = field(default_factory=lambda: DenoiserConfig(width=128, depth=3, slots=24))
+    latent_net: DenoiserConfig = field(default_factory=lambda: DenoiserConfig(width=96, depth=3))
+    layout_steps: int = 6000
+    latent_steps: int = 2000
+    batch: int = 64
+    lr: float = 1e-3
+    text_dropout: float = 0.1  # classifier-free guidance (Ho & Salimans 2022)
+    bank_size: int = 4000  # training latents kept to name a generated part's primitive
+
+
+def quick_config(seed: int = 0) -> TrainConfig:
+    """Seconds-long run for tests: tiny data, tiny nets, few steps."""
+    return TrainConfig(seed=seed, n_shapes=48, ae_parts=96, ae_steps=40, ae_batch=16, ae_points=256,
+                       ae=AutoencoderConfig(hidden=32, layers=2), layout_net=DenoiserConfig(width=32, depth=1, heads=2, slots=24),
+                       latent_net=DenoiserConfig(width=32, depth=1, heads=2), layout_steps=60, latent_steps=40,
+                       batch=16, bank_size=64)
+
+
+def part_grid(part, n: int, extent: float = 1.0) -> np.ndarray:
+    """A data.Part's occupancy at the n^3 lattice cell centres over [-extent, extent]^3 of its frame. Returns (n, n, n) bool."""
+    pts = lattice(n, extent).numpy()
+    return np.asarray(part.local_occupancy(pts), dtype=bool).reshape(n, n, n)
+
+
+class GridCache:
+    """Occupancy grids of parts, shared by parts with the same primitive and parameters."""
+
+    def __init__(self):
+        self._grids: dict[tuple, np.ndarray] = {}
+
+    def __call__(self, part, n: int, extent: float = 1.0) -> np.ndarray:
+        key = (part.primitive, json.dumps(part.params, sort_keys=True, default=str), n, extent)
+        if key not in self._grids:
+            self._grids[key] = part_grid(part, n, extent)
+        return self._grids[key]
+
+
+def gaussian_of(part) -> torch.Tensor:
+    """A data.Part's Gaussian, (13,): centre, rotation 6D, half extents, weight 1."""
+    rot = torch.as_tensor(np.asarray(part.rotation), dtype=torch.float32)
+    return torch.cat([torch.as_tensor(np.asarray(part.center), dtype=torch.float32), rotation_to_6d(rot),
+                      torch.as_tensor(np.asarray(part.half_extents), dtype=torch.float32), torch.ones(1)])
+
+
+@torch.no_grad()
+def encode_shape(shape, autoencoder: PartAutoencoder, grids: GridCache) -> PartShape:
+    """A procedural data.Shape → PartShape (Gaussians from its parts, latents from the autoencoder)."""
+    g = autoencoder.config.grid
+    occ = torch.from_numpy(np.stack([grids(p, g) for p in shape.parts]))  # (N, g, g, g)
+    latents = autoencoder.encode(occ)
+    gaussians = torch.stack([gaussian_of(p) for p in shape.parts])
+    labels = [p.label for p in shape.parts]
+    return PartShape(number_parts(labels, gaussians[:, :3]), labels, gaussians, latents,
+                     category=shape.category, prompt=shape.captions[0] if shape.captions else "")
+
+
+def train_autoencoder(cfg: TrainConfig, shapes, grids: GridCache, log) -> tuple[PartAutoencoder, list[float]]:
+    """Fit the part autoencoder with binary cross-entropy on occupancy queries."""
+    rng = np.random.default_rng(cfg.seed)
+    parts = [p for s in shapes for p in s.parts]
+    parts = [parts[i] for i in rng.permutation(len(parts))[: cfg.ae_parts]]
+    g, tg = cfg.ae.grid, cfg.ae_target_grid
+    inputs = torch.from_numpy(np.stack([grids(p, g) for p in parts]))  # (P, g, g, g)
+    targets = torch.from_numpy(np.stack([grids(p, tg, 1.1) for p in parts])).reshape(len(parts), -1)  # (P, tg^3)
+    points = lattice(tg, 1.1)  # (tg^3, 3)
+    model = PartAutoencoder(cfg.ae)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.ae_steps, pct_start=0.05)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    losses = []
+    for step in range(cfg.ae_steps):
+        b = torch.randint(len(parts), (cfg.ae_batch,), generator=gen)
+        q = torch.randint(points.shape[0], (cfg.ae_batch, cfg.ae_points), generator=gen)  # (B, Q)
+        jitter = (torch.rand(cfg.ae_batch, cfg.ae_points, 3, generator=gen) - 0.5) * 0.02
+        logits, latent = model(inputs[b], points[q] + jitter)
+        target = torch.gather(targets[b], 1, q).float()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target) + 1e-4 * latent.pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if step % 250 == 0 or step == cfg.ae_steps - 1:
+            log(f"autoencoder step {step + 1}/{cfg.ae_steps} loss {np.mean(losses[-50:]):.4f}")
+    return model.eval(), losses
+
+
+def train_denoiser(cfg: TrainConfig, net_cfg: DenoiserConfig, x0: torch.Tensor, cond: torch.Tensor | None,
+                   mask: torch.Tensor | None, text: torch.Tensor, caption_shape: torch.Tensor, steps: int, name: str,
+                   log) -> tuple[PartDenoiser, list[float]]:
+    """DDPM training with v-prediction and text dropout.
+
+    Args:
+        x0: (M, S, D) clean slot features; cond: (M, S, C) or None; mask: (M, S) loss weight or None.
+        text: (K, 384) caption embeddings; caption_shape: (K,) the shape each caption describes.
+    """
+    scheduler = DDPMScheduler(**SCHEDULER)
+    model = PartDenoiser(net_cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps, pct_start=0.05)
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + {"layout": 1, "latent": 2}.get(name, 3))
+    losses = []
+    for step in range(steps):
+        k = torch.randint(len(text), (cfg.batch,), generator=gen)  # captions, (B,)
+        m = caption_shape[k]
+        x = x0[m]
+        noise = torch.randn(x.shape, generator=gen)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg.batch,), generator=gen)
+        noisy = scheduler.add_noise(x, noise, t)
+        target = scheduler.get_velocity(x, noise, t)
+        emb = text[k]
+        drop = torch.rand(cfg.batch, generator=gen) < cfg.text_dropout
+        emb = torch.where(drop[:, None], model.null_text.expand_as(emb), emb)
+        pred = model(noisy, t, emb, None if cond is None else cond[m])
+        err = (pred - target).pow(2).mean(-1)  # (B, S)
+        loss = err.mean() if mask is None else (err * mask[m]).sum() / mask[m].sum().clamp(min=1)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if step % 250 == 0 or step == steps - 1:
+            log(f"{name} step {step + 1}/{steps} loss {np.mean(losses[-50:]):.4f}")
+    return model.eval(), losses
+
+
+def load_autoencoder(folder: str) -> tuple[PartAutoencoder, float]:
+    """The autoencoder of an earlier run (and the seconds it took to train), to skip stage 1."""
+    from safetensors.torch import load_file
+
+    with open(os.path.join(folder, "config.json")) as f:
+        config = json.load(f)
+    model = PartAutoencoder(AutoencoderConfig(**config["autoencoder"]))
+    tensors = load_file(os.path.join(folder, "model.safetensors"))
+    model.load_state_dict({k[len("autoencoder."):]: v for k, v in tensors.items() if k.startswith("autoencoder.")})
+    return model.eval(), float(config["timings"].get("autoencoder_s", 0.0))
+
+
+def train(cfg: TrainConfig, out: str | None = None, log=print, autoencoder_from: str | None = None) -> dict:
+    """Run all stages; save to `out` when given. Returns a summary with the loss curves.
+
+    Args:
+        autoencoder_from: a folder from an earlier run with the same seed and autoencoder config:
+            stage 1 is loaded from it instead of retrained (its training time is still counted).
+    """
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    timings, t0 = {}, time.time()
+    shapes = data.dataset(cfg.n_shapes, cfg.seed, split="train")
+    grids = GridCache()
+    timings["data_s"] = time.time() - t0
+    log(f"{len(shapes)} shapes, {sum(len(s.parts) for s in shapes)} parts ({timings['data_s']:.0f} s)")
+
+    t = time.time()
+    if autoencoder_from:
+        autoencoder, timings["autoencoder_s"] = load_autoencoder(autoencoder_from)
+        with open(os.path.join(autoencoder_from, "config.json")) as f:
+            ae_losses = [json.load(f)["final_losses"]["autoencoder"]]
+        log(f"autoencoder loaded from {autoencoder_from}")
+    else:
+        autoencoder, ae_losses = train_autoencoder(cfg, shapes, grids, log)
+        timings["autoencoder_s"] = time.time() - t
+
+    t = time.time()
+    encoded = [encode_shape(s, autoencoder, grids) for s in shapes]
+    all_latents = torch.cat([e.latents for e in encoded])
+    all_raw = torch.cat([SlotCodec.raw_layout(e.gaussians) for e in encoded])
+    stats = {"layout_mean": all_raw.mean(0), "layout_std": all_raw.std(0).clamp(min=1e-3),
+             "latent_mean": all_latents.mean(0), "latent_std": all_latents.std(0).clamp(min=1e-3)}
+    codec = SlotCodec(data.PART_VOCABULARY, data.MAX_PARTS, stats)
+    slots = [codec.encode(e) for e in encoded]
+    layout = torch.stack([s[0] for s in slots])  # (M, S, 13+V)
+    latents = torch.stack([s[1] for s in slots])  # (M, S, L)
+    exists = torch.stack([s[2] for s in slots]).float()  # (M, S)
+    captions = [(i, c) for i, s in enumerate(shapes) for c in s.captions]
+    encoder = TextEncoder()
+    text = encoder.encode([c for _, c in captions])  # (K, 384) unit vectors
+    # MiniLM captions differ in small directions of a unit vector: standardise each dimension so the
+    # text signal reaches the denoisers at the scale of their other inputs.
+    stats["text_mean"], stats["text_std"] = text.mean(0), text.std(0).clamp(min=1e-4)
+    text_in = (text - stats["text_mean"]) / stats["text_std"]
+    caption_shape = torch.tensor([i for i, _ in captions])
+    timings["encode_s"] = time.time() - t
+    log(f"{len(captions)} captions embedded, parts encoded ({timings['encode_s']:.0f} s)")
+
+    t = time.time()
+    layout_cfg = replace(cfg.layout_net, token_dim=codec.layout_dim, cond_dim=0)
+    layout_net, layout_losses = train_denoiser(cfg, layout_cfg, layout, None, None, text_in, caption_shape,
+                                               cfg.layout_steps, "layout", log)
+    timings["layout_s"] = time.time() - t
+    t = time.time()
+    latent_cfg = replace(cfg.latent_net, token_dim=latents.shape[-1], cond_dim=codec.layout_dim)
+    latent_net, latent_losses = train_denoiser(cfg, latent_cfg, latents, layout, exists, text_in, caption_shape,
+                                               cfg.latent_steps, "latent", log)
+    timings["latent_s"] = time.time() - t
+    timings["total_s"] = time.time() - t0 + (timings["autoencoder_s"] if autoencoder_from else 0.0)
+
+    # What the pipeline needs besides the nets: a bank of training latents with their primitives
+    # (to name a generated part's primitive), and caption embeddings by category (to tell what it knows).
+    categories = sorted({s.category for s in shapes})
+    primitives = sorted({p.primitive for s in shapes for p in s.parts})
+    bank_parts = [(e.latents[j], shapes[i].parts[j].primitive, shapes[i].parts[j].params)
+                  for i, e in enumerate(encoded) for j in range(len(e))]
+    pick = np.random.default_rng(cfg.seed).permutation(len(bank_parts))[: cfg.bank_size]
+    tensors = {f"autoencoder.{k}": v for k, v in autoencoder.state_dict().items()}
+    tensors.update({f"layout.{k}": v for k, v in layout_net.state_dict().items()})
+    tensors.update({f"latent.{k}": v for k, v in latent_net.state_dict().items()})
+    tensors.update({f"stats.{k}": v for k, v in stats.items()})
+    tensors["bank.latents"] = torch.stack([bank_parts[i][0] for i in pick])
+    tensors["bank.primitive"] = torch.tensor([primitives.index(bank_parts[i][1]) for i in pick])
+    per_cat = {c: [k for k, (i, _) in enumerate(captions) if shapes[i].category == c] for c in categories}
+    keep = [k for c in categories for k in per_cat[c][:200]]
+    tensors["text.captions"] = text[keep].contiguous()
+    tensors["text.caption_category"] = torch.tensor([categories.index(shapes[captions[k][0]].category) for k in keep])
+    config = {
+        "format": "diffusion3d.builtin/1",
+        "autoencoder": asdict(cfg.ae), "layout_net": asdict(layout_cfg), "latent_net": asdict(latent_cfg),
+        "scheduler": SCHEDULER, "vocabulary": list(data.PART_VOCABULARY), "max_parts": data.MAX_PARTS,
+        "categories": categories, "primitives": primitives,
+        "bank_params": [bank_parts[i][2] for i in pick],
+        "train": {k: v for k, v in asdict(cfg).items() if not isinstance(v, dict)},
+        "timings": {k: round(v, 1) for k, v in timings.items()}, "autoencoder_from": autoencoder_from,
+        "final_losses": {"autoencoder": float(np.mean(ae_losses[-100:])), "layout": float(np.mean(layout_losses[-100:])),
+                         "latent": float(np.mean(latent_losses[-100:]))},
+        "n_captions": len(captions), "n_parts": int(exists.sum()),
+    }
+    if out:
+        os.makedirs(out, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(out, "model.safetensors"))
+        with open(os.path.join(out, "config.json"), "w") as f:
+            json.dump(config, f, indent=1, default=str)
+        from .model_card import write_card
+        write_card(out, config)
+        log(f"saved to {out} ({timings['total_s']:.0f} s in all)")
+    return {"config": config, "losses": {"autoencoder": ae_losses, "layout": layout_losses, "latent": latent_losses}}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=DEFAULT_OUT)
+    parser.add_argument("--quick", action="store_true", help="tiny run in seconds (tests)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--autoencoder-from", default=None, help="reuse stage 1 from an earlier run's folder")
+    args = parser.parse_args(argv)
+    cfg = quick_config(args.seed) if args.quick else TrainConfig(seed=args.seed)
+    cfg.threads = args.threads
+    train(cfg, args.out, autoencoder_from=args.autoencoder_from)
+
+
+if __name__ == "__main__":
+    main()
