@@ -1,7 +1,7 @@
 """Regenerate the selected part of the active object (edit, complete, or mix in another object)."""
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from ..scene_io.mesh_export import object_to_glb
 from .jobs import JobOperator, JobRequest
@@ -24,6 +24,7 @@ class DIFFUSION3D_OT_edit_part(JobOperator, bpy.types.Operator):
     mode: EnumProperty(name="Mode", items=MODES, default='EDIT')
     take_from_b: StringProperty(name="Parts", description="Comma-separated part names of the other object (Mix)")
     model: StringProperty(name="Model", description="Empty = the task's default")
+    seed: IntProperty(name="Seed", min=-1, default=-1, description="-1 = random; fix it to repeat an edit in a script")
 
     @classmethod
     def poll(cls, context):
@@ -45,6 +46,8 @@ class DIFFUSION3D_OT_edit_part(JobOperator, bpy.types.Operator):
         if in_edit_mode and not any(mask):
             raise ValueError("select the faces of the part to change (Edit Mode, face selection)")
         params = {"mode": mode.lower()}
+        if self.seed >= 0:
+            params["seed"] = self.seed
         if prompt:
             params["prompt"] = prompt
         elif mode == 'EDIT':

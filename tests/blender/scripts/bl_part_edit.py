@@ -1,0 +1,75 @@
+"""The built-in model's edit in Blender, as an artist does it: generate a chair, select its legs
+in Edit Mode through their vertex groups, Edit Selected Part; the seat and back stay put."""
+
+import bpy
+import bmesh  # after bpy: the bpy module provides it
+from bl_harness import MODULE, done, install
+from mathutils.kdtree import KDTree
+
+install()
+bpy.context.preferences.addons[MODULE].preferences.startup_timeout = 180.0
+context = bpy.context
+bpy.ops.ed.undo_push(message="start")  # background mode starts with undo off
+
+
+def world_positions(obj, groups: set[str]) -> list:
+    """World positions of the vertices in any of the named vertex groups."""
+    index = {obj.vertex_groups[name].index for name in groups}
+    return [obj.matrix_world @ v.co for v in obj.data.vertices if any(g.group in index for g in v.groups)]
+
+
+def tree(points) -> KDTree:
+    kd = KDTree(len(points))
+    for i, p in enumerate(points):
+        kd.insert(p, i)
+    kd.balance()
+    return kd
+
+
+# 1. Generate on the built-in model (seed 0 is a four-legged chair with a seat and a back).
+# ('EXEC_DEFAULT', True) here and for the edit: run as the UI would, pushing each operator's undo step.
+bpy.ops.diffusion3d.generate_mesh('EXEC_DEFAULT', True, prompt="a chair with four legs", model="builtin", seed=0,
+                                  random_seed=False)
+chair = context.active_object
+names = {g.name for g in chair.vertex_groups}
+legs = {n for n in names if n.startswith("leg.")}
+kept = {n for n in names if n == "seat" or n.split(".")[0] == "back"}
+assert len(legs) == 4 and "seat" in kept, names
+chair.location = (1.0, -2.0, 0.5)  # an artist moved it: the edit must keep the transform
+context.view_layer.update()
+matrix = chair.matrix_world.copy()
+n_before = len(chair.data.vertices)
+
+# Seat and back vertices well away from the legs: the edit must leave exactly these in place.
+leg_tree = tree(world_positions(chair, legs))
+far = [p for p in world_positions(chair, kept) if leg_tree.find(p)[2] > 0.08]
+assert len(far) > 100, len(far)
+legs_before = world_positions(chair, legs)
+
+# 2. Select the legs in Edit Mode through their vertex groups, then regenerate them.
+bpy.ops.object.mode_set(mode='EDIT')
+bpy.ops.mesh.select_all(action='DESELECT')
+for name in sorted(legs):
+    chair.vertex_groups.active_index = chair.vertex_groups[name].index
+    bpy.ops.object.vertex_group_select()
+selected_faces = sum(f.select for f in bmesh.from_edit_mesh(chair.data).faces)
+assert selected_faces > 0
+bpy.ops.diffusion3d.edit_part('EXEC_DEFAULT', True, prompt="an office chair on wheels", mode='EDIT', seed=1)
+if chair.mode == 'EDIT':
+    bpy.ops.object.mode_set(mode='OBJECT')
+
+# 3. Same object, same transform; seat and back unchanged away from the edit; the legs' region changed.
+assert context.active_object == chair and chair.matrix_world == matrix
+after = tree([chair.matrix_world @ v.co for v in chair.data.vertices])
+moved = [p for p in far if after.find(p)[2] > 1e-4]
+assert not moved, f"{len(moved)} of {len(far)} seat/back vertices moved, e.g. {moved[0]}"
+changed = sum(after.find(p)[2] > 1e-4 for p in legs_before)
+assert changed > len(legs_before) // 4, f"the legs barely changed ({changed} of {len(legs_before)} vertices)"
+print("edited parts:", sorted(g.name for g in chair.vertex_groups), "vertices", n_before, "->", len(chair.data.vertices))
+
+# 4. One undo brings the original chair back.
+name = chair.name
+bpy.ops.ed.undo()
+assert len(bpy.data.objects[name].data.vertices) == n_before, (len(bpy.data.objects[name].data.vertices), n_before)
+
+done()
