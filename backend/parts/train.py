@@ -286,9 +286,12 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny run in seconds (tests)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--autoencoder-from", default=None, help="reuse stage 1 from an earlier run's folder")
+    parser.add_argument("--layout-steps", type=int, default=None, help="phase-1 training steps (default: the config's)")
     args = parser.parse_args(argv)
     cfg = quick_config(args.seed) if args.quick else TrainConfig(seed=args.seed)
     cfg.threads = args.threads
+    if args.layout_steps:
+        cfg.layout_steps = args.layout_steps
     train(cfg, args.out, autoencoder_from=args.autoencoder_from)
 
 
