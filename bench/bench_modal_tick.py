@@ -10,7 +10,6 @@ write-back tick is reported separately (it is not streaming work).
 """
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -18,21 +17,12 @@ import tempfile
 import threading
 import time
 import zlib
-from pathlib import Path
 
 import bpy
 import numpy as np
+from addon_loader import ROOT, load_addon
 
-ROOT = Path(__file__).resolve().parents[1]
 TICK = 0.1  # the add-on's timer interval (operators/jobs.py)
-
-
-def load_addon():
-    spec = importlib.util.spec_from_file_location("diffusion3d", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["diffusion3d"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def png(rgb: np.ndarray) -> bytes:

@@ -7,27 +7,14 @@ each; medians and the ratio are printed. "Ours" includes parsing the GLB (read_g
 """
 
 import argparse
-import importlib.util
 import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import bpy
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_addon():
-    """The add-on package from this checkout, imported by path as `diffusion3d`."""
-    spec = importlib.util.spec_from_file_location("diffusion3d", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["diffusion3d"] = module
-    spec.loader.exec_module(module)
-    return module
+from addon_loader import load_addon
 
 
 def grid_glb(triangles: int, write_glb) -> bytes:

@@ -1,13 +1,12 @@
 """Generate a new object from a prompt or an image."""
 
-import json
 import os
 
 import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
 from ..panels.properties import PATH_OPTIONS
-from .jobs import JobOperator, JobRequest
+from .jobs import JobOperator, JobRequest, parse_extra_params
 
 
 def _label(prompt: str, image: str) -> str:
@@ -58,14 +57,7 @@ class DIFFUSION3D_OT_generate_mesh(JobOperator, bpy.types.Operator):
         elif not given("guidance") and settings.custom_sampling:
             params["guidance_scale"] = settings.guidance
 
-        if self.extra_params:
-            try:
-                extra = json.loads(self.extra_params)
-            except ValueError as exc:
-                raise ValueError(f"extra_params is not valid JSON: {exc}") from exc
-            if not isinstance(extra, dict):
-                raise ValueError("extra_params must be a JSON object")
-            params.update(extra)
+        params.update(parse_extra_params(self.extra_params))
 
         files = {}
         if image:

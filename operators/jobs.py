@@ -7,6 +7,7 @@ to bpy data only on the main thread, in `tick()`.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import threading
 import time
@@ -95,6 +96,19 @@ class Job:
 
 
 JOBS: list[Job] = []  # newest first; shown in the sidebar
+
+
+def parse_extra_params(text: str) -> dict[str, Any]:
+    """The operators' `extra_params` (a JSON object of further model parameters, for scripts)."""
+    if not text:
+        return {}
+    try:
+        extra = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"extra_params is not valid JSON: {exc}") from exc
+    if not isinstance(extra, dict):
+        raise ValueError("extra_params must be a JSON object")
+    return extra
 
 
 def find_job(key: int) -> Optional[Job]:

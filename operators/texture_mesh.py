@@ -1,12 +1,11 @@
 """Texture the selected mesh objects from a prompt (one job per object)."""
 
-import json
 
 import bpy
 from bpy.props import IntProperty, StringProperty
 
 from ..scene_io.mesh_export import object_to_glb
-from .jobs import JobOperator, JobRequest
+from .jobs import JobOperator, JobRequest, parse_extra_params
 
 
 class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
@@ -41,14 +40,7 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
             params["texture_size"] = self.texture_size
         if self.seed >= 0:
             params["seed"] = self.seed
-        if self.extra_params:
-            try:
-                extra = json.loads(self.extra_params)
-            except ValueError as exc:
-                raise ValueError(f"extra_params is not valid JSON: {exc}") from exc
-            if not isinstance(extra, dict):
-                raise ValueError("extra_params must be a JSON object")
-            params.update(extra)
+        params.update(parse_extra_params(self.extra_params))
         requests_ = []
         for obj in context.selected_objects:
             if obj.type != 'MESH':
