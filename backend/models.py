@@ -202,7 +202,9 @@ def _guarded(build: Callable[[], list[ModelEntry]], what: str) -> list[ModelEntr
 
 def _builtin_entries() -> list[ModelEntry]:
     parts = importlib.import_module(".parts.pipeline", __package__)
-    common = dict(source="builtin", load=parts.load_builtin, knows=parts.knows, default=True)
+    weights = os.path.join(parts.DEFAULT_WEIGHTS, "model.safetensors")
+    common = dict(source="builtin", load=parts.load_builtin, knows=parts.knows, default=True,
+                  is_available_offline=lambda: os.path.isfile(weights))
     return [
         ModelEntry("builtin", "text_to_3d", "Built-in part-aware shape model (offline, knows a fixed set of objects)",
                    run=parts.run_text, params=parts.TEXT_PARAMS, **common),
