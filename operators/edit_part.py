@@ -3,14 +3,10 @@
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
+from ..panels.properties import EDIT_MODES
 from ..scene_io.mesh_export import object_to_glb
 from .jobs import JobOperator, JobRequest
 
-MODES = (
-    ('EDIT', "Edit", "Regenerate the selected parts from the prompt"),
-    ('COMPLETE', "Complete", "Regenerate the selected parts from the rest of the shape"),
-    ('MIX', "Mix", "Bring parts of the other selected object into the active one"),
-)
 
 
 class DIFFUSION3D_OT_edit_part(JobOperator, bpy.types.Operator):
@@ -21,7 +17,7 @@ class DIFFUSION3D_OT_edit_part(JobOperator, bpy.types.Operator):
     bl_options = {'REGISTER', 'UNDO'}
 
     prompt: StringProperty(name="Prompt")
-    mode: EnumProperty(name="Mode", items=MODES, default='EDIT')
+    mode: EnumProperty(name="Mode", items=EDIT_MODES, default='EDIT')
     take_from_b: StringProperty(name="Parts", description="Comma-separated part names of the other object (Mix)")
     model: StringProperty(name="Model", description="Empty = the task's default")
     seed: IntProperty(name="Seed", min=-1, default=-1, description="-1 = random; fix it to repeat an edit in a script")

@@ -181,14 +181,19 @@ def _poll(client, job: Job, settings: BackendSettings, retries: int = 8) -> dict
     raise AssertionError("unreachable")
 
 
+def _keep(settings: BackendSettings, folder: str, filename: str, data: bytes) -> str:
+    """Write downloaded bytes under the extension's user folder; returns the path."""
+    path = os.path.join(settings.user_dir, folder, filename)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    return path
+
+
 def _fetch_preview(client, job: Job, settings: BackendSettings) -> None:
     data = client.preview(job.backend_id)
     if data:
-        path = os.path.join(settings.user_dir, "previews", f"{job.backend_id}.png")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as handle:
-            handle.write(data)
-        job.preview_path = path
+        job.preview_path = _keep(settings, "previews", f"{job.backend_id}.png", data)
         job.preview_version += 1
         job.version += 1
 
@@ -196,11 +201,7 @@ def _fetch_preview(client, job: Job, settings: BackendSettings) -> None:
 def fetch_result(job: Job, client, settings: BackendSettings) -> None:
     """Download the GLB, keep a copy in the user directory (never lose a result), parse it."""
     data = client.result(job.backend_id, timeout=max(settings.request_timeout, 120.0))
-    path = os.path.join(settings.user_dir, "results", f"{job.backend_id}.glb")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as handle:
-        handle.write(data)
-    job.result_path = path
+    job.result_path = _keep(settings, "results", f"{job.backend_id}.glb", data)
     job.result = read_glb(data)  # parsed here, off the main thread
     job.version += 1
 

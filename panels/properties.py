@@ -6,7 +6,14 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 # Blender 4.5+ warns about "//" in paths unless told they may be blend-relative (older versions lack the flag).
 PATH_OPTIONS = {'PATH_SUPPORTS_BLEND_RELATIVE'} if bpy.app.version >= (4, 5, 0) else set()
 
-# Filled from GET /models by operators/refresh_models.py; read by the enum below.
+# The sidebar's setting and the edit_part operator offer the same modes.
+EDIT_MODES = (
+    ('EDIT', "Edit", "Regenerate the selected faces' parts from the prompt"),
+    ('COMPLETE', "Complete", "Regenerate the selected faces' parts from the rest of the shape"),
+    ('MIX', "Mix", "Bring parts of the other selected object into the active one"),
+)
+
+# Filled from GET /models by operators/refresh.py; read by the enum below.
 MODELS: list[dict] = []
 _enum_items_keepalive: list = []  # Blender needs the strings of dynamic enum items kept alive
 
@@ -41,15 +48,7 @@ class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
     guidance: FloatProperty(name="Guidance", description="Classifier-free guidance scale", min=0.0, max=100.0, default=15.0)
 
     edit_prompt: StringProperty(name="Prompt", description="What the selected part should become")
-    edit_mode: EnumProperty(
-        name="Mode",
-        items=(
-            ('EDIT', "Edit", "Regenerate the selected faces' parts from the prompt"),
-            ('COMPLETE', "Complete", "Regenerate the selected faces' parts from the rest of the shape"),
-            ('MIX', "Mix", "Bring parts of the other selected object into the active one"),
-        ),
-        default='EDIT',
-    )
+    edit_mode: EnumProperty(name="Mode", items=EDIT_MODES, default='EDIT')
     take_from_b: StringProperty(name="Parts", description="Comma-separated part names to take from the other object (Mix)")
 
     texture_prompt: StringProperty(name="Prompt", description="How the selected objects should look")
