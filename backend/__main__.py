@@ -139,11 +139,10 @@ def _models(args: argparse.Namespace) -> int:
     if not entries:
         print("no models are installed", file=sys.stderr)
         return 1
-    for e in entries:
-        flags = ("default " if e.default else "") + ("offline" if e.is_available_offline() else "needs download")
-        knows = e.knows()
-        print(f"{e.name:16} {e.task:12} {flags:24} {e.source}")
-        print(f"{'':16} {e.description}" + (f"; knows: {', '.join(knows)}" if knows else ""))
+    for d in (e.describe() for e in entries):
+        flags = ("default " if d["default"] else "") + ("offline" if d["available_offline"] else "needs download")
+        print(f"{d['name']:16} {d['task']:12} {flags:24} {d['source']}")
+        print(f"{'':16} {d['description']}" + (f"; knows: {', '.join(d['knows'])}" if d["knows"] else ""))
     return 0
 
 

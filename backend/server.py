@@ -21,7 +21,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from . import __version__
-from .models import UPLOADS, LoadOptions, downloads_allowed, registry
+from .models import TASKS, UPLOADS, LoadOptions, downloads_allowed, registry
 from .pipelines.base import InputError
 
 log = logging.getLogger(__name__)
@@ -260,7 +260,7 @@ def _parse_spec(text: Optional[str]) -> tuple[str, Optional[str], dict[str, Any]
     if unknown:
         raise InputError(f"unknown key(s) {', '.join(unknown)} in spec; accepted: task, model, params")
     if not isinstance(spec.get("task"), str):
-        raise InputError('spec needs "task": one of text_to_3d, image_to_3d, edit_part, texture')
+        raise InputError(f'spec needs "task": one of {", ".join(TASKS)}')
     if spec.get("model") is not None and not isinstance(spec["model"], str):
         raise InputError('spec "model" must be a model name (a string) or left out')
     return spec["task"], spec.get("model"), spec.get("params") or {}

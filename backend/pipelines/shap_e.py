@@ -46,8 +46,8 @@ def load_text_pipeline(options: Any, source: str = TEXT_MODEL_ID):
     """Load Shap-E text-to-3D from a Hugging Face repo id or a local folder.
 
     Args:
-        options: Has `.device` ("cuda", "mps", "cpu"), `.dtype` (None or "auto" for fp16 on
-            CUDA and fp32 elsewhere, else a torch dtype or its name), `.allow_downloads`, `.cache_dir`.
+        options: Has `.device` ("cuda", "mps", "cpu"), `.dtype` (a torch dtype, or None for fp16 on
+            CUDA and fp32 elsewhere), `.allow_downloads`, `.cache_dir`.
         source: Repo id or folder of a `ShapEPipeline`.
 
     Returns:
@@ -89,17 +89,8 @@ def _load(pipeline_class, options: Any, source: str):
 
 
 def _dtype(options: Any, device: torch.device) -> torch.dtype:
-    dtype = getattr(options, "dtype", None)
-    if dtype in (None, "auto"):
-        # fp16 halves memory and time on CUDA; MPS and CPU stay in fp32 (fp16 there is slow or unstable).
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}
-    if dtype not in names:
-        raise ValueError(f"Unknown dtype {dtype!r}; use one of {', '.join(names)} or 'auto'.")
-    return names[dtype]
+    # None: fp16 halves memory and time on CUDA; MPS and CPU stay in fp32 (fp16 there is slow or unstable).
+    return getattr(options, "dtype", None) or (torch.float16 if device.type == "cuda" else torch.float32)
 
 
 @torch.no_grad()

@@ -374,17 +374,15 @@ def run_texture(pipe: TexturePaintingPipeline, params: dict[str, Any], files: di
     camera = params.get("reference_camera")
     if camera is not None and reference is None:
         raise InputError("reference_camera was given without a reference image: upload it as the `image` file")
-    seed = params.get("seed")
-    seed = random.randrange(2**31) if seed is None else int(seed)
+    p = {**TEXTURE_PARAMS, **params}
+    seed = random.randrange(2**31) if p.get("seed") is None else int(p["seed"])
     output = pipe(
-        parts, prompt=params.get("prompt", ""), negative_prompt=params.get("negative_prompt", ""),
-        num_inference_steps=int(params.get("num_inference_steps", 30)),
-        guidance_scale=float(params.get("guidance_scale", 7.5)), seed=seed,
-        texture_size=params.get("texture_size", 1024), num_views=int(params.get("num_views", 8)),
-        view_elevation=float(params.get("view_elevation", 15.0)), top_and_bottom=bool(params.get("top_and_bottom", True)),
-        start_azimuth=float(params.get("start_azimuth", 0.0)), view_resolution=int(params.get("view_resolution", 512)),
-        view_prompts=bool(params.get("view_prompts", True)), reference_image=reference, reference_camera=camera,
-        callback=callback,
+        parts, prompt=p["prompt"], negative_prompt=p["negative_prompt"],
+        num_inference_steps=int(p["num_inference_steps"]), guidance_scale=float(p["guidance_scale"]), seed=seed,
+        texture_size=p["texture_size"], num_views=int(p["num_views"]), view_elevation=float(p["view_elevation"]),
+        top_and_bottom=bool(p["top_and_bottom"]), start_azimuth=float(p["start_azimuth"]),
+        view_resolution=int(p["view_resolution"]), view_prompts=bool(p["view_prompts"]), reference_image=reference,
+        reference_camera=camera, callback=callback,
     )
     output.result.metadata["texture"]["seed"] = seed
     return output.result
