@@ -284,13 +284,15 @@ def _read_document(doc: dict, binary: bytes) -> GLBScene:
                 cache[mesh_index] = _merge_primitives(prims) if prims else None
             geom = cache[mesh_index]
             if geom is not None:
-                verts = geom["vertices"].astype(np.float64) @ world[:3, :3].T + world[:3, 3]
+                verts = geom["vertices"]
+                if not np.array_equal(world, np.eye(4)):  # the usual identity node costs no copy
+                    verts = (verts.astype(np.float64) @ world[:3, :3].T + world[:3, 3]).astype(np.float32)
                 faces = geom["faces"]
                 if np.linalg.det(world[:3, :3]) < 0:  # mirrored node: keep faces counter-clockwise
                     faces = faces[:, [0, 2, 1]]
                 name = node.get("name") or meshes[mesh_index].get("name") or f"mesh.{mesh_index}"
                 out.parts.append(
-                    GLBPart(name, verts.astype(np.float32), faces, geom["colors"], geom["uv"], geom["image"], geom["base_color"])
+                    GLBPart(name, verts, faces, geom["colors"], geom["uv"], geom["image"], geom["base_color"])
                 )
         for child in reversed(node.get("children", [])):
             stack.append((child, world))

@@ -69,12 +69,12 @@ def triangle_edges(faces: np.ndarray, num_vertices: int) -> tuple[np.ndarray, np
         (edges, corner_edge): edges (E, 2) int32 with the lower vertex first; corner_edge
         (3M,) int32 index into `edges` per corner, in `faces.ravel()` order.
     """
-    faces = np.asarray(faces, dtype=np.int64)
-    start = faces.reshape(-1)  # corner i → its vertex ...
-    end = np.roll(faces, -1, axis=1).reshape(-1)  # ... and the next corner's vertex
-    key = np.minimum(start, end)
+    faces = np.asarray(faces)
+    lo = np.minimum(faces, faces[:, [1, 2, 0]]).reshape(-1)  # corner i → its vertex and the next corner's,
+    hi = np.maximum(faces, faces[:, [1, 2, 0]]).reshape(-1)  # as (lower, higher) of the undirected edge
+    key = lo.astype(np.int64)
     key *= num_vertices
-    key += np.maximum(start, end)  # (3M,) one integer per undirected edge
+    key += hi  # (3M,) one integer per undirected edge
     # A stable sort is fast on the mostly ordered keys of generated meshes (runs of neighbours).
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
@@ -82,9 +82,8 @@ def triangle_edges(faces: np.ndarray, num_vertices: int) -> tuple[np.ndarray, np
     first[:1] = True
     np.not_equal(sorted_key[1:], sorted_key[:-1], out=first[1:])
     corner_edge = np.empty(len(key), np.int32)
-    corner_edge[order] = np.cumsum(first, dtype=np.int64) - 1
-    unique = sorted_key[first]
-    edges = np.empty((len(unique), 2), np.int32)
-    np.floor_divide(unique, num_vertices, out=edges[:, 0], casting="unsafe")
-    np.remainder(unique, num_vertices, out=edges[:, 1], casting="unsafe")
+    corner_edge[order] = np.cumsum(first, dtype=np.int32) - 1
+    corner = order[first]  # one corner per unique edge: reading its ends is cheaper than dividing the keys
+    edges = np.empty((len(corner), 2), np.int32)
+    edges[:, 0], edges[:, 1] = lo[corner], hi[corner]
     return edges, corner_edge

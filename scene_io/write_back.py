@@ -25,11 +25,14 @@ class MeshArrays:
             raise ValueError("the result contains no triangles")
         counts = [len(p.vertices) for p in parts]
         offsets = np.concatenate([[0], np.cumsum(counts)])
-        self.vertices = gltf_to_blender(np.concatenate([p.vertices for p in parts])).astype(np.float32)  # (N, 3)
-        faces = np.concatenate([p.faces + o for p, o in zip(parts, offsets[:-1])])  # (M, 3)
+        # One part (the common large case) is used as it is: no concatenation copies.
+        vertices = parts[0].vertices if len(parts) == 1 else np.concatenate([p.vertices for p in parts])
+        self.vertices = gltf_to_blender(vertices).astype(np.float32, copy=False)  # (N, 3)
+        faces = parts[0].faces if len(parts) == 1 else np.concatenate([p.faces + o for p, o in zip(parts, offsets[:-1])])
+        faces = faces.astype(np.int32, copy=False)  # (M, 3)
         # Degenerate triangles (a repeated corner) are invalid Blender polygons: drop them here.
         keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-        self.faces = faces[keep].astype(np.int32)
+        self.faces = faces if keep.all() else faces[keep]
         self.part_ranges = [(p.name, int(a), int(b)) for p, a, b in zip(parts, offsets[:-1], offsets[1:])]
         self.colors = self._merged(parts, "colors", 4, 1.0)  # (N, 4) linear RGBA or None
         self.uv = self._merged(parts, "uv", 2, 0.0)  # (N, 2) glTF convention or None
@@ -44,7 +47,7 @@ class MeshArrays:
             getattr(p, key) if getattr(p, key) is not None else np.full((len(p.vertices), width), fill, np.float32)
             for p in parts
         ]
-        return np.ascontiguousarray(np.concatenate(blocks), dtype=np.float32)
+        return np.ascontiguousarray(blocks[0] if len(blocks) == 1 else np.concatenate(blocks), dtype=np.float32)
 
 
 def build_mesh(name: str, arrays: MeshArrays) -> bpy.types.Mesh:
