@@ -16,7 +16,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from .pipelines.base import GenerationFailed, InputError, JobCancelled, ModelUnavailable
+from .jobs import DEFAULT_KEEP_JOBS
+from .pipelines.base import GenerationFailed, InputError, JobCancelled, ModelUnavailable, draw_seed
 
 TOKEN_ENV = "DIFFUSION3D_TOKEN"
 
@@ -64,6 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings(
         token=token, host=args.host, port=args.port, cache_dir=args.cache_dir, device=args.device,
         offline=args.offline, max_upload_mb=args.max_upload_mb, allowed_hosts=tuple(args.allowed_host),
+        keep_jobs=args.keep_jobs,
     )
     serve(settings)
     return 0
@@ -95,7 +97,7 @@ def _generate(args: argparse.Namespace) -> int:
             params[key] = value
     params = resolve_params(entry, params)
     if params["seed"] is None:
-        params["seed"] = secrets.randbelow(2**31)
+        params["seed"] = draw_seed()
     check_inputs(task, files)
     out = Path(args.out)
     if not out.parent.is_dir():
@@ -171,6 +173,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     p.add_argument("--offline", action="store_true", help="never download model weights")
     p.add_argument("--max-upload-mb", type=float, default=256)
+    p.add_argument("--keep-jobs", type=int, default=DEFAULT_KEEP_JOBS, metavar="N",
+                   help=f"finished jobs kept with their results; older ones are deleted (default {DEFAULT_KEEP_JOBS})")
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                    help="another name clients may use in the Host header (repeatable; NAME or NAME:PORT)")
     p.set_defaults(command=_serve)

@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import os
-import secrets
+import shutil
 import sqlite3
 import sys
 import threading
@@ -25,11 +25,12 @@ from typing import Any, Optional
 import numpy as np
 
 from .models import TASK_FILES, UPLOADS, LoadOptions, ModelEntry, get_entry, resolve_params
-from .pipelines.base import GenerationFailed, InputError, JobCancelled, ModelUnavailable
+from .pipelines.base import GenerationFailed, InputError, JobCancelled, ModelUnavailable, draw_seed
 
 log = logging.getLogger(__name__)
 
 FINISHED = ("succeeded", "failed", "cancelled")
+DEFAULT_KEEP_JOBS = 200  # finished jobs kept with their results; older ones are deleted
 PREVIEW_INTERVAL_S = 0.25  # a PNG per step would cost more than a fast step
 
 
@@ -146,6 +147,20 @@ class JobStore:
             row = self._db.execute("SELECT record FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def prune(self, keep: int) -> int:
+        """Delete all but the `keep` newest finished jobs, records and files. Returns how many went.
+
+        Queued and running jobs are never touched; they do not count towards `keep`.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM jobs WHERE state NOT IN ('queued', 'running') ORDER BY created_at DESC LIMIT -1 OFFSET ?",
+                (max(int(keep), 0),)).fetchall()
+            self._db.executemany("DELETE FROM jobs WHERE id = ?", rows)
+        for (job_id,) in rows:
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        return len(rows)
+
     def list(self, limit: int) -> list[dict[str, Any]]:
         """Newest first."""
         with self._lock:
@@ -182,15 +197,18 @@ class JobManager:
         cache_dir: Where the database, results and previews go.
         entries: The model registry.
         load_options: Device, dtype and download policy for loading pipelines.
+        keep_jobs: Finished jobs kept (with their results) before the oldest are deleted.
     """
 
-    def __init__(self, cache_dir: str | os.PathLike, entries: list[ModelEntry], load_options: LoadOptions):
+    def __init__(self, cache_dir: str | os.PathLike, entries: list[ModelEntry], load_options: LoadOptions,
+                 keep_jobs: int = DEFAULT_KEEP_JOBS):
         self._lock_file = _lock_cache_dir(Path(cache_dir))
         self.store = JobStore(cache_dir)
-        self.entries, self.load_options = entries, load_options
+        self.entries, self.load_options, self.keep_jobs = entries, load_options, keep_jobs
         interrupted = self.store.mark_interrupted()
         if interrupted:
             log.warning("marked %d job(s) failed: the backend stopped while they were queued or running", interrupted)
+        self.store.prune(keep_jobs)
         self._cond = threading.Condition()
         self._queue: collections.deque[_Job] = collections.deque()
         self._live: dict[str, _Job] = {}
@@ -243,7 +261,7 @@ class JobManager:
         entry = get_entry(task, model, self.entries)
         params = resolve_params(entry, params)
         if params["seed"] is None:
-            params["seed"] = secrets.randbelow(2**31)
+            params["seed"] = draw_seed()
         check_inputs(task, files)
         record = {
             "id": uuid.uuid4().hex, "task": task, "model": entry.name, "params": params,
@@ -335,6 +353,8 @@ class JobManager:
                     self._running = None
                     self._live.pop(job.record["id"], None)
                     job.files = {}  # uploads can be large: drop them now
+                with contextlib.suppress(Exception):  # a full disk must not stop the worker
+                    self.store.prune(self.keep_jobs)
 
     def _run(self, job: _Job) -> None:
         record, device = job.record, self.load_options.device

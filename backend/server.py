@@ -21,6 +21,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from . import __version__
+from .jobs import DEFAULT_KEEP_JOBS
 from .models import TASKS, UPLOADS, LoadOptions, downloads_allowed, registry
 from .pipelines.base import InputError
 
@@ -50,6 +51,7 @@ class Settings:
         offline: Never download model weights.
         max_upload_mb: Largest request body accepted.
         allowed_hosts: Extra names the Host header may use ("name" or "name:port").
+        keep_jobs: Finished jobs kept with their results; the oldest beyond it are deleted.
     """
 
     token: str
@@ -60,6 +62,7 @@ class Settings:
     offline: bool = False
     max_upload_mb: float = 256
     allowed_hosts: tuple[str, ...] = ()
+    keep_jobs: int = DEFAULT_KEEP_JOBS
 
 
 # --- response shapes, for the OpenAPI schema ------------------------------------------
@@ -136,7 +139,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     device, dtype = pick_device(settings.device)
     options = LoadOptions(device=device, dtype=dtype, allow_downloads=downloads_allowed(settings.offline))
-    jobs = JobManager(settings.cache_dir or default_cache_dir(), registry(), options)
+    jobs = JobManager(settings.cache_dir or default_cache_dir(), registry(), options, settings.keep_jobs)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

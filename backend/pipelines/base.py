@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
@@ -37,6 +38,28 @@ class StepCallback(Protocol):
     """
 
     def __call__(self, phase: str, step: int, total: int, preview: Optional[np.ndarray] = None) -> None: ...
+
+
+def read_image(data: bytes, what: str = "the image"):
+    """Decode an uploaded PNG or JPEG now (a truncated file fails here, not inside a model).
+
+    Returns a PIL image; raises InputError naming `what` for anything unreadable.
+    """
+    import io
+
+    from PIL import Image
+
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (OSError, ValueError, Image.DecompressionBombError) as error:  # UnidentifiedImageError is an OSError
+        raise InputError(f"{what} is not a readable PNG or JPEG ({error})") from None
+    return image
+
+
+def draw_seed() -> int:
+    """A fresh seed for a request that gave none; results store it, so a run can be repeated."""
+    return secrets.randbelow(2**31)
 
 
 def no_progress(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None) -> None:

@@ -10,8 +10,6 @@ texture head at each vertex).
 
 from __future__ import annotations
 
-import io
-import random
 from typing import Any, Optional
 
 import numpy as np
@@ -19,7 +17,7 @@ import torch
 from PIL import Image
 
 from ..hub import is_available_offline, resolve_model_source  # the registry reads is_available_offline here
-from .base import GenerationFailed, InputError, MeshPart, MeshResult, ModelUnavailable, StepCallback
+from .base import GenerationFailed, InputError, MeshPart, MeshResult, ModelUnavailable, StepCallback, draw_seed, read_image
 
 TEXT_MODEL_ID = "openai/shap-e"
 IMAGE_MODEL_ID = "openai/shap-e-img2img"
@@ -172,7 +170,7 @@ def _check_params(params: dict[str, Any], accepted: dict[str, Any]) -> dict[str,
     _check_int(p, "num_inference_steps", 1, 1000)
     _check_int(p, "grid_size", 16, 256)
     if p["seed"] is None:
-        p["seed"] = random.randrange(2**31)  # stored in the result metadata, so the run can be repeated
+        p["seed"] = draw_seed()
     _check_int(p, "seed", 0, 2**63 - 1)
     g = p["guidance_scale"]
     if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0.0 <= g <= 100.0:
@@ -190,11 +188,7 @@ def _check_int(p: dict[str, Any], name: str, low: int, high: int) -> None:
 def _read_image(data: Optional[bytes]) -> Image.Image:
     if not data:
         raise InputError("Shap-E image-to-3D needs an image: upload a PNG or JPEG as the 'image' file.")
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()  # decode now, so a truncated file fails here and not inside the encoder
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise InputError(f"The image could not be read ({error}); upload a PNG or JPEG file.") from error
+    image = read_image(data)
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, image.convert("RGBA"))

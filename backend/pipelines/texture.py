@@ -18,9 +18,7 @@ Stable Diffusion 2 depth or a test oracle.
 
 from __future__ import annotations
 
-import io
 import math
-import random
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -32,9 +30,9 @@ from ..geometry.uv import ensure_part_uvs
 from ..render.camera import Camera, default_views, frame_camera, look_at
 from ..render.rasterize import interpolate, rasterize, render_normals
 from ..texture.padding import pad_texture
-from ..texture.project import TextureProjector, sample_texture
+from ..texture.project import TextureProjector, depth_tolerance, sample_texture
 from ..texture.views import ViewGenerator, ViewRequest
-from .base import GenerationFailed, InputError, MeshPart, MeshResult, StepCallback, no_progress
+from .base import GenerationFailed, InputError, MeshPart, MeshResult, StepCallback, draw_seed, no_progress, read_image
 
 # What the `texture` task accepts (and its defaults); `seed` is added by the registry.
 TEXTURE_PARAMS: dict[str, Any] = {
@@ -375,7 +373,7 @@ def run_texture(pipe: TexturePaintingPipeline, params: dict[str, Any], files: di
     if camera is not None and reference is None:
         raise InputError("reference_camera was given without a reference image: upload it as the `image` file")
     p = {**TEXTURE_PARAMS, **params}
-    seed = random.randrange(2**31) if p.get("seed") is None else int(p["seed"])
+    seed = draw_seed() if p.get("seed") is None else int(p["seed"])
     output = pipe(
         parts, prompt=p["prompt"], negative_prompt=p["negative_prompt"],
         num_inference_steps=int(p["num_inference_steps"]), guidance_scale=float(p["guidance_scale"]), seed=seed,
@@ -392,13 +390,7 @@ def run_texture(pipe: TexturePaintingPipeline, params: dict[str, Any], files: di
 
 
 def _read_image(data: bytes) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (UnidentifiedImageError, OSError) as e:
-        raise InputError(f"the reference image is not a readable PNG or JPEG ({e})") from None
+    image = read_image(data, "the reference image")
     return np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
 
 
@@ -451,10 +443,7 @@ def _smooth_depth(depth: torch.Tensor, quality: torch.Tensor, camera: Camera) ->
     finite = torch.where(torch.isinf(depth), torch.full_like(depth, 1e30), depth)[None, None]
     high = F.max_pool2d(finite, 3, 1, 1)[0, 0]
     low = -F.max_pool2d(-finite, 3, 1, 1)[0, 0]
-    pixel_size = depth * 2 * math.tan(math.radians(camera.fov_y) / 2) / depth.shape[0]
-    slope = torch.sqrt((1 - quality**2).clamp(min=0)) / quality.clamp(min=1e-3)
-    tolerance = pixel_size * (1.5 + 2.0 * slope.clamp(max=4.0))
-    return (high - low) <= 2 * tolerance
+    return (high - low) <= 2 * depth * depth_tolerance(quality, camera.fov_y, depth.shape[0])
 
 
 def _preview(image: torch.Tensor, mask: torch.Tensor) -> np.ndarray:

@@ -68,6 +68,17 @@ class ViewVisibility:
     grid: torch.Tensor
 
 
+def depth_tolerance(quality: torch.Tensor, fov_y: float, height: int) -> torch.Tensor:
+    """How much depth may change across one pixel of one continuous surface, per unit of depth.
+
+    A surface seen at cos(angle) = `quality` changes depth by pixel_size * tan(angle) across a
+    pixel; the margin covers rasterisation. Shared by the bake's visibility test and the
+    painter's "where can this view write" mask, so the two agree.
+    """
+    slope = (torch.sqrt((1 - quality**2).clamp(min=0)) / quality.clamp(min=1e-3)).clamp(max=4.0)
+    return (2 * math.tan(math.radians(fov_y) / 2) / height) * (1.5 + 2.0 * slope)
+
+
 class TextureProjector:
     """Keeps the texture being painted and bakes views into it.
 
@@ -146,11 +157,8 @@ class TextureProjector:
         group = torch.repeat_interleave(torch.arange(len(faces), device=device), counts)  # (n,) position in `faces`
         first = self._texel_start[faces] - (torch.cumsum(counts, 0) - counts)  # per triangle, so texel = first + k
         texels = first[group] + torch.arange(len(group), device=device)  # (n,)
-        # Depth changes by pixel_size * tan(angle) across one pixel of a slanted surface.
         q = face_quality[faces]
-        slope = (torch.sqrt((1 - q * q).clamp(min=0)) / q).clamp(max=4.0)
-        tolerance_per_depth = (2 * math.tan(math.radians(camera.fov_y) / 2) / height) * (1.5 + 2.0 * slope)
-        quality, tolerance = q[group], tolerance_per_depth[group]
+        quality, tolerance = q[group], depth_tolerance(q, camera.fov_y, height)[group]
         position = s.position.index_select(0, texels)  # (n, 3)
         # 3. Project and compare with the depth buffer.
         matrix = camera.full_matrix(device=device, dtype=position.dtype)  # (4, 4)

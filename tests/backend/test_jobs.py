@@ -109,6 +109,27 @@ def test_interrupted_jobs_are_failed_on_restart(tmp_path):
         manager.close()
 
 
+def test_only_the_newest_finished_jobs_are_kept(tmp_path):
+    manager = JobManager(tmp_path, [cube_entry()], LoadOptions(), keep_jobs=2)
+    manager.start()
+    try:
+        ids = [manager.submit("text_to_3d", None, {"prompt": str(i)}, {})["id"] for i in range(4)]
+        wait(manager, ids[-1])  # one worker, first in first out: the others finished before
+        folders = lambda: sorted(p.name for p in (tmp_path / "jobs").iterdir())  # noqa: E731
+        deadline = time.monotonic() + 5
+        while (len(manager.list(10)) > 2 or len(folders()) > 2) and time.monotonic() < deadline:
+            time.sleep(0.01)  # pruning follows each job's end
+        assert [r["id"] for r in manager.list(10)] == ids[:1:-1]
+        assert folders() == sorted(ids[2:])  # their files went too
+    finally:
+        manager.close()
+
+    store = JobStore(tmp_path)
+    store.save({"id": "waiting", "state": "queued", "created_at": 0.0})
+    assert store.prune(0) == 2 and [r["id"] for r in store.list(10)] == ["waiting"]  # never a queued job
+    store.close()
+
+
 def test_describe_error():
     assert describe_error(InputError("the prompt is empty"), "cuda") == "the prompt is empty"
     assert describe_error(ModelUnavailable("get it with X"), "cuda") == "get it with X"

@@ -127,7 +127,7 @@ while time.time() < deadline:
     states.add(job.state)
     if result != {'PASS_THROUGH'}:
         break
-assert "running" in states and job.applied_to == "modal cube", (states, job.state, job.error)
+assert "running" in states and job.applied_to == "modal cube", (states, job.state, job.error, op.reports)
 assert job.preview_version > 0 and job.preview_path.endswith(".png")  # test-cube streams previews
 previews = addon_module("panels.previews")
 assert any(key.startswith(f"{job.key}:") for key in previews._collection), list(previews._collection)
