@@ -44,8 +44,9 @@ def part_logit_volumes(shape: PartShape, autoencoder: PartAutoencoder, n: int) -
     """Each part's occupancy logits on an n^3 lattice of its own frame (nodes span [-1, 1]^3). Returns (P, n, n, n)."""
     axis = torch.linspace(-1, 1, n)
     nodes = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(1, -1, 3)  # (1, n^3, 3)
-    logits = autoencoder.decode(shape.latents, nodes.expand(len(shape), -1, -1))  # (P, n^3)
-    return logits.clamp(OUTSIDE, -OUTSIDE).reshape(-1, n, n, n)
+    device = next(autoencoder.parameters()).device  # the nets may sit on a GPU; shapes live on the CPU
+    logits = autoencoder.decode(shape.latents.to(device), nodes.to(device).expand(len(shape), -1, -1))  # (P, n^3)
+    return logits.clamp(OUTSIDE, -OUTSIDE).reshape(-1, n, n, n).cpu()
 
 
 @torch.no_grad()

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from backend.pipelines.base import GenerationFailed
+
 from . import data
+from .contact import attach_floating_parts, components
+from .decode import occupancy_grid
 from .pipeline import DEFAULT_WEIGHTS, PartDiffusionPipeline
 from .representation import PartShape
 from .train import GridCache, encode_shape
@@ -44,12 +48,12 @@ def to_data_parts(pipe: PartDiffusionPipeline, shape: PartShape) -> list:
             for i, (n, l, (prim, params)) in enumerate(zip(shape.names, shape.labels, guesses))]
 
 
-def generate_batch(pipe, prompts: list[str], cfg: EvalConfig, seed: int) -> list[PartShape]:
+def generate_batch(pipe, prompts: list[str], cfg: EvalConfig, seed: int, attach_parts: bool = True) -> list[PartShape]:
     shapes = []
     for i in range(0, len(prompts), cfg.batch):
         chunk = prompts[i : i + cfg.batch]
         out = pipe(chunk, num_shapes=len(chunk), num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
-                   generator=torch.Generator().manual_seed(seed + i))
+                   generator=torch.Generator().manual_seed(seed + i), attach_parts=attach_parts)
         shapes += out.shapes
     return shapes
 
@@ -74,13 +78,8 @@ def stated_attributes(shape, caption: str) -> dict:
 
 
 def occupancy_components(pipe, shape: PartShape, resolution: int) -> int:
-    from scipy import ndimage
-
-    from .decode import occupancy_grid
-
     values, _ = occupancy_grid(shape, pipe.autoencoder, resolution)
-    _, n = ndimage.label(values.numpy() > 0, structure=np.ones((3, 3, 3)))
-    return n
+    return components(values.numpy() > 0)[1]
 
 
 def surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -184,11 +183,19 @@ def evaluate(pipe: PartDiffusionPipeline, cfg: EvalConfig = EvalConfig(), log=pr
 
     # 2. Validity and distribution metrics against held-out procedural shapes
     ref_shapes = val[: cfg.n_distribution]
-    gen = generate_batch(pipe, [s.captions[0] for s in ref_shapes], cfg, cfg.seed + 2)
-    comps = [occupancy_components(pipe, g, cfg.resolution) if len(g) else 0 for g in gen]
-    metrics["validity"] = float(np.mean([c == 1 for c in comps]))
-    log(f"validity (one connected shape): {metrics['validity']:.3f}")
-    gen_pts = [generated_points(pipe, g, cfg, i) for i, g in enumerate(gen) if len(g)]
+    raw = generate_batch(pipe, [s.captions[0] for s in ref_shapes], cfg, cfg.seed + 2, attach_parts=False)
+    metrics["validity_before_attaching"] = float(np.mean([len(g) and occupancy_components(pipe, g, cfg.resolution) == 1
+                                                          for g in raw]))
+    gen = [attach_floating_parts(g, pipe.autoencoder)[0] if len(g) else g for g in raw]  # what the pipeline returns
+    metrics["validity"] = float(np.mean([len(g) and occupancy_components(pipe, g, cfg.resolution) == 1 for g in gen]))
+    log(f"validity (one connected shape): {metrics['validity']:.3f} "
+        f"({metrics['validity_before_attaching']:.3f} before floating parts are attached)")
+    gen_pts = []
+    for i, g in enumerate(gen):
+        try:
+            gen_pts.append(generated_points(pipe, g, cfg, i))
+        except GenerationFailed:  # no surface: already counted as invalid, and it covers nothing
+            pass
     ref_pts = []
     for i, s in enumerate(ref_shapes):
         v, f, _ = data.shape_to_mesh(s, cfg.resolution)

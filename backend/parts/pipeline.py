@@ -4,7 +4,8 @@ Two-phase cascaded diffusion after SALAD (Koo et al. 2023): phase 1 ("layout") d
 part's Gaussian and label, phase 2 ("geometry") every part's latent given the layout. Part
 completion and text-guided editing are RePaint (Lugmayr et al. 2022) over the part slots, part
 mixing is SDEdit (Meng et al. 2022) from the spliced shape. Parts the user did not choose are
-pasted back at the end, so they stay bit-identical.
+pasted back at the end, so they stay bit-identical; new parts left floating are moved until they
+touch the rest (contact.py).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from typing import Any, Optional, Sequence
 import torch
 from safetensors.torch import load_file
 
-from backend.pipelines.base import InputError, MeshPart, MeshResult, ModelUnavailable, StepCallback, no_progress
+from backend.pipelines.base import InputError, MeshPart, MeshResult, ModelUnavailable, StepCallback, draw_seed, no_progress
 
 from .autoencoder import AutoencoderConfig, PartAutoencoder
+from .contact import attach_floating_parts
 from .decode import decode_shape
-from .diffusion import DenoiserConfig, PartDenoiser, SlotCodec
+from .diffusion import DenoiserConfig, PartDenoiser, SlotCodec, TextCondition
 from .representation import PartShape, number_parts
 from .text import TextEncoder
 
@@ -96,7 +98,7 @@ class PartDiffusionPipeline:
         layout_net.load_state_dict(sub("layout."))
         latent_net = PartDenoiser(DenoiserConfig(**config["latent_net"]))
         latent_net.load_state_dict(sub("latent."))
-        codec = SlotCodec(config["vocabulary"], config["max_parts"], sub("stats."))
+        codec = SlotCodec(config["vocabulary"], config["max_parts"], sub("stats."), config.get("slot_templates"))
         for m in (autoencoder, layout_net, latent_net):
             m.to(device).eval()
         return cls(autoencoder, layout_net, latent_net, codec, config, tensors, TextEncoder(text_model, device), device)
@@ -121,31 +123,34 @@ class PartDiffusionPipeline:
                 f"It knows: {', '.join(self.categories)}.")
         return f"a {category.replace('_', ' ')}", category, note
 
-    def _embed(self, prompt: str | Sequence[str], n: int) -> torch.Tensor:
+    def _embed(self, prompt: str | Sequence[str], n: int) -> TextCondition:
+        """The prompts as the denoisers see them: sentence embedding, token states, nearest category."""
         prompts = [prompt] * n if isinstance(prompt, str) else list(prompt)
         if len(prompts) != n:
             raise InputError(f"got {len(prompts)} prompts for {n} shapes")
         emb = self.text_encoder.encode(prompts)  # (n, 384) unit vectors
         if "text_mean" in self.codec.stats:  # standardised as in training
             emb = (emb - self.codec.stats["text_mean"]) / self.codec.stats["text_std"]
-        return emb.to(self.device)
+        category = torch.tensor([self.categories.index(self.resolve_prompt(p)[1]) for p in prompts])
+        return TextCondition(emb, *self.text_encoder.encode_tokens(prompts), category=category).to(self.device)
 
     # ------------------------------------------------------------------ denoising
-    def _velocity(self, net: PartDenoiser, x, t: int, text, negative, guidance_scale: float, cond=None):
+    def _velocity(self, net: PartDenoiser, x, t: int, text: TextCondition, negative: Optional[TextCondition],
+                  guidance_scale: float, cond=None):
         """Classifier-free guided v-prediction (Ho & Salimans 2022). x (B, S, D) → (B, S, D)."""
         B = x.shape[0]
-        neg = net.null_text.expand(B, -1) if negative is None else negative
+        neg = net.unconditional(text) if negative is None else negative
         tt = torch.full((2 * B,), int(t), device=x.device)
         c2 = None if cond is None else torch.cat([cond, cond])
-        v = net(torch.cat([x, x]), tt, torch.cat([text, neg]), c2)
-        v_text, v_neg = v.chunk(2)
+        v_text, v_neg = net(torch.cat([x, x]), tt, TextCondition.cat([text, neg]), c2).chunk(2)
         return v_neg + guidance_scale * (v_text - v_neg)
 
     def _alpha_bar(self, timesteps, level: int, n: int) -> float:
         return 1.0 if level >= n else float(self.scheduler.alphas_cumprod[int(timesteps[level])])
 
     @torch.no_grad()
-    def _denoise(self, net: PartDenoiser, size: tuple, text, negative, guidance_scale: float, steps: int,
+    def _denoise(self, net: PartDenoiser, size: tuple, text: TextCondition, negative: Optional[TextCondition],
+                 guidance_scale: float, steps: int,
                  generator: torch.Generator, callback: StepCallback, phase: str, cond=None,
                  known: Optional[torch.Tensor] = None, known_mask: Optional[torch.Tensor] = None,
                  init: Optional[torch.Tensor] = None, start_step: int = 0,
@@ -154,7 +159,7 @@ class PartDiffusionPipeline:
 
         Args:
             size: (B, S, D). known/known_mask: (B, S, D) clean values and (B, S) 1 where the slot is
-                given: after every step those slots are replaced by the known values noised to the
+                given, or (B, S, D) 1 where the feature is given: after every step those slots are replaced by the known values noised to the
                 same level (RePaint). init: (B, S, D) shape to start from at level `start_step`
                 (SDEdit); None starts from pure noise at level 0.
             jump_length, jump_n_sample: RePaint resampling; (1, 1) is plain DDIM.
@@ -172,7 +177,7 @@ class PartDiffusionPipeline:
         path = [start_step + j for j in repaint_path(n - start_step, jump_length, jump_n_sample)] if known is not None \
             else list(range(start_step, n + 1))
         total = len(path) - 1
-        m = None if known_mask is None else known_mask[..., None].to(x.dtype)  # (B, S, 1)
+        m = None if known_mask is None else (known_mask[..., None] if known_mask.dim() == 2 else known_mask).to(x.dtype)
         for k, (a, b) in enumerate(zip(path[:-1], path[1:])):
             if b > a:  # down one level: a DDIM step at ts[a]
                 v = self._velocity(net, x, ts[a], text, negative, guidance_scale, cond)
@@ -189,42 +194,60 @@ class PartDiffusionPipeline:
     def _sample_shapes(self, prompt, negative_prompt, num_shapes: int, steps: int, guidance_scale: float,
                        generator: torch.Generator, callback: StepCallback, layout_known=None, latent_known=None,
                        known_mask=None, layout_init=None, latent_init=None, start_step: int = 0,
-                       jump_length: int = 1, jump_n_sample: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-        """Both phases. Returns snapped layouts (B, S, 13+V) and latents (B, S, L)."""
+                       jump_length: int = 1, jump_n_sample: int = 1, layout_mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both phases. Returns snapped layouts (B, S, 13+V) and latents (B, S, L).
+
+        `known_mask` (B, S) marks the given slots of both phases; `layout_mask` (B, S, 13+V), when
+        given, marks the given layout features instead (e.g. a part's label but not its place).
+        """
         text = self._embed(prompt, num_shapes)
-        negative = None if not negative_prompt else self._embed(negative_prompt, num_shapes)
+        negative = self._embed(negative_prompt, num_shapes) if negative_prompt else None
+        on_device = lambda x: None if x is None else x.to(self.device)  # noqa: E731  (shapes live on the CPU)
+        layout_known, latent_known, known_mask, layout_init, latent_init, layout_mask = map(
+            on_device, (layout_known, latent_known, known_mask, layout_init, latent_init, layout_mask))
+        if layout_mask is None and known_mask is not None:
+            layout_mask = known_mask[..., None].expand(-1, -1, self.codec.layout_dim)
         S, L = self.codec.max_parts, self.codec.stats["latent_mean"].shape[0]
-        opts = dict(known_mask=known_mask, start_step=start_step, jump_length=jump_length, jump_n_sample=jump_n_sample)
+        opts = dict(start_step=start_step, jump_length=jump_length, jump_n_sample=jump_n_sample)
         layout = self._denoise(self.layout_net, (num_shapes, S, self.codec.layout_dim), text, negative, guidance_scale,
-                               steps, generator, callback, "layout", known=layout_known, init=layout_init, **opts)
+                               steps, generator, callback, "layout", known=layout_known, known_mask=layout_mask,
+                               init=layout_init, **opts)
         layout = self.codec.snap_layout(layout)
         if layout_known is not None:
-            layout = torch.where(known_mask[..., None].bool(), layout_known, layout)
-        latents = self._denoise(self.latent_net, (num_shapes, S, L), text, negative, guidance_scale, steps,
-                                generator, callback, "geometry", cond=layout, known=latent_known, init=latent_init, **opts)
+            layout = torch.where(layout_mask.bool(), layout_known, layout)
+        latents = self._denoise(self.latent_net, (num_shapes, S, L), text, negative, guidance_scale, steps, generator,
+                                callback, "geometry", cond=layout, known=latent_known, known_mask=known_mask,
+                                init=latent_init, **opts)
         return layout, latents
 
     def _to_shape(self, layout, latents, prompt: str, base: Optional[PartShape] = None,
-                  kept_slots: Sequence[int] = ()) -> PartShape:
-        """Slots → PartShape. `kept_slots[i]` holds `base`'s part i: pasted back exactly."""
+                  kept_slots: Sequence[int] = (), attach_parts: bool = True) -> PartShape:
+        """Slots → PartShape. `kept_slots[i]` holds `base`'s part i: pasted back exactly. With
+        `attach_parts`, new parts left floating are moved to touch the rest (see contact.py)."""
         labels, gaussians, lat, slots = self.codec.decode(layout.cpu(), latents.cpu())
         new = [i for i, s in enumerate(slots) if s not in set(kept_slots)]
         if base is None:
-            names = number_parts([labels[i] for i in new], gaussians[new, :3])
-            return PartShape(names, [labels[i] for i in new], gaussians[new], lat[new], None, prompt)
+            base = PartShape([], [], torch.zeros(0, gaussians.shape[1]), torch.zeros(0, lat.shape[1]), None, prompt,
+                             self.resolve_prompt(prompt)[1])
         kept = list(range(len(kept_slots)))
         new_names = number_parts([labels[i] for i in new], gaussians[new, :3], taken=set(base.names[i] for i in kept))
-        return PartShape([base.names[i] for i in kept] + new_names,
-                         [base.labels[i] for i in kept] + [labels[i] for i in new],
-                         torch.cat([base.gaussians[kept], gaussians[new]]), torch.cat([base.latents[kept], lat[new]]),
-                         base.origin, prompt, base.category, dict(base.extra))
+        shape = PartShape([base.names[i] for i in kept] + new_names,
+                          [base.labels[i] for i in kept] + [labels[i] for i in new],
+                          torch.cat([base.gaussians[kept], gaussians[new]]), torch.cat([base.latents[kept], lat[new]]),
+                          base.origin, prompt, base.category, dict(base.extra))
+        shape.extra.pop("attached", None)
+        if attach_parts and new:
+            shape, moved = attach_floating_parts(shape, self.autoencoder, movable=range(len(kept), len(shape)))
+            if moved:
+                shape.extra["attached"] = moved
+        return shape
 
     # ------------------------------------------------------------------ public API
     @torch.no_grad()
     def __call__(self, prompt: str | list[str], negative_prompt: Optional[str] = None, num_shapes: int = 1,
                  num_inference_steps: int = 25, guidance_scale: float = 1.5, generator: Optional[torch.Generator] = None,
                  callback_on_step_end: StepCallback = no_progress, output_type: str = "shape",
-                 resolution: int = 128) -> PartPipelineOutput:
+                 resolution: int = 128, attach_parts: bool = True) -> PartPipelineOutput:
         """Generate part shapes from text.
 
         Args:
@@ -233,6 +256,7 @@ class PartDiffusionPipeline:
             guidance_scale: classifier-free guidance weight. generator: torch RNG for reproducibility.
             callback_on_step_end: StepCallback, called each step of both phases and of decoding.
             output_type: "shape" (PartShape only) or "mesh" (also decode to MeshParts).
+            attach_parts: move parts that float free of the rest until they touch it (contact.py).
         Returns:
             PartPipelineOutput with `shapes` (and `meshes` for output_type="mesh").
         """
@@ -248,7 +272,7 @@ class PartDiffusionPipeline:
         layout, latents = self._sample_shapes(prompt, negative_prompt, num_shapes, num_inference_steps, guidance_scale,
                                               generator, callback_on_step_end)
         prompts = [prompt] * num_shapes if isinstance(prompt, str) else prompt
-        shapes = [self._to_shape(layout[b], latents[b], prompts[b]) for b in range(num_shapes)]
+        shapes = [self._to_shape(layout[b], latents[b], prompts[b], attach_parts=attach_parts) for b in range(num_shapes)]
         # 6. Decode to mesh
         meshes = [self.decode(s, resolution, callback_on_step_end) for s in shapes] if output_type == "mesh" else None
         return PartPipelineOutput(shapes, meshes)
@@ -270,12 +294,13 @@ class PartDiffusionPipeline:
                     negative_prompt: Optional[str] = None, new_parts: bool = True) -> PartShape:
         """RePaint (Lugmayr et al. 2022): keep the parts at `keep`, regenerate the rest; with `new_parts`
         the free slots may become parts too, otherwise they are held empty."""
-        layout, latents, _, slot_of = self.codec.encode(shape)  # the whole shape in canonical slot order
+        layout, latents, _, slot_of = self.codec.encode(shape)  # the whole shape in its category's slots
         kept_slots = [slot_of[i] for i in keep]
         mask = torch.zeros(1, self.codec.max_parts)  # (1, S), 1 = known
         mask[0, kept_slots] = 1.0
-        if not new_parts:
-            mask[0, len(shape):] = 1.0  # free slots stay known-empty
+        if not new_parts:  # only the parts' own slots are regenerated: free slots stay known-empty
+            mask[0] = 1.0
+            mask[0, [slot_of[i] for i in range(len(shape)) if i not in keep]] = 0.0
         layout_out, latents_out = self._sample_shapes(
             prompt, negative_prompt, 1, steps, guidance_scale, torch.Generator().manual_seed(seed), callback,
             layout_known=layout[None], latent_known=latents[None], known_mask=mask,
@@ -325,7 +350,8 @@ class PartDiffusionPipeline:
 
         A's parts with the labels taken from B (or those named in `replace`) are dropped; the spliced
         shape is noised to `start_step` (of `steps`; default half way) and denoised with A's kept
-        parts held fixed, so B's parts settle into A. A's kept parts come back bit-identical.
+        parts held fixed, so B's parts settle into A: they move and resize, but stay parts with
+        their labels and geometry latents. A's kept parts come back bit-identical.
         """
         take = self._names_to_index(shape_b, take_from_b, "mix (take_from_b)")
         if not take:
@@ -338,16 +364,22 @@ class PartDiffusionPipeline:
             raise InputError(f"the mixed shape would have {len(keep) + len(take)} parts; at most {self.codec.max_parts}")
         base = shape_a.select(keep)
         spliced = PartShape(base.names + [shape_b.names[i] for i in take], base.labels + [shape_b.labels[i] for i in take],
-                            torch.cat([base.gaussians, shape_b.gaussians[take]]), torch.cat([base.latents, shape_b.latents[take]]))
+                            torch.cat([base.gaussians, shape_b.gaussians[take]]), torch.cat([base.latents, shape_b.latents[take]]),
+                            category=shape_a.category)
         layout, latents, _, slot_of = self.codec.encode(spliced)
-        kept_slots = [slot_of[i] for i in range(len(keep))]
-        known_mask = torch.zeros(1, self.codec.max_parts)  # (1, S), 1 = A's kept parts
-        known_mask[0, kept_slots] = 1.0
+        kept_slots, b_slots = slot_of[: len(keep)], slot_of[len(keep):]
+        # Phase 1: A's kept parts are given; B's parts keep being parts with their labels, while
+        # SDEdit settles their places into A. Phase 2: both keep their geometry latents.
+        layout_mask = torch.zeros(1, self.codec.max_parts, self.codec.layout_dim)
+        layout_mask[0, kept_slots] = 1.0
+        layout_mask[0, b_slots, 12:] = 1.0  # weight and label
+        known_mask = torch.zeros(1, self.codec.max_parts)  # (1, S)
+        known_mask[0, slot_of] = 1.0
         start = steps // 2 if start_step is None else start_step
         prompt = prompt if prompt else (shape_a.prompt or "an object")
         layout_out, latents_out = self._sample_shapes(
             prompt, negative_prompt, 1, steps, guidance_scale, torch.Generator().manual_seed(seed), callback,
-            layout_known=layout[None], latent_known=latents[None], known_mask=known_mask,
+            layout_known=layout[None], latent_known=latents[None], known_mask=known_mask, layout_mask=layout_mask,
             layout_init=layout[None], latent_init=latents[None], start_step=start)
         return self._to_shape(layout_out[0], latents_out[0], prompt, base, kept_slots=kept_slots)
 
@@ -391,7 +423,7 @@ def _with_defaults(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str
         raise InputError(f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(defaults)}")
     p = {**defaults, **{k: v for k, v in params.items() if v is not None}}
     if p.get("seed") is None:
-        p["seed"] = int(torch.randint(0, 2**31 - 1, (1,)))
+        p["seed"] = draw_seed()
     try:
         p["seed"], p["num_inference_steps"], p["resolution"] = int(p["seed"]), int(p["num_inference_steps"]), int(p["resolution"])
         p["guidance_scale"] = float(p["guidance_scale"])

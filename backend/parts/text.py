@@ -10,6 +10,7 @@ import torch
 from backend.pipelines.base import ModelUnavailable
 
 TEXT_DIM = 384  # all-MiniLM-L6-v2 hidden size
+MAX_TOKENS = 64  # prompts are short; longer ones are cut
 
 
 def default_model_path() -> str:
@@ -24,7 +25,7 @@ def default_model_path() -> str:
 
 
 class TextEncoder:
-    """Encodes prompts to unit-length 384-d sentence embeddings, caching each prompt once.
+    """Encodes prompts to unit-length 384-d sentence embeddings and token states, caching each prompt once.
 
     Args:
         model: a local folder or a Hugging Face hub id; None uses the packaged folder.
@@ -46,21 +47,38 @@ class TextEncoder:
         self._model = AutoModel.from_pretrained(self.model_name, local_files_only=local).to(self.device).eval()
 
     @torch.no_grad()
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
-        """Args: texts: prompts. Returns: (B, 384) float32 unit vectors on the CPU."""
+    def _fill(self, texts: Sequence[str], batch_size: int) -> None:
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
         if missing and self._model is None:
             self._load()
         for i in range(0, len(missing), batch_size):
             chunk = missing[i : i + batch_size]
-            tokens = self._tokenizer(chunk, padding=True, truncation=True, max_length=128, return_tensors="pt")
+            tokens = self._tokenizer(chunk, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
             tokens = {k: v.to(self.device) for k, v in tokens.items()}
             hidden = self._model(**tokens).last_hidden_state  # (b, T, 384)
             mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (b, T, 1)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # mean pooling, (b, 384)
             pooled = torch.nn.functional.normalize(pooled, dim=-1).float().cpu()
-            for text, vec in zip(chunk, pooled):
-                self._cache[text] = vec
+            hidden = hidden.float().cpu()
+            for j, text in enumerate(chunk):
+                self._cache[text] = (pooled[j], hidden[j, : int(tokens["attention_mask"][j].sum())].clone())
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+        """Args: texts: prompts. Returns: (B, 384) float32 unit vectors on the CPU."""
+        self._fill(texts, batch_size)
         if not texts:
             return torch.zeros(0, TEXT_DIM)
-        return torch.stack([self._cache[t] for t in texts])
+        return torch.stack([self._cache[t][0] for t in texts])
+
+    def encode_tokens(self, texts: Sequence[str], batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token states of each prompt (with [CLS] and [SEP]), padded to the longest.
+
+        Returns: (B, T, 384) float32 states and (B, T) bool mask, True on real tokens.
+        """
+        self._fill(texts, batch_size)
+        states = [self._cache[t][1] for t in texts]
+        T = max((len(x) for x in states), default=0)
+        out, mask = torch.zeros(len(states), T, TEXT_DIM), torch.zeros(len(states), T, dtype=torch.bool)
+        for i, x in enumerate(states):
+            out[i, : len(x)], mask[i, : len(x)] = x, True
+        return out, mask

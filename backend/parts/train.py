@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -21,7 +22,7 @@ from safetensors.torch import save_file
 
 from . import data
 from .autoencoder import AutoencoderConfig, PartAutoencoder, lattice
-from .diffusion import DenoiserConfig, PartDenoiser, SlotCodec
+from .diffusion import DenoiserConfig, PartDenoiser, SlotCodec, TextCondition
 from .representation import PartShape, number_parts, rotation_to_6d
 from .text import TextEncoder
 
@@ -41,9 +42,10 @@ class TrainConfig:
     ae_batch: int = 32
     ae_points: int = 384  # occupancy queries per part per step
     ae_target_grid: int = 32  # targets: occupancy on this lattice over [-1.1, 1.1]^3
-    layout_net: DenoiserConfig = field(default_factory=lambda: DenoiserConfig(width=128, depth=3, slots=24))
+    # slots > 0: learned per-slot embeddings; train() sets their number from the slot templates
+    layout_net: DenoiserConfig = field(default_factory=lambda: DenoiserConfig(width=128, depth=3, slots=1))
     latent_net: DenoiserConfig = field(default_factory=lambda: DenoiserConfig(width=96, depth=3))
-    layout_steps: int = 12000  # 6,000 left phase 1 under-trained: attribute accuracy 55% -> 76%, validity 27% -> 47%
+    layout_steps: int = 10500  # what fits the 30-minute budget on 2 CPU threads, with a margin
     latent_steps: int = 2000
     batch: int = 64
     lr: float = 1e-3
@@ -54,7 +56,7 @@ class TrainConfig:
 def quick_config(seed: int = 0) -> TrainConfig:
     """Seconds-long run for tests: tiny data, tiny nets, few steps."""
     return TrainConfig(seed=seed, n_shapes=48, ae_parts=96, ae_steps=40, ae_batch=16, ae_points=256,
-                       ae=AutoencoderConfig(hidden=32, layers=2), layout_net=DenoiserConfig(width=32, depth=1, heads=2, slots=24),
+                       ae=AutoencoderConfig(hidden=32, layers=2), layout_net=DenoiserConfig(width=32, depth=1, heads=2, slots=1),
                        latent_net=DenoiserConfig(width=32, depth=1, heads=2), layout_steps=60, latent_steps=40,
                        batch=16, bank_size=64)
 
@@ -76,6 +78,17 @@ class GridCache:
         if key not in self._grids:
             self._grids[key] = part_grid(part, n, extent)
         return self._grids[key]
+
+
+def slot_templates(shapes, vocabulary: list[str]) -> dict[str, list[str]]:
+    """Per category, a run of slots for each label as long as its most parts in one training shape,
+    runs in vocabulary order (see diffusion.SlotCodec)."""
+    most: dict[str, Counter] = {}
+    for s in shapes:
+        counts = most.setdefault(s.category, Counter())
+        for label, n in Counter(p.label for p in s.parts).items():
+            counts[label] = max(counts[label], n)
+    return {c: [l for l in sorted(m, key=vocabulary.index) for _ in range(m[l])] for c, m in sorted(most.items())}
 
 
 def gaussian_of(part) -> torch.Tensor:
@@ -129,13 +142,14 @@ def train_autoencoder(cfg: TrainConfig, shapes, grids: GridCache, log) -> tuple[
 
 
 def train_denoiser(cfg: TrainConfig, net_cfg: DenoiserConfig, x0: torch.Tensor, cond: torch.Tensor | None,
-                   mask: torch.Tensor | None, text: torch.Tensor, caption_shape: torch.Tensor, steps: int, name: str,
+                   mask: torch.Tensor | None, text: TextCondition, caption_shape: torch.Tensor, steps: int, name: str,
                    log) -> tuple[PartDenoiser, list[float]]:
     """DDPM training with v-prediction and text dropout.
 
     Args:
         x0: (M, S, D) clean slot features; cond: (M, S, C) or None; mask: (M, S) loss weight or None.
-        text: (K, 384) caption embeddings; caption_shape: (K,) the shape each caption describes.
+        text: the K captions (token states stored in half precision); caption_shape: (K,)
+            the shape each caption describes.
     """
     scheduler = DDPMScheduler(**SCHEDULER)
     model = PartDenoiser(net_cfg)
@@ -144,16 +158,14 @@ def train_denoiser(cfg: TrainConfig, net_cfg: DenoiserConfig, x0: torch.Tensor, 
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + {"layout": 1, "latent": 2}.get(name, 3))
     losses = []
     for step in range(steps):
-        k = torch.randint(len(text), (cfg.batch,), generator=gen)  # captions, (B,)
+        k = torch.randint(len(caption_shape), (cfg.batch,), generator=gen)  # captions, (B,)
         m = caption_shape[k]
         x = x0[m]
         noise = torch.randn(x.shape, generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg.batch,), generator=gen)
         noisy = scheduler.add_noise(x, noise, t)
         target = scheduler.get_velocity(x, noise, t)
-        emb = text[k]
-        drop = torch.rand(cfg.batch, generator=gen) < cfg.text_dropout
-        emb = torch.where(drop[:, None], model.null_text.expand_as(emb), emb)
+        emb = model.unconditional(text.select(k), drop=torch.rand(cfg.batch, generator=gen) < cfg.text_dropout)
         pred = model(noisy, t, emb, None if cond is None else cond[m])
         err = (pred - target).pow(2).mean(-1)  # (B, S)
         loss = err.mean() if mask is None else (err * mask[m]).sum() / mask[m].sum().clamp(min=1)
@@ -211,7 +223,8 @@ def train(cfg: TrainConfig, out: str | None = None, log=print, autoencoder_from:
     all_raw = torch.cat([SlotCodec.raw_layout(e.gaussians) for e in encoded])
     stats = {"layout_mean": all_raw.mean(0), "layout_std": all_raw.std(0).clamp(min=1e-3),
              "latent_mean": all_latents.mean(0), "latent_std": all_latents.std(0).clamp(min=1e-3)}
-    codec = SlotCodec(data.PART_VOCABULARY, data.MAX_PARTS, stats)
+    templates = slot_templates(shapes, data.PART_VOCABULARY)
+    codec = SlotCodec(data.PART_VOCABULARY, max(data.MAX_PARTS, *map(len, templates.values())), stats, templates)
     slots = [codec.encode(e) for e in encoded]
     layout = torch.stack([s[0] for s in slots])  # (M, S, 13+V)
     latents = torch.stack([s[1] for s in slots])  # (M, S, L)
@@ -222,18 +235,23 @@ def train(cfg: TrainConfig, out: str | None = None, log=print, autoencoder_from:
     # MiniLM captions differ in small directions of a unit vector: standardise each dimension so the
     # text signal reaches the denoisers at the scale of their other inputs.
     stats["text_mean"], stats["text_std"] = text.mean(0), text.std(0).clamp(min=1e-4)
-    text_in = (text - stats["text_mean"]) / stats["text_std"]
+    categories = sorted({s.category for s in shapes})
+    tokens, token_mask = encoder.encode_tokens([c for _, c in captions])
+    text_in = TextCondition((text - stats["text_mean"]) / stats["text_std"], tokens.half(), token_mask,  # half: 0.2 GB
+                            torch.tensor([categories.index(shapes[i].category) for i, _ in captions]))
     caption_shape = torch.tensor([i for i, _ in captions])
     timings["encode_s"] = time.time() - t
     log(f"{len(captions)} captions embedded, parts encoded ({timings['encode_s']:.0f} s)")
 
     t = time.time()
-    layout_cfg = replace(cfg.layout_net, token_dim=codec.layout_dim, cond_dim=0)
+    layout_cfg = replace(cfg.layout_net, token_dim=codec.layout_dim, cond_dim=0, slots=codec.max_parts,
+                         categories=len(categories))
     layout_net, layout_losses = train_denoiser(cfg, layout_cfg, layout, None, None, text_in, caption_shape,
                                                cfg.layout_steps, "layout", log)
     timings["layout_s"] = time.time() - t
     t = time.time()
-    latent_cfg = replace(cfg.latent_net, token_dim=latents.shape[-1], cond_dim=codec.layout_dim)
+    latent_cfg = replace(cfg.latent_net, token_dim=latents.shape[-1], cond_dim=codec.layout_dim,
+                         categories=len(categories))
     latent_net, latent_losses = train_denoiser(cfg, latent_cfg, latents, layout, exists, text_in, caption_shape,
                                                cfg.latent_steps, "latent", log)
     timings["latent_s"] = time.time() - t
@@ -241,7 +259,6 @@ def train(cfg: TrainConfig, out: str | None = None, log=print, autoencoder_from:
 
     # What the pipeline needs besides the nets: a bank of training latents with their primitives
     # (to name a generated part's primitive), and caption embeddings by category (to tell what it knows).
-    categories = sorted({s.category for s in shapes})
     primitives = sorted({p.primitive for s in shapes for p in s.parts})
     bank_parts = [(e.latents[j], shapes[i].parts[j].primitive, shapes[i].parts[j].params)
                   for i, e in enumerate(encoded) for j in range(len(e))]
@@ -259,7 +276,8 @@ def train(cfg: TrainConfig, out: str | None = None, log=print, autoencoder_from:
     config = {
         "format": "diffusion3d.builtin/1",
         "autoencoder": asdict(cfg.ae), "layout_net": asdict(layout_cfg), "latent_net": asdict(latent_cfg),
-        "scheduler": SCHEDULER, "vocabulary": list(data.PART_VOCABULARY), "max_parts": data.MAX_PARTS,
+        "scheduler": SCHEDULER, "vocabulary": list(data.PART_VOCABULARY), "max_parts": codec.max_parts,
+        "slot_templates": templates,
         "categories": categories, "primitives": primitives,
         "bank_params": [bank_parts[i][2] for i in pick],
         "train": {k: v for k, v in asdict(cfg).items() if not isinstance(v, dict)},

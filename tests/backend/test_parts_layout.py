@@ -1,0 +1,84 @@
+"""Slot templates, text conditions and the attaching of floating parts (built-in part model)."""
+
+import torch
+
+from backend.parts import data
+from backend.parts.contact import attach_floating_parts
+from backend.parts.diffusion import DenoiserConfig, PartDenoiser, SlotCodec, TextCondition
+from backend.parts.evaluate import occupancy_components
+from backend.parts.pipeline import PartDiffusionPipeline
+from backend.parts.representation import CENTER
+from backend.parts.train import GridCache, encode_shape, slot_templates
+
+
+def _codec(shapes, latent_dim=8):
+    stats = {"layout_mean": torch.zeros(12), "layout_std": torch.ones(12),
+             "latent_mean": torch.zeros(latent_dim), "latent_std": torch.ones(latent_dim)}
+    templates = slot_templates(shapes, data.PART_VOCABULARY)
+    return SlotCodec(data.PART_VOCABULARY, max(map(len, templates.values())), stats, templates)
+
+
+def test_a_slot_holds_the_same_part_whatever_the_counts():
+    three = data.sample_shape(1, "chair", {"legs": 3, "arms": "none"})
+    four = data.sample_shape(2, "chair", {"legs": 4, "arms": "square"})
+    pipe = PartDiffusionPipeline.from_pretrained()
+    codec = _codec([three, four])
+    slots = {}
+    for s in (three, four):
+        shape = encode_shape(s, pipe.autoencoder, GridCache())
+        layout, _, exists, slot_of = codec.encode(shape)
+        assert sorted(slot_of) == sorted(set(slot_of)) and int(exists.sum()) == len(shape)
+        slots[len([l for l in shape.labels if l == "leg"])] = {l: slot_of[i] for i, l in enumerate(shape.labels) if l == "seat"}
+        labels = [codec.vocabulary[int(layout[k, 13:].argmax())] for k in slot_of]
+        assert labels == shape.labels  # every part's label is in its slot
+    assert slots[3] == slots[4]  # one leg fewer does not shift the seat into another slot
+
+
+def test_parts_outside_the_template_take_free_slots():
+    chair = data.sample_shape(1, "chair", {"legs": 4})
+    pipe = PartDiffusionPipeline.from_pretrained()
+    codec = _codec([chair])
+    shape = encode_shape(chair, pipe.autoencoder, GridCache())
+    shape.labels = shape.labels[:-1] + ["wing"]  # no chair has a wing
+    slot_of = codec.assign_slots(shape)
+    assert len(set(slot_of)) == len(shape) and max(slot_of) < codec.max_parts
+
+
+def test_unconditional_rows_replace_only_the_dropped_prompts():
+    net = PartDenoiser(DenoiserConfig(token_dim=5, width=16, depth=1, heads=2, slots=4, categories=3))
+    torch.nn.init.normal_(net.null_token)
+    text = TextCondition(torch.randn(2, 384), torch.randn(2, 6, 384), torch.ones(2, 6, dtype=torch.bool),
+                         torch.tensor([0, 2]))
+    out = net.unconditional(text, drop=torch.tensor([True, False]))
+    assert torch.equal(out.pooled[0], net.null_text.detach()) and torch.equal(out.pooled[1], text.pooled[1])
+    assert out.mask[0].tolist() == [True] + [False] * 5 and out.mask[1].all()
+    assert out.category.tolist() == [3, 2]  # row 0 → "no category"
+    both = TextCondition.cat([out, TextCondition(torch.randn(1, 384), torch.randn(1, 3, 384),
+                                                 torch.ones(1, 3, dtype=torch.bool), torch.tensor([1]))])
+    assert both.tokens.shape == (3, 6, 384) and both.mask[2].tolist() == [True] * 3 + [False] * 3
+    v = net(torch.randn(3, 4, 5), torch.tensor([1, 500, 999]), both)
+    assert v.shape == (3, 4, 5) and torch.isfinite(v).all()
+
+
+def test_floating_part_is_attached_and_kept_parts_do_not_move():
+    pipe = PartDiffusionPipeline.from_pretrained()
+    stool = encode_shape(data.sample_shape(4, "stool", {"legs": 3}), pipe.autoencoder, GridCache())
+    assert occupancy_components(pipe, stool, 64) == 1
+    leg = stool.labels.index("leg")
+    broken = stool.select(list(range(len(stool))))
+    broken.gaussians[leg, 1] -= 0.3  # the leg drops away from the seat
+    assert occupancy_components(pipe, broken, 64) == 2
+
+    fixed, moved = attach_floating_parts(broken, pipe.autoencoder, movable=[leg])
+    assert moved == [stool.names[leg]] and occupancy_components(pipe, fixed, 64) == 1
+    others = [i for i in range(len(stool)) if i != leg]
+    assert torch.equal(fixed.gaussians[others], broken.gaussians[others])
+    assert torch.equal(fixed.gaussians[leg, 3:], broken.gaussians[leg, 3:])  # moved, not turned or scaled
+    shift = fixed.gaussians[leg, CENTER] - broken.gaussians[leg, CENTER]
+    assert 0.2 < float(shift[1]) < 0.35 and float(shift[[0, 2]].abs().max()) < 0.05  # back up, about as far
+
+    still, moved = attach_floating_parts(broken, pipe.autoencoder, movable=others)
+    assert moved and torch.equal(still.gaussians[leg], broken.gaussians[leg])  # the leg may not move: the rest does
+    untouched, moved = attach_floating_parts(stool, pipe.autoencoder)
+    assert moved == [] and torch.equal(untouched.gaussians, stool.gaussians)
+
