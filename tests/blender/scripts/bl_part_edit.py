@@ -27,6 +27,29 @@ def tree(points) -> KDTree:
     return kd
 
 
+def select_groups(obj, groups: set[str]) -> None:
+    """Edit Mode with exactly the faces of the named vertex groups selected."""
+    context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode='EDIT')
+    bpy.ops.mesh.select_all(action='DESELECT')
+    for group in sorted(groups):
+        obj.vertex_groups.active_index = obj.vertex_groups[group].index
+        bpy.ops.object.vertex_group_select()
+
+
+def assert_far_parts_kept(obj) -> None:
+    """Seat and back vertices away from the old legs and from every new part are exactly in place
+    (where a new part meets the seat, the surface of the union changes around the seam, as it
+    should; 0.15 is a few decode voxels beyond the new part's nearest vertex)."""
+    new = {g.name for g in obj.vertex_groups} - (names - legs)  # regenerated legs and parts added
+    near_new = tree(world_positions(obj, new)) if new else None
+    away = [p for p in far if near_new is None or near_new.find(p)[2] > 0.15]
+    assert len(away) > 100, len(away)
+    now = tree([obj.matrix_world @ v.co for v in obj.data.vertices])
+    moved = [p for p in away if now.find(p)[2] > 1e-4]
+    assert not moved, f"{len(moved)} of {len(away)} seat/back vertices moved, e.g. {moved[0]}"
+
+
 # 1. Generate on the built-in model (seed 0 is a four-legged chair with a seat and a back).
 # ('EXEC_DEFAULT', True) here and for the edit: run as the UI would, pushing each operator's undo step.
 bpy.ops.diffusion3d.generate_mesh('EXEC_DEFAULT', True, prompt="a chair with four legs", model="builtin", seed=0,
@@ -49,30 +72,12 @@ assert len(far) > 100, len(far)
 legs_before = world_positions(chair, legs)
 
 # 2. Select the legs in Edit Mode through their vertex groups, then regenerate them.
-bpy.ops.object.mode_set(mode='EDIT')
-bpy.ops.mesh.select_all(action='DESELECT')
-for name in sorted(legs):
-    chair.vertex_groups.active_index = chair.vertex_groups[name].index
-    bpy.ops.object.vertex_group_select()
+select_groups(chair, legs)
 selected_faces = sum(f.select for f in bmesh.from_edit_mesh(chair.data).faces)
 assert selected_faces > 0
 bpy.ops.diffusion3d.edit_part('EXEC_DEFAULT', True, prompt="an office chair on wheels", mode='EDIT', seed=1)
 if chair.mode == 'EDIT':
     bpy.ops.object.mode_set(mode='OBJECT')
-
-
-
-def assert_far_parts_kept(obj) -> None:
-    """Seat and back vertices away from the old legs and from every new part are exactly in place
-    (where a new part meets the seat, the surface of the union changes around the seam, as it
-    should; 0.15 is a few decode voxels beyond the new part's nearest vertex)."""
-    new = {g.name for g in obj.vertex_groups} - (names - legs)  # regenerated legs and parts added
-    near_new = tree(world_positions(obj, new)) if new else None
-    away = [p for p in far if near_new is None or near_new.find(p)[2] > 0.15]
-    assert len(away) > 100, len(away)
-    now = tree([obj.matrix_world @ v.co for v in obj.data.vertices])
-    moved = [p for p in away if now.find(p)[2] > 1e-4]
-    assert not moved, f"{len(moved)} of {len(away)} seat/back vertices moved, e.g. {moved[0]}"
 
 
 # 3. Same object, same transform; seat and back unchanged away from the edit; the legs' region changed.
@@ -88,16 +93,6 @@ name = chair.name
 bpy.ops.ed.undo()
 chair = bpy.data.objects[name]
 assert len(chair.data.vertices) == n_before, (len(chair.data.vertices), n_before)
-
-
-def select_groups(obj, groups: set[str]) -> None:
-    """Edit Mode with exactly the faces of the named vertex groups selected."""
-    context.view_layer.objects.active = obj
-    bpy.ops.object.mode_set(mode='EDIT')
-    bpy.ops.mesh.select_all(action='DESELECT')
-    for group in sorted(groups):
-        obj.vertex_groups.active_index = obj.vertex_groups[group].index
-        bpy.ops.object.vertex_group_select()
 
 
 # 5. Part completion: the selected legs are regenerated from the rest of the chair, no prompt.
