@@ -459,7 +459,8 @@ def run_text(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[st
     return _result(pipe, shape, p, [note] if note else [], callback, category=category)
 
 
-def _shape_from_glb(data: bytes, what: str) -> tuple[PartShape, list[MeshPart]]:
+def _shape_from_glb(pipe: PartDiffusionPipeline, data: bytes, what: str) -> tuple[PartShape, list[MeshPart]]:
+    """The part shape a built-in result carries in its GLB, checked against this model."""
     from backend.geometry.glb import EXTRAS_KEY, read_glb_meshes
 
     meshes, extras = read_glb_meshes(data)
@@ -469,9 +470,16 @@ def _shape_from_glb(data: bytes, what: str) -> tuple[PartShape, list[MeshPart]]:
                          "fitting parts to other meshes is not supported yet: generate the object with the "
                          "built-in model first, then edit it")
     try:
-        return PartShape.from_dict(d["shape"]), meshes
+        shape = PartShape.from_dict(d["shape"])
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{what}: its part shape is damaged ({exc})")
+    unknown = sorted(set(shape.labels) - set(pipe.codec.vocabulary))
+    latent_dim = pipe.codec.stats["latent_mean"].shape[0]
+    if unknown or len(shape) > pipe.codec.max_parts or (len(shape) and shape.latents.shape[1] != latent_dim):
+        raise InputError(f"{what}: its part shape does not fit this model ({len(shape)} parts of at most "
+                         f"{pipe.codec.max_parts}, labels {', '.join(unknown) or 'known'}, latents "
+                         f"{tuple(shape.latents.shape)}); generate it again with this model")
+    return shape, meshes
 
 
 def selected_parts(shape: PartShape, meshes: list[MeshPart], face_mask: bytes, min_fraction: float = 0.3) -> list[str]:
@@ -511,7 +519,7 @@ def run_edit(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[st
         raise InputError(f"mode must be one of {', '.join(EDIT_MODES)}, not {p['mode']!r}")
     if "mesh" not in files:
         raise InputError("edit_part needs the mesh (GLB) to edit")
-    shape, meshes = _shape_from_glb(files["mesh"], "the mesh")
+    shape, meshes = _shape_from_glb(pipe, files["mesh"], "the mesh")
     common = dict(seed=p["seed"], steps=p["num_inference_steps"], guidance_scale=p["guidance_scale"], callback=callback,
                   negative_prompt=p["negative_prompt"])
     notes: list[str] = []
@@ -519,7 +527,7 @@ def run_edit(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[st
     if p["mode"] == "mix":
         if "mesh_b" not in files:
             raise InputError("mix needs a second generated object (mesh_b) to take parts from")
-        shape_b, _ = _shape_from_glb(files["mesh_b"], "the second mesh (mesh_b)")
+        shape_b, _ = _shape_from_glb(pipe, files["mesh_b"], "the second mesh (mesh_b)")
         take = p["take_from_b"]
         take = [t.strip() for t in take.split(",") if t.strip()] if isinstance(take, str) else list(take)
         replace = selected_parts(shape, meshes, files["face_mask"]) if files.get("face_mask") else None

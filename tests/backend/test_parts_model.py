@@ -162,3 +162,16 @@ def box_distance(shape: PartShape, points: np.ndarray) -> np.ndarray:
     local = np.einsum("npk,pkj->npj", points[:, None, :] - shape.centers.numpy()[None], shape.rotations.numpy())
     outside = np.maximum(np.abs(local) - shape.half_extents.numpy()[None], 0.0)  # (N, P, 3)
     return np.linalg.norm(outside, axis=-1).min(1)
+
+
+def test_edit_refuses_a_part_shape_this_model_cannot_read(pipe):
+    from backend.geometry.glb import mesh_result_to_glb
+    from backend.parts.pipeline import run_edit
+    from backend.pipelines.base import InputError
+
+    result = run_text(pipe, {"prompt": "a stool", "seed": 0, "resolution": 32}, {}, no_progress)
+    result.metadata["shape"]["labels"][0] = "tentacle"  # from another model, or edited by hand
+    glb = mesh_result_to_glb(result)
+    mask = b"\x01" * sum(len(p.faces) for p in result.parts)
+    with pytest.raises(InputError, match="does not fit this model.*tentacle"):
+        run_edit(pipe, {"mode": "complete", "seed": 0}, {"mesh": glb, "face_mask": mask}, no_progress)
