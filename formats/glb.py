@@ -7,6 +7,7 @@ without Blender (the idea of glTF-Blender-IO's pure-format core).
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 from dataclasses import dataclass, field
@@ -108,8 +109,12 @@ def _split_chunks(data: bytes) -> tuple[dict, bytes]:
 
 def _buffer_view_bytes(doc: dict, binary: bytes, index: int) -> memoryview:
     view = doc["bufferViews"][index]
-    if view.get("buffer", 0) != 0:
-        raise GLBError("only the GLB's embedded buffer is supported")
+    buffer = doc.get("buffers", [{}])[view.get("buffer", 0)]
+    uri = buffer.get("uri")
+    if uri is not None:  # some exporters embed a buffer as a base64 data URI
+        if not uri.startswith("data:"):
+            raise GLBError(f"the GLB refers to an external file {uri!r}; embed all data in the .glb")
+        binary = base64.b64decode(uri.split(",", 1)[1])
     start = view.get("byteOffset", 0)
     return memoryview(binary)[start : start + view["byteLength"]]
 
@@ -248,6 +253,19 @@ def read_glb(data: bytes) -> GLBScene:
 
 
 _HARMLESS_EXTENSIONS = {"KHR_materials_unlit", "KHR_materials_emissive_strength", "KHR_mesh_quantization"}
+
+
+def read_glb_extras(data: bytes) -> dict:
+    """The scene's `extras` without decoding any mesh (cheap). Raises GLBError for a non-GLB."""
+    try:
+        doc, _ = _split_chunks(data)
+        scenes = doc.get("scenes") or [{}]
+        extras = scenes[doc.get("scene", 0)].get("extras")
+    except GLBError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, struct.error) as exc:
+        raise GLBError(f"malformed GLB: {exc!r}") from exc
+    return extras if isinstance(extras, dict) else {}
 
 
 def _read_document(doc: dict, binary: bytes) -> GLBScene:

@@ -108,6 +108,24 @@ def test_truncated_and_empty_glbs_are_input_errors():
         read_glb_meshes(empty)
 
 
+def test_a_buffer_embedded_as_a_data_uri_is_read_and_an_external_one_refused():
+    import base64
+
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)
+    blob = vertices.tobytes() + np.array([0, 1, 2], np.uint32).tobytes()
+    doc = {"asset": {"version": "2.0"}, "scenes": [{"nodes": [0]}], "nodes": [{"name": "tri", "mesh": 0}],
+           "meshes": [{"primitives": [{"attributes": {"POSITION": 0}, "indices": 1}]}],
+           "accessors": [{"bufferView": 0, "componentType": 5126, "count": 3, "type": "VEC3"},
+                         {"bufferView": 1, "componentType": 5125, "count": 3, "type": "SCALAR"}],
+           "bufferViews": [{"buffer": 0, "byteOffset": 0, "byteLength": 36}, {"buffer": 0, "byteOffset": 36, "byteLength": 12}],
+           "buffers": [{"byteLength": len(blob), "uri": "data:application/octet-stream;base64," + base64.b64encode(blob).decode()}]}
+    parts, _ = read_glb_meshes(_glb(doc))
+    assert parts[0].name == "tri" and np.array_equal(parts[0].vertices, vertices) and parts[0].faces.tolist() == [[0, 1, 2]]
+    doc["buffers"][0]["uri"] = "tri.bin"
+    with pytest.raises(InputError, match="external file"):
+        read_glb_meshes(_glb(doc))
+
+
 def test_empty_result_is_not_written():
     with pytest.raises(GenerationFailed):
         mesh_result_to_glb(MeshResult(parts=[]))
