@@ -72,7 +72,10 @@ class Job:
 
     @property
     def done(self) -> bool:
-        return self.state in TERMINAL and (self.state != "succeeded" or self.result is None or bool(self.applied_to))
+        """Over for its operator: failed, cancelled, or succeeded and written into the scene (or
+        the writing failed). The backend says "succeeded" before the result is downloaded; until
+        the worker has it (or fails), the job is not done, or a modal run would end without it."""
+        return self.state in ("failed", "cancelled") or (self.state == "succeeded" and bool(self.applied_to))
 
     @property
     def active(self) -> bool:

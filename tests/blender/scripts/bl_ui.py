@@ -64,7 +64,10 @@ running.state, running.phase, running.step, running.total, running.progress, run
 failed = jobs.add_job(jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "b"}, "failed job")))
 failed.fail("the model ran out of memory on cuda: lower the resolution or use the CPU " * 3)
 ok = jobs.add_job(jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "c"}, "done job")))
-ok.state, ok.applied_to = "succeeded", "done job"
+ok.state = "succeeded"
+assert not ok.done  # the backend is done, but the result is still on its way: keep ticking
+ok.applied_to = "done job"
+assert ok.done and failed.done and not running.done
 calls = draw(panels.VIEW3D_PT_diffusion3d_jobs)
 assert ("progress", "denoise 3/10 · 4 s left") in calls, calls
 assert ("operator", "diffusion3d.cancel_job") in calls and ("operator", "diffusion3d.import_result") in calls
