@@ -63,6 +63,7 @@ class Job:
         self.result: Optional[GLBScene] = None
         self.result_path = ""
         self.applied_to = ""  # object name once written into the scene
+        self.write_failed = False  # the result could not be written (job.error says why; Import retries)
         self.cancel_requested = False
         self.version = 0  # bumped on every change: the UI redraws when it moves
         self.seen_version = -1
@@ -75,7 +76,8 @@ class Job:
         """Over for its operator: failed, cancelled, or succeeded and written into the scene (or
         the writing failed). The backend says "succeeded" before the result is downloaded; until
         the worker has it (or fails), the job is not done, or a modal run would end without it."""
-        return self.state in ("failed", "cancelled") or (self.state == "succeeded" and bool(self.applied_to))
+        return self.state in ("failed", "cancelled") or (
+            self.state == "succeeded" and (bool(self.applied_to) or self.write_failed))
 
     @property
     def active(self) -> bool:
@@ -236,10 +238,10 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
             obj = write_back.new_object(context, job.label, job.result, storage)
     except Exception as exc:  # keep the result file: the job list offers Import again
         job.error = f"could not write the result into the scene: {exc}"
-        job.applied_to = "-"
+        job.write_failed = True
         job.version += 1
         return None
-    job.applied_to = obj.name
+    job.applied_to, job.write_failed = obj.name, False
     job.version += 1
     return obj
 
@@ -265,7 +267,7 @@ def tick(context, jobs: list[Job], undo: bool = False) -> list[bpy.types.Object]
             changed = True
             if job.preview_version:
                 previews.load(job)
-        if job.state == "succeeded" and job.result is not None and not job.applied_to:
+        if job.state == "succeeded" and job.result is not None and not (job.applied_to or job.write_failed):
             obj = apply_result(context, job)
             if obj is not None:
                 written.append(obj)
@@ -332,7 +334,7 @@ class JobOperator:
 
     def finish(self, jobs: list[Job]) -> set:
         errors = [f"{job.label}: {job.error}" for job in jobs if job.error]
-        written = [job.applied_to for job in jobs if job.applied_to and job.applied_to != "-"]
+        written = [job.applied_to for job in jobs if job.applied_to]
         cancelled = [job.label for job in jobs if job.state == "cancelled"]
         for message in errors:
             self.report({'ERROR'}, message)

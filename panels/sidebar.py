@@ -117,7 +117,7 @@ def draw_job(box, job) -> None:
         if job.message:
             box.label(text=job.message)
     elif job.state == "succeeded":
-        if job.applied_to and job.applied_to != "-":
+        if job.applied_to:
             row.label(text=job.applied_to, icon='OBJECT_DATA')
         row.operator("diffusion3d.import_result", text="", icon='IMPORT').key = job.key
     icon = getattr(job, "preview_icon", 0)

@@ -68,6 +68,13 @@ ok.state = "succeeded"
 assert not ok.done  # the backend is done, but the result is still on its way: keep ticking
 ok.applied_to = "done job"
 assert ok.done and failed.done and not running.done
+
+# A result whose target object was deleted meanwhile: the job ends, says why, and nothing is written.
+orphan = jobs.Job(jobs.JobRequest("edit_part", {"prompt": "d"}, "orphan job", target="deleted object"))
+orphan.state, orphan.result = "succeeded", object()
+assert not orphan.done
+assert jobs.apply_result(context, orphan) is None
+assert orphan.write_failed and orphan.done and not orphan.applied_to and "no longer exists" in orphan.error
 calls = draw(panels.VIEW3D_PT_diffusion3d_jobs)
 assert ("progress", "denoise 3/10 · 4 s left") in calls, calls
 assert ("operator", "diffusion3d.cancel_job") in calls and ("operator", "diffusion3d.import_result") in calls
