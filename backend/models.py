@@ -201,7 +201,7 @@ def _guarded(build: Callable[[], list[ModelEntry]], what: str) -> list[ModelEntr
 
 
 def _builtin_entries() -> list[ModelEntry]:
-    parts = importlib.import_module(".parts.pipeline", __package__)
+    parts = importlib.import_module(".parts.service", __package__)
     weights = os.path.join(parts.DEFAULT_WEIGHTS, "model.safetensors")
     common = dict(source="builtin", load=parts.load_builtin, knows=parts.knows, default=True,
                   is_available_offline=lambda: os.path.isfile(weights))

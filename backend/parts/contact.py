@@ -16,7 +16,7 @@ import torch
 
 from .autoencoder import PartAutoencoder
 from .decode import EXTENT, occupancy_grid
-from .representation import CENTER, PartShape
+from .representation import CENTER, SCALE, PartShape
 
 CONNECTIVITY = np.ones((3, 3, 3))  # 26-neighbourhood: parts touching at an edge or corner count as connected
 
@@ -78,3 +78,50 @@ def attach_floating_parts(shape: PartShape, autoencoder: PartAutoencoder, movabl
     out = PartShape(list(shape.names), list(shape.labels), gaussians, shape.latents.clone(), shape.origin,
                     shape.prompt, shape.category, dict(shape.extra))
     return out, moved
+
+
+def world_boxes(gaussians: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """World-aligned bounds (lo, hi), each (N, 3), of the parts' oriented boxes."""
+    shape = PartShape([""] * len(gaussians), [""] * len(gaussians), gaussians, torch.zeros(len(gaussians), 0))
+    reach = (shape.rotations.abs() @ shape.half_extents[..., None])[..., 0]
+    return shape.centers - reach, shape.centers + reach
+
+
+def stop_inside_kept_parts(shape: PartShape, kept: Sequence[int], aligned: float = 0.9,
+                           min_half: float = 0.01) -> tuple[PartShape, list[str]]:
+    """Shorten new parts that pass right through a kept part, so that they end inside it.
+
+    A regenerated pedestal sized for a thick seat comes out on top of a thin one; the new part
+    keeps the side it mostly lies on and now ends half way into the kept part, where its end is
+    hidden. Only the box axis that is (nearly, `aligned`) the crossing direction is shortened;
+    kept parts never change.
+
+    Returns: (the shape with new centres and half extents, the names of the parts shortened).
+    """
+    gaussians = shape.gaussians.clone()
+    kept_set = set(kept)
+    k_lo, k_hi = world_boxes(shape.gaussians[list(kept)]) if kept_set else (torch.zeros(0, 3), torch.zeros(0, 3))
+    trimmed: list[str] = []
+    for n in (i for i in range(len(shape)) if i not in kept_set):
+        for k in range(len(k_lo)):
+            lo, hi = (b[0] for b in world_boxes(gaussians[n : n + 1]))
+            if bool((hi <= k_lo[k]).any() or (lo >= k_hi[k]).any()):
+                continue  # apart
+            through = [a for a in range(3) if lo[a] < k_lo[k, a] and hi[a] > k_hi[k, a]]
+            rotation = shape.rotations[n]
+            for a in through:
+                j = int(rotation[a].abs().argmax())  # the box axis along world axis a
+                if float(rotation[a, j].abs()) < aligned:
+                    continue
+                middle = float(k_lo[k, a] + k_hi[k, a]) / 2
+                below, above = float(k_lo[k, a] - lo[a]), float(hi[a] - k_hi[k, a])
+                new_lo, new_hi = (float(lo[a]), middle) if below >= above else (middle, float(hi[a]))
+                cut = (float(hi[a] - lo[a]) - (new_hi - new_lo)) / 2
+                gaussians[n, SCALE.start + j] = max(float(gaussians[n, SCALE.start + j]) - cut / float(rotation[a, j].abs()),
+                                                    min_half)
+                gaussians[n, a] += (new_lo + new_hi) / 2 - float(lo[a] + hi[a]) / 2
+                if shape.names[n] not in trimmed:
+                    trimmed.append(shape.names[n])
+    out = PartShape(list(shape.names), list(shape.labels), gaussians, shape.latents.clone(), shape.origin,
+                    shape.prompt, shape.category, dict(shape.extra))
+    return out, trimmed

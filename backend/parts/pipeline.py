@@ -5,24 +5,23 @@ part's Gaussian and label, phase 2 ("geometry") every part's latent given the la
 completion and text-guided editing are RePaint (Lugmayr et al. 2022) over the part slots, part
 mixing is SDEdit (Meng et al. 2022) from the spliced shape. Parts the user did not choose are
 pasted back at the end, so they stay bit-identical; new parts left floating are moved until they
-touch the rest (contact.py).
+touch the rest, and new parts that pass right through a kept part are shortened (contact.py).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 from safetensors.torch import load_file
 
-from backend.pipelines.base import InputError, MeshPart, MeshResult, ModelUnavailable, StepCallback, draw_seed, no_progress
+from backend.pipelines.base import InputError, MeshPart, ModelUnavailable, StepCallback, no_progress
 
 from .autoencoder import AutoencoderConfig, PartAutoencoder
-from .contact import attach_floating_parts
+from .contact import attach_floating_parts, stop_inside_kept_parts
 from .decode import decode_shape
 from .diffusion import DenoiserConfig, PartDenoiser, SlotCodec, TextCondition
 from .representation import PartShape, number_parts
@@ -30,6 +29,7 @@ from .text import TextEncoder
 
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights")
 KNOWN_SIMILARITY = 0.45  # below this cosine similarity to every training caption a prompt is "unknown"
+EDIT_MARGIN = 0.2  # how far beyond the chosen parts' box an edit may add parts (shape units)
 
 
 @dataclass
@@ -221,11 +221,15 @@ class PartDiffusionPipeline:
         return layout, latents
 
     def _to_shape(self, layout, latents, prompt: str, base: Optional[PartShape] = None,
-                  kept_slots: Sequence[int] = (), attach_parts: bool = True) -> PartShape:
-        """Slots → PartShape. `kept_slots[i]` holds `base`'s part i: pasted back exactly. With
-        `attach_parts`, new parts left floating are moved to touch the rest (see contact.py)."""
+                  kept_slots: Sequence[int] = (), attach_parts: bool = True,
+                  region: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> PartShape:
+        """Slots → PartShape. `kept_slots[i]` holds `base`'s part i: pasted back exactly. New parts
+        whose centre is outside `region` (lo, hi) are left out. With `attach_parts`, new parts left
+        floating are moved to touch the rest; new parts through a kept one are shortened (contact.py)."""
         labels, gaussians, lat, slots = self.codec.decode(layout.cpu(), latents.cpu())
         new = [i for i, s in enumerate(slots) if s not in set(kept_slots)]
+        if region is not None:
+            new = [i for i in new if bool(((gaussians[i, :3] >= region[0]) & (gaussians[i, :3] <= region[1])).all())]
         if base is None:
             base = PartShape([], [], torch.zeros(0, gaussians.shape[1]), torch.zeros(0, lat.shape[1]), None, prompt,
                              self.resolve_prompt(prompt)[1])
@@ -236,10 +240,15 @@ class PartDiffusionPipeline:
                           torch.cat([base.gaussians[kept], gaussians[new]]), torch.cat([base.latents[kept], lat[new]]),
                           base.origin, prompt, base.category, dict(base.extra))
         shape.extra.pop("attached", None)
+        shape.extra.pop("shortened", None)
         if attach_parts and new:
             shape, moved = attach_floating_parts(shape, self.autoencoder, movable=range(len(kept), len(shape)))
             if moved:
                 shape.extra["attached"] = moved
+        if kept and new:
+            shape, shortened = stop_inside_kept_parts(shape, kept)
+            if shortened:
+                shape.extra["shortened"] = shortened
         return shape
 
     # ------------------------------------------------------------------ public API
@@ -291,9 +300,11 @@ class PartDiffusionPipeline:
 
     def _regenerate(self, shape: PartShape, keep: list[int], prompt: str, seed: int, steps: int, guidance_scale: float,
                     jump_length: int, jump_n_sample: int, callback: StepCallback,
-                    negative_prompt: Optional[str] = None, new_parts: bool = True) -> PartShape:
+                    negative_prompt: Optional[str] = None, new_parts: bool = True,
+                    region: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> PartShape:
         """RePaint (Lugmayr et al. 2022): keep the parts at `keep`, regenerate the rest; with `new_parts`
-        the free slots may become parts too, otherwise they are held empty."""
+        the free slots may become parts too (those centred inside `region`, when given), otherwise
+        they are held empty."""
         layout, latents, _, slot_of = self.codec.encode(shape)  # the whole shape in its category's slots
         kept_slots = [slot_of[i] for i in keep]
         mask = torch.zeros(1, self.codec.max_parts)  # (1, S), 1 = known
@@ -305,7 +316,8 @@ class PartDiffusionPipeline:
             prompt, negative_prompt, 1, steps, guidance_scale, torch.Generator().manual_seed(seed), callback,
             layout_known=layout[None], latent_known=latents[None], known_mask=mask,
             jump_length=jump_length, jump_n_sample=jump_n_sample)
-        return self._to_shape(layout_out[0], latents_out[0], prompt, shape.select(keep), kept_slots=kept_slots)
+        return self._to_shape(layout_out[0], latents_out[0], prompt, shape.select(keep), kept_slots=kept_slots,
+                              region=region)
 
     def _names_to_index(self, shape: PartShape, names: Sequence[str], what: str) -> list[int]:
         """Indices of parts named (or labelled) in `names`; unknown names are an InputError."""
@@ -331,16 +343,27 @@ class PartDiffusionPipeline:
 
     def edit(self, shape: PartShape, parts: Sequence[str], prompt: str, seed: int = 0, steps: int = 25,
              guidance_scale: float = 2.0, jump_length: int = 5, jump_n_sample: int = 3,
-             callback: StepCallback = no_progress, negative_prompt: Optional[str] = None) -> PartShape:
-        """Text-guided part editing: regenerate the parts named in `parts` so the shape matches `prompt`."""
+             callback: StepCallback = no_progress, negative_prompt: Optional[str] = None,
+             margin: Optional[float] = EDIT_MARGIN) -> PartShape:
+        """Text-guided part editing: regenerate the parts named in `parts` so the shape matches `prompt`.
+
+        New parts appear only where the chosen parts were: centred inside their bounding box grown
+        by `margin` (shape units; the shape spans about ±0.95) — editing the legs into "an office
+        chair on wheels" gives a wheeled base, not also arms. `margin=None` lets them appear anywhere.
+        """
         if not prompt or not prompt.strip():
             raise InputError("edit needs a prompt saying what the selected parts should become")
         chosen = self._names_to_index(shape, parts, "edit")
         if not chosen:
             raise InputError("edit needs at least one part to regenerate")
         keep = [i for i in range(len(shape)) if i not in chosen]
+        region = None
+        if margin is not None:
+            reach = (shape.rotations[chosen].abs() @ shape.half_extents[chosen, :, None])[..., 0]  # (C, 3)
+            centers = shape.centers[chosen]
+            region = ((centers - reach).min(0).values - margin, (centers + reach).max(0).values + margin)
         return self._regenerate(shape, keep, prompt, seed, steps, guidance_scale, jump_length, jump_n_sample,
-                                callback, negative_prompt)
+                                callback, negative_prompt, region=region)
 
     def mix(self, shape_a: PartShape, shape_b: PartShape, take_from_b: Sequence[str], replace: Optional[Sequence[str]] = None,
             prompt: Optional[str] = None, seed: int = 0, steps: int = 25, guidance_scale: float = 1.5,
@@ -389,164 +412,3 @@ class PartDiffusionPipeline:
         nearest = torch.cdist(latents.float(), self.bank_latents.float()).argmin(1)
         return [(self.primitives[int(self.bank_primitive[i])], self.bank_params[int(i)] if self.bank_params else {})
                 for i in nearest]
-
-
-# ---------------------------------------------------------------------- registry adapters
-# The service imports exactly these names: load_builtin, run_text, run_edit, TEXT_PARAMS, EDIT_PARAMS, knows.
-
-TEXT_PARAMS: dict[str, Any] = {"prompt": "", "negative_prompt": None, "seed": None, "num_inference_steps": 25,
-                               "guidance_scale": 1.5, "resolution": 128}
-EDIT_PARAMS: dict[str, Any] = {"mode": "edit", "prompt": "", "negative_prompt": None, "seed": None, "num_inference_steps": 25,
-                               "guidance_scale": 2.0, "resolution": 128, "take_from_b": [], "jump_length": 5,
-                               "jump_n_sample": 3, "start_step": None}
-EDIT_MODES = ("edit", "complete", "mix")
-
-
-@functools.lru_cache(maxsize=4)  # /models asks on every request; the weights' config does not change
-def knows(folder: Optional[str] = None) -> list[str]:
-    """Categories the shipped model was trained on (read from its config, no weights loaded)."""
-    try:
-        with open(os.path.join(folder or DEFAULT_WEIGHTS, "config.json")) as f:
-            return list(json.load(f)["categories"])
-    except (OSError, KeyError, ValueError):
-        return []
-
-
-def load_builtin(options) -> PartDiffusionPipeline:
-    """Registry loader: the shipped weights on `options.device` (float32 throughout; the nets are tiny)."""
-    return PartDiffusionPipeline.from_pretrained(device=str(getattr(options, "device", "cpu") or "cpu"))
-
-
-def _with_defaults(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        raise InputError(f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(defaults)}")
-    p = {**defaults, **{k: v for k, v in params.items() if v is not None}}
-    if p.get("seed") is None:
-        p["seed"] = draw_seed()
-    try:
-        p["seed"], p["num_inference_steps"], p["resolution"] = int(p["seed"]), int(p["num_inference_steps"]), int(p["resolution"])
-        p["guidance_scale"] = float(p["guidance_scale"])
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"seed, num_inference_steps and resolution must be integers, guidance_scale a number ({exc})")
-    if not 1 <= p["num_inference_steps"] <= 500:
-        raise InputError("num_inference_steps must be between 1 and 500")
-    if not 16 <= p["resolution"] <= 384:
-        raise InputError("resolution must be between 16 and 384 grid points per axis")
-    return p
-
-
-def _result(pipe: PartDiffusionPipeline, shape: PartShape, params: dict, notes: list[str], callback, **extra) -> MeshResult:
-    parts = pipe.decode(shape, params["resolution"], callback)
-    hidden = [n for n in shape.names if n not in {p.name for p in parts}]
-    if hidden:
-        notes.append(f"part(s) {', '.join(hidden)} lie inside other parts and have no visible faces")
-    metadata = {"model": "builtin", "shape": shape.to_dict(), "parts": [p.name for p in parts], "notes": notes,
-                "seed": params["seed"], **extra}
-    return MeshResult(parts=parts, metadata=metadata)
-
-
-def run_text(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[str, bytes], callback: StepCallback) -> MeshResult:
-    """text_to_3d with the built-in model: prompt → named part meshes (+ the PartShape in metadata)."""
-    p = _with_defaults(params, TEXT_PARAMS)
-    if not str(p["prompt"]).strip():
-        raise InputError("prompt is empty: describe the object, e.g. \"a chair with four legs\"")
-    prompt, category, note = pipe.resolve_prompt(str(p["prompt"]))
-    out = pipe(prompt, p["negative_prompt"], 1, p["num_inference_steps"], p["guidance_scale"],
-               torch.Generator().manual_seed(p["seed"]), callback)
-    shape = out.shapes[0]
-    shape.prompt, shape.category = str(p["prompt"]), category
-    return _result(pipe, shape, p, [note] if note else [], callback, category=category)
-
-
-def _shape_from_glb(pipe: PartDiffusionPipeline, data: bytes, what: str) -> tuple[PartShape, list[MeshPart]]:
-    """The part shape a built-in result carries in its GLB, checked against this model."""
-    from backend.geometry.glb import EXTRAS_KEY, read_glb_meshes
-
-    meshes, extras = read_glb_meshes(data)
-    d = (extras or {}).get(EXTRAS_KEY, {}) if isinstance(extras, dict) else {}
-    if not isinstance(d, dict) or "shape" not in d:
-        raise InputError(f"{what} was not generated by the built-in model (its GLB carries no part shape); "
-                         "fitting parts to other meshes is not supported yet: generate the object with the "
-                         "built-in model first, then edit it")
-    try:
-        shape = PartShape.from_dict(d["shape"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{what}: its part shape is damaged ({exc})")
-    unknown = sorted(set(shape.labels) - set(pipe.codec.vocabulary))
-    latent_dim = pipe.codec.stats["latent_mean"].shape[0]
-    if unknown or len(shape) > pipe.codec.max_parts or (len(shape) and shape.latents.shape[1] != latent_dim):
-        raise InputError(f"{what}: its part shape does not fit this model ({len(shape)} parts of at most "
-                         f"{pipe.codec.max_parts}, labels {', '.join(unknown) or 'known'}, latents "
-                         f"{tuple(shape.latents.shape)}); generate it again with this model")
-    return shape, meshes
-
-
-def selected_parts(shape: PartShape, meshes: list[MeshPart], face_mask: bytes, min_fraction: float = 0.3) -> list[str]:
-    """Parts the artist selected: each face goes to the part named like its mesh, else to the part
-    whose box (Gaussian frame) is nearest its centre; a part is chosen when at least `min_fraction`
-    of its faces are selected (or, if none is, the part with most selected faces)."""
-    import numpy as np
-
-    n_faces = sum(len(m.faces) for m in meshes)
-    mask = np.frombuffer(face_mask, dtype=np.uint8)
-    if len(mask) != n_faces:
-        raise InputError(f"face_mask has {len(mask)} entries but the mesh has {n_faces} triangles (one byte per triangle)")
-    if not mask.any():
-        raise InputError("no faces are selected: select the faces of the parts to change")
-    origin = (shape.origin if shape.origin is not None else torch.zeros(3)).numpy()
-    rot, ctr, half = shape.rotations.numpy(), shape.centers.numpy(), shape.half_extents.clamp(min=1e-4).numpy()
-    owners = []
-    for m in meshes:
-        if m.name in shape.names:
-            owners.append(np.full(len(m.faces), shape.names.index(m.name)))
-            continue
-        x = np.asarray(m.vertices, np.float32)[np.asarray(m.faces)].mean(1) + origin  # (F, 3) face centres, shape frame
-        local = np.einsum("fpk,pkj->fpj", x[:, None, :] - ctr[None], rot) / half[None]  # (F, P, 3)
-        owners.append(np.abs(local).max(-1).argmin(-1))
-    owner = np.concatenate(owners) if owners else np.zeros(0, int)
-    counts = np.bincount(owner, minlength=len(shape))
-    chosen_counts = np.bincount(owner[mask != 0], minlength=len(shape))
-    chosen = [shape.names[i] for i in range(len(shape)) if counts[i] and chosen_counts[i] / counts[i] >= min_fraction]
-    return chosen or [shape.names[int(chosen_counts.argmax())]]
-
-
-def run_edit(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[str, bytes], callback: StepCallback) -> MeshResult:
-    """edit_part with the built-in model. mode "edit": regenerate the selected parts from the prompt;
-    "complete": regenerate them from the rest; "mix": bring the parts of `mesh_b` named in take_from_b in."""
-    p = _with_defaults(params, EDIT_PARAMS)
-    if p["mode"] not in EDIT_MODES:
-        raise InputError(f"mode must be one of {', '.join(EDIT_MODES)}, not {p['mode']!r}")
-    if "mesh" not in files:
-        raise InputError("edit_part needs the mesh (GLB) to edit")
-    shape, meshes = _shape_from_glb(pipe, files["mesh"], "the mesh")
-    common = dict(seed=p["seed"], steps=p["num_inference_steps"], guidance_scale=p["guidance_scale"], callback=callback,
-                  negative_prompt=p["negative_prompt"])
-    notes: list[str] = []
-    prompt = str(p["prompt"] or "").strip()
-    if p["mode"] == "mix":
-        if "mesh_b" not in files:
-            raise InputError("mix needs a second generated object (mesh_b) to take parts from")
-        shape_b, _ = _shape_from_glb(pipe, files["mesh_b"], "the second mesh (mesh_b)")
-        take = p["take_from_b"]
-        take = [t.strip() for t in take.split(",") if t.strip()] if isinstance(take, str) else list(take)
-        replace = selected_parts(shape, meshes, files["face_mask"]) if files.get("face_mask") else None
-        result = pipe.mix(shape, shape_b, take, replace=replace, prompt=prompt or None, start_step=p["start_step"], **common)
-        changed = take
-    else:
-        if not files.get("face_mask"):
-            raise InputError(f"{p['mode']} needs face_mask: one byte per triangle, nonzero on the selected faces")
-        chosen = selected_parts(shape, meshes, files["face_mask"])
-        notes.append(f"regenerated part(s): {', '.join(chosen)}")
-        jumps = dict(jump_length=int(p["jump_length"]), jump_n_sample=int(p["jump_n_sample"]))
-        if p["mode"] == "edit":
-            if not prompt:
-                raise InputError("edit needs a prompt saying what the selected parts should become")
-            prompt, _, note = pipe.resolve_prompt(prompt)
-            notes += [note] if note else []
-            result = pipe.edit(shape, chosen, prompt, **jumps, **common)
-        else:
-            keep = [n for n in shape.names if n not in chosen]
-            result = pipe.complete(shape, keep, prompt or None, **jumps, **common)
-        changed = chosen
-    return _result(pipe, result, p, notes, callback, mode=p["mode"], changed=list(changed))

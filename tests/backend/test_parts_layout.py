@@ -82,3 +82,26 @@ def test_floating_part_is_attached_and_kept_parts_do_not_move():
     untouched, moved = attach_floating_parts(stool, pipe.autoencoder)
     assert moved == [] and torch.equal(untouched.gaussians, stool.gaussians)
 
+
+
+def test_a_new_part_through_a_kept_part_is_shortened_to_end_inside_it():
+    from backend.parts.contact import stop_inside_kept_parts, world_boxes
+    from backend.parts.representation import PartShape
+
+    def box(center, half, turn=None):
+        rotation = torch.eye(3) if turn is None else turn
+        return torch.cat([torch.tensor(center), rotation[:, 0], rotation[:, 1], torch.tensor(half), torch.ones(1)])
+
+    seat = box([0.0, 0.5, 0.0], [0.5, 0.05, 0.5])
+    pedestal = box([0.0, 0.35, 0.0], [0.05, 0.3, 0.05])  # y 0.05 .. 0.65: right through the seat (0.45 .. 0.55)
+    wheel = box([0.3, 0.05, 0.0], [0.05, 0.05, 0.05])  # touches nothing kept
+    slanted = torch.tensor([[0.8, -0.6, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0]])
+    strut = box([-0.2, 0.35, 0.0], [0.05, 0.3, 0.05], slanted)  # crosses too, but not along a box axis
+    shape = PartShape(["seat", "pedestal", "wheel", "strut"], ["seat", "pedestal", "wheel", "support"],
+                      torch.stack([seat, pedestal, wheel, strut]), torch.zeros(4, 8))
+    out, shortened = stop_inside_kept_parts(shape, kept=[0])
+    assert shortened == ["pedestal"]
+    lo, hi = world_boxes(out.gaussians)
+    assert torch.allclose(lo[1], torch.tensor([-0.05, 0.05, -0.05])) and torch.allclose(hi[1], torch.tensor([0.05, 0.5, 0.05]))
+    assert torch.equal(out.gaussians[[0, 2, 3]], shape.gaussians[[0, 2, 3]])
+    assert torch.equal(out.gaussians[1, 3:9], shape.gaussians[1, 3:9])  # shortened, not turned

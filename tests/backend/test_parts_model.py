@@ -8,7 +8,8 @@ import torch
 
 from backend.parts import data
 from backend.parts.autoencoder import lattice
-from backend.parts.pipeline import PartDiffusionPipeline, repaint_path, run_text
+from backend.parts.pipeline import PartDiffusionPipeline, repaint_path
+from backend.parts.service import run_text
 from backend.parts.representation import PartShape
 from backend.pipelines.base import JobCancelled, no_progress
 
@@ -124,7 +125,7 @@ def test_run_edit_through_glb_leaves_kept_parts_in_place(pipe):
     from scipy.spatial import cKDTree
 
     from backend.geometry.glb import mesh_result_to_glb, read_glb_meshes
-    from backend.parts.pipeline import run_edit
+    from backend.parts.service import run_edit
 
     first = run_text(pipe, {"prompt": "a chair with four legs", "seed": 0, "resolution": 64}, {}, no_progress)
     glb = mesh_result_to_glb(first)
@@ -166,7 +167,7 @@ def box_distance(shape: PartShape, points: np.ndarray) -> np.ndarray:
 
 def test_edit_refuses_a_part_shape_this_model_cannot_read(pipe):
     from backend.geometry.glb import mesh_result_to_glb
-    from backend.parts.pipeline import run_edit
+    from backend.parts.service import run_edit
     from backend.pipelines.base import InputError
 
     result = run_text(pipe, {"prompt": "a stool", "seed": 0, "resolution": 32}, {}, no_progress)

@@ -1,0 +1,272 @@
+"""The built-in model's entries in the backend's registry: parameters, uploads in, meshes out.
+
+The service imports exactly these names: load_builtin, run_text, run_edit, TEXT_PARAMS,
+EDIT_PARAMS, knows, DEFAULT_WEIGHTS. An uploaded mesh is either a built-in result (its GLB
+carries the part shape) or anything else, whose parts are fitted first (fitting.py); the parts
+of the artist's own geometry that an edit keeps are written back with their own triangles.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from backend.pipelines.base import InputError, MeshPart, MeshResult, StepCallback, draw_seed
+
+from .decode import part_color
+from .fitting import fit_mesh, to_mesh_frame, to_shape_frame
+from .pipeline import DEFAULT_WEIGHTS, PartDiffusionPipeline
+from .representation import PartShape
+
+__all__ = ["DEFAULT_WEIGHTS", "EDIT_PARAMS", "TEXT_PARAMS", "knows", "load_builtin", "run_edit", "run_text"]
+
+TEXT_PARAMS: dict[str, Any] = {"prompt": "", "negative_prompt": None, "seed": None, "num_inference_steps": 25,
+                               "guidance_scale": 1.5, "resolution": 128}
+EDIT_PARAMS: dict[str, Any] = {"mode": "edit", "prompt": "", "negative_prompt": None, "seed": None, "num_inference_steps": 25,
+                               "guidance_scale": 2.0, "resolution": 128, "take_from_b": [], "jump_length": 5,
+                               "jump_n_sample": 3, "start_step": None}
+EDIT_MODES = ("edit", "complete", "mix")
+
+
+@functools.lru_cache(maxsize=4)  # /models asks on every request; the weights' config does not change
+def knows(folder: Optional[str] = None) -> list[str]:
+    """Categories the shipped model was trained on (read from its config, no weights loaded)."""
+    try:
+        with open(os.path.join(folder or DEFAULT_WEIGHTS, "config.json")) as f:
+            return list(json.load(f)["categories"])
+    except (OSError, KeyError, ValueError):
+        return []
+
+
+def load_builtin(options) -> PartDiffusionPipeline:
+    """Registry loader: the shipped weights on `options.device` (float32 throughout; the nets are tiny)."""
+    return PartDiffusionPipeline.from_pretrained(device=str(getattr(options, "device", "cpu") or "cpu"))
+
+
+def _with_defaults(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise InputError(f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(defaults)}")
+    p = {**defaults, **{k: v for k, v in params.items() if v is not None}}
+    if p.get("seed") is None:
+        p["seed"] = draw_seed()
+    try:
+        p["seed"], p["num_inference_steps"], p["resolution"] = int(p["seed"]), int(p["num_inference_steps"]), int(p["resolution"])
+        p["guidance_scale"] = float(p["guidance_scale"])
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"seed, num_inference_steps and resolution must be integers, guidance_scale a number ({exc})")
+    if not 1 <= p["num_inference_steps"] <= 500:
+        raise InputError("num_inference_steps must be between 1 and 500")
+    if not 16 <= p["resolution"] <= 384:
+        raise InputError("resolution must be between 16 and 384 grid points per axis")
+    return p
+
+
+# ---------------------------------------------------------------------- uploads
+
+
+@dataclass
+class Upload:
+    """An uploaded mesh as the model sees it.
+
+    Attributes:
+        shape: its parts. meshes: the GLB's meshes (glTF axes, file triangle order).
+        part_faces: for parts that are the artist's own geometry (`shape.extra["source_parts"]`),
+            the indices of their triangles in `meshes` (all meshes in file order).
+        selected: the parts the face mask chose, when fitting cut them out exactly; else None.
+        fitted: True when the parts were fitted just now (the mesh was not a built-in result).
+        note: what to tell the artist about the fit (e.g. the category was a guess).
+    """
+
+    shape: PartShape
+    meshes: list[MeshPart]
+    part_faces: dict[str, np.ndarray]
+    selected: Optional[list[str]] = None
+    fitted: bool = False
+    note: str = ""
+
+
+def read_upload(pipe: PartDiffusionPipeline, data: bytes, what: str, face_mask: Optional[bytes], hint: str) -> Upload:
+    """The part shape of an uploaded GLB: the one a built-in result carries, else one fitted to its
+    meshes for the category `hint` (the prompt, or the object's name) reads as."""
+    from backend.geometry.glb import EXTRAS_KEY, read_glb_meshes
+
+    meshes, extras = read_glb_meshes(data)
+    mask = _face_mask(face_mask, meshes) if face_mask else None
+    d = (extras or {}).get(EXTRAS_KEY, {}) if isinstance(extras, dict) else {}
+    if not isinstance(d, dict) or "shape" not in d:
+        _, category, unknown = pipe.resolve_prompt(hint or meshes[0].name)
+        fit = fit_mesh(pipe.autoencoder, meshes, mask, category, pipe.codec.templates.get(category, []),
+                       pipe.codec.max_parts, hint)
+        note = f"fitted {len(fit.shape)} part(s) to {what}, read as a {category}: {', '.join(fit.shape.names)}"
+        if unknown:
+            note += f" (a guess from \"{hint or meshes[0].name}\": name the object in the prompt, e.g. \"a chair with ...\")"
+        return Upload(fit.shape, meshes, fit.faces, fit.selected if mask is not None else None, True, note)
+    try:
+        shape = PartShape.from_dict(d["shape"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{what}: its part shape is damaged ({exc})")
+    unknown = sorted(set(shape.labels) - set(pipe.codec.vocabulary))
+    latent_dim = pipe.codec.stats["latent_mean"].shape[0]
+    if unknown or len(shape) > pipe.codec.max_parts or (len(shape) and shape.latents.shape[1] != latent_dim):
+        raise InputError(f"{what}: its part shape does not fit this model ({len(shape)} parts of at most "
+                         f"{pipe.codec.max_parts}, labels {', '.join(unknown) or 'known'}, latents "
+                         f"{tuple(shape.latents.shape)}); generate it again with this model")
+    part_faces = {}
+    if shape.extra.get("source_parts"):
+        owner = face_owners(shape, meshes)
+        part_faces = {n: np.nonzero(owner == shape.names.index(n))[0] for n in shape.extra["source_parts"]
+                      if n in shape.names}
+    return Upload(shape, meshes, part_faces)
+
+
+def _face_mask(face_mask: bytes, meshes: list[MeshPart]) -> np.ndarray:
+    n_faces = sum(len(m.faces) for m in meshes)
+    mask = np.frombuffer(face_mask, dtype=np.uint8)
+    if len(mask) != n_faces:
+        raise InputError(f"face_mask has {len(mask)} entries but the mesh has {n_faces} triangles (one byte per triangle)")
+    if not mask.any():
+        raise InputError("no faces are selected: select the faces of the parts to change")
+    return mask
+
+
+def face_owners(shape: PartShape, meshes: list[MeshPart]) -> np.ndarray:
+    """The part of every triangle (file order): the part its mesh is named after, else the part
+    whose box (Gaussian frame) is nearest the triangle's centre."""
+    rot, ctr, half = shape.rotations.numpy(), shape.centers.numpy(), shape.half_extents.clamp(min=1e-4).numpy()
+    owners = []
+    for m in meshes:
+        if m.name in shape.names:
+            owners.append(np.full(len(m.faces), shape.names.index(m.name)))
+            continue
+        x = to_shape_frame(np.asarray(m.vertices, np.float32)[np.asarray(m.faces)].mean(1), shape)  # (F, 3) triangle centres
+        local = np.einsum("fpk,pkj->fpj", x[:, None, :] - ctr[None], rot) / half[None]  # (F, P, 3)
+        owners.append(np.abs(local).max(-1).argmin(-1))
+    return np.concatenate(owners) if owners else np.zeros(0, int)
+
+
+def selected_parts(upload: Upload, face_mask: bytes, min_fraction: float = 0.3) -> list[str]:
+    """Parts the artist selected: exactly those cut out of the selection when the parts were just
+    fitted; otherwise a part is chosen when at least `min_fraction` of its triangles are selected
+    (or, if none is, the part with most selected triangles)."""
+    if upload.selected:
+        return list(upload.selected)
+    shape = upload.shape
+    mask = _face_mask(face_mask, upload.meshes)
+    owner = face_owners(shape, upload.meshes)
+    counts = np.bincount(owner, minlength=len(shape))
+    chosen_counts = np.bincount(owner[mask != 0], minlength=len(shape))
+    chosen = [shape.names[i] for i in range(len(shape)) if counts[i] and chosen_counts[i] / counts[i] >= min_fraction]
+    return chosen or [shape.names[int(chosen_counts.argmax())]]
+
+
+# ---------------------------------------------------------------------- results
+
+
+def _kept_source_parts(shape: PartShape, upload: Optional[Upload]) -> list[int]:
+    """Indices of `shape`'s parts that are still the artist's own geometry: named in the upload's
+    source parts and bit-identical to it (a regenerated part may reuse a freed name)."""
+    if upload is None or not upload.part_faces:
+        return []
+    before = {n: i for i, n in enumerate(upload.shape.names)}
+    return [i for i, n in enumerate(shape.names) if n in upload.part_faces and n in before
+            and torch.equal(shape.gaussians[i], upload.shape.gaussians[before[n]])
+            and torch.equal(shape.latents[i], upload.shape.latents[before[n]])]
+
+
+def _source_mesh(upload: Upload, name: str, label: str) -> MeshPart:
+    """The artist's triangles of one part, exactly as uploaded, coloured like the part's label.
+    Corners the export split (along UV seams) are joined again: the part comes back with the
+    vertices it had in Blender, not one per UV island."""
+    offsets = np.cumsum([0] + [len(m.vertices) for m in upload.meshes])
+    vertices = np.concatenate([np.asarray(m.vertices, np.float32) for m in upload.meshes])
+    faces = np.concatenate([np.asarray(m.faces, np.int64) + o for m, o in zip(upload.meshes, offsets[:-1])])
+    corners = vertices[faces[upload.part_faces[name]]].reshape(-1, 3)
+    positions, inverse = np.unique(corners, axis=0, return_inverse=True)
+    colors = np.empty((len(positions), 4), np.uint8)
+    colors[:, :3], colors[:, 3] = part_color(label), 255
+    return MeshPart(name, positions, inverse.reshape(-1, 3).astype(np.int64), colors)
+
+
+def _result(pipe: PartDiffusionPipeline, shape: PartShape, params: dict, notes: list[str], callback,
+            upload: Optional[Upload] = None, **extra) -> MeshResult:
+    kept = _kept_source_parts(shape, upload)
+    decoded = [i for i in range(len(shape)) if i not in kept]
+    fresh = shape.select(decoded) if kept else shape
+    parts = pipe.decode(fresh, params["resolution"], callback) if decoded else []
+    shape.origin = fresh.origin  # a first decode sets it
+    for part in parts:  # decoded in the shape's frame: back onto the mesh the artist gave
+        part.vertices = to_mesh_frame(part.vertices, shape)
+    parts = [_source_mesh(upload, shape.names[i], shape.labels[i]) for i in kept] + parts
+    if upload is not None and upload.part_faces:
+        shape.extra["source_parts"] = [shape.names[i] for i in kept]
+    hidden = [n for n in shape.names if n not in {p.name for p in parts}]
+    if hidden:
+        notes.append(f"part(s) {', '.join(hidden)} lie inside other parts and have no visible faces")
+    metadata = {"model": "builtin", "shape": shape.to_dict(), "parts": [p.name for p in parts], "notes": notes,
+                "seed": params["seed"], **extra}
+    return MeshResult(parts=parts, metadata=metadata)
+
+
+def run_text(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[str, bytes], callback: StepCallback) -> MeshResult:
+    """text_to_3d with the built-in model: prompt → named part meshes (+ the PartShape in metadata)."""
+    p = _with_defaults(params, TEXT_PARAMS)
+    if not str(p["prompt"]).strip():
+        raise InputError("prompt is empty: describe the object, e.g. \"a chair with four legs\"")
+    prompt, category, note = pipe.resolve_prompt(str(p["prompt"]))
+    out = pipe(prompt, p["negative_prompt"], 1, p["num_inference_steps"], p["guidance_scale"],
+               torch.Generator().manual_seed(p["seed"]), callback)
+    shape = out.shapes[0]
+    shape.prompt, shape.category = str(p["prompt"]), category
+    return _result(pipe, shape, p, [note] if note else [], callback, category=category)
+
+
+def run_edit(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[str, bytes], callback: StepCallback) -> MeshResult:
+    """edit_part with the built-in model. mode "edit": regenerate the selected parts from the prompt;
+    "complete": regenerate them from the rest; "mix": bring the parts of `mesh_b` named in take_from_b in.
+    Meshes the model did not make get parts fitted first (the prompt, else the object's name,
+    says what the object is)."""
+    p = _with_defaults(params, EDIT_PARAMS)
+    if p["mode"] not in EDIT_MODES:
+        raise InputError(f"mode must be one of {', '.join(EDIT_MODES)}, not {p['mode']!r}")
+    if "mesh" not in files:
+        raise InputError("edit_part needs the mesh (GLB) to edit")
+    prompt = str(p["prompt"] or "").strip()
+    if p["mode"] == "edit" and not prompt:
+        raise InputError("edit needs a prompt saying what the selected parts should become")
+    if p["mode"] != "mix" and not files.get("face_mask"):
+        raise InputError(f"{p['mode']} needs face_mask: one byte per triangle, nonzero on the selected faces")
+    upload = read_upload(pipe, files["mesh"], "the mesh", files.get("face_mask"), prompt)
+    shape = upload.shape
+    common = dict(seed=p["seed"], steps=p["num_inference_steps"], guidance_scale=p["guidance_scale"], callback=callback,
+                  negative_prompt=p["negative_prompt"])
+    notes: list[str] = []
+    notes += [upload.note] if upload.note else []
+    if p["mode"] == "mix":
+        if "mesh_b" not in files:
+            raise InputError("mix needs a second object (mesh_b) to take parts from")
+        shape_b = read_upload(pipe, files["mesh_b"], "the second mesh (mesh_b)", None, prompt or shape.category).shape
+        take = p["take_from_b"]
+        take = [t.strip() for t in take.split(",") if t.strip()] if isinstance(take, str) else list(take)
+        replace = selected_parts(upload, files["face_mask"]) if files.get("face_mask") else None
+        result = pipe.mix(shape, shape_b, take, replace=replace, prompt=prompt or None, start_step=p["start_step"], **common)
+        changed = take
+    else:
+        chosen = selected_parts(upload, files["face_mask"])
+        notes.append(f"regenerated part(s): {', '.join(chosen)}")
+        jumps = dict(jump_length=int(p["jump_length"]), jump_n_sample=int(p["jump_n_sample"]))
+        if p["mode"] == "edit":
+            prompt, _, note = pipe.resolve_prompt(prompt)
+            notes += [note] if note else []
+            result = pipe.edit(shape, chosen, prompt, **jumps, **common)
+        else:
+            keep = [n for n in shape.names if n not in chosen]
+            result = pipe.complete(shape, keep, prompt or None, **jumps, **common)
+        changed = chosen
+    return _result(pipe, result, p, notes, callback, upload, mode=p["mode"], changed=list(changed))
