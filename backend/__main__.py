@@ -62,6 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"no --token or {TOKEN_ENV} given; this run's token is: {token}", file=sys.stderr)
     if args.max_upload_mb <= 0:
         raise ValueError("--max-upload-mb must be positive")
+    _threads(args)
     settings = Settings(
         token=token, host=args.host, port=args.port, cache_dir=args.cache_dir, device=args.device,
         offline=args.offline, max_upload_mb=args.max_upload_mb, allowed_hosts=tuple(args.allowed_host),
@@ -105,7 +106,8 @@ def _generate(args: argparse.Namespace) -> int:
 
     # 2. Load the model
     device, dtype = pick_device(args.device)
-    print(f"{entry.name} ({task}) on {device}, seed {params['seed']}", file=sys.stderr)
+    threads = _threads(args)
+    print(f"{entry.name} ({task}) on {device} ({threads} CPU threads), seed {params['seed']}", file=sys.stderr)
     pipe = entry.load(LoadOptions(device=device, dtype=dtype, allow_downloads=downloads_allowed(args.offline)))
 
     # 3. Run, one progress bar per phase
@@ -148,6 +150,19 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _threads_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="CPU threads for torch (default 0: torch's default less one, left to Blender)")
+
+
+def _threads(args: argparse.Namespace) -> int:
+    from .devices import set_cpu_threads
+
+    if args.threads < 0:
+        raise ValueError("--threads must be 0 (automatic) or a positive number")
+    return set_cpu_threads(args.threads)
+
+
 def _key_value(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -173,6 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     p.add_argument("--offline", action="store_true", help="never download model weights")
     p.add_argument("--max-upload-mb", type=float, default=256)
+    _threads_argument(p)
     p.add_argument("--keep-jobs", type=int, default=DEFAULT_KEEP_JOBS, metavar="N",
                    help=f"finished jobs kept with their results; older ones are deleted (default {DEFAULT_KEEP_JOBS})")
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
@@ -193,6 +209,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     p.add_argument("--offline", action="store_true", help="never download model weights")
     p.add_argument("--out", required=True, help="where to write the .glb")
+    _threads_argument(p)
     p.set_defaults(command=_generate)
 
     p = sub.add_parser("models", help="list the models this backend serves")

@@ -4,7 +4,7 @@ import os
 import sys
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from ..service.installer import INSTALLER, venv_python
 from ..service.session import BackendSettings
@@ -51,6 +51,7 @@ def backend_settings(context=None) -> BackendSettings:
         settings.remote_url = prefs.remote_url
         settings.remote_token = prefs.remote_token
         settings.device = prefs.device.lower()
+        settings.threads = prefs.cpu_threads
         settings.allow_downloads = prefs.allow_downloads and bpy.app.online_access
         settings.request_timeout = prefs.request_timeout
         settings.startup_timeout = prefs.startup_timeout
@@ -86,6 +87,12 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
         ),
         default='AUTO',
     )
+    cpu_threads: IntProperty(
+        name="CPU Threads",
+        description="Threads the local backend computes with on the CPU. 0: automatic (the physical cores, "
+        "less one left to Blender). Lower it when other programs share the machine",
+        default=0, min=0, max=256,
+    )
     allow_downloads: BoolProperty(
         name="Allow Model Downloads",
         description="Let the backend download model weights (also needs Blender's 'Allow Online Access')",
@@ -111,6 +118,7 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
             col.prop(self, "python_path")
             col.label(text=f"Using: {effective_python(self)}", icon='INFO')
             col.prop(self, "device")
+            col.prop(self, "cpu_threads")
             row = col.row()
             row.prop(self, "allow_downloads")
             if self.allow_downloads and not bpy.app.online_access:

@@ -20,6 +20,7 @@ class BackendSettings:
     remote_url: str = ""
     remote_token: str = ""
     device: str = "auto"  # auto | cuda | mps | cpu
+    threads: int = 0  # CPU threads of the local backend (0: its default, one left for Blender)
     allow_downloads: bool = False
     request_timeout: float = 30.0
     startup_timeout: float = 120.0
@@ -38,7 +39,7 @@ class BackendSettings:
         return {} if self.allow_downloads else {"HF_HUB_OFFLINE": "1"}
 
     def backend_args(self) -> list[str]:
-        args = ["--device", self.device]
+        args = ["--device", self.device, "--threads", str(self.threads)]
         if not self.allow_downloads:
             args.append("--offline")  # models must already be on disk; the backend's error names the fix
         return args

@@ -98,6 +98,26 @@ def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 
     return layouts
 
 
+def wrap_into_unit_square(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Move triangles laid out beyond the unit square (tiled, offset or mirrored-and-shifted UVs)
+    into it by whole tiles, where a repeating image lookup (Blender's default) reads them.
+
+    Each triangle moves by the integer part of its UV centre; a moved triangle gets its own copy
+    of its three vertices, so shared vertices keep their UVs for the triangles that stay.
+    Returns (vertices, faces, uv, number of triangles moved); nothing is copied when none moves.
+    """
+    shift = np.floor(uv[faces].mean(1))  # (F, 2)
+    moved = np.nonzero(shift.any(1))[0]
+    if not len(moved):
+        return vertices, faces, uv, 0
+    corners = faces[moved].reshape(-1)
+    new_uv = (uv[corners].reshape(-1, 3, 2) - shift[moved][:, None, :]).reshape(-1, 2)
+    faces = faces.copy()
+    faces[moved] = len(vertices) + np.arange(3 * len(moved)).reshape(-1, 3)
+    return (np.concatenate([vertices, vertices[corners]]), faces,
+            np.concatenate([uv, new_uv]).astype(uv.dtype, copy=False), int(len(moved)))
+
+
 def pack_in_grid(uvs: Sequence[np.ndarray], margin: float = 0.01) -> list[np.ndarray]:
     """Place several [0, 1] UV layouts side by side in a square grid of tiles.
 

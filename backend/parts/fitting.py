@@ -4,8 +4,9 @@ The mesh is cut into parts: by mesh node, then into connected pieces, with the s
 always apart from the rest (so selecting the legs of a single-piece chair makes them parts).
 Each part gets a Gaussian (its box, in the training data's frame), a label (the nearest part of
 the category's training shapes, at most as many of a label as its slot template holds) and a
-latent (its occupancy encoded, then refined through the decoder). The parts remember their
-triangles: a kept part is written back as the artist made it, only regenerated parts are decoded.
+latent (its occupancy encoded in the box orientation the decoder reproduces best, then refined
+through the decoder). The parts remember their triangles: a kept part is written back as the
+artist made it, only regenerated parts are decoded.
 """
 
 from __future__ import annotations

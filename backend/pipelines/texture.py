@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..geometry.uv import ensure_part_uvs
+from ..geometry.uv import ensure_part_uvs, wrap_into_unit_square
 from ..render.camera import Camera, default_views, frame_camera, look_at
 from ..render.rasterize import interpolate, rasterize, render_normals
 from ..texture.padding import pad_texture
@@ -199,9 +199,15 @@ class TexturePaintingPipeline:
         # 2. Texture coordinates: the mesh's own, else an xatlas unwrap
         parts, uv_note = ensure_part_uvs(parts, texture_size)
         offsets = np.cumsum([0] + [len(p.vertices) for p in parts])
-        vertices = torch.from_numpy(np.concatenate([p.vertices for p in parts]).astype(np.float32)).to(device)  # (V, 3)
-        faces = torch.from_numpy(np.concatenate([p.faces + o for p, o in zip(parts, offsets)])).long().to(device)  # (F, 3)
-        uv = torch.from_numpy(np.concatenate([p.uv for p in parts]).astype(np.float32)).to(device)  # (V, 2)
+        # Painted as the texture repeats: triangles on other UV tiles are moved onto the first
+        # (for painting only: the result keeps the mesh's UVs as they were).
+        vertices, faces, uv, wrapped = wrap_into_unit_square(
+            np.concatenate([p.vertices for p in parts]).astype(np.float32),
+            np.concatenate([p.faces + o for p, o in zip(parts, offsets)]).astype(np.int64),
+            np.concatenate([p.uv for p in parts]).astype(np.float32))
+        if wrapped:
+            uv_note += f"; {wrapped} triangles lie outside the unit UV square and were painted where the texture repeats"
+        vertices, faces, uv = (torch.from_numpy(a).to(device) for a in (vertices, faces, uv))  # (V, 3), (F, 3), (V, 2)
 
         # 3. Surface texels: rasterize the UV layout once
         projector = TextureProjector(vertices, faces, uv, texture_size, min_quality=config.min_quality)

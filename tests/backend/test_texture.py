@@ -9,7 +9,7 @@ import pytest
 import torch
 import trimesh
 
-from backend.geometry.uv import ensure_part_uvs, ensure_uv, pack_in_grid
+from backend.geometry.uv import ensure_part_uvs, ensure_uv, pack_in_grid, unwrap
 from backend.pipelines.base import InputError, JobCancelled, MeshPart, MeshResult, ModelUnavailable
 from backend.pipelines.texture import (
     TEXTURE_PARAMS, TexturePaintingPipeline, load_texture_pipeline, run_texture, view_prompt,
@@ -147,6 +147,26 @@ def test_oracle_reproduces_a_3d_texture_on_a_mesh_without_uvs():
     padded_mip = psnr_against(result, upsampled(mip(out.result.texture)), truth, cams)
     unpadded_mip = psnr_against(result, upsampled(mip(out.result.texture * out.painted[..., None])), truth, cams)
     assert padded_mip > 20.0 and padded_mip > unpadded_mip + 3.0, (padded_mip, unpadded_mip)
+
+
+def test_uvs_beyond_the_unit_square_are_painted_where_the_texture_repeats():
+    """A layout with a piece on another UV tile (as artists' tiled or offset UVs are): Blender
+    repeats the image there, so that piece must be painted at its wrapped place."""
+    ball = trimesh.creation.icosphere(subdivisions=3, radius=0.6).apply_translation([-0.8, 0, 0])
+    box = trimesh.creation.box((0.9, 0.9, 0.9)).apply_translation([0.8, 0, 0])
+    near, far = unwrap([(ball.vertices, ball.faces), (box.vertices, box.faces)], 1024)
+    far_uv = far.uv + np.array([1.0, -2.0], np.float32)  # the box's charts, two tiles away
+    vertices = np.concatenate([near.vertices, far.vertices])
+    faces = np.concatenate([near.faces, far.faces + len(near.vertices)])
+    uv = np.concatenate([near.uv, far_uv])
+    part = MeshPart("two", vertices, faces, uv=uv)
+    oracle = FieldOracle(vertices, faces)
+    out = TexturePaintingPipeline(oracle)([part], prompt="things", texture_size=1024, view_resolution=VIEW)
+    assert np.array_equal(out.result.parts[0].uv, uv)  # the result keeps the UVs as given
+    assert "12 triangles lie outside the unit UV square" in out.result.metadata["texture"]["uv"]
+    repeated = MeshPart("two", vertices, faces, uv=uv % 1.0)  # how a repeating lookup reads them
+    truth = lambda frags, vv, ff: colour_field(interpolate(vv, frags, ff))  # noqa: E731
+    assert psnr_against(repeated, out.result.texture, truth, held_out_cameras(oracle.v)) >= 30.0
 
 
 def test_views_only_repaint_what_earlier_views_left_empty_or_saw_badly():
