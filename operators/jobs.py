@@ -21,6 +21,7 @@ from ..panels import previews, properties
 from ..panels.preferences import backend_settings, get_prefs
 from ..scene_io import write_back
 from ..scene_io.apply_texture import apply_texture
+from ..scene_io.patch_mesh import patch_mesh, patchable
 from ..service.client import BackendError
 from ..service.session import LOCAL, BackendSettings, connect
 
@@ -232,6 +233,8 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
                 raise LookupError(f"the object '{target}' no longer exists; import the result from the job list")
             if job.task == "texture":  # the artist's mesh stays: new UV map, material and slot
                 obj = apply_texture(context, obj, job.result, storage)
+            elif job.task == "edit_part" and (patch := patchable(obj, job.result)) is not None:
+                obj = patch_mesh(context, obj, job.result, patch, storage)  # the artist's own mesh: kept polygons stay
             else:
                 obj = write_back.replace_mesh(context, obj, job.result, storage)
         else:

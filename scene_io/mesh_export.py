@@ -7,6 +7,7 @@ from typing import Optional
 import bpy
 import numpy as np
 
+from ..formats.face_parts import FACE_PARTS_KEY, encode_face_parts
 from ..formats.glb import write_glb
 from ..formats.mesh_arrays import blender_to_gltf, flip_v, weld_corners
 from .write_back import METADATA_KEY, read_metadata
@@ -25,7 +26,8 @@ def object_to_glb(obj: bpy.types.Object, with_mask: bool = False) -> tuple[bytes
             face it came from is selected.
 
     Returns:
-        (glb, face_mask or None). The object's `diffusion3d` metadata travels as scene extras.
+        (glb, face_mask or None). The object's `diffusion3d` metadata travels as scene extras,
+        with each triangle's part when the object has part vertex groups.
     """
     if obj is None or obj.type != 'MESH':
         raise ExportError("select a mesh object")
@@ -67,6 +69,32 @@ def _mesh_to_glb(obj, mesh, with_mask: bool) -> tuple[bytes, Optional[bytes]]:
         polygon = np.empty(n_tris, np.int32)
         mesh.loop_triangles.foreach_get("polygon_index", polygon)
         mask = selected[polygon].astype(np.uint8).tobytes()
-    extras = {METADATA_KEY: read_metadata(obj)}
+    metadata = read_metadata(obj)
+    extras = {METADATA_KEY: metadata}
+    face_parts = _face_parts(obj, mesh, corner_vertex.reshape(-1, 3), metadata)
+    if face_parts is not None:
+        extras[FACE_PARTS_KEY] = face_parts
     glb = write_glb(vertices, faces, uv=None if uv is None else flip_v(uv), extras=extras, name=obj.name)
     return glb, mask
+
+
+def _face_parts(obj, mesh, triangles: np.ndarray, metadata: dict) -> Optional[dict]:
+    """Each triangle's part, from the object's vertex groups named after the parts of its result
+    (a triangle belongs to the group all three corners are in, else its first corner's), so the
+    backend knows the parts exactly even after the artist moved vertices. None without part groups."""
+    shape = metadata.get("shape") if isinstance(metadata.get("shape"), dict) else {}
+    names = [n for n in shape.get("names", []) if isinstance(n, str)]
+    groups = [g for g in obj.vertex_groups if g.name in names]
+    if not groups:
+        return None
+    column = {g.index: k for k, g in enumerate(groups)}
+    member = np.zeros((len(mesh.vertices), len(groups)), bool)  # (V, G)
+    for v in mesh.vertices:
+        for g in v.groups:
+            k = column.get(g.group)
+            if k is not None and g.weight > 0:
+                member[v.index, k] = True
+    shared = member[triangles[:, 0]] & member[triangles[:, 1]] & member[triangles[:, 2]]  # (T, G)
+    first = member[triangles[:, 0]]
+    index = np.where(shared.any(1), shared.argmax(1), np.where(first.any(1), first.argmax(1), -1))
+    return encode_face_parts([g.name for g in groups], index)

@@ -148,7 +148,7 @@ def _set_part_groups(obj: bpy.types.Object, arrays: MeshArrays) -> None:
         group.add(np.arange(start, end).tolist(), 1.0, 'REPLACE')
 
 
-def _store_metadata(obj: bpy.types.Object, metadata: dict) -> None:
+def store_metadata(obj: bpy.types.Object, metadata: dict) -> None:
     obj[METADATA_KEY] = json.dumps(metadata)
 
 
@@ -171,7 +171,7 @@ def new_object(context, name: str, result: GLBScene, storage: str = 'PACK') -> b
     collection = context.collection or context.scene.collection
     collection.objects.link(obj)
     _set_part_groups(obj, arrays)
-    _store_metadata(obj, result.metadata)
+    store_metadata(obj, result.metadata)
     for other in list(context.view_layer.objects.selected):
         if other is not None:  # stale entries right after objects were removed
             other.select_set(False)
@@ -193,5 +193,5 @@ def replace_mesh(context, obj: bpy.types.Object, result: GLBScene, storage: str 
     if old.users == 0:
         bpy.data.meshes.remove(old)
     _set_part_groups(obj, arrays)
-    _store_metadata(obj, result.metadata)
+    store_metadata(obj, result.metadata)
     return obj

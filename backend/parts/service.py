@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from backend.pipelines.base import InputError, MeshPart, MeshResult, StepCallback, draw_seed
+from formats.face_parts import FACE_PARTS_KEY, decode_face_parts, to_runs
 
 from .decode import part_color
 from .fitting import fit_mesh, to_mesh_frame, to_shape_frame
@@ -77,6 +78,7 @@ class Upload:
 
     Attributes:
         shape: its parts. meshes: the GLB's meshes (glTF axes, file triangle order).
+        owner: (T,) the part index of every triangle of `meshes` (see `face_owners`).
         part_faces: for parts that are the artist's own geometry (`shape.extra["source_parts"]`),
             the indices of their triangles in `meshes` (all meshes in file order).
         selected: the parts the face mask chose, when fitting cut them out exactly; else None.
@@ -86,6 +88,7 @@ class Upload:
 
     shape: PartShape
     meshes: list[MeshPart]
+    owner: np.ndarray
     part_faces: dict[str, np.ndarray]
     selected: Optional[list[str]] = None
     fitted: bool = False
@@ -107,7 +110,10 @@ def read_upload(pipe: PartDiffusionPipeline, data: bytes, what: str, face_mask: 
         note = f"fitted {len(fit.shape)} part(s) to {what}, read as a {category}: {', '.join(fit.shape.names)}"
         if unknown:
             note += f" (a guess from \"{hint or meshes[0].name}\": name the object in the prompt, e.g. \"a chair with ...\")"
-        return Upload(fit.shape, meshes, fit.faces, fit.selected if mask is not None else None, True, note)
+        owner = np.empty(sum(len(m.faces) for m in meshes), np.int64)
+        for name, faces in fit.faces.items():
+            owner[faces] = fit.shape.names.index(name)
+        return Upload(fit.shape, meshes, owner, fit.faces, fit.selected if mask is not None else None, True, note)
     try:
         shape = PartShape.from_dict(d["shape"])
     except (ValueError, KeyError, TypeError) as exc:
@@ -118,12 +124,10 @@ def read_upload(pipe: PartDiffusionPipeline, data: bytes, what: str, face_mask: 
         raise InputError(f"{what}: its part shape does not fit this model ({len(shape)} parts of at most "
                          f"{pipe.codec.max_parts}, labels {', '.join(unknown) or 'known'}, latents "
                          f"{tuple(shape.latents.shape)}); generate it again with this model")
-    part_faces = {}
-    if shape.extra.get("source_parts"):
-        owner = face_owners(shape, meshes)
-        part_faces = {n: np.nonzero(owner == shape.names.index(n))[0] for n in shape.extra["source_parts"]
-                      if n in shape.names}
-    return Upload(shape, meshes, part_faces)
+    owner = face_owners(shape, meshes, extras.get(FACE_PARTS_KEY) if isinstance(extras, dict) else None)
+    part_faces = {n: np.nonzero(owner == shape.names.index(n))[0] for n in shape.extra.get("source_parts", [])
+                  if n in shape.names}
+    return Upload(shape, meshes, owner, part_faces)
 
 
 def _face_mask(face_mask: bytes, meshes: list[MeshPart]) -> np.ndarray:
@@ -136,9 +140,19 @@ def _face_mask(face_mask: bytes, meshes: list[MeshPart]) -> np.ndarray:
     return mask
 
 
-def face_owners(shape: PartShape, meshes: list[MeshPart]) -> np.ndarray:
-    """The part of every triangle (file order): the part its mesh is named after, else the part
-    whose box (Gaussian frame) is nearest the triangle's centre."""
+def face_owners(shape: PartShape, meshes: list[MeshPart], face_parts: Any = None) -> np.ndarray:
+    """The part of every triangle (file order): as the add-on sent it (`face_parts`, from the
+    object's part vertex groups), else the part its mesh is named after, else the part whose box
+    (Gaussian frame) is nearest the triangle's centre."""
+    sent = decode_face_parts(face_parts, sum(len(m.faces) for m in meshes)) if face_parts else None
+    if sent is not None:
+        names, index = sent
+        known = np.array([shape.names.index(n) if n in shape.names else -1 for n in names] + [-1])
+        owner = known[index]  # index -1 → the trailing -1
+        if (owner >= 0).all():
+            return owner
+        guessed = face_owners(shape, meshes)  # triangles in no part group: by their boxes
+        return np.where(owner >= 0, owner, guessed)
     rot, ctr, half = shape.rotations.numpy(), shape.centers.numpy(), shape.half_extents.clamp(min=1e-4).numpy()
     owners = []
     for m in meshes:
@@ -157,9 +171,8 @@ def selected_parts(upload: Upload, face_mask: bytes, min_fraction: float = 0.3) 
     (or, if none is, the part with most selected triangles)."""
     if upload.selected:
         return list(upload.selected)
-    shape = upload.shape
+    shape, owner = upload.shape, upload.owner
     mask = _face_mask(face_mask, upload.meshes)
-    owner = face_owners(shape, upload.meshes)
     counts = np.bincount(owner, minlength=len(shape))
     chosen_counts = np.bincount(owner[mask != 0], minlength=len(shape))
     chosen = [shape.names[i] for i in range(len(shape)) if counts[i] and chosen_counts[i] / counts[i] >= min_fraction]
@@ -204,13 +217,21 @@ def _result(pipe: PartDiffusionPipeline, shape: PartShape, params: dict, notes: 
     for part in parts:  # decoded in the shape's frame: back onto the mesh the artist gave
         part.vertices = to_mesh_frame(part.vertices, shape)
     parts = [_source_mesh(upload, shape.names[i], shape.labels[i]) for i in kept] + parts
+    patch = None
     if upload is not None and upload.part_faces:
         shape.extra["source_parts"] = [shape.names[i] for i in kept]
+        # The artist's mesh can be patched instead of replaced: keep these triangles as they are
+        # (with their polygons, UVs and materials), drop the rest, add the decoded parts.
+        patch = {"triangles": int(sum(len(m.faces) for m in upload.meshes)),
+                 "keep": {shape.names[i]: to_runs(upload.part_faces[shape.names[i]]) for i in kept},
+                 "new_parts": [p.name for p in parts[len(kept):]]}
     hidden = [n for n in shape.names if n not in {p.name for p in parts}]
     if hidden:
         notes.append(f"part(s) {', '.join(hidden)} lie inside other parts and have no visible faces")
     metadata = {"model": "builtin", "shape": shape.to_dict(), "parts": [p.name for p in parts], "notes": notes,
                 "seed": params["seed"], **extra}
+    if patch is not None:
+        metadata["patch"] = patch
     return MeshResult(parts=parts, metadata=metadata)
 
 

@@ -148,6 +148,10 @@ def test_editing_a_modelled_chair_keeps_its_own_seat_and_back(pipe):
         own = mesh.vertices[mesh.faces[r.start : r.stop]].astype(np.float32)
         assert np.array_equal(parts[name].vertices[parts[name].faces], own), name
     assert out.metadata["shape"]["extra"]["source_parts"] == ["seat", "back"]
+    patch = out.metadata["patch"]  # how the add-on edits the artist's mesh in place
+    assert patch["triangles"] == len(mesh.faces)
+    assert patch["keep"] == {"seat": [[ranges[0].start, ranges[0].stop]], "back": [[ranges[1].start, ranges[1].stop]]}
+    assert sorted(patch["new_parts"]) == sorted(n for n in parts if n not in ("seat", "back"))
     assert any("fitted 6 part(s)" in note and "chair" in note for note in out.metadata["notes"])
     new = [p for n, p in parts.items() if n not in ("seat", "back")]
     assert new, "the legs were regenerated into something"
@@ -172,3 +176,33 @@ def test_a_mesh_named_like_nothing_it_knows_is_fitted_with_a_note(pipe):
               "resolution": 32}
     out = run_edit(pipe, params, {"mesh": glb, "face_mask": leg_mask(mesh, ranges).tobytes()}, no_progress)
     assert any("a guess from \"Cube.001\"" in note for note in out.metadata["notes"])
+
+
+def test_parts_sent_with_the_upload_decide_which_triangles_a_part_owns(pipe):
+    """The add-on sends each triangle's part (from the object's vertex groups): it wins over the
+    part boxes, and triangles in no group fall back to the boxes."""
+    from backend.parts.service import face_owners
+    from formats.face_parts import decode_face_parts, encode_face_parts, from_runs, to_runs
+
+    mesh, _ = modelled_chair()
+    meshes = [MeshPart("Chair", mesh.vertices.astype(np.float32), mesh.faces.astype(np.int64))]
+    fit = fitting.fit_mesh(pipe.autoencoder, meshes, None, "chair", pipe.codec.templates["chair"], pipe.codec.max_parts)
+    shape = fit.shape
+    by_box = face_owners(shape, meshes)
+    truth = np.empty(len(mesh.faces), np.int64)
+    for name, faces in fit.faces.items():
+        truth[faces] = shape.names.index(name)
+    assert (by_box != truth).any()  # where the back meets the seat, the boxes guess wrong
+    order = shape.names[::-1]  # vertex groups come in their own order
+    sent = encode_face_parts(order, np.array([order.index(shape.names[k]) for k in truth]))
+    assert np.array_equal(face_owners(shape, meshes, sent), truth)
+    moved = truth.copy()
+    moved[fit.faces["seat"][:4]] = shape.names.index("back")  # the artist put four seat triangles in "back"
+    sent = encode_face_parts(order, np.array([order.index(shape.names[k]) for k in moved]))
+    assert np.array_equal(face_owners(shape, meshes, sent), moved)
+    loose = encode_face_parts(order, np.where(moved == shape.names.index("back"), -1,
+                                              [order.index(shape.names[k]) for k in moved]))
+    assert np.array_equal(face_owners(shape, meshes, loose), np.where(moved == shape.names.index("back"), by_box, moved))
+    assert decode_face_parts(sent, len(mesh.faces) + 1) is None  # sent for another mesh: ignored
+    runs = to_runs(np.array([3, 4, 5, 9, 11, 12]))
+    assert runs == [[3, 6], [9, 10], [11, 13]] and np.nonzero(from_runs(runs, 14))[0].tolist() == [3, 4, 5, 9, 11, 12]

@@ -1,9 +1,10 @@
 """Edit Selected Part on a chair the artist modelled (not generated): its parts are fitted, the legs
-selected in Edit Mode are regenerated, and the seat and back keep their own vertices exactly."""
+selected in Edit Mode are regenerated, and the seat and back stay exactly as modelled: the same
+vertices, quads, UVs, material and vertex groups. A second edit (the back) keeps the seat again."""
 
 import bpy
 import bmesh  # after bpy: the bpy module provides it
-from bl_harness import MODULE, done, install
+from bl_harness import MODULE, addon_module, done, install
 
 install()
 bpy.context.preferences.addons[MODULE].preferences.startup_timeout = 180.0
@@ -26,11 +27,30 @@ bpy.ops.object.transform_apply(location=True, rotation=True, scale=True)  # obje
 chair = context.active_object
 chair.name = "Chair"
 chair.location = (2.0, 1.0, 0.0)
+wood = bpy.data.materials.new("Wood")
+chair.data.materials.append(wood)
+pin = chair.vertex_groups.new(name="pin")  # the artist's own group, on the seat
+pinned = sorted(tuple(v.co) for v in chair.data.vertices if 0.445 < v.co.z < 0.6)
+pin.add([v.index for v in chair.data.vertices if 0.445 < v.co.z < 0.6], 1.0, 'REPLACE')
 bpy.ops.ed.undo_push(message="modelled")
 matrix = chair.matrix_world.copy()
 upper = sorted((v.co.x, v.co.y, v.co.z) for v in chair.data.vertices if v.co.z > 0.445)  # seat and back
 n_before = len(chair.data.vertices)
 assert len(upper) == 16
+
+
+def upper_corners(obj) -> list:
+    """(position, UV) of every face corner of the seat and back (the modelled faces above the legs,
+    in the Wood slot), and their polygons' sizes."""
+    mesh, uv = obj.data, obj.data.uv_layers["UVMap"].data
+    upper = [p for p in mesh.polygons if p.center.z > 0.445 and p.material_index == 0]
+    corners = sorted((tuple(mesh.vertices[mesh.loops[i].vertex_index].co), tuple(uv[i].uv))
+                     for p in upper for i in p.loop_indices)
+    return corners, sorted(len(p.vertices) for p in upper)
+
+
+corners_before, sizes_before = upper_corners(chair)
+assert sizes_before == [4] * 12
 
 # 2. Select the legs' faces in Edit Mode, then Edit Selected Part.
 bpy.ops.object.mode_set(mode='EDIT')
@@ -50,13 +70,52 @@ assert {"seat", "back"} <= groups, groups
 seat_back = {chair.vertex_groups["seat"].index, chair.vertex_groups["back"].index}
 kept = sorted((v.co.x, v.co.y, v.co.z) for v in chair.data.vertices if any(g.group in seat_back for g in v.groups))
 assert kept == upper, (len(kept), len(upper))  # the same vertices: none moved, none split or added
+assert upper_corners(chair) == (corners_before, sizes_before)  # the same quads with the same UVs
+assert chair.material_slots[0].material == wood and len(chair.material_slots) == 2
+pin = chair.vertex_groups["pin"].index
+assert sorted(tuple(v.co) for v in chair.data.vertices if any(g.group == pin for g in v.groups)) == pinned
 new = sorted(v.co.z for v in chair.data.vertices if not any(g.group in seat_back for g in v.groups))
 assert len(new) > 100 and min(new) > -0.1 and max(new) < 0.8, (len(new), new[0], new[-1])  # not up at the back
 assert new[int(0.95 * len(new))] < 0.5, new[int(0.95 * len(new))]  # almost all of it below the seat
 print("fitted and edited parts:", sorted(groups))
 
-# 4. One undo brings the modelled chair back.
+# What the next edit sends: each triangle's part, read from the part vertex groups.
+glb, _ = addon_module("scene_io.mesh_export").object_to_glb(chair)
+face_parts = addon_module("formats.face_parts")
+extras = addon_module("formats.glb").read_glb_extras(glb)
+names, index = face_parts.decode_face_parts(extras[face_parts.FACE_PARTS_KEY], len(chair.data.loop_triangles))
+assert (index >= 0).all() and set(names) == groups - {"pin"}, (set(names), groups)
+
+# 4. One undo brings the modelled chair back, as it was; redo brings the edit again.
 bpy.ops.ed.undo()
 chair = bpy.data.objects["Chair"]
-assert len(chair.data.vertices) == n_before and not chair.vertex_groups
+assert len(chair.data.vertices) == n_before and [g.name for g in chair.vertex_groups] == ["pin"]
+assert upper_corners(chair) == (corners_before, sizes_before) and len(chair.material_slots) == 1
+bpy.ops.ed.redo()
+chair = bpy.data.objects["Chair"]
+assert {"seat", "back"} <= {g.name for g in chair.vertex_groups}
+
+# 5. Edit again, the back this time (selected through its vertex group): the seat stays as modelled.
+
+
+def group_corners(obj, name: str) -> list:
+    """(position, UV) of the corners of the polygons whose vertices are all in the vertex group."""
+    mesh, uv, group = obj.data, obj.data.uv_layers["UVMap"].data, obj.vertex_groups[name].index
+    inside = [p for p in mesh.polygons if all(any(g.group == group for g in mesh.vertices[v].groups) for v in p.vertices)]
+    return sorted((tuple(mesh.vertices[mesh.loops[i].vertex_index].co), tuple(uv[i].uv)) for p in inside for i in p.loop_indices)
+
+
+seat_corners = group_corners(chair, "seat")
+assert len(seat_corners) == 24  # six quads
+context.view_layer.objects.active = chair
+bpy.ops.object.mode_set(mode='EDIT')
+bpy.ops.mesh.select_all(action='DESELECT')
+chair.vertex_groups.active_index = chair.vertex_groups["back"].index
+bpy.ops.object.vertex_group_select()
+bpy.ops.diffusion3d.edit_part('EXEC_DEFAULT', True, prompt="a chair with a slatted back", mode='EDIT', seed=1)
+if chair.mode == 'EDIT':
+    bpy.ops.object.mode_set(mode='OBJECT')
+assert group_corners(chair, "seat") == seat_corners
+assert any(g.name.split(".")[0] in ("back", "slat", "post") for g in chair.vertex_groups)  # a new back
+print("after editing the back:", sorted(g.name for g in chair.vertex_groups))
 done()

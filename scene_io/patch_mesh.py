@@ -1,0 +1,93 @@
+"""Edit the artist's own mesh in place: delete the triangles an edit replaced, add the new parts.
+
+For a mesh the built-in model fitted parts to, the backend says which uploaded triangles it
+kept (`metadata["patch"]`). Replacing the whole mesh would turn the kept quads into triangles
+and drop their UVs, materials, custom attributes and the artist's vertex groups; patching
+leaves every kept polygon exactly as it was (main thread only).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import bmesh
+import bpy
+import numpy as np
+
+from ..formats.face_parts import from_runs
+from ..formats.glb import GLBScene
+from .write_back import MeshArrays, build_material, build_mesh, read_metadata, store_metadata
+
+
+def patchable(obj: bpy.types.Object, result: GLBScene) -> Optional[dict]:
+    """The result's patch when it applies to `obj` as it is now (same triangle count), else None."""
+    patch = result.metadata.get("patch")
+    if not isinstance(patch, dict) or obj.type != 'MESH':
+        return None
+    mesh = obj.data
+    if obj.mode == 'EDIT':
+        obj.update_from_editmode()
+    mesh.calc_loop_triangles()
+    return patch if int(patch.get("triangles", -1)) == len(mesh.loop_triangles) else None
+
+
+def patch_mesh(context, obj: bpy.types.Object, result: GLBScene, patch: dict, storage: str = 'PACK') -> bpy.types.Object:
+    """Keep the polygons whose triangles the edit kept, delete the others, add the new parts with
+    their own material slot and one vertex group per part; the transform stays, undo restores."""
+    if obj.mode != 'OBJECT':
+        with context.temp_override(active_object=obj, object=obj):
+            bpy.ops.object.mode_set(mode='OBJECT')
+    old = obj.data
+    mesh = old.copy()  # the old mesh stays for undo
+    mesh.calc_loop_triangles()
+    n_tris = len(mesh.loop_triangles)
+    kept_parts = {name: from_runs(runs, n_tris) for name, runs in dict(patch.get("keep", {})).items()}
+    keep = np.zeros(n_tris, bool)
+    for mask in kept_parts.values():
+        keep |= mask
+    polygon = np.empty(n_tris, np.int32)
+    mesh.loop_triangles.foreach_get("polygon_index", polygon)
+    doomed = np.unique(polygon[~keep])
+    corners = np.empty(n_tris * 3, np.int32)
+    mesh.loop_triangles.foreach_get("vertices", corners)
+    obj.data = mesh
+
+    # Part groups: the kept parts' vertices (the corners of their kept triangles) get their
+    # groups before the deletion renumbers them; older part groups are replaced.
+    shape = result.metadata.get("shape", {})
+    names = list(shape.get("names", [])) if isinstance(shape, dict) else []
+    previous = (read_metadata(obj).get("shape") or {}).get("names", [])
+    for group in list(obj.vertex_groups):
+        if group.name in previous or group.name in names:
+            obj.vertex_groups.remove(group)
+    for name, mask in kept_parts.items():
+        vertices = np.unique(corners.reshape(-1, 3)[mask])
+        if len(vertices):
+            obj.vertex_groups.new(name=name).add(vertices.tolist(), 1.0, 'REPLACE')
+
+    # Delete the replaced polygons, then append the new parts.
+    new_names = set(patch.get("new_parts", []))
+    fresh = [p for p in result.parts if p.name in new_names and len(p.faces)]
+    bm = bmesh.new()
+    bm.from_mesh(mesh)
+    bm.faces.ensure_lookup_table()
+    bmesh.ops.delete(bm, geom=[bm.faces[int(i)] for i in doomed], context='FACES')
+    first_new = len(bm.verts)
+    if fresh:
+        arrays = MeshArrays(GLBScene(parts=fresh, images=result.images, extras=result.extras))
+        mesh.materials.append(build_material(f"{obj.name} (new parts)", arrays, result, storage))
+        addition = build_mesh("diffusion3d-new-parts", arrays)
+        addition.polygons.foreach_set("material_index", np.full(len(addition.polygons), len(mesh.materials) - 1, np.int32))
+        bm.from_mesh(addition)
+        bpy.data.meshes.remove(addition)
+    bm.to_mesh(mesh)
+    bm.free()
+    mesh.update()
+    for name, start, end in (MeshArrays(GLBScene(parts=fresh)).part_ranges if fresh else []):
+        group = obj.vertex_groups.get(name) or obj.vertex_groups.new(name=name)
+        group.add(list(range(first_new + start, first_new + end)), 1.0, 'REPLACE')
+    if old.users == 0:
+        bpy.data.meshes.remove(old)
+    store_metadata(obj, result.metadata)
+    return obj
+
