@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -92,13 +93,51 @@ def test_local_backend_reports_a_process_that_dies_with_its_log(tmp_path):
     backend.stop()  # idempotent
 
 
-def test_installer_creates_a_venv_and_logs(tmp_path):
+def tiny_wheel(folder) -> str:
+    """A pure-Python wheel built by hand (a zip with the package and its dist-info), so pip can
+    install something real with no index and no network."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {"tinypkg/__init__.py": "VERSION = '0.1'\n",
+             "tinypkg-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinypkg\nVersion: 0.1\n",
+             "tinypkg-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(text.encode())}")
+    files["tinypkg-0.1.dist-info/RECORD"] = "\n".join(record + ["tinypkg-0.1.dist-info/RECORD,,"]) + "\n"
+    path = os.path.join(str(folder), "tinypkg-0.1-py3-none-any.whl")
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+    return path
+
+
+def test_installer_creates_a_venv_installs_and_logs(tmp_path):
+    """The real pip path, offline: a requirement that cannot be found fails with pip's reason in
+    the log; then a local wheel installs into the same venv and imports there."""
+    venv, log = str(tmp_path / "venv"), tmp_path / "logs" / "install.log"
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    tiny_wheel(wheels)
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text("# nothing to install\n")
+    requirements.write_text(f"--no-index\n--find-links {wheels}\nno-such-package-diffusion3d==1.0\n")
     installer = RequirementsInstaller()
-    installer.start(sys.executable, str(tmp_path / "venv"), str(requirements), str(tmp_path / "logs" / "install.log"))
+    installer.start(sys.executable, venv, str(requirements), str(log))
+    installer._thread.join(300)
+    assert installer.state == "FAILED", "\n".join(installer.lines)
+    assert any("no-such-package-diffusion3d" in line for line in installer.lines)
+    assert any("-m venv" in line for line in installer.lines)
+
+    requirements.write_text(f"--no-index\n--find-links {wheels}\ntinypkg==0.1\n")
+    installer = RequirementsInstaller()
+    installer.start(sys.executable, venv, str(requirements), str(log))
     installer._thread.join(300)
     assert installer.state == "DONE", "\n".join(installer.lines)
-    assert os.path.exists(venv_python(str(tmp_path / "venv")))
-    assert any("-m venv" in line for line in installer.lines)
-    assert (tmp_path / "logs" / "install.log").read_text().strip().endswith(venv_python(str(tmp_path / "venv")))
+    assert not any("-m venv" in line for line in installer.lines)  # the venv is reused
+    assert log.read_text().strip().endswith(venv_python(venv))
+    out = subprocess.run([venv_python(venv), "-c", "import tinypkg; print(tinypkg.VERSION)"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "0.1", out.stderr
