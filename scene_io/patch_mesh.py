@@ -18,6 +18,8 @@ from ..formats.face_parts import from_runs
 from ..formats.glb import GLBScene
 from .write_back import MeshArrays, build_material, build_mesh, read_metadata, store_metadata
 
+NEW_PARTS_TAG = "diffusion3d_new_parts"  # custom property of the material generated parts share
+
 
 def patchable(obj: bpy.types.Object, result: GLBScene) -> Optional[dict]:
     """The result's patch when it applies to `obj` as it is now (same triangle count), else None."""
@@ -75,9 +77,14 @@ def patch_mesh(context, obj: bpy.types.Object, result: GLBScene, patch: dict, st
     first_new = len(bm.verts)
     if fresh:
         arrays = MeshArrays(GLBScene(parts=fresh, images=result.images, extras=result.extras))
-        mesh.materials.append(build_material(f"{obj.name} (new parts)", arrays, result, storage))
+        slot = next((k for k, m in enumerate(mesh.materials) if m is not None and m.get(NEW_PARTS_TAG)), None)
+        if slot is None:  # the first edit: a slot for generated parts (later edits reuse it)
+            material = build_material(f"{obj.name} (new parts)", arrays, result, storage)
+            material[NEW_PARTS_TAG] = True
+            mesh.materials.append(material)
+            slot = len(mesh.materials) - 1
         addition = build_mesh("diffusion3d-new-parts", arrays)
-        addition.polygons.foreach_set("material_index", np.full(len(addition.polygons), len(mesh.materials) - 1, np.int32))
+        addition.polygons.foreach_set("material_index", np.full(len(addition.polygons), slot, np.int32))
         bm.from_mesh(addition)
         bpy.data.meshes.remove(addition)
     bm.to_mesh(mesh)

@@ -9,6 +9,7 @@ the main body, measured on the decoded occupancy.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional, Sequence
 
 import numpy as np
@@ -87,29 +88,58 @@ def world_boxes(gaussians: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return shape.centers - reach, shape.centers + reach
 
 
+def crossings(lo, hi, other_lo, other_hi, margin: float = 0.01) -> list[int]:
+    """World axes along which box (lo, hi) passes right through box (other_lo, other_hi), beyond
+    `margin` on both sides, while the boxes overlap; [] when they are apart."""
+    if any(float(hi[a]) <= float(other_lo[a]) or float(lo[a]) >= float(other_hi[a]) for a in range(3)):
+        return []
+    return [a for a in range(3) if float(lo[a]) < float(other_lo[a]) - margin and float(hi[a]) > float(other_hi[a]) + margin]
+
+
+@functools.lru_cache(maxsize=32)
+def crossing_labels(category: str, samples: int = 200) -> frozenset:
+    """(label, other label) pairs where a part of the first kind passes right through one of the
+    second in the category's training shapes (a lamp pole through its shade, a trunk through a
+    canopy): such crossings are the category's design, not an error to correct."""
+    from .data import sample_shape
+
+    pairs = set()
+    for seed in range(samples):
+        parts = sample_shape(seed, category).parts
+        bounds = [p.bounds() for p in parts]
+        for i, a in enumerate(parts):
+            for j, b in enumerate(parts):
+                if i != j and (a.label, b.label) not in pairs and crossings(*bounds[i], *bounds[j]):
+                    pairs.add((a.label, b.label))
+    return frozenset(pairs)
+
+
 def stop_inside_kept_parts(shape: PartShape, kept: Sequence[int], aligned: float = 0.9,
                            min_half: float = 0.01) -> tuple[PartShape, list[str]]:
     """Shorten new parts that pass right through a kept part, so that they end inside it.
 
     A regenerated pedestal sized for a thick seat comes out on top of a thin one; the new part
     keeps the side it mostly lies on and now ends half way into the kept part, where its end is
-    hidden. Only the box axis that is (nearly, `aligned`) the crossing direction is shortened;
-    kept parts never change.
+    hidden. Crossings the category's training shapes have (`crossing_labels`) are left alone.
+    Only the box axis that is (nearly, `aligned`) the crossing direction is shortened; kept
+    parts never change.
 
     Returns: (the shape with new centres and half extents, the names of the parts shortened).
     """
+    from .data import CATEGORIES
+
+    allowed = crossing_labels(shape.category) if shape.category in CATEGORIES else frozenset()
     gaussians = shape.gaussians.clone()
-    kept_set = set(kept)
-    k_lo, k_hi = world_boxes(shape.gaussians[list(kept)]) if kept_set else (torch.zeros(0, 3), torch.zeros(0, 3))
+    kept = list(kept)
+    k_lo, k_hi = world_boxes(shape.gaussians[kept]) if kept else (torch.zeros(0, 3), torch.zeros(0, 3))
     trimmed: list[str] = []
-    for n in (i for i in range(len(shape)) if i not in kept_set):
-        for k in range(len(k_lo)):
+    for n in (i for i in range(len(shape)) if i not in set(kept)):
+        for k, kept_index in enumerate(kept):
+            if (shape.labels[n], shape.labels[kept_index]) in allowed:
+                continue
             lo, hi = (b[0] for b in world_boxes(gaussians[n : n + 1]))
-            if bool((hi <= k_lo[k]).any() or (lo >= k_hi[k]).any()):
-                continue  # apart
-            through = [a for a in range(3) if lo[a] < k_lo[k, a] and hi[a] > k_hi[k, a]]
             rotation = shape.rotations[n]
-            for a in through:
+            for a in crossings(lo, hi, k_lo[k], k_hi[k]):
                 j = int(rotation[a].abs().argmax())  # the box axis along world axis a
                 if float(rotation[a, j].abs()) < aligned:
                     continue

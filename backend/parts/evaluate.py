@@ -27,7 +27,7 @@ from .train import GridCache, encode_shape
 @dataclass
 class EvalConfig:
     seed: int = 1234
-    n_attribute: int = 120  # prompts per attribute split
+    n_attribute: int = 240  # prompts per attribute split (120 left a ±2.5% sampling error)
     n_distribution: int = 60  # generated vs reference shapes for coverage / MMD / 1-NNA
     n_completion: int = 40
     n_timing: int = 5
@@ -59,7 +59,8 @@ def generate_batch(pipe, prompts: list[str], cfg: EvalConfig, seed: int, attach_
 
 
 def attribute_accuracy(pipe, items: list[tuple[str, str, dict]], cfg: EvalConfig, seed: int) -> dict:
-    """items: (prompt, category, attributes the prompt states). Returns per-attribute and per-shape accuracy."""
+    """items: (prompt, category, attributes the prompt states). Returns per-attribute and per-shape
+    accuracy, and the standard error of the per-attribute figure (binomial)."""
     shapes = generate_batch(pipe, [p for p, _, _ in items], cfg, seed)
     hits, total, whole = 0, 0, 0
     for shape, (_, category, wanted) in zip(shapes, items):
@@ -69,7 +70,9 @@ def attribute_accuracy(pipe, items: list[tuple[str, str, dict]], cfg: EvalConfig
             got = {}
         ok = [str(got.get(k)) == str(v) for k, v in wanted.items()]
         hits, total, whole = hits + sum(ok), total + len(ok), whole + all(ok)
-    return {"attribute": hits / max(total, 1), "shape": whole / max(len(items), 1), "n": len(items)}
+    p = hits / max(total, 1)
+    return {"attribute": p, "se": (p * (1 - p) / max(total, 1)) ** 0.5, "shape": whole / max(len(items), 1),
+            "n": len(items)}
 
 
 def stated_attributes(shape, caption: str) -> dict:

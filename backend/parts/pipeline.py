@@ -5,7 +5,8 @@ part's Gaussian and label, phase 2 ("geometry") every part's latent given the la
 completion and text-guided editing are RePaint (Lugmayr et al. 2022) over the part slots, part
 mixing is SDEdit (Meng et al. 2022) from the spliced shape. Parts the user did not choose are
 pasted back at the end, so they stay bit-identical; new parts left floating are moved until they
-touch the rest, and new parts that pass right through a kept part are shortened (contact.py).
+touch the rest, and (in shapes fitted to an artist's mesh) new parts that pass right through a
+kept part are shortened (contact.py).
 """
 
 from __future__ import annotations
@@ -225,7 +226,8 @@ class PartDiffusionPipeline:
                   region: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> PartShape:
         """Slots → PartShape. `kept_slots[i]` holds `base`'s part i: pasted back exactly. New parts
         whose centre is outside `region` (lo, hi) are left out. With `attach_parts`, new parts left
-        floating are moved to touch the rest; new parts through a kept one are shortened (contact.py)."""
+        floating are moved to touch the rest; in a fitted shape, new parts through a kept one are
+        shortened (contact.py)."""
         labels, gaussians, lat, slots = self.codec.decode(layout.cpu(), latents.cpu())
         new = [i for i, s in enumerate(slots) if s not in set(kept_slots)]
         if region is not None:
@@ -245,7 +247,8 @@ class PartDiffusionPipeline:
             shape, moved = attach_floating_parts(shape, self.autoencoder, movable=range(len(kept), len(shape)))
             if moved:
                 shape.extra["attached"] = moved
-        if kept and new:
+        if kept and new and "frame_scale" in shape.extra:  # parts fitted to an artist's mesh, whose
+            # proportions the model never saw (a seat thinner than any in training)
             shape, shortened = stop_inside_kept_parts(shape, kept)
             if shortened:
                 shape.extra["shortened"] = shortened

@@ -183,12 +183,12 @@ def selected_parts(upload: Upload, face_mask: bytes, min_fraction: float = 0.3) 
 
 
 def _kept_source_parts(shape: PartShape, upload: Optional[Upload]) -> list[int]:
-    """Indices of `shape`'s parts that are still the artist's own geometry: named in the upload's
-    source parts and bit-identical to it (a regenerated part may reuse a freed name)."""
+    """Indices of `shape`'s parts that are still the artist's own geometry: source parts of the
+    upload with triangles there, bit-identical to it (a regenerated part may reuse a freed name)."""
     if upload is None or not upload.part_faces:
         return []
     before = {n: i for i, n in enumerate(upload.shape.names)}
-    return [i for i, n in enumerate(shape.names) if n in upload.part_faces and n in before
+    return [i for i, n in enumerate(shape.names) if n in before and len(upload.part_faces.get(n, ()))
             and torch.equal(shape.gaussians[i], upload.shape.gaussians[before[n]])
             and torch.equal(shape.latents[i], upload.shape.latents[before[n]])]
 

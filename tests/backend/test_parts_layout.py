@@ -85,7 +85,7 @@ def test_floating_part_is_attached_and_kept_parts_do_not_move():
 
 
 def test_a_new_part_through_a_kept_part_is_shortened_to_end_inside_it():
-    from backend.parts.contact import stop_inside_kept_parts, world_boxes
+    from backend.parts.contact import crossing_labels, stop_inside_kept_parts, world_boxes
     from backend.parts.representation import PartShape
 
     def box(center, half, turn=None):
@@ -105,3 +105,15 @@ def test_a_new_part_through_a_kept_part_is_shortened_to_end_inside_it():
     assert torch.allclose(lo[1], torch.tensor([-0.05, 0.05, -0.05])) and torch.allclose(hi[1], torch.tensor([0.05, 0.5, 0.05]))
     assert torch.equal(out.gaussians[[0, 2, 3]], shape.gaussians[[0, 2, 3]])
     assert torch.equal(out.gaussians[1, 3:9], shape.gaussians[1, 3:9])  # shortened, not turned
+
+    # Where the category's training shapes cross that way, a crossing is design, not an error.
+    lamp = PartShape(["shade", "pole"], ["shade", "pole"], torch.stack([seat, pedestal]), torch.zeros(2, 8),
+                     category="floor lamp")
+    assert ("pole", "shade") not in crossing_labels("floor lamp")
+    assert ("seat", "leg") in crossing_labels("chair") and ("pedestal", "seat") not in crossing_labels("chair")
+    flipped = PartShape(["pole", "shade"], ["pole", "shade"], torch.stack([pedestal, seat]), torch.zeros(2, 8),
+                        category="floor lamp")
+    assert ("shade", "pole") in crossing_labels("floor lamp")
+    out, shortened = stop_inside_kept_parts(flipped, kept=[0])  # a new shade around a kept pole
+    assert shortened == [] and torch.equal(out.gaussians, flipped.gaussians)
+    assert stop_inside_kept_parts(lamp, kept=[0])[1] == ["pole"]  # a pole through a kept shade: never in training

@@ -116,6 +116,7 @@ bpy.ops.diffusion3d.edit_part('EXEC_DEFAULT', True, prompt="a chair with a slatt
 if chair.mode == 'EDIT':
     bpy.ops.object.mode_set(mode='OBJECT')
 assert group_corners(chair, "seat") == seat_corners
+assert len(chair.material_slots) == 2  # the generated parts share one slot, edit after edit
 assert any(g.name.split(".")[0] in ("back", "slat", "post") for g in chair.vertex_groups)  # a new back
 print("after editing the back:", sorted(g.name for g in chair.vertex_groups))
 done()
