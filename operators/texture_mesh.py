@@ -1,10 +1,14 @@
 """Texture the selected mesh objects from a prompt (one job per object)."""
 
 
-import bpy
-from bpy.props import IntProperty, StringProperty
+import os
 
+import bpy
+from bpy.props import EnumProperty, IntProperty, StringProperty
+
+from ..panels.properties import PATH_OPTIONS
 from ..scene_io.mesh_export import object_to_glb
+from ..scene_io.reference_camera import REFERENCE_VIEWS, image_size, reference_camera
 from .jobs import JobOperator, JobRequest, parse_extra_params
 
 
@@ -22,6 +26,9 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
     seed: IntProperty(name="Seed", min=-1, default=-1, description="-1 = random")
     extra_params: StringProperty(name="Extra Parameters",
                                  description="JSON object of further model parameters (scripts)")
+    reference_image: StringProperty(name="Reference Image", subtype='FILE_PATH', options=PATH_OPTIONS,
+                                    description="Image projected first, from the camera or view below")
+    reference_view: EnumProperty(name="Taken From", items=REFERENCE_VIEWS, default='CAMERA')
 
     @classmethod
     def poll(cls, context):
@@ -41,11 +48,30 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
         if self.seed >= 0:
             params["seed"] = self.seed
         params.update(parse_extra_params(self.extra_params))
+        reference, view, size = self._reference(context)
         requests_ = []
         for obj in context.selected_objects:
             if obj.type != 'MESH':
                 continue
             glb, _ = object_to_glb(obj)  # loop triangles in order: the result maps back onto these loops
+            files, object_params = {"mesh": glb}, dict(params)
+            if reference:
+                files["image"] = reference
+                object_params["reference_camera"] = reference_camera(context, obj, view, *size)
             label = f"{obj.name}: {prompt.strip()}"[:60]
-            requests_.append(JobRequest("texture", dict(params), label, self.model, {"mesh": glb}, target=obj.name))
+            requests_.append(JobRequest("texture", object_params, label, self.model, files, target=obj.name))
         return requests_
+
+    def _reference(self, context) -> tuple[bytes, str, tuple[int, int]]:
+        """The reference image's bytes (b"" when none is set), which camera took it, and its size."""
+        given = self.properties.is_property_set
+        settings = context.scene.diffusion3d
+        path = self.reference_image if given("reference_image") else settings.texture_reference
+        view = self.reference_view if given("reference_view") else settings.texture_reference_view
+        if not path:
+            return b"", view, (0, 0)
+        path = bpy.path.abspath(path)
+        if not os.path.isfile(path):
+            raise ValueError(f"the reference image {path} does not exist")
+        with open(path, "rb") as handle:
+            return handle.read(), view, image_size(path)

@@ -3,6 +3,8 @@
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from ..scene_io.reference_camera import REFERENCE_VIEWS
+
 # Blender 4.5+ warns about "//" in paths unless told they may be blend-relative (older versions lack the flag).
 PATH_OPTIONS = {'PATH_SUPPORTS_BLEND_RELATIVE'} if bpy.app.version >= (4, 5, 0) else set()
 
@@ -52,6 +54,11 @@ class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
     take_from_b: StringProperty(name="Parts", description="Comma-separated part names to take from the other object (Mix)")
 
     texture_prompt: StringProperty(name="Prompt", description="How the selected objects should look")
+    texture_reference: StringProperty(
+        name="Reference", description="Optional image to project onto the objects first (the views fill the rest)",
+        subtype='FILE_PATH', options=PATH_OPTIONS,
+    )
+    texture_reference_view: EnumProperty(name="Taken From", items=REFERENCE_VIEWS, default='CAMERA')
 
 
 classes = (DIFFUSION3D_PG_settings,)

@@ -84,7 +84,11 @@ class VIEW3D_PT_diffusion3d_texture(Diffusion3DPanel, bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
-        layout.prop(context.scene.diffusion3d, "texture_prompt", text="")
+        settings = context.scene.diffusion3d
+        layout.prop(settings, "texture_prompt", text="")
+        layout.prop(settings, "texture_reference")
+        if settings.texture_reference:
+            layout.prop(settings, "texture_reference_view")
         layout.operator("diffusion3d.texture_mesh", icon='TEXTURE')
 
 

@@ -3,6 +3,7 @@ new material in a new slot, the artist's mesh and old materials kept, one undo s
 
 import json
 import os
+import types
 
 import bpy
 import numpy as np
@@ -136,4 +137,49 @@ paths = [bpy.path.abspath(m.node_tree.nodes["Image Texture"].image.filepath) for
 print("saved textures:", paths)
 assert len(set(paths)) == 2 and all(os.path.isfile(p) and os.sep + "textures" + os.sep in p for p in paths)
 assert all(m.node_tree.nodes["Image Texture"].image.packed_file is None for m in suzanne.data.materials)
+
+# 6. A reference image (magenta) taken by the scene camera on the +X side is projected first:
+# the faces it sees are magenta, the far side is painted by the views (no direction colour is
+# below 0.1 in any channel, magenta's green is 0; without the reference the +X side's is ~0.5).
+reference = os.path.join(os.environ["DIFFUSION3D_TMP"], "reference.png")
+picture = bpy.data.images.new("reference", 96, 64)
+picture.pixels.foreach_set(np.tile(np.array([1.0, 0.0, 1.0, 1.0], np.float32), 96 * 64))
+picture.filepath_raw, picture.file_format = reference, 'PNG'
+picture.save()
+bpy.data.images.remove(picture)
+camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+context.scene.collection.objects.link(camera)
+camera.location, camera.rotation_euler = (4.0, 0.0, 0.0), (np.pi / 2, 0.0, np.pi / 2)  # looking along -X
+context.scene.camera = camera
+bpy.ops.object.select_all(action='DESELECT')
+bpy.ops.mesh.primitive_monkey_add(location=(0.0, 0.0, 3.0))
+head = context.object
+result, error = call(bpy.ops.diffusion3d.texture_mesh, prompt="painted", model="test-texture",
+                     reference_image=reference + ".missing")
+assert result == {'CANCELLED'} and "does not exist" in error, error
+head.location = (0.0, 0.0, 0.0)
+assert bpy.ops.diffusion3d.texture_mesh(prompt="painted", model="test-texture", seed=2, reference_image=reference,
+                                        reference_view='CAMERA') == {'FINISHED'}
+colours = side_colours(head, head.data.materials[-1].node_tree.nodes["Image Texture"].image)
+print("with a reference from +X:", colours)
+assert colours[1][1] < 0.25 and colours[1][0] > 0.75 and colours[1][2] > 0.8, colours  # mostly magenta where it saw
+assert colours[-1][1] > 0.3, colours  # the views painted the back
+assert json.loads(head["diffusion3d"])["texture"]["reference_image"] is True
+
+# 'Current View' reads the viewport's matrices (a window-less bpy cannot redraw a view, so the
+# view is stood in for by one with the scene camera's matrices): the same camera comes out.
+spec = addon_module("scene_io.reference_camera")
+view = types.SimpleNamespace(is_perspective=True, view_matrix=camera.matrix_world.inverted(),
+                             window_matrix=camera.calc_matrix_camera(context.evaluated_depsgraph_get(), x=96, y=64))
+in_view = types.SimpleNamespace(space_data=types.SimpleNamespace(type='VIEW_3D', region_3d=view), scene=context.scene)
+from_camera, from_view = spec.reference_camera(context, head, 'CAMERA', 96, 64), spec.reference_camera(in_view, head, 'VIEW', 96, 64)
+assert all(np.allclose(from_camera[k], from_view[k], atol=1e-5) for k in from_camera), (from_camera, from_view)
+assert np.allclose(from_camera["eye"], [4.0, 0.0, 0.0], atol=1e-5)  # glTF axes, object space
+assert np.allclose(np.subtract(from_camera["target"], from_camera["eye"])[1:], 0, atol=1e-5)  # looking along -X
+view.is_perspective = False
+try:
+    spec.reference_camera(in_view, head, 'VIEW', 96, 64)
+    raise AssertionError("an orthographic view was accepted")
+except ValueError as exc:
+    assert "orthographic" in str(exc)
 done()
