@@ -10,6 +10,9 @@ next timestep) where a pixel must stay — the blended-latent scheme of RePaint 
 Latent Diffusion, as TEXTure does with its depth model. A pixel's mask value m in [0, 1]
 says for how much of the schedule it is free: m = 1 (generate) is free throughout, m = 0
 (keep) never, m = 0.5 (refine) for the last half of the steps — SDEdit at strength 0.5.
+The free region is grown by one latent (8 pixels) beyond the mask, as TEXTure dilates its
+masks: the new content is generated over a seam-wide band of what it meets and blends into it
+(only the masked texels are baked, so the band changes nothing stored).
 
 VRAM, measured on an H100 with the published SD2-depth component sizes (random weights),
 one 512 x 512 view with classifier-free guidance, rasterizer and bake included
@@ -54,15 +57,30 @@ def configure_memory(pipe: Any, device: str, attention_slicing: bool = False, cp
     return pipe
 
 
+def latent_freedom(mask: torch.Tensor, size: tuple[int, int], dilation: int = 1) -> torch.Tensor:
+    """How free each latent is: the freest pixel it covers, grown by `dilation` latents.
+
+    Args:
+        mask: (H, W) pixel freedom in [0, 1]. size: (h, w) of the latents.
+    Returns:
+        (1, 1, h, w) float.
+    """
+    free = F.adaptive_max_pool2d(mask[None, None].to(torch.float32), size)
+    if dilation > 0:
+        free = F.max_pool2d(free, 2 * dilation + 1, stride=1, padding=dilation)
+    return free
+
+
 class DepthViewGenerator:
     """Paints views with a `StableDiffusionDepth2ImgPipeline`.
 
     Args:
         pipe: A loaded depth-to-image pipeline (any size; tests use tiny random ones).
+        mask_dilation: Latents by which the free region grows (see the module's note).
     """
 
-    def __init__(self, pipe: Any):
-        self.pipe = pipe
+    def __init__(self, pipe: Any, mask_dilation: int = 1):
+        self.pipe, self.mask_dilation = pipe, mask_dilation
 
     @classmethod
     def from_pretrained(cls, source: str = DEFAULT_MODEL, device: str = "cpu", dtype: Optional[torch.dtype] = None,
@@ -117,7 +135,7 @@ class DepthViewGenerator:
 
         # 1. Latents of what the texture already shows, and how free each latent is
         known = pipe.vae.encode(image * 2 - 1).latent_dist.mean * pipe.vae.config.scaling_factor  # (1, 4, h, w)
-        free = F.adaptive_max_pool2d(request.mask[None, None].to(device, torch.float32), known.shape[-2:])  # (1, 1, h, w)
+        free = latent_freedom(request.mask, tuple(known.shape[-2:]), self.mask_dilation).to(device)  # (1, 1, h, w)
         noise = torch.randn(known.shape, generator=request.generator, dtype=torch.float32).to(device, dtype)
         steps = request.num_inference_steps
 

@@ -380,6 +380,18 @@ def test_tiny_sd_depth_generates_and_keeps_what_it_is_told_to_keep(tiny_generato
     assert torch.allclose(kept, ((decoded + 1) / 2).clamp(0, 1), atol=1e-4)
 
 
+def test_free_region_grows_by_one_latent_and_keeps_its_strengths():
+    from backend.texture.sd_depth import latent_freedom
+
+    mask = torch.zeros(64, 64)
+    mask[:, :20] = 1.0  # generate: latent columns 0-2 (pixel 16-19 lies in column 2)
+    mask[:, 40:48] = 0.5  # refine: latent column 5
+    plain = latent_freedom(mask, (8, 8), dilation=0)[0, 0, 0]
+    grown = latent_freedom(mask, (8, 8), dilation=1)[0, 0, 0]
+    assert plain.tolist() == [1, 1, 1, 0, 0, 0.5, 0, 0]
+    assert grown.tolist() == [1, 1, 1, 1, 0.5, 0.5, 0.5, 0]
+
+
 def test_tiny_sd_depth_paints_a_mesh_end_to_end(tiny_generator):
     mesh = trimesh.creation.icosphere(subdivisions=2)
     pipe = TexturePaintingPipeline(tiny_generator)
