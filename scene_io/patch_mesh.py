@@ -98,3 +98,4 @@ def patch_mesh(context, obj: bpy.types.Object, result: GLBScene, patch: dict, st
     store_metadata(obj, result.metadata)
     return obj
 
+

@@ -31,6 +31,11 @@ wood = bpy.data.materials.new("Wood")
 chair.data.materials.append(wood)
 pin = chair.vertex_groups.new(name="pin")  # the artist's own group, on the seat
 pinned = sorted(tuple(v.co) for v in chair.data.vertices if 0.445 < v.co.z < 0.6)
+chair.shape_key_add(name="Basis")
+raised = chair.shape_key_add(name="Raised")  # the artist's shape key: the seat and back lifted
+for point in raised.data:
+    if point.co.z > 0.445:
+        point.co.z += 0.1
 pin.add([v.index for v in chair.data.vertices if 0.445 < v.co.z < 0.6], 1.0, 'REPLACE')
 bpy.ops.ed.undo_push(message="modelled")
 matrix = chair.matrix_world.copy()
@@ -73,6 +78,12 @@ assert kept == upper, (len(kept), len(upper))  # the same vertices: none moved, 
 assert upper_corners(chair) == (corners_before, sizes_before)  # the same quads with the same UVs
 assert chair.material_slots[0].material == wood and len(chair.material_slots) == 2
 pin = chair.vertex_groups["pin"].index
+keys = chair.data.shape_keys.key_blocks
+assert [k.name for k in keys] == ["Basis", "Raised"]
+assert all((keys["Basis"].data[v.index].co - v.co).length < 1e-6 for v in chair.data.vertices)  # new parts in place
+lifted = [keys["Raised"].data[v.index].co.z - v.co.z for v in chair.data.vertices if v.co.z > 0.445
+          and any(g.group in seat_back for g in v.groups)]
+assert lifted and all(abs(d - 0.1) < 1e-5 for d in lifted)  # the artist's key still lifts the seat and back
 assert sorted(tuple(v.co) for v in chair.data.vertices if any(g.group == pin for g in v.groups)) == pinned
 new = sorted(v.co.z for v in chair.data.vertices if not any(g.group in seat_back for g in v.groups))
 assert len(new) > 100 and min(new) > -0.1 and max(new) < 0.8, (len(new), new[0], new[-1])  # not up at the back
