@@ -97,5 +97,3 @@ def patch_mesh(context, obj: bpy.types.Object, result: GLBScene, patch: dict, st
         bpy.data.meshes.remove(old)
     store_metadata(obj, result.metadata)
     return obj
-
-
