@@ -377,7 +377,8 @@ class PartDiffusionPipeline:
         A's parts with the labels taken from B (or those named in `replace`) are dropped; the spliced
         shape is noised to `start_step` (of `steps`; default half way) and denoised with A's kept
         parts held fixed, so B's parts settle into A: they move and resize, but stay parts with
-        their labels and geometry latents. A's kept parts come back bit-identical.
+        their labels and geometry latents; no other part appears. A's kept parts come back
+        bit-identical.
         """
         take = self._names_to_index(shape_b, take_from_b, "mix (take_from_b)")
         if not take:
@@ -396,11 +397,10 @@ class PartDiffusionPipeline:
         kept_slots, b_slots = slot_of[: len(keep)], slot_of[len(keep):]
         # Phase 1: A's kept parts are given; B's parts keep being parts with their labels, while
         # SDEdit settles their places into A. Phase 2: both keep their geometry latents.
-        layout_mask = torch.zeros(1, self.codec.max_parts, self.codec.layout_dim)
-        layout_mask[0, kept_slots] = 1.0
-        layout_mask[0, b_slots, 12:] = 1.0  # weight and label
-        known_mask = torch.zeros(1, self.codec.max_parts)  # (1, S)
-        known_mask[0, slot_of] = 1.0
+        # Slots holding no part stay empty: mixing brings B's parts in, it adds none of its own.
+        layout_mask = torch.ones(1, self.codec.max_parts, self.codec.layout_dim)
+        layout_mask[0, b_slots, :12] = 0.0  # B's parts keep their weight and label, not their place
+        known_mask = torch.ones(1, self.codec.max_parts)  # (1, S)
         start = steps // 2 if start_step is None else start_step
         prompt = prompt if prompt else (shape_a.prompt or "an object")
         layout_out, latents_out = self._sample_shapes(

@@ -169,6 +169,21 @@ def test_editing_a_modelled_chair_keeps_its_own_seat_and_back(pipe):
     assert second.metadata["shape"]["extra"]["source_parts"] == ["seat"]
 
 
+def test_mixing_into_a_modelled_chair_brings_only_the_chosen_parts(pipe):
+    from backend.parts.representation import PartShape
+    from backend.parts.service import run_text
+
+    mesh, _ = modelled_chair()
+    donor = run_text(pipe, {"prompt": "an office chair on wheels", "seed": 3, "resolution": 32}, {}, no_progress)
+    take = ["leg", "wheel", "pedestal"]
+    out = run_edit(pipe, {"mode": "mix", "take_from_b": take, "seed": 4, "resolution": 32},
+                   {"mesh": write_glb(mesh.vertices, mesh.faces, name="Chair"), "mesh_b": mesh_result_to_glb(donor)},
+                   no_progress)
+    brought = [l for l in PartShape.from_dict(donor.metadata["shape"]).labels if l in take]
+    assert sorted(PartShape.from_dict(out.metadata["shape"]).labels) == sorted(["seat", "back"] + brought)
+    assert out.metadata["patch"]["keep"] == {"seat": [[0, 12]], "back": [[12, 24]]}  # the modelled legs are replaced
+
+
 def test_a_mesh_named_like_nothing_it_knows_is_fitted_with_a_note(pipe):
     mesh, ranges = modelled_chair()
     glb = write_glb(mesh.vertices, mesh.faces, name="Cube.001")
