@@ -120,38 +120,57 @@ def stop_inside_kept_parts(shape: PartShape, kept: Sequence[int], aligned: float
 
     A regenerated pedestal sized for a thick seat comes out on top of a thin one; the new part
     keeps the side it mostly lies on and now ends half way into the kept part, where its end is
-    hidden. Crossings the category's training shapes have (`crossing_labels`) are left alone.
-    Only the box axis that is (nearly, `aligned`) the crossing direction is shortened; kept
-    parts never change.
+    hidden. Kept parts never change. See `stop_crossings`.
 
     Returns: (the shape with new centres and half extents, the names of the parts shortened).
+    """
+    kept = list(kept)
+    pairs = [(n, k) for n in range(len(shape)) if n not in set(kept) for k in kept]
+    return stop_crossings(shape, pairs, aligned, min_half)
+
+
+def stop_smaller_crossing_parts(shape: PartShape, aligned: float = 0.9, min_half: float = 0.01) -> tuple[PartShape, list[str]]:
+    """Shorten each part that passes right through a larger one (by box volume) where the category's
+    training shapes never cross that way: a generated leg poking up through the seat ends inside it."""
+    volume = shape.half_extents.prod(-1)
+    pairs = [(a, b) for a in range(len(shape)) for b in range(len(shape)) if a != b and float(volume[a]) < float(volume[b])]
+    return stop_crossings(shape, pairs, aligned, min_half)
+
+
+def stop_crossings(shape: PartShape, pairs: Sequence[tuple[int, int]], aligned: float = 0.9,
+                   min_half: float = 0.01) -> tuple[PartShape, list[str]]:
+    """For each (part, other) pair where the part passes right through the other, shorten the part
+    to end half way into the other, on the side where most of it lies.
+
+    Crossings the category's training shapes have (`crossing_labels`: a lamp's shade around its
+    pole) are left alone. Only the box axis that is (nearly, `aligned`) the crossing direction is
+    shortened; the other part never changes.
     """
     from .data import CATEGORIES
 
     allowed = crossing_labels(shape.category) if shape.category in CATEGORIES else frozenset()
     gaussians = shape.gaussians.clone()
-    kept = list(kept)
-    k_lo, k_hi = world_boxes(shape.gaussians[kept]) if kept else (torch.zeros(0, 3), torch.zeros(0, 3))
+    o_lo, o_hi = world_boxes(shape.gaussians)
     trimmed: list[str] = []
-    for n in (i for i in range(len(shape)) if i not in set(kept)):
-        for k, kept_index in enumerate(kept):
-            if (shape.labels[n], shape.labels[kept_index]) in allowed:
+    for n, k in pairs:
+        if (shape.labels[n], shape.labels[k]) in allowed:
+            continue
+        lo, hi = (b[0] for b in world_boxes(gaussians[n : n + 1]))
+        rotation = shape.rotations[n]
+        for a in crossings(lo, hi, o_lo[k], o_hi[k]):
+            j = int(rotation[a].abs().argmax())  # the box axis along world axis a
+            if float(rotation[a, j].abs()) < aligned:
                 continue
+            middle = float(o_lo[k, a] + o_hi[k, a]) / 2
+            below, above = float(o_lo[k, a] - lo[a]), float(hi[a] - o_hi[k, a])
+            new_lo, new_hi = (float(lo[a]), middle) if below >= above else (middle, float(hi[a]))
+            cut = (float(hi[a] - lo[a]) - (new_hi - new_lo)) / 2
+            gaussians[n, SCALE.start + j] = max(float(gaussians[n, SCALE.start + j]) - cut / float(rotation[a, j].abs()),
+                                                min_half)
+            gaussians[n, a] += (new_lo + new_hi) / 2 - float(lo[a] + hi[a]) / 2
             lo, hi = (b[0] for b in world_boxes(gaussians[n : n + 1]))
-            rotation = shape.rotations[n]
-            for a in crossings(lo, hi, k_lo[k], k_hi[k]):
-                j = int(rotation[a].abs().argmax())  # the box axis along world axis a
-                if float(rotation[a, j].abs()) < aligned:
-                    continue
-                middle = float(k_lo[k, a] + k_hi[k, a]) / 2
-                below, above = float(k_lo[k, a] - lo[a]), float(hi[a] - k_hi[k, a])
-                new_lo, new_hi = (float(lo[a]), middle) if below >= above else (middle, float(hi[a]))
-                cut = (float(hi[a] - lo[a]) - (new_hi - new_lo)) / 2
-                gaussians[n, SCALE.start + j] = max(float(gaussians[n, SCALE.start + j]) - cut / float(rotation[a, j].abs()),
-                                                    min_half)
-                gaussians[n, a] += (new_lo + new_hi) / 2 - float(lo[a] + hi[a]) / 2
-                if shape.names[n] not in trimmed:
-                    trimmed.append(shape.names[n])
+            if shape.names[n] not in trimmed:
+                trimmed.append(shape.names[n])
     out = PartShape(list(shape.names), list(shape.labels), gaussians, shape.latents.clone(), shape.origin,
                     shape.prompt, shape.category, dict(shape.extra))
     return out, trimmed

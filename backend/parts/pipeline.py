@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from backend.pipelines.base import InputError, MeshPart, ModelUnavailable, StepCallback, no_progress
 
 from .autoencoder import AutoencoderConfig, PartAutoencoder
-from .contact import attach_floating_parts, stop_inside_kept_parts
+from .contact import attach_floating_parts, stop_inside_kept_parts, stop_smaller_crossing_parts
 from .decode import decode_shape
 from .diffusion import DenoiserConfig, PartDenoiser, SlotCodec, TextCondition
 from .representation import PartShape, number_parts
@@ -243,15 +243,21 @@ class PartDiffusionPipeline:
                           base.origin, prompt, base.category, dict(base.extra))
         shape.extra.pop("attached", None)
         shape.extra.pop("shortened", None)
-        if attach_parts and new:
+        shortened: list[str] = []
+        if not kept and attach_parts:  # a new shape: a leg poking up through its seat ends inside it
+            shape, shortened = stop_smaller_crossing_parts(shape)
+        if attach_parts and new:  # after shortening, which can leave a part apart
             shape, moved = attach_floating_parts(shape, self.autoencoder, movable=range(len(kept), len(shape)))
             if moved:
                 shape.extra["attached"] = moved
         if kept and new and "frame_scale" in shape.extra:  # parts fitted to an artist's mesh, whose
             # proportions the model never saw (a seat thinner than any in training)
             shape, shortened = stop_inside_kept_parts(shape, kept)
-            if shortened:
-                shape.extra["shortened"] = shortened
+        elif not kept and attach_parts:  # attaching may have pushed a part through another
+            shape, again = stop_smaller_crossing_parts(shape)
+            shortened += [n for n in again if n not in shortened]
+        if shortened:
+            shape.extra["shortened"] = shortened
         return shape
 
     # ------------------------------------------------------------------ public API

@@ -85,7 +85,7 @@ def test_floating_part_is_attached_and_kept_parts_do_not_move():
 
 
 def test_a_new_part_through_a_kept_part_is_shortened_to_end_inside_it():
-    from backend.parts.contact import crossing_labels, stop_inside_kept_parts, world_boxes
+    from backend.parts.contact import crossing_labels, stop_inside_kept_parts, stop_smaller_crossing_parts, world_boxes
     from backend.parts.representation import PartShape
 
     def box(center, half, turn=None):
@@ -117,3 +117,9 @@ def test_a_new_part_through_a_kept_part_is_shortened_to_end_inside_it():
     out, shortened = stop_inside_kept_parts(flipped, kept=[0])  # a new shade around a kept pole
     assert shortened == [] and torch.equal(out.gaussians, flipped.gaussians)
     assert stop_inside_kept_parts(lamp, kept=[0])[1] == ["pole"]  # a pole through a kept shade: never in training
+
+    # A generated chair: the smaller part of a crossing yields, the larger stays.
+    chair = PartShape(["seat", "leg"], ["seat", "leg"], torch.stack([seat, pedestal]), torch.zeros(2, 8), category="chair")
+    out, shortened = stop_smaller_crossing_parts(chair)
+    assert shortened == ["leg"] and torch.equal(out.gaussians[0], chair.gaussians[0])
+    assert torch.allclose(world_boxes(out.gaussians)[1][1], torch.tensor([0.05, 0.5, 0.05]))  # ends mid-seat
