@@ -296,14 +296,14 @@ def fit_mesh(autoencoder: PartAutoencoder, meshes: list[MeshPart], face_mask: np
     vertices = np.concatenate([np.asarray(m.vertices, np.float64) for m in meshes])
     faces = np.concatenate([np.asarray(m.faces, np.int64) + o for m, o in zip(meshes, offsets)])
     center, scale = frame_of(vertices)
+    centred = (vertices - center) * scale  # the training frame before any turn
     selected = np.zeros(len(faces), bool) if face_mask is None else np.asarray(face_mask) != 0
     node = np.repeat(np.arange(len(meshes)), counts)
-    pieces = split_pieces((vertices - center) * scale, faces, node * 2 + selected)
-    pieces, chosen = merge_pieces(pieces, [bool(selected[p[0]]) for p in pieces], (vertices - center) * scale, faces,
-                                  max_parts)
+    pieces = split_pieces(centred, faces, node * 2 + selected)
+    pieces, chosen = merge_pieces(pieces, [bool(selected[p[0]]) for p in pieces], centred, faces, max_parts)
     fits = []
     for yaw in range(4):
-        normalised = ((vertices - center) @ yaw_matrix(yaw).T) * scale
+        normalised = centred @ yaw_matrix(yaw).T
         boxes = [fit_box(normalised[np.unique(faces[p])]) for p in pieces]
         features = np.array([np.concatenate([c, np.abs(r) @ h]) for c, r, h in boxes])
         labels, cost = assign_labels(features, category, template)

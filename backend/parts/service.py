@@ -94,6 +94,14 @@ class Upload:
     fitted: bool = False
     note: str = ""
 
+    @functools.cached_property
+    def triangles(self) -> tuple[np.ndarray, np.ndarray]:
+        """All meshes as one (vertices (V, 3) float32, faces (T, 3) int64), triangles in file order."""
+        offsets = np.cumsum([0] + [len(m.vertices) for m in self.meshes])
+        vertices = np.concatenate([np.asarray(m.vertices, np.float32) for m in self.meshes])
+        faces = np.concatenate([np.asarray(m.faces, np.int64) + o for m, o in zip(self.meshes, offsets[:-1])])
+        return vertices, faces
+
 
 def read_upload(pipe: PartDiffusionPipeline, data: bytes, what: str, face_mask: Optional[bytes], hint: str) -> Upload:
     """The part shape of an uploaded GLB: the one a built-in result carries, else one fitted to its
@@ -197,9 +205,7 @@ def _source_mesh(upload: Upload, name: str, label: str) -> MeshPart:
     """The artist's triangles of one part, exactly as uploaded, coloured like the part's label.
     Corners the export split (along UV seams) are joined again: the part comes back with the
     vertices it had in Blender, not one per UV island."""
-    offsets = np.cumsum([0] + [len(m.vertices) for m in upload.meshes])
-    vertices = np.concatenate([np.asarray(m.vertices, np.float32) for m in upload.meshes])
-    faces = np.concatenate([np.asarray(m.faces, np.int64) + o for m, o in zip(upload.meshes, offsets[:-1])])
+    vertices, faces = upload.triangles
     corners = vertices[faces[upload.part_faces[name]]].reshape(-1, 3)
     positions, inverse = np.unique(corners, axis=0, return_inverse=True)
     colors = np.empty((len(positions), 4), np.uint8)
