@@ -152,7 +152,8 @@ def _models(args: argparse.Namespace) -> int:
 
 def _threads_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="CPU threads for torch (default 0: torch's default less one, left to Blender)")
+                   help="CPU threads for torch (default 0: torch's default, the physical cores; "
+                        "fewer when other busy programs share the machine)")
 
 
 def _threads(args: argparse.Namespace) -> int:

@@ -89,8 +89,8 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
     )
     cpu_threads: IntProperty(
         name="CPU Threads",
-        description="Threads the local backend computes with on the CPU. 0: automatic (the physical cores, "
-        "less one left to Blender). Lower it when other programs share the machine",
+        description="Threads the local backend computes with on the CPU. 0: automatic (the physical cores). "
+        "Lower it when other busy programs share the machine",
         default=0, min=0, max=256,
     )
     allow_downloads: BoolProperty(

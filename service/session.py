@@ -20,7 +20,7 @@ class BackendSettings:
     remote_url: str = ""
     remote_token: str = ""
     device: str = "auto"  # auto | cuda | mps | cpu
-    threads: int = 0  # CPU threads of the local backend (0: its default, one left for Blender)
+    threads: int = 0  # CPU threads of the local backend (0: torch's default)
     allow_downloads: bool = False
     request_timeout: float = 30.0
     startup_timeout: float = 120.0

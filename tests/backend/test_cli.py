@@ -1,12 +1,10 @@
 """The one-shot command line: `python -m backend generate ...`, and its CPU thread setting."""
 
-import os
-
 import pytest
 import torch
 
 from backend.__main__ import main
-from backend.devices import cpu_threads
+from backend.devices import set_cpu_threads
 
 
 @pytest.fixture
@@ -30,8 +28,7 @@ def test_bad_thread_count_is_a_usage_error(tmp_path, capsys):
     assert status == 2 and "--threads" in capsys.readouterr().err
 
 
-def test_automatic_threads_leave_a_cpu_for_blender(keep_threads):
-    torch.set_num_threads(64)  # torch's default on a big machine
-    assert cpu_threads(0) == max(1, (os.cpu_count() or 1) - 1)
-    torch.set_num_threads(1)
-    assert cpu_threads(0) == 1 and cpu_threads(3) == 3
+def test_automatic_threads_keep_torchs_default(keep_threads):
+    torch.set_num_threads(3)  # whatever torch chose at start-up
+    assert set_cpu_threads(0) == 3 and torch.get_num_threads() == 3
+    assert set_cpu_threads(1) == 1 and torch.get_num_threads() == 1
