@@ -22,15 +22,16 @@ from safetensors.torch import load_file
 from backend.pipelines.base import InputError, MeshPart, ModelUnavailable, StepCallback, no_progress
 
 from .autoencoder import AutoencoderConfig, PartAutoencoder
-from .contact import attach_floating_parts, stop_inside_kept_parts, stop_smaller_crossing_parts
+from .contact import attach_floating_parts, stop_inside_kept_parts, stop_smaller_crossing_parts, world_boxes
 from .decode import decode_shape
 from .diffusion import DenoiserConfig, PartDenoiser, SlotCodec, TextCondition
-from .representation import PartShape, number_parts
+from .representation import PartShape, number_parts, rotation_from_6d
 from .text import TextEncoder
 
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights")
 KNOWN_SIMILARITY = 0.45  # below this cosine similarity to every training caption a prompt is "unknown"
 EDIT_MARGIN = 0.2  # how far beyond the chosen parts' box an edit may add parts (shape units)
+MIX_START, MIX_START_FITTED = 0.5, 0.85  # where part mixing's SDEdit starts, as a fraction of the steps
 
 
 @dataclass
@@ -380,11 +381,12 @@ class PartDiffusionPipeline:
             negative_prompt: Optional[str] = None) -> PartShape:
         """Part mixing by SDEdit (Meng et al. 2022): A's parts plus B's parts named in `take_from_b`.
 
-        A's parts with the labels taken from B (or those named in `replace`) are dropped; the spliced
-        shape is noised to `start_step` (of `steps`; default half way) and denoised with A's kept
-        parts held fixed, so B's parts settle into A: they move and resize, but stay parts with
-        their labels and geometry latents; no other part appears. A's kept parts come back
-        bit-identical.
+        A's parts with the labels taken from B (or those named in `replace`) are dropped; B's parts
+        are placed relative to A as they were relative to B (`align_to_anchor`); the spliced shape
+        is noised to `start_step` (of `steps`; default half way, 85% for a shape fitted to an
+        artist's mesh) and denoised with A's kept parts held fixed, so B's parts settle into A:
+        they move and resize, but stay parts with their labels and geometry latents; no other part
+        appears. A's kept parts come back bit-identical.
         """
         take = self._names_to_index(shape_b, take_from_b, "mix (take_from_b)")
         if not take:
@@ -396,8 +398,9 @@ class PartDiffusionPipeline:
         if len(keep) + len(take) > self.codec.max_parts:
             raise InputError(f"the mixed shape would have {len(keep) + len(take)} parts; at most {self.codec.max_parts}")
         base = shape_a.select(keep)
+        brought = align_to_anchor(shape_b, take, base)
         spliced = PartShape(base.names + [shape_b.names[i] for i in take], base.labels + [shape_b.labels[i] for i in take],
-                            torch.cat([base.gaussians, shape_b.gaussians[take]]), torch.cat([base.latents, shape_b.latents[take]]),
+                            torch.cat([base.gaussians, brought]), torch.cat([base.latents, shape_b.latents[take]]),
                             category=shape_a.category)
         layout, latents, _, slot_of = self.codec.encode(spliced)
         kept_slots, b_slots = slot_of[: len(keep)], slot_of[len(keep):]
@@ -407,12 +410,14 @@ class PartDiffusionPipeline:
         layout_mask = torch.ones(1, self.codec.max_parts, self.codec.layout_dim)
         layout_mask[0, b_slots, :12] = 0.0  # B's parts keep their weight and label, not their place
         known_mask = torch.ones(1, self.codec.max_parts)  # (1, S)
-        start = steps // 2 if start_step is None else start_step
+        if start_step is None:  # half way; a shape fitted to an artist's mesh is outside what the
+            # model knows, so the aligned parts are trusted more and only settled
+            start_step = round(steps * (MIX_START_FITTED if "frame_scale" in shape_a.extra else MIX_START))
         prompt = prompt if prompt else (shape_a.prompt or "an object")
         layout_out, latents_out = self._sample_shapes(
             prompt, negative_prompt, 1, steps, guidance_scale, torch.Generator().manual_seed(seed), callback,
             layout_known=layout[None], latent_known=latents[None], known_mask=known_mask, layout_mask=layout_mask,
-            layout_init=layout[None], latent_init=latents[None], start_step=start)
+            layout_init=layout[None], latent_init=latents[None], start_step=start_step)
         return self._to_shape(layout_out[0], latents_out[0], prompt, base, kept_slots=kept_slots)
 
     @torch.no_grad()
@@ -421,3 +426,30 @@ class PartDiffusionPipeline:
         nearest = torch.cdist(latents.float(), self.bank_latents.float()).argmin(1)
         return [(self.primitives[int(self.bank_primitive[i])], self.bank_params[int(i)] if self.bank_params else {})
                 for i in nearest]
+
+
+def align_to_anchor(shape_b: PartShape, take: Sequence[int], base: PartShape, limit: float = 2.0) -> torch.Tensor:
+    """B's Gaussians at `take`, placed relative to A's parts as they were relative to B's: the
+    largest label both keep (a seat, a body) is the anchor, and B's parts move and scale, axis by
+    axis, as B's anchor box maps onto A's (scales clamped to [1/limit, limit]). Shapes of
+    different proportions (a chair the artist modelled) then receive parts where they fit, and
+    SDEdit only has to settle them. Returns (len(take), 13); unchanged when there is no anchor."""
+    gaussians = shape_b.gaussians[list(take)].clone()
+    rest_b = [i for i in range(len(shape_b)) if i not in set(take)]
+    common = {shape_b.labels[i] for i in rest_b} & set(base.labels)
+    if not common or not len(base):
+        return gaussians
+
+    def box(shape: PartShape, label: str, index) -> tuple[torch.Tensor, torch.Tensor]:
+        lo, hi = world_boxes(shape.gaussians[[i for i in index if shape.labels[i] == label]])
+        return lo.min(0).values, hi.max(0).values
+
+    volume = base.half_extents.prod(-1)
+    anchor = max(common, key=lambda l: float(sum(volume[i] for i in range(len(base)) if base.labels[i] == l)))
+    a_lo, a_hi = box(base, anchor, range(len(base)))
+    b_lo, b_hi = box(shape_b, anchor, rest_b)
+    scale = ((a_hi - a_lo) / (b_hi - b_lo).clamp(min=1e-4)).clamp(1 / limit, limit)  # (3,) per world axis
+    gaussians[:, :3] = (a_lo + a_hi) / 2 + (gaussians[:, :3] - (b_lo + b_hi) / 2) * scale
+    rotations = rotation_from_6d(gaussians[:, 3:9])  # (N, 3, 3) columns = local axes
+    gaussians[:, 9:12] *= (rotations.abs().transpose(1, 2) @ scale[:, None])[..., 0]  # each local axis by its world mix
+    return gaussians

@@ -182,6 +182,8 @@ def test_mixing_into_a_modelled_chair_brings_only_the_chosen_parts(pipe):
     brought = [l for l in PartShape.from_dict(donor.metadata["shape"]).labels if l in take]
     assert sorted(PartShape.from_dict(out.metadata["shape"]).labels) == sorted(["seat", "back"] + brought)
     assert out.metadata["patch"]["keep"] == {"seat": [[0, 12]], "back": [[12, 24]]}  # the modelled legs are replaced
+    low = np.concatenate([p.vertices[:, 1] for p in out.parts if p.name not in ("seat", "back")])
+    assert np.quantile(low, 0.95) < 0.55  # the base came in under the seat (its top is at 0.55)
 
 
 def test_a_mesh_named_like_nothing_it_knows_is_fitted_with_a_note(pipe):

@@ -123,3 +123,20 @@ def test_a_new_part_through_a_kept_part_is_shortened_to_end_inside_it():
     out, shortened = stop_smaller_crossing_parts(chair)
     assert shortened == ["leg"] and torch.equal(out.gaussians[0], chair.gaussians[0])
     assert torch.allclose(world_boxes(out.gaussians)[1][1], torch.tensor([0.05, 0.5, 0.05]))  # ends mid-seat
+
+
+def test_mixed_parts_are_placed_relative_to_the_shared_anchor():
+    from backend.parts.pipeline import align_to_anchor
+    from backend.parts.representation import PartShape
+
+    def box(center, half):
+        return torch.cat([torch.tensor(center), torch.eye(3)[:, 0], torch.eye(3)[:, 1], torch.tensor(half), torch.ones(1)])
+
+    b = PartShape(["seat", "leg"], ["seat", "leg"], torch.stack([box([0.0, 0.0, 0.0], [0.5, 0.05, 0.5]),
+                                                                 box([0.4, -0.45, 0.4], [0.05, 0.4, 0.05])]), torch.zeros(2, 8))
+    a = PartShape(["seat"], ["seat"], torch.stack([box([0.0, 0.3, 0.1], [0.25, 0.05, 0.5])]), torch.zeros(1, 8))
+    leg = align_to_anchor(b, [1], a)[0]
+    assert torch.allclose(leg[:3], torch.tensor([0.2, -0.15, 0.5]))  # under A's seat corner, as under B's
+    assert torch.allclose(leg[9:12], torch.tensor([0.025, 0.4, 0.05]))  # narrower along x, like A's seat
+    alone = PartShape(["top"], ["top"], a.gaussians.clone(), torch.zeros(1, 8))
+    assert torch.equal(align_to_anchor(b, [1], alone), b.gaussians[[1]])  # nothing shared: as it was
