@@ -4,6 +4,8 @@
   vertex groups and sends it in the GLB's extras, so the backend need not guess from part boxes.
 - Which triangles of the upload an edit kept: the backend answers with index runs, and the
   add-on deletes the others from the artist's own mesh instead of replacing the mesh.
+- Which Blender vertex each uploaded vertex copies (the export splits vertices at UV seams):
+  pieces of the mesh are then the artist's own islands, not whatever happens to touch.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 FACE_PARTS_KEY = "diffusion3d_face_parts"  # scene extras key of the upload's per-triangle parts
+VERTEX_IDS_KEY = "diffusion3d_vertex_ids"  # scene extras key: base64 little-endian uint32 per vertex
 NO_PART = 0xFFFF
 
 
@@ -54,3 +57,17 @@ def from_runs(runs: list, n: int) -> np.ndarray:
             raise ValueError(f"triangle run {start}..{stop} is outside the mesh's {n} triangles")
         mask[int(start) : int(stop)] = True
     return mask
+
+
+def encode_vertex_ids(source: np.ndarray) -> str:
+    """(V,) the Blender vertex each uploaded vertex copies → base64 text for the scene extras."""
+    return base64.b64encode(np.asarray(source).astype("<u4").tobytes()).decode("ascii")
+
+
+def decode_vertex_ids(value: Any, n_vertices: int) -> Optional[np.ndarray]:
+    """(V,) int64 vertex ids, or None when absent or not for this many vertices."""
+    try:
+        ids = np.frombuffer(base64.b64decode(value), dtype="<u4").astype(np.int64)
+    except (TypeError, ValueError):
+        return None
+    return ids if len(ids) == n_vertices else None

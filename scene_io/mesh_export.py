@@ -7,7 +7,7 @@ from typing import Optional
 import bpy
 import numpy as np
 
-from ..formats.face_parts import FACE_PARTS_KEY, encode_face_parts
+from ..formats.face_parts import FACE_PARTS_KEY, VERTEX_IDS_KEY, encode_face_parts, encode_vertex_ids
 from ..formats.glb import write_glb
 from ..formats.mesh_arrays import blender_to_gltf, flip_v, weld_corners
 from .write_back import METADATA_KEY, read_metadata
@@ -74,6 +74,8 @@ def _mesh_to_glb(obj, mesh, with_mask: bool) -> tuple[bytes, Optional[bytes]]:
     face_parts = _face_parts(obj, mesh, corner_vertex.reshape(-1, 3), metadata)
     if face_parts is not None:
         extras[FACE_PARTS_KEY] = face_parts
+    if len(source) != len(mesh.vertices):  # split at UV seams: say which vertices are one
+        extras[VERTEX_IDS_KEY] = encode_vertex_ids(source)
     glb = write_glb(vertices, faces, uv=None if uv is None else flip_v(uv), extras=extras, name=obj.name)
     return glb, mask
 

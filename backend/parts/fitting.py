@@ -75,14 +75,19 @@ def to_mesh_frame(decoded: np.ndarray, shape: PartShape) -> np.ndarray:
     return ((np.asarray(decoded, np.float64) @ turn) / scale).astype(np.float32)
 
 
-def split_pieces(vertices: np.ndarray, faces: np.ndarray, groups: np.ndarray) -> list[np.ndarray]:
-    """Connected pieces of the triangles within each group (node × selected); vertices at the
-    same position count as one (exports split them along UV seams). Returns face index arrays."""
+def split_pieces(vertices: np.ndarray, faces: np.ndarray, groups: np.ndarray,
+                 vertex_ids: np.ndarray | None = None) -> list[np.ndarray]:
+    """Connected pieces of the triangles within each group (node × selected). Vertices with the
+    same `vertex_ids` (the add-on's: one Blender vertex split at UV seams) count as one; without
+    them, vertices at the same position do. Returns face index arrays."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    span = float(np.ptp(vertices, axis=0).max()) or 1.0
-    _, welded = np.unique(np.round(vertices / span * 1e6).astype(np.int64), axis=0, return_inverse=True)
+    if vertex_ids is not None:
+        _, welded = np.unique(vertex_ids, return_inverse=True)
+    else:
+        span = float(np.ptp(vertices, axis=0).max()) or 1.0
+        _, welded = np.unique(np.round(vertices / span * 1e6).astype(np.int64), axis=0, return_inverse=True)
     welded = welded.reshape(-1)
     pieces = []
     for group in np.unique(groups):
@@ -287,9 +292,9 @@ def refine_latents(autoencoder: PartAutoencoder, latents: torch.Tensor, occupanc
 
 
 def fit_mesh(autoencoder: PartAutoencoder, meshes: list[MeshPart], face_mask: np.ndarray | None, category: str,
-             template: list[str], max_parts: int, prompt: str = "") -> FittedMesh:
+             template: list[str], max_parts: int, prompt: str = "", vertex_ids: np.ndarray | None = None) -> FittedMesh:
     """Fit parts to `meshes` (the upload, glTF axes, +Y up); `face_mask` (one flag per triangle,
-    file order) or None. The mesh may face any of the four horizontal directions: the quarter turn
+    file order) or None; `vertex_ids` (one per uploaded vertex: the artist's vertex it copies) or None. The mesh may face any of the four horizontal directions: the quarter turn
     whose parts best match the category's training parts is used."""
     counts = [len(m.faces) for m in meshes]
     offsets = np.cumsum([0] + [len(m.vertices) for m in meshes])[:-1]
@@ -299,7 +304,7 @@ def fit_mesh(autoencoder: PartAutoencoder, meshes: list[MeshPart], face_mask: np
     centred = (vertices - center) * scale  # the training frame before any turn
     selected = np.zeros(len(faces), bool) if face_mask is None else np.asarray(face_mask) != 0
     node = np.repeat(np.arange(len(meshes)), counts)
-    pieces = split_pieces(centred, faces, node * 2 + selected)
+    pieces = split_pieces(centred, faces, node * 2 + selected, vertex_ids)
     pieces, chosen = merge_pieces(pieces, [bool(selected[p[0]]) for p in pieces], centred, faces, max_parts)
     fits = []
     for yaw in range(4):

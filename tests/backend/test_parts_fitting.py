@@ -223,3 +223,21 @@ def test_parts_sent_with_the_upload_decide_which_triangles_a_part_owns(pipe):
     assert decode_face_parts(sent, len(mesh.faces) + 1) is None  # sent for another mesh: ignored
     runs = to_runs(np.array([3, 4, 5, 9, 11, 12]))
     assert runs == [[3, 6], [9, 10], [11, 13]] and np.nonzero(from_runs(runs, 14))[0].tolist() == [3, 4, 5, 9, 11, 12]
+
+
+def test_pieces_are_the_artists_islands_when_vertex_ids_come_with_the_upload():
+    """Two boxes stacked face to face share four corner positions: by position they are one piece,
+    by the artist's vertices (sent by the add-on) two."""
+    lower = trimesh.creation.box((1, 1, 1))
+    upper = trimesh.creation.box((1, 1, 1)).apply_translation((0, 1, 0))
+    both = trimesh.util.concatenate([lower, upper])
+    groups = np.zeros(len(both.faces), np.int64)
+    assert len(fitting.split_pieces(both.vertices, both.faces, groups)) == 1
+    ids = np.arange(len(both.vertices))
+    pieces = fitting.split_pieces(both.vertices, both.faces, groups, ids)
+    assert sorted(map(len, pieces)) == [12, 12]
+    split = np.concatenate([ids, ids[:8]])  # the lower box's vertices sent twice (a UV seam): still one piece
+    seam = np.concatenate([both.vertices, both.vertices[:8]])
+    faces = both.faces.copy()
+    faces[:6] += len(both.vertices)  # half of the lower box's triangles use the copies
+    assert sorted(map(len, fitting.split_pieces(seam, faces, groups, split))) == [12, 12]

@@ -96,6 +96,7 @@ face_parts = addon_module("formats.face_parts")
 extras = addon_module("formats.glb").read_glb_extras(glb)
 names, index = face_parts.decode_face_parts(extras[face_parts.FACE_PARTS_KEY], len(chair.data.loop_triangles))
 assert (index >= 0).all() and set(names) == groups - {"pin"}, (set(names), groups)
+assert face_parts.VERTEX_IDS_KEY in extras  # split at UV seams: which uploaded vertices are one
 
 # 4. One undo brings the modelled chair back, as it was; redo brings the edit again.
 bpy.ops.ed.undo()
