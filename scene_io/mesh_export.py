@@ -74,8 +74,7 @@ def _mesh_to_glb(obj, mesh, with_mask: bool) -> tuple[bytes, Optional[bytes]]:
     face_parts = _face_parts(obj, mesh, corner_vertex.reshape(-1, 3), metadata)
     if face_parts is not None:
         extras[FACE_PARTS_KEY] = face_parts
-    if len(source) != len(mesh.vertices):  # split at UV seams: say which vertices are one
-        extras[VERTEX_IDS_KEY] = encode_vertex_ids(source)
+    extras[VERTEX_IDS_KEY] = encode_vertex_ids(source)  # which uploaded vertices are one (UV seams split them)
     glb = write_glb(vertices, faces, uv=None if uv is None else flip_v(uv), extras=extras, name=obj.name)
     return glb, mask
 

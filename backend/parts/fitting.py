@@ -79,7 +79,7 @@ def split_pieces(vertices: np.ndarray, faces: np.ndarray, groups: np.ndarray,
                  vertex_ids: np.ndarray | None = None) -> list[np.ndarray]:
     """Connected pieces of the triangles within each group (node × selected). Vertices with the
     same `vertex_ids` (the add-on's: one Blender vertex split at UV seams) count as one; without
-    them, vertices at the same position do. Returns face index arrays."""
+    them (a GLB from elsewhere), vertices at the same position do. Returns face index arrays."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
