@@ -65,6 +65,7 @@ class Job:
         self.result_path = ""
         self.applied_to = ""  # object name once written into the scene
         self.write_failed = False  # the result could not be written (job.error says why; Import retries)
+        self.notes: list[str] = []  # what the model says about its result ("it does not know a dragon")
         self.cancel_requested = False
         self.version = 0  # bumped on every change: the UI redraws when it moves
         self.seen_version = -1
@@ -245,6 +246,7 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
         job.version += 1
         return None
     job.applied_to, job.write_failed = obj.name, False
+    job.notes = [str(note) for note in job.result.metadata.get("notes", []) if note]
     job.version += 1
     return obj
 
@@ -345,6 +347,9 @@ class JobOperator:
             self.report({'WARNING'}, f"cancelled: {', '.join(cancelled)}")
         if written and not errors:
             self.report({'INFO'}, f"Diffusion 3D: {', '.join(written)}")
+        for job in jobs:
+            for note in job.notes:
+                self.report({'INFO'}, f"{job.label}: {note}")
         return {'FINISHED'} if written and not errors else {'CANCELLED'}
 
 

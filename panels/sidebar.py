@@ -124,6 +124,9 @@ def draw_job(box, job) -> None:
         if job.applied_to:
             row.label(text=job.applied_to, icon='OBJECT_DATA')
         row.operator("diffusion3d.import_result", text="", icon='IMPORT').key = job.key
+        notes = box.column(align=True)
+        for line in [line for note in getattr(job, "notes", []) for line in _wrap(note, 48)][:6]:
+            notes.label(text=line)
     icon = getattr(job, "preview_icon", 0)
     if icon:
         box.template_icon(icon_value=icon, scale=5.0)

@@ -89,6 +89,8 @@ new = sorted(v.co.z for v in chair.data.vertices if not any(g.group in seat_back
 assert len(new) > 100 and min(new) > -0.1 and max(new) < 0.8, (len(new), new[0], new[-1])  # not up at the back
 assert new[int(0.95 * len(new))] < 0.5, new[int(0.95 * len(new))]  # almost all of it below the seat
 print("fitted and edited parts:", sorted(groups))
+job = addon_module("operators.jobs").JOBS[0]
+assert any("fitted 6 part(s)" in note and "chair" in note for note in job.notes), job.notes  # told to the artist
 
 # What the next edit sends: each triangle's part, read from the part vertex groups.
 glb, _ = addon_module("scene_io.mesh_export").object_to_glb(chair)

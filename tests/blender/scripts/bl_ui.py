@@ -67,6 +67,7 @@ ok = jobs.add_job(jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "c"}, "done 
 ok.state = "succeeded"
 assert not ok.done  # the backend is done, but the result is still on its way: keep ticking
 ok.applied_to = "done job"
+ok.notes = ["The built-in model does not know \"a dragon\"; it made the nearest thing it knows, a mushroom."]
 assert ok.done and failed.done and not running.done
 
 # A result whose target object was deleted meanwhile: the job ends, says why, and nothing is written.
@@ -79,6 +80,7 @@ calls = draw(panels.VIEW3D_PT_diffusion3d_jobs)
 assert ("progress", "denoise 3/10 · 4 s left") in calls, calls
 assert ("operator", "diffusion3d.cancel_job") in calls and ("operator", "diffusion3d.import_result") in calls
 assert any(kind == "label" and "out of memory" in text for kind, text in calls)
+assert any(kind == "label" and "does not know" in text for kind, text in calls)  # the model's note, shown
 for panel in panels.classes:
     draw(panel)
 context.scene.diffusion3d.edit_mode = 'MIX'
