@@ -17,9 +17,9 @@ import torch
 from backend.pipelines.base import GenerationFailed
 
 from . import data
-from .contact import attach_floating_parts, components, stop_smaller_crossing_parts
+from .contact import components
 from .decode import occupancy_grid
-from .pipeline import DEFAULT_WEIGHTS, PartDiffusionPipeline
+from .pipeline import DEFAULT_WEIGHTS, PartDiffusionPipeline, settle_new_shape
 from .representation import PartShape
 from .train import GridCache, encode_shape
 
@@ -189,9 +189,7 @@ def evaluate(pipe: PartDiffusionPipeline, cfg: EvalConfig = EvalConfig(), log=pr
     raw = generate_batch(pipe, [s.captions[0] for s in ref_shapes], cfg, cfg.seed + 2, attach_parts=False)
     metrics["validity_before_attaching"] = float(np.mean([len(g) and occupancy_components(pipe, g, cfg.resolution) == 1
                                                           for g in raw]))
-    finish = lambda g: stop_smaller_crossing_parts(attach_floating_parts(stop_smaller_crossing_parts(g)[0],  # noqa: E731
-                                                                          pipe.autoencoder)[0])[0]
-    gen = [finish(g) if len(g) else g for g in raw]  # what the pipeline returns
+    gen = [settle_new_shape(g, pipe.autoencoder)[0] if len(g) else g for g in raw]  # what the pipeline returns
     metrics["validity"] = float(np.mean([len(g) and occupancy_components(pipe, g, cfg.resolution) == 1 for g in gen]))
     log(f"validity (one connected shape): {metrics['validity']:.3f} "
         f"({metrics['validity_before_attaching']:.3f} before floating parts are attached)")

@@ -244,19 +244,17 @@ class PartDiffusionPipeline:
                           base.origin, prompt, base.category, dict(base.extra))
         shape.extra.pop("attached", None)
         shape.extra.pop("shortened", None)
+        moved: list[str] = []
         shortened: list[str] = []
-        if not kept and attach_parts:  # a new shape: a leg poking up through its seat ends inside it
-            shape, shortened = stop_smaller_crossing_parts(shape)
-        if attach_parts and new:  # after shortening, which can leave a part apart
+        if not kept and attach_parts and new:
+            shape, moved, shortened = settle_new_shape(shape, self.autoencoder)
+        elif attach_parts and new:
             shape, moved = attach_floating_parts(shape, self.autoencoder, movable=range(len(kept), len(shape)))
-            if moved:
-                shape.extra["attached"] = moved
         if kept and new and "frame_scale" in shape.extra:  # parts fitted to an artist's mesh, whose
             # proportions the model never saw (a seat thinner than any in training)
             shape, shortened = stop_inside_kept_parts(shape, kept)
-        elif not kept and attach_parts:  # attaching may have pushed a part through another
-            shape, again = stop_smaller_crossing_parts(shape)
-            shortened += [n for n in again if n not in shortened]
+        if moved:
+            shape.extra["attached"] = moved
         if shortened:
             shape.extra["shortened"] = shortened
         return shape
@@ -453,3 +451,18 @@ def align_to_anchor(shape_b: PartShape, take: Sequence[int], base: PartShape, li
     rotations = rotation_from_6d(gaussians[:, 3:9])  # (N, 3, 3) columns = local axes
     gaussians[:, 9:12] *= (rotations.abs().transpose(1, 2) @ scale[:, None])[..., 0]  # each local axis by its world mix
     return gaussians
+
+
+def settle_new_shape(shape: PartShape, autoencoder: PartAutoencoder) -> tuple[PartShape, list[str], list[str]]:
+    """A freshly generated shape made physically tidy: a part poking right through a larger one
+    (a leg up through the seat) ends inside it, and parts left floating are moved to touch the
+    rest. Shortening can leave a part apart and attaching can push one through again, so both
+    run twice, attaching last. Returns (shape, names moved, names shortened)."""
+    moved: list[str] = []
+    shortened: list[str] = []
+    for _ in range(2):
+        shape, more = stop_smaller_crossing_parts(shape)
+        shortened += [n for n in more if n not in shortened]
+        shape, more = attach_floating_parts(shape, autoencoder)
+        moved += [n for n in more if n not in moved]
+    return shape, moved, shortened
