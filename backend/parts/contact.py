@@ -17,7 +17,7 @@ import torch
 
 from .autoencoder import PartAutoencoder
 from .decode import EXTENT, occupancy_grid
-from .representation import CENTER, SCALE, PartShape
+from .representation import CENTER, ROT6D, SCALE, PartShape, rotation_from_6d
 
 CONNECTIVITY = np.ones((3, 3, 3))  # 26-neighbourhood: parts touching at an edge or corner count as connected
 
@@ -83,9 +83,8 @@ def attach_floating_parts(shape: PartShape, autoencoder: PartAutoencoder, movabl
 
 def world_boxes(gaussians: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """World-aligned bounds (lo, hi), each (N, 3), of the parts' oriented boxes."""
-    shape = PartShape([""] * len(gaussians), [""] * len(gaussians), gaussians, torch.zeros(len(gaussians), 0))
-    reach = (shape.rotations.abs() @ shape.half_extents[..., None])[..., 0]
-    return shape.centers - reach, shape.centers + reach
+    reach = (rotation_from_6d(gaussians[:, ROT6D]).abs() @ gaussians[:, SCALE, None])[..., 0]
+    return gaussians[:, CENTER] - reach, gaussians[:, CENTER] + reach
 
 
 def crossings(lo, hi, other_lo, other_hi, margin: float = 0.01) -> list[int]:

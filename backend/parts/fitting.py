@@ -45,6 +45,15 @@ class FittedMesh:
     selected: list[str] = field(default_factory=list)
 
 
+def merge_meshes(meshes: list[MeshPart]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All meshes as one: vertices (V, 3) in their own dtype, faces (T, 3) int64 in file order,
+    and the mesh each triangle came from (T,)."""
+    offsets = np.cumsum([0] + [len(m.vertices) for m in meshes])[:-1]
+    vertices = np.concatenate([np.asarray(m.vertices) for m in meshes])
+    faces = np.concatenate([np.asarray(m.faces, np.int64) + o for m, o in zip(meshes, offsets)])
+    return vertices, faces, np.repeat(np.arange(len(meshes)), [len(m.faces) for m in meshes])
+
+
 def frame_of(vertices: np.ndarray) -> tuple[np.ndarray, float]:
     """Centre and scale that put the mesh in the training frame: bounding box centred, longest side 2·BOUND."""
     lo, hi = vertices.min(0), vertices.max(0)
@@ -294,16 +303,14 @@ def refine_latents(autoencoder: PartAutoencoder, latents: torch.Tensor, occupanc
 def fit_mesh(autoencoder: PartAutoencoder, meshes: list[MeshPart], face_mask: np.ndarray | None, category: str,
              template: list[str], max_parts: int, prompt: str = "", vertex_ids: np.ndarray | None = None) -> FittedMesh:
     """Fit parts to `meshes` (the upload, glTF axes, +Y up); `face_mask` (one flag per triangle,
-    file order) or None; `vertex_ids` (one per uploaded vertex: the artist's vertex it copies) or None. The mesh may face any of the four horizontal directions: the quarter turn
-    whose parts best match the category's training parts is used."""
-    counts = [len(m.faces) for m in meshes]
-    offsets = np.cumsum([0] + [len(m.vertices) for m in meshes])[:-1]
-    vertices = np.concatenate([np.asarray(m.vertices, np.float64) for m in meshes])
-    faces = np.concatenate([np.asarray(m.faces, np.int64) + o for m, o in zip(meshes, offsets)])
+    file order) or None; `vertex_ids` (one per uploaded vertex: the artist's vertex it copies) or
+    None. The mesh may face any of the four horizontal directions: the quarter turn whose parts
+    best match the category's training parts is used."""
+    vertices, faces, node = merge_meshes(meshes)
+    vertices = vertices.astype(np.float64)
     center, scale = frame_of(vertices)
     centred = (vertices - center) * scale  # the training frame before any turn
     selected = np.zeros(len(faces), bool) if face_mask is None else np.asarray(face_mask) != 0
-    node = np.repeat(np.arange(len(meshes)), counts)
     pieces = split_pieces(centred, faces, node * 2 + selected, vertex_ids)
     pieces, chosen = merge_pieces(pieces, [bool(selected[p[0]]) for p in pieces], centred, faces, max_parts)
     fits = []

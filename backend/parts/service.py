@@ -21,7 +21,7 @@ from backend.pipelines.base import InputError, MeshPart, MeshResult, StepCallbac
 from formats.face_parts import FACE_PARTS_KEY, VERTEX_IDS_KEY, decode_face_parts, decode_vertex_ids, to_runs
 
 from .decode import part_color
-from .fitting import fit_mesh, to_mesh_frame, to_shape_frame
+from .fitting import fit_mesh, merge_meshes, to_mesh_frame, to_shape_frame
 from .pipeline import DEFAULT_WEIGHTS, PartDiffusionPipeline
 from .representation import PartShape
 
@@ -79,6 +79,7 @@ class Upload:
     Attributes:
         shape: its parts. meshes: the GLB's meshes (glTF axes, file triangle order).
         owner: (T,) the part index of every triangle of `meshes` (see `face_owners`).
+        mask: (T,) the face mask sent with it, or None.
         part_faces: for parts that are the artist's own geometry (`shape.extra["source_parts"]`),
             the indices of their triangles in `meshes` (all meshes in file order).
         selected: the parts the face mask chose, when fitting cut them out exactly; else None.
@@ -89,6 +90,7 @@ class Upload:
     shape: PartShape
     meshes: list[MeshPart]
     owner: np.ndarray
+    mask: Optional[np.ndarray]
     part_faces: dict[str, np.ndarray]
     selected: Optional[list[str]] = None
     fitted: bool = False
@@ -97,10 +99,8 @@ class Upload:
     @functools.cached_property
     def triangles(self) -> tuple[np.ndarray, np.ndarray]:
         """All meshes as one (vertices (V, 3) float32, faces (T, 3) int64), triangles in file order."""
-        offsets = np.cumsum([0] + [len(m.vertices) for m in self.meshes])
-        vertices = np.concatenate([np.asarray(m.vertices, np.float32) for m in self.meshes])
-        faces = np.concatenate([np.asarray(m.faces, np.int64) + o for m, o in zip(self.meshes, offsets[:-1])])
-        return vertices, faces
+        vertices, faces, _ = merge_meshes(self.meshes)
+        return vertices.astype(np.float32, copy=False), faces
 
 
 def read_upload(pipe: PartDiffusionPipeline, data: bytes, what: str, face_mask: Optional[bytes], hint: str) -> Upload:
@@ -123,7 +123,7 @@ def read_upload(pipe: PartDiffusionPipeline, data: bytes, what: str, face_mask: 
         owner = np.empty(sum(len(m.faces) for m in meshes), np.int64)
         for name, faces in fit.faces.items():
             owner[faces] = fit.shape.names.index(name)
-        return Upload(fit.shape, meshes, owner, fit.faces, fit.selected if mask is not None else None, True, note)
+        return Upload(fit.shape, meshes, owner, mask, fit.faces, fit.selected if mask is not None else None, True, note)
     try:
         shape = PartShape.from_dict(d["shape"])
     except (ValueError, KeyError, TypeError) as exc:
@@ -137,7 +137,7 @@ def read_upload(pipe: PartDiffusionPipeline, data: bytes, what: str, face_mask: 
     owner = face_owners(shape, meshes, extras.get(FACE_PARTS_KEY) if isinstance(extras, dict) else None)
     part_faces = {n: np.nonzero(owner == shape.names.index(n))[0] for n in shape.extra.get("source_parts", [])
                   if n in shape.names}
-    return Upload(shape, meshes, owner, part_faces)
+    return Upload(shape, meshes, owner, mask, part_faces)
 
 
 def _face_mask(face_mask: bytes, meshes: list[MeshPart]) -> np.ndarray:
@@ -175,14 +175,13 @@ def face_owners(shape: PartShape, meshes: list[MeshPart], face_parts: Any = None
     return np.concatenate(owners) if owners else np.zeros(0, int)
 
 
-def selected_parts(upload: Upload, face_mask: bytes, min_fraction: float = 0.3) -> list[str]:
-    """Parts the artist selected: exactly those cut out of the selection when the parts were just
-    fitted; otherwise a part is chosen when at least `min_fraction` of its triangles are selected
-    (or, if none is, the part with most selected triangles)."""
+def selected_parts(upload: Upload, min_fraction: float = 0.3) -> list[str]:
+    """Parts the artist selected (the upload's face mask): exactly those cut out of the selection
+    when the parts were just fitted; otherwise a part is chosen when at least `min_fraction` of its
+    triangles are selected (or, if none is, the part with most selected triangles)."""
     if upload.selected:
         return list(upload.selected)
-    shape, owner = upload.shape, upload.owner
-    mask = _face_mask(face_mask, upload.meshes)
+    shape, owner, mask = upload.shape, upload.owner, upload.mask
     counts = np.bincount(owner, minlength=len(shape))
     chosen_counts = np.bincount(owner[mask != 0], minlength=len(shape))
     chosen = [shape.names[i] for i in range(len(shape)) if counts[i] and chosen_counts[i] / counts[i] >= min_fraction]
@@ -283,11 +282,11 @@ def run_edit(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[st
         shape_b = read_upload(pipe, files["mesh_b"], "the second mesh (mesh_b)", None, prompt or shape.category).shape
         take = p["take_from_b"]
         take = [t.strip() for t in take.split(",") if t.strip()] if isinstance(take, str) else list(take)
-        replace = selected_parts(upload, files["face_mask"]) if files.get("face_mask") else None
+        replace = selected_parts(upload) if upload.mask is not None else None
         result = pipe.mix(shape, shape_b, take, replace=replace, prompt=prompt or None, start_step=p["start_step"], **common)
         changed = take
     else:
-        chosen = selected_parts(upload, files["face_mask"])
+        chosen = selected_parts(upload)
         notes.append(f"regenerated part(s): {', '.join(chosen)}")
         jumps = dict(jump_length=int(p["jump_length"]), jump_n_sample=int(p["jump_n_sample"]))
         if p["mode"] == "edit":
