@@ -40,7 +40,7 @@ def patch_mesh(context, obj: bpy.types.Object, result: GLBScene, patch: dict, st
         with context.temp_override(active_object=obj, object=obj):
             bpy.ops.object.mode_set(mode='OBJECT')
     old = obj.data
-    mesh = old.copy()  # the old mesh stays for undo
+    mesh = old.copy()  # a new datablock, as in replace_mesh: undo brings the old one back
     mesh.calc_loop_triangles()
     n_tris = len(mesh.loop_triangles)
     kept_parts = {name: from_runs(runs, n_tris) for name, runs in dict(patch.get("keep", {})).items()}
@@ -75,6 +75,7 @@ def patch_mesh(context, obj: bpy.types.Object, result: GLBScene, patch: dict, st
     bm.faces.ensure_lookup_table()
     bmesh.ops.delete(bm, geom=[bm.faces[int(i)] for i in doomed], context='FACES')
     first_new = len(bm.verts)
+    arrays = None
     if fresh:
         arrays = MeshArrays(GLBScene(parts=fresh, images=result.images, extras=result.extras))
         slot = next((k for k, m in enumerate(mesh.materials) if m is not None and m.get(NEW_PARTS_TAG)), None)
@@ -90,7 +91,7 @@ def patch_mesh(context, obj: bpy.types.Object, result: GLBScene, patch: dict, st
     bm.to_mesh(mesh)
     bm.free()
     mesh.update()
-    for name, start, end in (MeshArrays(GLBScene(parts=fresh)).part_ranges if fresh else []):
+    for name, start, end in (arrays.part_ranges if arrays is not None else []):
         group = obj.vertex_groups.get(name) or obj.vertex_groups.new(name=name)
         group.add(list(range(first_new + start, first_new + end)), 1.0, 'REPLACE')
     if old.users == 0:
