@@ -100,11 +100,11 @@ def crossing_labels(category: str, samples: int = 200) -> frozenset:
     """(label, other label) pairs where a part of the first kind passes right through one of the
     second in the category's training shapes (a lamp pole through its shade, a trunk through a
     canopy): such crossings are the category's design, not an error to correct."""
-    from .data import sample_shape
+    from .data import category_shapes
 
     pairs = set()
-    for seed in range(samples):
-        parts = sample_shape(seed, category).parts
+    for shape in category_shapes(category, samples):
+        parts = shape.parts
         bounds = [p.bounds() for p in parts]
         for i, a in enumerate(parts):
             for j, b in enumerate(parts):

@@ -6,6 +6,8 @@ captioned. `infer_attributes` reads the attributes back from a part list, the or
 for "attribute accuracy" of generated shapes.
 """
 
+import functools
+
 import numpy as np
 
 from .captions import caption_shape
@@ -80,6 +82,13 @@ def sample_shape(seed: int, category: str | None = None, attributes: dict | None
                       caption_shape(shape, crng, keys=subset), caption_shape(shape, crng, keys=[])]
     shape.paraphrases = [caption_shape(shape, crng, paraphrase=True), caption_shape(shape, crng, paraphrase=True)]
     return shape
+
+
+@functools.lru_cache(maxsize=32)
+def category_shapes(category: str, count: int = 200) -> tuple:
+    """The first `count` shapes of a category (seeds 0, 1, ...), cached: what the model's runtime
+    helpers compare generated or fitted parts with."""
+    return tuple(sample_shape(seed, category) for seed in range(count))
 
 
 def infer_attributes(category: str, parts: list) -> dict:

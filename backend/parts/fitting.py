@@ -175,11 +175,11 @@ def fit_box(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def reference_parts(category: str, samples: int = 48) -> tuple[list[str], np.ndarray]:
     """Labels and features (centre, world-aligned half size) of the parts of `samples` training
     shapes of the category: what a fitted part's label is read from."""
-    from .data import sample_shape
+    from .data import category_shapes
 
     labels, features = [], []
-    for seed in range(samples):
-        for part in sample_shape(seed, category).parts:
+    for shape in category_shapes(category, max(samples, 200))[:samples]:  # one cache with crossing_labels
+        for part in shape.parts:
             labels.append(part.label)
             features.append(np.concatenate([part.center, np.abs(part.rotation) @ part.half_extents]))
     return labels, np.asarray(features)
