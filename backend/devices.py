@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch loads only when a device is picked
     import torch
@@ -56,3 +56,25 @@ def pick_device(choice: str = "auto") -> tuple[str, torch.dtype]:
     elif choice == "mps" and not mps:
         raise ValueError("device 'mps' was asked for but Apple's Metal backend is not available here; use --device auto or cpu")
     return choice, torch.float16 if choice == "cuda" else torch.float32
+
+
+def place_pipeline(pipe: Any, device: str, attention_slicing: bool = False, cpu_offload: bool = False) -> Any:
+    """Put a loaded diffusers pipeline on its device, with the memory savers asked for.
+
+    Args:
+        pipe: The pipeline.
+        device: Target device.
+        attention_slicing: Compute attention in slices.
+        cpu_offload: Model CPU offload (CUDA only; ignored elsewhere).
+
+    Returns:
+        The same pipeline, its progress bar off (progress goes through the job's callback).
+    """
+    if attention_slicing:
+        pipe.enable_attention_slicing()
+    if cpu_offload and str(device).startswith("cuda"):
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -99,6 +99,24 @@ def is_available_offline(source: str, cache_dir: Optional[str] = None) -> bool:
     return folder is not None and not _missing_weights(folder)
 
 
+def weights_variant(folder: str) -> Optional[str]:
+    """The `variant` to pass to `from_pretrained` for a resolved model folder.
+
+    "fp16" when some model folder in it has its safetensors only as `*.fp16.safetensors` and
+    every one has them (lllyasviel's ControlNet 1.1 repos publish fp32 weights only as
+    pickles); None otherwise. diffusers casts fp16 weights to the dtype asked for.
+    """
+    models = _model_folders(Path(folder))
+    plain = [any(not f.name.endswith(".fp16.safetensors") for f in sub.glob("*.safetensors")) for sub in models]
+    half = [any(sub.glob("*.fp16.safetensors")) for sub in models]
+    return "fp16" if models and not all(plain) and all(half) else None
+
+
+def _model_folders(folder: Path) -> list[Path]:
+    # A pipeline's root or one level down; a folder with a config.json holds a model.
+    return [sub for sub in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())] if (sub / "config.json").is_file()]
+
+
 def _is_repo_id(source: str) -> bool:
     # Anything with a path shape ("./x", "/x", "a/b/c", "C:\\x") is a folder, never a repo id.
     try:
@@ -143,9 +161,7 @@ def _missing_weights(folder: Path) -> list[str]:
     if not (folder / "model_index.json").is_file() and not (folder / "config.json").is_file():
         return ["model_index.json or config.json"]
     missing = []
-    for sub in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]:
-        if not (sub / "config.json").is_file():
-            continue
+    for sub in _model_folders(folder):
         name = "." if sub == folder else sub.name
         indexes = list(sub.glob("*.safetensors.index.json"))
         if indexes:

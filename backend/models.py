@@ -229,12 +229,21 @@ def _shap_e_entries() -> list[ModelEntry]:
 
 def _texture_entries() -> list[ModelEntry]:
     texture = importlib.import_module(".pipelines.texture", __package__)
-    source = importlib.import_module(".texture.sd_depth", __package__).DEFAULT_MODEL
+    depth = importlib.import_module(".texture.sd_depth", __package__).DEFAULT_MODEL
+    controlnet = importlib.import_module(".texture.controlnet_depth", __package__)
     offline = importlib.import_module(".hub", __package__).is_available_offline
+    common = dict(run=texture.run_texture, params=texture.TEXTURE_PARAMS)
     return [
         ModelEntry("sd2-depth", "texture", "Stable Diffusion 2 depth, painted from every side and baked to UV (downloads ~5 GB once)",
-                   source=source, load=texture.load_texture_pipeline, run=texture.run_texture,
-                   params=texture.TEXTURE_PARAMS, default=True, is_available_offline=lambda: offline(source)),
+                   source=depth, load=texture.load_texture_pipeline, default=True,
+                   is_available_offline=lambda: offline(depth), **common),
+        ModelEntry("sd15-controlnet-depth", "texture",
+                   "Stable Diffusion 1.5 inpainting + depth ControlNet, painted from every side and baked to UV "
+                   "(downloads ~6 GB once)",
+                   source=f"{controlnet.DEFAULT_BASE} + {controlnet.DEFAULT_CONTROLNET}",
+                   load=texture.load_controlnet_texture_pipeline,
+                   is_available_offline=lambda: offline(controlnet.DEFAULT_BASE) and offline(controlnet.DEFAULT_CONTROLNET),
+                   **common),
     ]
 
 

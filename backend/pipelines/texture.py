@@ -348,12 +348,33 @@ def load_texture_pipeline(options: Any) -> TexturePaintingPipeline:
     """
     from ..texture.sd_depth import DEFAULT_MODEL, DepthViewGenerator
 
-    generator = DepthViewGenerator.from_pretrained(
-        DEFAULT_MODEL, device=options.device, dtype=options.dtype, allow_downloads=options.allow_downloads,
-        cache_dir=options.cache_dir, attention_slicing=getattr(options, "attention_slicing", False),
-        cpu_offload=getattr(options, "cpu_offload", False),
-    )
+    generator = DepthViewGenerator.from_pretrained(DEFAULT_MODEL, **_loading(options))
     return TexturePaintingPipeline(generator, device=options.device)
+
+
+def load_controlnet_texture_pipeline(options: Any) -> TexturePaintingPipeline:
+    """Load SD 1.5 inpainting with the depth ControlNet and wrap it in the painting pipeline.
+
+    Args:
+        options: As for `load_texture_pipeline`.
+
+    Returns:
+        The pipeline.
+
+    Raises:
+        ModelUnavailable: either model is not here and downloads are off (the message names it).
+    """
+    from ..texture.controlnet_depth import DEFAULT_BASE, DEFAULT_CONTROLNET, ControlNetDepthViewGenerator
+
+    generator = ControlNetDepthViewGenerator.from_pretrained(DEFAULT_BASE, DEFAULT_CONTROLNET, **_loading(options))
+    return TexturePaintingPipeline(generator, device=options.device)
+
+
+def _loading(options: Any) -> dict[str, Any]:
+    """The `from_pretrained` keywords a view generator takes from the backend's LoadOptions."""
+    return dict(device=options.device, dtype=options.dtype, allow_downloads=options.allow_downloads,
+                cache_dir=options.cache_dir, attention_slicing=getattr(options, "attention_slicing", False),
+                cpu_offload=getattr(options, "cpu_offload", False))
 
 
 def run_texture(pipe: TexturePaintingPipeline, params: dict[str, Any], files: dict[str, bytes],

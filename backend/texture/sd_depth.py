@@ -5,14 +5,8 @@ depth map; we pass our rendered depth (as MiDaS-like disparity) instead of estim
 so the generated view lines up with the mesh exactly.
 
 Inpainting, honestly: the depth model has no mask input. We start from noise everywhere
-and, after every denoising step, put back the current texture's latents (noised to the
-next timestep) where a pixel must stay — the blended-latent scheme of RePaint / Blended
-Latent Diffusion, as TEXTure does with its depth model. A pixel's mask value m in [0, 1]
-says for how much of the schedule it is free: m = 1 (generate) is free throughout, m = 0
-(keep) never, m = 0.5 (refine) for the last half of the steps — SDEdit at strength 0.5.
-The free region is grown by one latent (8 pixels) beyond the mask, as TEXTure dilates its
-masks: the new content is generated over a seam-wide band of what it meets and blends into it
-(only the masked texels are baked, so the band changes nothing stored).
+and hold what must stay by latent blending (`latent_blend`), with graded freedom for
+refined regions and a one-latent band around what is generated.
 
 VRAM, measured on an H100 with the published SD2-depth component sizes (random weights),
 one 512 x 512 view with classifier-free guidance, rasterizer and bake included
@@ -28,47 +22,12 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import torch
-import torch.nn.functional as F
 
+from ..devices import place_pipeline
+from .latent_blend import hold_known_latents, latent_freedom
 from .views import ViewRequest
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-2-depth"
-
-
-def configure_memory(pipe: Any, device: str, attention_slicing: bool = False, cpu_offload: bool = False) -> Any:
-    """Place a loaded pipeline and apply the memory savers.
-
-    Args:
-        pipe: The depth-to-image pipeline.
-        device: Target device.
-        attention_slicing: Compute attention in slices.
-        cpu_offload: Model CPU offload (CUDA only; ignored elsewhere).
-
-    Returns:
-        The same pipeline.
-    """
-    if attention_slicing:
-        pipe.enable_attention_slicing()
-    if cpu_offload and str(device).startswith("cuda"):
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def latent_freedom(mask: torch.Tensor, size: tuple[int, int], dilation: int = 1) -> torch.Tensor:
-    """How free each latent is: the freest pixel it covers, grown by `dilation` latents.
-
-    Args:
-        mask: (H, W) pixel freedom in [0, 1]. size: (h, w) of the latents.
-    Returns:
-        (1, 1, h, w) float.
-    """
-    free = F.adaptive_max_pool2d(mask[None, None].to(torch.float32), size)
-    if dilation > 0:
-        free = F.max_pool2d(free, 2 * dilation + 1, stride=1, padding=dilation)
-    return free
 
 
 class DepthViewGenerator:
@@ -113,7 +72,7 @@ class DepthViewGenerator:
         # Depth comes from our renderer: skip loading the DPT depth estimator (~0.5 GB).
         pipe = StableDiffusionDepth2ImgPipeline.from_pretrained(
             folder, dtype=dtype or torch.float32, depth_estimator=None, feature_extractor=None)
-        return cls(configure_memory(pipe, device, attention_slicing, cpu_offload))
+        return cls(place_pipeline(pipe, device, attention_slicing, cpu_offload))
 
     @torch.no_grad()
     def __call__(self, request: ViewRequest) -> torch.Tensor:
@@ -134,28 +93,18 @@ class DepthViewGenerator:
         image = request.image.permute(2, 0, 1)[None].to(device, dtype)  # (1, 3, H, W) in [0, 1]
 
         # 1. Latents of what the texture already shows, and how free each latent is
+        #    (held latents are put back after every step: see latent_blend)
         known = pipe.vae.encode(image * 2 - 1).latent_dist.mean * pipe.vae.config.scaling_factor  # (1, 4, h, w)
         free = latent_freedom(request.mask, tuple(known.shape[-2:]), self.mask_dilation).to(device)  # (1, 1, h, w)
         noise = torch.randn(known.shape, generator=request.generator, dtype=torch.float32).to(device, dtype)
         steps = request.num_inference_steps
 
-        # 2. After each step, put known latents back where a pixel is still held
-        def blend(pipeline, i, t, kwargs):
-            latents = kwargs["latents"]
-            timesteps = pipeline.scheduler.timesteps
-            progress = (i + 1) / len(timesteps)
-            held = free <= 1 - progress - 1e-6 if progress < 1 else free <= 0  # (1, 1, h, w)
-            if i + 1 < len(timesteps):
-                target = pipeline.scheduler.add_noise(known, noise, timesteps[i + 1 : i + 2])
-            else:
-                target = known
-            return {"latents": torch.where(held, target.to(latents.dtype), latents)}
-
-        # 3. Depth-conditioned denoising from noise (strength 1), our disparity as the depth map
+        # 2. Depth-conditioned denoising from noise (strength 1), our disparity as the depth map
         output = pipe(
             prompt=request.prompt, negative_prompt=request.negative_prompt or None, image=image.float(),
             depth_map=request.disparity[None].to(device, torch.float32), strength=1.0,
             num_inference_steps=steps, guidance_scale=request.guidance_scale, generator=request.generator,
-            output_type="pt", callback_on_step_end=blend, callback_on_step_end_tensor_inputs=["latents"],
+            output_type="pt", callback_on_step_end=hold_known_latents(known, noise, free),
+            callback_on_step_end_tensor_inputs=["latents"],
         )
         return output.images[0].permute(1, 2, 0).float().clamp(0, 1)  # (H, W, 3)

@@ -3,6 +3,8 @@ tiny Stable Diffusion depth components exercise the diffusers wiring (no GPU, no
 
 import io
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,9 @@ from backend.pipelines.texture import (
 )
 from backend.render import frame_camera, interpolate, rasterize
 from backend.texture import SurfaceSamples, TextureProjector, ViewGenerator, ViewRequest, pad_texture, sample_texture
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+import tiny_sd  # noqa: E402
 
 torch.set_num_threads(1)
 VIEW = 192  # view resolution in tests (512 in production)
@@ -312,40 +317,6 @@ def test_oracles_satisfy_the_view_generator_protocol():
 # --- tiny Stable Diffusion 2 depth ----------------------------------------------------------
 
 
-def tiny_depth_pipeline(folder):
-    """Random tiny components in SD2-depth's layout, saved and loaded back via from_pretrained."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionDepth2ImgPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=5, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=(2, 4), norm_num_groups=8, use_linear_projection=True,
-    )
-    vae = AutoencoderKL(block_out_channels=(16, 32), in_channels=3, out_channels=3, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                        norm_num_groups=8)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37, num_attention_heads=4,
-        num_hidden_layers=2, vocab_size=100, max_position_embeddings=77))
-    letters = list("abcdefghijklmnopqrstuvwxyz,")
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for ch in letters:
-        vocab[ch] = len(vocab)
-        vocab[ch + "</w>"] = len(vocab)
-    (folder / "tok").mkdir(parents=True)
-    (folder / "tok" / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "tok" / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(folder / "tok" / "vocab.json"), str(folder / "tok" / "merges.txt"), model_max_length=77)
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                              set_alpha_to_one=False)
-    pipe = StableDiffusionDepth2ImgPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                            scheduler=scheduler, depth_estimator=None, feature_extractor=None)
-    pipe.save_pretrained(folder / "sd2-depth-tiny")
-    return folder / "sd2-depth-tiny"
-
-
 def depth_request(size=32, mask_value=1.0, seed=0):
     mesh = trimesh.creation.icosphere(subdivisions=2)
     cam = frame_camera(mesh.vertices, 0, 0, width=size)
@@ -361,7 +332,7 @@ def depth_request(size=32, mask_value=1.0, seed=0):
 def tiny_generator(tmp_path_factory):
     from backend.texture.sd_depth import DepthViewGenerator
 
-    folder = tiny_depth_pipeline(tmp_path_factory.mktemp("sd"))
+    folder = tiny_sd.depth_pipeline(tmp_path_factory.mktemp("sd"))
     return DepthViewGenerator.from_pretrained(str(folder), device="cpu")
 
 
@@ -381,7 +352,7 @@ def test_tiny_sd_depth_generates_and_keeps_what_it_is_told_to_keep(tiny_generato
 
 
 def test_free_region_grows_by_one_latent_and_keeps_its_strengths():
-    from backend.texture.sd_depth import latent_freedom
+    from backend.texture.latent_blend import latent_freedom
 
     mask = torch.zeros(64, 64)
     mask[:, :20] = 1.0  # generate: latent columns 0-2 (pixel 16-19 lies in column 2)

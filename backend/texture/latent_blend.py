@@ -1,0 +1,61 @@
+"""Inpainting by latent blending, shared by the diffusers view generators.
+
+A pixel's mask value m in [0, 1] says for how much of the schedule it is free: m = 1
+(generate) is free throughout, m = 0 (keep) never, m = 0.5 (refine) for the last half of the
+steps — SDEdit at strength 0.5. After every denoising step the current texture's latents,
+noised to the next timestep, are put back wherever a latent is still held (the
+blended-latent scheme of RePaint / Blended Latent Diffusion, as TEXTure uses it).
+
+The free region is grown by one latent (8 pixels) beyond the mask, as TEXTure dilates its
+masks: new content is generated over a seam-wide band of what it meets and blends into it
+(only the masked texels are baked, so the band changes nothing stored).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def latent_freedom(mask: torch.Tensor, size: tuple[int, int], dilation: int = 1) -> torch.Tensor:
+    """How free each latent is: the freest pixel it covers, grown by `dilation` latents.
+
+    Args:
+        mask: (H, W) pixel freedom in [0, 1]. size: (h, w) of the latents.
+    Returns:
+        (1, 1, h, w) float.
+    """
+    free = F.adaptive_max_pool2d(mask[None, None].to(torch.float32), size)
+    if dilation > 0:
+        free = F.max_pool2d(free, 2 * dilation + 1, stride=1, padding=dilation)
+    return free
+
+
+def hold_known_latents(known: torch.Tensor, noise: torch.Tensor, free: torch.Tensor) -> Callable[..., dict]:
+    """A `callback_on_step_end` that puts `known` back wherever a latent is not yet free.
+
+    Args:
+        known: (1, C, h, w) latents of what the texture already shows (scaled as the UNet sees them).
+        noise: The noise the run started from (same shape), so held latents follow one trajectory.
+        free: (1, 1, h, w) from `latent_freedom`.
+
+    Returns:
+        The callback, for a diffusers pipeline called with `callback_on_step_end_tensor_inputs=["latents"]`.
+    """
+
+    def blend(pipeline: Any, i: int, t: Any, kwargs: dict) -> dict:
+        latents = kwargs["latents"]
+        timesteps = pipeline.scheduler.timesteps
+        progress = (i + 1) / len(timesteps)
+        # Free for the last `free` of the steps: the next step starts from known latents
+        # while the steps done so far are within the first 1 - free.
+        held = free <= 1 - progress + 1e-6  # (1, 1, h, w)
+        if i + 1 < len(timesteps):
+            target = pipeline.scheduler.add_noise(known, noise, timesteps[i + 1 : i + 2])
+        else:
+            target = known
+        return {"latents": torch.where(held, target.to(latents.dtype), latents)}
+
+    return blend
