@@ -38,8 +38,10 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
         return True
 
     def build_requests(self, context):
-        given = self.properties.is_property_set("prompt")
-        prompt = self.prompt if given else context.scene.diffusion3d.texture_prompt
+        given = self.properties.is_property_set
+        settings = context.scene.diffusion3d
+        prompt = self.prompt if given("prompt") else settings.texture_prompt
+        model = self.model if given("model") else ("" if settings.texture_model == 'DEFAULT' else settings.texture_model)
         if not prompt.strip():
             raise ValueError("type a prompt describing the texture first")
         params = {"prompt": prompt.strip()}
@@ -59,7 +61,7 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
                 files["image"] = reference
                 object_params["reference_camera"] = reference_camera(context, obj, view, *size)
             label = f"{obj.name}: {prompt.strip()}"[:60]
-            requests_.append(JobRequest("texture", object_params, label, self.model, files, target=obj.name))
+            requests_.append(JobRequest("texture", object_params, label, model, files, target=obj.name))
         return requests_
 
     def _reference(self, context) -> tuple[bytes, str, tuple[int, int]]:

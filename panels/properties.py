@@ -15,17 +15,18 @@ EDIT_MODES = (
     ('MIX', "Mix", "Bring parts of the other selected object into the active one"),
 )
 
-# Filled from GET /models by operators/refresh.py; read by the enum below.
+# Filled from GET /models by operators/refresh.py; read by the enums below.
 MODELS: list[dict] = []
-_enum_items_keepalive: list = []  # Blender needs the strings of dynamic enum items kept alive
+# Blender needs the strings of dynamic enum items kept alive, one list per enum.
+_enum_items_keepalive: dict[str, list] = {}
 
 
 def task_for(settings) -> str:
     return 'image_to_3d' if settings.image else 'text_to_3d'
 
 
-def model_items(self, context):
-    task = task_for(self)
+def models_for(task: str) -> list[tuple[str, str, str]]:
+    """Enum items: the task's default, then every model the backend lists for the task."""
     items = [('DEFAULT', "Default", "The backend's default model for this task")]
     for entry in MODELS:
         if entry.get("task") != task:
@@ -33,8 +34,16 @@ def model_items(self, context):
         name = entry.get("name", "")
         offline = "" if entry.get("available_offline", True) else " (needs download)"
         items.append((name, name + offline, entry.get("description", "")[:200]))
-    _enum_items_keepalive[:] = items
+    _enum_items_keepalive[task] = items
     return items
+
+
+def model_items(self, context):
+    return models_for(task_for(self))
+
+
+def texture_model_items(self, context):
+    return models_for('texture')
 
 
 class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
@@ -54,6 +63,8 @@ class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
     take_from_b: StringProperty(name="Parts", description="Comma-separated part names to take from the other object (Mix)")
 
     texture_prompt: StringProperty(name="Prompt", description="How the selected objects should look")
+    texture_model: EnumProperty(name="Model", description="Model that paints the views (list from the backend)",
+                                items=texture_model_items)
     texture_reference: StringProperty(
         name="Reference", description="Optional image to project onto the objects first (the views fill the rest)",
         subtype='FILE_PATH', options=PATH_OPTIONS,

@@ -86,6 +86,7 @@ class VIEW3D_PT_diffusion3d_texture(Diffusion3DPanel, bpy.types.Panel):
         layout = self.layout
         settings = context.scene.diffusion3d
         layout.prop(settings, "texture_prompt", text="")
+        layout.prop(settings, "texture_model")
         layout.prop(settings, "texture_reference")
         if settings.texture_reference:
             layout.prop(settings, "texture_reference_view")

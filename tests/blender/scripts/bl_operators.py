@@ -101,6 +101,13 @@ assert result == {'CANCELLED'} and "stable-diffusion-2-depth is not downloaded" 
 assert jobs.JOBS[0].task == "texture" and jobs.JOBS[0].error
 assert len(obj.data.vertices) == n_verts and [m.name for m in obj.data.materials] == materials
 assert [layer.name for layer in obj.data.uv_layers] == uv_maps
+# The sidebar's texture model: the ControlNet route is listed and chosen by name.
+settings = context.scene.diffusion3d
+settings.texture_model = "sd15-controlnet-depth"
+result, error = call(bpy.ops.diffusion3d.texture_mesh, prompt="rusty metal")
+assert result == {'CANCELLED'} and "control_v11f1p_sd15_depth is not downloaded" in error, error
+assert jobs.JOBS[0].request.model == "sd15-controlnet-depth", jobs.JOBS[0].request
+settings.texture_model = 'DEFAULT'
 
 # 6. edit_part sends the object (+ its metadata); the transform stays whatever happens.
 obj.location = (3.0, 1.0, 0.5)
