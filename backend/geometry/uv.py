@@ -98,31 +98,38 @@ def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 
     return layouts
 
 
-def wrap_into_unit_square(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def wrap_into_unit_square(faces: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Move triangles laid out beyond the unit square (tiled, offset or mirrored-and-shifted UVs)
     into it by whole tiles, where a repeating image lookup (Blender's default) reads them.
 
     Each triangle moves by the integer part of its UV centre; a moved triangle gets its own copy
-    of its three vertices, so shared vertices keep their UVs for the triangles that stay.
-    Returns (vertices, faces, uv, number of triangles moved); nothing is copied when none moves.
+    of its three vertices, so shared vertices keep their UVs for the triangles that stay. A
+    triangle straddling an edge stays where its centre is (the painter rasterizes it on
+    both sides: `texture.project.SurfaceSamples`).
+
+    Returns:
+        (vertex_map (V',) int64: which original vertex each vertex copies, faces, uv, number
+        of triangles moved); the arrays come back as given when none moves.
     """
     shift = np.floor(uv[faces].mean(1))  # (F, 2)
     moved = np.nonzero(shift.any(1))[0]
     if not len(moved):
-        return vertices, faces, uv, 0
+        return np.arange(len(uv)), faces, uv, 0
     corners = faces[moved].reshape(-1)
     new_uv = (uv[corners].reshape(-1, 3, 2) - shift[moved][:, None, :]).reshape(-1, 2)
     faces = faces.copy()
-    faces[moved] = len(vertices) + np.arange(3 * len(moved)).reshape(-1, 3)
-    return (np.concatenate([vertices, vertices[corners]]), faces,
+    faces[moved] = len(uv) + np.arange(3 * len(moved)).reshape(-1, 3)
+    return (np.concatenate([np.arange(len(uv)), corners]), faces,
             np.concatenate([uv, new_uv]).astype(uv.dtype, copy=False), int(len(moved)))
 
 
 def pack_in_grid(uvs: Sequence[np.ndarray], margin: float = 0.01) -> list[np.ndarray]:
-    """Place several [0, 1] UV layouts side by side in a square grid of tiles.
+    """Place several UV layouts side by side in a square grid of tiles.
 
     Each layout keeps its shape (a uniform scale and a shift), so an artist's own UVs stay
-    recognisable while parts stop overlapping in the one shared texture.
+    recognisable while parts stop overlapping in the one shared texture. A layout within the
+    unit square fills its tile as the square would; one reaching beyond it (triangles
+    straddling an edge) is shrunk until all of it fits.
 
     Args:
         uvs: (N_i, 2) arrays.
@@ -132,12 +139,14 @@ def pack_in_grid(uvs: Sequence[np.ndarray], margin: float = 0.01) -> list[np.nda
         The moved UVs, same shapes.
     """
     columns = max(1, math.ceil(math.sqrt(len(uvs))))
-    scale = (1.0 - 2 * margin) / columns
     out = []
     for i, uv in enumerate(uvs):
         row, col = divmod(i, columns)
+        low = np.minimum(uv.min(0), 0.0) if len(uv) else np.zeros(2)
+        high = np.maximum(uv.max(0), 1.0) if len(uv) else np.ones(2)
+        scale = (1.0 - 2 * margin) / columns / float((high - low).max())
         shift = np.array([col, row], np.float32) / columns + margin / columns
-        out.append((np.clip(uv, 0.0, 1.0) * scale + shift).astype(np.float32))
+        out.append(((uv - low) * scale + shift).astype(np.float32))
     return out
 
 
@@ -158,10 +167,19 @@ def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding
     """
     own = [i for i, p in enumerate(parts) if p.uv is not None]
     bare = [i for i, p in enumerate(parts) if p.uv is None]
+    tiled = len(own) + bool(bare) > 1
     new_parts = list(parts)
     for i in own:
         layout = ensure_uv(parts[i].vertices, parts[i].faces, parts[i].uv)
-        new_parts[i] = MeshPart(parts[i].name, layout.vertices, layout.faces, parts[i].vertex_colors, layout.uv)
+        vertices, faces, uv, colors = layout.vertices, layout.faces, layout.uv, parts[i].vertex_colors
+        if tiled:
+            # Its tile holds the unit square: bring triangles on other tiles into it first.
+            vertex_map, faces, uv, _ = wrap_into_unit_square(faces, uv)
+            used, faces = np.unique(faces, return_inverse=True)  # vertices left behind by moved triangles go
+            vertex_map, faces, uv = vertex_map[used], faces.reshape(-1, 3), uv[used]
+            vertices = vertices[vertex_map]
+            colors = None if colors is None else np.asarray(colors)[vertex_map]
+        new_parts[i] = MeshPart(parts[i].name, vertices, faces, colors, uv)
     if bare:
         layouts = unwrap([(parts[i].vertices, parts[i].faces) for i in bare], texture_size, padding)
         for i, layout in zip(bare, layouts):
@@ -169,10 +187,10 @@ def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding
             new_parts[i] = MeshPart(parts[i].name, layout.vertices, layout.faces, colors, layout.uv)
     # The layouts: each part with its own UVs, plus one shared unwrap for the rest.
     groups = [[i] for i in own] + ([bare] if bare else [])
-    if len(groups) > 1:
+    if tiled:
         # Tile by group: the unwrap's parts share one tile (xatlas already packed them together).
-        tiled = pack_in_grid([np.concatenate([new_parts[i].uv for i in g]) for g in groups])
-        for g, uv in zip(groups, tiled):
+        placed = pack_in_grid([np.concatenate([new_parts[i].uv for i in g]) for g in groups])
+        for g, uv in zip(groups, placed):
             offsets = np.cumsum([0] + [len(new_parts[i].uv) for i in g])
             for i, a, b in zip(g, offsets[:-1], offsets[1:]):
                 p = new_parts[i]

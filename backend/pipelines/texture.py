@@ -201,10 +201,10 @@ class TexturePaintingPipeline:
         offsets = np.cumsum([0] + [len(p.vertices) for p in parts])
         # Painted as the texture repeats: triangles on other UV tiles are moved onto the first
         # (for painting only: the result keeps the mesh's UVs as they were).
-        vertices, faces, uv, wrapped = wrap_into_unit_square(
-            np.concatenate([p.vertices for p in parts]).astype(np.float32),
+        vertex_map, faces, uv, wrapped = wrap_into_unit_square(
             np.concatenate([p.faces + o for p, o in zip(parts, offsets)]).astype(np.int64),
             np.concatenate([p.uv for p in parts]).astype(np.float32))
+        vertices = np.concatenate([p.vertices for p in parts]).astype(np.float32)[vertex_map]
         if wrapped:
             uv_note += f"; {wrapped} triangles lie outside the unit UV square and were painted where the texture repeats"
         vertices, faces, uv = (torch.from_numpy(a).to(device) for a in (vertices, faces, uv))  # (V, 3), (F, 3), (V, 2)

@@ -41,16 +41,40 @@ class SurfaceSamples:
     def from_mesh(cls, vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, height: int, width: int) -> "SurfaceSamples":
         """Rasterize the UV layout to find each texel's surface point.
 
+        The texture repeats (Blender's default lookup): a triangle crossing an edge of the
+        unit square is also rasterized shifted by a whole tile, so its part beyond the edge
+        lands where the lookup reads it. Triangles are expected to lie within one tile of
+        the square (`geometry.uv.wrap_into_unit_square` moves them there).
+
         Args:
             vertices: (V, 3); faces: (F, 3) int64; uv: (V, 2) per-vertex UVs (glTF, v down).
             height, width: Texture size.
         """
-        index, tri, position = uv_space_texels(uv, faces, height, width, values=vertices[faces])  # (N,), (N,), (N, 3)
+        corners, source = _with_wrapped_copies(uv[faces])  # (F', 3, 2), (F',)
+        index, tri, position = uv_space_texels(corners, None, height, width, values=vertices[faces][source])
+        tri = source[tri]  # (N,), (N,), (N, 3), copies named by the triangle they copy
         # Group texels by triangle: a view then gathers just the texels of the triangles it may see.
         tri, order = torch.sort(tri.int(), stable=True)  # int32 sorts faster
         tri = tri.long()
         index, position = index[order], position.index_select(0, order)
         return cls(index=index, position=position, triangle=tri, height=height, width=width)
+
+
+def _with_wrapped_copies(corners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-corner UVs plus copies, shifted by -1, 0 or 1 tile per axis, of triangles whose
+    UV box crosses an edge of the unit square; and which triangle each row copies."""
+    low, high = corners.min(1).values, corners.max(1).values  # (F, 2)
+    rows, sources = [corners], [torch.arange(len(corners), device=corners.device)]
+    for du in (-1.0, 0.0, 1.0):
+        for dv in (-1.0, 0.0, 1.0):
+            if du == 0.0 and dv == 0.0:
+                continue
+            shift = torch.tensor([du, dv], dtype=corners.dtype, device=corners.device)
+            overlaps = ((low + shift < 1) & (high + shift > 0)).all(1)  # (F,)
+            chosen = torch.nonzero(overlaps).squeeze(1)
+            rows.append(corners[chosen] + shift)
+            sources.append(chosen)
+    return torch.cat(rows), torch.cat(sources)
 
 
 @dataclass

@@ -174,6 +174,43 @@ def test_uvs_beyond_the_unit_square_are_painted_where_the_texture_repeats():
     assert psnr_against(repeated, out.result.texture, truth, held_out_cameras(oracle.v)) >= 30.0
 
 
+def tube(sections=32, rows=8, u_start=0.56, u_span=0.8):
+    """An open tube whose UVs run from u_start to u_start + u_span around it (a seam column
+    doubled), so some columns of triangles straddle u = 1 as shifted artist UVs do."""
+    angle = np.linspace(0, 2 * np.pi, sections + 1)
+    height = np.linspace(-0.6, 0.6, rows + 1)
+    a, h = np.meshgrid(angle, height)  # (rows+1, sections+1)
+    vertices = np.stack([np.cos(a), np.sin(a), h], -1).reshape(-1, 3).astype(np.float32)
+    u = u_start + u_span * np.meshgrid(np.arange(sections + 1) / sections, height)[0]
+    v = 0.1 + 0.8 * (h + 0.6) / 1.2
+    uv = np.stack([u, v], -1).reshape(-1, 2).astype(np.float32)
+    k = np.arange(rows)[:, None] * (sections + 1) + np.arange(sections)[None, :]  # lower-left corner of each quad
+    faces = np.stack([k, k + 1, k + sections + 2, k, k + sections + 2, k + sections + 1], -1).reshape(-1, 3)
+    return vertices, faces.astype(np.int64), uv
+
+
+def test_triangles_straddling_a_uv_tile_border_are_painted_on_both_sides():
+    vertices, faces, uv = tube()  # u from 0.56 to 1.36: the column from 0.985 to 1.01 straddles u = 1
+    oracle = FieldOracle(vertices, faces)
+    pipe = TexturePaintingPipeline(oracle)
+    out = pipe([MeshPart("tube", vertices, faces, uv=uv)], prompt="a tube", texture_size=1024, view_resolution=VIEW)
+    # The straddling column's part beyond u = 1 reads u - 1 in [0, 0.01): surface texels, painted.
+    rows = slice(int(0.15 * 1024), int(0.85 * 1024))
+    assert out.surface[rows, :10].all() and out.painted[rows, :10].all()
+
+    def wrapped_render_psnr(cameras):
+        tex = torch.from_numpy(out.result.texture).float() / 255
+        v, f, t = torch.from_numpy(vertices), torch.from_numpy(faces), torch.from_numpy(uv)
+        errors = []
+        for cam in cameras:
+            frags = rasterize(v, f, cam)
+            colour, _ = sample_texture(tex, interpolate(t, frags, f) % 1.0)  # a repeating lookup, per pixel
+            errors.append(((colour - colour_field(interpolate(v, frags, f))) ** 2)[frags.mask])
+        return float(-10 * torch.log10(torch.cat(errors).mean()))
+
+    assert wrapped_render_psnr(held_out_cameras(oracle.v)) >= 30.0
+
+
 def test_views_only_repaint_what_earlier_views_left_empty_or_saw_badly():
     mesh = trimesh.creation.icosphere(subdivisions=3)
     oracle = FieldOracle(mesh.vertices, mesh.faces)
@@ -257,6 +294,18 @@ def test_uv_helpers_keep_unwrap_and_tile():
     assert "grid" in note
     a, b = pack_in_grid([own, own])
     assert a[:, 0].max() <= 0.5 and b[:, 0].min() >= 0.5
+    # Own UVs on other tiles and straddling an edge: wrapped, then shrunk into the part's tile.
+    vertices, faces, uv = tube()  # u from 0.56 to 1.36
+    shifted = uv + np.array([2.0, 0.0], np.float32)  # and two tiles to the right
+    parts, _ = ensure_part_uvs([MeshPart("tube", vertices, faces, uv=shifted), MeshPart("ball", mesh.vertices, mesh.faces)])
+    tube_uv, ball_uv = parts[0].uv, parts[1].uv
+    assert tube_uv[:, 0].min() >= 0 and tube_uv[:, 0].max() <= 0.5 and ball_uv[:, 0].min() >= 0.5
+    assert np.array_equal(parts[0].vertices[parts[0].faces], vertices[faces])  # same triangles, in order
+    # One uniform scale for every triangle (the layout keeps its shape), near half a tile: the
+    # layout was wrapped to about one unit wide before packing (unwrapped it spans 3.36 units).
+    edges = lambda t, f: t[f[:, 1]] - t[f[:, 0]]  # noqa: E731
+    scale = np.linalg.norm(edges(tube_uv, parts[0].faces), axis=1) / np.linalg.norm(edges(shifted, faces), axis=1)
+    assert np.allclose(scale, scale[0], rtol=1e-4) and 0.45 < scale[0] <= 0.49, scale[0]
     with pytest.raises(InputError):
         ensure_uv(mesh.vertices, mesh.faces, own[:-1])
 
