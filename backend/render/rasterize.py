@@ -54,8 +54,10 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, backe
     """Render a triangle mesh from a camera.
 
     Pixel (row i, column j) samples its centre (j + 0.5, i + 0.5); row 0 is the top.
-    Both faces of a triangle are drawn (no back-face culling). Triangles with a corner
-    behind the eye are dropped rather than clipped (framed cameras never need it).
+    Both faces of a triangle are drawn (no back-face culling). Triangles are clipped at
+    the camera's near plane, as GPUs do: a camera inside the object (a reference photo
+    taken in a room, or standing on a large ground plane) still sees the triangles that
+    reach behind it.
 
     Args:
         vertices: (V, 3) float positions in world space; gradients flow to barycentrics and depth.
@@ -73,7 +75,8 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, backe
 
 
 def rasterize_clip(clip: torch.Tensor, faces: torch.Tensor, height: int, width: int, backend: str = "auto") -> Fragments:
-    """Rasterize clip-space vertices (OpenGL: w = view depth, x/w and y/w in [-1, 1]).
+    """Rasterize clip-space vertices (OpenGL: w = view depth, x/w and y/w in [-1, 1], z >= -w
+    in front of the near plane).
 
     Args:
         clip: (V, 4) clip-space positions.
@@ -84,6 +87,23 @@ def rasterize_clip(clip: torch.Tensor, faces: torch.Tensor, height: int, width: 
     Returns:
         The fragments.
     """
+    faces = faces.long()
+    if not bool((clip[:, 2] + clip[:, 3] < 0)[faces].any()):
+        return _rasterize_in_front(clip, faces, height, width, backend)
+    # Some corner lies behind the near plane: rasterize the clipped pieces, then name each
+    # pixel's original triangle and its barycentrics on it (a piece's corners are fixed
+    # blends of the triangle's corners, and perspective-correct weights are linear in them).
+    corners, weights, source = _clip_to_near_plane(clip[faces])  # (P, 3, 4), (P, 3, 3), (P,)
+    pieces = torch.arange(3 * len(corners), device=clip.device).view(-1, 3)
+    frags = _rasterize_in_front(corners.reshape(-1, 4), pieces, height, width, backend)
+    piece = frags.triangle_id.clamp(min=0)  # (H, W)
+    bary = (frags.barycentric.unsqueeze(-1) * weights[piece].to(frags.barycentric.dtype)).sum(-2)  # (H, W, 3)
+    return Fragments(triangle_id=torch.where(frags.mask, source[piece], -1),
+                     barycentric=bary * frags.mask.unsqueeze(-1), depth=frags.depth, mask=frags.mask)
+
+
+def _rasterize_in_front(clip: torch.Tensor, faces: torch.Tensor, height: int, width: int, backend: str) -> Fragments:
+    """`rasterize_clip` for triangles with no corner behind the near plane."""
     w = clip[:, 3]
     # Pixel coordinates: x right, y down (row 0 at the top).
     xy = torch.stack([(clip[:, 0] / w + 1) * (width / 2), (1 - clip[:, 1] / w) * (height / 2)], -1)  # (V, 2)
@@ -92,9 +112,50 @@ def rasterize_clip(clip: torch.Tensor, faces: torch.Tensor, height: int, width: 
     if select_backend(clip.device, backend) == "nvdiffrast":
         triangle_id = _triangle_ids_nvdiffrast(clip, faces, height, width)
     else:
-        valid = (w[faces] > 1e-8).all(1)  # a corner behind the eye: drop the triangle
+        valid = (w[faces] > 1e-8).all(1)  # guards a degenerate camera (near plane at the eye)
         triangle_id = _triangle_ids_torch(corners_xy.detach(), corners_inv_w.detach(), valid, height, width)
     return _fragments(corners_xy, corners_inv_w, triangle_id, perspective=True)
+
+
+def _clip_to_near_plane(corners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cut triangles at the near plane (clip z = -w), keeping what lies in front.
+
+    A triangle with one corner in front becomes one smaller triangle, one with two corners in
+    front a quad split into two; triangles wholly in front pass unchanged, wholly behind go.
+
+    Args:
+        corners: (F, 3, 4) clip-space corners.
+
+    Returns:
+        (pieces (P, 3, 4) clip-space corners; weights (P, 3, 3), row k = the barycentrics of a
+        piece's corner k on its triangle; source (P,) the triangle each piece comes from).
+    """
+    device, dtype = corners.device, corners.dtype
+    distance = corners[..., 2] + corners[..., 3]  # (F, 3) >= 0 in front of the near plane
+    in_front = (distance >= 0).sum(1)  # (F,)
+    identity = torch.eye(3, device=device, dtype=dtype)
+    whole = torch.nonzero(in_front == 3).squeeze(1)
+    pieces, weights, sources = [corners[whole]], [identity.expand(len(whole), 3, 3)], [whole]
+    for count in (1, 2):
+        chosen = torch.nonzero(in_front == count).squeeze(1)
+        odd = (distance[chosen] >= 0) if count == 1 else (distance[chosen] < 0)  # one corner per row
+        order = (odd.to(torch.int64).argmax(1, keepdim=True) + torch.arange(3, device=device)) % 3  # odd one first
+        c = corners[chosen].gather(1, order[..., None].expand(-1, -1, 4))  # (n, 3, 4), winding kept
+        d = distance[chosen].gather(1, order)  # (n, 3)
+        b = identity[order]  # (n, 3, 3)
+        t1 = (d[:, 0] / (d[:, 0] - d[:, 1]))[:, None]  # where edges 0-1 and 0-2 meet the plane
+        t2 = (d[:, 0] / (d[:, 0] - d[:, 2]))[:, None]
+        p1, q1 = c[:, 0] + t1 * (c[:, 1] - c[:, 0]), b[:, 0] + t1 * (b[:, 1] - b[:, 0])
+        p2, q2 = c[:, 0] + t2 * (c[:, 2] - c[:, 0]), b[:, 0] + t2 * (b[:, 2] - b[:, 0])
+        if count == 1:  # corner 0 in front: the tip (0, p1, p2)
+            pieces.append(torch.stack([c[:, 0], p1, p2], 1))
+            weights.append(torch.stack([b[:, 0], q1, q2], 1))
+            sources.append(chosen)
+        else:  # corner 0 behind: the quad (p1, 1, 2, p2) as two triangles
+            pieces += [torch.stack([p1, c[:, 1], c[:, 2]], 1), torch.stack([p1, c[:, 2], p2], 1)]
+            weights += [torch.stack([q1, b[:, 1], b[:, 2]], 1), torch.stack([q1, b[:, 2], q2], 1)]
+            sources += [chosen, chosen]
+    return torch.cat(pieces), torch.cat(weights), torch.cat(sources)
 
 
 def rasterize_uv_space(uv: torch.Tensor, faces: Optional[torch.Tensor], height: int, width: int) -> Fragments:

@@ -63,6 +63,25 @@ def test_perspective_correct_barycentrics_on_a_slanted_plane():
     assert torch.allclose(frags.depth[frags.mask], 2.0 - points[:, 2], atol=1e-4)
 
 
+def test_triangles_reaching_behind_the_camera_are_clipped_at_the_near_plane():
+    # A 40 x 40 floor of two triangles, the camera standing on it 1 unit up looking ahead and
+    # down along the diagonal: both triangles have corners behind the eye (dropped whole before).
+    floor = torch.tensor([[-20.0, 0.0, -20.0], [20.0, 0.0, -20.0], [20.0, 0.0, 20.0], [-20.0, 0.0, 20.0]])
+    cam = Camera(eye=(0.0, 1.0, 0.0), target=(-3.0, 0.0, -3.0), fov_y=60.0, width=48, height=40, near=0.05, far=100.0)
+    frags = rasterize(floor, QUAD_F, cam, backend="torch")
+    assert frags.mask[-1].all() and not frags.mask[0].any()  # the floor fills the bottom, the sky the top
+    assert set(frags.triangle_id[frags.mask].tolist()) == {0, 1}
+    points = interpolate(floor, frags, QUAD_F)[frags.mask]  # (n, 3)
+    assert points[:, 1].abs().max() < 1e-4  # barycentrics on the original triangles: points on the floor
+    clip = torch.cat([points, torch.ones(len(points), 1)], 1) @ cam.full_matrix().T  # ... on each pixel's ray
+    rows, cols = torch.nonzero(frags.mask, as_tuple=True)
+    assert torch.allclose((clip[:, 0] / clip[:, 3] + 1) * 24, cols.float() + 0.5, atol=2e-3)
+    assert torch.allclose((1 - clip[:, 1] / clip[:, 3]) * 20, rows.float() + 0.5, atol=2e-3)
+    assert torch.allclose(frags.depth[frags.mask], clip[:, 3], rtol=1e-4)  # ... at its depth
+    # Wholly behind the camera: nothing.
+    assert not rasterize(floor + torch.tensor([0.0, 0.0, 30.0]), QUAD_F, cam, backend="torch").mask.any()
+
+
 def test_nearer_triangle_wins_whatever_its_order():
     near = QUAD_V + torch.tensor([0.25, 0.0, 0.5])
     for order in (0, 1):
