@@ -239,7 +239,7 @@ def _texture_entries() -> list[ModelEntry]:
                    is_available_offline=lambda: offline(depth), **common),
         ModelEntry("sd15-controlnet-depth", "texture",
                    "Stable Diffusion 1.5 inpainting + depth ControlNet, painted from every side and baked to UV "
-                   "(downloads ~6 GB once)",
+                   "(downloads ~7 GB once)",
                    source=f"{controlnet.DEFAULT_BASE} + {controlnet.DEFAULT_CONTROLNET}",
                    load=texture.load_controlnet_texture_pipeline,
                    is_available_offline=lambda: offline(controlnet.DEFAULT_BASE) and offline(controlnet.DEFAULT_CONTROLNET),
