@@ -32,14 +32,18 @@ def components(inside: np.ndarray) -> tuple[np.ndarray, int]:
 @torch.no_grad()
 def attach_floating_parts(shape: PartShape, autoencoder: PartAutoencoder, movable: Optional[Sequence[int]] = None,
                           resolution: int = 64, max_rounds: int = 4) -> tuple[PartShape, list[str]]:
-    """Translate components made only of movable parts until they touch the main body.
+    """Translate groups of movable parts that touch nothing else until they touch the main body.
+
+    Parts are grouped whole: two parts belong together when their occupied voxels touch, and a
+    part whose thin occupancy the grid cuts into pieces is still one part (moving it per piece
+    once sent a chair leg 3 units above the seat).
 
     Args:
         shape: the parts (not modified). movable: indices of parts that may move (default: all);
-            the main body is the largest component holding a part that may not move, else the largest.
+            the main body is the largest group holding a part that may not move, else the largest.
         resolution: occupancy grid for the test (the validity metric uses 64).
-        max_rounds: moving one component can bring another within reach; each round moves every
-            floating component once.
+        max_rounds: moving one group can bring another within reach; each round moves every
+            floating group once.
     Returns:
         (the shape with moved centres, the names of the parts that moved).
     """
@@ -52,33 +56,55 @@ def attach_floating_parts(shape: PartShape, autoencoder: PartAutoencoder, movabl
     for _ in range(max_rounds):
         current = PartShape(shape.names, shape.labels, gaussians, shape.latents, shape.origin)
         values, owner = occupancy_grid(current, autoencoder, resolution)
-        inside = values.numpy() > 0
-        labels, count = components(inside)
-        if count <= 1:
+        owners = np.where(values.numpy() > 0, owner.numpy(), -1)  # (R, R, R) part of each occupied voxel
+        group = touching_groups(owners, len(shape))  # (P,) group of each part
+        present = np.unique(owners[owners >= 0])
+        groups = sorted({int(group[p]) for p in present})
+        if len(groups) <= 1:
             break
-        owners = owner.numpy()
-        parts_of = [set(np.unique(owners[labels == c + 1]).tolist()) - {-1} for c in range(count)]
-        sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-        anchored = [c for c in range(count) if parts_of[c] - movable_set]
-        main = max(anchored or range(count), key=lambda c: sizes[c])
-        free = [c for c in range(count) if c != main and parts_of[c] and parts_of[c] <= movable_set]
+        voxels_of = {g: np.isin(owners, [p for p in present if group[p] == g]) for g in groups}
+        parts_of = {g: {int(p) for p in present if group[p] == g} for g in groups}
+        anchored = [g for g in groups if parts_of[g] - movable_set]
+        main = max(anchored or groups, key=lambda g: int(voxels_of[g].sum()))
+        free = [g for g in groups if g != main and parts_of[g] <= movable_set]
         if not free:
             break
         # For every voxel, the nearest voxel of the main body (Euclidean distance transform).
-        _, nearest = ndimage.distance_transform_edt(labels != main + 1, return_indices=True)  # (3, R, R, R)
-        for c in free:
-            voxels = np.argwhere(labels == c + 1)  # (K, 3)
+        _, nearest = ndimage.distance_transform_edt(~voxels_of[main], return_indices=True)  # (3, R, R, R)
+        for g in free:
+            voxels = np.argwhere(voxels_of[g])  # (K, 3)
             targets = nearest[:, voxels[:, 0], voxels[:, 1], voxels[:, 2]].T  # (K, 3)
-            gap = ((targets - voxels) ** 2).sum(1)
-            k = int(gap.argmin())
+            k = int(((targets - voxels) ** 2).sum(1).argmin())
             shift = torch.from_numpy((targets[k] - voxels[k]).astype(np.float32) * step)  # grid axes are x, y, z
-            for p in parts_of[c]:
+            for p in sorted(parts_of[g]):
                 gaussians[p, CENTER] += shift
                 if shape.names[p] not in moved:
                     moved.append(shape.names[p])
     out = PartShape(list(shape.names), list(shape.labels), gaussians, shape.latents.clone(), shape.origin,
                     shape.prompt, shape.category, dict(shape.extra))
     return out, moved
+
+
+def touching_groups(owners: np.ndarray, count: int) -> np.ndarray:
+    """(count,) group index per part: parts whose occupied voxels touch (26-neighbourhood) share one.
+
+    Args:
+        owners: (R, R, R) int part index of each occupied voxel, -1 where empty.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    R = owners.shape[0]
+    pairs = []
+    for dx, dy, dz in [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, -1, 0), (1, 0, 1), (1, 0, -1), (0, 1, 1),
+                       (0, 1, -1), (1, 1, 1), (1, 1, -1), (1, -1, 1), (1, -1, -1)]:  # half the 26 neighbours
+        a = owners[max(0, -dx):R - max(0, dx), max(0, -dy):R - max(0, dy), max(0, -dz):R - max(0, dz)]
+        b = owners[max(0, dx):R - max(0, -dx), max(0, dy):R - max(0, -dy), max(0, dz):R - max(0, -dz)]
+        touch = (a >= 0) & (b >= 0) & (a != b)
+        pairs.append(np.stack([a[touch], b[touch]], 1))
+    edges = np.unique(np.concatenate(pairs), axis=0)
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(count, count))
+    return connected_components(graph, directed=False)[1]
 
 
 def world_boxes(gaussians: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
