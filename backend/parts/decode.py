@@ -87,6 +87,38 @@ def occupancy_grid(shape: PartShape, autoencoder: PartAutoencoder, resolution: i
     return values, owner
 
 
+def drop_fragments(values: torch.Tensor, owner: torch.Tensor, min_fraction: float = 0.05) -> torch.Tensor:
+    """The occupancy without the crumbs a part's thin decoded surface can leave beside it.
+
+    A connected piece of the union is a fragment when every part in it also has a piece at
+    least 1 / min_fraction times bigger (a thin mug wall decoded as the mug plus a few specks);
+    a part is never removed whole, so small parts of their own (buttons, an artist's separate
+    pieces) stay.
+
+    Args:
+        values: (R, R, R) occupancy logits; owner: (R, R, R) part of each voxel (-1: none).
+    Returns:
+        The logits with fragments set to outside.
+    """
+    from scipy import ndimage
+
+    inside = values.numpy() > 0
+    labels, count = ndimage.label(inside, structure=np.ones((3, 3, 3)))
+    if count <= 1:
+        return values
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)  # (count + 1,), 0 = outside
+    pieces = np.unique(np.stack([labels[inside], owner.numpy()[inside]], 1), axis=0)  # (piece, part) pairs
+    biggest = np.zeros(int(pieces[:, 1].max()) + 2, np.int64)  # per part (+1 for -1): its largest piece
+    np.maximum.at(biggest, pieces[:, 1] + 1, sizes[pieces[:, 0]])
+    small = sizes[pieces[:, 0]] * (1.0 / min_fraction) <= biggest[pieces[:, 1] + 1]  # per pair: dwarfed
+    keep = np.ones(count + 1, bool)
+    keep[0] = False
+    np.logical_and.at(keep, pieces[:, 0], ~small)  # a piece stays unless it is dwarfed for all its parts
+    out = values.clone()
+    out[torch.from_numpy(inside & ~keep[labels])] = OUTSIDE
+    return out
+
+
 def decode_shape(shape: PartShape, autoencoder: PartAutoencoder, resolution: int = 128,
                  callback: StepCallback = no_progress, local_resolution: int = 20) -> tuple[list[MeshPart], torch.Tensor]:
     """Marching cubes on the union, one MeshPart per part, coloured by label, bottom-centred.
@@ -104,7 +136,7 @@ def decode_shape(shape: PartShape, autoencoder: PartAutoencoder, resolution: int
     if len(shape) == 0:
         raise GenerationFailed("the model produced no parts; try another seed or prompt")
     values, owner = occupancy_grid(shape, autoencoder, resolution, local_resolution, callback)
-    vol = values.numpy().astype(np.float64)
+    vol = drop_fragments(values, owner).numpy().astype(np.float64)
     verts, faces = mcubes.marching_cubes(vol, 0.0)  # verts in index space (i, j, k) = (x, y, z)
     if len(faces) == 0:
         raise GenerationFailed("the generated shape has an empty surface; try another seed or prompt")

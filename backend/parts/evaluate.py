@@ -18,7 +18,7 @@ from backend.pipelines.base import GenerationFailed
 
 from . import data
 from .contact import components
-from .decode import occupancy_grid
+from .decode import drop_fragments, occupancy_grid
 from .pipeline import DEFAULT_WEIGHTS, PartDiffusionPipeline, settle_new_shape
 from .representation import PartShape
 from .train import GridCache, encode_shape
@@ -80,9 +80,11 @@ def stated_attributes(shape, caption: str) -> dict:
     return dict(shape.attributes)
 
 
-def occupancy_components(pipe, shape: PartShape, resolution: int) -> int:
-    values, _ = occupancy_grid(shape, pipe.autoencoder, resolution)
-    return components(values.numpy() > 0)[1]
+def occupancy_components(pipe, shape: PartShape, resolution: int, fragments: bool = False) -> int:
+    """Connected solids of the occupancy the decoder meshes (without fragments, as `decode_shape`
+    meshes it; `fragments=True` counts them too)."""
+    values, owner = occupancy_grid(shape, pipe.autoencoder, resolution)
+    return components((values if fragments else drop_fragments(values, owner)).numpy() > 0)[1]
 
 
 def surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -191,8 +193,11 @@ def evaluate(pipe: PartDiffusionPipeline, cfg: EvalConfig = EvalConfig(), log=pr
                                                           for g in raw]))
     gen = [settle_new_shape(g, pipe.autoencoder)[0] if len(g) else g for g in raw]  # what the pipeline returns
     metrics["validity"] = float(np.mean([len(g) and occupancy_components(pipe, g, cfg.resolution) == 1 for g in gen]))
+    metrics["validity_with_fragments"] = float(np.mean([len(g) and occupancy_components(pipe, g, cfg.resolution, True) == 1
+                                                        for g in gen]))
     log(f"validity (one connected shape): {metrics['validity']:.3f} "
-        f"({metrics['validity_before_attaching']:.3f} before floating parts are attached)")
+        f"({metrics['validity_before_attaching']:.3f} before floating parts are attached, "
+        f"{metrics['validity_with_fragments']:.3f} counting the fragments the mesh leaves out)")
     gen_pts = []
     for i, g in enumerate(gen):
         try:
