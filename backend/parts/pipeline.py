@@ -23,7 +23,7 @@ from backend.pipelines.base import InputError, MeshPart, ModelUnavailable, StepC
 
 from .autoencoder import AutoencoderConfig, PartAutoencoder
 from .contact import attach_floating_parts, stop_inside_kept_parts, stop_smaller_crossing_parts, world_boxes
-from .decode import decode_shape
+from .decode import EXTENT, decode_shape
 from .diffusion import DenoiserConfig, PartDenoiser, SlotCodec, TextCondition
 from .representation import PartShape, number_parts, rotation_from_6d
 from .text import TextEncoder
@@ -31,7 +31,10 @@ from .text import TextEncoder
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights")
 KNOWN_SIMILARITY = 0.45  # below this cosine similarity to every training caption a prompt is "unknown"
 EDIT_MARGIN = 0.2  # how far beyond the chosen parts' box an edit may add parts (shape units)
-MIX_START, MIX_START_FITTED = 0.5, 0.85  # where part mixing's SDEdit starts, as a fraction of the steps
+# Where part mixing's SDEdit starts, as a fraction of the steps. A fitted shape (an artist's mesh)
+# lies outside what the model knows and the model pulls brought parts towards its own layouts
+# (from 85% a wheeled base rose through a modelled seat): there the aligned parts only settle.
+MIX_START, MIX_START_FITTED = 0.5, 0.92
 
 
 @dataclass
@@ -226,13 +229,18 @@ class PartDiffusionPipeline:
                   kept_slots: Sequence[int] = (), attach_parts: bool = True,
                   region: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> PartShape:
         """Slots → PartShape. `kept_slots[i]` holds `base`'s part i: pasted back exactly. New parts
-        whose centre is outside `region` (lo, hi) are left out. With `attach_parts`, new parts left
+        whose centre is outside `region` (lo, hi) or the decode grid are left out. With `attach_parts`, new parts left
         floating are moved to touch the rest; in a fitted shape, new parts through a kept one are
         shortened (contact.py)."""
         labels, gaussians, lat, slots = self.codec.decode(layout.cpu(), latents.cpu())
         new = [i for i, s in enumerate(slots) if s not in set(kept_slots)]
         if region is not None:
             new = [i for i in new if bool(((gaussians[i, :3] >= region[0]) & (gaussians[i, :3] <= region[1])).all())]
+        # A part centred outside the decode grid would be meshed as a cut sliver or not at all
+        # (about one part in a hundred, e.g. a chair leg far above the back): leave it out.
+        beyond = (gaussians[:, :3].abs() > EXTENT).any(1)  # (N,)
+        outside = [labels[i] for i in new if beyond[i]]
+        new = [i for i in new if not beyond[i]]
         if base is None:
             base = PartShape([], [], torch.zeros(0, gaussians.shape[1]), torch.zeros(0, lat.shape[1]), None, prompt,
                              self.resolve_prompt(prompt)[1])
@@ -242,8 +250,10 @@ class PartDiffusionPipeline:
                           [base.labels[i] for i in kept] + [labels[i] for i in new],
                           torch.cat([base.gaussians[kept], gaussians[new]]), torch.cat([base.latents[kept], lat[new]]),
                           base.origin, prompt, base.category, dict(base.extra))
-        shape.extra.pop("attached", None)
-        shape.extra.pop("shortened", None)
+        for key in ("attached", "shortened", "left_outside"):
+            shape.extra.pop(key, None)
+        if outside:
+            shape.extra["left_outside"] = outside
         moved: list[str] = []
         shortened: list[str] = []
         if not kept and attach_parts and new:
@@ -381,7 +391,7 @@ class PartDiffusionPipeline:
 
         A's parts with the labels taken from B (or those named in `replace`) are dropped; B's parts
         are placed relative to A as they were relative to B (`align_to_anchor`); the spliced shape
-        is noised to `start_step` (of `steps`; default half way, 85% for a shape fitted to an
+        is noised to `start_step` (of `steps`; default half way, 92% for a shape fitted to an
         artist's mesh) and denoised with A's kept parts held fixed, so B's parts settle into A:
         they move and resize, but stay parts with their labels and geometry latents; no other part
         appears. A's kept parts come back bit-identical.
@@ -427,14 +437,15 @@ class PartDiffusionPipeline:
 
 
 def align_to_anchor(shape_b: PartShape, take: Sequence[int], base: PartShape, limit: float = 2.0) -> torch.Tensor:
-    """B's Gaussians at `take`, placed relative to A's parts as they were relative to B's: the
-    largest label both keep (a seat, a body) is the anchor, and B's parts move and scale, axis by
-    axis, as B's anchor box maps onto A's (scales clamped to [1/limit, limit]). Shapes of
-    different proportions (a chair the artist modelled) then receive parts where they fit, and
-    SDEdit only has to settle them. Returns (len(take), 13); unchanged when there is no anchor."""
+    """B's Gaussians at `take`, placed relative to A's parts as they were relative to B's: of the
+    labels both keep, the anchor is the one nearest the taken parts in B (a chair's seat for its
+    base; the larger in A on a tie), and B's parts move and scale, axis by axis, as B's anchor box
+    maps onto A's (scales clamped to [1/limit, limit]). Shapes of different proportions (a chair
+    the artist modelled) then receive parts where they fit, and SDEdit only has to settle them.
+    Returns (len(take), 13); unchanged when there is no anchor."""
     gaussians = shape_b.gaussians[list(take)].clone()
     rest_b = [i for i in range(len(shape_b)) if i not in set(take)]
-    common = {shape_b.labels[i] for i in rest_b} & set(base.labels)
+    common = sorted({shape_b.labels[i] for i in rest_b} & set(base.labels))  # sorted: ties break the same way every run
     if not common or not len(base):
         return gaussians
 
@@ -442,15 +453,37 @@ def align_to_anchor(shape_b: PartShape, take: Sequence[int], base: PartShape, li
         lo, hi = world_boxes(shape.gaussians[[i for i in index if shape.labels[i] == label]])
         return lo.min(0).values, hi.max(0).values
 
+    t_lo, t_hi = world_boxes(gaussians)
+    t_lo, t_hi = t_lo.min(0).values, t_hi.max(0).values
+
+    def gap(label: str) -> float:  # distance between the taken parts' box and the label's box in B
+        lo, hi = box(shape_b, label, rest_b)
+        return float(torch.maximum(torch.maximum(lo - t_hi, t_lo - hi), torch.zeros(3)).norm())
+
     volume = base.half_extents.prod(-1)
-    anchor = max(common, key=lambda l: float(sum(volume[i] for i in range(len(base)) if base.labels[i] == l)))
+    size = {l: float(sum(volume[i] for i in range(len(base)) if base.labels[i] == l)) for l in common}
+    anchor = min(common, key=lambda l: (round(gap(l), 3), -size[l]))
     a_lo, a_hi = box(base, anchor, range(len(base)))
     b_lo, b_hi = box(shape_b, anchor, rest_b)
     scale = ((a_hi - a_lo) / (b_hi - b_lo).clamp(min=1e-4)).clamp(1 / limit, limit)  # (3,) per world axis
-    gaussians[:, :3] = (a_lo + a_hi) / 2 + (gaussians[:, :3] - (b_lo + b_hi) / 2) * scale
+    centre = (a_lo + a_hi) / 2
+    gaussians = _scale_about(gaussians, centre, scale, (b_lo + b_hi) / 2)
+    # Parts reaching beyond the decode grid would be cut off or left out (a tall office-chair base
+    # under a modelled chair with short legs): squeeze them towards the anchor until they fit.
+    lo, hi = (b.min(0).values if k == 0 else b.max(0).values for k, b in enumerate(world_boxes(gaussians)))
+    room = 0.95 * EXTENT
+    over = torch.maximum((hi - centre) / (room - centre).clamp(min=1e-4), (centre - lo) / (centre + room).clamp(min=1e-4))
+    fit = torch.where(over > 1, 1 / over, torch.ones(3)).clamp(min=1 / limit)
+    return _scale_about(gaussians, centre, fit, centre) if bool((fit < 1).any()) else gaussians
+
+
+def _scale_about(gaussians: torch.Tensor, to: torch.Tensor, scale: torch.Tensor, about: torch.Tensor) -> torch.Tensor:
+    """Gaussians moved from around `about` to around `to` and stretched by `scale` (3,) per world axis."""
+    out = gaussians.clone()
+    out[:, :3] = to + (gaussians[:, :3] - about) * scale
     rotations = rotation_from_6d(gaussians[:, 3:9])  # (N, 3, 3) columns = local axes
-    gaussians[:, 9:12] *= (rotations.abs().transpose(1, 2) @ scale[:, None])[..., 0]  # each local axis by its world mix
-    return gaussians
+    out[:, 9:12] *= (rotations.abs().transpose(1, 2) @ scale[:, None])[..., 0]  # each local axis by its world mix
+    return out
 
 
 def settle_new_shape(shape: PartShape, autoencoder: PartAutoencoder) -> tuple[PartShape, list[str], list[str]]:

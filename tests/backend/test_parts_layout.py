@@ -140,3 +140,60 @@ def test_mixed_parts_are_placed_relative_to_the_shared_anchor():
     assert torch.allclose(leg[9:12], torch.tensor([0.025, 0.4, 0.05]))  # narrower along x, like A's seat
     alone = PartShape(["top"], ["top"], a.gaussians.clone(), torch.zeros(1, 8))
     assert torch.equal(align_to_anchor(b, [1], alone), b.gaussians[[1]])  # nothing shared: as it was
+
+
+def test_a_new_part_centred_outside_the_decode_grid_is_left_out():
+    pipe = PartDiffusionPipeline.from_pretrained()
+    shape = encode_shape(data.sample_shape(1, "chair", {"legs": 4, "arms": "none"}), pipe.autoencoder, GridCache())
+    leg = shape.labels.index("leg")
+    shape.gaussians[leg, CENTER] = torch.tensor([0.1, 2.3, 0.0])  # far above the back: never meshed
+    layout, latents, _, _ = pipe.codec.encode(shape)
+    out = pipe._to_shape(layout, latents, "a chair with four legs", attach_parts=False)
+    assert len(out) == len(shape) - 1 and out.labels.count("leg") == 3
+    assert out.extra["left_outside"] == ["leg"] and bool((out.centers.abs() <= 1.0).all())
+
+
+def test_decoding_drops_a_part_s_crumbs_but_never_a_small_part():
+    from backend.parts.decode import OUTSIDE, drop_fragments
+
+    values = torch.full((24, 24, 24), OUTSIDE)
+    owner = torch.full((24, 24, 24), -1)
+    values[2:14, 2:14, 2:14], owner[2:14, 2:14, 2:14] = 1.0, 0  # part 0: its body
+    values[20, 20, 20], owner[20, 20, 20] = 1.0, 0  # ... and a crumb of it
+    values[18:20, 2:4, 2:4], owner[18:20, 2:4, 2:4] = 1.0, 1  # part 1: small, but all of itself
+    out = drop_fragments(values, owner)
+    assert out[20, 20, 20] == OUTSIDE and (out[2:14, 2:14, 2:14] > 0).all() and (out[18:20, 2:4, 2:4] > 0).all()
+
+
+def test_parts_are_grouped_whole_by_touching_voxels():
+    from backend.parts.contact import touching_groups
+
+    owners = -torch.ones(16, 16, 16, dtype=torch.long)
+    owners[0:6, 0:6, 0:6] = 0  # the body
+    owners[6:8, 0:2, 0:2] = 1  # part 1 touches it ...
+    owners[12:14, 12:14, 12:14] = 1  # ... and the grid cut a second piece of it off
+    owners[12:14, 0:2, 12:14] = 2  # part 2 touches nothing
+    group = touching_groups(owners.numpy(), 3)
+    assert group[0] == group[1] != group[2]
+
+
+def test_mixed_parts_are_anchored_to_the_shared_part_nearest_them():
+    from backend.parts.pipeline import align_to_anchor
+    from backend.parts.representation import PartShape
+
+    def box(center, half):
+        return torch.cat([torch.tensor(center), torch.eye(3)[:, 0], torch.eye(3)[:, 1], torch.tensor(half), torch.ones(1)])
+
+    # B: a seat with a leg under it and a back; A: a seat twice as thick and a back bigger than it.
+    b = PartShape(["seat", "back", "leg"], ["seat", "back", "leg"],
+                  torch.stack([box([0.0, 0.0, 0.0], [0.5, 0.05, 0.5]), box([0.0, 0.3, -0.45], [0.5, 0.25, 0.05]),
+                               box([0.4, -0.25, 0.4], [0.05, 0.2, 0.05])]), torch.zeros(3, 8))
+    a = PartShape(["seat", "back"], ["seat", "back"],
+                  torch.stack([box([0.0, 0.0, 0.0], [0.5, 0.1, 0.5]), box([0.0, 0.45, -0.45], [0.5, 0.3, 0.2])]),
+                  torch.zeros(2, 8))
+    leg = align_to_anchor(b, [2], a)[0]  # by the seat (it touches the leg), not by the bigger back
+    assert torch.allclose(leg[:3], torch.tensor([0.4, -0.5, 0.4])) and torch.allclose(leg[10], torch.tensor(0.4))
+    # A leg twice as long would reach below the decode grid: squeezed towards the seat to fit.
+    b.gaussians[2, :3], b.gaussians[2, 10] = torch.tensor([0.4, -0.45, 0.4]), 0.4
+    long_leg = align_to_anchor(b, [2], a)[0]
+    assert float(long_leg[1] - long_leg[10]) >= -0.95 - 1e-5 and float(long_leg[1] + long_leg[10]) <= 0.0
