@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 from . import data
 from .autoencoder import AutoencoderConfig, PartAutoencoder, lattice
 from .diffusion import DenoiserConfig, PartDenoiser, SlotCodec, TextCondition
-from .representation import PartShape, number_parts, rotation_to_6d
+from .representation import SCALE, PartShape, number_parts, rotation_to_6d
 from .text import TextEncoder
 
 DEFAULT_OUT = os.path.join(os.path.dirname(__file__), "weights")
@@ -50,6 +50,10 @@ class TrainConfig:
     batch: int = 64
     lr: float = 1e-3
     text_dropout: float = 0.1  # classifier-free guidance (Ho & Salimans 2022)
+    # Phase-1 loss weight of a part's 12 geometry features (centre, rotation, size) against its
+    # label and existence features. Unweighted they are 12 of 62 features and a present part's
+    # size (a van's long cabin, a tall mug) stayed near the training mean.
+    geometry_weight: float = 4.0
     bank_size: int = 4000  # training latents kept to name a generated part's primitive
 
 
@@ -143,11 +147,12 @@ def train_autoencoder(cfg: TrainConfig, shapes, grids: GridCache, log) -> tuple[
 
 def train_denoiser(cfg: TrainConfig, net_cfg: DenoiserConfig, x0: torch.Tensor, cond: torch.Tensor | None,
                    mask: torch.Tensor | None, text: TextCondition, caption_shape: torch.Tensor, steps: int, name: str,
-                   log) -> tuple[PartDenoiser, list[float]]:
+                   log, feature_weight: torch.Tensor | None = None) -> tuple[PartDenoiser, list[float]]:
     """DDPM training with v-prediction and text dropout.
 
     Args:
         x0: (M, S, D) clean slot features; cond: (M, S, C) or None; mask: (M, S) loss weight or None.
+        feature_weight: (M, S, D) weight of each feature's squared error, or None for equal weights.
         text: the K captions (token states stored in half precision); caption_shape: (K,)
             the shape each caption describes.
     """
@@ -167,7 +172,8 @@ def train_denoiser(cfg: TrainConfig, net_cfg: DenoiserConfig, x0: torch.Tensor, 
         target = scheduler.get_velocity(x, noise, t)
         emb = model.unconditional(text.select(k), drop=torch.rand(cfg.batch, generator=gen) < cfg.text_dropout)
         pred = model(noisy, t, emb, None if cond is None else cond[m])
-        err = (pred - target).pow(2).mean(-1)  # (B, S)
+        err = (pred - target).pow(2)  # (B, S, D)
+        err = (err if feature_weight is None else err * feature_weight[m]).mean(-1)  # (B, S)
         loss = err.mean() if mask is None else (err * mask[m]).sum() / mask[m].sum().clamp(min=1)
         opt.zero_grad()
         loss.backward()
@@ -246,8 +252,11 @@ def train(cfg: TrainConfig, out: str | None = None, log=print, autoencoder_from:
     t = time.time()
     layout_cfg = replace(cfg.layout_net, token_dim=codec.layout_dim, cond_dim=0, slots=codec.max_parts,
                          categories=len(categories))
+    geometry = torch.zeros(codec.layout_dim, dtype=torch.bool)
+    geometry[: SCALE.stop] = True  # centre, rot6D, log half extents (see SlotCodec)
+    weight = 1 + (cfg.geometry_weight - 1) * (exists[..., None].bool() & geometry).float()  # (M, S, 13+V)
     layout_net, layout_losses = train_denoiser(cfg, layout_cfg, layout, None, None, text_in, caption_shape,
-                                               cfg.layout_steps, "layout", log)
+                                               cfg.layout_steps, "layout", log, feature_weight=weight)
     timings["layout_s"] = time.time() - t
     t = time.time()
     latent_cfg = replace(cfg.latent_net, token_dim=latents.shape[-1], cond_dim=codec.layout_dim,
