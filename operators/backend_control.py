@@ -6,8 +6,8 @@ import bpy
 
 from ..panels.preferences import backend_settings
 from ..service.client import BackendError
-from ..service.session import LOCAL, BackendSettings, connect
-from .jobs import tag_redraw
+from ..service.session import LOCAL, BackendSettings, connect, needs_restart
+from . import jobs
 from .refresh import refresh_models
 
 # Last start attempt made from the UI, shown by the Backend panel.
@@ -33,12 +33,13 @@ def _start_in_thread(settings: BackendSettings) -> None:
 
 
 def _redraw_while_starting():
-    tag_redraw(bpy.context)
+    jobs.tag_redraw(bpy.context)
     return 0.5 if STARTUP["running"] else None
 
 
 class DIFFUSION3D_OT_start_backend(bpy.types.Operator):
-    """Start the local backend (or check the remote one) and load its model list"""
+    """Start the local backend (or check the remote one) and load its model list. A local backend
+    started with other preferences (device, threads, downloads, interpreter) is restarted"""
 
     bl_idname = "diffusion3d.start_backend"
     bl_label = "Start Backend"
@@ -50,6 +51,13 @@ class DIFFUSION3D_OT_start_backend(bpy.types.Operator):
     def execute(self, context):
         settings = backend_settings(context)
         STARTUP["error"] = ""
+        if needs_restart(settings):
+            running = sum(job.active for job in jobs.JOBS)
+            if running:
+                self.report({'ERROR'}, f"{running} job(s) still running on the backend: restart it when they "
+                                       "finish or after cancelling them")
+                return {'CANCELLED'}
+            LOCAL.stop()  # it starts again below with the new preferences
         if bpy.app.background or context.window is None:  # scripts: block until ready (bounded by the timeout)
             try:
                 message = _start(settings)

@@ -4,7 +4,7 @@ import bpy
 
 # Modules, not names: operators and panels import each other (attributes are read at draw time).
 from ..operators import backend_control, jobs
-from ..service.session import LOCAL, status_text
+from ..service.session import LOCAL, needs_restart, status_text
 from .preferences import backend_settings
 from .properties import task_for
 
@@ -26,7 +26,8 @@ class VIEW3D_PT_diffusion3d_backend(Diffusion3DPanel, bpy.types.Panel):
         layout.label(text=status_text(settings), icon='CHECKMARK' if running else ('ERROR' if died else 'DOT'))
         row = layout.row(align=True)
         if settings.mode == 'LOCAL':
-            row.operator("diffusion3d.start_backend", text="Restart" if died else "Start", icon='PLAY')
+            restart = died or needs_restart(settings)
+            row.operator("diffusion3d.start_backend", text="Restart" if restart else "Start", icon='PLAY')
             row.operator("diffusion3d.stop_backend", text="Stop", icon='PAUSE')
         else:
             row.operator("diffusion3d.start_backend", text="Connect", icon='URL')

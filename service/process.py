@@ -50,6 +50,7 @@ class LocalBackend:
         self.log_path = ""
         self.python = ""
         self.ready = False  # set once GET /health answered
+        self.launched_with: tuple = ()  # (python, arguments, environment overrides) of the running process
         self._log_handle = None
         self._atexit_registered = False
 
@@ -107,6 +108,7 @@ class LocalBackend:
             self.url = f"http://{HOST}:{port}"
             self.python = python
             self.log_path = log_path
+            self.launched_with = launch_signature(python, extra_args, env)
             os.makedirs(os.path.dirname(log_path), exist_ok=True)
             os.makedirs(cache_dir, exist_ok=True)
             # Blender's environment passes through (DIFFUSION3D_TEST_MODELS, HF_*, CUDA_*, ...), except
@@ -184,6 +186,12 @@ class LocalBackend:
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None
+
+
+def launch_signature(python: str, extra_args: Sequence[str] = (), env: Optional[dict[str, str]] = None) -> tuple:
+    """What a launch depends on beyond its port and token: a running backend launched with
+    another signature runs on stale preferences (device, threads, downloads, interpreter)."""
+    return python, tuple(extra_args), tuple(sorted((env or {}).items()))
 
 
 def _hint(message: str) -> str:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from .client import BackendClient, BackendError
-from .process import LocalBackend
+from .process import LocalBackend, launch_signature
 
 LOCAL = LocalBackend()  # the one local backend of this Blender session
 
@@ -45,6 +45,12 @@ class BackendSettings:
         return args
 
 
+def needs_restart(settings: BackendSettings) -> bool:
+    """The local backend runs with other preferences than these (it applies them only at start)."""
+    return (settings.mode == "LOCAL" and LOCAL.is_running()
+            and LOCAL.launched_with != launch_signature(settings.python, settings.backend_args(), settings.backend_env()))
+
+
 def connect(settings: BackendSettings, start: bool = True) -> BackendClient:
     """A client for the configured backend; starts the local one when `start` and it is not up.
 
@@ -76,6 +82,8 @@ def status_text(settings: BackendSettings) -> str:
     """One line for the sidebar."""
     if settings.mode == "REMOTE":
         return f"Remote: {settings.remote_url or '(no URL set)'}"
+    if needs_restart(settings):
+        return "Local: running with earlier preferences; restart it to apply them"
     if LOCAL.is_running():
         return f"Local: running at {LOCAL.url}" if LOCAL.ready else "Local: starting…"
     if LOCAL.died():

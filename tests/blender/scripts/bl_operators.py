@@ -178,7 +178,24 @@ result, error = call(bpy.ops.diffusion3d.generate_mesh, prompt="x", model="test-
 assert result == {'CANCELLED'} and "not running" in error, error
 prefs.backend_mode = 'LOCAL'
 
-# 11. stop_backend, and unregistering stops a running backend too.
+# 11. A preference the backend reads at launch changes: the sidebar says so, start_backend
+# restarts it with the new value (and refuses while a job runs), jobs keep working.
+process = LOCAL.process
+prefs.cpu_threads = 1
+settings = addon_module("panels.preferences").backend_settings(context)
+assert session.needs_restart(settings) and "restart" in session.status_text(settings)
+busy = jobs.add_job(jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "busy"}, "busy", "test-cube")))
+result, error = call(bpy.ops.diffusion3d.start_backend)
+assert result == {'CANCELLED'} and "still running" in error and LOCAL.process is process, error
+jobs.JOBS.remove(busy)
+assert bpy.ops.diffusion3d.start_backend() == {'FINISHED'}
+assert LOCAL.process is not process and process.poll() is not None and not session.needs_restart(settings)
+args = list(LOCAL.launched_with[1])
+assert args[args.index("--threads") + 1] == "1", args
+assert bpy.ops.diffusion3d.generate_mesh(prompt="after restart", model="test-cube") == {'FINISHED'}
+prefs.cpu_threads = 0
+
+# 12. stop_backend, and unregistering stops a running backend too.
 assert bpy.ops.diffusion3d.stop_backend() == {'FINISHED'} and not LOCAL.is_running()
 assert bpy.ops.diffusion3d.start_backend() == {'FINISHED'}
 process = LOCAL.process
