@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..devices import place_pipeline
-from .latent_blend import hold_known_latents, latent_freedom
+from .latent_blend import hold_known_latents, start_blend
 from .views import ViewRequest
 
 DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-inpainting"
@@ -80,37 +80,23 @@ class ControlNetDepthViewGenerator:
 
     @torch.no_grad()
     def __call__(self, request: ViewRequest) -> torch.Tensor:
-        """Paint one view (see `ViewGenerator`).
-
-        Args:
-            request: The view; its size must be a multiple of 8 (the VAE's factor).
-
-        Returns:
-            (H, W, 3) float image in [0, 1].
-        """
+        """Paint one view: (H, W, 3) in [0, 1] (see `ViewGenerator`; H and W multiples of 8)."""
         pipe = self.pipe
         height, width = request.image.shape[:2]
-        factor = pipe.vae_scale_factor
-        if height % factor or width % factor:
-            raise ValueError(f"view size {width}x{height} must be a multiple of {factor}")
-        device, dtype = pipe._execution_device, pipe.vae.dtype
-        image = request.image.permute(2, 0, 1)[None].to(device, torch.float32)  # (1, 3, H, W) in [0, 1]
-
         # 1. What the texture shows, how free each latent is, and the mask the pipeline sees:
         #    every pixel whose latent is free at some point of the schedule.
-        known = pipe.vae.encode((image * 2 - 1).to(dtype)).latent_dist.mean * pipe.vae.config.scaling_factor
-        free = latent_freedom(request.mask, tuple(known.shape[-2:]), self.mask_dilation).to(device)  # (1, 1, h, w)
-        inpaint = F.interpolate((free > 0).float(), size=(height, width), mode="nearest")  # (1, 1, H, W)
-        noise = torch.randn(known.shape, generator=request.generator, dtype=torch.float32).to(device, dtype)
+        begin = start_blend(pipe, request, self.mask_dilation)
+        device = pipe._execution_device
+        inpaint = F.interpolate((begin.free > 0).float(), size=(height, width), mode="nearest")  # (1, 1, H, W)
         depth = request.disparity.to(device, torch.float32)[None, None].expand(1, 3, height, width)
 
         # 2. Depth-steered denoising from our noise (strength 1); held latents put back each step
         output = pipe(
-            prompt=request.prompt, negative_prompt=request.negative_prompt or None, image=image,
+            prompt=request.prompt, negative_prompt=request.negative_prompt or None, image=begin.image,
             mask_image=inpaint, control_image=depth, height=height, width=width, strength=1.0,
             num_inference_steps=request.num_inference_steps, guidance_scale=request.guidance_scale,
-            generator=request.generator, latents=noise, controlnet_conditioning_scale=self.conditioning_scale,
-            output_type="pt", callback_on_step_end=hold_known_latents(known, noise, free),
+            generator=request.generator, latents=begin.noise, controlnet_conditioning_scale=self.conditioning_scale,
+            output_type="pt", callback_on_step_end=hold_known_latents(begin.known, begin.noise, begin.free),
             callback_on_step_end_tensor_inputs=["latents"],
         )
         return output.images[0].permute(1, 2, 0).float().clamp(0, 1)  # (H, W, 3)

@@ -13,10 +13,13 @@ masks: new content is generated over a seam-wide band of what it meets and blend
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+
+from .views import ViewRequest
 
 
 def latent_freedom(mask: torch.Tensor, size: tuple[int, int], dilation: int = 1) -> torch.Tensor:
@@ -59,3 +62,43 @@ def hold_known_latents(known: torch.Tensor, noise: torch.Tensor, free: torch.Ten
         return {"latents": torch.where(held, target.to(latents.dtype), latents)}
 
     return blend
+
+
+@dataclass
+class BlendStart:
+    """What a diffusers view generator starts from (see `start_blend`).
+
+    Attributes:
+        image: (1, 3, H, W) float32 in [0, 1], the current texture seen from the view.
+        known: (1, C, h, w) its latents, scaled as the UNet sees them.
+        free: (1, 1, h, w) how free each latent is (`latent_freedom`).
+        noise: (1, C, h, w) the starting noise, drawn from the request's generator.
+    """
+
+    image: torch.Tensor
+    known: torch.Tensor
+    free: torch.Tensor
+    noise: torch.Tensor
+
+
+def start_blend(pipe: Any, request: ViewRequest, dilation: int = 1) -> BlendStart:
+    """Encode the request's current image with the pipeline's VAE and draw the starting noise.
+
+    Args:
+        pipe: A Stable Diffusion pipeline (anything with `vae`, `vae_scale_factor`, `_execution_device`).
+        request: The view; its size must be a multiple of the VAE's factor (8).
+        dilation: Latents by which the free region grows.
+
+    Raises:
+        ValueError: the view size is not a multiple of the VAE's factor.
+    """
+    height, width = request.image.shape[:2]
+    factor = pipe.vae_scale_factor
+    if height % factor or width % factor:
+        raise ValueError(f"view size {width}x{height} must be a multiple of {factor}")
+    device, dtype = pipe._execution_device, pipe.vae.dtype
+    image = request.image.permute(2, 0, 1)[None].to(device, torch.float32)  # (1, 3, H, W) in [0, 1]
+    known = pipe.vae.encode((image * 2 - 1).to(dtype)).latent_dist.mean * pipe.vae.config.scaling_factor
+    free = latent_freedom(request.mask, tuple(known.shape[-2:]), dilation).to(device)
+    noise = torch.randn(known.shape, generator=request.generator, dtype=torch.float32).to(device, dtype)
+    return BlendStart(image, known, free, noise)

@@ -24,7 +24,7 @@ from typing import Any, Optional
 import torch
 
 from ..devices import place_pipeline
-from .latent_blend import hold_known_latents, latent_freedom
+from .latent_blend import hold_known_latents, start_blend
 from .views import ViewRequest
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-2-depth"
@@ -85,26 +85,18 @@ class DepthViewGenerator:
             (H, W, 3) float image in [0, 1].
         """
         pipe = self.pipe
-        height, width = request.image.shape[:2]
-        factor = pipe.vae_scale_factor
-        if height % factor or width % factor:
-            raise ValueError(f"view size {width}x{height} must be a multiple of {factor}")
-        device, dtype = pipe._execution_device, pipe.vae.dtype
-        image = request.image.permute(2, 0, 1)[None].to(device, dtype)  # (1, 3, H, W) in [0, 1]
-
         # 1. Latents of what the texture already shows, and how free each latent is
         #    (held latents are put back after every step: see latent_blend)
-        known = pipe.vae.encode(image * 2 - 1).latent_dist.mean * pipe.vae.config.scaling_factor  # (1, 4, h, w)
-        free = latent_freedom(request.mask, tuple(known.shape[-2:]), self.mask_dilation).to(device)  # (1, 1, h, w)
-        noise = torch.randn(known.shape, generator=request.generator, dtype=torch.float32).to(device, dtype)
-        steps = request.num_inference_steps
+        begin = start_blend(pipe, request, self.mask_dilation)
+        device = pipe._execution_device
 
         # 2. Depth-conditioned denoising from noise (strength 1), our disparity as the depth map
         output = pipe(
-            prompt=request.prompt, negative_prompt=request.negative_prompt or None, image=image.float(),
+            prompt=request.prompt, negative_prompt=request.negative_prompt or None, image=begin.image,
             depth_map=request.disparity[None].to(device, torch.float32), strength=1.0,
-            num_inference_steps=steps, guidance_scale=request.guidance_scale, generator=request.generator,
-            output_type="pt", callback_on_step_end=hold_known_latents(known, noise, free),
+            num_inference_steps=request.num_inference_steps, guidance_scale=request.guidance_scale,
+            generator=request.generator, output_type="pt",
+            callback_on_step_end=hold_known_latents(begin.known, begin.noise, begin.free),
             callback_on_step_end_tensor_inputs=["latents"],
         )
         return output.images[0].permute(1, 2, 0).float().clamp(0, 1)  # (H, W, 3)
