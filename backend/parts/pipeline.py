@@ -229,9 +229,9 @@ class PartDiffusionPipeline:
                   kept_slots: Sequence[int] = (), attach_parts: bool = True,
                   region: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> PartShape:
         """Slots → PartShape. `kept_slots[i]` holds `base`'s part i: pasted back exactly. New parts
-        whose centre is outside `region` (lo, hi) or the decode grid are left out. With `attach_parts`, new parts left
-        floating are moved to touch the rest; in a fitted shape, new parts through a kept one are
-        shortened (contact.py)."""
+        whose centre is outside `region` (lo, hi) or the decode grid are left out. With
+        `attach_parts`, new parts left floating are moved to touch the rest; in a fitted shape,
+        new parts through a kept one are shortened (contact.py)."""
         labels, gaussians, lat, slots = self.codec.decode(layout.cpu(), latents.cpu())
         new = [i for i, s in enumerate(slots) if s not in set(kept_slots)]
         if region is not None:
@@ -470,7 +470,8 @@ def align_to_anchor(shape_b: PartShape, take: Sequence[int], base: PartShape, li
     gaussians = _scale_about(gaussians, centre, scale, (b_lo + b_hi) / 2)
     # Parts reaching beyond the decode grid would be cut off or left out (a tall office-chair base
     # under a modelled chair with short legs): squeeze them towards the anchor until they fit.
-    lo, hi = (b.min(0).values if k == 0 else b.max(0).values for k, b in enumerate(world_boxes(gaussians)))
+    lo, hi = world_boxes(gaussians)
+    lo, hi = lo.min(0).values, hi.max(0).values
     room = 0.95 * EXTENT
     over = torch.maximum((hi - centre) / (room - centre).clamp(min=1e-4), (centre - lo) / (centre + room).clamp(min=1e-4))
     fit = torch.where(over > 1, 1 / over, torch.ones(3)).clamp(min=1 / limit)
