@@ -1,14 +1,14 @@
 """A no-op job's round trip over loopback HTTP: submit -> done -> result. Target: median <= 50 ms.
 
 Starts a real backend subprocess with the test models, runs N `test-cube` jobs (no step
-delay) one after another, and prints median / p90 against the target, with a bare
-`GET /health` round trip measured on the same connection as the baseline.
+delay) one after another through the add-on's own client (service/client.py: a connection
+per request, as in Blender), and prints median / p90 against the target, with a bare
+`GET /health` round trip through the same client as the baseline.
 
     python bench/bench_job_roundtrip.py [--jobs 50]
 """
 
 import argparse
-import json
 import os
 import socket
 import statistics
@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from service.client import BackendClient, BackendError  # noqa: E402  (after the path)
+
 TARGET_MS = 50.0
 POLL_S = 0.002  # how often a client asks; at most this much of each round trip is waiting to ask
 
@@ -37,36 +38,31 @@ def start_backend(port: int, token: str, cache_dir: str) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def wait_healthy(session: requests.Session, url: str, process: subprocess.Popen, timeout: float = 120.0) -> float:
+def wait_healthy(client: BackendClient, process: subprocess.Popen, timeout: float = 120.0) -> float:
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
         if process.poll() is not None:
             raise SystemExit(f"backend exited with {process.returncode}:\n{process.stderr.read()}")
         try:
-            if session.get(f"{url}/health", timeout=1).ok:
-                return time.perf_counter() - t0
-        except requests.ConnectionError:
+            client.health(timeout=1)
+            return time.perf_counter() - t0
+        except BackendError:
             pass
         time.sleep(0.05)
     raise SystemExit("backend did not answer /health in time")
 
 
-def round_trip(session: requests.Session, url: str) -> tuple[float, float, float]:
+def round_trip(client: BackendClient) -> tuple[float, float, float]:
     """One job; returns (submit, wait, result) in seconds."""
-    spec = {"task": "text_to_3d", "model": "test-cube", "params": {"prompt": "bench", "step_delay": 0.0}}
     t0 = time.perf_counter()
-    response = session.post(f"{url}/jobs", files={"spec": (None, json.dumps(spec))}, timeout=10)
-    response.raise_for_status()
-    job_id = response.json()["id"]
+    job_id = client.submit("text_to_3d", {"prompt": "bench", "step_delay": 0.0}, "test-cube")["id"]
     t1 = time.perf_counter()
-    while (state := session.get(f"{url}/jobs/{job_id}", timeout=10).json()["state"]) in ("queued", "running"):
+    while (state := client.job(job_id)["state"]) in ("queued", "running"):
         time.sleep(POLL_S)
     if state != "succeeded":
         raise SystemExit(f"job {job_id} ended {state}")
     t2 = time.perf_counter()
-    result = session.get(f"{url}/jobs/{job_id}/result", timeout=10)
-    result.raise_for_status()
-    assert result.content[:4] == b"glTF"
+    assert client.result(job_id)[:4] == b"glTF"
     t3 = time.perf_counter()
     return t1 - t0, t2 - t1, t3 - t2
 
@@ -87,17 +83,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache_dir:
         process = start_backend(port, token, cache_dir)
         try:
-            session = requests.Session()
-            session.headers["Authorization"] = f"Bearer {token}"
-            startup = wait_healthy(session, url, process)
+            client = BackendClient(url, token, timeout=10)
+            startup = wait_healthy(client, process)
             for _ in range(args.warmup):
-                round_trip(session, url)
+                round_trip(client)
             health = []
             for _ in range(args.jobs):
                 t0 = time.perf_counter()
-                session.get(f"{url}/health", timeout=10).raise_for_status()
+                client.health()
                 health.append(time.perf_counter() - t0)
-            parts = [round_trip(session, url) for _ in range(args.jobs)]
+            parts = [round_trip(client) for _ in range(args.jobs)]
         finally:
             process.terminate()
             process.wait(timeout=30)

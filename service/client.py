@@ -1,14 +1,18 @@
-"""HTTP client for the backend (docs/http-api.md): requests only, every call with a timeout.
+"""HTTP client for the backend (docs/http-api.md), every call with a timeout.
 
-Every failure becomes a `BackendError` whose message an artist can act on.
+Built on the standard library's http.client: the add-on runs inside Blender's Python, and a
+Linux distribution's Blender may come without `requests`. Every failure becomes a
+`BackendError` whose message an artist can act on.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
-from typing import Any, Optional
-
-import requests
+import secrets
+import socket
+from typing import Any, NamedTuple, Optional
+from urllib.parse import urlencode, urlsplit
 
 
 class BackendError(RuntimeError):
@@ -23,57 +27,95 @@ class BackendError(RuntimeError):
         self.status = status
 
 
+class Reply(NamedTuple):
+    status: int
+    reason: str
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def multipart(fields: dict[str, tuple[Optional[str], bytes | str, str]]) -> tuple[bytes, str]:
+    """Encode form fields `name -> (filename or None, data, content type)` as multipart/form-data.
+
+    Returns the body and its Content-Type header (with the boundary)."""
+    boundary = secrets.token_hex(16)
+    chunks = []
+    for name, (filename, data, kind) in fields.items():
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: {kind}\r\n\r\n"
+        chunks += [head.encode(), data.encode() if isinstance(data, str) else data, b"\r\n"]
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
+
+
 class BackendClient:
-    """One backend at `url` with its bearer token."""
+    """One backend at `url` (http or https, optionally under a path) with its bearer token.
+
+    Each call opens its own connection, so one client may serve several threads."""
 
     def __init__(self, url: str, token: str = "", timeout: float = 30.0):
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
-        self._session = requests.Session()
-        self._session.trust_env = False  # a system proxy must never see loopback traffic or the token
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BackendError(f"backend URL {url!r} is not an http:// or https:// address "
+                               f"(e.g. http://127.0.0.1:8000): fix it in the add-on preferences")
+        self._https = parts.scheme == "https"
+        self._host, self._port, self._base = parts.hostname, parts.port, parts.path
 
     # ------------------------------------------------------------------ plumbing
-    def _request(self, method: str, path: str, timeout: Optional[float] = None, **kwargs) -> requests.Response:
+    def _request(self, method: str, path: str, timeout: Optional[float] = None, body: bytes = b"",
+                 content_type: str = "", params: Optional[dict] = None) -> Reply:
+        timeout = timeout or self.timeout
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if content_type:
+            headers["Content-Type"] = content_type
+        target = self._base + path + (f"?{urlencode(params)}" if params else "")
+        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        connection = kind(self._host, self._port, timeout=timeout)
         try:
-            response = self._session.request(
-                method, self.url + path, headers=headers, timeout=timeout or self.timeout, **kwargs
-            )
-        except requests.ConnectionError as exc:
+            connection.request(method, target, body=body or None, headers=headers)
+            response = connection.getresponse()
+            reply = Reply(response.status, response.reason, response.read())
+        except (TimeoutError, socket.timeout) as exc:
+            raise BackendError(
+                f"backend at {self.url} did not answer within {timeout:.0f} s "
+                f"(raise the request timeout in the preferences if it is busy)"
+            ) from exc
+        except (ConnectionRefusedError, socket.gaierror) as exc:
             raise BackendError(
                 f"backend not running at {self.url}: start it from the sidebar (Diffusion 3D › Backend) "
                 f"or check the add-on preferences"
             ) from exc
-        except requests.Timeout as exc:
-            raise BackendError(
-                f"backend at {self.url} did not answer within {timeout or self.timeout:.0f} s "
-                f"(raise the request timeout in the preferences if it is busy)"
-            ) from exc
-        except requests.RequestException as exc:
+        except (OSError, http.client.HTTPException) as exc:
             raise BackendError(f"request to {self.url}{path} failed: {exc}") from exc
-        if response.status_code >= 400:
-            raise BackendError(self._describe_error(response), response.status_code)
-        return response
+        finally:
+            connection.close()
+        if reply.status >= 400:
+            raise BackendError(self._describe_error(reply), reply.status)
+        return reply
 
-    def _describe_error(self, response: requests.Response) -> str:
+    def _describe_error(self, reply: Reply) -> str:
         detail = ""
         try:
-            body = response.json()
+            body = reply.json()
             detail = body.get("detail", "") if isinstance(body, dict) else ""
             if isinstance(detail, list):  # FastAPI validation errors
                 detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
         except ValueError:
-            detail = response.text[:300].strip()
-        status = response.status_code
+            detail = reply.content[:300].decode("utf-8", "replace").strip()
+        status = reply.status
         if status == 401 or status == 403:
             return (
                 f"backend at {self.url} refused the token ({status}): check the token in the add-on "
                 f"preferences{': ' + str(detail) if detail else ''}"
             )
         if status >= 500:
-            return f"backend error {status} (a bug in the backend; see its log): {detail or response.reason}"
-        return str(detail) or f"backend answered {status} {response.reason}"
+            return f"backend error {status} (a bug in the backend; see its log): {detail or reply.reason}"
+        return str(detail) or f"backend answered {status} {reply.reason}"
 
     def _json(self, method: str, path: str, **kwargs) -> Any:
         response = self._request(method, path, **kwargs)
@@ -101,7 +143,7 @@ class BackendClient:
         spec = {"task": task, "params": params}
         if model:
             spec["model"] = model
-        multipart = {"spec": (None, json.dumps(spec), "application/json")}
+        fields = {"spec": (None, json.dumps(spec), "application/json")}
         for name, blob in (files or {}).items():
             filename, kind = f"{name}.bin", "application/octet-stream"
             if name in ("mesh", "mesh_b"):
@@ -109,8 +151,9 @@ class BackendClient:
             elif name == "image":
                 jpeg = blob[:3] == b"\xff\xd8\xff"
                 filename, kind = ("image.jpg", "image/jpeg") if jpeg else ("image.png", "image/png")
-            multipart[name] = (filename, blob, kind)
-        return self._json("POST", "/jobs", files=multipart, timeout=timeout)
+            fields[name] = (filename, blob, kind)
+        body, content_type = multipart(fields)
+        return self._json("POST", "/jobs", body=body, content_type=content_type, timeout=timeout)
 
     def job(self, job_id: str) -> dict:
         return self._json("GET", f"/jobs/{job_id}")

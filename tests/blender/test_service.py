@@ -5,6 +5,7 @@ import os
 import sys
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -21,8 +22,13 @@ class _Stub(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.headers.get("Authorization") != "Bearer good":
             return self._send(401, {"detail": "wrong token"})
-        if self.path == "/health":
-            return self._send(200, {"status": "ok"})
+        if self.path in ("/health", "/behind/a/proxy/health"):
+            return self._send(200, {"status": "ok", "path": self.path})
+        if self.path == "/jobs?limit=3":
+            return self._send(200, [{"id": "j1"}])
+        if self.path == "/slow":
+            time.sleep(3)
+            return self._send(200, {})
         if self.path.startswith("/jobs/missing"):
             return self._send(404, {"detail": "no job 'missing': it may have been deleted"})
         if self.path == "/boom":
@@ -32,10 +38,18 @@ class _Stub(BaseHTTPRequestHandler):
         return self._send(422, {"detail": [{"msg": "field required"}, {"msg": "bad seed"}]})
 
     def do_POST(self):
-        length = int(self.headers["Content-Length"])
-        body = self.rfile.read(length)
-        self._send(201, {"id": "j1", "state": "queued", "echo_size": len(body),
-                         "has_spec": b'name="spec"' in body, "has_mask": b'name="face_mask"' in body})
+        """Parses the multipart body as a server does and echoes what it found."""
+        import email.parser
+        import email.policy
+
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+        parts = {part.get_param("name", header="content-disposition"): part for part in message.iter_parts()}
+        self._send(201, {"id": "j1", "state": "queued",
+                         "spec": json.loads(parts["spec"].get_content()),
+                         "mask": list(parts["face_mask"].get_content()) if "face_mask" in parts else None,
+                         "mesh_filename": parts["mesh"].get_filename() if "mesh" in parts else None})
 
     def _send(self, status, payload):
         data = json.dumps(payload).encode()
@@ -55,7 +69,7 @@ def stub_url():
 
 
 def test_client_turns_failures_into_readable_messages(stub_url):
-    assert BackendClient(stub_url, "good").health() == {"status": "ok"}
+    assert BackendClient(stub_url, "good").health() == {"status": "ok", "path": "/health"}
     with pytest.raises(BackendError, match="refused the token .*preferences") as info:
         BackendClient(stub_url, "bad").health()
     assert info.value.status == 401
@@ -67,8 +81,23 @@ def test_client_turns_failures_into_readable_messages(stub_url):
     with pytest.raises(BackendError, match="a bug in the backend"):
         client._json("GET", "/boom")
     assert client.preview("x") is None
-    record = client.submit("edit_part", {"mode": "edit"}, files={"mesh": b"glb", "face_mask": b"\x01\x00"})
-    assert record["has_spec"] and record["has_mask"]
+    assert client.jobs(limit=3) == [{"id": "j1"}]
+    record = client.submit("edit_part", {"mode": "edit"}, "builtin", files={"mesh": b"glb", "face_mask": b"\x01\x00"})
+    assert record["spec"] == {"task": "edit_part", "params": {"mode": "edit"}, "model": "builtin"}
+    assert record["mask"] == [1, 0] and record["mesh_filename"] == "mesh.glb"
+
+
+def test_client_keeps_a_base_path_and_says_when_a_backend_is_too_slow(stub_url):
+    assert BackendClient(stub_url + "/behind/a/proxy/", "good").health()["path"] == "/behind/a/proxy/health"
+    with pytest.raises(BackendError, match="did not answer within 1 s .*request timeout") as info:
+        BackendClient(stub_url, "good", timeout=1)._json("GET", "/slow")
+    assert info.value.status is None
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8000", "ftp://host", "http://"])
+def test_a_malformed_backend_url_says_how_to_write_one(url):
+    with pytest.raises(BackendError, match="not an http:// or https:// address"):
+        BackendClient(url)
 
 
 def test_connection_refused_says_how_to_fix():
