@@ -81,6 +81,7 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
     slot = len(mesh.materials) - 1
     mesh.polygons.foreach_set("material_index", np.full(len(mesh.polygons), slot, np.int32))
     mesh.update()
+    obj.active_material_index = slot  # the Material tab shows the new material, not the old first one
 
     # Keep what the object already carried (parts, prompt) and add what the texture was made from.
     metadata = read_metadata(obj)

@@ -95,6 +95,7 @@ for obj in (suzanne, other):
     old_materials = before[obj.name][0]
     assert materials[:-1] == old_materials and len(materials) == len(old_materials) + 1, materials
     assert set(index) == {len(materials) - 1}, "every face uses the new slot"
+    assert obj.active_material == obj.data.materials[-1], "the new material is the active one"
     assert UV_MAP in uv_maps and n_verts == before[obj.name][2] and location == before[obj.name][5]
     material = obj.data.materials[-1]
     node = next(n for n in material.node_tree.nodes if n.type == 'TEX_IMAGE')
