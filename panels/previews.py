@@ -16,8 +16,11 @@ def load(job) -> None:
     if key not in _collection:
         for old in [k for k in _collection if k.startswith(f"{job.key}:")]:
             del _collection[old]  # keep only the latest preview of each job
-        _collection.load(key, job.preview_path, 'IMAGE')
-        job.preview_icon = _collection[key].icon_id
+        preview = _collection.load(key, job.preview_path, 'IMAGE')
+        # Loading is deferred until something asks for the size; ask now, or a job's last preview
+        # stays blank until an unrelated redraw (no tick follows a finished job).
+        preview.icon_size[:]
+        job.preview_icon = preview.icon_id
 
 
 def clear() -> None:

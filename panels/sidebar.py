@@ -123,7 +123,7 @@ def draw_job(box, job) -> None:
         if job.message:
             box.label(text=job.message)
     elif job.state == "succeeded":
-        if job.applied_to:
+        if job.applied_to and job.applied_to != job.label:  # e.g. "Chair.001": a name taken
             row.label(text=job.applied_to, icon='OBJECT_DATA')
         row.operator("diffusion3d.import_result", text="", icon='IMPORT').key = job.key
         notes = box.column(align=True)
