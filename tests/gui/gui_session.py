@@ -1,0 +1,335 @@
+"""An artist's session in a real Blender window (not background mode), run by ./scripts/test_gui.sh.
+
+The background-mode tests drive the modal job operator with simulated timer events; here the
+window manager's own event loop runs it. Operators are invoked as a sidebar button invokes them
+('INVOKE_DEFAULT' in the 3D viewport's context) and the session checks what the artist sees:
+the operator goes modal and the UI keeps running while the backend works, the result lands as a
+new selected object at the 3D cursor, one undo takes it away and redo brings it back, Cancel stops
+a job with nothing written, a part edit in Edit Mode and Texture Selected land and undo, and the
+sidebar draws with live progress (screenshots). It measures the main thread's work per modal tick
+and the longest stall of the UI while jobs stream progress, and writes gui_report.json.
+
+Environment: DIFFUSION3D_GUI_OUT (output folder),
+DIFFUSION3D_PYTHON (interpreter for the local backend), DIFFUSION3D_TEST_MODELS=1.
+"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+
+import bpy
+
+MODULE = "bl_ext.user_default.diffusion3d"
+OUT = os.environ["DIFFUSION3D_GUI_OUT"]
+REPORT = {"ok": False, "checks": [], "figures": {}, "blender": bpy.app.version_string}
+
+
+def check(condition, what: str) -> None:
+    if not condition:
+        raise AssertionError(what)
+    REPORT["checks"].append(what)
+    print("GUI check:", what, flush=True)
+
+
+def view3d() -> dict:
+    """The context a sidebar button runs in: the window, the 3D viewport, its main region."""
+    window = bpy.context.window_manager.windows[0]
+    area = next(a for a in window.screen.areas if a.type == 'VIEW_3D')
+    region = next(r for r in area.regions if r.type == 'WINDOW')
+    return {"window": window, "area": area, "region": region}
+
+
+def call(operator, *args, **kwargs):
+    with bpy.context.temp_override(**view3d()):
+        return operator(*args, **kwargs)
+
+
+def act(operator, **kwargs):
+    """An artist's action: as a click runs it, with its own undo step (scripted calls push none)."""
+    return call(operator, 'EXEC_DEFAULT', True, **kwargs)
+
+
+def screenshot(name: str) -> None:
+    """The X screen as a person sees it (Blender's own screenshot reads a black buffer under Xvfb's
+    software OpenGL), else Blender's."""
+    path = os.path.join(OUT, name)
+    if shutil.which("import") and os.environ.get("DISPLAY"):
+        subprocess.run(["import", "-window", "root", path], check=True, timeout=30)
+    else:
+        call(bpy.ops.screen.screenshot, filepath=path)
+
+
+# ---------------------------------------------------------------- main-thread measurements
+
+class MainThreadProbe:
+    """A 5 ms app timer: the gaps between its calls are how long the UI was busy (stalled)."""
+
+    def __init__(self):
+        self.stamps: list[float] = []
+        self.recording = False
+        bpy.app.timers.register(self._tick, first_interval=0.0, persistent=True)
+
+    def _tick(self):
+        if self.recording:
+            self.stamps.append(time.perf_counter())
+        return 0.005
+
+    def record(self, on: bool) -> None:
+        self.recording = on
+        if on:
+            self.stamps = []
+
+    def gaps_ms(self) -> list[float]:
+        return [1000 * (b - a) for a, b in zip(self.stamps, self.stamps[1:])]
+
+
+def time_ticks(jobs_module) -> list:
+    """Wrap the job driver's tick: (milliseconds, objects written) for every modal tick."""
+    original, samples = jobs_module.tick, []
+
+    def timed(context, jobs, undo=False):
+        start = time.perf_counter()
+        written = original(context, jobs, undo)
+        samples.append((1000 * (time.perf_counter() - start), len(written)))
+        return written
+
+    jobs_module.tick = timed
+    return samples
+
+
+def _timed(draw, times: list):
+    def timed(self, context):  # Blender checks the argument count
+        start = time.perf_counter()
+        draw(self, context)
+        times.append(1000 * (time.perf_counter() - start))
+    return timed
+
+
+def time_panel_draws(sidebar_module) -> dict:
+    """Wrap the sidebar panels' draw methods: milliseconds of every real draw, by panel. (Blender
+    holds on to a registered class's methods: re-register after wrapping, or it crashes.)"""
+    samples = {}
+    for panel in sidebar_module.classes:
+        bpy.utils.unregister_class(panel)
+        panel.draw = _timed(panel.draw, samples.setdefault(panel.bl_label, []))
+        bpy.utils.register_class(panel)
+    return samples
+
+
+# ---------------------------------------------------------------- the session, step by step
+
+def session():
+    """A generator of waits: yield seconds to sleep, or a (predicate, timeout, what) to wait for."""
+    # Installed and enabled by test_gui.sh with `blender --command extension install-file --enable`.
+    check(MODULE in bpy.context.preferences.addons, "the extension is enabled at start-up")
+    import importlib
+    jobs = importlib.import_module(f"{MODULE}.operators.jobs")
+    session_module = importlib.import_module(f"{MODULE}.service.session")
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.python_path = os.environ["DIFFUSION3D_PYTHON"]
+    prefs.device = 'CPU'
+    prefs.startup_timeout = 300.0
+    tick_samples = time_ticks(jobs)
+    draw_samples = time_panel_draws(importlib.import_module(f"{MODULE}.panels.sidebar"))
+    probe = MainThreadProbe()
+
+    # The sidebar, open on the Diffusion 3D tab.
+    ctx = view3d()
+    ctx["area"].spaces.active.show_region_ui = True
+    yield 1.0
+    sidebar = next(r for r in ctx["area"].regions if r.type == 'UI')
+    sidebar.active_panel_category = "Diffusion 3D"
+    yield 1.0
+
+    # Idle baseline: the UI's own redraws with no job running.
+    probe.record(True)
+    yield 3.0
+    probe.record(False)
+    idle = probe.gaps_ms()
+
+    # 1. Generate, as the Generate button does; the backend starts on demand.
+    scene = bpy.context.scene
+    scene.cursor.location = (2.0, 1.0, 0.0)
+    scene.diffusion3d.prompt = "a chair with four legs"
+    objects_before = set(bpy.data.objects.keys())
+    probe.record(True)
+    result = call(bpy.ops.diffusion3d.generate_mesh, 'INVOKE_DEFAULT', model="builtin", seed=0, random_seed=False)
+    check(result == {'RUNNING_MODAL'}, "Generate runs modal: the call returns at once")
+    job = jobs.JOBS[0]
+    yield (lambda: job.state == "running", 300, "the job to start running")
+    screenshot("generate_running.png")
+    yield (lambda: job.done, 300, "the generated chair")
+    probe.record(False)
+    busy = probe.gaps_ms()
+    check(not job.error, f"the job succeeded ({job.error})")
+    chair = bpy.data.objects.get(job.applied_to)
+    check(chair is not None and set(bpy.data.objects.keys()) - objects_before == {chair.name},
+          "exactly one new object, named from the prompt")
+    check(bpy.context.view_layer.objects.active == chair and chair.select_get(), "it is selected and active")
+    check((chair.location - scene.cursor.location).length < 1e-6, "it stands at the 3D cursor")
+    check(chair.active_material is not None, "it has a material")
+    check(any(g.name.startswith("leg.") for g in chair.vertex_groups), "its parts are vertex groups")
+    REPORT["figures"]["backend_pid"] = session_module.LOCAL.process.pid
+    yield 1.0
+    screenshot("generate_done.png")
+
+    # 2. One undo takes the new object away, redo brings it back.
+    name = chair.name
+    call(bpy.ops.ed.undo)
+    yield 0.5
+    check(name not in bpy.context.scene.objects, "undo removes the generated object")
+    call(bpy.ops.ed.redo)
+    yield 0.5
+    check(name in bpy.context.scene.objects, "redo brings it back")
+    chair = bpy.context.scene.objects[name]
+
+    # Redraw baseline, same scene: the sidebar tagged for redraw at the modal timer's rate, no job.
+    def tag():
+        jobs.tag_redraw(bpy.context)
+        return 0.1 if probe.recording else None
+
+    probe.record(True)
+    bpy.app.timers.register(tag)
+    yield 3.0
+    probe.record(False)
+    redraw_only = probe.gaps_ms()
+
+    # 3. Cancel a long job from the job list: it stops within a step or two, nothing is written.
+    objects_before = set(bpy.data.objects.keys())
+    call(bpy.ops.diffusion3d.generate_mesh, 'INVOKE_DEFAULT', prompt="slow cube", model="test-cube",
+         extra_params=json.dumps({"num_inference_steps": 200, "step_delay": 0.1}))
+    slow = jobs.JOBS[0]
+    probe.record(True)
+    yield (lambda: slow.state == "running" and slow.step >= 5, 120, "the slow job's progress")
+    screenshot("job_progress.png")
+    probe.record(False)
+    streaming = probe.gaps_ms()
+    step_at_cancel, cancelled_at = slow.step, time.perf_counter()
+    call(bpy.ops.diffusion3d.cancel_job, key=slow.key)
+    yield (lambda: slow.done, 60, "the cancelled job to end")
+    check(slow.state == "cancelled", f"the job is cancelled (state {slow.state})")
+    REPORT["figures"]["cancel_latency_s"] = round(time.perf_counter() - cancelled_at, 2)
+    REPORT["figures"]["steps_after_cancel"] = slow.step - step_at_cancel
+    check(set(bpy.data.objects.keys()) == objects_before, "a cancelled job writes nothing")
+
+    # 4. Edit Selected Part from Edit Mode: the legs' faces are the mask; one undo restores them.
+    for obj in bpy.context.selected_objects:
+        obj.select_set(False)
+    chair.select_set(True)
+    bpy.context.view_layer.objects.active = chair
+    vertices_before = len(chair.data.vertices)
+    act(bpy.ops.object.mode_set, mode='EDIT')
+    act(bpy.ops.mesh.select_all, action='DESELECT')
+    for group in [g for g in chair.vertex_groups if g.name.startswith("leg.")]:
+        chair.vertex_groups.active_index = group.index
+        act(bpy.ops.object.vertex_group_select)
+    result = call(bpy.ops.diffusion3d.edit_part, 'INVOKE_DEFAULT', prompt="an office chair on wheels",
+                  mode='EDIT', seed=1)
+    check(result == {'RUNNING_MODAL'}, "Edit Selected Part runs modal")
+    edit = jobs.JOBS[0]
+    yield (lambda: edit.done, 300, "the part edit")
+    check(not edit.error and edit.applied_to == name, f"the edit lands on the same object ({edit.error})")
+    chair = bpy.context.scene.objects[name]
+    REPORT["figures"]["mode_after_edit"] = chair.mode
+    chair.update_from_editmode()  # reads the edit mesh into chair.data (no undo step)
+    check(len(chair.data.vertices) != vertices_before, "the legs were regenerated")
+    check((chair.location - bpy.context.scene.cursor.location).length < 1e-6, "the transform is kept")
+    screenshot("edit_done.png")
+    call(bpy.ops.ed.undo)  # straight away, in whatever mode the result left the artist
+    yield 0.5
+    chair = bpy.context.scene.objects[name]
+    chair.update_from_editmode()
+    check(len(chair.data.vertices) == vertices_before, f"one undo restores the original legs (mode {chair.mode})")
+
+    # 5. Texture Selected on Suzanne, who already has a material: a new one in a new slot; undo.
+    act(bpy.ops.object.mode_set, mode='OBJECT')
+    act(bpy.ops.mesh.primitive_monkey_add, location=(-2.0, 0.0, 0.0))
+    suzanne = bpy.context.view_layer.objects.active
+    old = bpy.data.materials.new("Old paint")
+    suzanne.data.materials.append(old)
+    call(bpy.ops.ed.undo_push, message="Old paint")  # as the Material tab's assignment does
+    result = call(bpy.ops.diffusion3d.texture_mesh, 'INVOKE_DEFAULT', prompt="weathered bronze", model="test-texture",
+                  texture_size=1024)
+    check(result == {'RUNNING_MODAL'}, "Texture Selected runs modal")
+    paint = jobs.JOBS[0]
+    yield (lambda: paint.done, 300, "the texture")
+    check(not paint.error, f"the texture job succeeded ({paint.error})")
+    suzanne = bpy.context.scene.objects[paint.applied_to]
+    images = [n.image for n in suzanne.active_material.node_tree.nodes if n.type == 'TEX_IMAGE' and n.image]
+    check(suzanne.active_material != old and images and tuple(images[0].size) == (1024, 1024),
+          "a new material with a 1024² image texture")
+    check(old.name in [slot.material.name for slot in suzanne.material_slots if slot.material],
+          "the old material is kept in its slot")
+    screenshot("texture_done.png")
+    name = suzanne.name
+    call(bpy.ops.ed.undo)
+    yield 0.5
+    suzanne = bpy.context.scene.objects[name]
+    check([slot.material.name for slot in suzanne.material_slots if slot.material] == ["Old paint"],
+          "undo restores the old material alone")
+
+    # Figures: per-tick work of the modal driver (the final write-back aside) and UI stalls.
+    streaming_ticks = [ms for ms, written in tick_samples if not written]
+    write_ticks = [ms for ms, written in tick_samples if written]
+    REPORT["figures"].update({
+        "modal_ticks": len(streaming_ticks),
+        "tick_ms_median": round(statistics.median(streaming_ticks), 3),
+        "tick_ms_max": round(max(streaming_ticks), 3),
+        "write_back_tick_ms": [round(ms, 1) for ms in write_ticks],
+        "ui_gap_ms_idle_max": round(max(idle), 1),
+        "ui_gap_ms_idle_median": round(statistics.median(idle), 1),
+        "ui_gap_ms_redraw_only_max": round(max(redraw_only), 1),
+        "ui_gap_ms_redraw_only_median": round(statistics.median(redraw_only), 1),
+        "ui_gap_ms_streaming_max": round(max(streaming), 1),
+        "ui_gap_ms_streaming_median": round(statistics.median(streaming), 1),
+        "ui_gap_ms_first_generate_max": round(max(busy), 1),
+        "panel_draws": {label: len(times) for label, times in draw_samples.items()},
+        "panel_draw_ms_max": {label: round(max(times, default=0), 2) for label, times in draw_samples.items()},
+    })
+    REPORT["ok"] = True
+
+
+def drive(steps):
+    """An app timer that advances the session; every wait lets the window manager run."""
+    waiting = {"until": None}
+
+    def step():
+        try:
+            if waiting["until"] is not None:
+                predicate, deadline, what = waiting["until"]
+                if not predicate():
+                    if time.time() > deadline:
+                        raise TimeoutError(f"gave up waiting for {what}")
+                    return 0.05
+                waiting["until"] = None
+            wait = next(steps)
+            if isinstance(wait, tuple):
+                predicate, timeout, what = wait
+                waiting["until"] = (predicate, time.time() + timeout, what)
+                return 0.05
+            return wait
+        except StopIteration:
+            pass
+        except Exception:
+            REPORT["error"] = traceback.format_exc()
+            print(REPORT["error"], file=sys.stderr, flush=True)
+        finish()
+        return None
+
+    bpy.app.timers.register(step, first_interval=1.0)
+
+
+def finish():
+    with open(os.path.join(OUT, "gui_report.json"), "w") as handle:
+        json.dump(REPORT, handle, indent=2)
+    print("GUI report:", json.dumps(REPORT["figures"]), flush=True)
+    call(bpy.ops.wm.quit_blender)
+
+
+os.makedirs(OUT, exist_ok=True)
+drive(session())
