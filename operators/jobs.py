@@ -339,6 +339,9 @@ class JobOperator:
 
     def finish(self, jobs: list[Job]) -> set:
         errors = [f"{job.label}: {job.error}" for job in jobs if job.error]
+        if not bpy.app.background:  # a pop-up: its first line; the job list shows the rest (a log's tail)
+            errors = [e if "\n" not in e else e.split("\n", 1)[0].rstrip(":") + " (details in the job list)"
+                      for e in errors]
         written = [job.applied_to for job in jobs if job.applied_to]
         cancelled = [job.label for job in jobs if job.state == "cancelled"]
         for message in errors:

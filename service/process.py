@@ -65,10 +65,11 @@ class LocalBackend:
             if self.process is None or self.process.poll() is None:
                 return None
             code = self.process.returncode
-        return (
-            f"the local backend exited (code {code}); restart it from the sidebar. "
-            f"Log {self.log_path}:\n{tail(self.log_path, 12)}"
-        )
+        if code < 0:  # ended by a signal; SIGKILL out of the blue is most often the kernel's OOM killer
+            how = f"was killed (signal {-code}{', most likely out of memory' if -code == 9 else ''})"
+        else:
+            how = f"exited (code {code})"
+        return f"the local backend {how}; restart it from the sidebar. Log {self.log_path}:\n{tail(self.log_path, 12)}"
 
     def client(self, timeout: float = 30.0) -> BackendClient:
         with self._lock:

@@ -122,6 +122,19 @@ def test_local_backend_reports_a_process_that_dies_with_its_log(tmp_path):
     backend.stop()  # idempotent
 
 
+def test_a_backend_killed_by_a_signal_is_named_so(tmp_path):
+    """SIGKILL from nowhere (the kernel's out-of-memory killer, most often) is not an exit code."""
+    fake = tmp_path / "ext" / "backend"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "__main__.py").write_text("import os, signal\nprint('loading', flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    backend = LocalBackend()
+    with pytest.raises(BackendError, match=r"was killed \(signal 9, most likely out of memory\)"):
+        backend.start(sys.executable, str(tmp_path / "ext"), str(tmp_path / "cache"), str(tmp_path / "logs" / "b.log"),
+                      startup_timeout=30)
+    assert "loading" in backend.died()
+
+
 def tiny_wheel(folder) -> str:
     """A pure-Python wheel built by hand (a zip with the package and its dist-info), so pip can
     install something real with no index and no network."""

@@ -5,17 +5,20 @@ window manager's own event loop runs it. Operators are invoked as a sidebar butt
 ('INVOKE_DEFAULT' in the 3D viewport's context) and the session checks what the artist sees:
 the operator goes modal and the UI keeps running while the backend works, the result lands as a
 new selected object at the 3D cursor, one undo takes it away and redo brings it back, Cancel stops
-a job with nothing written, a part edit in Edit Mode and Texture Selected land and undo, and the
-sidebar draws with live progress (screenshots). It measures the main thread's work per modal tick
-and the longest stall of the UI while jobs stream progress, and writes gui_report.json.
+a job with nothing written, a part edit in Edit Mode and Texture Selected land and undo, a
+backend killed mid-job fails that job (scene untouched) and restarts from the sidebar, quitting
+with a job running stops the backend, and the sidebar draws with live progress (screenshots).
+It measures the main thread's work per modal tick, the panels' draw times and the UI's longest
+stalls, and writes gui_report.json.
 
-Environment: DIFFUSION3D_GUI_OUT (output folder),
-DIFFUSION3D_PYTHON (interpreter for the local backend), DIFFUSION3D_TEST_MODELS=1.
+Environment: DIFFUSION3D_GUI_OUT (output folder), DIFFUSION3D_PYTHON (interpreter for the
+local backend), DIFFUSION3D_TEST_MODELS=1.
 """
 
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -174,7 +177,6 @@ def session():
     check((chair.location - scene.cursor.location).length < 1e-6, "it stands at the 3D cursor")
     check(chair.active_material is not None, "it has a material")
     check(any(g.name.startswith("leg.") for g in chair.vertex_groups), "its parts are vertex groups")
-    REPORT["figures"]["backend_pid"] = session_module.LOCAL.process.pid
     yield 1.0
     screenshot("generate_done.png")
 
@@ -272,6 +274,38 @@ def session():
     suzanne = bpy.context.scene.objects[name]
     check([slot.material.name for slot in suzanne.material_slots if slot.material] == ["Old paint"],
           "undo restores the old material alone")
+
+    # 6. The backend dies during a job: the job fails saying so, the scene is untouched, the
+    #    Backend panel offers Restart, and the next job runs on a new backend.
+    backend_control = importlib.import_module(f"{MODULE}.operators.backend_control")
+    objects_before = set(bpy.data.objects.keys())
+    call(bpy.ops.diffusion3d.generate_mesh, 'INVOKE_DEFAULT', prompt="doomed cube", model="test-cube",
+         extra_params=json.dumps({"num_inference_steps": 200, "step_delay": 0.1}))
+    doomed = jobs.JOBS[0]
+    yield (lambda: doomed.state == "running" and doomed.step >= 2, 120, "the doomed job's progress")
+    old_pid = session_module.LOCAL.process.pid
+    os.kill(old_pid, signal.SIGKILL)
+    yield (lambda: doomed.done, 60, "the job on the killed backend to end")
+    check(doomed.state == "failed" and "the local backend was killed" in doomed.error,
+          f"the job fails, saying the backend was killed ({doomed.state}: {doomed.error[:80]})")
+    check(set(bpy.data.objects.keys()) == objects_before, "the scene is untouched")
+    yield 1.0
+    screenshot("backend_died.png")
+    call(bpy.ops.diffusion3d.start_backend, 'INVOKE_DEFAULT')
+    yield (lambda: not backend_control.STARTUP["running"], 300, "the backend to restart")
+    check(not backend_control.STARTUP["error"] and session_module.LOCAL.process.pid != old_pid,
+          f"Restart starts a new backend ({backend_control.STARTUP['error']})")
+    call(bpy.ops.diffusion3d.generate_mesh, 'INVOKE_DEFAULT', prompt="after the restart", model="test-cube")
+    again = jobs.JOBS[0]
+    yield (lambda: again.done, 120, "a job on the new backend")
+    check(again.applied_to == "after the restart", f"a job on the new backend lands ({again.error})")
+
+    # 7. Quit with a job still running (below): the backend must stop with Blender.
+    call(bpy.ops.diffusion3d.generate_mesh, 'INVOKE_DEFAULT', prompt="left running", model="test-cube",
+         extra_params=json.dumps({"num_inference_steps": 500, "step_delay": 0.1}))
+    left = jobs.JOBS[0]
+    yield (lambda: left.state == "running", 60, "the job left running")
+    REPORT["figures"]["backend_pid"] = session_module.LOCAL.process.pid
 
     # Figures: per-tick work of the modal driver (the final write-back aside) and UI stalls.
     streaming_ticks = [ms for ms, written in tick_samples if not written]

@@ -158,7 +158,7 @@ while doomed.state != "running" and time.time() < deadline + 30:
     time.sleep(0.05)
 LOCAL.process.kill()
 thread.join(30)
-assert doomed.state == "failed" and "exited" in doomed.error, (doomed.state, doomed.error)
+assert doomed.state == "failed" and "was killed (signal 9" in doomed.error, (doomed.state, doomed.error)
 jobs.tick(context, [doomed])
 assert objects() == before
 assert "exited" in session.status_text(settings)
