@@ -300,7 +300,18 @@ def session():
     yield (lambda: again.done, 120, "a job on the new backend")
     check(again.applied_to == "after the restart", f"a job on the new backend lands ({again.error})")
 
-    # 7. Quit with a job still running (below): the backend must stop with Blender.
+    # 7. The add-on's preferences, as Edit › Preferences › Add-ons shows them (a screenshot).
+    bpy.context.preferences.active_section = 'ADDONS'
+    call(bpy.ops.preferences.addon_expand, module=MODULE)
+    call(bpy.ops.screen.userpref_show)
+    yield 2.0
+    screenshot("preferences.png")
+    preferences_window = bpy.context.window_manager.windows[-1]
+    with bpy.context.temp_override(window=preferences_window):
+        bpy.ops.wm.window_close()
+    yield 0.5
+
+    # 8. Quit with a job still running (below): the backend must stop with Blender.
     call(bpy.ops.diffusion3d.generate_mesh, 'INVOKE_DEFAULT', prompt="left running", model="test-cube",
          extra_params=json.dumps({"num_inference_steps": 500, "step_delay": 0.1}))
     left = jobs.JOBS[0]
