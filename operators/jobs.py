@@ -65,6 +65,7 @@ class Job:
         self.result_path = ""
         self.applied_to = ""  # object name once written into the scene
         self.write_failed = False  # the result could not be written (job.error says why; Import retries)
+        self.back_to_edit_mode = False  # the artist was in Edit Mode on the edited object
         self.notes: list[str] = []  # what the model says about its result ("it does not know a dragon")
         self.cancel_requested = False
         self.version = 0  # bumped on every change: the UI redraws when it moves
@@ -232,12 +233,14 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
             obj = context.scene.objects.get(target) or bpy.data.objects.get(target)
             if obj is None:
                 raise LookupError(f"the object '{target}' no longer exists; import the result from the job list")
+            editing = obj.mode == 'EDIT'
             if job.task == "texture":  # the artist's mesh stays: new UV map, material and slot
                 obj = apply_texture(context, obj, job.result, storage)
             elif job.task == "edit_part" and (patch := patchable(obj, job.result)) is not None:
                 obj = patch_mesh(context, obj, job.result, patch, storage)  # the artist's own mesh: kept polygons stay
             else:
                 obj = write_back.replace_mesh(context, obj, job.result, storage)
+            job.back_to_edit_mode = editing and job.task == "edit_part"  # writing needs Object Mode
         else:
             obj = write_back.new_object(context, job.label, job.result, storage)
     except Exception as exc:  # keep the result file: the job list offers Import again
@@ -278,6 +281,9 @@ def tick(context, jobs: list[Job], undo: bool = False) -> list[bpy.types.Object]
                 written.append(obj)
                 if undo:  # modal runs end without the operator's own undo push (see JobOperator.modal)
                     bpy.ops.ed.undo_push(message=f"Diffusion 3D: {job.label}")
+                if job.back_to_edit_mode:  # after the push: one undo step, whose undo returns here too
+                    with context.temp_override(active_object=obj, object=obj):
+                        bpy.ops.object.mode_set(mode='EDIT')
     if changed:
         tag_redraw(context)
     return written

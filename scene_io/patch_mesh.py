@@ -16,7 +16,7 @@ import numpy as np
 
 from ..formats.face_parts import from_runs
 from ..formats.glb import GLBScene
-from .write_back import MeshArrays, build_material, build_mesh, read_metadata, store_metadata
+from .write_back import MeshArrays, build_material, build_mesh, read_metadata, select_vertices, store_metadata
 
 NEW_PARTS_TAG = "diffusion3d_new_parts"  # custom property of the material generated parts share
 
@@ -91,6 +91,7 @@ def patch_mesh(context, obj: bpy.types.Object, result: GLBScene, patch: dict, st
     bm.to_mesh(mesh)
     bm.free()
     mesh.update()
+    select_vertices(mesh, np.arange(len(mesh.vertices)) >= first_new)  # the new parts, ready for another try
     for name, start, end in (arrays.part_ranges if arrays is not None else []):
         group = obj.vertex_groups.get(name) or obj.vertex_groups.new(name=name)
         group.add(list(range(first_new + start, first_new + end)), 1.0, 'REPLACE')

@@ -85,6 +85,21 @@ def build_mesh(name: str, arrays: MeshArrays) -> bpy.types.Mesh:
     return mesh
 
 
+def select_vertices(mesh: bpy.types.Mesh, selected: np.ndarray) -> None:
+    """Select exactly these vertices, the edges and polygons between them (what Edit Mode shows)."""
+    selected = np.asarray(selected, bool)
+    edges = np.empty(2 * len(mesh.edges), np.int32)
+    mesh.edges.foreach_get("vertices", edges)
+    corners = np.empty(len(mesh.loops), np.int32)
+    mesh.loops.foreach_get("vertex_index", corners)
+    starts = np.empty(len(mesh.polygons), np.int32)
+    mesh.polygons.foreach_get("loop_start", starts)
+    polygons = np.minimum.reduceat(selected[corners], starts) if len(starts) else np.zeros(0, bool)
+    mesh.vertices.foreach_set("select", selected)
+    mesh.edges.foreach_set("select", selected[edges].reshape(-1, 2).all(axis=1))
+    mesh.polygons.foreach_set("select", polygons)
+
+
 def load_image(result: GLBScene, index: int, name: str, storage: str) -> Optional[bpy.types.Image]:
     """The result's image `index` as a Blender image: written to `textures/` beside the saved
     .blend (a new file, never over an older texture) for 'NEXT_TO_BLEND', else packed."""
@@ -189,6 +204,12 @@ def replace_mesh(context, obj: bpy.types.Object, result: GLBScene, storage: str 
     old = obj.data
     mesh = build_mesh(old.name, arrays)
     mesh.materials.append(build_material(obj.name, arrays, result, storage))
+    new = set((result.metadata.get("patch") or {}).get("new_parts", result.metadata.get("changed", [])))
+    if new:  # an edit: its new parts come back selected, ready for another try in Edit Mode
+        chosen = np.zeros(len(arrays.vertices), bool)
+        for name, start, end in arrays.part_ranges:
+            chosen[start:end] |= name in new
+        select_vertices(mesh, chosen)
     obj.data = mesh
     if old.users == 0:
         bpy.data.meshes.remove(old)

@@ -237,8 +237,10 @@ def session():
     yield (lambda: edit.done, 300, "the part edit")
     check(not edit.error and edit.applied_to == name, f"the edit lands on the same object ({edit.error})")
     chair = bpy.context.scene.objects[name]
-    REPORT["figures"]["mode_after_edit"] = chair.mode
+    check(chair.mode == 'EDIT', "the artist is still in Edit Mode")
     chair.update_from_editmode()  # reads the edit mesh into chair.data (no undo step)
+    selected = sum(p.select for p in chair.data.polygons)
+    check(0 < selected < len(chair.data.polygons), f"with the new parts selected ({selected} faces)")
     check(len(chair.data.vertices) != vertices_before, "the legs were regenerated")
     check((chair.location - bpy.context.scene.cursor.location).length < 1e-6, "the transform is kept")
     screenshot("edit_done.png")

@@ -64,8 +64,12 @@ for face in edit.faces:
     face.select_set(face.calc_center_median().z < 0.445)
 bmesh.update_edit_mesh(chair.data)
 bpy.ops.diffusion3d.edit_part('EXEC_DEFAULT', True, prompt="an office chair on wheels", mode='EDIT', seed=0)
-if chair.mode == 'EDIT':
-    bpy.ops.object.mode_set(mode='OBJECT')
+# Still in Edit Mode, with exactly the new parts (the generated-parts slot) selected: ready to try again.
+assert chair.mode == 'EDIT'
+edit = bmesh.from_edit_mesh(chair.data)
+assert [f.select for f in edit.faces] == [f.material_index == 1 for f in edit.faces]
+assert any(f.select for f in edit.faces) and not all(f.select for f in edit.faces)
+bpy.ops.object.mode_set(mode='OBJECT')
 
 # 3. Same object and transform; the seat and back are the artist's vertices, exactly; new parts
 # stand where the legs were, below the seat; every part is a vertex group.
@@ -107,6 +111,8 @@ assert len(chair.data.vertices) == n_before and [g.name for g in chair.vertex_gr
 assert upper_corners(chair) == (corners_before, sizes_before) and len(chair.material_slots) == 1
 bpy.ops.ed.redo()
 chair = bpy.data.objects["Chair"]
+if chair.mode == 'EDIT':  # the edit's undo step was pushed back in Edit Mode
+    bpy.ops.object.mode_set(mode='OBJECT')
 assert {"seat", "back"} <= {g.name for g in chair.vertex_groups}
 
 # 5. Edit again, the back this time (selected through its vertex group): the seat stays as modelled.

@@ -76,8 +76,12 @@ select_groups(chair, legs)
 selected_faces = sum(f.select for f in bmesh.from_edit_mesh(chair.data).faces)
 assert selected_faces > 0
 bpy.ops.diffusion3d.edit_part('EXEC_DEFAULT', True, prompt="an office chair on wheels", mode='EDIT', seed=1)
-if chair.mode == 'EDIT':
-    bpy.ops.object.mode_set(mode='OBJECT')
+assert chair.mode == 'EDIT'  # the artist stays in Edit Mode, with the new parts selected
+bpy.ops.object.mode_set(mode='OBJECT')
+selected = [v for v in chair.data.vertices if v.select]
+kept_groups = {chair.vertex_groups[n].index for n in kept}
+assert selected and not any(g.group in kept_groups for v in selected for g in v.groups), len(selected)
+assert len(selected) < len(chair.data.vertices)
 
 
 # 3. Same object, same transform; seat and back unchanged away from the edit; the legs' region changed.
