@@ -8,18 +8,20 @@ from ..panels.preferences import backend_settings
 from ..service.client import BackendError
 from ..service.session import LOCAL, BackendSettings, connect, needs_restart
 from . import jobs
-from .refresh import refresh_models
+from .refresh import refresh_history, refresh_models
 
 # Last start attempt made from the UI, shown by the Backend panel.
 STARTUP = {"running": False, "error": ""}
 
 
 def _start(settings: BackendSettings) -> str:
-    """Start (or reach) the backend and load its models; returns a one-line summary."""
+    """Start (or reach) the backend, load its models and list its past jobs (e.g. from before
+    Blender was closed: their results can be imported again); returns a one-line summary."""
     client = connect(settings, start=True)
     health = client.health()
     refresh_models(client)
-    return f"backend ready at {client.url} (device {health.get('device', '?')})"
+    past = refresh_history(client)
+    return f"backend ready at {client.url} (device {health.get('device', '?')}; {past} past jobs listed)"
 
 
 def _start_in_thread(settings: BackendSettings) -> None:

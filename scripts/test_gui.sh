@@ -3,7 +3,8 @@
 # the window manager's own event loop, undo, screenshots), which background mode cannot show.
 # Not part of CI: it needs a Blender program (not the bpy module) of at least 4.2, given as
 # $BLENDER or found on PATH; on Debian 12, `BLENDER=$(./scripts/gui_blender_chroot.sh)` makes one.
-# Without a display it starts Xvfb. Writes out/gui/: gui_report.json and screenshots.
+# Without a display it starts Xvfb. Blender runs twice on one user folder (the second time, the
+# first session's jobs must be listed again). Writes out/gui/: reports, logs, screenshots.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -27,24 +28,30 @@ export BLENDER_USER_RESOURCES=$out/user  # a fresh user folder: preferences, ext
   || { cat "$out/install.log"; exit 1; }
 "$blender" --background --python-expr \
   "import bpy; bpy.context.preferences.view.show_splash = False; bpy.ops.wm.save_userpref()" >>"$out/install.log" 2>&1
-DIFFUSION3D_GUI_OUT=$out DIFFUSION3D_PYTHON=$PWD/.venv/bin/python DIFFUSION3D_TEST_MODELS=1 \
-  timeout 900 "$blender" --python tests/gui/gui_session.py >"$out/blender.log" 2>&1 || true
+export DIFFUSION3D_GUI_OUT=$out DIFFUSION3D_PYTHON=$PWD/.venv/bin/python DIFFUSION3D_TEST_MODELS=1
+for phase in first reopen; do
+  DIFFUSION3D_GUI_PHASE=$phase timeout 900 "$blender" --python tests/gui/gui_session.py \
+    >"$out/blender_$phase.log" 2>&1 || true
+done
 
 .venv/bin/python - "$out" <<'EOF'
-import json, os, sys, time
+import json, os, sys
 out = sys.argv[1]
-try:
-    report = json.load(open(os.path.join(out, "gui_report.json")))
-except OSError:
-    sys.exit(f"the GUI session wrote no report; see {out}/blender.log")
-for line in report["checks"]:
-    print("ok  ", line)
-if not report["ok"]:
-    sys.exit(f"FAILED in Blender {report['blender']}:\n{report.get('error', '')}\nlog: {out}/blender.log")
-pid = report["figures"].get("backend_pid")
-time.sleep(1)
+reports = {}
+for phase in ("first", "reopen"):
+    try:
+        reports[phase] = report = json.load(open(os.path.join(out, f"gui_report_{phase}.json")))
+    except OSError:
+        sys.exit(f"the {phase} GUI session wrote no report; see {out}/blender_{phase}.log")
+    for line in report["checks"]:
+        print("ok  ", line)
+    if not report["ok"]:
+        sys.exit(f"FAILED in Blender {report['blender']} ({phase} session):\n{report.get('error', '')}\n"
+                 f"log: {out}/blender_{phase}.log")
+figures = reports["first"]["figures"]
+pid = figures.get("backend_pid")
 alive = pid is not None and os.path.exists(f"/proc/{pid}")
-print("the local backend", "is STILL RUNNING after Blender quit" if alive else "stopped with Blender")
-print("figures:", json.dumps(report["figures"], indent=1))
+print("the first session's backend", "is STILL RUNNING after Blender quit" if alive else "stopped with Blender")
+print("figures:", json.dumps(figures, indent=1))
 sys.exit(1 if alive else 0)
 EOF

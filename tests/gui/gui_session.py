@@ -9,7 +9,8 @@ a job with nothing written, a part edit in Edit Mode and Texture Selected land a
 backend killed mid-job fails that job (scene untouched) and restarts from the sidebar, quitting
 with a job running stops the backend, and the sidebar draws with live progress (screenshots).
 It measures the main thread's work per modal tick, the panels' draw times and the UI's longest
-stalls, and writes gui_report.json.
+stalls, and writes gui_report_first.json. Run again with DIFFUSION3D_GUI_PHASE=reopen on the
+same user folder, it checks that the first session's jobs are listed and import again.
 
 Environment: DIFFUSION3D_GUI_OUT (output folder), DIFFUSION3D_PYTHON (interpreter for the
 local backend), DIFFUSION3D_TEST_MODELS=1.
@@ -29,6 +30,7 @@ import bpy
 
 MODULE = "bl_ext.user_default.diffusion3d"
 OUT = os.environ["DIFFUSION3D_GUI_OUT"]
+PHASE = os.environ.get("DIFFUSION3D_GUI_PHASE", "first")  # "reopen": Blender started again
 REPORT = {"ok": False, "checks": [], "figures": {}, "blender": bpy.app.version_string}
 
 
@@ -126,6 +128,15 @@ def time_panel_draws(sidebar_module) -> dict:
 
 # ---------------------------------------------------------------- the session, step by step
 
+def open_sidebar():
+    """The 3D viewport's sidebar, open on the Diffusion 3D tab (tabs exist once it has drawn)."""
+    area = view3d()["area"]
+    area.spaces.active.show_region_ui = True
+    yield 1.0
+    next(r for r in area.regions if r.type == 'UI').active_panel_category = "Diffusion 3D"
+    yield 1.0
+
+
 def session():
     """A generator of waits: yield seconds to sleep, or a (predicate, timeout, what) to wait for."""
     # Installed and enabled by test_gui.sh with `blender --command extension install-file --enable`.
@@ -137,17 +148,12 @@ def session():
     prefs.python_path = os.environ["DIFFUSION3D_PYTHON"]
     prefs.device = 'CPU'
     prefs.startup_timeout = 300.0
+    bpy.context.preferences.is_dirty = True  # as edits in the Preferences window do: saved on quit
     tick_samples = time_ticks(jobs)
     draw_samples = time_panel_draws(importlib.import_module(f"{MODULE}.panels.sidebar"))
     probe = MainThreadProbe()
 
-    # The sidebar, open on the Diffusion 3D tab.
-    ctx = view3d()
-    ctx["area"].spaces.active.show_region_ui = True
-    yield 1.0
-    sidebar = next(r for r in ctx["area"].regions if r.type == 'UI')
-    sidebar.active_panel_category = "Diffusion 3D"
-    yield 1.0
+    yield from open_sidebar()
 
     # Idle baseline: the UI's own redraws with no job running.
     probe.record(True)
@@ -341,6 +347,34 @@ def session():
     REPORT["ok"] = True
 
 
+def reopened():
+    """Blender opened again on the same user folder: Start lists the jobs of the first session
+    (kept by the backend), and a finished one's result imports again."""
+    import importlib
+    check(MODULE in bpy.context.preferences.addons, "the extension is enabled at start-up")
+    jobs = importlib.import_module(f"{MODULE}.operators.jobs")
+    backend_control = importlib.import_module(f"{MODULE}.operators.backend_control")
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    check(prefs.python_path == os.environ["DIFFUSION3D_PYTHON"], "the preferences were kept")
+    yield from open_sidebar()
+    call(bpy.ops.diffusion3d.start_backend, 'INVOKE_DEFAULT')
+    yield (lambda: not backend_control.STARTUP["running"], 300, "the backend to start")
+    check(not backend_control.STARTUP["error"], f"Start works ({backend_control.STARTUP['error']})")
+    past = {job.label: job for job in jobs.JOBS}
+    check({"a chair with four legs", "slow cube", "weathered bronze"} <= set(past),
+          f"the first session's jobs are listed ({sorted(past)})")
+    chair = past["a chair with four legs"]
+    check(chair.state == "succeeded" and past["slow cube"].state == "cancelled", "with their states")
+    left = past["left running"]
+    check(left.state == "failed" and left.error, f"the job Blender quit on is failed, saying why ({left.error})")
+    result = call(bpy.ops.diffusion3d.import_result, key=chair.key)
+    check(result == {'FINISHED'} and "a chair with four legs" in bpy.context.scene.objects,
+          "a past result imports as a new object")
+    yield 1.0
+    screenshot("reopened.png")
+    REPORT["ok"] = True
+
+
 def drive(steps):
     """An app timer that advances the session; every wait lets the window manager run."""
     waiting = {"until": None}
@@ -372,11 +406,11 @@ def drive(steps):
 
 
 def finish():
-    with open(os.path.join(OUT, "gui_report.json"), "w") as handle:
+    with open(os.path.join(OUT, f"gui_report_{PHASE}.json"), "w") as handle:
         json.dump(REPORT, handle, indent=2)
     print("GUI report:", json.dumps(REPORT["figures"]), flush=True)
     call(bpy.ops.wm.quit_blender)
 
 
 os.makedirs(OUT, exist_ok=True)
-drive(session())
+drive(session() if PHASE == "first" else reopened())
