@@ -15,7 +15,7 @@ from typing import Any, Optional
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -213,14 +213,17 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, f"the result file of job {job_id} is gone from the cache directory")
         return FileResponse(path, media_type="model/gltf-binary", filename=f"{job_id}.glb")
 
-    @app.get("/jobs/{job_id}/preview", response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
+    @app.get("/jobs/{job_id}/preview", response_class=Response, responses={200: {"content": {"image/png": {}}}})
     def get_preview(job_id: str):
         """The latest preview image; 404 when the job has none."""
         _job_or_404(jobs.get(job_id), job_id)
-        path = jobs.store.preview_path(job_id)
-        if not path.exists():
-            raise HTTPException(404, f"job {job_id} has no preview (yet)")
-        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-store"})
+        # Read whole, not streamed by path: the worker replaces the file while the job runs, and a
+        # FileResponse would announce one file's length and send another's bytes.
+        try:
+            data = jobs.store.preview_path(job_id).read_bytes()
+        except FileNotFoundError:
+            raise HTTPException(404, f"job {job_id} has no preview (yet)") from None
+        return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.exception_handler(BackendStopping)
     async def stopping(request: Request, exc: BackendStopping) -> JSONResponse:

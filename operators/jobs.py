@@ -199,7 +199,12 @@ def _keep(settings: BackendSettings, folder: str, filename: str, data: bytes) ->
 
 
 def _fetch_preview(client, job: Job, settings: BackendSettings) -> None:
-    data = client.preview(job.backend_id)
+    """The latest preview, if it comes: a preview that fails to download never fails its job."""
+    try:
+        data = client.preview(job.backend_id)
+    except BackendError as exc:
+        print(f"Diffusion 3D: preview of '{job.label}' skipped: {exc}", flush=True)
+        return
     if data:
         job.preview_path = _keep(settings, "previews", f"{job.backend_id}.png", data)
         job.preview_version += 1

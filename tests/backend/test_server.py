@@ -209,6 +209,35 @@ def test_job_runs_to_a_result(client):
     assert client.get("/jobs").json()[0]["id"] == record["id"]
 
 
+def test_a_preview_replaced_while_it_is_read_arrives_whole(client):
+    """The worker replaces preview.png while a client downloads it: every answer is one whole
+    file, its length as announced (streaming by path once sent one file's length with another's
+    bytes)."""
+    import threading
+    from backend.jobs import _write_atomic
+
+    record = wait(client, submit(client, {"prompt": "a box", "num_inference_steps": 1}).json()["id"])
+    path = client.app.state.jobs.store.preview_path(record["id"])
+    small, large = b"\x89PNG" + b"s" * 3_000, b"\x89PNG" + b"L" * 300_000
+    stop = threading.Event()
+
+    def rewrite():
+        while not stop.is_set():
+            for data in (small, large):
+                _write_atomic(path, data)
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        for _ in range(150):
+            response = client.get(f"/jobs/{record['id']}/preview")
+            assert response.content in (small, large), len(response.content)
+            assert int(response.headers["content-length"]) == len(response.content)
+    finally:
+        stop.set()
+        writer.join()
+
+
 def test_test_texture_paints_an_uploaded_mesh_from_every_side(client):
     import trimesh
 

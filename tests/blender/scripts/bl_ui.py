@@ -150,4 +150,18 @@ obj = bpy.data.objects["modal cube"]
 assert json.loads(obj["diffusion3d"])["model"] == "test-cube"
 bpy.ops.ed.undo()  # one step takes the result away again
 assert "modal cube" not in bpy.data.objects
+
+# A preview that fails to download (a dropped connection) is skipped; the job goes on.
+BackendError = addon_module("service.client").BackendError
+
+
+class DroppingClient:
+    def preview(self, job_id):
+        raise BackendError("request failed: IncompleteRead(9494 bytes read, 759 more expected)")
+
+
+flaky = jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "e"}, "flaky preview"))
+flaky.state, versions = "running", (flaky.preview_version, flaky.version)
+jobs._fetch_preview(DroppingClient(), flaky, preferences.backend_settings(context))
+assert (flaky.preview_version, flaky.version) == versions and flaky.state == "running" and not flaky.error
 done()
