@@ -42,15 +42,15 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
         settings = context.scene.diffusion3d
         prompt = self.prompt if given("prompt") else settings.texture_prompt
         model = self.model if given("model") else ("" if settings.texture_model == 'DEFAULT' else settings.texture_model)
-        if not prompt.strip():
-            raise ValueError("type a prompt describing the texture first")
+        reference, view, size = self._reference(context)
+        if not prompt.strip() and not reference:
+            raise ValueError("type a prompt describing the texture first (or pick a reference image)")
         params = {"prompt": prompt.strip()}
         if self.texture_size:
             params["texture_size"] = self.texture_size
         if self.seed >= 0:
             params["seed"] = self.seed
         params.update(parse_extra_params(self.extra_params))
-        reference, view, size = self._reference(context)
         requests_ = []
         for obj in context.selected_objects:
             if obj.type != 'MESH':
@@ -60,7 +60,7 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
             if reference:
                 files["image"] = reference
                 object_params["reference_camera"] = reference_camera(context, obj, view, *size)
-            label = f"{obj.name}: {prompt.strip()}"[:60]
+            label = f"{obj.name}: {prompt.strip() or 'from the reference image'}"[:60]
             requests_.append(JobRequest("texture", object_params, label, model, files, target=obj.name))
         return requests_
 

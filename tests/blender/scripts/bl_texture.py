@@ -159,7 +159,8 @@ result, error = call(bpy.ops.diffusion3d.texture_mesh, prompt="painted", model="
                      reference_image=reference + ".missing")
 assert result == {'CANCELLED'} and "does not exist" in error, error
 head.location = (0.0, 0.0, 0.0)
-assert bpy.ops.diffusion3d.texture_mesh(prompt="painted", model="test-texture", seed=2, reference_image=reference,
+# No prompt: the reference alone says what to paint.
+assert bpy.ops.diffusion3d.texture_mesh(prompt="", model="test-texture", seed=2, reference_image=reference,
                                         reference_view='CAMERA') == {'FINISHED'}
 colours = side_colours(head, head.data.materials[-1].node_tree.nodes["Image Texture"].image)
 print("with a reference from +X:", colours)
