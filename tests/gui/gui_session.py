@@ -17,6 +17,7 @@ local backend), DIFFUSION3D_TEST_MODELS=1.
 """
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -27,6 +28,7 @@ import time
 import traceback
 
 import bpy
+import numpy as np
 
 MODULE = "bl_ext.user_default.diffusion3d"
 OUT = os.environ["DIFFUSION3D_GUI_OUT"]
@@ -283,6 +285,11 @@ def session():
     check([slot.material.name for slot in suzanne.material_slots if slot.material] == ["Old paint"],
           "undo restores the old material alone")
 
+    # 5b. A reference image taken from the current view: left half red, right half blue, at the
+    #     viewport's aspect. Where Blender's own projection puts a surface point left of the middle,
+    #     the texture must be red; right of it, blue.
+    yield from texture_from_view(jobs)
+
     # 6. The backend dies during a job: the job fails saying so, the scene is untouched, the
     #    Backend panel offers Restart, and the next job runs on a new backend.
     backend_control = importlib.import_module(f"{MODULE}.operators.backend_control")
@@ -373,6 +380,69 @@ def reopened():
     yield 1.0
     screenshot("reopened.png")
     REPORT["ok"] = True
+
+
+def texture_from_view(jobs):
+    from bpy_extras.view3d_utils import location_3d_to_region_2d
+    from mathutils import Euler, Vector
+
+    act(bpy.ops.object.select_all, action='DESELECT')
+    act(bpy.ops.mesh.primitive_uv_sphere_add, location=(0.0, 5.0, 1.0), segments=48, ring_count=24)
+    ball = bpy.context.view_layer.objects.active
+    ctx = view3d()
+    view = ctx["area"].spaces.active.region_3d
+    view.view_perspective = 'PERSP'
+    view.view_location = ball.location
+    view.view_rotation = Euler((math.radians(65), 0.0, math.radians(-35))).to_quaternion()
+    view.view_distance = 4.0
+    yield 0.5
+    region = ctx["region"]
+    width, height = region.width, region.height
+    image = bpy.data.images.new("half red half blue", width, height)
+    pixels = np.zeros((height, width, 4), np.float32)
+    pixels[..., 3] = 1.0
+    pixels[:, : width // 2, 0] = 1.0
+    pixels[:, width // 2:, 2] = 1.0
+    image.pixels.foreach_set(pixels.ravel())
+    path = os.path.join(OUT, "reference_half_red_half_blue.png")
+    image.filepath_raw, image.file_format = path, 'PNG'
+    image.save()
+    result = call(bpy.ops.diffusion3d.texture_mesh, 'INVOKE_DEFAULT', prompt="", model="test-texture",
+                  texture_size=1024, reference_image=path, reference_view='VIEW')
+    check(result == {'RUNNING_MODAL'}, "Texture Selected with a reference image from the current view runs")
+    job = jobs.JOBS[0]
+    yield (lambda: job.done, 300, "the texture from the view")
+    check(not job.error, f"it succeeded ({job.error})")
+    ball = bpy.context.scene.objects[job.applied_to]
+    texture = next(n.image for n in ball.active_material.node_tree.nodes if n.type == 'TEX_IMAGE')
+    size = texture.size[0]
+    texels = np.empty(size * size * 4, np.float32)
+    texture.pixels.foreach_get(texels)
+    texels = texels.reshape(size, size, 4)
+    mesh, eye = ball.data, view.view_matrix.inverted().translation
+    uv = mesh.uv_layers["Diffusion 3D"].data
+    sides = {"red": [0, 0], "blue": [0, 0]}  # side -> [texels that are its colour, points looked at]
+    for loop in mesh.loops:
+        point = ball.matrix_world @ mesh.vertices[loop.vertex_index].co
+        normal = (point - ball.location).normalized()
+        if normal.dot((eye - point).normalized()) < 0.6:  # well in sight only
+            continue
+        x = location_3d_to_region_2d(region, view, point).x
+        if abs(x - width / 2) < 0.02 * width:  # away from the split
+            continue
+        side = "red" if x < width / 2 else "blue"
+        u, v = uv[loop.index].uv
+        r, _, b, _ = texels[min(size - 1, int(v * size)), min(size - 1, int(u * size))]
+        sides[side][0] += (r > 0.6 and b < 0.3) if side == "red" else (b > 0.6 and r < 0.3)
+        sides[side][1] += 1
+    REPORT["figures"]["reference_view_agreement"] = {k: f"{a}/{n}" for k, (a, n) in sides.items()}
+    check(all(n > 20 and a >= 0.9 * n for a, n in sides.values()),
+          f"the texture agrees with Blender's projection of the view ({sides})")
+    shading = ctx["area"].spaces.active.shading
+    shading.color_type = 'TEXTURE'  # Solid mode, coloured by the image: the artist's quick look
+    yield 1.0
+    screenshot("texture_from_view.png")
+    shading.color_type = 'MATERIAL'
 
 
 def drive(steps):
