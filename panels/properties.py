@@ -38,6 +38,32 @@ def models_for(task: str) -> list[tuple[str, str, str]]:
     return items
 
 
+def model_entry(settings) -> dict:
+    """The /models entry the Generate panel's choice stands for ({} before the list is loaded)."""
+    task, chosen = task_for(settings), settings.model
+    for entry in MODELS:
+        if entry.get("task") == task and (entry.get("name") == chosen if chosen != 'DEFAULT' else entry.get("default")):
+            return entry
+    return {}
+
+
+def sampling_defaults(settings) -> tuple:
+    """(steps, guidance) the chosen model uses unless told otherwise; None where unknown."""
+    params = model_entry(settings).get("params") or {}
+    return params.get("num_inference_steps"), params.get("guidance_scale")
+
+
+def _start_custom_sampling(self, context):
+    """Custom sampling starts from the model's own values (the built-in model's guidance is 1.5,
+    Shap-E's 15: a fixed starting point would be far off for one of them)."""
+    if self.custom_sampling:
+        steps, guidance = sampling_defaults(self)
+        if steps:
+            self.steps = int(steps)
+        if guidance is not None:
+            self.guidance = float(guidance)
+
+
 def model_items(self, context):
     return models_for(task_for(self))
 
@@ -54,7 +80,8 @@ class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
     model: EnumProperty(name="Model", description="Model that runs the job (list from the backend)", items=model_items)
     random_seed: BoolProperty(name="Random Seed", description="A new seed for every job", default=True)
     seed: IntProperty(name="Seed", min=0, default=0)
-    custom_sampling: BoolProperty(name="Custom Sampling", description="Override the model's steps and guidance", default=False)
+    custom_sampling: BoolProperty(name="Custom Sampling", description="Override the model's steps and guidance",
+                                  default=False, update=_start_custom_sampling)
     steps: IntProperty(name="Steps", description="Number of denoising steps", min=1, max=1000, default=64)
     guidance: FloatProperty(name="Guidance", description="Classifier-free guidance scale", min=0.0, max=100.0, default=15.0)
 

@@ -6,7 +6,7 @@ import bpy
 from ..operators import backend_control, jobs
 from ..service.session import LOCAL, needs_restart, status_text
 from .preferences import backend_settings
-from .properties import task_for
+from .properties import sampling_defaults, task_for
 
 
 class Diffusion3DPanel:
@@ -54,10 +54,15 @@ class VIEW3D_PT_diffusion3d_generate(Diffusion3DPanel, bpy.types.Panel):
         sub.enabled = not settings.random_seed
         sub.prop(settings, "seed")
         layout.prop(settings, "custom_sampling")
-        col = layout.column(align=True)
-        col.enabled = settings.custom_sampling
-        col.prop(settings, "steps")
-        col.prop(settings, "guidance")
+        if settings.custom_sampling:
+            col = layout.column(align=True)
+            col.prop(settings, "steps")
+            col.prop(settings, "guidance")
+        else:
+            steps, guidance = sampling_defaults(settings)
+            if steps is not None:
+                text = f"{steps} steps" + (f", guidance {guidance:g}" if guidance is not None else "")
+                layout.label(text=f"Model's own: {text}")
         text = "Generate from Image" if task_for(settings) == 'image_to_3d' else "Generate"
         layout.operator("diffusion3d.generate_mesh", text=text, icon='MESH_MONKEY')
 

@@ -89,6 +89,24 @@ context.scene.diffusion3d.image = "//photo.png"
 assert ("operator", "diffusion3d.generate_mesh") in draw(panels.VIEW3D_PT_diffusion3d_generate)
 context.scene.diffusion3d.image = ""
 
+# Sampling starts from the chosen model's own steps and guidance (the backend lists them).
+properties = addon_module("panels.properties")
+properties.MODELS[:] = [
+    {"name": "builtin", "task": "text_to_3d", "default": True, "params": {"num_inference_steps": 25, "guidance_scale": 1.5}},
+    {"name": "shap-e", "task": "text_to_3d", "default": False, "params": {"num_inference_steps": 64, "guidance_scale": 15.0}},
+]
+settings = context.scene.diffusion3d
+settings.model, settings.custom_sampling = 'DEFAULT', False
+assert ("label", "Model's own: 25 steps, guidance 1.5") in draw(panels.VIEW3D_PT_diffusion3d_generate)
+settings.custom_sampling = True
+assert (settings.steps, round(settings.guidance, 3)) == (25, 1.5), (settings.steps, settings.guidance)
+assert ("prop", "guidance") in draw(panels.VIEW3D_PT_diffusion3d_generate)
+settings.custom_sampling, settings.model = False, "shap-e"
+settings.custom_sampling = True
+assert (settings.steps, settings.guidance) == (64, 15.0), (settings.steps, settings.guidance)
+settings.custom_sampling, settings.model = False, 'DEFAULT'
+properties.MODELS.clear()
+
 # Preferences draw (local and remote) through the same fake layout.
 prefs = context.preferences.addons[MODULE].preferences
 prefs_class = type(prefs)
