@@ -107,16 +107,23 @@ def test_connection_refused_says_how_to_fix():
     assert info.value.status is None
 
 
-def test_local_backend_reports_a_process_that_dies_with_its_log(tmp_path):
+def start_fake_backend(tmp_path, main: str) -> tuple[LocalBackend, str]:
+    """A LocalBackend started on an extension folder whose `backend` package runs `main`, and the
+    error its `start` raised (every fake here dies)."""
     fake = tmp_path / "ext" / "backend"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("")
-    (fake / "__main__.py").write_text("import sys\nprint('cannot start: No module named torch', flush=True)\nsys.exit(3)\n")
+    (fake / "__main__.py").write_text(main)
     backend = LocalBackend()
     with pytest.raises(BackendError) as info:
         backend.start(sys.executable, str(tmp_path / "ext"), str(tmp_path / "cache"), str(tmp_path / "logs" / "b.log"),
                       startup_timeout=30)
-    message = str(info.value)
+    return backend, str(info.value)
+
+
+def test_local_backend_reports_a_process_that_dies_with_its_log(tmp_path):
+    backend, message = start_fake_backend(
+        tmp_path, "import sys\nprint('cannot start: No module named torch', flush=True)\nsys.exit(3)\n")
     assert "exited (code 3)" in message and "No module named torch" in message and "Install backend requirements" in message
     assert not backend.is_running()
     backend.stop()  # idempotent
@@ -124,14 +131,9 @@ def test_local_backend_reports_a_process_that_dies_with_its_log(tmp_path):
 
 def test_a_backend_killed_by_a_signal_is_named_so(tmp_path):
     """SIGKILL from nowhere (the kernel's out-of-memory killer, most often) is not an exit code."""
-    fake = tmp_path / "ext" / "backend"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("")
-    (fake / "__main__.py").write_text("import os, signal\nprint('loading', flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
-    backend = LocalBackend()
-    with pytest.raises(BackendError, match=r"was killed \(signal 9, most likely out of memory\)"):
-        backend.start(sys.executable, str(tmp_path / "ext"), str(tmp_path / "cache"), str(tmp_path / "logs" / "b.log"),
-                      startup_timeout=30)
+    backend, message = start_fake_backend(
+        tmp_path, "import os, signal\nprint('loading', flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    assert "was killed (signal 9, most likely out of memory)" in message
     assert "loading" in backend.died()
 
 
