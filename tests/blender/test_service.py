@@ -1,9 +1,7 @@
-"""The add-on's bpy-free service layer: readable client errors, process manager, installer."""
+"""The add-on's bpy-free service layer: readable client errors and the local backend process."""
 
 import json
-import os
 import sys
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,7 +9,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from service.client import BackendClient, BackendError
-from service.installer import RequirementsInstaller, venv_python
 from service.process import LocalBackend, free_port
 
 
@@ -135,53 +132,3 @@ def test_a_backend_killed_by_a_signal_is_named_so(tmp_path):
         tmp_path, "import os, signal\nprint('loading', flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
     assert "was killed (signal 9, most likely out of memory)" in message
     assert "loading" in backend.died()
-
-
-def tiny_wheel(folder) -> str:
-    """A pure-Python wheel built by hand (a zip with the package and its dist-info), so pip can
-    install something real with no index and no network."""
-    import base64
-    import hashlib
-    import zipfile
-
-    files = {"tinypkg/__init__.py": "VERSION = '0.1'\n",
-             "tinypkg-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinypkg\nVersion: 0.1\n",
-             "tinypkg-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = []
-    for name, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(text.encode())}")
-    files["tinypkg-0.1.dist-info/RECORD"] = "\n".join(record + ["tinypkg-0.1.dist-info/RECORD,,"]) + "\n"
-    path = os.path.join(str(folder), "tinypkg-0.1-py3-none-any.whl")
-    with zipfile.ZipFile(path, "w") as wheel:
-        for name, text in files.items():
-            wheel.writestr(name, text)
-    return path
-
-
-def test_installer_creates_a_venv_installs_and_logs(tmp_path):
-    """The real pip path, offline: a requirement that cannot be found fails with pip's reason in
-    the log; then a local wheel installs into the same venv and imports there."""
-    venv, log = str(tmp_path / "venv"), tmp_path / "logs" / "install.log"
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    tiny_wheel(wheels)
-    requirements = tmp_path / "requirements.txt"
-    requirements.write_text(f"--no-index\n--find-links {wheels}\nno-such-package-diffusion3d==1.0\n")
-    installer = RequirementsInstaller()
-    installer.start(sys.executable, venv, str(requirements), str(log))
-    installer._thread.join(300)
-    assert installer.state == "FAILED", "\n".join(installer.lines)
-    assert any("no-such-package-diffusion3d" in line for line in installer.lines)
-    assert any("-m venv" in line for line in installer.lines)
-
-    requirements.write_text(f"--no-index\n--find-links {wheels}\ntinypkg==0.1\n")
-    installer = RequirementsInstaller()
-    installer.start(sys.executable, venv, str(requirements), str(log))
-    installer._thread.join(300)
-    assert installer.state == "DONE", "\n".join(installer.lines)
-    assert not any("-m venv" in line for line in installer.lines)  # the venv is reused
-    assert log.read_text().strip().endswith(venv_python(venv))
-    out = subprocess.run([venv_python(venv), "-c", "import tinypkg; print(tinypkg.VERSION)"],
-                         capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == "0.1", out.stderr
