@@ -122,6 +122,9 @@ class RequirementsInstaller:
                         self._emit(log, line.rstrip())
                     if self._process.wait() != 0:
                         self._emit(log, f"failed with exit code {self._process.returncode}")
+                        if CPU_INDEX in command:  # e.g. only PyPI is reachable: its build works too
+                            self._emit(log, "torch's CPU build could not be installed; the next step takes PyPI's")
+                            continue
                         self.state = "FAILED"
                         return
                 self._report_torch(log, venv_dir, requirements, nvidia, env)

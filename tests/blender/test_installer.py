@@ -12,26 +12,27 @@ from service.installer import (
 )
 
 
-def tiny_wheel(folder) -> str:
+def tiny_wheel(folder, name: str = "tinypkg", version: str = "0.1", code: str = "VERSION = '0.1'\n") -> str:
     """A pure-Python wheel built by hand (a zip with the package and its dist-info), so pip can
     install something real with no index and no network."""
     import base64
     import hashlib
     import zipfile
 
-    files = {"tinypkg/__init__.py": "VERSION = '0.1'\n",
-             "tinypkg-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinypkg\nVersion: 0.1\n",
-             "tinypkg-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    info = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": code,
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
     record = []
-    for name, text in files.items():
+    for path, text in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(text.encode())}")
-    files["tinypkg-0.1.dist-info/RECORD"] = "\n".join(record + ["tinypkg-0.1.dist-info/RECORD,,"]) + "\n"
-    path = os.path.join(str(folder), "tinypkg-0.1-py3-none-any.whl")
-    with zipfile.ZipFile(path, "w") as wheel:
-        for name, text in files.items():
-            wheel.writestr(name, text)
-    return path
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    files[f"{info}/RECORD"] = "\n".join(record + [f"{info}/RECORD,,"]) + "\n"
+    wheel_path = os.path.join(str(folder), f"{name}-{version}-py3-none-any.whl")
+    with zipfile.ZipFile(wheel_path, "w") as wheel:
+        for path, text in files.items():
+            wheel.writestr(path, text)
+    return wheel_path
 
 
 def test_installer_creates_a_venv_installs_and_logs(tmp_path):
@@ -61,6 +62,37 @@ def test_installer_creates_a_venv_installs_and_logs(tmp_path):
     out = subprocess.run([venv_python(venv), "-c", "import tinypkg; print(tinypkg.VERSION)"],
                          capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "0.1", out.stderr
+
+# A stand-in torch: the names the installer's check reads, on the CPU.
+FAKE_TORCH = """__version__ = "2.13.0"
+class cuda:
+    is_available = staticmethod(lambda: False)
+class backends:
+    mps = None
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the CPU-index step is Linux's")
+def test_without_pytorchs_index_torch_comes_from_the_next_step(tmp_path, monkeypatch):
+    """Only PyPI reachable (here: PyTorch's index is an empty folder): the CPU-build step fails,
+    the install goes on, and the requirements' own source provides torch."""
+    monkeypatch.setattr("service.installer.CPU_INDEX", (tmp_path / "empty-index").as_uri())
+    monkeypatch.setattr("service.installer.nvidia_gpu_present", lambda: False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no machine-wide find-links: only the sources named here
+    (tmp_path / "empty-index").mkdir()
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    tiny_wheel(wheels, "torch", "2.13.0", FAKE_TORCH)
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"--no-index\n--find-links {wheels}\ntorch==2.13.0\n")
+    installer = RequirementsInstaller()
+    installer.start(sys.executable, str(tmp_path / "venv"), str(requirements), str(tmp_path / "install.log"))
+    installer._thread.join(300)
+    log = "\n".join(installer.lines)
+    assert installer.state == "DONE", log
+    assert "torch's CPU build could not be installed; the next step takes PyPI's" in log
+    assert "torch 2.13.0: CPU only" in installer.lines, log
+
 
 @pytest.fixture
 def requirements_pinning_torch(tmp_path):
