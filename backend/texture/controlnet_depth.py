@@ -11,9 +11,10 @@ Either way the graded keep / refine / generate freedom of `ViewRequest.mask` com
 `latent_blend`: the pipeline is told to generate wherever a latent is free at some point,
 and held latents are put back after every step.
 
-VRAM: not measured (no GPU was at hand when this was written). The published sizes are
-UNet 0.86 B parameters, ControlNet 0.36 B, VAE and text encoder 0.2 B, about 2.9 GB of
-fp16 weights, slightly more than SD2-depth's; `cpu_offload` applies as there.
+VRAM: not measured yet (no GPU so far; bench/bench_texture_memory.py measures it on CUDA).
+Counted from the architecture: UNet 859.5 M parameters, ControlNet 361.3 M, text encoder
+123.1 M, VAE 83.7 M: 2.86 GB of fp16 weights, 0.28 GB more than SD2-depth's; `cpu_offload`
+applies as there.
 """
 
 from __future__ import annotations

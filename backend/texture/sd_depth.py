@@ -15,6 +15,7 @@ the same (PyTorch 2's scaled-dot-product attention is already memory-efficient a
 slicing is off by default); fp16 + model CPU offload 2.0 / 2.1 GB (3 steps took 1.1 s
 instead of 0.3 s). fp32 should need about twice the fp16 figure (not measured). All within
 the 8 GB target. Speed: 30 steps for one view took 2.2 s on the H100 in fp16.
+bench/bench_texture_memory.py repeats the measurement.
 """
 
 from __future__ import annotations
