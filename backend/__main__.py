@@ -68,7 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
         offline=args.offline, max_upload_mb=args.max_upload_mb, allowed_hosts=tuple(args.allowed_host),
         keep_jobs=args.keep_jobs,
     )
-    serve(settings)
+    serve(settings, stop_when_stdin_closes=args.stop_when_stdin_closes)
     return 0
 
 
@@ -192,6 +192,8 @@ def _parser() -> argparse.ArgumentParser:
     _threads_argument(p)
     p.add_argument("--keep-jobs", type=int, default=DEFAULT_KEEP_JOBS, metavar="N",
                    help=f"finished jobs kept with their results; older ones are deleted (default {DEFAULT_KEEP_JOBS})")
+    p.add_argument("--stop-when-stdin-closes", action="store_true",
+                   help="stop when standard input ends (the add-on holds it open while Blender runs)")
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                    help="another name clients may use in the Host header (repeatable; NAME or NAME:PORT)")
     p.set_defaults(command=_serve)

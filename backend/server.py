@@ -8,6 +8,8 @@ import hmac
 import json
 import logging
 import os
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -356,12 +358,15 @@ async def _reply(send, status: int, detail: str, auth_hint: bool = False) -> Non
     await send({"type": "http.response.body", "body": body})
 
 
-def serve(settings: Settings, log_level: str = "info") -> None:
+def serve(settings: Settings, log_level: str = "info", stop_when_stdin_closes: bool = False) -> None:
     """Run the service with uvicorn until interrupted.
 
     Args:
         settings: See Settings.
         log_level: uvicorn's log level.
+        stop_when_stdin_closes: Stop (gracefully) at the end of standard input. The add-on keeps
+            its end of the pipe open while Blender lives; when Blender is gone, closed, crashed
+            or killed, the backend stops too instead of holding the GPU and the cache directory.
     """
     import uvicorn
 
@@ -371,4 +376,18 @@ def serve(settings: Settings, log_level: str = "info") -> None:
         log.warning("listening on all interfaces, but only loopback names pass the Host check: "
                     "add --allowed-host with the name clients use for this machine")
     # The add-on polls job state several times a second: an access log would drown the rest.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level,
+                                           access_log=False))
+    if stop_when_stdin_closes:
+        threading.Thread(target=_stop_at_end_of_input, args=(server,), name="stdin-watch", daemon=True).start()
+    server.run()
+
+
+def _stop_at_end_of_input(server) -> None:
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    except (AttributeError, OSError, ValueError):  # no usable stdin counts as closed
+        pass
+    log.info("standard input closed (the program that started this backend is gone): stopping")
+    server.should_exit = True

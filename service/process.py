@@ -122,8 +122,10 @@ class LocalBackend:
             child_env["DIFFUSION3D_TOKEN"] = self.token
             child_env.pop("PYTHONPATH", None)  # `backend` must come from the extension directory
             child_env.pop("PYTHONHOME", None)
+            # Our end of its stdin stays open while Blender lives: if Blender crashes or is killed
+            # (no atexit runs), the backend sees the end of input and stops by itself.
             command = [
-                python, "-m", "backend", "serve",
+                python, "-m", "backend", "serve", "--stop-when-stdin-closes",
                 "--host", HOST, "--port", str(port), "--cache-dir", cache_dir, *extra_args,
             ]
             self._log_handle = open(log_path, "ab")
@@ -132,7 +134,7 @@ class LocalBackend:
             try:
                 self.process = subprocess.Popen(
                     command, cwd=extension_dir, env=child_env, stdout=self._log_handle, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True,
+                    stdin=subprocess.PIPE, start_new_session=True,
                 )
             except OSError as exc:
                 self._close_log()
@@ -174,6 +176,8 @@ class LocalBackend:
             process, self.process = self.process, None
             self.url = ""
             self.ready = False
+            if process is not None and process.stdin is not None:
+                process.stdin.close()
             if process is not None and process.poll() is None:
                 process.terminate()
                 try:

@@ -1,15 +1,21 @@
 """The add-on's bpy-free service layer: readable client errors and the local backend process."""
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from service.client import BackendClient, BackendError
 from service.process import LocalBackend, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Stub(BaseHTTPRequestHandler):
@@ -132,3 +138,39 @@ def test_a_backend_killed_by_a_signal_is_named_so(tmp_path):
         tmp_path, "import os, signal\nprint('loading', flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
     assert "was killed (signal 9, most likely out of memory)" in message
     assert "loading" in backend.died()
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_backend_stops_by_itself_when_blender_crashes(tmp_path):
+    """Blender killed outright runs no atexit: the real backend it started must not live on
+    (holding the GPU and the cache directory's lock). It sees the end of its stdin and stops."""
+    script = (
+        "import os, signal, sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from service.process import LocalBackend\n"
+        "backend = LocalBackend()\n"
+        f"backend.start(sys.executable, {str(ROOT)!r}, {str(tmp_path / 'cache')!r}, {str(tmp_path / 'b.log')!r},\n"
+        "              startup_timeout=120, extra_args=['--device', 'cpu'])\n"
+        "print(backend.process.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)  # as a crash: no atexit, no stop()\n"
+    )
+    blender = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert blender.returncode == -signal.SIGKILL, blender.stderr
+    pid = int(blender.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    still = alive(pid)
+    if still:
+        os.kill(pid, signal.SIGKILL)
+    assert not still, "the backend outlived the Blender that started it"
+    assert "standard input closed" in (tmp_path / "b.log").read_text()
