@@ -20,6 +20,7 @@ from .jobs import DEFAULT_KEEP_JOBS
 from .pipelines.base import GenerationFailed, InputError, JobCancelled, ModelUnavailable, draw_seed
 
 TOKEN_ENV = "DIFFUSION3D_TOKEN"
+CACHE_DIR_IN_USE = 75  # exit status (EX_TEMPFAIL); service/process.py reads it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,11 +30,17 @@ def main(argv: list[str] | None = None) -> int:
         argv: Arguments without the program name (default: sys.argv[1:]).
 
     Returns:
-        The exit status: 0 done, 1 failed, 2 bad usage or input, 130 interrupted.
+        The exit status: 0 done, 1 failed, 2 bad usage or input, 75 the cache directory is in
+        use by another backend (the add-on then takes another), 130 interrupted.
     """
+    from .jobs import CacheDirInUse
+
     args = _parser().parse_args(argv)
     try:
         return args.command(args)
+    except CacheDirInUse as e:
+        print(f"error: {e}", file=sys.stderr)
+        return CACHE_DIR_IN_USE
     except (InputError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -434,11 +434,15 @@ def _lock_cache_dir(root: Path):
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         handle.close()
-        raise ValueError(
+        raise CacheDirInUse(
             f"another backend is already using the cache directory {root}; "
             "stop it, or give this one its own --cache-dir"
         ) from None
     return handle
+
+
+class CacheDirInUse(ValueError):
+    """Another backend holds the cache directory (`python -m backend serve` exits with 75)."""
 
 
 def _save_preview(path: Path, image: np.ndarray) -> bool:

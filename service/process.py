@@ -36,6 +36,10 @@ def tail(path: str, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+CACHE_DIR_IN_USE = 75  # the backend's exit status when another backend holds its cache directory
+MORE_CACHE_DIRS = 4  # cache-2 ... cache-5: as many other Blenders with a backend of their own
+
+
 class LocalBackend:
     """`python -m backend serve` run from the extension's own directory.
 
@@ -96,10 +100,28 @@ class LocalBackend:
             if self.is_running():
                 if self.ready:
                     return self.client()
-                # Another thread launched it: wait below for the same health check.
+                return_when_ready = True  # another thread launched it: wait for the same health check
             else:
+                return_when_ready = False
                 self._launch(python, extension_dir, cache_dir, log_path, env, extra_args)
-        return self.wait_ready(startup_timeout)
+        if return_when_ready:
+            return self.wait_ready(startup_timeout)
+        # A backend of another Blender (several may run at once) holds the cache directory:
+        # this one takes a folder of its own next to it.
+        others = iter(f"{cache_dir}-{n}" for n in range(2, 2 + MORE_CACHE_DIRS))
+        while True:
+            try:
+                return self.wait_ready(startup_timeout)
+            except BackendError:
+                folder = next(others, None)
+                if self._exit_code() != CACHE_DIR_IN_USE or folder is None:
+                    raise
+            with self._lock:
+                self._launch(python, extension_dir, folder, log_path, env, extra_args)
+
+    def _exit_code(self) -> Optional[int]:
+        with self._lock:
+            return None if self.process is None else self.process.poll()
 
     def _launch(self, python, extension_dir, cache_dir, log_path, env, extra_args) -> None:
         with self._lock:

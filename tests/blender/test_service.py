@@ -174,3 +174,20 @@ def test_a_backend_stops_by_itself_when_blender_crashes(tmp_path):
         os.kill(pid, signal.SIGKILL)
     assert not still, "the backend outlived the Blender that started it"
     assert "standard input closed" in (tmp_path / "b.log").read_text()
+
+
+def test_a_second_blender_gets_a_cache_directory_of_its_own(tmp_path):
+    """Two Blenders, one user folder: the second's backend finds the cache directory held and
+    runs on `cache-2` instead of failing; both answer."""
+    cache = str(tmp_path / "cache")
+    first, second = LocalBackend(), LocalBackend()
+    try:
+        for backend, log in ((first, "first.log"), (second, "second.log")):
+            backend.start(sys.executable, str(ROOT), cache, str(tmp_path / log), startup_timeout=120,
+                          extra_args=["--device", "cpu"])
+        assert first.client().health()["status"] == second.client().health()["status"] == "ok"
+        log = (tmp_path / "second.log").read_text()
+        assert "already using the cache directory" in log and f"--cache-dir {cache}-2 " in log
+    finally:
+        first.stop()
+        second.stop()
