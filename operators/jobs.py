@@ -18,6 +18,7 @@ import bpy
 
 from ..formats.glb import GLBError, GLBScene, read_glb
 from ..panels import previews, properties
+from ..panels.redraw import tag_redraw
 from ..panels.preferences import backend_settings, get_prefs
 from ..scene_io import write_back
 from ..scene_io.apply_texture import apply_texture
@@ -257,17 +258,6 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
     job.notes = [str(note) for note in job.result.metadata.get("notes", []) if note]
     job.version += 1
     return obj
-
-
-def tag_redraw(context) -> None:
-    """Redraw the sidebars of 3D views (cheap: no data is touched)."""
-    window_manager = context.window_manager
-    for window in window_manager.windows:
-        for area in window.screen.areas:
-            if area.type == 'VIEW_3D':
-                for region in area.regions:
-                    if region.type == 'UI':
-                        region.tag_redraw()
 
 
 def tick(context, jobs: list[Job], undo: bool = False) -> list[bpy.types.Object]:

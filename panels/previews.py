@@ -1,6 +1,9 @@
 """Job preview images as icons (bpy.utils.previews), loaded on the main thread."""
 
+import bpy
 import bpy.utils.previews
+
+from .redraw import tag_redraw
 
 _collection = None
 
@@ -17,10 +20,11 @@ def load(job) -> None:
         for old in [k for k in _collection if k.startswith(f"{job.key}:")]:
             del _collection[old]  # keep only the latest preview of each job
         preview = _collection.load(key, job.preview_path, 'IMAGE')
-        # Loading is deferred until something asks for the size; ask now, or a job's last preview
-        # stays blank until an unrelated redraw (no tick follows a finished job).
-        preview.icon_size[:]
         job.preview_icon = preview.icon_id
+        # Blender turns the image into an icon in the background, once a draw asks for it, and
+        # does not redraw the sidebar when it is ready: the last preview of a finished job
+        # (no tick follows) would stay blank. Redraw again a little later, off the tick.
+        bpy.app.timers.register(lambda: tag_redraw(bpy.context), first_interval=0.5)
 
 
 def clear() -> None:
