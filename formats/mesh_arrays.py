@@ -53,37 +53,3 @@ def weld_corners(
     keys = np.concatenate([corner_vertex[:, None], values.view(np.int32).astype(np.int64)], axis=1)
     _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
     return corner_vertex[first], inverse.reshape(-1, 3), values[first]
-
-
-def triangle_edges(faces: np.ndarray, num_vertices: int) -> tuple[np.ndarray, np.ndarray]:
-    """The unique edges of a triangle mesh and, for each corner, the edge leaving it.
-
-    Blender's corner i of a triangle (a, b, c) uses edge (a, b), (b, c), (c, a) in turn; giving
-    Blender these arrays skips its own edge hashing (the slowest step of a large write-back).
-
-    Args:
-        faces: (M, 3) int triangle indices.
-        num_vertices: The vertex count (bounds the edge keys).
-
-    Returns:
-        (edges, corner_edge): edges (E, 2) int32 with the lower vertex first; corner_edge
-        (3M,) int32 index into `edges` per corner, in `faces.ravel()` order.
-    """
-    faces = np.asarray(faces)
-    lo = np.minimum(faces, faces[:, [1, 2, 0]]).reshape(-1)  # corner i → its vertex and the next corner's,
-    hi = np.maximum(faces, faces[:, [1, 2, 0]]).reshape(-1)  # as (lower, higher) of the undirected edge
-    key = lo.astype(np.int64)
-    key *= num_vertices
-    key += hi  # (3M,) one integer per undirected edge
-    # A stable sort is fast on the mostly ordered keys of generated meshes (runs of neighbours).
-    order = np.argsort(key, kind="stable")
-    sorted_key = key[order]
-    first = np.empty(len(key), bool)
-    first[:1] = True
-    np.not_equal(sorted_key[1:], sorted_key[:-1], out=first[1:])
-    corner_edge = np.empty(len(key), np.int32)
-    corner_edge[order] = np.cumsum(first, dtype=np.int32) - 1
-    corner = order[first]  # one corner per unique edge: reading its ends is cheaper than dividing the keys
-    edges = np.empty((len(corner), 2), np.int32)
-    edges[:, 0], edges[:, 1] = lo[corner], hi[corner]
-    return edges, corner_edge

@@ -151,16 +151,3 @@ def test_weld_corners_splits_vertices_only_at_uv_seams():
     np.testing.assert_allclose(values[faces.reshape(-1)], uv)
     source, faces, values = weld_corners(corner_vertex, None, 6)
     assert len(source) == 6 and values is None
-
-
-def test_triangle_edges_match_a_reference():
-    from formats.mesh_arrays import triangle_edges
-
-    rng = np.random.default_rng(1)
-    faces = np.array([rng.permutation(40)[:3] for _ in range(200)])
-    edges, corner_edge = triangle_edges(faces, 40)
-    start, end = faces.reshape(-1), np.roll(faces, -1, axis=1).reshape(-1)
-    reference = sorted({(min(a, b), max(a, b)) for a, b in zip(start, end)})
-    assert [tuple(e) for e in edges] == reference
-    assert edges.dtype == np.int32 and corner_edge.dtype == np.int32
-    np.testing.assert_array_equal(np.sort(edges[corner_edge], axis=1), np.sort(np.stack([start, end], 1), axis=1))

@@ -65,6 +65,9 @@ link = bsdf.inputs["Base Color"].links[0]
 assert link.from_node.type == 'VERTEX_COLOR' and link.from_node.layer_name == "Color"
 assert json.loads(obj["diffusion3d"]) == {"model": "builtin", "prompt": "a chair"}
 assert mesh.validate() is False  # nothing needed fixing
+edges = {tuple(sorted(e.vertices)) for e in mesh.edges}
+assert edges == {tuple(sorted((p.vertices[i], p.vertices[i - 1]))) for p in mesh.polygons for i in range(3)}
+assert not any(x.select for x in [*mesh.vertices, *mesh.edges, *mesh.polygons])  # Edit Mode: nothing selected
 
 # 2. Undo removes it again (one step).
 bpy.ops.ed.undo_push(message="after write-back")
