@@ -70,7 +70,7 @@ def build_mesh(name: str, arrays: MeshArrays) -> bpy.types.Mesh:
     attributes[".corner_vert"].data.foreach_set("value", corner_vert)
     mesh.polygons.foreach_set("loop_start", np.arange(0, n_faces * 3, 3, dtype=np.int32))
     if arrays.uv is not None:
-        layer = mesh.uv_layers.new(name="UVMap")
+        layer = mesh.uv_layers.new(name="UVMap", do_init=False)  # every value is set below
         corner_uv = np.take(flip_v(arrays.uv), corner_vert, axis=0)  # (3M, 2) Blender convention
         attributes[layer.name].data.foreach_set("vector", corner_uv.reshape(-1))
     if arrays.colors is not None:
