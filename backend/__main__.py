@@ -16,7 +16,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .jobs import DEFAULT_KEEP_JOBS
+from .jobs import DEFAULT_KEEP_JOBS, CacheDirInUse
 from .pipelines.base import GenerationFailed, InputError, JobCancelled, ModelUnavailable, draw_seed
 
 TOKEN_ENV = "DIFFUSION3D_TOKEN"
@@ -33,8 +33,6 @@ def main(argv: list[str] | None = None) -> int:
         The exit status: 0 done, 1 failed, 2 bad usage or input, 75 the cache directory is in
         use by another backend (the add-on then takes another), 130 interrupted.
     """
-    from .jobs import CacheDirInUse
-
     args = _parser().parse_args(argv)
     try:
         return args.command(args)

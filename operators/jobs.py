@@ -18,8 +18,8 @@ import bpy
 
 from ..formats.glb import GLBError, GLBScene, read_glb
 from ..panels import previews, properties
-from ..panels.redraw import tag_redraw
 from ..panels.preferences import backend_settings, get_prefs
+from ..panels.redraw import tag_redraw
 from ..scene_io import write_back
 from ..scene_io.apply_texture import apply_texture
 from ..scene_io.patch_mesh import patch_mesh, patchable
