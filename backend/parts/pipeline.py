@@ -421,7 +421,9 @@ class PartDiffusionPipeline:
         if start_step is None:  # half way; a shape fitted to an artist's mesh is outside what the
             # model knows, so the aligned parts are trusted more and only settled
             start_step = round(steps * (MIX_START_FITTED if "frame_scale" in shape_a.extra else MIX_START))
-        prompt = prompt if prompt else (shape_a.prompt or "an object")
+        # Without a prompt, the category alone: A's own prompt ("a chair with four legs") would pull
+        # B's parts (wheels) to wherever that prompt has room for them (up at the seat).
+        prompt = prompt if prompt else category_prompt(shape_a.category)
         layout_out, latents_out = self._sample_shapes(
             prompt, negative_prompt, 1, steps, guidance_scale, torch.Generator().manual_seed(seed), callback,
             layout_known=layout[None], latent_known=latents[None], known_mask=known_mask, layout_mask=layout_mask,
@@ -434,6 +436,13 @@ class PartDiffusionPipeline:
         nearest = torch.cdist(latents.float(), self.bank_latents.float()).argmin(1)
         return [(self.primitives[int(self.bank_primitive[i])], self.bank_params[int(i)] if self.bank_params else {})
                 for i in nearest]
+
+
+def category_prompt(category: Optional[str]) -> str:
+    """"a chair", "an airplane"; "an object" when the category is unknown."""
+    if not category:
+        return "an object"
+    return f"{'an' if category[0] in 'aeiou' else 'a'} {category}"
 
 
 def align_to_anchor(shape_b: PartShape, take: Sequence[int], base: PartShape, limit: float = 2.0) -> torch.Tensor:

@@ -93,14 +93,14 @@ def session():
     screenshot("generate_done.png")
 
     # 2. One undo takes the new object away, redo brings it back.
-    name = chair.name
+    chair_name = chair.name
     call(bpy.ops.ed.undo)
     yield 0.5
-    check(name not in bpy.context.scene.objects, "undo removes the generated object")
+    check(chair_name not in bpy.context.scene.objects, "undo removes the generated object")
     call(bpy.ops.ed.redo)
     yield 0.5
-    check(name in bpy.context.scene.objects, "redo brings it back")
-    chair = bpy.context.scene.objects[name]
+    check(chair_name in bpy.context.scene.objects, "redo brings it back")
+    chair = bpy.context.scene.objects[chair_name]
 
     # Redraw baseline, same scene: the sidebar tagged for redraw at the modal timer's rate, no job.
     def tag():
@@ -147,8 +147,8 @@ def session():
     check(result == {'RUNNING_MODAL'}, "Edit Selected Part runs modal")
     edit = jobs.JOBS[0]
     yield (lambda: edit.done, 300, "the part edit")
-    check(not edit.error and edit.applied_to == name, f"the edit lands on the same object ({edit.error})")
-    chair = bpy.context.scene.objects[name]
+    check(not edit.error and edit.applied_to == chair_name, f"the edit lands on the same object ({edit.error})")
+    chair = bpy.context.scene.objects[chair_name]
     check(chair.mode == 'EDIT', "the artist is still in Edit Mode")
     chair.update_from_editmode()  # reads the edit mesh into chair.data (no undo step)
     selected = sum(p.select for p in chair.data.polygons)
@@ -158,7 +158,7 @@ def session():
     screenshot("edit_done.png")
     call(bpy.ops.ed.undo)  # straight away, in whatever mode the result left the artist
     yield 0.5
-    chair = bpy.context.scene.objects[name]
+    chair = bpy.context.scene.objects[chair_name]
     chair.update_from_editmode()
     check(len(chair.data.vertices) == vertices_before, f"one undo restores the original legs (mode {chair.mode})")
 
@@ -182,10 +182,10 @@ def session():
     check(old.name in [slot.material.name for slot in suzanne.material_slots if slot.material],
           "the old material is kept in its slot")
     screenshot("texture_done.png")
-    name = suzanne.name
+    suzanne_name = suzanne.name
     call(bpy.ops.ed.undo)
     yield 0.5
-    suzanne = bpy.context.scene.objects[name]
+    suzanne = bpy.context.scene.objects[suzanne_name]
     check([slot.material.name for slot in suzanne.material_slots if slot.material] == ["Old paint"],
           "undo restores the old material alone")
 
@@ -193,6 +193,10 @@ def session():
     #     viewport's aspect. Where Blender's own projection puts a surface point left of the middle,
     #     the texture must be red; right of it, blue.
     yield from texture_from_view(jobs)
+
+    # 5c. Two objects textured at once (two jobs under one modal operator), then Mix: the wheels
+    #     of a second generated chair come into the first.
+    yield from texture_two_then_mix(jobs, chair_name)
 
     # 6. The backend dies during a job: the job fails saying so, the scene is untouched, the
     #    Backend panel offers Restart, and the next job runs on a new backend.
@@ -284,6 +288,56 @@ def reopened():
     yield 1.0
     screenshot("reopened.png")
     REPORT["ok"] = True
+
+
+def texture_two_then_mix(jobs, chair_name: str):
+    act(bpy.ops.object.select_all, action='DESELECT')
+    pair = [bpy.context.scene.objects["Suzanne"], bpy.context.scene.objects["Cube"]]
+    for obj in pair:
+        obj.select_set(True)
+    bpy.context.view_layer.objects.active = pair[0]
+    slots_before = {obj.name: len(obj.material_slots) for obj in pair}
+    result = call(bpy.ops.diffusion3d.texture_mesh, 'INVOKE_DEFAULT', prompt="moss", model="test-texture")
+    check(result == {'RUNNING_MODAL'} and {j.label.split(":")[0] for j in jobs.JOBS[:2]} == set(slots_before),
+          "Texture Selected with two objects selected starts a job for each")
+    both = jobs.JOBS[:2]
+    yield (lambda: all(j.done for j in both), 300, "both textures")
+    check(all(not j.error for j in both) and all(
+        len(bpy.context.scene.objects[n].material_slots) == slots_before[n] + 1 for n in slots_before),
+        "each object gets its own new material")
+
+    act(bpy.ops.object.select_all, action='DESELECT')
+    result = call(bpy.ops.diffusion3d.generate_mesh, 'INVOKE_DEFAULT', prompt="an office chair on wheels",
+                  model="builtin", seed=3, random_seed=False)
+    donor_job = jobs.JOBS[0]
+    yield (lambda: donor_job.done, 300, "the donor chair")
+    donor = bpy.context.scene.objects[donor_job.applied_to]
+    check(any(g.name.startswith("wheel") for g in donor.vertex_groups), "the donor chair has wheels")
+    donor.location.x += 3.0  # beside the first chair (both were made at the 3D cursor)
+    chair = bpy.context.scene.objects[chair_name]
+    act(bpy.ops.object.select_all, action='DESELECT')
+    donor.select_set(True)
+    chair.select_set(True)
+    bpy.context.view_layer.objects.active = chair
+    result = call(bpy.ops.diffusion3d.edit_part, 'INVOKE_DEFAULT', mode='MIX', take_from_b="wheel", seed=4)
+    check(result == {'RUNNING_MODAL'}, "Mix runs modal")
+    mix = jobs.JOBS[0]
+    yield (lambda: mix.done, 300, "the mix")
+    chair = bpy.context.scene.objects[chair_name]
+    check(mix.request.target == chair_name and not mix.error
+          and any(g.name.startswith("wheel") for g in chair.vertex_groups),
+          f"the first chair has the donor's wheels ({mix.label}: {mix.error})")
+    groups = {g.index: g.name for g in chair.vertex_groups}
+    height = {"wheel": [], "seat": []}
+    for vertex in chair.data.vertices:
+        for membership in vertex.groups:
+            kind = groups[membership.group].split(".")[0]
+            if kind in height:
+                height[kind].append((chair.matrix_world @ vertex.co).z)
+    check(sorted(height["wheel"])[int(0.9 * len(height["wheel"]))] < min(height["seat"]), "under its seat")
+    call(bpy.ops.view3d.view_selected)  # both chairs in view
+    yield 1.0
+    screenshot("mixed.png")
 
 
 def texture_from_view(jobs):

@@ -127,6 +127,9 @@ bpy.ops.diffusion3d.edit_part('EXEC_DEFAULT', True, mode='MIX', take_from_b="whe
 assert_far_parts_kept(chair)
 mixed = sorted(g.name for g in chair.vertex_groups)
 assert any(n.startswith("wheel") for n in mixed), mixed
+wheels = sorted(p.z for p in world_positions(chair, {n for n in mixed if n.startswith("wheel")}))
+seat_bottom = min(p.z for p in world_positions(chair, {"seat"}))
+assert wheels[int(0.9 * len(wheels))] < seat_bottom, (wheels[-1], seat_bottom)  # under the seat, not up at it
 print("mixed parts:", mixed)
 
 done()
