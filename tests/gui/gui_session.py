@@ -154,6 +154,7 @@ def session():
     selected = sum(p.select for p in chair.data.polygons)
     check(0 < selected < len(chair.data.polygons), f"with the new parts selected ({selected} faces)")
     check(len(chair.data.vertices) != vertices_before, "the legs were regenerated")
+    REPORT["figures"]["parts_after_edit"] = sorted({g.name.split(".")[0] for g in chair.vertex_groups})
     check((chair.location - bpy.context.scene.cursor.location).length < 1e-6, "the transform is kept")
     screenshot("edit_done.png")
     call(bpy.ops.ed.undo)  # straight away, in whatever mode the result left the artist
