@@ -6,8 +6,10 @@ window manager's own event loop runs it. Operators are invoked as a sidebar butt
 the operator goes modal and the UI keeps running while the backend works, the result lands as a
 new selected object at the 3D cursor, one undo takes it away and redo brings it back, Cancel stops
 a job with nothing written, a part edit in Edit Mode and Texture Selected land and undo, a
-backend killed mid-job fails that job (scene untouched) and restarts from the sidebar, quitting
-with a job running stops the backend, and the sidebar draws with live progress (screenshots).
+reference image from the current view lands where Blender projects it, two objects texture at
+once, Mix brings wheels in under the seat, a backend killed mid-job fails that job (scene
+untouched) and restarts from the sidebar, quitting with a job running stops the backend, and
+the sidebar draws with live progress (screenshots).
 It measures the main thread's work per modal tick, the panels' draw times and the UI's longest
 stalls, and writes gui_report_first.json. Run again with DIFFUSION3D_GUI_PHASE=reopen on the
 same user folder, it checks that the first session's jobs are listed and import again.
@@ -16,6 +18,7 @@ Environment: DIFFUSION3D_GUI_OUT (output folder), DIFFUSION3D_PYTHON (interprete
 local backend), DIFFUSION3D_TEST_MODELS=1.
 """
 
+import importlib
 import json
 import math
 import os
@@ -47,7 +50,6 @@ def session():
     """A generator of waits: yield seconds to sleep, or a (predicate, timeout, what) to wait for."""
     # Installed and enabled by test_gui.sh with `blender --command extension install-file --enable`.
     check(MODULE in bpy.context.preferences.addons, "the extension is enabled at start-up")
-    import importlib
     jobs = importlib.import_module(f"{MODULE}.operators.jobs")
     session_module = importlib.import_module(f"{MODULE}.service.session")
     prefs = bpy.context.preferences.addons[MODULE].preferences
@@ -266,7 +268,6 @@ def session():
 def reopened():
     """Blender opened again on the same user folder: Start lists the jobs of the first session
     (kept by the backend), and a finished one's result imports again."""
-    import importlib
     check(MODULE in bpy.context.preferences.addons, "the extension is enabled at start-up")
     jobs = importlib.import_module(f"{MODULE}.operators.jobs")
     backend_control = importlib.import_module(f"{MODULE}.operators.backend_control")
