@@ -21,7 +21,8 @@ def refresh_history(client) -> int:
         if record.get("id") in known:
             continue
         params = record.get("params") or {}
-        job = Job(None, label=str(params.get("prompt") or record.get("task", "job"))[:48])
+        label = params.get("prompt") or params.get("mode") or record.get("task", "job")  # a mix has no prompt
+        job = Job(None, label=str(label)[:48])
         job.task = record.get("task", "")
         job.update(record)
         add_job(job)

@@ -195,7 +195,14 @@ assert args[args.index("--threads") + 1] == "1", args
 assert bpy.ops.diffusion3d.generate_mesh(prompt="after restart", model="test-cube") == {'FINISHED'}
 prefs.cpu_threads = 0
 
-# 12. stop_backend, and unregistering stops a running backend too.
+# 12. Starting lists the backend's past jobs (as after Blender was closed and opened again).
+del jobs.JOBS[:]
+assert bpy.ops.diffusion3d.start_backend() == {'FINISHED'}
+past = {job.label: job for job in jobs.JOBS}
+assert past["again"].state == past["after restart"].state == "succeeded", sorted(past)
+assert past["doomed"].state == "failed" and past["doomed"].request is None  # listed, not re-run
+
+# 13. stop_backend, and unregistering stops a running backend too.
 assert bpy.ops.diffusion3d.stop_backend() == {'FINISHED'} and not LOCAL.is_running()
 assert bpy.ops.diffusion3d.start_backend() == {'FINISHED'}
 process = LOCAL.process
