@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import bpy
 
+from ..formats.blender_layout import MeshArrays
 from ..formats.glb import GLBError, GLBScene, read_glb
 from ..panels import previews, properties
 from ..panels.preferences import backend_settings, get_prefs
@@ -30,6 +31,7 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 POLL_INTERVAL = 0.25  # seconds between GET /jobs/{id}
 PREVIEW_INTERVAL = 1.0  # seconds between preview downloads
 MAX_JOBS_LISTED = 30
+NEW_MESH_TASKS = ("text_to_3d", "image_to_3d")  # results written whole: their arrays are prepared by the worker
 _counter = itertools.count(1)
 
 
@@ -63,6 +65,7 @@ class Job:
         self.error = ""
         self.preview_path = ""
         self.result: Optional[GLBScene] = None
+        self.arrays: Optional[MeshArrays] = None  # the result laid out for Blender, by the worker
         self.result_path = ""
         self.applied_to = ""  # object name once written into the scene
         self.write_failed = False  # the result could not be written (job.error says why; Import retries)
@@ -216,8 +219,20 @@ def fetch_result(job: Job, client, settings: BackendSettings) -> None:
     """Download the GLB, keep a copy in the user directory (never lose a result), parse it."""
     data = client.result(job.backend_id, timeout=max(settings.request_timeout, 120.0))
     job.result_path = _keep(settings, "results", f"{job.backend_id}.glb", data)
-    job.result = read_glb(data)  # parsed here, off the main thread
+    result = read_glb(data)  # parsed here, off the main thread
+    if job.task in NEW_MESH_TASKS:
+        job.arrays = prepare_arrays(result)
+    job.result = result  # last: the main thread writes the result back once it is set
     job.version += 1
+
+
+def prepare_arrays(result: GLBScene) -> Optional[MeshArrays]:
+    """The result's mesh in Blender's layout, so the main thread only copies arrays. None when
+    it cannot be laid out: the main thread's write-back then reports why, as for any result."""
+    try:
+        return MeshArrays(result)
+    except ValueError:
+        return None
 
 
 def start_worker(job: Job, settings: BackendSettings) -> threading.Thread:
@@ -245,16 +260,17 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
             elif job.task == "edit_part" and (patch := patchable(obj, job.result)) is not None:
                 obj = patch_mesh(context, obj, job.result, patch, storage)  # the artist's own mesh: kept polygons stay
             else:
-                obj = write_back.replace_mesh(context, obj, job.result, storage)
+                obj = write_back.replace_mesh(context, obj, job.result, storage, job.arrays)
             job.back_to_edit_mode = editing and job.task == "edit_part"  # writing needs Object Mode
         else:
-            obj = write_back.new_object(context, job.label, job.result, storage)
+            obj = write_back.new_object(context, job.label, job.result, storage, job.arrays)
     except Exception as exc:  # keep the result file: the job list offers Import again
         job.error = f"could not write the result into the scene: {exc}"
         job.write_failed = True
         job.version += 1
         return None
     job.applied_to, job.write_failed = obj.name, False
+    job.arrays = None  # written: only the parsed result is kept (Import uses the file)
     job.notes = [str(note) for note in job.result.metadata.get("notes", []) if note]
     job.version += 1
     return obj

@@ -14,9 +14,10 @@ import bmesh
 import bpy
 import numpy as np
 
+from ..formats.blender_layout import MeshArrays
 from ..formats.face_parts import from_runs
 from ..formats.glb import GLBScene
-from .write_back import MeshArrays, build_material, build_mesh, read_metadata, select_vertices, store_metadata
+from .write_back import build_material, build_mesh, read_metadata, select_vertices, store_metadata
 
 NEW_PARTS_TAG = "diffusion3d_new_parts"  # custom property of the material generated parts share
 

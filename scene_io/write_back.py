@@ -10,83 +10,49 @@ from typing import Optional
 import bpy
 import numpy as np
 
+from ..formats.blender_layout import MeshArrays
 from ..formats.glb import GLBScene
-from ..formats.mesh_arrays import flip_v, gltf_to_blender
 
 METADATA_KEY = "diffusion3d"
 
 
-class MeshArrays:
-    """All parts of a result merged into Blender-axis arrays."""
-
-    def __init__(self, result: GLBScene):
-        parts = [p for p in result.parts if len(p.faces)]
-        if not parts:
-            raise ValueError("the result contains no triangles")
-        counts = [len(p.vertices) for p in parts]
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        # One part (the common large case) is used as it is: no concatenation copies.
-        vertices = parts[0].vertices if len(parts) == 1 else np.concatenate([p.vertices for p in parts])
-        self.vertices = gltf_to_blender(vertices).astype(np.float32, copy=False)  # (N, 3)
-        faces = parts[0].faces if len(parts) == 1 else np.concatenate([p.faces + o for p, o in zip(parts, offsets[:-1])])
-        faces = faces.astype(np.int32, copy=False)  # (M, 3)
-        # Degenerate triangles (a repeated corner) are invalid Blender polygons: drop them here.
-        keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-        self.faces = faces if keep.all() else faces[keep]
-        self.part_ranges = [(p.name, int(a), int(b)) for p, a, b in zip(parts, offsets[:-1], offsets[1:])]
-        self.colors = self._merged(parts, "colors", 4, 1.0)  # (N, 4) linear RGBA or None
-        self.uv = self._merged(parts, "uv", 2, 0.0)  # (N, 2) glTF convention or None
-        self.image = next((p.image for p in parts if p.image is not None), None)
-        self.base_color = next((p.base_color for p in parts if p.base_color is not None), None)
-
-    @staticmethod
-    def _merged(parts, key, width, fill) -> Optional[np.ndarray]:
-        if all(getattr(p, key) is None for p in parts):
-            return None
-        blocks = [
-            getattr(p, key) if getattr(p, key) is not None else np.full((len(p.vertices), width), fill, np.float32)
-            for p in parts
-        ]
-        return np.ascontiguousarray(blocks[0] if len(blocks) == 1 else np.concatenate(blocks), dtype=np.float32)
-
-
 def build_mesh(name: str, arrays: MeshArrays) -> bpy.types.Mesh:
-    """A new mesh datablock from the arrays: no per-vertex Python loops.
+    """A new mesh datablock from prepared arrays: memory copies, no per-vertex Python loops.
 
-    Arrays go straight into the mesh's attribute storage (`position`, `.corner_vert`, ...):
-    foreach_set on a matching numpy dtype is a memory copy there, while the older
-    `loops.vertex_index` path converts every item. Blender finds the edges itself
-    (`calc_edges`): on 1M triangles 0.05-0.08 s on 4.2 and 5.0, faster than sorting edge keys in
-    numpy (0.08-0.14 s).
+    Arrays go straight into the mesh's attribute storage (`position`, `.corner_vert`,
+    `.edge_verts`, ...), where foreach_set on a matching numpy dtype is a memory copy. The edges
+    come prepared (`MeshArrays`, off the main thread for new results) rather than from Blender's
+    `calc_edges`, which would take 0.05-0.08 s of the main thread on 1M triangles.
     """
     mesh = bpy.data.meshes.new(name)
-    n_verts, n_faces = len(arrays.vertices), len(arrays.faces)
-    corner_vert = arrays.faces.reshape(-1)  # (3M,) int32
-    mesh.vertices.add(n_verts)
-    mesh.loops.add(n_faces * 3)
-    mesh.polygons.add(n_faces)
+    mesh.vertices.add(len(arrays.vertices))
+    mesh.edges.add(len(arrays.edges))
+    mesh.loops.add(len(arrays.corner_vert))
+    mesh.polygons.add(len(arrays.loop_start))
     attributes = mesh.attributes
     attributes["position"].data.foreach_set("vector", arrays.vertices.reshape(-1))
-    attributes[".corner_vert"].data.foreach_set("value", corner_vert)
-    mesh.polygons.foreach_set("loop_start", np.arange(0, n_faces * 3, 3, dtype=np.int32))
-    if arrays.uv is not None:
+    attributes[".edge_verts"].data.foreach_set("value", arrays.edges.reshape(-1))
+    attributes[".corner_vert"].data.foreach_set("value", arrays.corner_vert)
+    attributes[".corner_edge"].data.foreach_set("value", arrays.corner_edge)
+    mesh.polygons.foreach_set("loop_start", arrays.loop_start)  # per item in Blender: ~35 ms per 1M
+    if arrays.corner_uv is not None:
         layer = mesh.uv_layers.new(name="UVMap", do_init=False)  # every value is set below
-        corner_uv = np.take(flip_v(arrays.uv), corner_vert, axis=0)  # (3M, 2) Blender convention
-        attributes[layer.name].data.foreach_set("vector", corner_uv.reshape(-1))
+        attributes[layer.name].data.foreach_set("vector", arrays.corner_uv.reshape(-1))
     if arrays.colors is not None:
         attribute = mesh.color_attributes.new("Color", 'FLOAT_COLOR', 'POINT')
         attribute.data.foreach_set("color", arrays.colors.reshape(-1))  # COLOR_0 is linear, like Blender's floats
         mesh.color_attributes.active_color = attribute
         mesh.color_attributes.render_color_index = mesh.color_attributes.active_color_index
-    mesh.update(calc_edges=True)
+    mesh.update()
     clear_selection(mesh)
     return mesh
 
 
 def clear_selection(mesh: bpy.types.Mesh) -> None:
-    """Nothing selected, on every Blender: 4.2's `calc_edges` selects every edge, 5.0.1's leaves
-    an edge selection of arbitrary values, and foreach_set on that attribute segfaults. Without
-    the attributes Edit Mode shows nothing selected, and foreach_set makes them anew."""
+    """Nothing selected, on every Blender: adding elements selects them (4.2), Blender 5.0.1's
+    `calc_edges` leaves an edge selection of arbitrary values, and foreach_set on that attribute
+    segfaults. Without the attributes Edit Mode shows nothing selected, and foreach_set makes
+    them anew."""
     for name in (".select_vert", ".select_edge", ".select_poly"):
         if name in mesh.attributes:
             mesh.attributes.remove(mesh.attributes[name])
@@ -184,9 +150,12 @@ def read_metadata(obj: bpy.types.Object) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def new_object(context, name: str, result: GLBScene, storage: str = 'PACK') -> bpy.types.Object:
-    """A new object from the result at the 3D cursor, selected and active."""
-    arrays = MeshArrays(result)
+def new_object(
+    context, name: str, result: GLBScene, storage: str = 'PACK', arrays: Optional[MeshArrays] = None
+) -> bpy.types.Object:
+    """A new object from the result at the 3D cursor, selected and active. `arrays`: the
+    result's `MeshArrays` when already prepared (off the main thread), else made here."""
+    arrays = arrays if arrays is not None else MeshArrays(result)
     mesh = build_mesh(name, arrays)
     mesh.materials.append(build_material(name, arrays, result, storage))
     obj = bpy.data.objects.new(name, mesh)
@@ -203,9 +172,11 @@ def new_object(context, name: str, result: GLBScene, storage: str = 'PACK') -> b
     return obj
 
 
-def replace_mesh(context, obj: bpy.types.Object, result: GLBScene, storage: str = 'PACK') -> bpy.types.Object:
+def replace_mesh(
+    context, obj: bpy.types.Object, result: GLBScene, storage: str = 'PACK', arrays: Optional[MeshArrays] = None
+) -> bpy.types.Object:
     """Give `obj` the result as new mesh data; its transform stays, undo brings the old mesh back."""
-    arrays = MeshArrays(result)
+    arrays = arrays if arrays is not None else MeshArrays(result)
     if obj.mode != 'OBJECT':
         with context.temp_override(active_object=obj, object=obj):
             bpy.ops.object.mode_set(mode='OBJECT')

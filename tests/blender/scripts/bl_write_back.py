@@ -1,6 +1,9 @@
 """Write-back of synthetic GLBs into the scene, and mesh export, inside Blender."""
 
 import json
+import os
+import tempfile
+import types
 
 import bpy
 import bmesh
@@ -132,4 +135,23 @@ except ValueError as exc:
 else:
     raise AssertionError("an empty result was written")
 assert len(bpy.data.objects) == count and "empty" not in bpy.data.meshes
+
+# 7. A job's worker lays a new mesh out before publishing the result; the main thread only
+#    copies it in, then lets it go. A texture result is not laid out (its mesh is the artist's).
+jobs = addon_module("operators.jobs")
+session = addon_module("service.session")
+settings = session.BackendSettings(user_dir=tempfile.mkdtemp())
+client = types.SimpleNamespace(result=lambda backend_id, timeout: chair_glb())
+generated = jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "a chair"}, "laid out"))
+generated.backend_id, generated.state = "job-1", "succeeded"
+jobs.fetch_result(generated, client, settings)
+assert isinstance(generated.arrays, addon_module("formats.blender_layout").MeshArrays)
+assert os.path.isfile(generated.result_path) and len(generated.arrays.faces) == 24
+obj = jobs.apply_result(context, generated)
+assert obj is not None and obj.name == "laid out" and len(obj.data.polygons) == 24, generated.error
+assert obj.data.validate() is False and generated.arrays is None
+textured = jobs.Job(jobs.JobRequest("texture", {"prompt": "bronze"}, "texture", target="Cube"))
+textured.backend_id = "job-2"
+jobs.fetch_result(textured, client, settings)
+assert textured.result is not None and textured.arrays is None
 done()
