@@ -102,6 +102,8 @@ def check_inputs(task: str, files: dict[str, bytes]) -> None:
 
         try:
             Image.open(io.BytesIO(files["image"])).verify()
+        except Image.DecompressionBombError as e:
+            raise InputError(f"image is too large to decode ({e}); send at most a few thousand pixels a side") from None
         except (UnidentifiedImageError, OSError, SyntaxError) as e:
             raise InputError(f"image is not a readable PNG or JPEG ({e})") from None
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import numpy as np
 
 from .pipelines.base import (
-    GenerationFailed, InputError, MeshPart, MeshResult, ModelUnavailable, RunFunction, StepCallback,
+    SEED_LIMITS, GenerationFailed, InputError, Limits, MeshPart, MeshResult, ModelUnavailable, RunFunction, StepCallback,
+    check_limits,
 )
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class ModelEntry:
         load: LoadOptions -> pipeline object (called once, then cached by the worker).
         run: (pipeline, params, files, callback) -> MeshResult.
         params: Accepted parameters and their defaults; anything else is refused.
+        limits: Numeric parameters' allowed [low, high], checked when a job is submitted.
         is_available_offline: Whether the weights are already on this machine.
         knows: What the model can make (object categories), empty when open-ended.
         default: The task's default model.
@@ -69,6 +72,7 @@ class ModelEntry:
     load: Callable[[LoadOptions], Any]
     run: RunFunction
     params: dict[str, Any]
+    limits: Limits = field(default_factory=dict)
     is_available_offline: Callable[[], bool] = lambda: True
     knows: Callable[[], list[str]] = list
     default: bool = False
@@ -84,6 +88,7 @@ class ModelEntry:
             "name": self.name, "task": self.task, "default": self.default,
             "available_offline": offline, "description": self.description,
             "source": self.source, "knows": list(self.knows()), "params": dict(self.params),
+            "limits": {**SEED_LIMITS, **self.limits},
         }
 
 
@@ -142,7 +147,8 @@ def resolve_params(entry: ModelEntry, params: dict[str, Any]) -> dict[str, Any]:
     """Check request parameters against an entry and fill in its defaults.
 
     `seed` is accepted by every model. Values are checked against the type of their
-    default (an int is fine where a float is expected).
+    default (an int is fine where a float is expected; NaN and infinity never are) and numbers
+    against the entry's limits, so a bad value is refused before the job is queued.
 
     Args:
         entry: The model.
@@ -168,6 +174,7 @@ def resolve_params(entry: ModelEntry, params: dict[str, Any]) -> dict[str, Any]:
         resolved[key] = _check_type(key, value, accepted[key])
     if resolved["seed"] is not None and not (isinstance(resolved["seed"], int) and not isinstance(resolved["seed"], bool)):
         raise InputError(f"seed must be an integer or null, got {resolved['seed']!r}")
+    check_limits(resolved, {**SEED_LIMITS, **entry.limits})
     return resolved
 
 
@@ -179,7 +186,7 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
     elif isinstance(default, int):
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         value = float(value) if ok else value
     else:
         ok = isinstance(value, type(default))
@@ -207,9 +214,9 @@ def _builtin_entries() -> list[ModelEntry]:
                   is_available_offline=lambda: os.path.isfile(weights))
     return [
         ModelEntry("builtin", "text_to_3d", "Built-in part-aware shape model (offline, knows a fixed set of objects)",
-                   run=parts.run_text, params=parts.TEXT_PARAMS, **common),
+                   run=parts.run_text, params=parts.TEXT_PARAMS, limits=parts.TEXT_LIMITS, **common),
         ModelEntry("builtin", "edit_part", "Built-in part-aware model: regenerate, complete or mix parts",
-                   run=parts.run_edit, params=parts.EDIT_PARAMS, **common),
+                   run=parts.run_edit, params=parts.EDIT_PARAMS, limits=parts.EDIT_LIMITS, **common),
     ]
 
 
@@ -219,10 +226,10 @@ def _shap_e_entries() -> list[ModelEntry]:
     return [
         ModelEntry("shap-e", "text_to_3d", "OpenAI Shap-E, text to coloured mesh (downloads ~3 GB once)",
                    source="openai/shap-e", load=shap_e.load_text_pipeline, run=shap_e.run_text,
-                   params=shap_e.TEXT_PARAMS, is_available_offline=lambda: offline("openai/shap-e")),
+                   params=shap_e.TEXT_PARAMS, limits=shap_e.LIMITS, is_available_offline=lambda: offline("openai/shap-e")),
         ModelEntry("shap-e-img2img", "image_to_3d", "OpenAI Shap-E, image to coloured mesh (downloads ~3 GB once)",
                    source="openai/shap-e-img2img", load=shap_e.load_image_pipeline, run=shap_e.run_image,
-                   params=shap_e.IMAGE_PARAMS, default=True,
+                   params=shap_e.IMAGE_PARAMS, limits=shap_e.LIMITS, default=True,
                    is_available_offline=lambda: offline("openai/shap-e-img2img")),
     ]
 
@@ -232,7 +239,7 @@ def _texture_entries() -> list[ModelEntry]:
     depth = importlib.import_module(".texture.sd_depth", __package__).DEFAULT_MODEL
     controlnet = importlib.import_module(".texture.controlnet_depth", __package__)
     offline = importlib.import_module(".hub", __package__).is_available_offline
-    common = dict(run=texture.run_texture, params=texture.TEXTURE_PARAMS)
+    common = dict(run=texture.run_texture, params=texture.TEXTURE_PARAMS, limits=texture.TEXTURE_LIMITS)
     return [
         ModelEntry("sd2-depth", "texture", "Stable Diffusion 2 depth, painted from every side and baked to UV (downloads ~5 GB once)",
                    source=depth, load=texture.load_texture_pipeline, default=True,
@@ -311,5 +318,5 @@ def _test_texture_entries() -> list[ModelEntry]:
     return [
         ModelEntry("test-texture", "texture", "Test model: each side painted in the colour of its view direction",
                    source="builtin", load=load, run=texture.run_texture,
-                   params={**texture.TEXTURE_PARAMS, **TEST_TEXTURE_OVERRIDES}),
+                   params={**texture.TEXTURE_PARAMS, **TEST_TEXTURE_OVERRIDES}, limits=texture.TEXTURE_LIMITS),
     ]

@@ -12,7 +12,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -85,6 +85,7 @@ class ModelInfo(BaseModel):
     source: str
     knows: list[str]
     params: dict[str, Any]
+    limits: dict[str, tuple[Union[int, float], Union[int, float]]]  # numeric parameters' [low, high]; ints: whole numbers
 
 
 class JobRecord(BaseModel):
@@ -262,6 +263,8 @@ def _parse_spec(text: Optional[str]) -> tuple[str, Optional[str], dict[str, Any]
         spec = json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"spec is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:
+        raise InputError("spec is nested too deeply to be a job description") from None
     if not isinstance(spec, dict):
         raise InputError('spec must be a JSON object: {"task": ..., "model": ..., "params": {...}}')
     unknown = sorted(set(spec) - {"task", "model", "params"})
@@ -271,7 +274,10 @@ def _parse_spec(text: Optional[str]) -> tuple[str, Optional[str], dict[str, Any]
         raise InputError(f'spec needs "task": one of {", ".join(TASKS)}')
     if spec.get("model") is not None and not isinstance(spec["model"], str):
         raise InputError('spec "model" must be a model name (a string) or left out')
-    return spec["task"], spec.get("model"), spec.get("params") or {}
+    params = {} if spec.get("params") is None else spec["params"]
+    if not isinstance(params, dict):
+        raise InputError('spec "params" must be a JSON object, e.g. {"prompt": "a chair"}, or left out')
+    return spec["task"], spec.get("model"), params
 
 
 def _job_or_404(record: Optional[dict], job_id: str) -> dict:

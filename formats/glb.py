@@ -104,6 +104,8 @@ def _split_chunks(data: bytes) -> tuple[dict, bytes]:
         offset += 8 + chunk_len
     if doc is None:
         raise GLBError("GLB has no JSON chunk")
+    if not isinstance(doc, dict):
+        raise GLBError("the GLB's JSON chunk is not a glTF document (a JSON object)")
     return doc, binary
 
 
@@ -125,7 +127,11 @@ def _accessor(doc: dict, binary: bytes, index: int) -> np.ndarray:
     dtype = np.dtype(_COMPONENT_DTYPES[acc["componentType"]]).newbyteorder("<")
     width = _TYPE_WIDTHS[acc["type"]]
     count = acc["count"]
+    if not isinstance(count, int) or count < 0:
+        raise GLBError(f"accessor {index} has an invalid count {count!r}")
     if "bufferView" not in acc:  # all zeros (sparse accessors are not produced by our backend)
+        if count > len(binary) + 1:  # more zeros than the file has bytes: a hostile count, not a mesh
+            raise GLBError(f"accessor {index} claims {count} elements without any data")
         out = np.zeros((count, width), dtype)
     else:
         view = doc["bufferViews"][acc["bufferView"]]
@@ -234,6 +240,11 @@ def _merge_primitives(prims: list[dict]) -> dict:
     return merged
 
 
+# What a hostile or broken document raises while it is read: a wrong type where a list or object
+# belongs, a missing key, an index out of range, JSON nested past Python's recursion limit.
+_MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError, struct.error)
+
+
 def read_glb(data: bytes) -> GLBScene:
     """Parse GLB bytes into named parts in glTF axes (node transforms applied).
 
@@ -248,7 +259,7 @@ def read_glb(data: bytes) -> GLBScene:
         return _read_document(doc, binary)
     except GLBError:
         raise
-    except (KeyError, IndexError, TypeError, ValueError, struct.error) as exc:
+    except _MALFORMED as exc:
         raise GLBError(f"malformed GLB: {exc!r}") from exc
 
 
@@ -263,7 +274,7 @@ def read_glb_extras(data: bytes) -> dict:
         extras = scenes[doc.get("scene", 0)].get("extras")
     except GLBError:
         raise
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError, struct.error) as exc:
+    except _MALFORMED as exc:
         raise GLBError(f"malformed GLB: {exc!r}") from exc
     return extras if isinstance(extras, dict) else {}
 

@@ -1,7 +1,7 @@
 """The built-in model's entries in the backend's registry: parameters, uploads in, meshes out.
 
 The service imports exactly these names: load_builtin, run_text, run_edit, TEXT_PARAMS,
-EDIT_PARAMS, knows, DEFAULT_WEIGHTS. An uploaded mesh is either a built-in result (its GLB
+EDIT_PARAMS, TEXT_LIMITS, EDIT_LIMITS, knows, DEFAULT_WEIGHTS. An uploaded mesh is either a built-in result (its GLB
 carries the part shape) or anything else, whose parts are fitted first (fitting.py); the parts
 of the artist's own geometry that an edit keeps are written back with their own triangles.
 """
@@ -17,7 +17,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from backend.pipelines.base import InputError, MeshPart, MeshResult, StepCallback, draw_seed
+from backend.pipelines.base import SEED_LIMITS, InputError, Limits, MeshPart, MeshResult, StepCallback, check_limits, draw_seed
 from formats.face_parts import FACE_PARTS_KEY, VERTEX_IDS_KEY, decode_face_parts, decode_vertex_ids, to_runs
 
 from .decode import part_color
@@ -25,7 +25,8 @@ from .fitting import fit_mesh, merge_meshes, to_mesh_frame, to_shape_frame
 from .pipeline import DEFAULT_WEIGHTS, PartDiffusionPipeline
 from .representation import PartShape
 
-__all__ = ["DEFAULT_WEIGHTS", "EDIT_PARAMS", "TEXT_PARAMS", "knows", "load_builtin", "run_edit", "run_text"]
+__all__ = ["DEFAULT_WEIGHTS", "EDIT_LIMITS", "EDIT_PARAMS", "TEXT_LIMITS", "TEXT_PARAMS", "knows", "load_builtin", "run_edit",
+           "run_text"]
 
 TEXT_PARAMS: dict[str, Any] = {"prompt": "", "negative_prompt": None, "seed": None, "num_inference_steps": 25,
                                "guidance_scale": 1.5, "resolution": 128}
@@ -33,6 +34,9 @@ EDIT_PARAMS: dict[str, Any] = {"mode": "edit", "prompt": "", "negative_prompt": 
                                "guidance_scale": 2.0, "resolution": 128, "take_from_b": [], "jump_length": 5,
                                "jump_n_sample": 3, "start_step": None}
 EDIT_MODES = ("edit", "complete", "mix")
+TEXT_LIMITS: Limits = {"num_inference_steps": (1, 500), "guidance_scale": (0.0, 100.0), "resolution": (16, 384), **SEED_LIMITS}
+# RePaint's resampling multiplies the steps by about jump_n_sample: bounded so an edit stays minutes at most.
+EDIT_LIMITS: Limits = {**TEXT_LIMITS, "jump_length": (1, 50), "jump_n_sample": (1, 10), "start_step": (0, 500)}
 
 
 @functools.lru_cache(maxsize=4)  # /models asks on every request; the weights' config does not change
@@ -55,17 +59,10 @@ def _with_defaults(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str
     if unknown:
         raise InputError(f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(defaults)}")
     p = {**defaults, **{k: v for k, v in params.items() if v is not None}}
+    check_limits(p, EDIT_LIMITS if "jump_length" in defaults else TEXT_LIMITS)
     if p.get("seed") is None:
         p["seed"] = draw_seed()
-    try:
-        p["seed"], p["num_inference_steps"], p["resolution"] = int(p["seed"]), int(p["num_inference_steps"]), int(p["resolution"])
-        p["guidance_scale"] = float(p["guidance_scale"])
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"seed, num_inference_steps and resolution must be integers, guidance_scale a number ({exc})")
-    if not 1 <= p["num_inference_steps"] <= 500:
-        raise InputError("num_inference_steps must be between 1 and 500")
-    if not 16 <= p["resolution"] <= 384:
-        raise InputError("resolution must be between 16 and 384 grid points per axis")
+    p["guidance_scale"] = float(p["guidance_scale"])
     return p
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
@@ -55,6 +56,27 @@ def read_image(data: bytes, what: str = "the image"):
     except (OSError, ValueError, Image.DecompressionBombError) as error:  # UnidentifiedImageError is an OSError
         raise InputError(f"{what} is not a readable PNG or JPEG ({error})") from None
     return image
+
+
+# Numeric parameters' allowed ranges, {name: (low, high)}; integer bounds mean whole numbers.
+Limits = dict[str, tuple[float, float]]
+SEED_LIMITS: Limits = {"seed": (0, 2**63 - 1)}  # what torch and numpy generators accept
+
+
+def check_limits(params: dict[str, Any], limits: Limits) -> None:
+    """Refuse a numeric parameter outside its range, NaN or infinite; None leaves it to its default.
+
+    Raises:
+        InputError: naming the parameter, its range and the value sent.
+    """
+    for name, (low, high) in limits.items():
+        value = params.get(name)
+        if value is None:
+            continue
+        whole = isinstance(low, int) and isinstance(high, int)
+        kind = (int,) if whole else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) or not low <= value <= high:
+            raise InputError(f"{name} must be {'a whole number' if whole else 'a number'} from {low} to {high}, got {value!r}")
 
 
 def draw_seed() -> int:

@@ -17,7 +17,10 @@ import torch
 from PIL import Image
 
 from ..hub import is_available_offline, resolve_model_source  # the registry reads is_available_offline here
-from .base import GenerationFailed, InputError, MeshPart, MeshResult, ModelUnavailable, StepCallback, draw_seed, read_image
+from .base import (
+    SEED_LIMITS, GenerationFailed, InputError, Limits, MeshPart, MeshResult, ModelUnavailable, StepCallback, check_limits,
+    draw_seed, read_image,
+)
 
 TEXT_MODEL_ID = "openai/shap-e"
 IMAGE_MODEL_ID = "openai/shap-e-img2img"
@@ -38,6 +41,7 @@ IMAGE_PARAMS: dict[str, Any] = {
     "guidance_scale": 3.0,
     "grid_size": 128,
 }
+LIMITS: Limits = {"num_inference_steps": (1, 1000), "grid_size": (16, 256), "guidance_scale": (0.0, 100.0), **SEED_LIMITS}
 
 
 def load_text_pipeline(options: Any, source: str = TEXT_MODEL_ID):
@@ -167,22 +171,11 @@ def _check_params(params: dict[str, Any], accepted: dict[str, Any]) -> dict[str,
             f"Shap-E does not take {', '.join(unknown)}; it accepts {', '.join(accepted)}."
         )
     p = {**accepted, **{k: v for k, v in params.items() if v is not None}}
-    _check_int(p, "num_inference_steps", 1, 1000)
-    _check_int(p, "grid_size", 16, 256)
+    check_limits(p, LIMITS)  # guidance 1 or less turns guidance off
     if p["seed"] is None:
         p["seed"] = draw_seed()
-    _check_int(p, "seed", 0, 2**63 - 1)
-    g = p["guidance_scale"]
-    if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0.0 <= g <= 100.0:
-        raise InputError(f"guidance_scale must be a number from 0 to 100 (1 or less turns guidance off), got {g!r}.")
-    p["guidance_scale"] = float(g)
+    p["guidance_scale"] = float(p["guidance_scale"])
     return p
-
-
-def _check_int(p: dict[str, Any], name: str, low: int, high: int) -> None:
-    value = p[name]
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InputError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
 
 
 def _read_image(data: Optional[bytes]) -> Image.Image:

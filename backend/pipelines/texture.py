@@ -32,7 +32,10 @@ from ..render.rasterize import interpolate, rasterize, render_normals
 from ..texture.padding import pad_texture
 from ..texture.project import TextureProjector, depth_tolerance, sample_texture
 from ..texture.views import ViewGenerator, ViewRequest
-from .base import GenerationFailed, InputError, MeshPart, MeshResult, StepCallback, draw_seed, no_progress, read_image
+from .base import (
+    SEED_LIMITS, GenerationFailed, InputError, Limits, MeshPart, MeshResult, StepCallback, check_limits, draw_seed,
+    no_progress, read_image,
+)
 
 # What the `texture` task accepts (and its defaults); `seed` is added by the registry.
 TEXTURE_PARAMS: dict[str, Any] = {
@@ -50,6 +53,11 @@ TEXTURE_PARAMS: dict[str, Any] = {
     # Camera of the uploaded `image`, in the mesh's glTF axes:
     # {"eye": [x, y, z], "target": [x, y, z], "up": [0, 1, 0], "fov_y": 40}; null = the front view.
     "reference_camera": None,
+}
+TEXTURE_LIMITS: Limits = {
+    "num_inference_steps": (1, 500), "guidance_scale": (0.0, 100.0), "texture_size": (1024, 4096),
+    "num_views": (1, 64), "view_elevation": (-90.0, 90.0), "start_azimuth": (-360.0, 360.0),
+    "view_resolution": (64, 2048), **SEED_LIMITS,
 }
 
 BACKGROUND = 0.5  # grey where the object is absent or not painted yet
@@ -72,8 +80,8 @@ class PaintConfig:
     min_quality: float = 0.1
     refine_ratio: float = 0.7
     refine_strength: float = 0.5
-    min_texture_size: int = 1024
-    max_texture_size: int = 4096
+    min_texture_size: int = TEXTURE_LIMITS["texture_size"][0]
+    max_texture_size: int = TEXTURE_LIMITS["texture_size"][1]
 
 
 @dataclass
@@ -125,7 +133,7 @@ class TexturePaintingPipeline:
         self.rasterizer = rasterizer
 
     def check_inputs(self, parts, prompt, texture_size, num_views, view_resolution, num_inference_steps,
-                     guidance_scale, reference_image):
+                     guidance_scale, reference_image, view_elevation=0.0, start_azimuth=0.0):
         if not parts:
             raise InputError("the mesh has no parts to texture")
         for p in parts:
@@ -141,14 +149,11 @@ class TexturePaintingPipeline:
         lo, hi = self.config.min_texture_size, self.config.max_texture_size
         if not isinstance(texture_size, int) or not lo <= texture_size <= hi:
             raise InputError(f"texture_size must be a whole number from {lo} to {hi} texels, got {texture_size!r}")
-        if not 1 <= num_views <= 64:
-            raise InputError(f"num_views must be from 1 to 64, got {num_views}")
-        if view_resolution % 8 or not 64 <= view_resolution <= 2048:
-            raise InputError(f"view_resolution must be a multiple of 8 from 64 to 2048, got {view_resolution}")
-        if num_inference_steps < 1:
-            raise InputError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
-        if guidance_scale < 0:
-            raise InputError(f"guidance_scale must be 0 or more, got {guidance_scale}")
+        check_limits(dict(num_views=num_views, view_resolution=view_resolution, num_inference_steps=num_inference_steps,
+                          guidance_scale=guidance_scale, view_elevation=view_elevation, start_azimuth=start_azimuth),
+                     TEXTURE_LIMITS)
+        if view_resolution % 8:
+            raise InputError(f"view_resolution must be a multiple of 8 (Stable Diffusion's latent grid), got {view_resolution}")
 
     @torch.no_grad()
     def __call__(
@@ -193,7 +198,7 @@ class TexturePaintingPipeline:
         """
         # 1. Check inputs. Raise error if not correct
         self.check_inputs(parts, prompt, texture_size, num_views, view_resolution, num_inference_steps,
-                          guidance_scale, reference_image)
+                          guidance_scale, reference_image, view_elevation, start_azimuth)
         config, device = self.config, self.device
 
         # 2. Texture coordinates: the mesh's own, else an xatlas unwrap
@@ -448,6 +453,8 @@ def _reference_camera(spec, vertices, width: int, height: int, resolution: int) 
         fov = float(spec.get("fov_y", 40.0))
     except (TypeError, ValueError):
         raise InputError("reference_camera eye/target/up must be three numbers each, fov_y a number") from None
+    if not np.isfinite([*eye, *target, *up, fov]).all():
+        raise InputError("reference_camera eye/target/up/fov_y must be finite numbers, not NaN or infinity")
     if len(eye) != 3 or len(target) != 3 or len(up) != 3 or not 1.0 <= fov <= 170.0:
         raise InputError("reference_camera needs 3-number eye/target/up and fov_y between 1 and 170 degrees")
     distance = float(np.linalg.norm(np.subtract(eye, target)))

@@ -1,12 +1,16 @@
 """The HTTP service on loopback (TestClient): security, errors, cancel, restart."""
 
 import asyncio
+import io
 import json
+import struct
 import time
+import zlib
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from backend.geometry.glb import mesh_result_to_glb, read_glb_meshes
 from backend.pipelines.base import MeshPart, MeshResult
@@ -137,6 +141,8 @@ def test_missing_host_header_is_400(client):
     ('{"model": "test-cube"}', ["task"]),
     ('{"task": "text_to_3d", "model": "test-cube", "colour": "red"}', ["colour"]),
     ('{"task": "text_to_3d", "model": "test-cube", "params": [1]}', ["params"]),
+    ('{"task": "text_to_3d", "model": "test-cube", "params": []}', ["params", "JSON object"]),
+    ("[" * 100_000 + "]" * 100_000, ["nested too deeply"]),
 ])
 def test_bad_spec_is_400(client, spec, words):
     assert_error(client.post("/jobs", data={"spec": spec}), 400, *words)
@@ -155,6 +161,50 @@ def test_unknown_task_model_and_params_are_400(client):
     assert_error(submit(client, {"num_inference_steps": "many"}), 400, "num_inference_steps", "int")
     assert_error(submit(client, {"seed": 1.5}), 400, "seed")
     assert client.get("/jobs").json() == []  # nothing was queued
+
+
+@pytest.mark.parametrize("params, words", [
+    ('{"seed": 100000000000000000000}', ["seed", "from 0 to"]),
+    ('{"seed": -1}', ["seed", "from 0 to"]),
+    ('{"guidance_scale": NaN}', ["guidance_scale", "float"]),
+    ('{"start_azimuth": Infinity}', ["start_azimuth"]),
+    ('{"num_inference_steps": 5000}', ["num_inference_steps", "from 1 to 500"]),
+    ('{"num_views": 0}', ["num_views", "from 1 to 64"]),
+    ('{"texture_size": 8192}', ["texture_size", "from 1024 to 4096"]),
+])
+def test_out_of_range_parameters_are_400_before_anything_is_queued(client, params, words):
+    """Ranges are the model's (here the texture route's), checked at submit: a bad value never
+    waits in the queue, nor for a model download, to fail."""
+    spec = '{"task": "texture", "model": "test-texture", "params": %s}' % params
+    mesh = mesh_result_to_glb(MeshResult(parts=[MeshPart("m", np.eye(3, dtype=np.float32), np.array([[0, 1, 2]]))]))
+    assert_error(client.post("/jobs", data={"spec": spec}, files={"mesh": ("m.glb", mesh)}), 400, *words)
+    assert client.get("/jobs").json() == []
+    limits = next(m for m in client.get("/models").json() if m["name"] == "test-texture")["limits"]
+    assert limits["num_views"] == [1, 64] and limits["seed"] == [0, 2**63 - 1]
+
+
+def _glb_with_json(document: bytes) -> bytes:
+    document += b" " * (-len(document) % 4)
+    return struct.pack("<III", 0x46546C67, 2, 20 + len(document)) + struct.pack("<II", len(document), 0x4E4F534A) + document
+
+
+@pytest.mark.parametrize("document", [
+    b"[]", b'{"scenes": [1]}', b'{"asset": "x", "nodes": ["a"]}', b"[" * 50_000 + b"]" * 50_000,
+    b'{"meshes": [{"primitives": [{"attributes": {"POSITION": 0}}]}], "nodes": [{"mesh": 0}],'
+    b' "accessors": [{"componentType": 5126, "type": "VEC3", "count": 10000000000000}]}',
+])
+def test_hostile_glb_documents_are_400(client, document):
+    assert_error(submit(client, files={"mesh": ("m.glb", _glb_with_json(document))}), 400, "mesh", "GLB")
+
+
+def test_decompression_bomb_image_is_400(client):
+    header = io.BytesIO()
+    Image.new("L", (1, 1)).save(header, "PNG")
+    data = bytearray(header.getvalue())
+    struct.pack_into(">II", data, 16, 30000, 30000)  # IHDR's size: 900 M pixels claimed in a few bytes
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))  # its checksum, so only the size is wrong
+    assert_error(submit(client, model="shap-e-img2img", task="image_to_3d", files={"image": ("a.png", bytes(data))}),
+                 400, "image", "too large")
 
 
 def test_bad_uploads_are_400(client):
