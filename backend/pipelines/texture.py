@@ -18,6 +18,7 @@ Stable Diffusion 2 depth or a test oracle.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -190,8 +191,8 @@ class TexturePaintingPipeline:
             view_prompts: Append the view direction ("back view") to the prompt per view.
             reference_image: (H, W, 3|4) uint8 or float image to project first (alpha < 0.5 ignored).
             reference_camera: Its camera (a Camera or {"eye", "target", "up", "fov_y"}); None = front.
-            callback: Progress: phase "paint", one step per view, the view as preview.
-                It may raise JobCancelled, which propagates.
+            callback: Progress: phase "paint", one step per view, the view as preview; called
+                again (same step) after every denoising step. It may raise JobCancelled, which propagates.
 
         Returns:
             The textured mesh and coverage masks.
@@ -250,6 +251,7 @@ class TexturePaintingPipeline:
                 request.negative_prompt = negative_prompt
                 request.view_index, request.num_inference_steps, request.guidance_scale = i, num_inference_steps, guidance_scale
                 request.generator = torch.Generator(device="cpu").manual_seed(int(seed) + i)
+                request.on_step = functools.partial(callback, "paint", step, total)  # a cancel stops within a step
                 image = self.view_generator(request).to(device, torch.float32)
                 self.bake_view(projector, camera, fragments, image)
             else:

@@ -14,7 +14,7 @@ masks: new content is generated over a seam-wide band of what it meets and blend
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -36,13 +36,16 @@ def latent_freedom(mask: torch.Tensor, size: tuple[int, int], dilation: int = 1)
     return free
 
 
-def hold_known_latents(known: torch.Tensor, noise: torch.Tensor, free: torch.Tensor) -> Callable[..., dict]:
+def hold_known_latents(known: torch.Tensor, noise: torch.Tensor, free: torch.Tensor,
+                       on_step: Optional[Callable[[], None]] = None) -> Callable[..., dict]:
     """A `callback_on_step_end` that puts `known` back wherever a latent is not yet free.
 
     Args:
         known: (1, C, h, w) latents of what the texture already shows (scaled as the UNet sees them).
-        noise: The noise the run started from (same shape), so held latents follow one trajectory.
+        noise: One noise draw (same shape) that `known` is noised with at every step, so held
+            latents follow one trajectory rather than fresh noise per step.
         free: (1, 1, h, w) from `latent_freedom`.
+        on_step: Called after each step (the request's `on_step`: it raises to stop).
 
     Returns:
         The callback, for a diffusers pipeline called with `callback_on_step_end_tensor_inputs=["latents"]`.
@@ -59,7 +62,10 @@ def hold_known_latents(known: torch.Tensor, noise: torch.Tensor, free: torch.Ten
             target = pipeline.scheduler.add_noise(known, noise, timesteps[i + 1 : i + 2])
         else:
             target = known
-        return {"latents": torch.where(held, target.to(latents.dtype), latents)}
+        blended = torch.where(held, target.to(latents.dtype), latents)
+        if on_step is not None:
+            on_step()
+        return {"latents": blended}
 
     return blend
 

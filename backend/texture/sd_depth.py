@@ -97,7 +97,7 @@ class DepthViewGenerator:
             depth_map=request.disparity[None].to(device, torch.float32), strength=1.0,
             num_inference_steps=request.num_inference_steps, guidance_scale=request.guidance_scale,
             generator=request.generator, output_type="pt",
-            callback_on_step_end=hold_known_latents(begin.known, begin.noise, begin.free),
+            callback_on_step_end=hold_known_latents(begin.known, begin.noise, begin.free, request.on_step),
             callback_on_step_end_tensor_inputs=["latents"],
         )
         return output.images[0].permute(1, 2, 0).float().clamp(0, 1)  # (H, W, 3)

@@ -10,7 +10,7 @@ which it is talking to.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Protocol, runtime_checkable
+from typing import Callable, Optional, Protocol, runtime_checkable
 
 import torch
 
@@ -37,6 +37,7 @@ class ViewRequest:
         generator: torch.Generator seeded for this view (reproducible results).
         num_inference_steps: Denoising steps.
         guidance_scale: Classifier-free guidance weight.
+        on_step: Called after every denoising step; raises to stop the view (a cancelled job).
     """
 
     prompt: str
@@ -51,6 +52,7 @@ class ViewRequest:
     generator: Optional[torch.Generator] = None
     num_inference_steps: int = 30
     guidance_scale: float = 7.5
+    on_step: Optional[Callable[[], None]] = None
 
 
 @runtime_checkable
@@ -60,8 +62,8 @@ class ViewGenerator(Protocol):
     Implementations must return an image of the requested size and must not change
     pixels where `request.mask` is 0 by more than their model's reconstruction error
     (the painter only reads pixels where the mask is above 0, but a generator that keeps
-    known pixels gives seamless borders). They may take a while; progress inside a view
-    is not reported.
+    known pixels gives seamless borders). One that takes a while calls `request.on_step()`
+    (when set) after each of its steps, so a cancelled job stops within a step.
     """
 
     def __call__(self, request: ViewRequest) -> torch.Tensor:

@@ -420,6 +420,27 @@ def test_tiny_sd_depth_paints_a_mesh_end_to_end(tiny_generator):
     assert out.result.texture.shape == (1024, 1024, 3) and out.painted.any()
 
 
+def test_tiny_sd_depth_stops_within_a_denoising_step_when_cancelled(tiny_generator):
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    calls = []
+
+    def callback(phase, step, total, preview=None):
+        calls.append((step, preview is not None))
+        if len(calls) == 3:  # a cancel arriving during the first view's third step
+            raise JobCancelled()
+
+    unet_calls = []
+    hook = tiny_generator.pipe.unet.register_forward_hook(lambda *args: unet_calls.append(1))
+    try:
+        with pytest.raises(JobCancelled):
+            TexturePaintingPipeline(tiny_generator)([MeshPart("s", mesh.vertices, mesh.faces)], prompt="a red ball",
+                                                    num_inference_steps=20, view_resolution=64, num_views=2, callback=callback)
+    finally:
+        hook.remove()
+    assert calls == [(0, False)] * 3  # inside view 1, before its preview
+    assert len(unet_calls) == 3  # three of the view's 20 steps ran (guidance batches both halves)
+
+
 def test_missing_weights_say_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 

@@ -63,8 +63,12 @@ def test_fp16_only_weights_are_loaded_as_the_fp16_variant(folders):
 
 def test_generates_from_the_seed_and_keeps_what_it_is_told_to_keep(generator):
     assert isinstance(generator, ViewGenerator) and generator.pipe.unet.config.in_channels == 9
-    out = generator(request(mask=1.0))
+    counted = request(mask=1.0)
+    counted.on_step = lambda: steps.append(1)  # the job's cancel check, after every step
+    steps = []
+    out = generator(counted)
     assert out.shape == (SIZE, SIZE, 3) and 0 <= float(out.min()) and float(out.max()) <= 1
+    assert len(steps) == counted.num_inference_steps
     assert torch.equal(out, generator(request(mask=1.0)))  # reproducible
     assert not torch.allclose(out, generator(request(mask=1.0, seed=1)))  # the seed matters
     kept_request = request(mask=0.0)
