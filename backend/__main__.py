@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import secrets
 import sys
@@ -65,13 +66,18 @@ def _serve(args: argparse.Namespace) -> int:
     if not token:
         token = secrets.token_urlsafe(24)
         print(f"no --token or {TOKEN_ENV} given; this run's token is: {token}", file=sys.stderr)
-    if args.max_upload_mb <= 0:
-        raise ValueError("--max-upload-mb must be positive")
+    if not (math.isfinite(args.max_upload_mb) and args.max_upload_mb > 0):
+        raise ValueError("--max-upload-mb must be a positive number of megabytes")
+    if not 1 <= args.port <= 65535:
+        raise ValueError("--port must be from 1 to 65535 (clients must know it: a port chosen by the system is not supported)")
+    if args.keep_jobs < 1:
+        raise ValueError("--keep-jobs must be at least 1 (a finished job's result must outlive its download)")
     _threads(args)
+    _model_sources(args)
     settings = Settings(
         token=token, host=args.host, port=args.port, cache_dir=args.cache_dir, device=args.device,
         offline=args.offline, max_upload_mb=args.max_upload_mb, allowed_hosts=tuple(args.allowed_host),
-        keep_jobs=args.keep_jobs,
+        keep_jobs=args.keep_jobs, attention_slicing=args.attention_slicing, cpu_offload=args.cpu_offload,
     )
     serve(settings, stop_when_stdin_closes=args.stop_when_stdin_closes)
     return 0
@@ -86,6 +92,7 @@ def _generate(args: argparse.Namespace) -> int:
     from .models import LoadOptions, downloads_allowed, get_entry, registry, resolve_params
 
     # 1. Check inputs
+    _model_sources(args)
     task = "text_to_3d" if args.prompt is not None else "image_to_3d"
     entry = get_entry(task, args.model, registry())
     params = dict(args.param)
@@ -113,7 +120,8 @@ def _generate(args: argparse.Namespace) -> int:
     device, dtype = pick_device(args.device)
     threads = _threads(args)
     print(f"{entry.name} ({task}) on {device} ({threads} CPU threads), seed {params['seed']}", file=sys.stderr)
-    pipe = entry.load(LoadOptions(device=device, dtype=dtype, allow_downloads=downloads_allowed(args.offline)))
+    pipe = entry.load(LoadOptions(device=device, dtype=dtype, allow_downloads=downloads_allowed(args.offline),
+                                  attention_slicing=args.attention_slicing, cpu_offload=args.cpu_offload))
 
     # 3. Run, one progress bar per phase
     bars: dict[str, tqdm] = {}
@@ -169,6 +177,30 @@ def _threads(args: argparse.Namespace) -> int:
     return set_cpu_threads(args.threads)
 
 
+def _loading_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--attention-slicing", action="store_true",
+                   help="compute attention in slices: less memory at large sizes, a little slower")
+    p.add_argument("--cpu-offload", action="store_true",
+                   help="keep models on the CPU and move each to the GPU only while it runs (CUDA): "
+                        "the least GPU memory, about 3x slower per step")
+    p.add_argument("--model-source", action="append", default=[], metavar="ID=FOLDER",
+                   help="load the model published as ID (e.g. openai/shap-e) from FOLDER or another repo id "
+                        "instead (repeatable; adds to $DIFFUSION3D_MODEL_SOURCES)")
+
+
+def _model_sources(args: argparse.Namespace) -> None:
+    """--model-source pairs join DIFFUSION3D_MODEL_SOURCES, which the model loaders read."""
+    from .hub import MODEL_SOURCES_ENV
+
+    for pair in args.model_source:
+        key, sep, value = pair.partition("=")
+        if not (sep and key.strip() and value.strip()) or ";" in pair:
+            raise ValueError(f"--model-source takes ID=FOLDER (e.g. openai/shap-e=/models/shap-e), got {pair!r}")
+    if args.model_source:
+        current = os.environ.get(MODEL_SOURCES_ENV, "")
+        os.environ[MODEL_SOURCES_ENV] = ";".join(filter(None, [current, *args.model_source]))
+
+
 def _key_value(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -201,6 +233,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="stop when standard input ends (the add-on holds it open while Blender runs)")
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                    help="another name clients may use in the Host header (repeatable; NAME or NAME:PORT)")
+    _loading_arguments(p)
     p.set_defaults(command=_serve)
 
     p = sub.add_parser("generate", help="run one generation in this process and write a GLB")
@@ -218,6 +251,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="never download model weights")
     p.add_argument("--out", required=True, help="where to write the .glb")
     _threads_argument(p)
+    _loading_arguments(p)
     p.set_defaults(command=_generate)
 
     p = sub.add_parser("models", help="list the models this backend serves")

@@ -21,6 +21,21 @@ from .pipelines.base import ModelUnavailable
 # What a diffusers or transformers model needs: configs, tokenizer vocabularies, safetensors.
 # Leaving out *.bin and *.pt keeps pickles (and duplicate gigabytes) off the disk.
 DOWNLOAD_PATTERNS = ["*.json", "*.txt", "*.safetensors"]
+# Where a studio keeps its own copies: "openai/shap-e=/models/shap-e;<id>=<folder or mirror id>".
+# `--model-source ID=FOLDER` sets it; the add-on's backend inherits it from Blender's environment.
+MODEL_SOURCES_ENV = "DIFFUSION3D_MODEL_SOURCES"
+LOCAL_FOLDER_FIX = f"or point the model at a local folder (`--model-source ID=FOLDER`, or {MODEL_SOURCES_ENV}=ID=FOLDER)"
+
+
+def model_sources() -> dict[str, str]:
+    """The overrides in DIFFUSION3D_MODEL_SOURCES: {hub id: local folder or another repo id}."""
+    pairs = (item.partition("=") for item in os.environ.get(MODEL_SOURCES_ENV, "").split(";"))
+    return {key.strip(): value.strip() for key, sep, value in pairs if sep and key.strip() and value.strip()}
+
+
+def effective_source(source: str) -> str:
+    """`source`, or the folder (or mirror id) DIFFUSION3D_MODEL_SOURCES puts in its place."""
+    return model_sources().get(source, source)
 
 
 def resolve_model_source(source: str, allow_downloads: bool = False, cache_dir: Optional[str] = None) -> str:
@@ -42,6 +57,7 @@ def resolve_model_source(source: str, allow_downloads: bool = False, cache_dir: 
             is not in the cache and downloads are off, or the download failed. The message
             names the model and the fix.
     """
+    source = effective_source(source)
     local = Path(source).expanduser()
     if local.is_dir():
         _check_complete(local, source)
@@ -65,15 +81,15 @@ def resolve_model_source(source: str, allow_downloads: bool = False, cache_dir: 
             f"Model {source} is not downloaded and downloads are off ({off_reason}). Fix: enable "
             "'Allow downloads' in the Diffusion 3D preferences (or unset HF_HUB_OFFLINE), or run "
             f"`{_download_command(source, cache_dir)}` on a machine with internet and copy the cache "
-            "here, or point the model at a local folder."
+            f"here, {LOCAL_FOLDER_FIX}."
         )
     try:
         folder = Path(snapshot_download(source, cache_dir=cache_dir, allow_patterns=DOWNLOAD_PATTERNS))
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as error:
         raise ModelUnavailable(
             f"Could not download model {source}: {error}. Fix: check the internet connection and the "
-            f"repo id, or run `{_download_command(source, cache_dir)}` on a machine with internet, or "
-            "point the model at a local folder."
+            f"repo id, or run `{_download_command(source, cache_dir)}` on a machine with internet, "
+            f"{LOCAL_FOLDER_FIX}."
         ) from error
     _check_complete(folder, source)
     return str(folder)
@@ -89,6 +105,7 @@ def is_available_offline(source: str, cache_dir: Optional[str] = None) -> bool:
     Returns:
         True when every model folder in it has its safetensors weights on this machine.
     """
+    source = effective_source(source)
     local = Path(source).expanduser()
     if local.is_dir():
         folder = local
@@ -146,8 +163,9 @@ def _downloads_off_reason(allow_downloads: bool) -> str:
 
 def _download_command(repo_id: str, cache_dir: Optional[str]) -> str:
     # `hf` is the command-line tool of huggingface_hub >= 1.0 (it replaced `huggingface-cli`).
-    patterns = "".join(f" --include '{p}'" for p in DOWNLOAD_PATTERNS)
-    cache = f" --cache-dir '{cache_dir}'" if cache_dir else ""
+    # Double quotes: the one quoting that Windows' cmd, PowerShell and POSIX shells all honour.
+    patterns = "".join(f' --include "{p}"' for p in DOWNLOAD_PATTERNS)
+    cache = f' --cache-dir "{cache_dir}"' if cache_dir else ""
     return f"hf download {repo_id}{patterns}{cache}"
 
 

@@ -39,12 +39,17 @@ class LoadOptions:
         dtype: torch dtype (float16 on CUDA, else float32); None means float32.
         allow_downloads: False = local files only (HF_HUB_OFFLINE, --offline, Blender's online access).
         cache_dir: Hugging Face cache folder; None means its default (~/.cache/huggingface).
+        attention_slicing: Compute attention in slices (less memory at large sizes, a little slower).
+        cpu_offload: Keep models on the CPU, each moved to the GPU only while it runs (CUDA: the
+            least GPU memory, about 3x slower per step).
     """
 
     device: str = "cpu"
     dtype: Any = None
     allow_downloads: bool = False
     cache_dir: Optional[str] = None
+    attention_slicing: bool = False
+    cpu_offload: bool = False
 
 
 @dataclass
@@ -77,6 +82,10 @@ class ModelEntry:
     knows: Callable[[], list[str]] = list
     default: bool = False
 
+    def effective_source(self) -> str:
+        """Where the weights come from after DIFFUSION3D_MODEL_SOURCES' overrides."""
+        return self.source if self.source == "builtin" else _effective_source_of(self.source)
+
     def describe(self) -> dict[str, Any]:
         """The entry as `/models` lists it."""
         try:
@@ -87,9 +96,15 @@ class ModelEntry:
         return {
             "name": self.name, "task": self.task, "default": self.default,
             "available_offline": offline, "description": self.description,
-            "source": self.source, "knows": list(self.knows()), "params": dict(self.params),
+            "source": self.effective_source(), "knows": list(self.knows()), "params": dict(self.params),
             "limits": {**SEED_LIMITS, **self.limits},
         }
+
+
+def _effective_source_of(source: str) -> str:
+    from .hub import effective_source  # huggingface_hub: imported when first needed
+
+    return " + ".join(effective_source(piece) for piece in source.split(" + "))
 
 
 def downloads_allowed(offline: bool = False) -> bool:

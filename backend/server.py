@@ -54,6 +54,7 @@ class Settings:
         max_upload_mb: Largest request body accepted.
         allowed_hosts: Extra names the Host header may use ("name" or "name:port").
         keep_jobs: Finished jobs kept with their results; the oldest beyond it are deleted.
+        attention_slicing, cpu_offload: Memory savings for the models loaded (see LoadOptions).
     """
 
     token: str
@@ -65,6 +66,8 @@ class Settings:
     max_upload_mb: float = 256
     allowed_hosts: tuple[str, ...] = ()
     keep_jobs: int = DEFAULT_KEEP_JOBS
+    attention_slicing: bool = False
+    cpu_offload: bool = False
 
 
 # --- response shapes, for the OpenAPI schema ------------------------------------------
@@ -141,7 +144,8 @@ def create_app(settings: Settings) -> FastAPI:
     from .jobs import BackendStopping, JobManager
 
     device, dtype = pick_device(settings.device)
-    options = LoadOptions(device=device, dtype=dtype, allow_downloads=downloads_allowed(settings.offline))
+    options = LoadOptions(device=device, dtype=dtype, allow_downloads=downloads_allowed(settings.offline),
+                          attention_slicing=settings.attention_slicing, cpu_offload=settings.cpu_offload)
     jobs = JobManager(settings.cache_dir or default_cache_dir(), registry(), options, settings.keep_jobs)
 
     @contextlib.asynccontextmanager

@@ -53,6 +53,8 @@ def backend_settings(context=None) -> BackendSettings:
         settings.device = prefs.device.lower()
         settings.threads = prefs.cpu_threads
         settings.allow_downloads = prefs.allow_downloads and bpy.app.online_access
+        settings.attention_slicing = prefs.attention_slicing
+        settings.cpu_offload = prefs.cpu_offload
         settings.request_timeout = prefs.request_timeout
         settings.startup_timeout = prefs.startup_timeout
     return settings
@@ -98,6 +100,17 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
         description="Let the backend download model weights (also needs Blender's 'Allow Online Access')",
         default=False,
     )
+    attention_slicing: BoolProperty(
+        name="Attention Slicing",
+        description="Compute attention in slices: less GPU memory at large view sizes, a little slower",
+        default=False,
+    )
+    cpu_offload: BoolProperty(
+        name="Model CPU Offload",
+        description="Keep models in system memory and move each to the GPU only while it runs: the least GPU "
+        "memory (texturing in about 2 GB), about 3x slower per step. For GPUs with little memory",
+        default=False,
+    )
     request_timeout: FloatProperty(name="Request Timeout", default=30.0, min=1.0, max=600.0, subtype='TIME_ABSOLUTE', unit='TIME_ABSOLUTE')
     startup_timeout: FloatProperty(name="Startup Timeout", default=120.0, min=5.0, max=1200.0, subtype='TIME_ABSOLUTE', unit='TIME_ABSOLUTE')
     texture_storage: EnumProperty(
@@ -119,6 +132,8 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
             col.label(text=f"Using: {effective_python(self)}", icon='INFO')
             col.prop(self, "device")
             col.prop(self, "cpu_threads")
+            col.prop(self, "attention_slicing")
+            col.prop(self, "cpu_offload")
             row = col.row()
             row.prop(self, "allow_downloads")
             if self.allow_downloads and not bpy.app.online_access:

@@ -22,6 +22,8 @@ class BackendSettings:
     device: str = "auto"  # auto | cuda | mps | cpu
     threads: int = 0  # CPU threads of the local backend (0: torch's default)
     allow_downloads: bool = False
+    attention_slicing: bool = False
+    cpu_offload: bool = False  # model CPU offload: the least GPU memory, slower
     request_timeout: float = 30.0
     startup_timeout: float = 120.0
     extension_dir: str = ""
@@ -42,6 +44,10 @@ class BackendSettings:
         args = ["--device", self.device, "--threads", str(self.threads)]
         if not self.allow_downloads:
             args.append("--offline")  # models must already be on disk; the backend's error names the fix
+        if self.attention_slicing:
+            args.append("--attention-slicing")
+        if self.cpu_offload:
+            args.append("--cpu-offload")
         return args
 
 

@@ -343,9 +343,8 @@ def load_texture_pipeline(options: Any) -> TexturePaintingPipeline:
     """Load Stable Diffusion 2 depth and wrap it in the painting pipeline.
 
     Args:
-        options: `backend.models.LoadOptions` (device, dtype, allow_downloads, cache_dir);
-            optional attributes `attention_slicing` (default False) and `cpu_offload`
-            (default False, CUDA only: 3.1 GB -> 2.0 GB peak in fp16, ~3x slower) trade speed for VRAM.
+        options: `backend.models.LoadOptions`; its `attention_slicing` and `cpu_offload` (CUDA
+            only: 3.1 GB -> 2.0 GB peak in fp16, ~3x slower) trade speed for VRAM.
 
     Returns:
         The pipeline.
@@ -380,8 +379,7 @@ def load_controlnet_texture_pipeline(options: Any) -> TexturePaintingPipeline:
 def _loading(options: Any) -> dict[str, Any]:
     """The `from_pretrained` keywords a view generator takes from the backend's LoadOptions."""
     return dict(device=options.device, dtype=options.dtype, allow_downloads=options.allow_downloads,
-                cache_dir=options.cache_dir, attention_slicing=getattr(options, "attention_slicing", False),
-                cpu_offload=getattr(options, "cpu_offload", False))
+                cache_dir=options.cache_dir, attention_slicing=options.attention_slicing, cpu_offload=options.cpu_offload)
 
 
 def run_texture(pipe: TexturePaintingPipeline, params: dict[str, Any], files: dict[str, bytes],

@@ -12,6 +12,7 @@ import torch
 import trimesh
 
 from backend.geometry.uv import ensure_part_uvs, ensure_uv, pack_in_grid, unwrap
+from backend.models import LoadOptions
 from backend.pipelines.base import InputError, JobCancelled, MeshPart, MeshResult, ModelUnavailable
 from backend.pipelines.texture import (
     TEXTURE_PARAMS, TexturePaintingPipeline, load_texture_pipeline, run_texture, view_prompt,
@@ -443,12 +444,27 @@ def test_tiny_sd_depth_stops_within_a_denoising_step_when_cancelled(tiny_generat
 
 def test_missing_weights_say_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailable, match="stable-diffusion-2-depth.*--model-source"):
+        load_texture_pipeline(LoadOptions(cache_dir=str(tmp_path)))
 
-    class Options:
-        device, dtype, allow_downloads, cache_dir = "cpu", None, False, str(tmp_path)
 
-    with pytest.raises(ModelUnavailable, match="stable-diffusion-2-depth"):
-        load_texture_pipeline(Options())
+def test_a_local_folder_stands_in_for_the_hub_model_with_the_memory_options(tmp_path, monkeypatch):
+    """What a studio without internet does: its own copy of the model, named by hub id."""
+    from diffusers.models.attention_processor import SlicedAttnProcessor
+
+    from backend.hub import MODEL_SOURCES_ENV
+    from backend.models import registry
+    from backend.texture.sd_depth import DEFAULT_MODEL
+
+    folder = tiny_sd.depth_pipeline(tmp_path / "sd2-depth-copy")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv(MODEL_SOURCES_ENV, f"some/other-model=/nowhere;{DEFAULT_MODEL}={folder}")
+    entry = next(e for e in registry() if e.name == "sd2-depth")
+    assert entry.describe()["source"] == str(folder) and entry.describe()["available_offline"]
+    plain = load_texture_pipeline(LoadOptions(cache_dir=str(tmp_path)))
+    sliced = load_texture_pipeline(LoadOptions(cache_dir=str(tmp_path), attention_slicing=True))
+    kinds = [{type(p) for p in pipe.view_generator.pipe.unet.attn_processors.values()} for pipe in (plain, sliced)]
+    assert SlicedAttnProcessor not in kinds[0] and kinds[1] == {SlicedAttnProcessor}
 
 
 @pytest.mark.real_weights

@@ -128,7 +128,14 @@ for mode in ('LOCAL', 'REMOTE'):
     calls = []
     prefs_class.draw(PrefsProxy(calls), context)
     assert ("prop", "request_timeout") in calls
+    assert (("prop", "cpu_offload") in calls) == (mode == 'LOCAL')
 prefs.backend_mode = 'LOCAL'
+
+# The memory options reach the local backend's command line (and a change asks for a restart).
+assert "--cpu-offload" not in preferences.backend_settings(context).backend_args()
+prefs.cpu_offload = prefs.attention_slicing = True
+assert {"--cpu-offload", "--attention-slicing"} <= set(preferences.backend_settings(context).backend_args())
+prefs.cpu_offload = prefs.attention_slicing = False
 
 # The modal driver: timer ticks (here simulated) apply the result on the main thread, with its own undo step.
 bpy.ops.ed.undo_push(message="before modal")
