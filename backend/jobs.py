@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -310,7 +311,7 @@ class JobManager:
                 job.record.update(state="cancelled", message="cancelled before it started", finished_at=time.time())
                 self.store.save(job.record)
                 return dict(job.record)
-            if job is not None:
+            if job is not None and job.record["state"] not in FINISHED:  # (it may have just finished)
                 job.cancelled_by_user = True
                 job.cancel.set()
                 job.record["message"] = "cancelling at the next step"
@@ -392,8 +393,19 @@ class JobManager:
         # Keyed by model, not task: "builtin" serves two tasks from one set of weights.
         key = (entry.name, entry.source)
         if key not in self._pipelines:
+            if entry.source != "builtin":  # one downloaded model at a time: an 8 GB GPU holds one, not three
+                self._drop_downloaded_models()
             self._pipelines[key] = entry.load(self.load_options)
         return self._pipelines[key]
+
+    def _drop_downloaded_models(self) -> None:
+        """Free the loaded hub models (gigabytes each); the built-in one is small and stays."""
+        stale = [key for key in self._pipelines if key[1] != "builtin"]
+        for key in stale:
+            del self._pipelines[key]
+        if stale:
+            gc.collect()  # the pipelines' tensors go now, so the accelerator's cache can be emptied
+            _free_accelerator_memory()
 
     def _callback(self, job: _Job):
         record, preview_path = job.record, self.store.preview_path(job.record["id"])
@@ -473,3 +485,5 @@ def _free_accelerator_memory() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
+    elif torch is not None and torch.backends.mps.is_available():
+        torch.mps.empty_cache()

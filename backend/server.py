@@ -17,7 +17,7 @@ from typing import Any, Optional, Union
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -204,7 +204,7 @@ def create_app(settings: Settings) -> FastAPI:
         """Cancel: a queued job ends at once, a running one within one step."""
         return _job_or_404(jobs.cancel(job_id), job_id)
 
-    @app.get("/jobs/{job_id}/result", response_class=FileResponse,
+    @app.get("/jobs/{job_id}/result", response_class=StreamingResponse,
              responses={200: {"content": {"model/gltf-binary": {}}}})
     def get_result(job_id: str):
         """The result GLB; 409 until the job has succeeded."""
@@ -215,10 +215,14 @@ def create_app(settings: Settings) -> FastAPI:
                 "cancelled": f"job {job_id} was cancelled, so it has no result",
             }.get(record["state"], f"job {job_id} is {record['state']}; its result is ready once it has succeeded")
             raise HTTPException(409, detail)
-        path = jobs.store.result_path(job_id)
-        if not path.exists():
-            raise HTTPException(404, f"the result file of job {job_id} is gone from the cache directory")
-        return FileResponse(path, media_type="model/gltf-binary", filename=f"{job_id}.glb")
+        # Opened before answering: a file pruned meanwhile is a 404 here, never a 500 mid-response.
+        try:
+            handle = jobs.store.result_path(job_id).open("rb")
+        except FileNotFoundError:
+            raise HTTPException(404, f"the result file of job {job_id} is gone from the cache directory") from None
+        size = os.fstat(handle.fileno()).st_size
+        return StreamingResponse(_read_chunks(handle), media_type="model/gltf-binary", headers={
+            "Content-Length": str(size), "Content-Disposition": f'attachment; filename="{job_id}.glb"'})
 
     @app.get("/jobs/{job_id}/preview", response_class=Response, responses={200: {"content": {"image/png": {}}}})
     def get_preview(job_id: str):
@@ -282,6 +286,13 @@ def _parse_spec(text: Optional[str]) -> tuple[str, Optional[str], dict[str, Any]
     if not isinstance(params, dict):
         raise InputError('spec "params" must be a JSON object, e.g. {"prompt": "a chair"}, or left out')
     return spec["task"], spec.get("model"), params
+
+
+def _read_chunks(handle, size: int = 1 << 20):
+    """A file's bytes in chunks, closing it at the end (StreamingResponse runs this in a thread)."""
+    with handle:
+        while chunk := handle.read(size):
+            yield chunk
 
 
 def _job_or_404(record: Optional[dict], job_id: str) -> dict:

@@ -26,6 +26,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..geometry.uv import ensure_part_uvs, wrap_into_unit_square
 from ..render.camera import Camera, default_views, frame_camera, look_at
@@ -121,7 +122,7 @@ class TexturePaintingPipeline:
 
     Args:
         view_generator: Paints one view (see `backend.texture.views.ViewGenerator`).
-        device: Where rasterization and baking run ("cuda" or "cpu").
+        device: Where rasterization and baking run ("cuda", "mps" or "cpu"; nvdiffrast only on CUDA).
         config: Painting constants.
         rasterizer: "auto", "torch" or "nvdiffrast".
     """
@@ -400,11 +401,12 @@ def run_texture(pipe: TexturePaintingPipeline, params: dict[str, Any], files: di
     if "mesh" not in files:
         raise InputError("the texture task needs the mesh to paint: upload it as the `mesh` file (GLB)")
     parts, _ = read_glb_meshes(files["mesh"])
-    reference = _read_image(files["image"]) if files.get("image") else None
+    p = {**TEXTURE_PARAMS, **params}
+    # The projection samples it at about the view's resolution: a photo's full size would only cost memory.
+    reference = _read_image(files["image"], max_side=2 * int(p["view_resolution"])) if files.get("image") else None
     camera = params.get("reference_camera")
     if camera is not None and reference is None:
         raise InputError("reference_camera was given without a reference image: upload it as the `image` file")
-    p = {**TEXTURE_PARAMS, **params}
     seed = draw_seed() if p.get("seed") is None else int(p["seed"])
     output = pipe(
         parts, prompt=p["prompt"], negative_prompt=p["negative_prompt"],
@@ -421,9 +423,12 @@ def run_texture(pipe: TexturePaintingPipeline, params: dict[str, Any], files: di
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _read_image(data: bytes) -> np.ndarray:
+def _read_image(data: bytes, max_side: int) -> np.ndarray:
+    """The reference image as RGB(A) uint8, shrunk (aspect kept) to at most `max_side` pixels a side."""
     image = read_image(data, "the reference image")
-    return np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
+    image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return np.asarray(image)
 
 
 def _image_to_tensor(image: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:

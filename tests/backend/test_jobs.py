@@ -78,6 +78,20 @@ def test_pipeline_is_loaded_once_per_model(make_manager):
     assert loads == ["cpu"]
 
 
+def test_one_downloaded_model_is_kept_loaded_at_a_time(make_manager):
+    """Shap-E, then SD2-depth, then Shap-E again: the second load frees the first (an 8 GB GPU
+    does not hold both); the small built-in model stays loaded throughout."""
+    loads = []
+
+    def entry(name, source, task="text_to_3d"):
+        return cube_entry(name=name, source=source, task=task, load=lambda options: loads.append(name) or name)
+
+    manager = make_manager([entry("shap-e", "openai/shap-e"), entry("sd2", "stabilityai/sd2"), entry("builtin", "builtin")])
+    for name in ("builtin", "shap-e", "sd2", "builtin", "shap-e", "shap-e"):
+        assert wait(manager, manager.submit("text_to_3d", name, {}, {})["id"])["state"] == "succeeded"
+    assert loads == ["builtin", "shap-e", "sd2", "shap-e"]
+
+
 def test_load_failure_fails_the_job_with_its_message(make_manager):
     def load(options):
         raise ModelUnavailable("model x is not downloaded; run with downloads allowed once")

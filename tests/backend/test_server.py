@@ -259,6 +259,28 @@ def test_job_runs_to_a_result(client):
     assert client.get("/jobs").json()[0]["id"] == record["id"]
 
 
+def test_a_result_deleted_while_it_is_sent_arrives_whole(client, tmp_path, monkeypatch):
+    """Pruning may delete a result as it is downloaded: the open file still sends every byte
+    (with FileResponse, a 500 once the headers were out)."""
+    import backend.server
+
+    job_id = submit(client).json()["id"]
+    assert wait(client, job_id)["state"] == "succeeded"
+    path = next((tmp_path / "cache").rglob("result.glb"))
+    expected = path.read_bytes()
+    chunks = backend.server._read_chunks
+
+    def delete_then_read(handle, size=1 << 20):
+        path.unlink()
+        return chunks(handle, size=7)
+
+    monkeypatch.setattr(backend.server, "_read_chunks", delete_then_read)
+    response = client.get(f"/jobs/{job_id}/result")
+    assert response.status_code == 200 and response.content == expected and not path.exists()
+    assert response.headers["content-length"] == str(len(expected))
+    assert_error(client.get(f"/jobs/{job_id}/result"), 404, "gone")
+
+
 def test_a_preview_replaced_while_it_is_read_arrives_whole(client):
     """The worker replaces preview.png while a client downloads it: every answer is one whole
     file, its length as announced (streaming by path once sent one file's length with another's

@@ -347,6 +347,12 @@ def test_run_texture_reads_a_glb_and_returns_a_textured_result():
     assert steps == [1, 2, 3, 4, 5, 6, 7] and result.metadata["texture"]["reference_image"]
     with pytest.raises(InputError, match="PNG"):
         run_texture(pipe, params, {"mesh": data, "image": b"not an image"}, lambda *a, **k: None)
+    # A photo's full size is not kept: at most twice the view's resolution a side, aspect kept.
+    from backend.pipelines.texture import _read_image
+
+    big = io.BytesIO()
+    Image.new("RGBA", (1000, 600), (0, 0, 255, 255)).save(big, format="PNG")
+    assert _read_image(big.getvalue(), max_side=128).shape == (77, 128, 4)
     with pytest.raises(InputError, match="mesh"):
         run_texture(pipe, params, {}, lambda *a, **k: None)
     with pytest.raises(InputError, match="image"):
