@@ -276,6 +276,29 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
     return obj
 
 
+def write_blocked_by(context, job: Job) -> str:
+    """Why a finished result must wait before it is written ("" when it may be written now).
+
+    Never under the artist's hands: not while another modal tool (a grab, a knife cut, a
+    stroke) is running, whose own data a write would pull away; not in Edit, Sculpt or Paint
+    Mode on another object (a new object made active there leaves Blender in a mode its active
+    object is not in). An edit of the object being edited in Edit Mode is the one exception:
+    it is written in Object Mode and the artist is brought back.
+    """
+    window = context.window
+    busy = [op for op in (window.modal_operators if window else ())
+            if not op.bl_idname.lower().startswith(("diffusion3d_ot_", "diffusion3d."))]  # not our own job runs
+    if busy:
+        return f"ready: placed once {busy[0].name} ends"
+    if context.mode == 'OBJECT':
+        return ""
+    target = job.request.target if job.request else ""
+    obj = context.active_object
+    if target and obj is not None and obj.name == target and obj.mode == 'EDIT':
+        return ""
+    return "ready: placed when you return to Object Mode"
+
+
 def tick(context, jobs: list[Job], undo: bool = False) -> list[bpy.types.Object]:
     """One main-thread step: apply finished results, load new previews, tag redraws."""
     written = []
@@ -287,6 +310,11 @@ def tick(context, jobs: list[Job], undo: bool = False) -> list[bpy.types.Object]
             if job.preview_version:
                 previews.load(job)
         if job.state == "succeeded" and job.result is not None and not (job.applied_to or job.write_failed):
+            waiting = write_blocked_by(context, job)
+            if waiting != job.message:
+                job.message, changed = waiting, True
+            if waiting:
+                continue
             obj = apply_result(context, job)
             if obj is not None:
                 written.append(obj)
@@ -338,6 +366,8 @@ class JobOperator:
     def run_blocking(self, context, jobs: list[Job], settings: BackendSettings):
         for job in jobs:
             run_job(job, settings, echo=True)
+        if any(write_blocked_by(context, job) for job in jobs if job.state == "succeeded"):
+            bpy.ops.object.mode_set(mode='OBJECT')  # a script in another mode: as Blender's add operators do
         tick(context, jobs)
         return self.finish(jobs)
 

@@ -63,6 +63,13 @@ obj = bpy.data.objects["a red cube"]
 assert bpy.ops.diffusion3d.import_result(key=job.key) == {'FINISHED'}
 assert "a red cube.001" in bpy.data.objects
 
+# 3b. A batch script in Edit Mode on another object: Object Mode first, as Blender's add operators.
+context.view_layer.objects.active = bpy.data.objects["a red cube.001"]
+bpy.ops.object.mode_set(mode='EDIT')
+assert bpy.ops.diffusion3d.generate_mesh(prompt="a cube from edit mode", model="test-cube") == {'FINISHED'}
+assert context.mode == 'OBJECT' and context.view_layer.objects.active.name == "a cube from edit mode"
+bpy.data.objects.remove(bpy.data.objects["a cube from edit mode"])
+
 # 4. Failures are reported, and the scene is left alone.
 before = objects()
 for kwargs, expect in (

@@ -5,6 +5,7 @@ import time
 import types
 
 import bpy
+import numpy as np
 from bl_harness import MODULE, addon_module, done, install
 
 install()
@@ -189,4 +190,18 @@ flaky = jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "e"}, "flaky preview")
 flaky.state, versions = "running", (flaky.preview_version, flaky.version)
 jobs._fetch_preview(DroppingClient(), flaky, preferences.backend_settings(context))
 assert (flaky.preview_version, flaky.version) == versions and flaky.state == "running" and not flaky.error
+
+# A result arriving while the artist edits another mesh waits for Object Mode (and says so).
+glb = addon_module("formats.glb")
+bpy.ops.mesh.primitive_cube_add()
+editing = context.active_object
+bpy.ops.object.mode_set(mode='EDIT')
+ready = jobs.add_job(jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "f"}, "waiting result")))
+ready.state = "succeeded"
+ready.result = glb.read_glb(glb.write_glb(np.eye(3, dtype=np.float32), np.array([[0, 1, 2]])))
+assert jobs.tick(context, [ready]) == [] and not ready.applied_to and not ready.done
+assert editing.mode == 'EDIT' and context.active_object == editing and "waiting result" not in bpy.data.objects
+assert ("label", "ready: placed when you return to Object Mode") in draw(panels.VIEW3D_PT_diffusion3d_jobs)
+bpy.ops.object.mode_set(mode='OBJECT')
+assert [o.name for o in jobs.tick(context, [ready])] == ["waiting result"] and ready.done and not ready.message
 done()
