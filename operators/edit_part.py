@@ -5,7 +5,7 @@ from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from ..panels.properties import EDIT_MODES
 from ..scene_io.mesh_export import object_to_glb
-from .jobs import JobOperator, JobRequest
+from .jobs import JobOperator, JobRequest, check_writable
 
 
 
@@ -37,6 +37,7 @@ class DIFFUSION3D_OT_edit_part(JobOperator, bpy.types.Operator):
         mode = self.mode if given("mode") else settings.edit_mode
         take = self.take_from_b if given("take_from_b") else settings.take_from_b
         obj = context.active_object
+        check_writable(obj)
         in_edit_mode = obj.mode == 'EDIT'
         glb, mask = object_to_glb(obj, with_mask=in_edit_mode)
         if in_edit_mode and not any(mask):

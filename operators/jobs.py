@@ -123,6 +123,22 @@ def parse_extra_params(text: str) -> dict[str, Any]:
     return extra
 
 
+def check_writable(obj: bpy.types.Object) -> None:
+    """Refuse an object whose mesh a result could not keep: linked from a library file (a
+    change would be lost on reload) or a library override's mesh.
+
+    Raises:
+        ValueError: naming the object, the file it comes from and the fix.
+    """
+    linked = obj.library or obj.data.library
+    if linked is not None:
+        raise ValueError(f"'{obj.name}' is linked from {linked.filepath}: a result written onto it would be lost when the "
+                         "file reloads. Make it local first (Object > Relations > Make Local)")
+    if obj.data.override_library is not None:
+        raise ValueError(f"the mesh of '{obj.name}' is a library override: make the mesh local first "
+                         "(Object > Relations > Make Local > Object and Data)")
+
+
 def find_job(key: int) -> Optional[Job]:
     return next((job for job in JOBS if job.key == key), None)
 

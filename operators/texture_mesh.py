@@ -9,7 +9,7 @@ from bpy.props import EnumProperty, IntProperty, StringProperty
 from ..panels.properties import PATH_OPTIONS
 from ..scene_io.mesh_export import object_to_glb
 from ..scene_io.reference_camera import REFERENCE_VIEWS, image_size, reference_camera
-from .jobs import JobOperator, JobRequest, parse_extra_params
+from .jobs import JobOperator, JobRequest, check_writable, parse_extra_params
 
 
 class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
@@ -52,9 +52,10 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
             params["seed"] = self.seed
         params.update(parse_extra_params(self.extra_params))
         requests_ = []
-        for obj in context.selected_objects:
-            if obj.type != 'MESH':
-                continue
+        targets = [obj for obj in context.selected_objects if obj.type == 'MESH']
+        for obj in targets:  # all checked before any job is sent
+            check_writable(obj)
+        for obj in targets:
             glb, _ = object_to_glb(obj)  # loop triangles in order: the result maps back onto these loops
             files, object_params = {"mesh": glb}, dict(params)
             if reference:

@@ -160,7 +160,9 @@ def new_object(
     mesh.materials.append(build_material(name, arrays, result, storage))
     obj = bpy.data.objects.new(name, mesh)
     obj.location = context.scene.cursor.location
-    collection = context.collection or context.scene.collection
+    collection = context.collection
+    if collection is None or collection.library is not None:  # a linked collection takes no new objects
+        collection = context.scene.collection
     collection.objects.link(obj)
     _set_part_groups(obj, arrays)
     store_metadata(obj, result.metadata)

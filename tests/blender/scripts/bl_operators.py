@@ -95,6 +95,38 @@ print("image_to_3d:", result, error)
 assert result == {'CANCELLED'} and jobs.JOBS[0].task == "image_to_3d" and "shap-e" in error, error
 assert objects() == before
 
+# 4c. Linked data: an object from a library file is refused (a result on it would be lost on
+# reload); a new result made while a linked collection is active lands in the scene's own.
+library_path = os.path.join(os.environ["DIFFUSION3D_TMP"], "library.blend")
+library_cube = bpy.data.objects.new("library cube", bpy.data.meshes.new("library mesh"))
+library_collection = bpy.data.collections.new("library collection")
+library_collection.objects.link(library_cube)
+bpy.data.libraries.write(library_path, {library_collection})
+bpy.data.collections.remove(library_collection)
+bpy.data.objects.remove(library_cube)
+with bpy.data.libraries.load(library_path, link=True) as (source, target):
+    target.collections = ["library collection"]
+linked_collection = target.collections[0]
+context.scene.collection.children.link(linked_collection)
+linked = linked_collection.objects["library cube"]
+bpy.ops.object.select_all(action='DESELECT')
+linked.select_set(True)
+context.view_layer.objects.active = linked
+for operator, kwargs in ((bpy.ops.diffusion3d.texture_mesh, dict(prompt="gold", model="test-texture")),
+                         (bpy.ops.diffusion3d.edit_part, dict(prompt="taller", mode='EDIT'))):
+    result, error = call(operator, **kwargs)
+    assert result == {'CANCELLED'} and "linked from" in error and "Make Local" in error, error
+layer = context.view_layer.layer_collection.children[linked_collection.name]
+context.view_layer.active_layer_collection = layer
+assert context.collection == linked_collection
+assert bpy.ops.diffusion3d.generate_mesh(prompt="a cube beside the library", model="test-cube") == {'FINISHED'}
+beside = bpy.data.objects["a cube beside the library"]
+assert beside.users_collection == (context.scene.collection,), beside.users_collection
+context.view_layer.active_layer_collection = context.view_layer.layer_collection
+bpy.data.objects.remove(beside)
+context.scene.collection.children.unlink(linked_collection)
+before = objects()
+
 # 5. texture_mesh: the default texture model (sd2-depth) is not downloaded here → its readable
 # error, the object untouched (tests/blender/scripts/bl_texture.py paints with test-texture).
 bpy.ops.object.select_all(action='DESELECT')
