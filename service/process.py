@@ -7,7 +7,6 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import threading
 import time
 from typing import Optional, Sequence
@@ -43,7 +42,7 @@ MORE_CACHE_DIRS = 4  # cache-2 ... cache-5: as many other Blenders with a backen
 class LocalBackend:
     """`python -m backend serve` run from the extension's own directory.
 
-    Thread-safe: `ensure_running` may be called from job worker threads.
+    Thread-safe: `start` may be called from job worker threads.
     """
 
     def __init__(self):
@@ -52,7 +51,6 @@ class LocalBackend:
         self.url = ""
         self.token = ""
         self.log_path = ""
-        self.python = ""
         self.ready = False  # set once GET /health answered
         self.launched_with: tuple = ()  # (python, arguments, environment overrides) of the running process
         self._log_handle = None
@@ -129,7 +127,6 @@ class LocalBackend:
             port = free_port()
             self.token = secrets.token_urlsafe(32)
             self.url = f"http://{HOST}:{port}"
-            self.python = python
             self.log_path = log_path
             self.launched_with = launch_signature(python, extra_args, env)
             os.makedirs(os.path.dirname(log_path), exist_ok=True)
@@ -170,9 +167,19 @@ class LocalBackend:
                 self._atexit_registered = True
 
     def wait_ready(self, timeout: float) -> BackendClient:
+        """Wait for the process launched last to answer GET /health; returns its client.
+
+        Raises BackendError when it exits, does not answer in time (it is then stopped), or is
+        stopped or replaced meanwhile (Stop pressed during start-up: give up at once, and never
+        stop the process that replaced it).
+        """
         deadline = time.monotonic() + timeout
-        client = self.client(timeout=2.0)
+        with self._lock:
+            process = self.process
+            client = self.client(timeout=2.0)
         while True:
+            if self.process is not process:
+                raise BackendError("the local backend was stopped while it was starting")
             message = self.died()
             if message:
                 raise BackendError(_hint(message))
@@ -185,16 +192,19 @@ class LocalBackend:
                     raise
             if time.monotonic() > deadline:
                 log = tail(self.log_path, 12)
-                self.stop()
+                self.stop(only=process)
                 raise BackendError(
                     _hint(f"the backend did not become ready within {timeout:.0f} s (raise the startup timeout "
                           f"in the preferences). Log {self.log_path}:\n{log}")
                 )
             time.sleep(0.2)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Terminate the process (then kill it); a no-op when none runs."""
+    def stop(self, timeout: float = 5.0, only: Optional[subprocess.Popen] = None) -> None:
+        """Terminate the process (then kill it); a no-op when none runs, or when `only` is given
+        and another process runs now."""
         with self._lock:
+            if only is not None and self.process is not only:
+                return
             process, self.process = self.process, None
             self.url = ""
             self.ready = False
@@ -228,7 +238,3 @@ def _hint(message: str) -> str:
             "requirements' in the add-on preferences, or pick an interpreter that has them."
         )
     return message
-
-
-def default_python() -> str:
-    return sys.executable

@@ -140,6 +140,40 @@ def test_a_backend_killed_by_a_signal_is_named_so(tmp_path):
     assert "loading" in backend.died()
 
 
+def test_stop_during_start_up_ends_the_wait_and_spares_a_newer_backend(tmp_path):
+    """Stop pressed while the backend loads: the waiting start gives up at once (it polled a dead
+    address until its timeout, the sidebar stuck on "Starting"), and its timeout can no longer
+    stop the backend started after it."""
+    fake = tmp_path / "ext" / "backend"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "__main__.py").write_text("import time\nprint('loading a large model', flush=True)\ntime.sleep(60)\n")
+    backend = LocalBackend()
+    args = (sys.executable, str(tmp_path / "ext"), str(tmp_path / "cache"), str(tmp_path / "logs" / "b.log"))
+    outcome = {}
+
+    def start():
+        try:
+            backend.start(*args, startup_timeout=3)
+        except BackendError as exc:
+            outcome["error"], outcome["at"] = str(exc), time.monotonic()
+
+    waiting = threading.Thread(target=start)
+    waiting.start()
+    time.sleep(1.0)
+    first = backend.process
+    stopped_at = time.monotonic()
+    backend.stop()
+    backend._launch(*args[:2], str(tmp_path / "cache-new"), args[3], None, ())  # the next start's process
+    newer = backend.process
+    waiting.join(10)
+    try:
+        assert "stopped while it was starting" in outcome["error"] and outcome["at"] - stopped_at < 1.0
+        assert first.poll() is not None and newer.poll() is None and backend.process is newer
+    finally:
+        backend.stop()
+
+
 def alive(pid: int) -> bool:
     """Running (a zombie waiting for a reaper counts as gone)."""
     try:
