@@ -90,6 +90,11 @@ class Job:
     def active(self) -> bool:
         return self.state not in TERMINAL
 
+    @property
+    def in_progress(self) -> bool:
+        """Started in this session and not over yet (a past job listed from the backend is not)."""
+        return self.request is not None and not self.done
+
     def fail(self, message: str) -> None:
         self.error, self.state = message, "failed"
         self.version += 1
@@ -144,8 +149,11 @@ def find_job(key: int) -> Optional[Job]:
 
 
 def add_job(job: Job) -> Job:
+    """List a job first; beyond MAX_JOBS_LISTED the oldest finished ones go, never one in progress."""
     JOBS.insert(0, job)
-    del JOBS[MAX_JOBS_LISTED:]
+    finished = [j for j in JOBS if not j.in_progress]
+    while len(JOBS) > MAX_JOBS_LISTED and finished:
+        JOBS.remove(finished.pop())
     return job
 
 
@@ -157,13 +165,23 @@ def run_job(job: Job, settings: BackendSettings, echo: bool = False) -> None:
     try:
         _run_job(job, settings, echo)
     except BackendError as exc:
-        job.fail(LOCAL.died() if settings.mode == "LOCAL" and LOCAL.died() else str(exc))
+        _failed(job, LOCAL.died() if settings.mode == "LOCAL" and LOCAL.died() else str(exc))
     except GLBError as exc:
-        job.fail(f"the backend's result is not a readable GLB: {exc}")
+        _failed(job, f"the backend's result is not a readable GLB: {exc}")
     except Exception as exc:  # a worker must never take Blender down; the text says what broke
-        job.fail(f"unexpected error: {exc!r}")
+        _failed(job, f"unexpected error: {exc!r}")
     if echo and job.error:
         print(f"Diffusion 3D: job '{job.label}' failed: {job.error}", flush=True)
+
+
+def _failed(job: Job, message: str) -> None:
+    """A job that succeeded on the backend keeps its state when only the download or reading
+    failed: the job list then offers Import, which tries again."""
+    if job.state != "succeeded":
+        job.fail(message)
+        return
+    job.error, job.write_failed = f"the result could not be fetched: {message} (Import tries again)", True
+    job.version += 1
 
 
 def _run_job(job: Job, settings: BackendSettings, echo: bool) -> None:
@@ -176,6 +194,7 @@ def _run_job(job: Job, settings: BackendSettings, echo: bool) -> None:
         return
     req = job.request
     job.update(client.submit(req.task, req.params, req.model, req.files, timeout=max(settings.request_timeout, 120.0)))
+    req.files = {}  # sent: the uploads (a mesh, a reference photo) are not needed again
     last_preview, cancel_sent, last_echo = 0.0, False, ""
     while job.state not in TERMINAL:
         time.sleep(POLL_INTERVAL)
@@ -286,8 +305,8 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
         job.version += 1
         return None
     job.applied_to, job.write_failed = obj.name, False
-    job.arrays = None  # written: only the parsed result is kept (Import uses the file)
     job.notes = [str(note) for note in job.result.metadata.get("notes", []) if note]
+    job.result = job.arrays = None  # written: Import reads the kept file again (textures can be 100s of MB)
     job.version += 1
     return obj
 

@@ -8,6 +8,8 @@ from ..service.session import LOCAL, needs_restart, status_text
 from .preferences import backend_settings
 from .properties import sampling_defaults, task_for
 
+JOBS_SHOWN = 10  # job boxes in the sidebar before the rest are summed up
+
 
 class Diffusion3DPanel:
     bl_space_type = 'VIEW_3D'
@@ -107,7 +109,14 @@ class VIEW3D_PT_diffusion3d_jobs(Diffusion3DPanel, bpy.types.Panel):
         if not jobs.JOBS:
             layout.label(text="No jobs yet")
             return
-        for job in jobs.JOBS[:10]:
+        # Jobs in progress first, the running one on top (JOBS is newest first), then the latest others.
+        waiting = [job for job in reversed(jobs.JOBS) if job.in_progress]
+        others = [job for job in jobs.JOBS if not job.in_progress]
+        for job in waiting[:JOBS_SHOWN]:
+            draw_job(layout.box(), job)
+        if len(waiting) > JOBS_SHOWN:
+            layout.label(text=f"… and {len(waiting) - JOBS_SHOWN} more waiting", icon='TIME')
+        for job in others[:max(JOBS_SHOWN - len(waiting), 3)]:
             draw_job(layout.box(), job)
 
 

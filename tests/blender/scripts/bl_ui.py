@@ -191,6 +191,41 @@ flaky.state, versions = "running", (flaky.preview_version, flaky.version)
 jobs._fetch_preview(DroppingClient(), flaky, preferences.backend_settings(context))
 assert (flaky.preview_version, flaky.version) == versions and flaky.state == "running" and not flaky.error
 
+# Texture Selected on 40 objects: no job in progress leaves the list, the running (oldest) one
+# is drawn first, the rest are counted; finished jobs make room.
+saved = list(jobs.JOBS)
+del jobs.JOBS[:]
+many = [jobs.add_job(jobs.Job(jobs.JobRequest("texture", {"prompt": "p"}, f"object {i}"))) for i in range(40)]
+assert len(jobs.JOBS) == 40 and all(job in jobs.JOBS for job in many)
+many[0].state = "running"
+calls = draw(panels.VIEW3D_PT_diffusion3d_jobs)
+labels = [text for kind, text in calls if kind == "label"]
+assert labels[0] == "object 0" and "… and 30 more waiting" in labels, labels[:12]
+for job in many:
+    job.state = "cancelled"
+jobs.add_job(jobs.Job(jobs.JobRequest("texture", {"prompt": "p"}, "one more")))
+assert len(jobs.JOBS) == jobs.MAX_JOBS_LISTED and jobs.JOBS[0].label == "one more"
+jobs.JOBS[:] = saved
+
+# A job the backend finished whose download broke stays "succeeded": the list offers Import again.
+lost = jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "g"}, "lost download"))
+
+
+def lose_the_download(job, settings, echo):
+    job.state = "succeeded"
+    raise BackendError("request failed: connection reset by peer")
+
+
+original_run, jobs._run_job = jobs._run_job, lose_the_download
+try:
+    jobs.run_job(lost, preferences.backend_settings(context))
+finally:
+    jobs._run_job = original_run
+assert lost.state == "succeeded" and lost.done and lost.write_failed and "Import tries again" in lost.error, lost.error
+calls = []
+panels.draw_job(FakeLayout(calls), lost)
+assert ("operator", "diffusion3d.import_result") in calls, calls
+
 # A result arriving while the artist edits another mesh waits for Object Mode (and says so).
 glb = addon_module("formats.glb")
 bpy.ops.mesh.primitive_cube_add()

@@ -149,7 +149,7 @@ assert isinstance(generated.arrays, addon_module("formats.blender_layout").MeshA
 assert os.path.isfile(generated.result_path) and len(generated.arrays.faces) == 24
 obj = jobs.apply_result(context, generated)
 assert obj is not None and obj.name == "laid out" and len(obj.data.polygons) == 24, generated.error
-assert obj.data.validate() is False and generated.arrays is None
+assert obj.data.validate() is False and generated.arrays is None and generated.result is None
 textured = jobs.Job(jobs.JobRequest("texture", {"prompt": "bronze"}, "texture", target="Cube"))
 textured.backend_id = "job-2"
 jobs.fetch_result(textured, client, settings)
