@@ -22,8 +22,9 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
     prompt: StringProperty(name="Prompt")
     model: StringProperty(name="Model", description="Empty = the task's default")
     texture_size: IntProperty(name="Texture Size", min=0, max=4096, default=0,
-                              description="Texels per side (1024-4096); 0 = the model's default")
-    seed: IntProperty(name="Seed", min=-1, default=-1, description="-1 = random")
+                              description="Texels per side (1024-4096); 0 = the panel's size")
+    seed: IntProperty(name="Seed", min=-1, default=-1, description="-1 = the panel's seed (random unless fixed there)")
+    negative_prompt: StringProperty(name="Avoid", description="What the texture should not show")
     extra_params: StringProperty(name="Extra Parameters",
                                  description="JSON object of further model parameters (scripts)")
     reference_image: StringProperty(name="Reference Image", subtype='FILE_PATH', options=PATH_OPTIONS,
@@ -45,11 +46,19 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
         reference, view, size = self._reference(context)
         if not prompt.strip() and not reference:
             raise ValueError("type a prompt describing the texture first (or pick a reference image)")
-        params = {"prompt": prompt.strip()}
-        if self.texture_size:
-            params["texture_size"] = self.texture_size
+        texture_size = self.texture_size or int(settings.texture_size)
+        if not 1024 <= texture_size <= 4096:
+            raise ValueError(f"texture_size must be from 1024 to 4096 texels, got {texture_size}")
+        negative = self.negative_prompt if given("negative_prompt") else settings.texture_negative_prompt
+        params = {"prompt": prompt.strip(), "texture_size": texture_size}
+        if settings.texture_views:
+            params["num_views"] = settings.texture_views
+        if negative.strip():
+            params["negative_prompt"] = negative.strip()
         if self.seed >= 0:
             params["seed"] = self.seed
+        elif not settings.texture_random_seed:
+            params["seed"] = settings.texture_seed
         params.update(parse_extra_params(self.extra_params))
         requests_ = []
         targets = [obj for obj in context.selected_objects if obj.type == 'MESH']

@@ -97,6 +97,15 @@ class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
         subtype='FILE_PATH', options=PATH_OPTIONS,
     )
     texture_reference_view: EnumProperty(name="Taken From", items=REFERENCE_VIEWS, default='CAMERA')
+    texture_negative_prompt: StringProperty(name="Avoid", description="What the texture should not show, e.g. 'blurry, text'")
+    texture_size: EnumProperty(
+        name="Texture Size", description="Texels per side of the painted image", default='1024',
+        items=[(size, f"{size} px", f"{size} x {size} texels") for size in ("1024", "2048", "4096")],
+    )
+    texture_views: IntProperty(name="Views", description="Views painted around the object, plus one from above and "
+                               "one from below. 0: the model's own number (8 for Stable Diffusion)", min=0, max=62, default=0)
+    texture_random_seed: BoolProperty(name="Random Seed", description="A new seed for every texture", default=True)
+    texture_seed: IntProperty(name="Seed", min=0, default=0)
 
 
 classes = (DIFFUSION3D_PG_settings,)

@@ -94,7 +94,16 @@ class VIEW3D_PT_diffusion3d_texture(Diffusion3DPanel, bpy.types.Panel):
         layout = self.layout
         settings = context.scene.diffusion3d
         layout.prop(settings, "texture_prompt", text="")
+        layout.prop(settings, "texture_negative_prompt")
         layout.prop(settings, "texture_model")
+        row = layout.row(align=True)
+        row.prop(settings, "texture_size", text="")
+        row.prop(settings, "texture_views")
+        row = layout.row(align=True)
+        row.prop(settings, "texture_random_seed", text="", icon='FILE_REFRESH')
+        sub = row.row(align=True)
+        sub.enabled = not settings.texture_random_seed
+        sub.prop(settings, "texture_seed")
         layout.prop(settings, "texture_reference")
         if settings.texture_reference:
             layout.prop(settings, "texture_reference_view")

@@ -59,6 +59,8 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
     _check_same_triangles(obj, mesh, tri_vertex, corner_co)
     if mesh.uv_layers.get(UV_MAP) is None and len(mesh.uv_layers) >= MAX_UV_MAPS:  # before anything changes
         raise ValueError(f"'{obj.name}' already has {MAX_UV_MAPS} UV maps, the most a mesh can have; remove one")
+    name = f"{obj.name} texture"
+    image = load_image(result, image_index, name, storage)  # may fail (a read-only folder): still before any change
 
     # Loops get the UV of their triangle corner; loops shared by two triangles of one
     # polygon must agree, else that polygon is split into its painted triangles.
@@ -75,8 +77,7 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
     layer = mesh.uv_layers.get(UV_MAP) or mesh.uv_layers.new(name=UV_MAP, do_init=False)
     mesh.attributes[layer.name].data.foreach_set("vector", loop_uv.reshape(-1))
 
-    name = f"{obj.name} texture"
-    material = _textured_material(name, load_image(result, image_index, name, storage))
+    material = _textured_material(name, image)
     mesh.materials.append(material)
     slot = len(mesh.materials) - 1
     mesh.polygons.foreach_set("material_index", np.full(len(mesh.polygons), slot, np.int32))

@@ -269,8 +269,8 @@ class TexturePaintingPipeline:
         padded, _ = pad_texture(color, painted)
         texture = (padded.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()  # (S, S, 3)
         metadata = {
-            "texture": {"size": texture_size, "views": len(cameras), "reference_image": reference_image is not None,
-                        "unseen_fraction": round(unseen, 4), "uv": uv_note},
+            "texture": {"prompt": prompt, "negative_prompt": negative_prompt, "size": texture_size, "views": len(cameras),
+                        "reference_image": reference_image is not None, "unseen_fraction": round(unseen, 4), "uv": uv_note},
         }
         if unseen > 0:
             metadata["texture"]["note"] = (f"{unseen:.1%} of the surface was hidden from every view; "

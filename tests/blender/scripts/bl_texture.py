@@ -139,6 +139,52 @@ print("saved textures:", paths)
 assert len(set(paths)) == 2 and all(os.path.isfile(p) and os.sep + "textures" + os.sep in p for p in paths)
 assert all(m.node_tree.nodes["Image Texture"].image.packed_file is None for m in suzanne.data.materials)
 
+# 5b. A texture that cannot be saved ('textures' is a file here) fails the job before the mesh
+# is touched: no UV map, no split quads, no material.
+blocked = os.path.join(os.environ["DIFFUSION3D_TMP"], "blocked")
+os.makedirs(blocked)
+open(os.path.join(blocked, "textures"), "w").close()
+bpy.ops.wm.save_as_mainfile(filepath=os.path.join(blocked, "scene.blend"))
+bpy.ops.object.select_all(action='DESELECT')
+bpy.ops.mesh.primitive_cube_add(location=(0.0, 6.0, 0.0))
+cube = context.object
+untouched = state(cube)
+result, error = call(bpy.ops.diffusion3d.texture_mesh, prompt="moss", model="test-texture", seed=1)
+assert result == {'CANCELLED'} and "could not write the result" in error, error
+assert state(cube) == untouched, (state(cube), untouched)
+bpy.data.objects.remove(cube)
+bpy.ops.wm.save_as_mainfile(filepath=blend)
+
+# 5c. The panel's settings: size, views, a fixed seed, what to avoid.
+settings = context.scene.diffusion3d
+settings.texture_size, settings.texture_views, settings.texture_random_seed, settings.texture_seed = '2048', 2, False, 7
+settings.texture_negative_prompt = "blurry"
+bpy.ops.object.select_all(action='DESELECT')
+bpy.ops.mesh.primitive_cube_add(location=(0.0, 9.0, 0.0))
+cube = context.object
+assert bpy.ops.diffusion3d.texture_mesh(prompt="brick", model="test-texture") == {'FINISHED'}
+meta = json.loads(cube["diffusion3d"])["texture"]
+assert (meta["size"], meta["views"], meta["seed"], meta["negative_prompt"]) == (2048, 4, 7, "blurry"), meta  # 2 + top, bottom
+assert tuple(cube.data.materials[-1].node_tree.nodes["Image Texture"].image.size) == (2048, 2048)
+result, error = call(bpy.ops.diffusion3d.texture_mesh, prompt="brick", model="test-texture", texture_size=512)
+assert result == {'CANCELLED'} and "from 1024 to 4096" in error, error
+bpy.data.objects.remove(cube)
+settings.property_unset("texture_size"), settings.property_unset("texture_views")
+settings.property_unset("texture_random_seed"), settings.property_unset("texture_negative_prompt")
+
+# 5d. Two objects, one of which no view can see (a triangle of zero area): the other is written
+# and the failure is reported (bl_ui checks the operator then ends FINISHED, for its undo step).
+bpy.ops.object.select_all(action='DESELECT')
+bpy.ops.mesh.primitive_cube_add(location=(0.0, 12.0, 0.0))
+good = context.object
+point = bpy.data.meshes.new("a point")
+point.from_pydata([(0, 0, 0)] * 3, [], [(0, 1, 2)])
+bad = bpy.data.objects.new("a point", point)
+context.scene.collection.objects.link(bad)
+bad.select_set(True)
+result, error = call(bpy.ops.diffusion3d.texture_mesh, prompt="brick", model="test-texture")
+assert "a point" in error and len(good.data.materials) == 1 and not bad.data.materials, error
+
 # 6. A reference image (magenta) taken by the scene camera on the +X side is projected first:
 # the faces it sees are magenta, the far side is painted by the views (no direction colour is
 # below 0.1 in any channel, magenta's green is 0; without the reference the +X side's is ~0.5).

@@ -177,6 +177,16 @@ assert json.loads(obj["diffusion3d"])["model"] == "test-cube"
 bpy.ops.ed.undo()  # one step takes the result away again
 assert "modal cube" not in bpy.data.objects
 
+# One object written, another's job failed: FINISHED, so the written one gets its undo step
+# (the error is still reported, and bpy.ops still raises in a script).
+written_job, failed_job = jobs.Job(None, "written"), jobs.Job(None, "failed")
+written_job.state, written_job.applied_to = "succeeded", "written"
+failed_job.fail("no view saw the mesh")
+partial = ModalRun()
+assert partial.finish([written_job, failed_job]) == {'FINISHED'}
+assert ({'ERROR'}, "failed: no view saw the mesh") in partial.reports, partial.reports
+assert ModalRun().finish([failed_job]) == {'CANCELLED'}
+
 # A preview that fails to download (a dropped connection) is skipped; the job goes on.
 BackendError = addon_module("service.client").BackendError
 
