@@ -14,11 +14,18 @@ def refresh_models(client) -> None:
 
 
 def refresh_history(client) -> int:
-    """Add the backend's finished jobs (e.g. from before a restart) to the list; returns how many."""
-    known = {job.backend_id for job in JOBS}
+    """Add the backend's jobs (e.g. from before a restart) to the list; returns how many.
+
+    A past job already listed takes the backend's newer state (one that was running when
+    listed has finished since); this session's own jobs are left to their workers.
+    """
+    known = {job.backend_id: job for job in JOBS if job.backend_id}
     added = 0
     for record in reversed(client.jobs(limit=20)):
-        if record.get("id") in known:
+        listed = known.get(record.get("id"))
+        if listed is not None:
+            if listed.request is None:
+                listed.update(record)
             continue
         params = record.get("params") or {}
         label = params.get("prompt") or params.get("mode") or record.get("task", "job")  # a mix has no prompt

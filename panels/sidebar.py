@@ -136,7 +136,8 @@ def draw_job(box, job) -> None:
     row = box.row()
     row.label(text=job.label or job.task, icon=_STATE_ICONS.get(job.state, 'TIME'))
     if job.active:
-        row.operator("diffusion3d.cancel_job", text="", icon='X').key = job.key
+        if job.request is not None:  # this session's: a past job may be another artist's, on a shared backend
+            row.operator("diffusion3d.cancel_job", text="", icon='X').key = job.key
         text = job.phase or job.state
         if job.total:
             text += f" {job.step}/{job.total}"

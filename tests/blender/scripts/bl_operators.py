@@ -240,6 +240,22 @@ assert bpy.ops.diffusion3d.start_backend() == {'FINISHED'}
 past = {job.label: job for job in jobs.JOBS}
 assert past["again"].state == past["after restart"].state == "succeeded", sorted(past)
 assert past["doomed"].state == "failed" and past["doomed"].request is None  # listed, not re-run
+# A past job listed while it ran is brought up to date by Refresh, and offers no Cancel (on a
+# shared backend it may be another artist's).
+past["again"].state, past["again"].step = "running", 1
+sidebar, calls = addon_module("panels.sidebar"), []
+
+
+class Recorder:
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: calls.append((name, *args)) or Recorder()
+
+
+sidebar.draw_job(Recorder(), past["again"])
+assert not any(call[0] == "operator" and call[1] == "diffusion3d.cancel_job" for call in calls), calls
+listed = len(jobs.JOBS)
+assert bpy.ops.diffusion3d.refresh() == {'FINISHED'}
+assert past["again"].state == "succeeded" and len(jobs.JOBS) == listed  # updated, not listed twice
 
 # 13. stop_backend, and unregistering stops a running backend too.
 assert bpy.ops.diffusion3d.stop_backend() == {'FINISHED'} and not LOCAL.is_running()
