@@ -2,6 +2,7 @@
 
 import bpy
 
+from ..service.installer import INSTALLER
 from . import (
     backend_control,
     cancel_job,
@@ -34,6 +35,7 @@ def register():
 
 def unregister():
     jobs.stop_all()
+    INSTALLER.cancel()  # a pip install still running would go on writing into the venv
     if bpy.app.timers.is_registered(backend_control._redraw_while_starting):
         bpy.app.timers.unregister(backend_control._redraw_while_starting)
     for cls in reversed(classes):

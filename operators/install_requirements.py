@@ -7,6 +7,7 @@ import bpy
 
 from ..panels.preferences import EXTENSION_DIR, managed_venv_dir, user_dir
 from ..service.installer import INSTALLER
+from . import modal_timers
 
 
 class DIFFUSION3D_OT_install_requirements(bpy.types.Operator):
@@ -23,14 +24,15 @@ class DIFFUSION3D_OT_install_requirements(bpy.types.Operator):
 
     def execute(self, context):
         if not bpy.app.online_access:
-            self.report({'ERROR'}, "Blender's online access is off: enable it (Preferences › System › Network) to install packages")
+            where = "start Blender with --online-mode" if bpy.app.background else "Preferences › System › Network"
+            self.report({'ERROR'}, f"Blender's online access is off: enable it ({where}) to install packages")
             return {'CANCELLED'}
         requirements = os.path.join(EXTENSION_DIR, "backend", "requirements.txt")
         INSTALLER.start(sys.executable, managed_venv_dir(), requirements, user_dir("logs", "install.log"))
         if bpy.app.background:
             INSTALLER._thread.join()
-            return {'FINISHED'} if INSTALLER.state == "DONE" else {'CANCELLED'}
-        self._timer = context.window_manager.event_timer_add(0.5, window=context.window)
+            return self._ended()
+        self._timer = modal_timers.add(context, 0.5)
         context.window_manager.modal_handler_add(self)
         return {'RUNNING_MODAL'}
 
@@ -41,7 +43,13 @@ class DIFFUSION3D_OT_install_requirements(bpy.types.Operator):
             area.tag_redraw()
         if INSTALLER.state == "RUNNING":
             return {'PASS_THROUGH'}
-        context.window_manager.event_timer_remove(self._timer)
+        modal_timers.remove(context, self._timer)
+        return self._ended()
+
+    def cancel(self, context):
+        modal_timers.remove(context, self._timer)
+
+    def _ended(self) -> set:
         if INSTALLER.state == "DONE":
             self.report({'INFO'}, "backend requirements installed")
             return {'FINISHED'}

@@ -26,6 +26,7 @@ from ..scene_io.apply_texture import apply_texture
 from ..scene_io.patch_mesh import patch_mesh, patchable
 from ..service.client import BackendError
 from ..service.session import LOCAL, BackendSettings, connect
+from . import modal_timers
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 POLL_INTERVAL = 0.25  # seconds between GET /jobs/{id}
@@ -389,9 +390,8 @@ class JobOperator:
         for job in jobs:
             start_worker(job, settings)
         self._jobs = jobs
-        window_manager = context.window_manager
-        self._timer = window_manager.event_timer_add(0.1, window=context.window)
-        window_manager.modal_handler_add(self)
+        self._timer = modal_timers.add(context, 0.1)
+        context.window_manager.modal_handler_add(self)
         tag_redraw(context)
         return {'RUNNING_MODAL'}
 
@@ -412,12 +412,17 @@ class JobOperator:
         tick(context, self._jobs, undo=True)
         if not all(job.done for job in self._jobs):
             return {'PASS_THROUGH'}
-        context.window_manager.event_timer_remove(self._timer)
+        modal_timers.remove(context, self._timer)
         self.finish(self._jobs)
         # Each result already got its own undo step in tick(); ending as CANCELLED keeps the
         # window manager from pushing a second, identical one (and from offering a redo that
         # would rerun the whole job).
         return {'CANCELLED'}
+
+    def cancel(self, context):
+        """Blender ends the run (e.g. another file is opened): the jobs go on, their results wait
+        in the job list for Import."""
+        modal_timers.remove(context, self._timer)
 
     def finish(self, jobs: list[Job]) -> set:
         errors = [f"{job.label}: {job.error}" for job in jobs if job.error]
@@ -441,5 +446,7 @@ class JobOperator:
 
 
 def stop_all() -> None:
-    """On unregister: stop the local backend (its jobs' workers then end with an error)."""
+    """On unregister: stop the local backend (its jobs' workers then end with an error) and the
+    timers of job runs still in progress."""
+    modal_timers.remove_all()
     LOCAL.stop()

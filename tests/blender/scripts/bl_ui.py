@@ -154,7 +154,8 @@ op = ModalRun()
 job = jobs.add_job(jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "modal cube", "num_inference_steps": 40,
                                                              "step_delay": 0.05}, "modal cube", "test-cube")))
 op._jobs = [job]
-op._timer = context.window_manager.event_timer_add(0.1, window=context.window)
+timers = addon_module("operators.modal_timers")
+op._timer = timers.add(context, 0.1)
 jobs.start_worker(job, preferences.backend_settings(context))
 timer_event = types.SimpleNamespace(type='TIMER')
 states, deadline = set(), time.time() + 120
@@ -171,6 +172,7 @@ previews = addon_module("panels.previews")
 assert any(key.startswith(f"{job.key}:") for key in previews._collection), list(previews._collection)
 draw(panels.VIEW3D_PT_diffusion3d_jobs)  # (icon ids stay 0 in background mode: no icon is drawn)
 assert result == {'CANCELLED'}  # ends without a second (window-manager) undo push
+assert not timers._RUNNING  # its timer removed
 assert ({'INFO'}, "Diffusion 3D: modal cube") in op.reports, op.reports
 obj = bpy.data.objects["modal cube"]
 assert json.loads(obj["diffusion3d"])["model"] == "test-cube"
@@ -249,4 +251,10 @@ assert editing.mode == 'EDIT' and context.active_object == editing and "waiting 
 assert ("label", "ready: placed when you return to Object Mode") in draw(panels.VIEW3D_PT_diffusion3d_jobs)
 bpy.ops.object.mode_set(mode='OBJECT')
 assert [o.name for o in jobs.tick(context, [ready])] == ["waiting result"] and ready.done and not ready.message
+
+# Disabling the add-on during a run removes the run's timer (Blender drops the handler without
+# calling cancel, and the timer would go on firing).
+timers.add(context, 0.1)
+jobs.stop_all()
+assert not timers._RUNNING
 done()
