@@ -23,7 +23,7 @@ import numpy as np
 
 from ..formats.glb import GLBScene
 from ..formats.mesh_arrays import flip_v, gltf_to_blender
-from .write_back import METADATA_KEY, load_image, read_metadata
+from .write_back import METADATA_KEY, load_image, new_node_material, read_metadata
 
 UV_MAP = "Diffusion 3D"
 UV_TOLERANCE = 1e-5  # UV units: corners closer than this are the same UV
@@ -166,8 +166,7 @@ def _uv_by_triangle(old_vertex: np.ndarray, old_uv: np.ndarray, new_vertex: np.n
 def _textured_material(name: str, image: bpy.types.Image) -> bpy.types.Material:
     """Principled BSDF whose Base Color is the image, read through the "Diffusion 3D" UV map
     (explicitly, so the object's other UV maps may stay active)."""
-    material = bpy.data.materials.new(name)
-    material.use_nodes = True
+    material = new_node_material(name)
     tree = material.node_tree
     bsdf = next(n for n in tree.nodes if n.type == 'BSDF_PRINCIPLED')
     texture = tree.nodes.new("ShaderNodeTexImage")

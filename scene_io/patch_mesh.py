@@ -17,7 +17,7 @@ import numpy as np
 from ..formats.blender_layout import MeshArrays
 from ..formats.face_parts import from_runs
 from ..formats.glb import GLBScene
-from .write_back import build_material, build_mesh, read_metadata, select_vertices, store_metadata
+from .write_back import build_material, build_mesh, read_metadata, release_mesh, select_vertices, store_metadata
 
 NEW_PARTS_TAG = "diffusion3d_new_parts"  # custom property of the material generated parts share
 
@@ -96,7 +96,6 @@ def patch_mesh(context, obj: bpy.types.Object, result: GLBScene, patch: dict, st
     for name, start, end in (arrays.part_ranges if arrays is not None else []):
         group = obj.vertex_groups.get(name) or obj.vertex_groups.new(name=name)
         group.add(list(range(first_new + start, first_new + end)), 1.0, 'REPLACE')
-    if old.users == 0:
-        bpy.data.meshes.remove(old)
+    release_mesh(old, mesh)
     store_metadata(obj, result.metadata)
     return obj

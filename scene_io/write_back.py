@@ -92,7 +92,9 @@ def load_image(result: GLBScene, index: int, name: str, storage: str) -> Optiona
             path, n = f"{stem}.{n:03d}{suffix}", n + 1
         with open(path, "wb") as handle:
             handle.write(image.data)
-        return bpy.data.images.load(path)
+        loaded = bpy.data.images.load(path)
+        loaded.filepath = bpy.path.relpath(path)  # "//textures/...": the project folder can move
+        return loaded
     with tempfile.TemporaryDirectory() as tmp:  # load, then pack: the .blend keeps the texture
         path = os.path.join(tmp, "texture" + suffix)
         with open(path, "wb") as handle:
@@ -103,10 +105,17 @@ def load_image(result: GLBScene, index: int, name: str, storage: str) -> Optiona
     return loaded
 
 
+def new_node_material(name: str) -> bpy.types.Material:
+    """A material with its default node tree (Principled BSDF into the output)."""
+    material = bpy.data.materials.new(name)
+    if material.node_tree is None:  # before Blender 5.0 a material has nodes once asked to (5.0 deprecates asking)
+        material.use_nodes = True
+    return material
+
+
 def build_material(name: str, arrays: MeshArrays, result: GLBScene, storage: str = 'PACK') -> bpy.types.Material:
     """Principled BSDF fed by the texture, else the colour attribute, else the base colour."""
-    material = bpy.data.materials.new(name)
-    material.use_nodes = True
+    material = new_node_material(name)
     tree = material.node_tree
     bsdf = next(n for n in tree.nodes if n.type == 'BSDF_PRINCIPLED')
     image = load_image(result, arrays.image, name, storage) if arrays.image is not None and arrays.uv is not None else None
@@ -135,6 +144,15 @@ def _set_part_groups(obj: bpy.types.Object, arrays: MeshArrays) -> None:
     for name, start, end in arrays.part_ranges:
         group = obj.vertex_groups.get(name) or obj.vertex_groups.new(name=name)
         group.add(np.arange(start, end).tolist(), 1.0, 'REPLACE')
+
+
+def release_mesh(old: bpy.types.Mesh, new: bpy.types.Mesh) -> None:
+    """Remove the mesh a result replaced when nothing else uses it, the new one taking its name
+    (else every edit would leave "Mesh.001", "Mesh.002", ...). Undo brings the old one back."""
+    if old.users == 0:
+        name = old.name
+        bpy.data.meshes.remove(old)
+        new.name = name
 
 
 def store_metadata(obj: bpy.types.Object, metadata: dict) -> None:
@@ -192,8 +210,7 @@ def replace_mesh(
             chosen[start:end] |= name in new
         select_vertices(mesh, chosen)
     obj.data = mesh
-    if old.users == 0:
-        bpy.data.meshes.remove(old)
+    release_mesh(old, mesh)
     _set_part_groups(obj, arrays)
     store_metadata(obj, result.metadata)
     return obj

@@ -138,6 +138,7 @@ paths = [bpy.path.abspath(m.node_tree.nodes["Image Texture"].image.filepath) for
 print("saved textures:", paths)
 assert len(set(paths)) == 2 and all(os.path.isfile(p) and os.sep + "textures" + os.sep in p for p in paths)
 assert all(m.node_tree.nodes["Image Texture"].image.packed_file is None for m in suzanne.data.materials)
+assert all(m.node_tree.nodes["Image Texture"].image.filepath.startswith("//textures") for m in suzanne.data.materials)
 
 # 5b. A texture that cannot be saved ('textures' is a file here) fails the job before the mesh
 # is touched: no UV map, no split quads, no material.

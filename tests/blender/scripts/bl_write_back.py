@@ -116,8 +116,10 @@ assert len(mask) == 12 and mask.sum() == 2, mask
 # 5. Replacing the mesh of the same object keeps its transform; undo brings the cube back.
 bpy.ops.ed.undo_push(message="before replace")
 matrix = cube.matrix_world.copy()
+mesh_name = cube.data.name
 write_back.replace_mesh(context, cube, glb.read_glb(chair_glb()))
 assert cube.mode == 'OBJECT' and len(cube.data.vertices) == 16
+assert cube.data.name == mesh_name and mesh_name + ".001" not in bpy.data.meshes  # no name drift per edit
 assert cube.matrix_world == matrix
 assert [g.name for g in cube.vertex_groups] == ["seat", "leg.0"]
 bpy.ops.ed.undo_push(message="after replace")
