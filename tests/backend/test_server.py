@@ -118,6 +118,16 @@ def test_allowed_host_option(make_client):
     assert client.get("/health", headers={"Host": "other-box:8765"}).status_code == 403
 
 
+def test_websockets_are_refused_before_any_route(client):
+    """No route speaks WebSocket; one added later must not bypass the Host and token checks."""
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as closed:
+        with client.websocket_connect("/health"):
+            pass
+    assert closed.value.code == 1008
+
+
 def test_missing_host_header_is_400(client):
     app, sent = client.app, []
 
