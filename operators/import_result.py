@@ -37,6 +37,8 @@ class DIFFUSION3D_OT_import_result(bpy.types.Operator):
             self.report({'ERROR'}, f"could not get the result: {exc}")
             return {'CANCELLED'}
         job.error = ""
+        if context.mode != 'OBJECT':  # a new object in Edit Mode on another: leave it first, as Blender's importers do
+            bpy.ops.object.mode_set(mode='OBJECT')
         obj = apply_result(context, job, new_object=True)
         if obj is None:
             self.report({'ERROR'}, job.error)

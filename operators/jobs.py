@@ -325,14 +325,14 @@ def write_blocked_by(context, job: Job) -> str:
     busy = [op for op in (window.modal_operators if window else ())
             if not op.bl_idname.lower().startswith(("diffusion3d_ot_", "diffusion3d."))]  # not our own job runs
     if busy:
-        return f"ready: placed once {busy[0].name} ends"
+        return f"Ready: waits for {busy[0].name} to end"
     if context.mode == 'OBJECT':
         return ""
     target = job.request.target if job.request else ""
     obj = context.active_object
     if target and obj is not None and obj.name == target and obj.mode == 'EDIT':
         return ""
-    return "ready: placed when you return to Object Mode"
+    return "Ready: waits for Object Mode"
 
 
 def tick(context, jobs: list[Job], undo: bool = False) -> list[bpy.types.Object]:

@@ -5,7 +5,8 @@ window manager's own event loop runs it. Operators are invoked as a sidebar butt
 ('INVOKE_DEFAULT' in the 3D viewport's context) and the session checks what the artist sees:
 the operator goes modal and the UI keeps running while the backend works, the result lands as a
 new selected object at the 3D cursor, one undo takes it away and redo brings it back, Cancel stops
-a job with nothing written, a part edit in Edit Mode and Texture Selected land and undo, a
+a job with nothing written, a result finished during Edit Mode on another mesh waits for Object
+Mode, a part edit in Edit Mode and Texture Selected land and undo, a
 reference image from the current view lands where Blender projects it, two objects texture at
 once, Mix brings wheels in under the seat, a backend killed mid-job fails that job (scene
 untouched) and restarts from the sidebar, quitting with a job running stops the backend, and
@@ -132,6 +133,27 @@ def session():
     REPORT["figures"]["cancel_latency_s"] = round(time.perf_counter() - cancelled_at, 2)
     REPORT["figures"]["steps_after_cancel"] = slow.step - step_at_cancel
     check(set(bpy.data.objects.keys()) == objects_before, "a cancelled job writes nothing")
+
+    # 3b. A result that finishes while the artist edits another mesh waits for Object Mode.
+    call(bpy.ops.diffusion3d.generate_mesh, 'INVOKE_DEFAULT', prompt="patient cube", model="test-cube",
+         extra_params=json.dumps({"num_inference_steps": 10, "step_delay": 0.1}))
+    patient = jobs.JOBS[0]
+    for obj in bpy.context.selected_objects:
+        obj.select_set(False)
+    chair.select_set(True)
+    bpy.context.view_layer.objects.active = chair
+    act(bpy.ops.object.mode_set, mode='EDIT')
+    yield (lambda: patient.state == "succeeded" and "Object Mode" in patient.message, 120, "the finished job to wait")
+    yield 1.0
+    check(not patient.applied_to and chair.mode == 'EDIT' and bpy.context.view_layer.objects.active == chair,
+          "a result finished during Edit Mode on another object waits; the artist stays in Edit Mode")
+    screenshot("result_waiting.png")
+    act(bpy.ops.object.mode_set, mode='OBJECT')
+    yield (lambda: patient.done, 30, "the waiting result to land")
+    landed = bpy.data.objects.get(patient.applied_to)
+    check(landed is not None and bpy.context.view_layer.objects.active == landed,
+          "back in Object Mode, it lands, selected and active")
+    bpy.data.objects.remove(landed)
 
     # 4. Edit Selected Part from Edit Mode: the legs' faces are the mask; one undo restores them.
     for obj in bpy.context.selected_objects:

@@ -69,6 +69,11 @@ bpy.ops.object.mode_set(mode='EDIT')
 assert bpy.ops.diffusion3d.generate_mesh(prompt="a cube from edit mode", model="test-cube") == {'FINISHED'}
 assert context.mode == 'OBJECT' and context.view_layer.objects.active.name == "a cube from edit mode"
 bpy.data.objects.remove(bpy.data.objects["a cube from edit mode"])
+context.view_layer.objects.active = bpy.data.objects["a red cube.001"]
+bpy.ops.object.mode_set(mode='EDIT')
+assert bpy.ops.diffusion3d.import_result(key=jobs.JOBS[0].key) == {'FINISHED'}  # Import from Edit Mode, too
+assert context.mode == 'OBJECT' and context.view_layer.objects.active.name == "a cube from edit mode"
+bpy.data.objects.remove(bpy.data.objects["a cube from edit mode"])
 
 # 4. Failures are reported, and the scene is left alone.
 before = objects()

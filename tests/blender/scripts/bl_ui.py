@@ -248,7 +248,7 @@ ready.state = "succeeded"
 ready.result = glb.read_glb(glb.write_glb(np.eye(3, dtype=np.float32), np.array([[0, 1, 2]])))
 assert jobs.tick(context, [ready]) == [] and not ready.applied_to and not ready.done
 assert editing.mode == 'EDIT' and context.active_object == editing and "waiting result" not in bpy.data.objects
-assert ("label", "ready: placed when you return to Object Mode") in draw(panels.VIEW3D_PT_diffusion3d_jobs)
+assert ("label", "Ready: waits for Object Mode") in draw(panels.VIEW3D_PT_diffusion3d_jobs)
 bpy.ops.object.mode_set(mode='OBJECT')
 assert [o.name for o in jobs.tick(context, [ready])] == ["waiting result"] and ready.done and not ready.message
 
