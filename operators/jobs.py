@@ -6,6 +6,7 @@ to bpy data only on the main thread, in `tick()`.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -32,6 +33,7 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 POLL_INTERVAL = 0.25  # seconds between GET /jobs/{id}
 PREVIEW_INTERVAL = 1.0  # seconds between preview downloads
 MAX_JOBS_LISTED = 30
+KEPT_FILES = 200  # downloaded results (and previews) kept in the user folder
 NEW_MESH_TASKS = ("text_to_3d", "image_to_3d")  # results written whole: their arrays are prepared by the worker
 _counter = itertools.count(1)
 
@@ -230,11 +232,17 @@ def _poll(client, job: Job, settings: BackendSettings, retries: int = 8) -> dict
 
 
 def _keep(settings: BackendSettings, folder: str, filename: str, data: bytes) -> str:
-    """Write downloaded bytes under the extension's user folder; returns the path."""
+    """Write downloaded bytes under the extension's user folder; returns the path. Only the
+    newest KEPT_FILES stay in each folder (the backend keeps as many jobs by default)."""
     path = os.path.join(settings.user_dir, folder, filename)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as handle:
         handle.write(data)
+    with os.scandir(os.path.dirname(path)) as entries:
+        files = sorted((e for e in entries if e.is_file()), key=lambda e: e.stat().st_mtime, reverse=True)
+    for old in files[KEPT_FILES:]:
+        with contextlib.suppress(OSError):  # in use elsewhere (Windows): next time
+            os.remove(old.path)
     return path
 
 
