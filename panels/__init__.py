@@ -17,4 +17,4 @@ def unregister():
     properties.unregister_scene_property()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)
-    previews.clear()
+    previews.clear(sidebar.jobs.JOBS)

@@ -27,8 +27,11 @@ def load(job) -> None:
         bpy.app.timers.register(lambda: tag_redraw(bpy.context), first_interval=0.5)
 
 
-def clear() -> None:
+def clear(jobs) -> None:
+    """Free every preview icon; the jobs (kept if the add-on is enabled again) forget theirs."""
     global _collection
     if _collection is not None:
         bpy.utils.previews.remove(_collection)
         _collection = None
+    for job in jobs:
+        job.preview_icon = 0

@@ -1,5 +1,7 @@
 """Install from the built zip; enable, disable, enable; register/unregister twice."""
 
+import importlib
+
 import bpy  # first: it puts Blender's own modules (addon_utils) on the path
 import addon_utils  # noqa: E402
 from bl_harness import MODULE, done, install
@@ -36,9 +38,13 @@ for _ in range(2):  # enable, disable, enable again — twice
     assert_disabled()
     addon_utils.enable(MODULE, default_set=True)
     assert_enabled()
+jobs = importlib.import_module(f"{MODULE}.operators.jobs")
+listed = jobs.add_job(jobs.Job(None, "a listed job"))
+listed.preview_icon = 123  # an icon of the preview collection unregister frees
 for _ in range(2):  # the package's own register/unregister, twice
     module.unregister()
     assert_disabled()
+    assert listed.preview_icon == 0  # no job keeps a freed icon's id
     module.register()
     assert_enabled()
 # Preferences draw and the sidebar settings work.
