@@ -201,7 +201,11 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
     elif isinstance(default, int):
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        try:
+            ok = ok and math.isfinite(float(value))
+        except OverflowError:  # an int past float's range: refused as out of range, not a crash
+            ok = False
         value = float(value) if ok else value
     else:
         ok = isinstance(value, type(default))

@@ -73,6 +73,8 @@ class Job:
         self.applied_to = ""  # object name once written into the scene
         self.write_failed = False  # the result could not be written (job.error says why; Import retries)
         self.back_to_edit_mode = False  # the artist was in Edit Mode on the edited object
+        self.waiting = ""  # why a finished result is not written yet (see write_blocked_by)
+        self.detached = False  # its run ended before it did (e.g. another file was opened): Import places it
         self.notes: list[str] = []  # what the model says about its result ("it does not know a dragon")
         self.cancel_requested = False
         self.version = 0  # bumped on every change: the UI redraws when it moves
@@ -96,7 +98,7 @@ class Job:
     @property
     def in_progress(self) -> bool:
         """Started in this session and not over yet (a past job listed from the backend is not)."""
-        return self.request is not None and not self.done
+        return self.request is not None and not self.done and not self.detached
 
     def fail(self, message: str) -> None:
         self.error, self.state = message, "failed"
@@ -141,10 +143,10 @@ def check_writable(obj: bpy.types.Object) -> None:
     linked = obj.library or obj.data.library
     if linked is not None:
         raise ValueError(f"'{obj.name}' is linked from {linked.filepath}: a result written onto it would be lost when the "
-                         "file reloads. Make it local first (Object > Relations > Make Local)")
+                         "file reloads. Make it local first (Object > Relations > Make Local > Selected Objects and Data)")
     if obj.data.override_library is not None:
         raise ValueError(f"the mesh of '{obj.name}' is a library override: make the mesh local first "
-                         "(Object > Relations > Make Local > Object and Data)")
+                         "(Object > Relations > Make Local > Selected Objects and Data)")
 
 
 def find_job(key: int) -> Optional[Job]:
@@ -238,11 +240,11 @@ def _keep(settings: BackendSettings, folder: str, filename: str, data: bytes) ->
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as handle:
         handle.write(data)
-    with os.scandir(os.path.dirname(path)) as entries:
-        files = sorted((e for e in entries if e.is_file()), key=lambda e: e.stat().st_mtime, reverse=True)
-    for old in files[KEPT_FILES:]:
-        with contextlib.suppress(OSError):  # in use elsewhere (Windows): next time
-            os.remove(old.path)
+    with contextlib.suppress(OSError):  # pruned meanwhile by another job or Blender, in use (Windows): next time
+        with os.scandir(os.path.dirname(path)) as entries:
+            files = sorted(((e.stat().st_mtime, e.path) for e in entries if e.is_file()), reverse=True)
+        for _, old in files[KEPT_FILES:]:
+            os.remove(old)
     return path
 
 
@@ -305,7 +307,7 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
                 obj = patch_mesh(context, obj, job.result, patch, storage)  # the artist's own mesh: kept polygons stay
             else:
                 obj = write_back.replace_mesh(context, obj, job.result, storage, job.arrays)
-            job.back_to_edit_mode = editing and job.task == "edit_part"  # writing needs Object Mode
+            job.back_to_edit_mode = editing  # writing needs Object Mode; the artist goes back
         else:
             obj = write_back.new_object(context, job.label, job.result, storage, job.arrays)
     except Exception as exc:  # keep the result file: the job list offers Import again
@@ -326,8 +328,8 @@ def write_blocked_by(context, job: Job) -> str:
     Never under the artist's hands: not while another modal tool (a grab, a knife cut, a
     stroke) is running, whose own data a write would pull away; not in Edit, Sculpt or Paint
     Mode on another object (a new object made active there leaves Blender in a mode its active
-    object is not in). An edit of the object being edited in Edit Mode is the one exception:
-    it is written in Object Mode and the artist is brought back.
+    object is not in). A result for the very object in Edit Mode (an edit, a texture) is the one
+    exception: it is written in Object Mode and the artist is brought back to Edit Mode.
     """
     window = context.window
     busy = [op for op in (window.modal_operators if window else ())
@@ -355,8 +357,8 @@ def tick(context, jobs: list[Job], undo: bool = False) -> list[bpy.types.Object]
                 previews.load(job)
         if job.state == "succeeded" and job.result is not None and not (job.applied_to or job.write_failed):
             waiting = write_blocked_by(context, job)
-            if waiting != job.message:
-                job.message, changed = waiting, True
+            if waiting != job.waiting:
+                job.waiting, changed = waiting, True
             if waiting:
                 continue
             obj = apply_result(context, job)
@@ -431,6 +433,8 @@ class JobOperator:
         """Blender ends the run (e.g. another file is opened): the jobs go on, their results wait
         in the job list for Import."""
         modal_timers.remove(context, self._timer)
+        for job in self._jobs:
+            job.detached = True
 
     def finish(self, jobs: list[Job]) -> set:
         errors = [f"{job.label}: {job.error}" for job in jobs if job.error]

@@ -149,8 +149,8 @@ def draw_job(box, job) -> None:
     elif job.state == "succeeded":
         if job.applied_to and job.applied_to != job.label:  # e.g. "Chair.001": a name taken
             row.label(text=job.applied_to, icon='OBJECT_DATA')
-        elif not job.applied_to and job.message:  # waiting for the artist (see jobs.write_blocked_by)
-            box.label(text=job.message, icon='INFO')
+        elif not job.applied_to and job.waiting:  # waiting for the artist (see jobs.write_blocked_by)
+            box.label(text=job.waiting, icon='INFO')
         row.operator("diffusion3d.import_result", text="", icon='IMPORT').key = job.key
         notes = box.column(align=True)
         for line in [line for note in getattr(job, "notes", []) for line in _wrap(note, 48)][:6]:

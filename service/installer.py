@@ -88,17 +88,20 @@ class RequirementsInstaller:
         self.log_path = ""
         self._thread: Optional[threading.Thread] = None
         self._process: Optional[subprocess.Popen] = None
+        self._cancelled = False
 
     def start(self, base_python: str, venv_dir: str, requirements: str, log_path: str) -> None:
         if self.state == "RUNNING":
             return
-        self.state, self.lines, self.log_path = "RUNNING", [], log_path
+        self.state, self.lines, self.log_path, self._cancelled = "RUNNING", [], log_path, False
         self._thread = threading.Thread(
             target=self._run, args=(base_python, venv_dir, requirements), name="diffusion3d-install", daemon=True
         )
         self._thread.start()
 
     def cancel(self) -> None:
+        """Stop the install: the step running now, and no further step starts."""
+        self._cancelled = True
         process = self._process
         if process is not None and process.poll() is None:
             process.terminate()
@@ -113,6 +116,8 @@ class RequirementsInstaller:
         try:
             with open(self.log_path, "w", encoding="utf-8") as log:
                 for command in steps:
+                    if self._cancelled:
+                        break
                     self._emit(log, "$ " + " ".join(command))
                     self._process = subprocess.Popen(
                         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -120,13 +125,17 @@ class RequirementsInstaller:
                     )
                     for line in self._process.stdout:
                         self._emit(log, line.rstrip())
-                    if self._process.wait() != 0:
+                    if self._process.wait() != 0 and not self._cancelled:
                         self._emit(log, f"failed with exit code {self._process.returncode}")
                         if CPU_INDEX in command:  # e.g. only PyPI is reachable: its build works too
                             self._emit(log, "torch's CPU build could not be installed; the next step takes PyPI's")
                             continue
                         self.state = "FAILED"
                         return
+                if self._cancelled:
+                    self._emit(log, "cancelled: the add-on was disabled")
+                    self.state = "FAILED"
+                    return
                 self._report_torch(log, venv_dir, requirements, nvidia, env)
                 self._emit(log, f"done: the backend will run with {venv_python(venv_dir)}")
             self.state = "DONE"

@@ -75,7 +75,8 @@ def check_limits(params: dict[str, Any], limits: Limits) -> None:
             continue
         whole = isinstance(low, int) and isinstance(high, int)
         kind = (int,) if whole else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) or not low <= value <= high:
+        finite = not isinstance(value, float) or math.isfinite(value)  # an int of any size compares exactly
+        if isinstance(value, bool) or not isinstance(value, kind) or not finite or not low <= value <= high:
             raise InputError(f"{name} must be {'a whole number' if whole else 'a number'} from {low} to {high}, got {value!r}")
 
 

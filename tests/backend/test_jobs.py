@@ -70,6 +70,28 @@ def test_progress_eta_and_preview(make_manager, tmp_path):
     assert (tmp_path / "jobs" / job["id"] / "result.glb").read_bytes()[:4] == b"glTF"
 
 
+def test_a_repeated_step_checks_for_cancel_and_leaves_the_eta_alone(make_manager):
+    """A texture view calls back after each denoising step with the view's own step: the ETA
+    must not climb while it repeats, and a cancel must still land there."""
+    etas = []
+
+    def run(pipe, params, files, callback):
+        callback("paint", 1, 4, np.zeros((4, 4, 3), np.uint8))
+        job_id = manager.list(1)[0]["id"]
+        for _ in range(5):
+            time.sleep(0.05)
+            callback("paint", 1, 4)
+            etas.append(manager.get(job_id)["eta_s"])
+        manager.cancel(job_id)
+        callback("paint", 1, 4)
+        raise AssertionError("the cancel was not seen")
+
+    manager = make_manager([cube_entry(run=run)])
+    record = wait(manager, manager.submit("text_to_3d", None, {}, {})["id"])
+    assert record["state"] == "cancelled", record
+    assert len(set(etas)) == 1, etas
+
+
 def test_pipeline_is_loaded_once_per_model(make_manager):
     loads = []
     manager = make_manager([cube_entry(load=lambda options: loads.append(options.device) or "pipe")])

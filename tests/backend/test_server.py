@@ -175,6 +175,8 @@ def test_unknown_task_model_and_params_are_400(client):
 
 @pytest.mark.parametrize("params, words", [
     ('{"seed": 100000000000000000000}', ["seed", "from 0 to"]),
+    ('{"seed": 1%s}' % ("0" * 400), ["seed", "from 0 to"]),
+    ('{"guidance_scale": 1%s}' % ("0" * 400), ["guidance_scale"]),
     ('{"seed": -1}', ["seed", "from 0 to"]),
     ('{"guidance_scale": NaN}', ["guidance_scale", "float"]),
     ('{"start_azimuth": Infinity}', ["start_azimuth"]),

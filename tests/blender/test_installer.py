@@ -4,6 +4,7 @@ for, and what it says about the torch it installed."""
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -92,6 +93,26 @@ def test_without_pytorchs_index_torch_comes_from_the_next_step(tmp_path, monkeyp
     assert installer.state == "DONE", log
     assert "torch's CPU build could not be installed; the next step takes PyPI's" in log
     assert "torch 2.13.0: CPU only" in installer.lines, log
+
+
+def test_cancel_stops_the_running_step_and_starts_no_other(tmp_path, monkeypatch):
+    """Disabling the add-on mid-install: the step running ends and the next never starts (a
+    terminated torch step used to look like an unreachable index, and the install went on)."""
+    marker = tmp_path / "next step ran"
+    monkeypatch.setattr("service.installer.nvidia_gpu_present", lambda: False)
+    monkeypatch.setattr("service.installer.install_commands", lambda *args: [
+        [sys.executable, "-c", "import time; print('installing', flush=True); time.sleep(60)"],
+        [sys.executable, "-c", f"open({str(marker)!r}, 'w')"],
+    ])
+    installer = RequirementsInstaller()
+    installer.start(sys.executable, str(tmp_path / "venv"), "requirements.txt", str(tmp_path / "install.log"))
+    deadline = time.monotonic() + 30
+    while "installing" not in installer.lines and time.monotonic() < deadline:
+        time.sleep(0.05)
+    installer.cancel()
+    installer._thread.join(30)
+    assert installer.state == "FAILED" and not marker.exists(), installer.lines
+    assert "cancelled: the add-on was disabled" in installer.lines
 
 
 @pytest.fixture

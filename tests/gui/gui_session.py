@@ -143,7 +143,7 @@ def session():
     chair.select_set(True)
     bpy.context.view_layer.objects.active = chair
     act(bpy.ops.object.mode_set, mode='EDIT')
-    yield (lambda: patient.state == "succeeded" and "Object Mode" in patient.message, 120, "the finished job to wait")
+    yield (lambda: patient.state == "succeeded" and "Object Mode" in patient.waiting, 120, "the finished job to wait")
     yield 1.0
     check(not patient.applied_to and chair.mode == 'EDIT' and bpy.context.view_layer.objects.active == chair,
           "a result finished during Edit Mode on another object waits; the artist stays in Edit Mode")

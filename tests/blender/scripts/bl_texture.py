@@ -173,6 +173,16 @@ bpy.data.objects.remove(cube)
 settings.property_unset("texture_size"), settings.property_unset("texture_views")
 settings.property_unset("texture_random_seed"), settings.property_unset("texture_negative_prompt")
 
+# 5c'. Texture Selected from Edit Mode: written in Object Mode, the artist brought back to Edit Mode.
+bpy.ops.object.select_all(action='DESELECT')
+bpy.ops.mesh.primitive_cube_add(location=(0.0, 15.0, 0.0))
+cube = context.object
+bpy.ops.object.mode_set(mode='EDIT')
+assert bpy.ops.diffusion3d.texture_mesh(prompt="brick", model="test-texture") == {'FINISHED'}
+assert cube.mode == 'EDIT' and context.mode == 'EDIT_MESH' and len(cube.data.materials) == 1
+bpy.ops.object.mode_set(mode='OBJECT')
+bpy.data.objects.remove(cube)
+
 # 5d. Two objects, one of which no view can see (a triangle of zero area): the other is written
 # and the failure is reported (bl_ui checks the operator then ends FINISHED, for its undo step).
 bpy.ops.object.select_all(action='DESELECT')

@@ -246,11 +246,19 @@ bpy.ops.object.mode_set(mode='EDIT')
 ready = jobs.add_job(jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "f"}, "waiting result")))
 ready.state = "succeeded"
 ready.result = glb.read_glb(glb.write_glb(np.eye(3, dtype=np.float32), np.array([[0, 1, 2]])))
-assert jobs.tick(context, [ready]) == [] and not ready.applied_to and not ready.done
+assert jobs.tick(context, [ready]) == [] and not ready.applied_to and not ready.done and ready.waiting
 assert editing.mode == 'EDIT' and context.active_object == editing and "waiting result" not in bpy.data.objects
 assert ("label", "Ready: waits for Object Mode") in draw(panels.VIEW3D_PT_diffusion3d_jobs)
 bpy.ops.object.mode_set(mode='OBJECT')
-assert [o.name for o in jobs.tick(context, [ready])] == ["waiting result"] and ready.done and not ready.message
+assert [o.name for o in jobs.tick(context, [ready])] == ["waiting result"] and ready.done and not ready.waiting
+
+# Blender ends a run (another file opened): its jobs go on, no longer "in progress" at the top of
+# the list (a result that arrives waits for Import).
+ended = ModalRun()
+ended._jobs = [jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "h"}, "left behind"))]
+ended._timer = timers.add(context, 0.1)
+ended.cancel(context)
+assert not ended._jobs[0].in_progress and not timers._RUNNING
 
 # Disabling the add-on during a run removes the run's timer (Blender drops the handler without
 # calling cancel, and the timer would go on firing).
