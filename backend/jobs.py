@@ -266,6 +266,8 @@ class JobManager:
         if params["seed"] is None:
             params["seed"] = draw_seed()
         check_inputs(task, files)
+        if entry.check is not None:
+            entry.check(params, files)
         record = {
             "id": uuid.uuid4().hex, "task": task, "model": entry.name, "params": params,
             "state": "queued", "phase": "queued", "step": 0, "total": 0, "progress": 0.0, "eta_s": None,

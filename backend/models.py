@@ -65,6 +65,8 @@ class ModelEntry:
         run: (pipeline, params, files, callback) -> MeshResult.
         params: Accepted parameters and their defaults; anything else is refused.
         limits: Numeric parameters' allowed [low, high], checked when a job is submitted.
+        check: (params, files) -> None, raising InputError for what a request lacks beyond types
+            and ranges (e.g. the file a mode needs); run when a job is submitted.
         is_available_offline: Whether the weights are already on this machine.
         knows: What the model can make (object categories), empty when open-ended.
         default: The task's default model.
@@ -78,6 +80,7 @@ class ModelEntry:
     run: RunFunction
     params: dict[str, Any]
     limits: Limits = field(default_factory=dict)
+    check: Optional[Callable[[dict[str, Any], dict[str, bytes]], None]] = None
     is_available_offline: Callable[[], bool] = lambda: True
     knows: Callable[[], list[str]] = list
     default: bool = False
@@ -235,7 +238,8 @@ def _builtin_entries() -> list[ModelEntry]:
         ModelEntry("builtin", "text_to_3d", "Built-in part-aware shape model (offline, knows a fixed set of objects)",
                    run=parts.run_text, params=parts.TEXT_PARAMS, limits=parts.TEXT_LIMITS, **common),
         ModelEntry("builtin", "edit_part", "Built-in part-aware model: regenerate, complete or mix parts",
-                   run=parts.run_edit, params=parts.EDIT_PARAMS, limits=parts.EDIT_LIMITS, **common),
+                   run=parts.run_edit, params=parts.EDIT_PARAMS, limits=parts.EDIT_LIMITS,
+                   check=parts.check_edit_request, **common),
     ]
 
 

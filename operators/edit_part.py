@@ -39,6 +39,9 @@ class DIFFUSION3D_OT_edit_part(JobOperator, bpy.types.Operator):
         obj = context.active_object
         check_writable(obj)
         in_edit_mode = obj.mode == 'EDIT'
+        if mode != 'MIX' and not in_edit_mode:  # the backend would refuse it without the faces' mask
+            raise ValueError(f"{mode.title()} changes the selected part: select its faces in Edit Mode (Tab), "
+                             "then press Edit Selected Part again")
         glb, mask = object_to_glb(obj, with_mask=in_edit_mode)
         if in_edit_mode and not any(mask):
             raise ValueError("select the faces of the part to change (Edit Mode, face selection)")

@@ -1,9 +1,9 @@
 """The built-in model's entries in the backend's registry: parameters, uploads in, meshes out.
 
-The service imports exactly these names: load_builtin, run_text, run_edit, TEXT_PARAMS,
-EDIT_PARAMS, TEXT_LIMITS, EDIT_LIMITS, knows, DEFAULT_WEIGHTS. An uploaded mesh is either a built-in result (its GLB
-carries the part shape) or anything else, whose parts are fitted first (fitting.py); the parts
-of the artist's own geometry that an edit keeps are written back with their own triangles.
+The service imports exactly the names in `__all__`. An uploaded mesh is either a built-in
+result (its GLB carries the part shape) or anything else, whose parts are fitted first
+(fitting.py); the parts of the artist's own geometry that an edit keeps are written back with
+their own triangles.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from .fitting import fit_mesh, merge_meshes, to_mesh_frame, to_shape_frame
 from .pipeline import DEFAULT_WEIGHTS, PartDiffusionPipeline
 from .representation import PartShape
 
-__all__ = ["DEFAULT_WEIGHTS", "EDIT_LIMITS", "EDIT_PARAMS", "TEXT_LIMITS", "TEXT_PARAMS", "knows", "load_builtin", "run_edit",
-           "run_text"]
+__all__ = ["DEFAULT_WEIGHTS", "EDIT_LIMITS", "EDIT_PARAMS", "TEXT_LIMITS", "TEXT_PARAMS", "check_edit_request", "knows",
+           "load_builtin", "run_edit", "run_text"]
 
 TEXT_PARAMS: dict[str, Any] = {"prompt": "", "negative_prompt": None, "seed": None, "num_inference_steps": 25,
                                "guidance_scale": 1.5, "resolution": 128}
@@ -252,21 +252,33 @@ def run_text(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[st
     return _result(pipe, shape, p, [note] if note else [], callback, category=category)
 
 
+def check_edit_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
+    """What an edit_part request needs for its mode, checked when it is submitted (and run).
+
+    Raises:
+        InputError: an unknown mode, or the prompt, face mask or second mesh the mode needs.
+    """
+    mode = params.get("mode", EDIT_PARAMS["mode"])
+    if mode not in EDIT_MODES:
+        raise InputError(f"mode must be one of {', '.join(EDIT_MODES)}, not {mode!r}")
+    if "mesh" not in files:
+        raise InputError("edit_part needs the mesh (GLB) to edit")
+    if mode == "edit" and not str(params.get("prompt") or "").strip():
+        raise InputError("edit needs a prompt saying what the selected parts should become")
+    if mode != "mix" and not files.get("face_mask"):
+        raise InputError(f"{mode} needs face_mask: one byte per triangle, nonzero on the selected faces")
+    if mode == "mix" and "mesh_b" not in files:
+        raise InputError("mix needs a second object (mesh_b) to take parts from")
+
+
 def run_edit(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[str, bytes], callback: StepCallback) -> MeshResult:
     """edit_part with the built-in model. mode "edit": regenerate the selected parts from the prompt;
     "complete": regenerate them from the rest; "mix": bring the parts of `mesh_b` named in take_from_b in.
     Meshes the model did not make get parts fitted first (the prompt, else the object's name,
     says what the object is)."""
     p = _with_defaults(params, EDIT_PARAMS)
-    if p["mode"] not in EDIT_MODES:
-        raise InputError(f"mode must be one of {', '.join(EDIT_MODES)}, not {p['mode']!r}")
-    if "mesh" not in files:
-        raise InputError("edit_part needs the mesh (GLB) to edit")
+    check_edit_request(p, files)
     prompt = str(p["prompt"] or "").strip()
-    if p["mode"] == "edit" and not prompt:
-        raise InputError("edit needs a prompt saying what the selected parts should become")
-    if p["mode"] != "mix" and not files.get("face_mask"):
-        raise InputError(f"{p['mode']} needs face_mask: one byte per triangle, nonzero on the selected faces")
     upload = read_upload(pipe, files["mesh"], "the mesh", files.get("face_mask"), prompt)
     shape = upload.shape
     common = dict(seed=p["seed"], steps=p["num_inference_steps"], guidance_scale=p["guidance_scale"], callback=callback,
@@ -274,8 +286,6 @@ def run_edit(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[st
     notes: list[str] = []
     notes += [upload.note] if upload.note else []
     if p["mode"] == "mix":
-        if "mesh_b" not in files:
-            raise InputError("mix needs a second object (mesh_b) to take parts from")
         shape_b = read_upload(pipe, files["mesh_b"], "the second mesh (mesh_b)", None, prompt or shape.category).shape
         take = p["take_from_b"]
         take = [t.strip() for t in take.split(",") if t.strip()] if isinstance(take, str) else list(take)

@@ -195,6 +195,20 @@ def test_out_of_range_parameters_are_400_before_anything_is_queued(client, param
     assert limits["num_views"] == [1, 64] and limits["seed"] == [0, 2**63 - 1]
 
 
+@pytest.mark.parametrize("params, files, words", [
+    ({"mode": "grow"}, ("mesh", "face_mask"), ["mode must be one of"]),
+    ({"mode": "edit"}, ("mesh", "face_mask"), ["edit needs a prompt"]),
+    ({"mode": "complete"}, ("mesh",), ["complete needs face_mask"]),
+    ({"mode": "mix"}, ("mesh",), ["mix needs a second object (mesh_b)"]),
+])
+def test_what_an_edit_mode_needs_is_checked_at_submit(client, params, files, words):
+    mesh = mesh_result_to_glb(MeshResult(parts=[MeshPart("m", np.eye(3, dtype=np.float32), np.array([[0, 1, 2]]))]))
+    uploads = {"mesh": ("m.glb", mesh), "face_mask": ("mask", b"\1")}
+    response = submit(client, params, model="builtin", task="edit_part", files={k: uploads[k] for k in files})
+    assert_error(response, 400, *words)
+    assert client.get("/jobs").json() == []
+
+
 def _glb_with_json(document: bytes) -> bytes:
     document += b" " * (-len(document) % 4)
     return struct.pack("<III", 0x46546C67, 2, 20 + len(document)) + struct.pack("<II", len(document), 0x4E4F534A) + document

@@ -158,13 +158,11 @@ obj.location = (3.0, 1.0, 0.5)
 obj.rotation_euler = (0.0, 0.0, 0.7)
 context.view_layer.update()
 matrix = obj.matrix_world.copy()
-result, error = call(bpy.ops.diffusion3d.edit_part, prompt="taller", mode='EDIT')
-print("edit_part:", result, jobs.JOBS[0].state, error)
-assert obj.matrix_world == matrix and "a red cube" in bpy.data.objects
-if result == {'FINISHED'}:
-    assert jobs.JOBS[0].applied_to == obj.name
-else:
-    assert jobs.JOBS[0].error and len(obj.data.vertices) == n_verts
+listed = len(jobs.JOBS)
+for mode in ('EDIT', 'COMPLETE'):  # from Object Mode no faces are selected: refused before sending
+    result, error = call(bpy.ops.diffusion3d.edit_part, prompt="taller", mode=mode)
+    assert result == {'CANCELLED'} and "select its faces in Edit Mode" in error, error
+assert len(jobs.JOBS) == listed and obj.matrix_world == matrix and len(obj.data.vertices) == n_verts
 
 # 6b. From Edit Mode the selected faces travel as the mask; Mix needs a second object.
 bpy.ops.object.mode_set(mode='EDIT')
