@@ -52,7 +52,7 @@ def describe_error(exc: BaseException, device: str) -> str:
     if isinstance(exc, (InputError, ModelUnavailable, GenerationFailed)):
         return str(exc)
     if _is_out_of_memory(exc):
-        return f"out of memory on {device}: try fewer steps / lower resolution / CPU"
+        return f"out of memory on {device}: lower the resolution (grid, view or texture size), turn on model CPU offload, or use the CPU"
     return f"internal error: {type(exc).__name__}: {exc}"
 
 

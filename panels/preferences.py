@@ -77,7 +77,7 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
         "'Install backend requirements' if present, else Blender's own Python",
         subtype='FILE_PATH',
     )
-    remote_url: StringProperty(name="URL", description="Address of the remote backend", default="http://127.0.0.1:8000")
+    remote_url: StringProperty(name="URL", description="Address of the remote backend", default="http://127.0.0.1:8765")  # serve's default port
     remote_token: StringProperty(name="Token", description="Bearer token of the remote backend", subtype='PASSWORD')
     device: EnumProperty(
         name="Device",

@@ -16,5 +16,13 @@ fi
 [ -n "$python" ] || { echo "Python 3.11 is required (bpy 5.0 is built for it); set PYTHON=/path/to/python3.11" >&2; exit 1; }
 
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-# torch is pinned in backend/requirements.txt: an unpinned torch would pull a CUDA build of several GB.
+# PyPI's Linux torch wheels come with CUDA (gigabytes of nvidia-* packages), pinned or not. Without
+# an NVIDIA GPU the CPU build comes first from PyTorch's own index (as the add-on's installer does);
+# where that index is unreachable, pip takes the same pin from its configured sources below.
+torch_pin=$(grep -E '^torch==' backend/requirements.txt | cut -d' ' -f1)
+if [ "$(uname -s)" = Linux ] && ! command -v nvidia-smi >/dev/null && ! .venv/bin/python -c 'import torch' 2>/dev/null; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --timeout 15 --retries 1 "$torch_pin" \
+    --index-url https://download.pytorch.org/whl/cpu 2>/dev/null \
+    || echo "PyTorch's CPU index is unreachable: $torch_pin comes from the configured package index" >&2
+fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt

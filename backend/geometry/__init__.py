@@ -1,4 +1,4 @@
 """Mesh formats and geometry helpers (GLB in and out, ...).
 
-Kept free of torch: the add-on and the CLI import these helpers without loading a model.
+Kept free of torch: the server checks uploads with them before any model is loaded.
 """

@@ -39,7 +39,7 @@ def write_card(folder: str, config: dict) -> str:
         "- Slot templates: " + "; ".join(f"{c}: {_runs(t)}" for c, t in config.get("slot_templates", {}).items()) + ".",
         f"- Primitives: {', '.join(config['primitives'])}.",
         "",
-        "## Training (`python -m backend.parts.train --seed %d`)" % t["seed"],
+        "## Training (`python -m backend.parts.train --seed %d --out DIR`; without `--out` it replaces these weights)" % t["seed"],
         f"- Autoencoder: {t['ae_steps']} steps, latent {config['autoencoder']['latent_dim']} dims, final BCE {fl['autoencoder']:.4f}.",
         f"- Phase 1 (layout) transformer width {config['layout_net']['width']} × {config['layout_net']['depth']}: "
         f"{t['layout_steps']} steps, final v-loss {fl['layout']:.4f}"

@@ -170,7 +170,7 @@ def test_describe_error():
     assert describe_error(InputError("the prompt is empty"), "cuda") == "the prompt is empty"
     assert describe_error(ModelUnavailable("get it with X"), "cuda") == "get it with X"
     assert describe_error(GenerationFailed("empty surface"), "cuda") == "empty surface"
-    oom = "out of memory on cuda: try fewer steps / lower resolution / CPU"
+    oom = "out of memory on cuda: lower the resolution (grid, view or texture size), turn on model CPU offload, or use the CPU"
     assert describe_error(RuntimeError("CUDA out of memory. Tried to allocate 1 GiB"), "cuda") == oom
     torch = pytest.importorskip("torch")
     assert describe_error(torch.OutOfMemoryError("boom"), "cuda") == oom
