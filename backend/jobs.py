@@ -134,6 +134,7 @@ class JobStore:
                 error="the backend stopped while this job ran" if ran else "the backend stopped before this job ran",
             )
             self.save(record)
+            self.drop_uploads(record["id"])
         return len(rows)
 
     def save(self, record: dict[str, Any]) -> None:
@@ -179,16 +180,35 @@ class JobStore:
     def preview_path(self, job_id: str) -> Path:
         return self.job_dir(job_id) / "preview.png"
 
+    def save_uploads(self, job_id: str, files: dict[str, bytes]) -> None:
+        """Keep a queued job's uploads on disk, not in memory (forty objects sent to texture
+        would otherwise hold forty meshes while they wait)."""
+        if not files:
+            return
+        folder = self.job_dir(job_id) / "uploads"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():  # names are checked against models.UPLOADS by the caller
+            (folder / name).write_bytes(data)
+
+    def read_uploads(self, job_id: str) -> dict[str, bytes]:
+        folder = self.job_dir(job_id) / "uploads"
+        return {path.name: path.read_bytes() for path in folder.iterdir()} if folder.is_dir() else {}
+
+    def drop_uploads(self, job_id: str) -> None:
+        folder = self.job_dir(job_id) / "uploads"
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
 
 class _Job:
-    """A queued or running job: its live record, inputs and stop flag."""
+    """A queued or running job: its live record and stop flag (its uploads wait on disk)."""
 
-    def __init__(self, record: dict[str, Any], entry: ModelEntry, files: dict[str, bytes]):
-        self.record, self.entry, self.files = record, entry, files
+    def __init__(self, record: dict[str, Any], entry: ModelEntry):
+        self.record, self.entry = record, entry
         self.cancel = threading.Event()
         self.cancelled_by_user = False  # else the backend is stopping under it
 
@@ -274,9 +294,11 @@ class JobManager:
             "message": "", "error": None, "has_preview": False, "has_result": False, "result_metadata": None,
             "created_at": time.time(), "started_at": None, "finished_at": None,
         }
-        job = _Job(record, entry, files)
+        job = _Job(record, entry)
+        self.store.save_uploads(record["id"], files)
         with self._cond:
             if self._closing:
+                self.store.drop_uploads(record["id"])
                 raise BackendStopping("the backend is shutting down; start it again and resubmit")
             self.store.save(record)
             self._live[record["id"]] = job
@@ -310,6 +332,7 @@ class JobManager:
             if job is not None and job in self._queue:
                 self._queue.remove(job)
                 del self._live[job_id]
+                self.store.drop_uploads(job_id)
                 job.record.update(state="cancelled", message="cancelled before it started", finished_at=time.time())
                 self.store.save(job.record)
                 return dict(job.record)
@@ -357,7 +380,7 @@ class JobManager:
                 with self._cond:
                     self._running = None
                     self._live.pop(job.record["id"], None)
-                    job.files = {}  # uploads can be large: drop them now
+                self.store.drop_uploads(job.record["id"])  # the job is over: its inputs are not needed again
                 with contextlib.suppress(Exception):  # a full disk must not stop the worker
                     self.store.prune(self.keep_jobs)
 
@@ -368,7 +391,8 @@ class JobManager:
             if job.cancel.is_set():
                 raise JobCancelled()
             record["message"] = ""
-            result = job.entry.run(pipe, record["params"], job.files, self._callback(job))
+            files = self.store.read_uploads(record["id"])
+            result = job.entry.run(pipe, record["params"], files, self._callback(job))
             from .geometry.glb import EXTRAS_KEY, mesh_result_to_glb, read_glb_extras
 
             # The file is in place before anyone can see the job succeed.

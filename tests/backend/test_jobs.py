@@ -1,5 +1,6 @@
 """The job manager without HTTP: FIFO, progress, previews, model caching, restarts, errors."""
 
+import threading
 import time
 
 import numpy as np
@@ -90,6 +91,31 @@ def test_a_repeated_step_checks_for_cancel_and_leaves_the_eta_alone(make_manager
     record = wait(manager, manager.submit("text_to_3d", None, {}, {})["id"])
     assert record["state"] == "cancelled", record
     assert len(set(etas)) == 1, etas
+
+
+def test_uploads_wait_on_disk_and_go_when_the_job_ends(make_manager, tmp_path):
+    """A queue of texture jobs must not hold every mesh in memory: uploads wait in the job's
+    folder, reach the pipeline whole, and are deleted once the job is over (or cancelled)."""
+    gate, seen = threading.Event(), {}
+
+    def run(pipe, params, files, callback):
+        if params["prompt"] == "first":
+            gate.wait(10)  # the others stay queued meanwhile
+        seen.update(files)
+        return run_test_cube(pipe, {**params, "num_inference_steps": 1}, files, callback)
+
+    manager = make_manager([cube_entry(run=run)])
+    first = manager.submit("text_to_3d", None, {"prompt": "first"}, {})
+    mesh = mesh_result_to_glb(MeshResult(parts=[MeshPart("m", np.eye(3, dtype=np.float32), np.array([[0, 1, 2]]))]))
+    queued = manager.submit("text_to_3d", None, {}, {"mesh": mesh})
+    cancelled = manager.submit("text_to_3d", None, {}, {"mesh": mesh})
+    uploads = tmp_path / "jobs" / queued["id"] / "uploads"
+    assert (uploads / "mesh").read_bytes() == mesh
+    manager.cancel(cancelled["id"])
+    assert not (tmp_path / "jobs" / cancelled["id"] / "uploads").exists()
+    gate.set()
+    assert wait(manager, queued["id"])["state"] == "succeeded" and wait(manager, first["id"])["state"] == "succeeded"
+    assert seen["mesh"] == mesh and not uploads.exists()
 
 
 def test_pipeline_is_loaded_once_per_model(make_manager):
