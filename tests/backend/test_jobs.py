@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from backend.geometry.glb import mesh_result_to_glb
-from backend.jobs import JobManager, JobStore, check_inputs, describe_error
+from backend.jobs import BackendStopping, JobManager, JobStore, check_inputs, describe_error
 from backend.models import LoadOptions, ModelEntry, get_entry, resolve_params, run_test_cube
 from backend.pipelines.base import GenerationFailed, InputError, MeshPart, MeshResult, ModelUnavailable
 
@@ -254,6 +254,8 @@ def test_stopping_the_backend_fails_the_running_job(tmp_path):
     while manager.get(running["id"])["step"] < 1:
         time.sleep(0.005)
     manager.close()
+    with pytest.raises(BackendStopping, match="shutting down"):  # the server answers it with 503
+        manager.submit("text_to_3d", None, {}, {})
 
     restarted = JobManager(tmp_path, [cube_entry()], LoadOptions())
     try:
@@ -273,3 +275,38 @@ def test_a_second_backend_on_the_same_cache_dir_is_refused(tmp_path):
     finally:
         first.close()
     JobManager(tmp_path, [cube_entry()], LoadOptions()).close()  # free again once the first closed
+
+
+def test_devices_take_cuda_then_mps_then_cpu_and_half_precision_on_cuda_only(monkeypatch):
+    import torch
+
+    from backend.devices import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto") == ("cuda", torch.float16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device("auto") == ("mps", torch.float32)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device("auto") == ("cpu", torch.float32)
+    with pytest.raises(ValueError, match="sees no CUDA GPU.*--device auto or cpu"):
+        pick_device("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        pick_device("tpu")
+
+
+def test_cpu_offload_is_used_on_cuda_only():
+    from backend.devices import place_pipeline
+
+    class Pipeline:
+        def __init__(self):
+            self.calls = []
+
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: self.calls.append((name, kwargs.get("device", args[0] if args else None)))
+
+    on_cuda, on_cpu = Pipeline(), Pipeline()
+    place_pipeline(on_cuda, "cuda", attention_slicing=True, cpu_offload=True)
+    place_pipeline(on_cpu, "cpu", cpu_offload=True)
+    assert [c[0] for c in on_cuda.calls] == ["enable_attention_slicing", "enable_model_cpu_offload", "set_progress_bar_config"]
+    assert on_cpu.calls[0] == ("to", "cpu")  # offload is a CUDA feature: elsewhere the model just moves

@@ -155,6 +155,9 @@ def test_editing_a_modelled_chair_keeps_its_own_seat_and_back(pipe):
     assert any("fitted 6 part(s)" in note and "chair" in note for note in out.metadata["notes"])
     new = [p for n, p in parts.items() if n not in ("seat", "back")]
     assert new, "the legs were regenerated into something"
+    own_legs = {tuple(np.round(v, 4)) for v in mesh.vertices[mesh.faces[ranges[2].start:].reshape(-1)]}
+    generated = {tuple(np.round(v, 4)) for p in new for v in p.vertices}
+    assert len(generated - own_legs) > 0.9 * len(generated)  # new geometry, not the artist's legs handed back
     lows = np.concatenate([p.vertices for p in new])
     assert lows[:, 1].max() < 0.8 and lows[:, 1].min() > -0.15  # where the legs were, not up at the back
 
@@ -166,6 +169,8 @@ def test_editing_a_modelled_chair_keeps_its_own_seat_and_back(pipe):
     second = run_edit(pipe, params, {"mesh": again, "face_mask": mask}, no_progress)
     seat = next(p for p in second.parts if p.name == "seat")
     assert np.array_equal(seat.vertices, parts["seat"].vertices)
+    second_back = [p.vertices for p in second.parts if p.name.split(".")[0] in ("back", "slat", "post")]
+    assert second_back and not any(np.array_equal(v, parts["back"].vertices) for v in second_back)  # a new back
     assert second.metadata["shape"]["extra"]["source_parts"] == ["seat"]
 
 

@@ -35,6 +35,13 @@ def assert_parts_equal(before: PartShape, after: PartShape, names):
         assert before.labels[i] == after.labels[j]
 
 
+def assert_regenerated(before: PartShape, after: PartShape, kept):
+    """Something other than the kept parts changed: returning the input untouched fails."""
+    fresh = [j for j, name in enumerate(after.names) if name not in kept]
+    old = {tuple(g.tolist()) for i, g in enumerate(before.gaussians) if before.names[i] not in kept}
+    assert fresh and any(tuple(after.gaussians[j].tolist()) not in old for j in fresh), "nothing was regenerated"
+
+
 def test_autoencoder_reconstructs_heldout_parts(pipe):
     parts = [p for s in data.dataset(20, seed=99, split="val") for p in s.parts][:120]
     grid = pipe.autoencoder.config.grid
@@ -73,6 +80,7 @@ def test_complete_keeps_unchosen_parts_bit_identical(pipe, chair):
     keep = [n for n in chair.names if not n.startswith("leg")]
     out = pipe.complete(chair, keep, jump_length=2, jump_n_sample=2, **FAST)
     assert_parts_equal(chair, out, keep)
+    assert_regenerated(chair, out, keep)
 
 
 def test_edit_keeps_unchosen_parts_bit_identical(pipe, chair):
@@ -80,6 +88,7 @@ def test_edit_keeps_unchosen_parts_bit_identical(pipe, chair):
     keep = [n for n in chair.names if n not in legs]
     out = pipe.edit(chair, legs, "an office chair on wheels", jump_length=2, jump_n_sample=2, **FAST)
     assert_parts_equal(chair, out, keep)
+    assert_regenerated(chair, out, keep)
     assert torch.equal(out.origin, chair.origin) if chair.origin is not None else out.origin is None
 
 
@@ -89,6 +98,7 @@ def test_mix_keeps_unchosen_parts_bit_identical(pipe, chair):
     out = pipe.mix(chair, other, take, start_step=2, **FAST)
     kept = [n for n, l in zip(chair.names, chair.labels) if l not in take]
     assert_parts_equal(chair, out, kept)
+    assert set(take) <= set(out.labels), (take, out.labels)  # the parts brought in arrived
 
 
 def test_repaint_path_goes_back_and_ends_clean():

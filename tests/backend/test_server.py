@@ -363,6 +363,9 @@ def test_explicit_seed_is_kept_and_reproducible(client):
     glb_a = client.get(f"/jobs/{a['id']}/result").content
     glb_b = client.get(f"/jobs/{b['id']}/result").content
     assert np.array_equal(read_glb_meshes(glb_a)[0][0].vertex_colors, read_glb_meshes(glb_b)[0][0].vertex_colors)
+    c = wait(client, submit(client, {"seed": 43}).json()["id"])  # the seed reaches the model: another one differs
+    glb_c = client.get(f"/jobs/{c['id']}/result").content
+    assert not np.array_equal(read_glb_meshes(glb_a)[0][0].vertex_colors, read_glb_meshes(glb_c)[0][0].vertex_colors)
 
 
 def test_unknown_job_is_404_and_unready_result_is_409(client):

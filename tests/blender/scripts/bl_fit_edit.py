@@ -93,7 +93,8 @@ new = sorted(v.co.z for v in chair.data.vertices if not any(g.group in seat_back
 assert len(new) > 100 and min(new) > -0.1 and max(new) < 0.8, (len(new), new[0], new[-1])  # not up at the back
 assert new[int(0.95 * len(new))] < 0.5, new[int(0.95 * len(new))]  # almost all of it below the seat
 print("fitted and edited parts:", sorted(groups))
-job = addon_module("operators.jobs").JOBS[0]
+jobs = addon_module("operators.jobs")
+job = jobs.JOBS[0]
 assert any("fitted 6 part(s)" in note and "chair" in note for note in job.notes), job.notes  # told to the artist
 
 # What the next edit sends: each triangle's part, read from the part vertex groups.
@@ -132,11 +133,45 @@ bpy.ops.object.mode_set(mode='EDIT')
 bpy.ops.mesh.select_all(action='DESELECT')
 chair.vertex_groups.active_index = chair.vertex_groups["back"].index
 bpy.ops.object.vertex_group_select()
-bpy.ops.diffusion3d.edit_part('EXEC_DEFAULT', True, prompt="a chair with a slatted back", mode='EDIT', seed=1)
-if chair.mode == 'EDIT':
-    bpy.ops.object.mode_set(mode='OBJECT')
+bpy.ops.object.mode_set(mode='OBJECT')
+back = chair.vertex_groups["back"].index
+back_before = sorted(tuple(v.co) for v in chair.data.vertices if any(g.group == back for g in v.groups))
+bpy.ops.object.mode_set(mode='EDIT')
+jobs_listed = len(jobs.JOBS)
+assert bpy.ops.diffusion3d.edit_part('EXEC_DEFAULT', True, prompt="a chair with a slatted back", mode='EDIT',
+                                     seed=1) == {'FINISHED'}
+assert len(jobs.JOBS) == jobs_listed + 1 and jobs.JOBS[0].applied_to == "Chair", jobs.JOBS[0].error
+bpy.ops.object.mode_set(mode='OBJECT')
+new_back = [g.index for g in chair.vertex_groups if g.name.split(".")[0] in ("back", "slat", "post")]
+back_after = sorted(tuple(v.co) for v in chair.data.vertices if any(g.group in new_back for g in v.groups))
+assert back_after and back_after != back_before  # the back was regenerated, not left as modelled
 assert group_corners(chair, "seat") == seat_corners
 assert len(chair.material_slots) == 2  # the generated parts share one slot, edit after edit
 assert any(g.name.split(".")[0] in ("back", "slat", "post") for g in chair.vertex_groups)  # a new back
 print("after editing the back:", sorted(g.name for g in chair.vertex_groups))
+
+# 4. The artist changes the mesh while an edit runs: the result's patch no longer fits the
+# triangles it was made for, so the result replaces the mesh whole (the job's own mesh, with its
+# kept parts as the backend returned them), rather than patching the wrong polygons.
+mesh_export = addon_module("scene_io.mesh_export")
+settings = addon_module("panels.preferences").backend_settings(context)
+bpy.ops.object.mode_set(mode='EDIT')
+bpy.ops.mesh.select_all(action='DESELECT')
+chair.vertex_groups.active_index = chair.vertex_groups["seat"].index
+bpy.ops.object.vertex_group_select()
+glb, mask = mesh_export.object_to_glb(chair, with_mask=True)
+bpy.ops.object.mode_set(mode='OBJECT')
+late = jobs.Job(jobs.JobRequest("edit_part", {"mode": "complete", "seed": 2}, "late", "builtin",
+                                {"mesh": glb, "face_mask": mask}, target="Chair"))
+jobs.run_job(late, settings)  # here, in this thread; the edit below stands in for one made meanwhile
+assert late.state == "succeeded" and late.result.metadata.get("patch"), late.error
+edit = bmesh.new()
+edit.from_mesh(chair.data)
+edit.faces.ensure_lookup_table()
+bmesh.ops.delete(edit, geom=[edit.faces[0]], context='FACES')
+edit.to_mesh(chair.data)
+edit.free()
+written = jobs.tick(context, [late])
+assert written == [chair] and late.applied_to == "Chair", late.error
+assert all(len(p.vertices) == 3 for p in chair.data.polygons)  # the result's triangles, not a patched quad mesh
 done()

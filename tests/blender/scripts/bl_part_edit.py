@@ -101,9 +101,12 @@ assert len(chair.data.vertices) == n_before, (len(chair.data.vertices), n_before
 
 # 5. Part completion: the selected legs are regenerated from the rest of the chair, no prompt.
 select_groups(chair, legs)
-bpy.ops.diffusion3d.edit_part('EXEC_DEFAULT', True, mode='COMPLETE', seed=2)
+assert bpy.ops.diffusion3d.edit_part('EXEC_DEFAULT', True, mode='COMPLETE', seed=2) == {'FINISHED'}
 bpy.ops.object.mode_set(mode='OBJECT')
 assert_far_parts_kept(chair)
+after = tree([chair.matrix_world @ v.co for v in chair.data.vertices])
+changed = sum(after.find(p)[2] > 1e-4 for p in legs_before)
+assert changed > len(legs_before) // 4, f"completion left the legs as they were ({changed} of {len(legs_before)})"
 completed = {g.name.split(".")[0] for g in chair.vertex_groups}
 assert {"seat", "leg"} <= completed, completed
 print("completed parts:", sorted(g.name for g in chair.vertex_groups))

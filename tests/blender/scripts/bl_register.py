@@ -47,8 +47,8 @@ for _ in range(2):  # the package's own register/unregister, twice
     assert listed.preview_icon == 0  # no job keeps a freed icon's id
     module.register()
     assert_enabled()
-# Preferences draw and the sidebar settings work.
+# The scene settings are back after re-registering, with their defaults.
 settings = bpy.context.scene.diffusion3d
 settings.prompt = "a chair"
-assert settings.model == 'DEFAULT'
+assert settings.prompt == "a chair" and settings.model == 'DEFAULT' and settings.texture_size == '1024'
 done()

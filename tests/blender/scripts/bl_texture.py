@@ -89,7 +89,8 @@ prefs.backend_mode = 'LOCAL'
 result = bpy.ops.diffusion3d.texture_mesh('EXEC_DEFAULT', True, prompt="weathered bronze", model="test-texture",
                                           texture_size=1024, seed=5)
 assert result == {'FINISHED'}, result
-assert [j.applied_to for j in jobs.JOBS[:2]] and all(j.state == "succeeded" for j in jobs.JOBS[:2])
+assert sorted(j.applied_to for j in jobs.JOBS[:2]) == ["Painted", "Suzanne"], [j.applied_to for j in jobs.JOBS[:2]]
+assert all(j.state == "succeeded" for j in jobs.JOBS[:2])
 for obj in (suzanne, other):
     materials, uv_maps, n_verts, n_polys, index, location = state(obj)
     old_materials = before[obj.name][0]

@@ -252,6 +252,19 @@ assert ("label", "Ready: waits for Object Mode") in draw(panels.VIEW3D_PT_diffus
 bpy.ops.object.mode_set(mode='OBJECT')
 assert [o.name for o in jobs.tick(context, [ready])] == ["waiting result"] and ready.done and not ready.waiting
 
+# A window where the artist is mid-grab: the result waits for the tool to end; our own job run
+# (a modal operator too) does not count.
+def window_with(*operators):
+    return types.SimpleNamespace(window=types.SimpleNamespace(modal_operators=list(operators)), mode='OBJECT',
+                                 active_object=None)
+
+
+grab = types.SimpleNamespace(bl_idname="TRANSFORM_OT_translate", name="Move")
+ours = types.SimpleNamespace(bl_idname="DIFFUSION3D_OT_generate_mesh", name="Generate")
+pending = jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "i"}, "pending"))
+assert jobs.write_blocked_by(window_with(ours, grab), pending) == "Ready: waits for Move to end"
+assert jobs.write_blocked_by(window_with(ours), pending) == ""
+
 # Blender ends a run (another file opened): its jobs go on, no longer "in progress" at the top of
 # the list (a result that arrives waits for Import).
 ended = ModalRun()
