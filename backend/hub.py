@@ -44,7 +44,7 @@ def resolve_model_source(source: str, allow_downloads: bool = False, cache_dir: 
     Args:
         source: A Hugging Face repo id ("openai/shap-e") or a local folder holding the model
             (a diffusers pipeline folder or a transformers model folder).
-        allow_downloads: Whether the user allows downloads (the add-on's "Allow downloads"
+        allow_downloads: Whether the user allows downloads (the add-on's "Allow Model Downloads"
             preference, itself off when Blender's online access is off). `HF_HUB_OFFLINE=1`
             turns downloads off whatever this says.
         cache_dir: Hugging Face cache folder; None for the default (`HF_HOME` / `HF_HUB_CACHE`).
@@ -79,7 +79,7 @@ def resolve_model_source(source: str, allow_downloads: bool = False, cache_dir: 
     if off_reason:
         raise ModelUnavailable(
             f"Model {source} is not downloaded and downloads are off ({off_reason}). Fix: enable "
-            "'Allow downloads' in the Diffusion 3D preferences (or unset HF_HUB_OFFLINE), or run "
+            "'Allow Model Downloads' in the Diffusion 3D preferences (or unset HF_HUB_OFFLINE), or run "
             f"`{_download_command(source, cache_dir)}` on a machine with internet and copy the cache "
             f"here, {LOCAL_FOLDER_FIX}."
         )
@@ -157,7 +157,7 @@ def _downloads_off_reason(allow_downloads: bool) -> str:
     if env or constants.HF_HUB_OFFLINE:
         return "HF_HUB_OFFLINE is set"
     if not allow_downloads:
-        return "the 'Allow downloads' preference or Blender's online access is off, or the backend runs offline"
+        return "the 'Allow Model Downloads' preference or Blender's online access is off, or the backend runs offline"
     return ""
 
 

@@ -48,7 +48,10 @@ class DIFFUSION3D_OT_start_backend(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return not STARTUP["running"]
+        if STARTUP["running"]:
+            cls.poll_message_set("The backend is starting")
+            return False
+        return True
 
     def execute(self, context):
         settings = backend_settings(context)
@@ -81,7 +84,14 @@ class DIFFUSION3D_OT_stop_backend(bpy.types.Operator):
     bl_idname = "diffusion3d.stop_backend"
     bl_label = "Stop Backend"
 
-    def execute(self, context):  # always available: stopping a stopped backend is a no-op
+    def invoke(self, context, event):
+        running = sum(job.active for job in jobs.JOBS)
+        if running:  # a click would fail them: ask first
+            return context.window_manager.invoke_confirm(self, event, title=f"Stop the backend? {running} running job(s) will fail")
+        return self.execute(context)
+
+    def execute(self, context):  # always available to scripts: stopping a stopped backend is a no-op
+        was_running = LOCAL.is_running()
         LOCAL.stop()
-        self.report({'INFO'}, "backend stopped")
+        self.report({'INFO'}, "Backend stopped" if was_running else "The backend was not running")
         return {'FINISHED'}

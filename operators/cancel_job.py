@@ -1,4 +1,4 @@
-"""Cancel a running job (the backend stops it within one step)."""
+"""Cancel a running job (the backend stops it within one step); clear finished jobs from the list."""
 
 import bpy
 from bpy.props import IntProperty
@@ -22,7 +22,7 @@ class DIFFUSION3D_OT_cancel_job(bpy.types.Operator):
         jobs = [find_job(self.key)] if self.key else [job for job in JOBS if job.active]
         jobs = [job for job in jobs if job is not None and job.active]
         if not jobs:
-            self.report({'WARNING'}, "no running job to cancel")
+            self.report({'WARNING'}, "No running job to cancel")
             return {'CANCELLED'}
         for job in jobs:
             job.cancel_requested = True  # a job's worker sends DELETE /jobs/{id} on its next poll
@@ -34,4 +34,20 @@ class DIFFUSION3D_OT_cancel_job(bpy.types.Operator):
                 except BackendError as exc:
                     self.report({'ERROR'}, str(exc))
                     return {'CANCELLED'}
+        return {'FINISHED'}
+
+
+class DIFFUSION3D_OT_clear_finished(bpy.types.Operator):
+    """Remove finished, failed and cancelled jobs from the list (their results stay in the backend's cache and the
+    extension's user folder)"""
+
+    bl_idname = "diffusion3d.clear_finished"
+    bl_label = "Clear Finished"
+    bl_options = {'INTERNAL'}
+
+    def execute(self, context):
+        kept = [job for job in JOBS if job.in_progress]
+        removed = len(JOBS) - len(kept)
+        JOBS[:] = kept
+        self.report({'INFO'}, f"Cleared {removed} job(s) from the list")
         return {'FINISHED'}

@@ -24,7 +24,7 @@ class DIFFUSION3D_OT_import_result(bpy.types.Operator):
     def execute(self, context):
         job = find_job(self.key)
         if job is None or job.state != "succeeded":
-            self.report({'ERROR'}, "this job has no result")
+            self.report({'ERROR'}, "This job has no result")
             return {'CANCELLED'}
         try:
             if job.result_path and os.path.isfile(job.result_path):
@@ -34,7 +34,7 @@ class DIFFUSION3D_OT_import_result(bpy.types.Operator):
                 settings = backend_settings(context)
                 fetch_result(job, connect(settings, start=True), settings)
         except (BackendError, GLBError, OSError) as exc:
-            self.report({'ERROR'}, f"could not get the result: {exc}")
+            self.report({'ERROR'}, f"Could not get the result: {exc}")
             return {'CANCELLED'}
         job.error = ""
         if context.mode != 'OBJECT':  # a new object in Edit Mode on another: leave it first, as Blender's importers do
@@ -43,5 +43,5 @@ class DIFFUSION3D_OT_import_result(bpy.types.Operator):
         if obj is None:
             self.report({'ERROR'}, job.error)
             return {'CANCELLED'}
-        self.report({'INFO'}, f"imported '{obj.name}'")
+        self.report({'INFO'}, f"Imported '{obj.name}'")
         return {'FINISHED'}

@@ -11,7 +11,7 @@ from . import modal_timers
 
 
 class DIFFUSION3D_OT_install_requirements(bpy.types.Operator):
-    """Create a Python environment for the backend and install torch, diffusers and the rest into it (runs in the background; watch the log below)"""
+    """Install torch, diffusers and the rest into a Python environment of the backend's own (log below)"""
 
     bl_idname = "diffusion3d.install_requirements"
     bl_label = "Install Backend Requirements"
@@ -20,7 +20,10 @@ class DIFFUSION3D_OT_install_requirements(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return INSTALLER.state != "RUNNING"
+        if INSTALLER.state == "RUNNING":
+            cls.poll_message_set("Installing: the log below shows how far it got")
+            return False
+        return True
 
     def execute(self, context):
         if not bpy.app.online_access:
@@ -51,7 +54,7 @@ class DIFFUSION3D_OT_install_requirements(bpy.types.Operator):
 
     def _ended(self) -> set:
         if INSTALLER.state == "DONE":
-            self.report({'INFO'}, "backend requirements installed")
+            self.report({'INFO'}, "Backend requirements installed")
             return {'FINISHED'}
-        self.report({'ERROR'}, f"installing failed; see {INSTALLER.log_path}")
+        self.report({'ERROR'}, f"Installing failed: see {INSTALLER.log_path}")
         return {'CANCELLED'}

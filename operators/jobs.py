@@ -141,9 +141,9 @@ def check_writable(obj: bpy.types.Object) -> None:
         ValueError: naming the object, the file it comes from and the fix.
     """
     linked = obj.library or obj.data.library
-    if linked is not None:
-        raise ValueError(f"'{obj.name}' is linked from {linked.filepath}: a result written onto it would be lost when the "
-                         "file reloads. Make it local first (Object > Relations > Make Local > Selected Objects and Data)")
+    if linked is not None:  # (the library file is in the Outliner; the status bar holds one short line)
+        raise ValueError(f"'{obj.name}' is linked from a library, where a result would be lost: "
+                         "Object > Relations > Make Local > Selected Objects and Data")
     if obj.data.override_library is not None:
         raise ValueError(f"the mesh of '{obj.name}' is a library override: make the mesh local first "
                          "(Object > Relations > Make Local > Selected Objects and Data)")
@@ -438,23 +438,31 @@ class JobOperator:
 
     def finish(self, jobs: list[Job]) -> set:
         errors = [f"{job.label}: {job.error}" for job in jobs if job.error]
-        if not bpy.app.background:  # a pop-up: its first line; the job list shows the rest (a log's tail)
-            errors = [e if "\n" not in e else e.split("\n", 1)[0].rstrip(":") + " (details in the job list)"
-                      for e in errors]
+        if not bpy.app.background:  # the status bar holds one short line; the job list shows the rest
+            errors = [_status_line(e) for e in errors]
         written = [job.applied_to for job in jobs if job.applied_to]
         cancelled = [job.label for job in jobs if job.state == "cancelled"]
         for message in errors:
             self.report({'ERROR'}, message)
         if cancelled and not errors:
-            self.report({'WARNING'}, f"cancelled: {', '.join(cancelled)}")
+            self.report({'WARNING'}, f"Cancelled: {', '.join(cancelled)}")
         if written and not errors:
-            self.report({'INFO'}, f"Diffusion 3D: {', '.join(written)}")
+            done = {"texture": "Textured", "edit_part": "Edited"}.get(jobs[0].task, "Generated")
+            self.report({'INFO'}, f"{done} {', '.join(repr(name) for name in written)}")
         for job in jobs:
             for note in job.notes:
                 self.report({'INFO'}, f"{job.label}: {note}")
         # Anything written gets its undo step (FINISHED), even when another object's job failed:
         # the error reports still make bpy.ops raise in a batch script.
         return {'FINISHED'} if written else {'CANCELLED'}
+
+
+def _status_line(text: str, limit: int = 110) -> str:
+    """An error's first line, cut to what a status bar shows, pointing at the job list for the rest."""
+    line = text.split("\n", 1)[0].rstrip(":")
+    if len(line) <= limit and line == text:
+        return line
+    return (line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0] + "…") + " (see the job list)"
 
 
 def stop_all() -> None:

@@ -65,6 +65,7 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
 
     backend_mode: EnumProperty(
         name="Backend",
+        description="Where generation runs: a process this add-on starts, or a service already running elsewhere",
         items=(
             ('LOCAL', "Local", "The add-on starts the backend on this computer as a separate process"),
             ('REMOTE', "Remote", "Use a backend service already running at a URL (e.g. a shared GPU machine)"),
@@ -74,13 +75,14 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
     python_path: StringProperty(
         name="Python Interpreter",
         description="Interpreter that runs the backend (needs torch and diffusers). Empty: the venv made by "
-        "'Install backend requirements' if present, else Blender's own Python",
+        "'Install Backend Requirements' if present, else Blender's own Python",
         subtype='FILE_PATH',
     )
     remote_url: StringProperty(name="URL", description="Address of the remote backend", default="http://127.0.0.1:8765")  # serve's default port
     remote_token: StringProperty(name="Token", description="Bearer token of the remote backend", subtype='PASSWORD')
     device: EnumProperty(
         name="Device",
+        description="Where the local backend computes (read when it starts)",
         items=(
             ('AUTO', "Auto", "CUDA, then Apple MPS, then CPU"),
             ('CUDA', "CUDA", "NVIDIA GPU"),
@@ -111,10 +113,13 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
         "memory (texturing in about 2 GB), about 3x slower per step. For GPUs with little memory",
         default=False,
     )
-    request_timeout: FloatProperty(name="Request Timeout", default=30.0, min=1.0, max=600.0, subtype='TIME_ABSOLUTE', unit='TIME_ABSOLUTE')
-    startup_timeout: FloatProperty(name="Startup Timeout", default=120.0, min=5.0, max=1200.0, subtype='TIME_ABSOLUTE', unit='TIME_ABSOLUTE')
+    request_timeout: FloatProperty(name="Request Timeout", description="How long a request to the backend may take "
+                                   "before it is given up", default=30.0, min=1.0, max=600.0, subtype='TIME_ABSOLUTE', unit='TIME_ABSOLUTE')
+    startup_timeout: FloatProperty(name="Startup Timeout", description="How long the local backend may take to "
+                                   "start (loading torch can take a minute on a slow disk)", default=120.0, min=5.0, max=1200.0, subtype='TIME_ABSOLUTE', unit='TIME_ABSOLUTE')
     texture_storage: EnumProperty(
-        name="Textures",
+        name="Save Textures",
+        description="Where generated texture images are kept",
         items=(
             ('PACK', "Pack into .blend", "Generated textures are packed into the .blend file"),
             ('NEXT_TO_BLEND', "Next to .blend", "Saved to a 'textures' folder beside the saved .blend (packed while unsaved)"),

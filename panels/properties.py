@@ -26,8 +26,11 @@ def task_for(settings) -> str:
 
 
 def models_for(task: str) -> list[tuple[str, str, str]]:
-    """Enum items: the task's default, then every model the backend lists for the task."""
-    items = [('DEFAULT', "Default", "The backend's default model for this task")]
+    """Enum items: the task's default (named once the backend has listed its models), then every
+    model the backend lists for the task."""
+    default = next((e.get("name", "") for e in MODELS if e.get("task") == task and e.get("default")), "")
+    items = [('DEFAULT', f"Default ({default})" if default else "Default",
+              "The backend's default model for this task (the list fills in once the backend has started)")]
     for entry in MODELS:
         if entry.get("task") != task:
             continue
@@ -36,6 +39,23 @@ def models_for(task: str) -> list[tuple[str, str, str]]:
         items.append((name, name + offline, entry.get("description", "")[:200]))
     _enum_items_keepalive[task] = items
     return items
+
+
+def _chosen_model(items_of, name_key: str):
+    """get/set for a model menu that remembers the chosen model's *name*: Blender stores an enum
+    as a position, and a list that changes (another task's models, a reloaded list) would
+    silently move the choice to whatever model now sits there."""
+
+    def get(self) -> int:
+        names = [item[0] for item in items_of(self)]
+        chosen = self.get(name_key, 'DEFAULT')
+        return names.index(chosen) if chosen in names else 0  # gone from the list: the default
+
+    def set(self, value: int) -> None:
+        items = items_of(self)
+        self[name_key] = items[value][0] if 0 <= value < len(items) else 'DEFAULT'
+
+    return get, set
 
 
 def model_entry(settings) -> dict:
@@ -64,12 +84,16 @@ def _start_custom_sampling(self, context):
             self.guidance = float(guidance)
 
 
-def model_items(self, context):
+def model_items(self, context=None):
     return models_for(task_for(self))
 
 
-def texture_model_items(self, context):
+def texture_model_items(self, context=None):
     return models_for('texture')
+
+
+_get_model, _set_model = _chosen_model(model_items, "model_name")
+_get_texture_model, _set_texture_model = _chosen_model(texture_model_items, "texture_model_name")
 
 
 class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
@@ -77,26 +101,28 @@ class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
     image: StringProperty(
         name="Image", description="Generate from this image instead of the prompt", subtype='FILE_PATH', options=PATH_OPTIONS
     )
-    model: EnumProperty(name="Model", description="Model that runs the job (list from the backend)", items=model_items)
+    model: EnumProperty(name="Model", description="Model that runs the job (list from the backend)", items=model_items,
+                        get=_get_model, set=_set_model)
     random_seed: BoolProperty(name="Random Seed", description="A new seed for every job", default=True)
-    seed: IntProperty(name="Seed", min=0, default=0)
+    seed: IntProperty(name="Seed", description="The same seed and settings give the same result", min=0, default=0)
     custom_sampling: BoolProperty(name="Custom Sampling", description="Override the model's steps and guidance",
                                   default=False, update=_start_custom_sampling)
     steps: IntProperty(name="Steps", description="Number of denoising steps", min=1, max=1000, default=64)
     guidance: FloatProperty(name="Guidance", description="Classifier-free guidance scale", min=0.0, max=100.0, default=15.0)
 
     edit_prompt: StringProperty(name="Prompt", description="What the selected part should become")
-    edit_mode: EnumProperty(name="Mode", items=EDIT_MODES, default='EDIT')
+    edit_mode: EnumProperty(name="Mode", description="What happens to the selected part", items=EDIT_MODES, default='EDIT')
     take_from_b: StringProperty(name="Parts", description="Comma-separated part names to take from the other object (Mix)")
 
     texture_prompt: StringProperty(name="Prompt", description="How the selected objects should look")
     texture_model: EnumProperty(name="Model", description="Model that paints the views (list from the backend)",
-                                items=texture_model_items)
+                                items=texture_model_items, get=_get_texture_model, set=_set_texture_model)
     texture_reference: StringProperty(
         name="Reference", description="Optional image to project onto the objects first (the views fill the rest)",
         subtype='FILE_PATH', options=PATH_OPTIONS,
     )
-    texture_reference_view: EnumProperty(name="Taken From", items=REFERENCE_VIEWS, default='CAMERA')
+    texture_reference_view: EnumProperty(name="Taken From", description="Where the reference image was seen from",
+                                         items=REFERENCE_VIEWS, default='CAMERA')
     texture_negative_prompt: StringProperty(name="Avoid", description="What the texture should not show, e.g. 'blurry, text'")
     texture_size: EnumProperty(
         name="Texture Size", description="Texels per side of the painted image", default='1024',
@@ -105,7 +131,8 @@ class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
     texture_views: IntProperty(name="Views", description="Views painted around the object, plus one from above and "
                                "one from below. 0: the model's own number (8 for Stable Diffusion)", min=0, max=62, default=0)
     texture_random_seed: BoolProperty(name="Random Seed", description="A new seed for every texture", default=True)
-    texture_seed: IntProperty(name="Seed", min=0, default=0)
+    texture_seed: IntProperty(name="Seed", description="The same seed and settings paint the same texture", min=0,
+                              default=0)
 
 
 classes = (DIFFUSION3D_PG_settings,)

@@ -23,14 +23,20 @@ class VIEW3D_PT_diffusion3d_backend(Diffusion3DPanel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         settings = backend_settings(context)
-        running = settings.mode == 'REMOTE' or LOCAL.is_running()
-        died = LOCAL.died() if settings.mode == 'LOCAL' else None
-        layout.label(text=status_text(settings), icon='CHECKMARK' if running else ('ERROR' if died else 'DOT'))
+        local = settings.mode == 'LOCAL'
+        running = local and LOCAL.is_running()
+        died = LOCAL.died() if local else None
+        icon = 'URL' if not local else 'CHECKMARK' if running else 'ERROR' if died else 'DOT'
+        layout.label(text=status_text(settings), icon=icon)
         row = layout.row(align=True)
-        if settings.mode == 'LOCAL':
-            restart = died or needs_restart(settings)
-            row.operator("diffusion3d.start_backend", text="Restart" if restart else "Start", icon='PLAY')
-            row.operator("diffusion3d.stop_backend", text="Stop", icon='PAUSE')
+        if local:
+            restart = bool(died) or needs_restart(settings)
+            start = row.row(align=True)
+            start.enabled = restart or not running  # (a script may still call it: then it only reloads the lists)
+            start.operator("diffusion3d.start_backend", text="Restart" if restart else "Start", icon='PLAY')
+            stop = row.row(align=True)
+            stop.enabled = running
+            stop.operator("diffusion3d.stop_backend", text="Stop", icon='CANCEL')
         else:
             row.operator("diffusion3d.start_backend", text="Connect", icon='URL')
         row.operator("diffusion3d.refresh", text="", icon='FILE_REFRESH')
@@ -38,7 +44,7 @@ class VIEW3D_PT_diffusion3d_backend(Diffusion3DPanel, bpy.types.Panel):
         if startup["running"]:
             layout.label(text="Starting the backend…", icon='TIME')
         elif startup["error"]:
-            draw_error(layout.box(), startup["error"])
+            draw_error(layout.box(), startup["error"], text_width(context))
 
 
 class VIEW3D_PT_diffusion3d_generate(Diffusion3DPanel, bpy.types.Panel):
@@ -51,7 +57,7 @@ class VIEW3D_PT_diffusion3d_generate(Diffusion3DPanel, bpy.types.Panel):
         layout.prop(settings, "image")
         layout.prop(settings, "model")
         row = layout.row(align=True)
-        row.prop(settings, "random_seed", text="", icon='FILE_REFRESH')
+        row.prop(settings, "random_seed", text="", icon='RNDCURVE')
         sub = row.row(align=True)
         sub.enabled = not settings.random_seed
         sub.prop(settings, "seed")
@@ -81,9 +87,10 @@ class VIEW3D_PT_diffusion3d_edit(Diffusion3DPanel, bpy.types.Panel):
         if settings.edit_mode == 'MIX':
             layout.prop(settings, "take_from_b")
         obj = context.active_object
-        if obj is not None and obj.type == 'MESH' and obj.mode != 'EDIT':
-            layout.label(text="Tip: in Edit Mode the selected faces are the part", icon='INFO')
-        layout.operator("diffusion3d.edit_part", icon='SCULPTMODE_HLT')
+        if obj is not None and obj.type == 'MESH' and obj.mode != 'EDIT' and settings.edit_mode != 'MIX':
+            layout.label(text="Select the part's faces in Edit Mode", icon='INFO')
+        text = {'EDIT': "Edit Selected Part", 'COMPLETE': "Complete Selected Part", 'MIX': "Mix In Parts"}
+        layout.operator("diffusion3d.edit_part", text=text[settings.edit_mode], icon='SCULPTMODE_HLT')
 
 
 class VIEW3D_PT_diffusion3d_texture(Diffusion3DPanel, bpy.types.Panel):
@@ -96,11 +103,10 @@ class VIEW3D_PT_diffusion3d_texture(Diffusion3DPanel, bpy.types.Panel):
         layout.prop(settings, "texture_prompt", text="")
         layout.prop(settings, "texture_negative_prompt")
         layout.prop(settings, "texture_model")
+        layout.prop(settings, "texture_size")
+        layout.prop(settings, "texture_views", text="Views (0: Auto)" if settings.texture_views == 0 else "Views")
         row = layout.row(align=True)
-        row.prop(settings, "texture_size", text="")
-        row.prop(settings, "texture_views")
-        row = layout.row(align=True)
-        row.prop(settings, "texture_random_seed", text="", icon='FILE_REFRESH')
+        row.prop(settings, "texture_random_seed", text="", icon='RNDCURVE')
         sub = row.row(align=True)
         sub.enabled = not settings.texture_random_seed
         sub.prop(settings, "texture_seed")
@@ -121,18 +127,30 @@ class VIEW3D_PT_diffusion3d_jobs(Diffusion3DPanel, bpy.types.Panel):
         # Jobs in progress first, the running one on top (JOBS is newest first), then the latest others.
         waiting = [job for job in reversed(jobs.JOBS) if job.in_progress]
         others = [job for job in jobs.JOBS if not job.in_progress]
+        width = text_width(context)
         for job in waiting[:JOBS_SHOWN]:
-            draw_job(layout.box(), job)
+            draw_job(layout.box(), job, width)
         if len(waiting) > JOBS_SHOWN:
             layout.label(text=f"… and {len(waiting) - JOBS_SHOWN} more waiting", icon='TIME')
         for job in others[:max(JOBS_SHOWN - len(waiting), 3)]:
-            draw_job(layout.box(), job)
+            draw_job(layout.box(), job, width)
+        if others:
+            layout.operator("diffusion3d.clear_finished", icon='TRASH')
 
 
 _STATE_ICONS = {"succeeded": 'CHECKMARK', "failed": 'ERROR', "cancelled": 'CANCEL'}
 
 
-def draw_job(box, job) -> None:
+def text_width(context) -> int:
+    """Characters a label line holds in this region (Blender cuts longer ones in the middle)."""
+    region = getattr(context, "region", None)
+    if region is None or not region.width:
+        return 40
+    scale = context.preferences.view.ui_scale * context.preferences.system.ui_scale
+    return max(20, int(region.width / (6.2 * scale)) - 4)  # about 6 px a character at 1x
+
+
+def draw_job(box, job, width: int = 40) -> None:
     row = box.row()
     row.label(text=job.label or job.task, icon=_STATE_ICONS.get(job.state, 'TIME'))
     if job.active:
@@ -144,28 +162,30 @@ def draw_job(box, job) -> None:
         if job.eta_s:
             text += f" · {job.eta_s:.0f} s left"
         box.progress(factor=job.progress, type='BAR', text=text)
-        if job.message:
+        if job.message and job.message != job.state:  # "queued, 2 job(s) ahead"; not "queued" twice
             box.label(text=job.message)
     elif job.state == "succeeded":
+        row.operator("diffusion3d.import_result", text="", icon='IMPORT').key = job.key
         if job.applied_to and job.applied_to != job.label:  # e.g. "Chair.001": a name taken
-            row.label(text=job.applied_to, icon='OBJECT_DATA')
+            box.label(text=job.applied_to, icon='OBJECT_DATA')
         elif not job.applied_to and job.waiting:  # waiting for the artist (see jobs.write_blocked_by)
             box.label(text=job.waiting, icon='INFO')
-        row.operator("diffusion3d.import_result", text="", icon='IMPORT').key = job.key
         notes = box.column(align=True)
-        for line in [line for note in getattr(job, "notes", []) for line in _wrap(note, 48)][:6]:
+        for line in [line for note in getattr(job, "notes", []) for line in _wrap(note, width)][:6]:
             notes.label(text=line)
     icon = getattr(job, "preview_icon", 0)
     if icon:
         box.template_icon(icon_value=icon, scale=5.0)
     if job.error:
-        draw_error(box, job.error)
+        draw_error(box, job.error, width)
+        if "Log " in job.error and LOCAL.log_path:  # the backend's log holds the rest
+            box.operator("wm.path_open", text="Open Backend Log", icon='TEXT').filepath = LOCAL.log_path
 
 
-def draw_error(layout, text: str) -> None:
+def draw_error(layout, text: str, width: int = 40) -> None:
     col = layout.column(align=True)
     col.alert = True
-    for line in _wrap(text, 48)[:8]:
+    for line in _wrap(text, width)[:8]:
         col.label(text=line)
 
 

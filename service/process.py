@@ -160,7 +160,7 @@ class LocalBackend:
                 self.url = ""
                 raise BackendError(
                     f"could not start the backend with Python interpreter {python!r}: {exc}. "
-                    f"Set the interpreter in the add-on preferences or press 'Install backend requirements'"
+                    f"Set the interpreter in the add-on preferences or press 'Install Backend Requirements'"
                 ) from exc
             if not self._atexit_registered:
                 atexit.register(self.stop)
@@ -234,7 +234,7 @@ def launch_signature(python: str, extra_args: Sequence[str] = (), env: Optional[
 def _hint(message: str) -> str:
     if "No module named" in message:
         return (
-            message + "\n→ this Python interpreter lacks the backend's packages: press 'Install backend "
-            "requirements' in the add-on preferences, or pick an interpreter that has them."
+            message + "\n→ this Python interpreter lacks the backend's packages: press 'Install Backend "
+            "Requirements' in the add-on preferences, or pick an interpreter that has them."
         )
     return message

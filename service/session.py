@@ -89,7 +89,7 @@ def status_text(settings: BackendSettings) -> str:
     if settings.mode == "REMOTE":
         return f"Remote: {settings.remote_url or '(no URL set)'}"
     if needs_restart(settings):
-        return "Local: running with earlier preferences; restart it to apply them"
+        return "Local: restart to apply preferences"
     if LOCAL.is_running():
         return f"Local: running at {LOCAL.url}" if LOCAL.ready else "Local: starting…"
     if LOCAL.died():

@@ -216,8 +216,8 @@ def test_missing_model_with_downloads_off_names_model_and_fix(folders, no_offlin
     with pytest.raises(ModelUnavailable) as error:
         shap_e.load_text_pipeline(options(folders.empty_cache), source="openai/shap-e")
     text = str(error.value)
-    assert "openai/shap-e is not downloaded" in text and "'Allow downloads' preference or Blender's online access is off" in text
-    assert "Allow downloads" in text and "hf download openai/shap-e" in text and "local folder" in text
+    assert "openai/shap-e is not downloaded" in text and "'Allow Model Downloads' preference or Blender's online access is off" in text
+    assert "Allow Model Downloads" in text and "hf download openai/shap-e" in text and "local folder" in text
     assert not shap_e.is_available_offline("openai/shap-e", cache_dir=str(folders.empty_cache))
 
 

@@ -127,7 +127,7 @@ def start_fake_backend(tmp_path, main: str) -> tuple[LocalBackend, str]:
 def test_local_backend_reports_a_process_that_dies_with_its_log(tmp_path):
     backend, message = start_fake_backend(
         tmp_path, "import sys\nprint('cannot start: No module named torch', flush=True)\nsys.exit(3)\n")
-    assert "exited (code 3)" in message and "No module named torch" in message and "Install backend requirements" in message
+    assert "exited (code 3)" in message and "No module named torch" in message and "Install Backend Requirements" in message
     assert not backend.is_running()
     backend.stop()  # idempotent
 

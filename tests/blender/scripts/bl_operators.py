@@ -120,7 +120,7 @@ context.view_layer.objects.active = linked
 for operator, kwargs in ((bpy.ops.diffusion3d.texture_mesh, dict(prompt="gold", model="test-texture")),
                          (bpy.ops.diffusion3d.edit_part, dict(prompt="taller", mode='EDIT'))):
     result, error = call(operator, **kwargs)
-    assert result == {'CANCELLED'} and "linked from" in error and "Make Local" in error, error
+    assert result == {'CANCELLED'} and "linked from a library" in error and "Make Local" in error, error
 layer = context.view_layer.layer_collection.children[linked_collection.name]
 context.view_layer.active_layer_collection = layer
 assert context.collection == linked_collection

@@ -49,6 +49,8 @@ class FakeLayout:
         raise AttributeError(name)
 
     def __setattr__(self, name, value):  # enabled, alert, use_property_split, ...
+        if name in ("enabled", "active", "alert", "use_property_split"):  # Blender takes a bool, nothing else
+            assert isinstance(value, bool), f"{name} = {value!r}"
         object.__setattr__(self, name, value)
 
 
@@ -84,6 +86,15 @@ assert any(kind == "label" and "out of memory" in text for kind, text in calls)
 assert any(kind == "label" and "does not know" in text for kind, text in calls)  # the model's note, shown
 for panel in panels.classes:
     draw(panel)
+# The Backend panel of a backend that died offers Restart (Blender raised in this draw once: a
+# message where a bool belongs).
+LOCAL = addon_module("service.session").LOCAL
+LOCAL.died = lambda: "the local backend was killed (signal 9); restart it from the sidebar"
+try:
+    calls = draw(panels.VIEW3D_PT_diffusion3d_backend)
+finally:
+    del LOCAL.died
+assert ("operator", "diffusion3d.start_backend") in calls and ("operator", "diffusion3d.stop_backend") in calls
 context.scene.diffusion3d.edit_mode = 'MIX'
 assert ("prop", "take_from_b") in draw(panels.VIEW3D_PT_diffusion3d_edit)
 context.scene.diffusion3d.image = "//photo.png"
@@ -106,6 +117,19 @@ settings.custom_sampling, settings.model = False, "shap-e"
 settings.custom_sampling = True
 assert (settings.steps, settings.guidance) == (64, 15.0), (settings.steps, settings.guidance)
 settings.custom_sampling, settings.model = False, 'DEFAULT'
+
+# The model menus keep the chosen model by name: another task's list (an image set) shows the
+# default, the text model comes back with the prompt, and a reloaded list in another order
+# keeps the choice (Blender stores a plain enum by position).
+properties.MODELS.append({"name": "shap-e-img2img", "task": "image_to_3d", "default": True, "params": {}})
+settings.model = "shap-e"
+settings.image = "//photo.png"
+assert settings.model == 'DEFAULT' and properties.models_for('image_to_3d')[0][1] == "Default (shap-e-img2img)"
+settings.image = ""
+assert settings.model == "shap-e"
+properties.MODELS.reverse()
+assert settings.model == "shap-e"
+settings.model = 'DEFAULT'
 properties.MODELS.clear()
 
 # Preferences draw (local and remote) through the same fake layout.
@@ -173,7 +197,7 @@ assert any(key.startswith(f"{job.key}:") for key in previews._collection), list(
 draw(panels.VIEW3D_PT_diffusion3d_jobs)  # (icon ids stay 0 in background mode: no icon is drawn)
 assert result == {'CANCELLED'}  # ends without a second (window-manager) undo push
 assert not timers._RUNNING  # its timer removed
-assert ({'INFO'}, "Diffusion 3D: modal cube") in op.reports, op.reports
+assert ({'INFO'}, "Generated 'modal cube'") in op.reports, op.reports
 obj = bpy.data.objects["modal cube"]
 assert json.loads(obj["diffusion3d"])["model"] == "test-cube"
 bpy.ops.ed.undo()  # one step takes the result away again
@@ -188,6 +212,9 @@ partial = ModalRun()
 assert partial.finish([written_job, failed_job]) == {'FINISHED'}
 assert ({'ERROR'}, "failed: no view saw the mesh") in partial.reports, partial.reports
 assert ModalRun().finish([failed_job]) == {'CANCELLED'}
+long_error = "doomed: the local backend was killed (signal 9, most likely out of memory); restart it " * 3 + "\nLog …"
+assert jobs._status_line(long_error).endswith("… (see the job list)") and len(jobs._status_line(long_error)) < 135
+assert jobs._status_line("a: no view saw the mesh") == "a: no view saw the mesh"
 
 # A preview that fails to download (a dropped connection) is skipped; the job goes on.
 BackendError = addon_module("service.client").BackendError
