@@ -462,7 +462,7 @@ def _status_line(text: str, limit: int = 110) -> str:
     line = text.split("\n", 1)[0].rstrip(":")
     if len(line) <= limit and line == text:
         return line
-    return (line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0] + "…") + " (see the job list)"
+    return (line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0].rstrip(".,;:") + "…") + " (see the job list)"
 
 
 def stop_all() -> None:
