@@ -5,7 +5,8 @@ from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from ..panels.properties import EDIT_MODES
 from ..scene_io.mesh_export import object_to_glb
-from .jobs import JobOperator, JobRequest, check_writable
+from .jobs import JobOperator, JobRequest
+from .write_guard import check_writable
 
 
 

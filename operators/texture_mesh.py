@@ -9,7 +9,8 @@ from bpy.props import EnumProperty, IntProperty, StringProperty
 from ..panels.properties import PATH_OPTIONS
 from ..scene_io.mesh_export import object_to_glb
 from ..scene_io.reference_camera import REFERENCE_VIEWS, image_size, reference_camera
-from .jobs import JobOperator, JobRequest, check_writable, parse_extra_params
+from .jobs import JobOperator, JobRequest, parse_extra_params
+from .write_guard import check_writable
 
 
 class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):

@@ -286,11 +286,12 @@ def window_with(*operators):
                                  active_object=None)
 
 
+guard = addon_module("operators.write_guard")
 grab = types.SimpleNamespace(bl_idname="TRANSFORM_OT_translate", name="Move")
 ours = types.SimpleNamespace(bl_idname="DIFFUSION3D_OT_generate_mesh", name="Generate")
 pending = jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "i"}, "pending"))
-assert jobs.write_blocked_by(window_with(ours, grab), pending) == "Ready: waits for Move to end"
-assert jobs.write_blocked_by(window_with(ours), pending) == ""
+assert guard.write_blocked_by(window_with(ours, grab), pending) == "Ready: waits for Move to end"
+assert guard.write_blocked_by(window_with(ours), pending) == ""
 
 # Blender ends a run (another file opened): its jobs go on, no longer "in progress" at the top of
 # the list (a result that arrives waits for Import).

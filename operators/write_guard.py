@@ -1,0 +1,45 @@
+"""Where and when a result may be written: objects whose data would not keep it, and moments
+when writing would pull the scene from under the artist's hands (main thread)."""
+
+from __future__ import annotations
+
+import bpy
+
+
+def check_writable(obj: bpy.types.Object) -> None:
+    """Refuse an object whose mesh a result could not keep: linked from a library file (a
+    change would be lost on reload) or a library override's mesh.
+
+    Raises:
+        ValueError: naming the object and the fix.
+    """
+    linked = obj.library or obj.data.library
+    if linked is not None:  # (the library file is in the Outliner; the status bar holds one short line)
+        raise ValueError(f"'{obj.name}' is linked from a library, where a result would be lost: "
+                         "Object > Relations > Make Local > Selected Objects and Data")
+    if obj.data.override_library is not None:
+        raise ValueError(f"the mesh of '{obj.name}' is a library override: make the mesh local first "
+                         "(Object > Relations > Make Local > Selected Objects and Data)")
+
+
+def write_blocked_by(context, job) -> str:
+    """Why a finished result must wait before it is written ("" when it may be written now).
+
+    Never under the artist's hands: not while another modal tool (a grab, a knife cut, a
+    stroke) is running, whose own data a write would pull away; not in Edit, Sculpt or Paint
+    Mode on another object (a new object made active there leaves Blender in a mode its active
+    object is not in). A result for the very object in Edit Mode (an edit, a texture) is the one
+    exception: it is written in Object Mode and the artist is brought back to Edit Mode.
+    """
+    window = context.window
+    busy = [op for op in (window.modal_operators if window else ())
+            if not op.bl_idname.lower().startswith(("diffusion3d_ot_", "diffusion3d."))]  # not our own job runs
+    if busy:
+        return f"Ready: waits for {busy[0].name} to end"
+    if context.mode == 'OBJECT':
+        return ""
+    target = job.request.target if job.request else ""
+    obj = context.active_object
+    if target and obj is not None and obj.name == target and obj.mode == 'EDIT':
+        return ""
+    return "Ready: waits for Object Mode"
