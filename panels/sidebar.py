@@ -168,7 +168,7 @@ def draw_job(box, job, width: int = 40) -> None:
         row.operator("diffusion3d.import_result", text="", icon='IMPORT').key = job.key
         if job.applied_to and job.applied_to != job.label:  # e.g. "Chair.001": a name taken
             box.label(text=job.applied_to, icon='OBJECT_DATA')
-        elif not job.applied_to and job.waiting:  # waiting for the artist (see jobs.write_blocked_by)
+        elif not job.applied_to and job.waiting:  # waiting for the artist (see write_guard.write_blocked_by)
             box.label(text=job.waiting, icon='INFO')
         notes = box.column(align=True)
         for line in [line for note in getattr(job, "notes", []) for line in _wrap(note, width)][:6]:
