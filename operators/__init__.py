@@ -21,6 +21,7 @@ classes = (
     texture_mesh.DIFFUSION3D_OT_texture_mesh,
     cancel_job.DIFFUSION3D_OT_cancel_job,
     cancel_job.DIFFUSION3D_OT_clear_finished,
+    cancel_job.DIFFUSION3D_OT_use_seed,
     import_result.DIFFUSION3D_OT_import_result,
     backend_control.DIFFUSION3D_OT_start_backend,
     backend_control.DIFFUSION3D_OT_stop_backend,

@@ -1,4 +1,5 @@
-"""Cancel a running job (the backend stops it within one step); clear finished jobs from the list."""
+"""Job list actions: cancel a running job (the backend stops it within one step), clear the
+finished ones, take a finished job's seed."""
 
 import bpy
 from bpy.props import IntProperty
@@ -50,4 +51,20 @@ class DIFFUSION3D_OT_clear_finished(bpy.types.Operator):
         removed = len(JOBS) - len(kept)
         JOBS[:] = kept
         self.report({'INFO'}, f"Cleared {removed} job(s) from the list")
+        return {'FINISHED'}
+
+
+class DIFFUSION3D_OT_use_seed(bpy.types.Operator):
+    """Generate with this job's seed: the same prompt and settings make the same object again"""
+
+    bl_idname = "diffusion3d.use_seed"
+    bl_label = "Use Seed"
+    bl_options = {'INTERNAL', 'UNDO'}
+
+    seed: IntProperty(name="Seed", min=0)
+
+    def execute(self, context):
+        settings = context.scene.diffusion3d
+        settings.seed, settings.random_seed = self.seed, False
+        self.report({'INFO'}, f"Seed {self.seed} fixed for Generate")
         return {'FINISHED'}

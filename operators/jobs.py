@@ -77,6 +77,7 @@ class Job:
         self.waiting = ""  # why a finished result is not written yet (see write_blocked_by)
         self.detached = False  # its run ended before it did (e.g. another file was opened): Import places it
         self.notes: list[str] = []  # what the model says about its result ("it does not know a dragon")
+        self.seed: Optional[int] = None  # the seed it ran with, to make it again
         self.cancel_requested = False
         self.version = 0  # bumped on every change: the UI redraws when it moves
         self.seen_version = -1
@@ -115,6 +116,8 @@ class Job:
         self.eta_s = record.get("eta_s")
         self.message = record.get("message") or ""
         self.error = record.get("error") or self.error
+        seed = (record.get("params") or {}).get("seed")
+        self.seed = seed if isinstance(seed, int) else self.seed  # drawn by the backend when none was given
         self.version += 1
 
 

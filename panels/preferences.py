@@ -130,7 +130,7 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
     def draw(self, context):
         layout = self.layout
         layout.use_property_split = True
-        layout.prop(self, "backend_mode", expand=True)
+        layout.row().prop(self, "backend_mode", expand=True)  # side by side, not a list
         if self.backend_mode == 'LOCAL':
             col = layout.column()
             col.prop(self, "python_path")

@@ -53,7 +53,7 @@ class VIEW3D_PT_diffusion3d_generate(Diffusion3DPanel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         settings = context.scene.diffusion3d
-        layout.prop(settings, "prompt", text="")
+        layout.prop(settings, "prompt", text="", placeholder="Describe the object, e.g. a wooden chair")
         layout.prop(settings, "image")
         layout.prop(settings, "model")
         row = layout.row(align=True)
@@ -83,7 +83,7 @@ class VIEW3D_PT_diffusion3d_edit(Diffusion3DPanel, bpy.types.Panel):
         layout = self.layout
         settings = context.scene.diffusion3d
         layout.prop(settings, "edit_mode", expand=True)
-        layout.prop(settings, "edit_prompt", text="")
+        layout.prop(settings, "edit_prompt", text="", placeholder="What the part should become")
         if settings.edit_mode == 'MIX':
             layout.prop(settings, "take_from_b")
         obj = context.active_object
@@ -100,8 +100,8 @@ class VIEW3D_PT_diffusion3d_texture(Diffusion3DPanel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         settings = context.scene.diffusion3d
-        layout.prop(settings, "texture_prompt", text="")
-        layout.prop(settings, "texture_negative_prompt")
+        layout.prop(settings, "texture_prompt", text="", placeholder="How it should look, e.g. weathered bronze")
+        layout.prop(settings, "texture_negative_prompt", placeholder="e.g. blurry, text")
         layout.prop(settings, "texture_model")
         layout.prop(settings, "texture_size")
         layout.prop(settings, "texture_views", text="Views (0: Auto)" if settings.texture_views == 0 else "Views")
@@ -173,6 +173,10 @@ def draw_job(box, job, width: int = 40) -> None:
         notes = box.column(align=True)
         for line in [line for note in getattr(job, "notes", []) for line in _wrap(note, width)][:6]:
             notes.label(text=line)
+        if job.seed is not None and job.task in ("text_to_3d", "image_to_3d") and job.seed < 2**31:  # (an IntProperty)
+            seed_row = box.row()
+            seed_row.label(text=f"Seed {job.seed}")
+            seed_row.operator("diffusion3d.use_seed", text="Use", icon='RNDCURVE').seed = job.seed
     icon = getattr(job, "preview_icon", 0)
     if icon:
         box.template_icon(icon_value=icon, scale=5.0)

@@ -246,6 +246,16 @@ jobs.add_job(jobs.Job(jobs.JobRequest("texture", {"prompt": "p"}, "one more")))
 assert len(jobs.JOBS) == jobs.MAX_JOBS_LISTED and jobs.JOBS[0].label == "one more"
 jobs.JOBS[:] = saved
 
+# A finished job shows the seed it ran with; Use fixes it for the next Generate.
+seeded = jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "j"}, "seeded"))
+seeded.update({"id": "job-9", "state": "succeeded", "params": {"prompt": "j", "seed": 123456}})
+calls = []
+panels.draw_job(FakeLayout(calls), seeded)
+assert ("label", "Seed 123456") in calls and ("operator", "diffusion3d.use_seed") in calls, calls
+context.scene.diffusion3d.random_seed = True
+assert bpy.ops.diffusion3d.use_seed(seed=123456) == {'FINISHED'}
+assert context.scene.diffusion3d.seed == 123456 and not context.scene.diffusion3d.random_seed
+
 # A job the backend finished whose download broke stays "succeeded": the list offers Import again.
 lost = jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "g"}, "lost download"))
 
