@@ -54,12 +54,12 @@ def load_builtin(options) -> PartDiffusionPipeline:
     return PartDiffusionPipeline.from_pretrained(device=str(getattr(options, "device", "cpu") or "cpu"))
 
 
-def _with_defaults(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+def _with_defaults(params: dict[str, Any], defaults: dict[str, Any], limits: Limits) -> dict[str, Any]:
     unknown = sorted(set(params) - set(defaults))
     if unknown:
         raise InputError(f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(defaults)}")
     p = {**defaults, **{k: v for k, v in params.items() if v is not None}}
-    check_limits(p, EDIT_LIMITS if "jump_length" in defaults else TEXT_LIMITS)
+    check_limits(p, limits)
     if p.get("seed") is None:
         p["seed"] = draw_seed()
     p["guidance_scale"] = float(p["guidance_scale"])
@@ -241,7 +241,7 @@ def _result(pipe: PartDiffusionPipeline, shape: PartShape, params: dict, notes: 
 
 def run_text(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[str, bytes], callback: StepCallback) -> MeshResult:
     """text_to_3d with the built-in model: prompt → named part meshes (+ the PartShape in metadata)."""
-    p = _with_defaults(params, TEXT_PARAMS)
+    p = _with_defaults(params, TEXT_PARAMS, TEXT_LIMITS)
     if not str(p["prompt"]).strip():
         raise InputError("prompt is empty: describe the object, e.g. \"a chair with four legs\"")
     prompt, category, note = pipe.resolve_prompt(str(p["prompt"]))
@@ -276,7 +276,7 @@ def run_edit(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[st
     "complete": regenerate them from the rest; "mix": bring the parts of `mesh_b` named in take_from_b in.
     Meshes the model did not make get parts fitted first (the prompt, else the object's name,
     says what the object is)."""
-    p = _with_defaults(params, EDIT_PARAMS)
+    p = _with_defaults(params, EDIT_PARAMS, EDIT_LIMITS)
     check_edit_request(p, files)
     prompt = str(p["prompt"] or "").strip()
     upload = read_upload(pipe, files["mesh"], "the mesh", files.get("face_mask"), prompt)
