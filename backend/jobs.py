@@ -440,7 +440,7 @@ class JobManager:
         def callback(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None) -> None:
             if job.cancel.is_set():
                 raise JobCancelled()
-            if (phase, step, preview) == (record.get("phase"), record.get("step"), None):
+            if preview is None and (phase, step, total) == (record.get("phase"), record.get("step"), record.get("total")):
                 return  # a repeat within a long step (e.g. a view's denoising): the cancel check only
             now = time.monotonic()
             if phase != timing["phase"]:  # a phase's steps are timed from the end of the previous one

@@ -11,14 +11,15 @@ The method follows TEXTure (Richardson et al. 2023) and Text2Tex (Chen et al. 20
   where occluded);
 - finally the texture is padded in UV space so chart borders do not show at lower mips.
 
-An optional reference image is projected first from its own camera; the views then fill
-what it does not cover. The image model sits behind `ViewGenerator`, so the same code runs
+An optional reference image is projected first from its own camera and is never repainted;
+the views fill what it does not cover. The image model sits behind `ViewGenerator`, so the same code runs
 Stable Diffusion 2 depth or a test oracle.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -31,8 +32,9 @@ from PIL import Image
 from ..geometry.uv import ensure_part_uvs, wrap_into_unit_square
 from ..render.camera import Camera, default_views, frame_camera, look_at
 from ..render.rasterize import interpolate, rasterize, render_normals
+from ..texture.fill_views import best_fill_view
 from ..texture.padding import pad_texture
-from ..texture.project import TextureProjector, depth_tolerance, sample_texture
+from ..texture.project import TextureProjector, ViewVisibility, depth_tolerance, min_around, sample_texture
 from ..texture.views import ViewGenerator, ViewRequest
 from .base import (
     SEED_LIMITS, GenerationFailed, InputError, Limits, MeshPart, MeshResult, StepCallback, check_limits, draw_seed,
@@ -51,6 +53,7 @@ TEXTURE_PARAMS: dict[str, Any] = {
     "top_and_bottom": True,  # then one from straight above and one from below
     "start_azimuth": 0.0,  # degrees; 0 = the front (+Z in glTF axes)
     "view_resolution": 512,  # pixels; Stable Diffusion 2 depth is trained at 512
+    "fill_views": 2,  # then at most this many more, aimed at what the views above missed
     "view_prompts": True,  # append "front view", "back view", ... (DreamFusion's view-dependent prompts)
     # Camera of the uploaded `image`, in the mesh's glTF axes:
     # {"eye": [x, y, z], "target": [x, y, z], "up": [0, 1, 0], "fov_y": 40}; null = the front view.
@@ -59,7 +62,7 @@ TEXTURE_PARAMS: dict[str, Any] = {
 TEXTURE_LIMITS: Limits = {
     "num_inference_steps": (1, 500), "guidance_scale": (0.0, 100.0), "texture_size": (1024, 4096),
     "num_views": (1, 64), "view_elevation": (-90.0, 90.0), "start_azimuth": (-360.0, 360.0),
-    "view_resolution": (64, 2048), **SEED_LIMITS,
+    "view_resolution": (64, 2048), "fill_views": (0, 16), **SEED_LIMITS,
 }
 
 BACKGROUND = 0.5  # grey where the object is absent or not painted yet
@@ -76,12 +79,15 @@ class PaintConfig:
             current view's (TEXTure's "refine" region: seen before, from a worse angle).
         refine_strength: How free refine pixels are (0 keep .. 1 generate); the SD
             generator lets them change for the last this-fraction of its steps.
+        fill_min_fraction: An extra view is painted only when it would paint at least this
+            fraction of the surface's texels that are still empty.
         min_texture_size, max_texture_size: Allowed texture sizes.
     """
 
     min_quality: float = 0.1
     refine_ratio: float = 0.7
     refine_strength: float = 0.5
+    fill_min_fraction: float = 0.0005
     min_texture_size: int = TEXTURE_LIMITS["texture_size"][0]
     max_texture_size: int = TEXTURE_LIMITS["texture_size"][1]
 
@@ -135,7 +141,7 @@ class TexturePaintingPipeline:
         self.rasterizer = rasterizer
 
     def check_inputs(self, parts, prompt, texture_size, num_views, view_resolution, num_inference_steps,
-                     guidance_scale, reference_image, view_elevation=0.0, start_azimuth=0.0):
+                     guidance_scale, reference_image, view_elevation=0.0, start_azimuth=0.0, fill_views=0):
         if not parts:
             raise InputError("the mesh has no parts to texture")
         for p in parts:
@@ -152,7 +158,8 @@ class TexturePaintingPipeline:
         if not isinstance(texture_size, int) or not lo <= texture_size <= hi:
             raise InputError(f"texture_size must be a whole number from {lo} to {hi} texels, got {texture_size!r}")
         check_limits(dict(num_views=num_views, view_resolution=view_resolution, num_inference_steps=num_inference_steps,
-                          guidance_scale=guidance_scale, view_elevation=view_elevation, start_azimuth=start_azimuth),
+                          guidance_scale=guidance_scale, view_elevation=view_elevation, start_azimuth=start_azimuth,
+                          fill_views=fill_views),
                      TEXTURE_LIMITS)
         if view_resolution % 8:
             raise InputError(f"view_resolution must be a multiple of 8 (Stable Diffusion's latent grid), got {view_resolution}")
@@ -173,6 +180,7 @@ class TexturePaintingPipeline:
         top_and_bottom: bool = True,
         start_azimuth: float = 0.0,
         view_resolution: int = 512,
+        fill_views: int = 2,
         view_prompts: bool = True,
         reference_image: Optional[np.ndarray] = None,
         reference_camera: Optional[Camera | dict] = None,
@@ -189,10 +197,13 @@ class TexturePaintingPipeline:
             cameras: Explicit views (overrides the placement arguments below).
             num_views, view_elevation, top_and_bottom, start_azimuth: The default view ring.
             view_resolution: Pixels per side of each generated view.
+            fill_views: After those views, at most this many more, each from the direction that
+                sees most of what is still unpainted (a mug's inside); 0 = none.
             view_prompts: Append the view direction ("back view") to the prompt per view.
             reference_image: (H, W, 3|4) uint8 or float image to project first (alpha < 0.5 ignored).
             reference_camera: Its camera (a Camera or {"eye", "target", "up", "fov_y"}); None = front.
-            callback: Progress: phase "paint", one step per view, the view as preview; called
+            callback: Progress: phase "paint", one step per view (the total counts every fill
+                view allowed, and drops to the views painted at the end), the view as preview; called
                 again (same step) after every denoising step. It may raise JobCancelled, which propagates.
 
         Returns:
@@ -200,7 +211,7 @@ class TexturePaintingPipeline:
         """
         # 1. Check inputs. Raise error if not correct
         self.check_inputs(parts, prompt, texture_size, num_views, view_resolution, num_inference_steps,
-                          guidance_scale, reference_image, view_elevation, start_azimuth)
+                          guidance_scale, reference_image, view_elevation, start_azimuth, fill_views)
         config, device = self.config, self.device
 
         # 2. Texture coordinates: the mesh's own, else an xatlas unwrap
@@ -226,7 +237,7 @@ class TexturePaintingPipeline:
             cameras = default_views(vertices, num_azimuths=num_views, elevation=view_elevation,
                                     top_and_bottom=top_and_bottom, start_azimuth=start_azimuth, width=view_resolution)
         cameras = list(cameras)
-        total = len(cameras) + (reference_image is not None)
+        total = len(cameras) + (reference_image is not None) + fill_views
         step = 0
 
         # 5. Project the reference image first; the views then fill what it does not cover
@@ -236,29 +247,43 @@ class TexturePaintingPipeline:
             fragments = rasterize(vertices, faces, camera, backend=self.rasterizer)
             view = projector.visibility(camera, fragments)
             opaque = F.grid_sample(alpha[None, None], view.grid[None, None], align_corners=False)[0, 0, 0] > 0.5
-            if projector.bake(image, view, opaque) == 0:
+            if projector.bake(image, view, opaque, quality=1.0) == 0:  # what the artist gave: never repainted
                 raise InputError("the reference image covers no part of the mesh from its camera; check reference_camera")
             step += 1
-            shown = F.interpolate(image.permute(2, 0, 1)[None], size=fragments.shape, mode="bilinear", antialias=True)
-            callback("paint", step, total, _preview(shown[0].permute(1, 2, 0), fragments.mask))
+            resized = F.interpolate(image.permute(2, 0, 1)[None], size=fragments.shape, mode="bilinear", antialias=True)
+            shown = _preview(resized[0].permute(1, 2, 0), fragments.mask)
+            callback("paint", step, total, shown)
             cameras.insert(0, camera)
 
-        # 6. Paint view after view
-        for i, camera in enumerate(cameras[1:] if reference_image is not None else cameras):
+        # 6. Paint view after view, then views aimed at what those missed
+        first, fills_left = int(reference_image is not None), fill_views
+        min_fill = max(1, round(config.fill_min_fraction * len(projector.samples.index)))
+        for i in itertools.count():
+            if first + i == len(cameras):
+                extra = best_fill_view(projector, vertices, faces, min_fill, view_resolution, self.rasterizer) if fills_left else None
+                if extra is None:
+                    break
+                cameras.append(extra)
+                fills_left -= 1
+            camera = cameras[first + i]
             fragments = rasterize(vertices, faces, camera, backend=self.rasterizer)
             request = self.prepare_view(vertices, faces, uv, projector, camera, fragments)
-            if bool((request.mask > 0).any()):
+            view, update = self.texels_to_bake(projector, camera, fragments, request)
+            if bool(update.any()):
                 request.prompt = view_prompt(prompt, camera) if view_prompts else prompt
                 request.negative_prompt = negative_prompt
                 request.view_index, request.num_inference_steps, request.guidance_scale = i, num_inference_steps, guidance_scale
                 request.generator = torch.Generator(device="cpu").manual_seed(int(seed) + i)
                 request.on_step = functools.partial(callback, "paint", step, total)  # a cancel stops within a step
                 image = self.view_generator(request).to(device, torch.float32)
-                self.bake_view(projector, camera, fragments, image)
+                projector.bake(image, view, update)
             else:
-                image = request.image  # nothing to paint here: earlier views saw all of it better
+                image = request.image  # nothing this view could add: earlier views saw all of it better
             step += 1
-            callback("paint", step, total, _preview(image, fragments.mask))
+            shown = _preview(image, fragments.mask)
+            callback("paint", step, total, shown)
+        if 0 < step < total:  # fewer fill views were needed than allowed: the job ends at its real count
+            callback("paint", step, step, shown)
 
         # 7. Pad in UV space and assemble the result
         color, painted = projector.texture()
@@ -270,6 +295,7 @@ class TexturePaintingPipeline:
         texture = (padded.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()  # (S, S, 3)
         metadata = {
             "texture": {"prompt": prompt, "negative_prompt": negative_prompt, "size": texture_size, "views": len(cameras),
+                        "fill_views": fill_views - fills_left,
                         "reference_image": reference_image is not None, "unseen_fraction": round(unseen, 4), "uv": uv_note},
         }
         if unseen > 0:
@@ -297,19 +323,22 @@ class TexturePaintingPipeline:
         eye = torch.tensor(camera.eye, device=vertices.device, dtype=vertices.dtype)
         to_eye = F.normalize(eye - position, dim=-1)
         quality = (render_normals(vertices, faces, fragments) * to_eye).sum(-1).abs() * mask  # (H, W)
-        # Stored quality around each pixel's UV; a 3x3 max lets texels just outside a chart
-        # (the pixel's nearest texel centre may be one) count as painted.
+        # The texture as it looks from here: a pixel shows paint when a texel its lookup reads is painted.
+        color, painted = projector.texture()
+        current, weight = sample_texture(color, pixel_uv, painted.float())  # (H, W, 3)
+        shows_paint = mask & (weight > 1e-8)
+        current = torch.where(shows_paint[..., None], current, torch.full_like(current, BACKGROUND))
+        # Best stored quality around each pixel's UV (a 3x3 max covers every texel that lookup reads).
         stored = F.max_pool2d(projector.quality_map()[None, None], 3, 1, 1)[0, 0]  # (S, S)
         known, _ = sample_texture(stored[..., None], pixel_uv, mode="nearest")
         known = known[..., 0] * mask  # (H, W)
-        # TEXTure's trimap: generate where empty, refine where seen before at a clearly worse angle.
-        usable = mask & (quality >= config.min_quality) & _smooth_depth(fragments.depth, quality, camera)
-        generate = usable & (known <= 0)
-        refine = usable & (known > 0) & (known < config.refine_ratio * quality)
+        # TEXTure's trimap: generate where nothing shows yet, refine where seen before at a clearly
+        # worse angle, keep the rest. Grazing pixels may be generated too: the model sees a whole
+        # region, and the bake never writes texels seen that badly.
+        usable = mask & _smooth_depth(fragments.depth, quality, camera)
+        generate = usable & ~shows_paint
+        refine = usable & shows_paint & (known < config.refine_ratio * quality)
         free = generate.float() + config.refine_strength * refine.float()  # (H, W)
-        color, painted = projector.texture()
-        current, weight = sample_texture(color, pixel_uv, painted.float())  # (H, W, 3)
-        current = torch.where((mask & (weight > 1e-8))[..., None], current, torch.full_like(current, BACKGROUND))
         depth = fragments.depth
         disparity = torch.zeros_like(depth)
         if bool(mask.any()):
@@ -318,23 +347,31 @@ class TexturePaintingPipeline:
             lo, hi = inv[mask].min(), inv[mask].max()
             disparity = torch.where(mask, 0.1 + 0.9 * (inv - lo) / (hi - lo).clamp(min=1e-8), disparity)
         return ViewRequest(prompt="", negative_prompt="", camera=camera, depth=depth, disparity=disparity,
-                           object_mask=mask, image=current, mask=free)
+                           object_mask=mask, image=current, mask=free, painted=shows_paint)
 
-    def bake_view(self, projector: TextureProjector, camera: Camera, fragments, image: torch.Tensor) -> int:
-        """Bake a generated view: write empty texels and texels it sees clearly better.
+    def texels_to_bake(self, projector: TextureProjector, camera: Camera, fragments,
+                       request: ViewRequest) -> tuple[ViewVisibility, torch.Tensor]:
+        """Which texels the view's image will be baked into, known before it is painted.
+
+        A texel painted before takes the view when the view sees it clearly better and every
+        pixel its lookup reads is free; an empty texel when each of those pixels is free or
+        shows earlier paint (never the grey background kept where nothing is painted yet).
 
         Args:
             projector: The texture.
             camera, fragments: The view.
-            image: (H, W, 3) the generated view.
+            request: From `prepare_view` (its mask and painted pixels).
 
         Returns:
-            Texels written.
+            (the view's visible texels, (n,) bool over them: written by this view).
         """
         view = projector.visibility(camera, fragments)
         stored = projector.quality[view.texels]
-        update = (stored <= 0) | (stored < self.config.refine_ratio * view.quality)
-        return projector.bake(image, view, update)
+        free = request.mask > 0
+        readable = free if request.painted is None else free | request.painted
+        empty = (stored <= 0) & (min_around(readable, view.grid) > 0)
+        better = (stored > 0) & (stored < self.config.refine_ratio * view.quality) & (min_around(free, view.grid) > 0)
+        return view, empty | better
 
 
 # --- registry adapters ------------------------------------------------------------------
@@ -413,7 +450,8 @@ def run_texture(pipe: TexturePaintingPipeline, params: dict[str, Any], files: di
         num_inference_steps=int(p["num_inference_steps"]), guidance_scale=float(p["guidance_scale"]), seed=seed,
         texture_size=p["texture_size"], num_views=int(p["num_views"]), view_elevation=float(p["view_elevation"]),
         top_and_bottom=bool(p["top_and_bottom"]), start_azimuth=float(p["start_azimuth"]),
-        view_resolution=int(p["view_resolution"]), view_prompts=bool(p["view_prompts"]), reference_image=reference,
+        view_resolution=int(p["view_resolution"]), fill_views=int(p["fill_views"]), view_prompts=bool(p["view_prompts"]),
+        reference_image=reference,
         reference_camera=camera, callback=callback,
     )
     output.result.metadata["texture"]["seed"] = seed
@@ -474,15 +512,16 @@ def _reference_camera(spec, vertices, width: int, height: int, resolution: int) 
 
 
 def _smooth_depth(depth: torch.Tensor, quality: torch.Tensor, camera: Camera) -> torch.Tensor:
-    """(H, W) bool: the 3x3 neighbourhood shows one continuous surface (no silhouette or occlusion edge).
+    """(H, W) bool: the pixel lies in a 2x2 block that shows one continuous surface.
 
-    The pixel-space twin of `TextureProjector.visibility`'s test, so a view asks for paint
-    only where its bake will be able to write.
+    The pixel-space twin of `TextureProjector.visibility`, which bakes a texel when the 2x2
+    block it lands in shows its surface: every pixel of such a block is then free to paint.
     """
-    finite = torch.where(torch.isinf(depth), torch.full_like(depth, 1e30), depth)[None, None]
-    high = F.max_pool2d(finite, 3, 1, 1)[0, 0]
-    low = -F.max_pool2d(-finite, 3, 1, 1)[0, 0]
-    return (high - low) <= 2 * depth * depth_tolerance(quality, camera.fov_y, depth.shape[0])
+    finite = torch.where(torch.isinf(depth), torch.full_like(depth, 1e30), depth)
+    framed = F.pad(finite, (1, 1, 1, 1), value=1e30)[None, None]  # (1, 1, H+2, W+2)
+    spread = F.max_pool2d(framed, 2, 1) + F.max_pool2d(-framed, 2, 1)  # (1, 1, H+1, W+1) depth range per block
+    flattest = -F.max_pool2d(-spread, 2, 1)[0, 0]  # (H, W) the flattest of the four blocks around each pixel
+    return flattest <= 2 * depth * depth_tolerance(quality, camera.fov_y, depth.shape[0])
 
 
 def _preview(image: torch.Tensor, mask: torch.Tensor) -> np.ndarray:

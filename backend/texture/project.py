@@ -207,13 +207,16 @@ class TextureProjector:
         grid = torch.stack([px[keep] * (2 / width) - 1, py[keep] * (2 / height) - 1], -1)  # (m, 2)
         return ViewVisibility(texels=texels[keep], quality=quality[keep], grid=grid)
 
-    def bake(self, image: torch.Tensor, view: ViewVisibility, update: torch.Tensor) -> int:
+    def bake(self, image: torch.Tensor, view: ViewVisibility, update: torch.Tensor,
+             quality: float | None = None) -> int:
         """Write a view's colours into the texels selected by `update`.
 
         Args:
             image: (H, W, 3) float in [0, 1], the painted view.
             view: From `visibility` for the same camera.
             update: (n,) bool over `view.texels`, which of them take this view's colour.
+            quality: Stored as the texels' quality instead of the view's angle (1 = no
+                later view may refine them).
 
         Returns:
             How many texels were written.
@@ -225,7 +228,8 @@ class TextureProjector:
         img = image.permute(2, 0, 1)[None].to(self.color.device, torch.float32)  # (1, 3, H, W)
         sampled = F.grid_sample(img, grid[None, None].to(img.dtype), mode="bilinear", align_corners=False)  # (1, 3, 1, m)
         self.color.index_copy_(0, texels, sampled[0, :, 0].T.clamp(0, 1))
-        self.quality.index_copy_(0, texels, view.quality[chosen])
+        stored = view.quality[chosen] if quality is None else torch.full_like(view.quality[chosen], quality)
+        self.quality.index_copy_(0, texels, stored)
         return int(len(texels))
 
     # --- the texture -----------------------------------------------------------------
@@ -253,6 +257,25 @@ class TextureProjector:
         m = torch.zeros(self.size * self.size, dtype=torch.bool, device=self.quality.device)
         m[self.samples.index] = True
         return m.view(self.size, self.size)
+
+
+def min_around(values: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """The smallest of the 2x2 pixels around each image position (the pixels a bilinear
+    lookup there reads; 0 beyond the image's edge).
+
+    Args:
+        values: (H, W) per-pixel values.
+        grid: (n, 2) positions as `grid_sample` takes them (x, y in [-1, 1]).
+
+    Returns:
+        (n,) values.
+    """
+    height, width = values.shape
+    framed = F.pad(values.float(), (1, 1, 1, 1))[None, None]  # (1, 1, H+2, W+2)
+    block_min = -F.max_pool2d(-framed, 2, 1)[0, 0]  # (H+1, W+1): block (y, x) = pixels y-1..y, x-1..x
+    x = torch.floor((grid[:, 0] + 1) * (width / 2) + 0.5).clamp(0, width).long()
+    y = torch.floor((grid[:, 1] + 1) * (height / 2) + 0.5).clamp(0, height).long()
+    return block_min[y, x]
 
 
 def sample_texture(texture: torch.Tensor, uv: torch.Tensor, weight: torch.Tensor | None = None,

@@ -33,6 +33,8 @@ class ViewRequest:
             (grey where nothing is painted yet).
         mask: (H, W) float in [0, 1], how free each pixel is to change: 1 = generate
             (empty), in between = refine (painted before from a worse angle), 0 = keep.
+        painted: (H, W) bool, pixels where `image` shows texture earlier views painted
+            (elsewhere it is the grey background); None = not known.
         view_index: Position of this view in the painting order (0-based).
         generator: torch.Generator seeded for this view (reproducible results).
         num_inference_steps: Denoising steps.
@@ -48,6 +50,7 @@ class ViewRequest:
     object_mask: torch.Tensor
     image: torch.Tensor
     mask: torch.Tensor
+    painted: Optional[torch.Tensor] = None
     view_index: int = 0
     generator: Optional[torch.Generator] = None
     num_inference_steps: int = 30
@@ -59,10 +62,10 @@ class ViewRequest:
 class ViewGenerator(Protocol):
     """Paints one view of the object.
 
-    Implementations must return an image of the requested size and must not change
-    pixels where `request.mask` is 0 by more than their model's reconstruction error
-    (the painter only reads pixels where the mask is above 0, but a generator that keeps
-    known pixels gives seamless borders). One that takes a while calls `request.on_step()`
+    Implementations must return an image of the requested size and should not change
+    pixels where `request.mask` is 0 by more than their model's reconstruction error: the
+    painter bakes a texel painted before only where all the pixels around it are free, and an
+    empty texel only where each of them is free or shows earlier paint. One that takes a while calls `request.on_step()`
     (when set) after each of its steps, so a cancelled job stops within a step.
     """
 

@@ -349,7 +349,7 @@ def test_test_texture_paints_an_uploaded_mesh_from_every_side(client):
     assert response.status_code == 201, response.text
     done = wait(client, response.json()["id"], timeout=60)
     assert done["state"] == "succeeded", done["error"]
-    assert (done["phase"], done["step"], done["total"]) == ("paint", 6, 6)  # 4 around + top + bottom
+    assert (done["phase"], done["step"], done["total"]) == ("paint", 6, 6)  # 4 around + top + bottom, no fill view needed
     assert done["result_metadata"]["texture"]["size"] == 1024
     assert client.get(f"/jobs/{done['id']}/preview").content.startswith(b"\x89PNG")
     parts, _ = read_glb_meshes(client.get(f"/jobs/{done['id']}/result").content)

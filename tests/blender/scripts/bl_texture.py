@@ -166,7 +166,8 @@ bpy.ops.mesh.primitive_cube_add(location=(0.0, 9.0, 0.0))
 cube = context.object
 assert bpy.ops.diffusion3d.texture_mesh(prompt="brick", model="test-texture") == {'FINISHED'}
 meta = json.loads(cube["diffusion3d"])["texture"]
-assert (meta["size"], meta["views"], meta["seed"], meta["negative_prompt"]) == (2048, 4, 7, "blurry"), meta  # 2 + top, bottom
+assert (meta["size"], meta["seed"], meta["negative_prompt"]) == (2048, 7, "blurry"), meta
+assert meta["views"] == 4 + meta["fill_views"] and meta["fill_views"] <= 2, meta  # 2 + top, bottom, + aimed ones
 assert tuple(cube.data.materials[-1].node_tree.nodes["Image Texture"].image.size) == (2048, 2048)
 result, error = call(bpy.ops.diffusion3d.texture_mesh, prompt="brick", model="test-texture", texture_size=512)
 assert result == {'CANCELLED'} and "from 1024 to 4096" in error, error

@@ -1,0 +1,51 @@
+"""Extra views aimed at what the planned views missed (a mug's inside, a ring's inner rim).
+
+A fixed ring of views leaves concave surfaces unpainted; padding then smears the nearest
+chart's colour over them. After the planned views, candidate cameras all round the object
+are scored by how many still-empty texels each sees usably, at a low resolution, and the
+best one is painted next, until none would add enough.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ..render.camera import Camera, frame_camera
+from ..render.rasterize import rasterize
+from .project import TextureProjector
+
+CANDIDATE_ELEVATIONS = (-65.0, -35.0, 0.0, 35.0, 65.0)  # degrees
+CANDIDATE_AZIMUTHS = 8  # per elevation, offset half a step from the default ring
+SCORING_RESOLUTION = 128  # pixels; ranking candidates needs no more
+
+
+def candidate_directions() -> list[tuple[float, float]]:
+    """(azimuth, elevation) pairs in degrees, spread over the whole sphere of directions."""
+    step = 360.0 / CANDIDATE_AZIMUTHS
+    return [(step * (i + 0.5), elevation) for elevation in CANDIDATE_ELEVATIONS for i in range(CANDIDATE_AZIMUTHS)]
+
+
+def best_fill_view(projector: TextureProjector, vertices: torch.Tensor, faces: torch.Tensor, min_texels: int,
+                   width: int, rasterizer: str = "auto") -> Optional[Camera]:
+    """The candidate camera that sees the most unpainted texels usably.
+
+    Args:
+        projector: The texture so far.
+        vertices, faces: The mesh it is painted on.
+        min_texels: A camera that would paint fewer unpainted texels than this is not worth a view.
+        width: Pixels per side of the returned camera.
+        rasterizer: As for `rasterize`.
+
+    Returns:
+        The camera framed at `width`, or None when no candidate reaches `min_texels`.
+    """
+    best, best_count = None, max(int(min_texels), 1) - 1
+    for azimuth, elevation in candidate_directions():
+        camera = frame_camera(vertices, azimuth, elevation, width=SCORING_RESOLUTION)
+        view = projector.visibility(camera, rasterize(vertices, faces, camera, backend=rasterizer))
+        count = int((projector.quality[view.texels] <= 0).sum())
+        if count > best_count:
+            best, best_count = (azimuth, elevation), count
+    return None if best is None else frame_camera(vertices, *best, width=width)
