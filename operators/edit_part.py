@@ -65,4 +65,4 @@ class DIFFUSION3D_OT_edit_part(JobOperator, bpy.types.Operator):
             if names:
                 params["take_from_b"] = names
         label = f"{obj.name}: {prompt or mode.lower()}"[:60]
-        return [JobRequest("edit_part", params, label, self.model, files, target=obj.name)]
+        return [JobRequest("edit_part", params, label, self.model, files, target=obj.name, target_uid=obj.session_uid)]

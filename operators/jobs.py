@@ -48,7 +48,9 @@ class JobRequest:
     label: str  # name of the new object / shown in the job list
     model: str = ""
     files: dict[str, bytes] = field(default_factory=dict)
-    target: str = ""  # object the result is written onto ("" = a new object)
+    target: str = ""  # object the result is written onto ("" = a new object) ...
+    target_uid: int = 0  # ... found by its session_uid first, so a rename meanwhile does not lose it
+    fingerprint: str = ""  # the target's mesh when sent (`texture_export.mesh_fingerprint`), for texture writes
 
 
 class Job:
@@ -278,6 +280,15 @@ def start_worker(job: Job, settings: BackendSettings) -> threading.Thread:
 # ---------------------------------------------------------------------------- main-thread side
 
 
+def find_target(context, request: JobRequest) -> Optional[bpy.types.Object]:
+    """The object a result is for: the one sent (renamed or not), else one of that name."""
+    if request.target_uid:
+        found = next((o for o in bpy.data.objects if o.session_uid == request.target_uid), None)
+        if found is not None:
+            return found
+    return context.scene.objects.get(request.target) or bpy.data.objects.get(request.target)
+
+
 def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.types.Object]:
     """Write a finished job's result into the scene (main thread). Records failures on the job."""
     prefs = get_prefs(context)
@@ -285,12 +296,12 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
     try:
         target = job.request.target if job.request and not new_object else ""
         if target:
-            obj = context.scene.objects.get(target) or bpy.data.objects.get(target)
+            obj = find_target(context, job.request)
             if obj is None:
                 raise LookupError(f"the object '{target}' no longer exists; import the result from the job list")
             editing = obj.mode == 'EDIT'
             if job.task == "texture":  # the artist's mesh stays: new UV map, material and slot
-                obj = apply_texture(context, obj, job.result, storage)
+                obj = apply_texture(context, obj, job.result, storage, job.request.fingerprint)
             elif job.task == "edit_part" and (patch := patchable(obj, job.result)) is not None:
                 obj = patch_mesh(context, obj, job.result, patch, storage)  # the artist's own mesh: kept polygons stay
             else:

@@ -1,4 +1,4 @@
-"""Texture the selected mesh objects from a prompt (one job per object)."""
+"""Texture the selected mesh objects from a prompt (one job per mesh: linked duplicates share it)."""
 
 
 import os
@@ -7,8 +7,9 @@ import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from ..panels.properties import PATH_OPTIONS
-from ..scene_io.mesh_export import object_to_glb
+from ..scene_io.mesh_export import ExportError
 from ..scene_io.reference_camera import REFERENCE_VIEWS, image_size, reference_camera
+from ..scene_io.texture_export import texture_upload
 from .jobs import JobOperator, JobRequest, parse_extra_params
 from .write_guard import check_writable
 
@@ -61,19 +62,46 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
         elif not settings.texture_random_seed:
             params["seed"] = settings.texture_seed
         params.update(parse_extra_params(self.extra_params))
-        requests_ = []
-        targets = [obj for obj in context.selected_objects if obj.type == 'MESH']
+        targets = self._targets(context)
         for obj in targets:  # all checked before any job is sent
             check_writable(obj)
+        requests_ = []
         for obj in targets:
-            glb, _ = object_to_glb(obj)  # loop triangles in order: the result maps back onto these loops
-            files, object_params = {"mesh": glb}, dict(params)
+            try:
+                upload = texture_upload(context, obj)  # loop triangles in order: the result maps back onto these loops
+            except ExportError as exc:
+                self.report({'WARNING'}, f"Skipped '{obj.name}': {exc}")
+                continue
+            if upload.note:
+                self.report({'WARNING'}, upload.note)
+            files, object_params = {"mesh": upload.glb}, dict(params)
             if reference:
                 files["image"] = reference
                 object_params["reference_camera"] = reference_camera(context, obj, view, *size)
             label = f"{obj.name}: {prompt.strip() or 'from the reference image'}"[:60]
-            requests_.append(JobRequest("texture", object_params, label, model, files, target=obj.name))
+            requests_.append(JobRequest("texture", object_params, label, model, files, target=obj.name,
+                                        target_uid=obj.session_uid, fingerprint=upload.fingerprint))
+        if not requests_:
+            raise ValueError("none of the selected meshes has faces to texture")
         return requests_
+
+    def _targets(self, context) -> list[bpy.types.Object]:
+        """The selected meshes, one per mesh datablock (the active object first): objects that
+        share a mesh share its UVs and materials, so one texture serves them all."""
+        selected = sorted(context.selected_objects, key=lambda o: o != context.active_object)
+        skipped = sorted(o.name for o in selected if o.type != 'MESH')
+        if skipped:
+            self.report({'WARNING'}, f"Skipped {', '.join(repr(n) for n in skipped)}: only meshes are textured")
+        by_mesh: dict[bpy.types.Mesh, list[bpy.types.Object]] = {}
+        for obj in selected:
+            if obj.type == 'MESH':
+                by_mesh.setdefault(obj.data, []).append(obj)
+        for first, *others in by_mesh.values():
+            if others:
+                names = ", ".join(repr(o.name) for o in others)
+                self.report({'INFO'}, f"{names} share{'s' if len(others) == 1 else ''} "
+                                      f"'{first.name}''s mesh: one texture serves them all")
+        return [objects[0] for objects in by_mesh.values()]
 
     def _reference(self, context) -> tuple[bytes, str, tuple[int, int]]:
         """The reference image's bytes (b"" when none is set), which camera took it, and its size."""

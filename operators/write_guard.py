@@ -38,8 +38,8 @@ def write_blocked_by(context, job) -> str:
         return f"Ready: waits for {busy[0].name} to end"
     if context.mode == 'OBJECT':
         return ""
-    target = job.request.target if job.request else ""
-    obj = context.active_object
-    if target and obj is not None and obj.name == target and obj.mode == 'EDIT':
+    request, obj = job.request, context.active_object
+    if request and request.target and obj is not None and obj.mode == 'EDIT' and (
+            obj.session_uid == request.target_uid or obj.name == request.target):
         return ""
     return "Ready: waits for Object Mode"

@@ -22,7 +22,8 @@ import bpy
 import numpy as np
 
 from ..formats.glb import GLBScene
-from ..formats.mesh_arrays import flip_v, gltf_to_blender
+from ..formats.mesh_arrays import flip_v
+from .texture_export import mesh_fingerprint
 from .write_back import METADATA_KEY, load_image, new_node_material, read_metadata
 
 UV_MAP = "Diffusion 3D"
@@ -30,7 +31,8 @@ UV_TOLERANCE = 1e-5  # UV units: corners closer than this are the same UV
 MAX_UV_MAPS = 8  # Blender's limit per mesh
 
 
-def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str = 'PACK') -> bpy.types.Object:
+def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str = 'PACK',
+                  fingerprint: str = "") -> bpy.types.Object:
     """Give `obj` the result's UVs and a new textured material in a new slot.
 
     Args:
@@ -38,6 +40,7 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
         obj: The mesh object that was sent.
         result: The parsed `texture` result.
         storage: 'PACK' or 'NEXT_TO_BLEND' (preference), where the image goes.
+        fingerprint: `mesh_fingerprint` of the mesh when it was sent ("" = not checked).
 
     Returns:
         The object.
@@ -54,9 +57,10 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
             bpy.ops.object.mode_set(mode='OBJECT')
     mesh = obj.data
     corner_uv = flip_v(np.concatenate([p.uv[p.faces.reshape(-1)] for p in parts]))  # (3M, 2) Blender's v-up
-    corner_co = gltf_to_blender(np.concatenate([p.vertices[p.faces.reshape(-1)] for p in parts]))  # (3M, 3)
     tri_vertex, tri_loop, tri_polygon = _loop_triangles(mesh)
-    _check_same_triangles(obj, mesh, tri_vertex, corner_co)
+    if len(tri_vertex) != len(corner_uv) or (fingerprint and mesh_fingerprint(mesh) != fingerprint):
+        raise ValueError(f"'{obj.name}' was edited while its texture was painted; "
+                         "import the result from the job list, or texture it again")
     if mesh.uv_layers.get(UV_MAP) is None and len(mesh.uv_layers) >= MAX_UV_MAPS:  # before anything changes
         raise ValueError(f"'{obj.name}' already has {MAX_UV_MAPS} UV maps, the most a mesh can have; remove one")
     name = f"{obj.name} texture"
@@ -77,12 +81,13 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
     layer = mesh.uv_layers.get(UV_MAP) or mesh.uv_layers.new(name=UV_MAP, do_init=False)
     mesh.attributes[layer.name].data.foreach_set("vector", loop_uv.reshape(-1))
 
-    material = _textured_material(name, image)
+    material = _textured_material(name, image, result.metadata.get("texture", {}).get("average_color"))
     mesh.materials.append(material)
     slot = len(mesh.materials) - 1
     mesh.polygons.foreach_set("material_index", np.full(len(mesh.polygons), slot, np.int32))
     mesh.update()
-    obj.active_material_index = slot  # the Material tab shows the new material, not the old first one
+    for user in (o for o in bpy.data.objects if o.data == mesh):  # linked duplicates too
+        user.active_material_index = slot  # the Material tab shows the new material, not the old first one
 
     # Keep what the object already carried (parts, prompt) and add what the texture was made from.
     metadata = read_metadata(obj)
@@ -101,20 +106,6 @@ def _loop_triangles(mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mesh.loop_triangles.foreach_get("loops", loop)
     mesh.loop_triangles.foreach_get("polygon_index", polygon)
     return vertex, loop, polygon
-
-
-def _check_same_triangles(obj, mesh, tri_vertex: np.ndarray, corner_co: np.ndarray) -> None:
-    """Refuse to write UVs onto a mesh that was edited while its texture was painted."""
-    co = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", co)
-    changed = ValueError(f"'{obj.name}' was edited while its texture was painted; "
-                         "import the result from the job list, or texture it again")
-    if len(tri_vertex) != len(corner_co):
-        raise changed
-    co = co.reshape(-1, 3)
-    scale = max(float(np.abs(co).max()), 1e-6) if len(co) else 1.0
-    if len(co) and float(np.abs(co[tri_vertex] - corner_co).max()) > 1e-4 * scale:
-        raise changed
 
 
 def _triangulate(mesh, polygons: np.ndarray) -> None:
@@ -163,9 +154,10 @@ def _uv_by_triangle(old_vertex: np.ndarray, old_uv: np.ndarray, new_vertex: np.n
     return uv.reshape(-1, 2)
 
 
-def _textured_material(name: str, image: bpy.types.Image) -> bpy.types.Material:
+def _textured_material(name: str, image: bpy.types.Image, average_color=None) -> bpy.types.Material:
     """Principled BSDF whose Base Color is the image, read through the "Diffusion 3D" UV map
-    (explicitly, so the object's other UV maps may stay active)."""
+    (explicitly, so the object's other UV maps may stay active). Solid shading shows the
+    texture's average colour (linear RGB from the backend), not white."""
     material = new_node_material(name)
     tree = material.node_tree
     bsdf = next(n for n in tree.nodes if n.type == 'BSDF_PRINCIPLED')
@@ -177,5 +169,6 @@ def _textured_material(name: str, image: bpy.types.Image) -> bpy.types.Material:
     uv_map.location = (texture.location.x - 250, texture.location.y - 100)
     tree.links.new(uv_map.outputs["UV"], texture.inputs["Vector"])
     tree.links.new(texture.outputs["Color"], bsdf.inputs["Base Color"])
-    material.diffuse_color = (1.0, 1.0, 1.0, 1.0)  # Workbench's texture colour mode shows the image
+    if isinstance(average_color, list) and len(average_color) == 3:
+        material.diffuse_color = (*(min(max(float(c), 0.0), 1.0) for c in average_color), 1.0)
     return material

@@ -17,13 +17,16 @@ class ExportError(ValueError):
     """The object cannot be sent (not a mesh, empty, nothing selected)."""
 
 
-def object_to_glb(obj: bpy.types.Object, with_mask: bool = False) -> tuple[bytes, Optional[bytes]]:
+def object_to_glb(obj: bpy.types.Object, with_mask: bool = False, positions: Optional[np.ndarray] = None,
+                  uv_name: str = "") -> tuple[bytes, Optional[bytes]]:
     """Triangulate `obj`'s mesh (no modifiers, object space, glTF axes) into GLB bytes.
 
     Args:
         obj: A mesh object. In Edit Mode its edit data is read.
         with_mask: Also return a face mask: one byte per GLB triangle, 1 where the Blender
             face it came from is selected.
+        positions: (V, 3) vertex positions (Blender axes) sent instead of the mesh's own.
+        uv_name: The UV map sent ("" = the active one).
 
     Returns:
         (glb, face_mask or None). The object's `diffusion3d` metadata travels as scene extras,
@@ -32,17 +35,17 @@ def object_to_glb(obj: bpy.types.Object, with_mask: bool = False) -> tuple[bytes
     if obj is None or obj.type != 'MESH':
         raise ExportError("select a mesh object")
     if obj.mode != 'EDIT':
-        return _mesh_to_glb(obj, obj.data, with_mask)
+        return _mesh_to_glb(obj, obj.data, with_mask, positions, uv_name)
     # In Edit Mode the mesh's layer data (UVs) is not reachable: read a synced, temporary copy.
     obj.update_from_editmode()
     copy = obj.data.copy()
     try:
-        return _mesh_to_glb(obj, copy, with_mask)
+        return _mesh_to_glb(obj, copy, with_mask, positions, uv_name)
     finally:
         bpy.data.meshes.remove(copy)
 
 
-def _mesh_to_glb(obj, mesh, with_mask: bool) -> tuple[bytes, Optional[bytes]]:
+def _mesh_to_glb(obj, mesh, with_mask: bool, positions: Optional[np.ndarray], uv_name: str) -> tuple[bytes, Optional[bytes]]:
     mesh.calc_loop_triangles()
     n_tris = len(mesh.loop_triangles)
     if n_tris == 0:
@@ -53,11 +56,14 @@ def _mesh_to_glb(obj, mesh, with_mask: bool) -> tuple[bytes, Optional[bytes]]:
     mesh.loop_triangles.foreach_get("loops", corner_loop)
     co = np.empty(len(mesh.vertices) * 3, np.float32)
     mesh.vertices.foreach_get("co", co)
+    if positions is not None:
+        co = np.asarray(positions, np.float32).reshape(-1)
 
     corner_uv = None
-    if mesh.uv_layers.active is not None:
+    layer = mesh.uv_layers.get(uv_name) if uv_name else mesh.uv_layers.active
+    if layer is not None:
         loop_uv = np.empty(len(mesh.loops) * 2, np.float32)
-        mesh.uv_layers.active.data.foreach_get("uv", loop_uv)
+        layer.data.foreach_get("uv", loop_uv)
         corner_uv = loop_uv.reshape(-1, 2)[corner_loop]
     source, faces, uv = weld_corners(corner_vertex, corner_uv, len(mesh.vertices))
     vertices = blender_to_gltf(co.reshape(-1, 3)[source])

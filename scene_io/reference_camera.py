@@ -1,7 +1,8 @@
-"""The camera a reference image was taken from, in the object's own frame, for texturing.
+"""The camera a reference image was taken from, in the frame the object is sent in, for texturing.
 
 The backend projects the image from `{"eye", "target", "up", "fov_y"}` given in the space the
-mesh is sent in (object space, glTF axes). The field of view comes from the projection matrix
+mesh is sent in (`texture_export`: world axes and scale, centred on the object's origin, glTF
+axes), so the camera only moves: it stays a true camera whatever the object's scale. The field of view comes from the projection matrix
 Blender itself uses (the camera's for the image's size, or the viewport's), so sensor fit and
 lens conventions need no copying here.
 """
@@ -35,13 +36,13 @@ def image_size(path: str) -> tuple[int, int]:
 
 
 def reference_camera(context, obj: bpy.types.Object, source: str, width: int, height: int) -> dict:
-    """Camera spec for the backend's `reference_camera`, in `obj`'s local frame (glTF axes).
+    """Camera spec for the backend's `reference_camera`, in the frame `obj` is sent in (glTF axes).
 
     Args:
         source: 'CAMERA' (the scene camera) or 'VIEW' (the first 3D viewport's view).
         width, height: the reference image's size (decides the camera's sensor fit).
     Raises:
-        ValueError: no such camera or view, or not a perspective one.
+        ValueError: no such camera or view, not a perspective one, or one with lens shift.
     """
     if source == 'CAMERA':
         camera = context.scene.camera
@@ -49,6 +50,9 @@ def reference_camera(context, obj: bpy.types.Object, source: str, width: int, he
             raise ValueError("the scene has no camera to project the reference image from: add one or choose Current View")
         if camera.type != 'CAMERA' or camera.data.type != 'PERSP':
             raise ValueError(f"'{camera.name}' is not a perspective camera: the reference image needs one")
+        if camera.data.shift_x or camera.data.shift_y:
+            raise ValueError(f"'{camera.name}' has lens shift, which the projection does not model: "
+                             "set its Shift X and Y to 0 and match the image again")
         projection = camera.calc_matrix_camera(context.evaluated_depsgraph_get(), x=width, y=height)
         to_world = camera.matrix_world
     else:
@@ -59,12 +63,11 @@ def reference_camera(context, obj: bpy.types.Object, source: str, width: int, he
         if not view.is_perspective:
             raise ValueError("the viewport is orthographic: switch it to perspective (numpad 5) or use a camera")
         projection, to_world = view.window_matrix, view.view_matrix.inverted()
-    local = obj.matrix_world.inverted() @ to_world
-    basis = local.to_3x3()
-    eye = local.translation
+    basis = to_world.to_3x3()
+    eye = to_world.translation - obj.matrix_world.translation
     forward = (basis @ Vector((0.0, 0.0, -1.0))).normalized()
     up = (basis @ Vector((0.0, 1.0, 0.0))).normalized()
-    centre = sum((Vector(corner) for corner in obj.bound_box), Vector()) / 8.0
+    centre = obj.matrix_world.to_3x3() @ (sum((Vector(corner) for corner in obj.bound_box), Vector()) / 8.0)
     target = eye + forward * max((centre - eye).dot(forward), 1e-3)
     to_gltf = lambda v: blender_to_gltf(np.array([tuple(v)], np.float64))[0].tolist()  # noqa: E731
     return {"eye": to_gltf(eye), "target": to_gltf(target), "up": to_gltf(up),

@@ -95,13 +95,20 @@ def load_image(result: GLBScene, index: int, name: str, storage: str) -> Optiona
         loaded = bpy.data.images.load(path)
         loaded.filepath = bpy.path.relpath(path)  # "//textures/...": the project folder can move
         return loaded
-    with tempfile.TemporaryDirectory() as tmp:  # load, then pack: the .blend keeps the texture
-        path = os.path.join(tmp, "texture" + suffix)
+    unique, n = name, 1
+    while unique in bpy.data.images:
+        unique, n = f"{name}.{n:03d}", n + 1
+    # Load, then pack: the .blend keeps the texture. Unpacking writes it to textures/ under the
+    # name it was packed from, so that name is this image's own (two sharing one overwrite each other).
+    filename = bpy.path.clean_name(unique) + suffix
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, filename)
         with open(path, "wb") as handle:
             handle.write(image.data)
         loaded = bpy.data.images.load(path)
-        loaded.name = name
+        loaded.name = unique
         loaded.pack()
+    loaded.filepath_raw = "//textures/" + filename  # not the deleted temporary folder
     return loaded
 
 

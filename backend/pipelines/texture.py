@@ -295,7 +295,7 @@ class TexturePaintingPipeline:
         texture = (padded.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()  # (S, S, 3)
         metadata = {
             "texture": {"prompt": prompt, "negative_prompt": negative_prompt, "size": texture_size, "views": len(cameras),
-                        "fill_views": fill_views - fills_left,
+                        "fill_views": fill_views - fills_left, "average_color": _average_linear(color[painted]),
                         "reference_image": reference_image is not None, "unseen_fraction": round(unseen, 4), "uv": uv_note},
         }
         if unseen > 0:
@@ -522,6 +522,12 @@ def _smooth_depth(depth: torch.Tensor, quality: torch.Tensor, camera: Camera) ->
     spread = F.max_pool2d(framed, 2, 1) + F.max_pool2d(-framed, 2, 1)  # (1, 1, H+1, W+1) depth range per block
     flattest = -F.max_pool2d(-spread, 2, 1)[0, 0]  # (H, W) the flattest of the four blocks around each pixel
     return flattest <= 2 * depth * depth_tolerance(quality, camera.fov_y, depth.shape[0])
+
+
+def _average_linear(srgb: torch.Tensor) -> list[float]:
+    """(n, 3) sRGB colours -> their mean in linear RGB, 4 decimals (what a viewport shows flat)."""
+    linear = torch.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    return [round(float(c), 4) for c in linear.mean(0)]
 
 
 def _preview(image: torch.Tensor, mask: torch.Tensor) -> np.ndarray:

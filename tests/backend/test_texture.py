@@ -288,6 +288,8 @@ def test_reference_image_is_projected_first_and_views_fill_the_rest():
     projector = TextureProjector(v.float(), f.long(), uv.float(), 1024)
     covered = projector.samples.index[projector.visibility(out.cameras[0], rasterize(v.float(), f.long(), out.cameras[0])).texels]
     assert len(covered) > 10000 and (tex.reshape(-1, 3)[covered.numpy()] == (0, 0, 255)).all()
+    red, green, blue = out.result.metadata["texture"]["average_color"]  # linear mean of the painted texels
+    assert green == 0 and 0.3 < red < 0.9 and 0.1 < blue < 0.7 and red + blue == pytest.approx(1.0, abs=1e-3)
 
 
 def test_progress_previews_and_cancel():

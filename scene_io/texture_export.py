@@ -1,0 +1,98 @@
+"""What Texture Selected sends for one object: its mesh as the viewport shows it.
+
+The views go round the object as the artist sees it, so its rotation and scale are applied
+(not its location: the backend frames the mesh itself). An FBX import lying on its back
+is painted standing up, and a stretched object is painted stretched. Modifiers that only
+move vertices (armature pose, shape keys, lattice, displace) are applied too. Modifiers
+that change the faces (Subdivision, Mirror) cannot be, because the result's UVs go back
+onto the mesh's own loops; they are left out and the artist is told.
+
+The fingerprint lets the write refuse a mesh that was edited in the meantime, whatever
+frame and modifiers it was painted with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+from .mesh_export import ExportError, object_to_glb
+
+
+@dataclass
+class TextureUpload:
+    """One object's upload.
+
+    Attributes:
+        glb: The triangulated mesh with its UVs (the UV map used for rendering).
+        fingerprint: `mesh_fingerprint` of the mesh when it was sent.
+        note: "" or what the sent shape leaves out of what the viewport shows.
+    """
+
+    glb: bytes
+    fingerprint: str
+    note: str = ""
+
+
+def texture_upload(context, obj: bpy.types.Object) -> TextureUpload:
+    """The object's mesh, posed and placed as shown, ready for the `texture` task.
+
+    Raises:
+        ExportError: not a mesh, or no faces.
+    """
+    if obj is None or obj.type != 'MESH':
+        raise ExportError("select a mesh object")
+    if obj.mode == 'EDIT':
+        obj.update_from_editmode()
+    mesh = obj.data
+    co, note = _shown_positions(context, obj)
+    placed = co @ np.array(obj.matrix_world.to_3x3(), np.float32).T  # rotation and scale, no location
+    render_uv = next((layer.name for layer in mesh.uv_layers if layer.active_render), "")
+    glb, _ = object_to_glb(obj, positions=placed, uv_name=render_uv)
+    return TextureUpload(glb=glb, fingerprint=mesh_fingerprint(mesh), note=note)
+
+
+def mesh_fingerprint(mesh: bpy.types.Mesh) -> str:
+    """A digest of the mesh's vertex positions and triangles: equal only for an unchanged mesh."""
+    mesh.calc_loop_triangles()
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    triangles = np.empty(len(mesh.loop_triangles) * 3, np.int32)
+    mesh.loop_triangles.foreach_get("vertices", triangles)
+    return hashlib.sha1(co.tobytes() + b"|" + triangles.tobytes()).hexdigest()
+
+
+def _shown_positions(context, obj) -> tuple[np.ndarray, str]:
+    """(V, 3) vertex positions with the modifiers applied when they keep the mesh's topology,
+    else the mesh's own and a note naming the modifiers left out."""
+    mesh = obj.data
+    own = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", own)
+    own = own.reshape(-1, 3)
+    if obj.mode == 'EDIT':  # what Edit Mode shows is the cage being edited
+        return own, ""
+    evaluated = obj.evaluated_get(context.evaluated_depsgraph_get())
+    shown = evaluated.to_mesh()
+    try:
+        if _same_topology(mesh, shown):
+            co = np.empty(len(shown.vertices) * 3, np.float32)
+            shown.vertices.foreach_get("co", co)
+            return co.reshape(-1, 3), ""
+    finally:
+        evaluated.to_mesh_clear()
+    names = ", ".join(m.name for m in obj.modifiers if m.show_viewport) or "its modifiers"
+    return own, (f"'{obj.name}' was painted without {names}, which change its faces: "
+                 "apply them first to paint the shape you see")
+
+
+def _same_topology(mesh: bpy.types.Mesh, other: bpy.types.Mesh) -> bool:
+    """Same vertices, polygons and corners, in the same order."""
+    if (len(mesh.vertices), len(mesh.polygons), len(mesh.loops)) != (len(other.vertices), len(other.polygons), len(other.loops)):
+        return False
+    corners = [np.empty(len(m.loops), np.int32) for m in (mesh, other)]
+    for m, array in zip((mesh, other), corners):
+        m.loops.foreach_get("vertex_index", array)
+    return bool(np.array_equal(*corners))
