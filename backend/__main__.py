@@ -78,6 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
         token=token, host=args.host, port=args.port, cache_dir=args.cache_dir, device=args.device,
         offline=args.offline, max_upload_mb=args.max_upload_mb, allowed_hosts=tuple(args.allowed_host),
         keep_jobs=args.keep_jobs, attention_slicing=args.attention_slicing, cpu_offload=args.cpu_offload,
+        full_precision=args.full_precision,
     )
     serve(settings, stop_when_stdin_closes=args.stop_when_stdin_closes)
     return 0
@@ -117,7 +118,7 @@ def _generate(args: argparse.Namespace) -> int:
         raise InputError(f"the folder of --out does not exist: {out.parent}")
 
     # 2. Load the model
-    device, dtype = pick_device(args.device)
+    device, dtype = pick_device(args.device, args.full_precision)
     threads = _threads(args)
     print(f"{entry.name} ({task}) on {device} ({threads} CPU threads), seed {params['seed']}", file=sys.stderr)
     pipe = entry.load(LoadOptions(device=device, dtype=dtype, allow_downloads=downloads_allowed(args.offline),
@@ -183,6 +184,9 @@ def _loading_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu-offload", action="store_true",
                    help="keep models on the CPU and move each to the GPU only while it runs (CUDA): "
                         "the least GPU memory, about 3x slower per step")
+    p.add_argument("--full-precision", action="store_true",
+                   help="float32 on CUDA too (fp16 is the default there): about twice the GPU memory, "
+                        "for GPUs whose fp16 gives black or noisy images")
     p.add_argument("--model-source", action="append", default=[], metavar="ID=FOLDER",
                    help="load the model published as ID (e.g. openai/shap-e) from FOLDER or another repo id "
                         "instead (repeatable; adds to $DIFFUSION3D_MODEL_SOURCES)")

@@ -25,14 +25,16 @@ def set_cpu_threads(requested: int = 0) -> int:
     return torch.get_num_threads()
 
 
-def pick_device(choice: str = "auto") -> tuple[str, torch.dtype]:
+def pick_device(choice: str = "auto", full_precision: bool = False) -> tuple[str, torch.dtype]:
     """Choose the device and dtype for the pipelines.
 
-    `auto` takes CUDA, then Apple's MPS, then the CPU. Half precision only on CUDA: MPS
-    and CPU kernels are slower or missing in fp16.
+    `auto` takes CUDA, then Apple's MPS, then the CPU. Half precision only on CUDA (MPS
+    and CPU kernels are slower or missing in fp16), unless `full_precision` is asked for.
 
     Args:
         choice: "auto", "cuda", "mps" or "cpu".
+        full_precision: float32 on CUDA too: about twice the GPU memory, for GPUs whose
+            fp16 gives black or noisy images.
 
     Returns:
         (device, dtype), e.g. ("cuda", torch.float16).
@@ -55,7 +57,7 @@ def pick_device(choice: str = "auto") -> tuple[str, torch.dtype]:
         )
     elif choice == "mps" and not mps:
         raise ValueError("device 'mps' was asked for but Apple's Metal backend is not available here; use --device auto or cpu")
-    return choice, torch.float16 if choice == "cuda" else torch.float32
+    return choice, torch.float16 if choice == "cuda" and not full_precision else torch.float32
 
 
 def place_pipeline(pipe: Any, device: str, attention_slicing: bool = False, cpu_offload: bool = False) -> Any:

@@ -55,6 +55,7 @@ class Settings:
         allowed_hosts: Extra names the Host header may use ("name" or "name:port").
         keep_jobs: Finished jobs kept with their results; the oldest beyond it are deleted.
         attention_slicing, cpu_offload: Memory savings for the models loaded (see LoadOptions).
+        full_precision: float32 on CUDA too (see `devices.pick_device`).
     """
 
     token: str
@@ -68,6 +69,7 @@ class Settings:
     keep_jobs: int = DEFAULT_KEEP_JOBS
     attention_slicing: bool = False
     cpu_offload: bool = False
+    full_precision: bool = False
 
 
 # --- response shapes, for the OpenAPI schema ------------------------------------------
@@ -143,7 +145,7 @@ def create_app(settings: Settings) -> FastAPI:
     from .devices import pick_device
     from .jobs import BackendStopping, JobManager
 
-    device, dtype = pick_device(settings.device)
+    device, dtype = pick_device(settings.device, settings.full_precision)
     options = LoadOptions(device=device, dtype=dtype, allow_downloads=downloads_allowed(settings.offline),
                           attention_slicing=settings.attention_slicing, cpu_offload=settings.cpu_offload)
     jobs = JobManager(settings.cache_dir or default_cache_dir(), registry(), options, settings.keep_jobs)

@@ -55,6 +55,7 @@ def backend_settings(context=None) -> BackendSettings:
         settings.allow_downloads = prefs.allow_downloads and bpy.app.online_access
         settings.attention_slicing = prefs.attention_slicing
         settings.cpu_offload = prefs.cpu_offload
+        settings.full_precision = prefs.full_precision
         settings.request_timeout = prefs.request_timeout
         settings.startup_timeout = prefs.startup_timeout
     return settings
@@ -113,6 +114,12 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
         "memory (texturing in about 2 GB), about 3x slower per step. For GPUs with little memory",
         default=False,
     )
+    full_precision: BoolProperty(
+        name="Full Precision",
+        description="Run models in 32-bit floats on NVIDIA GPUs too (16-bit is the default there): about twice "
+        "the GPU memory, for GPUs whose 16-bit results come out black or noisy",
+        default=False,
+    )
     request_timeout: FloatProperty(name="Request Timeout", description="How long a request to the backend may take "
                                    "before it is given up", default=30.0, min=1.0, max=600.0, subtype='TIME_ABSOLUTE', unit='TIME_ABSOLUTE')
     startup_timeout: FloatProperty(name="Startup Timeout", description="How long the local backend may take to "
@@ -139,6 +146,7 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
             col.prop(self, "cpu_threads")
             col.prop(self, "attention_slicing")
             col.prop(self, "cpu_offload")
+            col.prop(self, "full_precision")
             row = col.row()
             row.prop(self, "allow_downloads")
             if self.allow_downloads and not bpy.app.online_access:

@@ -24,6 +24,7 @@ class BackendSettings:
     allow_downloads: bool = False
     attention_slicing: bool = False
     cpu_offload: bool = False  # model CPU offload: the least GPU memory, slower
+    full_precision: bool = False  # float32 on CUDA too
     request_timeout: float = 30.0
     startup_timeout: float = 120.0
     extension_dir: str = ""
@@ -48,6 +49,8 @@ class BackendSettings:
             args.append("--attention-slicing")
         if self.cpu_offload:
             args.append("--cpu-offload")
+        if self.full_precision:
+            args.append("--full-precision")
         return args
 
 

@@ -284,6 +284,7 @@ def test_devices_take_cuda_then_mps_then_cpu_and_half_precision_on_cuda_only(mon
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert pick_device("auto") == ("cuda", torch.float16)
+    assert pick_device("auto", full_precision=True) == ("cuda", torch.float32)  # --full-precision
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     assert pick_device("auto") == ("mps", torch.float32)

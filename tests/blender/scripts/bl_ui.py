@@ -158,9 +158,10 @@ prefs.backend_mode = 'LOCAL'
 
 # The memory options reach the local backend's command line (and a change asks for a restart).
 assert "--cpu-offload" not in preferences.backend_settings(context).backend_args()
-prefs.cpu_offload = prefs.attention_slicing = True
-assert {"--cpu-offload", "--attention-slicing"} <= set(preferences.backend_settings(context).backend_args())
-prefs.cpu_offload = prefs.attention_slicing = False
+assert "--full-precision" not in preferences.backend_settings(context).backend_args()
+prefs.cpu_offload = prefs.attention_slicing = prefs.full_precision = True
+assert {"--cpu-offload", "--attention-slicing", "--full-precision"} <= set(preferences.backend_settings(context).backend_args())
+prefs.cpu_offload = prefs.attention_slicing = prefs.full_precision = False
 
 # The modal driver: timer ticks (here simulated) apply the result on the main thread, with its own undo step.
 bpy.ops.ed.undo_push(message="before modal")
