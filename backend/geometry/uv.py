@@ -153,8 +153,9 @@ def pack_in_grid(uvs: Sequence[np.ndarray], margin: float = 0.01) -> list[np.nda
 def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding: int = 4) -> tuple[list[MeshPart], str]:
     """UVs for every part of a result that shares one texture.
 
-    One part with UVs keeps them exactly. Parts without UVs are unwrapped together into
-    one atlas. When the result then holds more than one layout (several parts with their
+    One part with UVs keeps them exactly. Parts without UVs, or with UVs nothing can be
+    painted in (NaN, or no area: a UV map added but never unwrapped), are unwrapped together
+    into one atlas. When the result then holds more than one layout (several parts with their
     own UVs, or own UVs plus an unwrap), the layouts go side by side in a grid of tiles.
 
     Args:
@@ -165,8 +166,9 @@ def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding
     Returns:
         (parts with `uv` set, a sentence saying what happened to the UVs).
     """
-    own = [i for i, p in enumerate(parts) if p.uv is not None]
-    bare = [i for i, p in enumerate(parts) if p.uv is None]
+    unusable = {i: why for i, p in enumerate(parts) if p.uv is not None and (why := uv_problem(p.uv, p.faces))}
+    own = [i for i, p in enumerate(parts) if p.uv is not None and i not in unusable]
+    bare = [i for i, p in enumerate(parts) if p.uv is None or i in unusable]
     tiled = len(own) + bool(bare) > 1
     new_parts = list(parts)
     for i in own:
@@ -202,4 +204,19 @@ def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding
     else:
         note = ("kept the UVs of parts that had them and unwrapped the others with xatlas; "
                 "the layouts are placed side by side in a grid")
+    for i, why in unusable.items():
+        note += f"; part {parts[i].name!r} was unwrapped because {why}"
     return new_parts, note
+
+
+def uv_problem(uv: np.ndarray, faces: np.ndarray) -> str:
+    """Why a part's own UVs cannot be painted in ("" when they can)."""
+    uv = np.asarray(uv, np.float64).reshape(-1, 2)
+    if len(uv) and not np.isfinite(uv).all():
+        return "its UVs hold NaN or infinite values"
+    if len(uv) and np.asarray(faces).size and (len(uv) <= int(np.max(faces)) or int(np.min(faces)) < 0):
+        return ""  # a count mismatch: ensure_uv refuses it with its own message
+    corners = uv[np.asarray(faces, np.int64).reshape(-1, 3)]  # (M, 3, 2)
+    edges = corners[:, 1:] - corners[:, :1]
+    area = 0.5 * np.abs(edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]).sum()
+    return "its UVs have no area (a UV map added but never unwrapped?)" if area < 1e-10 else ""

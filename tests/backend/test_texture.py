@@ -191,6 +191,20 @@ def test_fill_views_paint_what_the_planned_views_missed():
     assert missed[1] == 0 and fills[1] == 1  # one aimed view was enough; the second was not worth painting
 
 
+def test_uv_maps_nothing_can_be_painted_in_are_unwrapped_instead():
+    """A UV map added but never unwrapped (all corners at one point) or holding NaN: the
+    mesh is unwrapped as if it had none, and the metadata says why."""
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    nan_uv = np.full((len(mesh.vertices), 2), 0.5, np.float32)
+    nan_uv[3] = np.nan
+    for uv, why in ((np.zeros((len(mesh.vertices), 2), np.float32), "no area"), (nan_uv, "NaN")):
+        out = TexturePaintingPipeline(FieldOracle(mesh.vertices, mesh.faces))(
+            [MeshPart("ball", mesh.vertices, mesh.faces, uv=uv)], prompt="a ball", view_resolution=64)
+        note, part = out.result.metadata["texture"]["uv"], out.result.parts[0]
+        assert "xatlas" in note and why in note and np.isfinite(part.uv).all() and np.ptp(part.uv) > 0.5, note
+        assert out.painted.sum() > 0.5 * out.surface.sum()
+
+
 def test_uvs_beyond_the_unit_square_are_painted_where_the_texture_repeats():
     """A layout with a piece on another UV tile (as artists' tiled or offset UVs are): Blender
     repeats the image there, so that piece must be painted at its wrapped place."""
