@@ -318,7 +318,7 @@ class TexturePaintingPipeline:
         """
         config = self.config
         mask = fragments.mask  # (H, W)
-        pixel_uv = interpolate(uv, fragments, faces)  # (H, W, 2)
+        pixel_uv = interpolate(uv, fragments, faces).remainder(1.0)  # (H, W, 2); the texture repeats (straddling triangles)
         position = interpolate(vertices, fragments, faces)  # (H, W, 3)
         eye = torch.tensor(camera.eye, device=vertices.device, dtype=vertices.dtype)
         to_eye = F.normalize(eye - position, dim=-1)
