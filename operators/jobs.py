@@ -316,6 +316,8 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
         return None
     job.applied_to, job.write_failed = obj.name, False
     job.notes = [str(note) for note in job.result.metadata.get("notes", []) if note]
+    if storage == 'NEXT_TO_BLEND' and not bpy.data.filepath and job.result.images:
+        job.notes.append("the .blend is not saved yet, so the texture was packed into it")
     job.result = job.arrays = None  # written: Import reads the kept file again (textures can be 100s of MB)
     job.version += 1
     return obj

@@ -126,6 +126,12 @@ images = [m.node_tree.nodes["Image Texture"].image for m in mesh.materials]
 names = [os.path.basename(i.packed_files[0].filepath) for i in images]
 assert all(i.packed_file is not None for i in images) and len(set(names)) == 2, names
 assert [i.filepath for i in images] == [f"//textures/{n}" for n in names], [i.filepath for i in images]
+# "Next to .blend" with the .blend not saved yet: packed, and the job says so.
+prefs.texture_storage = 'NEXT_TO_BLEND'
+assert bpy.ops.diffusion3d.texture_mesh(prompt="moss", model="test-texture", seed=4) == {'FINISHED'}
+assert mesh.materials[-1].node_tree.nodes["Image Texture"].image.packed_file is not None
+assert any("not saved yet" in note for note in jobs.JOBS[0].notes), jobs.JOBS[0].notes
+prefs.texture_storage = 'PACK'
 
 # 7. Linked duplicates share a mesh: one job paints it, and both show it.
 twin = cube.copy()  # same mesh
