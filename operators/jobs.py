@@ -28,7 +28,7 @@ from ..scene_io.patch_mesh import patch_mesh, patchable
 from ..service.client import BackendError
 from ..service.session import LOCAL, BackendSettings, connect
 from . import modal_timers
-from .write_guard import write_blocked_by
+from .write_guard import find_target, write_blocked_by
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 POLL_INTERVAL = 0.25  # seconds between GET /jobs/{id}
@@ -278,15 +278,6 @@ def start_worker(job: Job, settings: BackendSettings) -> threading.Thread:
 
 
 # ---------------------------------------------------------------------------- main-thread side
-
-
-def find_target(context, request: JobRequest) -> Optional[bpy.types.Object]:
-    """The object a result is for: the one sent (renamed or not), else one of that name."""
-    if request.target_uid:
-        found = next((o for o in bpy.data.objects if o.session_uid == request.target_uid), None)
-        if found is not None:
-            return found
-    return context.scene.objects.get(request.target) or bpy.data.objects.get(request.target)
 
 
 def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.types.Object]:

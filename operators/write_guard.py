@@ -3,6 +3,8 @@ when writing would pull the scene from under the artist's hands (main thread).""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import bpy
 
 
@@ -39,7 +41,16 @@ def write_blocked_by(context, job) -> str:
     if context.mode == 'OBJECT':
         return ""
     request, obj = job.request, context.active_object
-    if request and request.target and obj is not None and obj.mode == 'EDIT' and (
-            obj.session_uid == request.target_uid or obj.name == request.target):
+    if request and request.target and obj is not None and obj.mode == 'EDIT' and obj == find_target(context, request):
         return ""
     return "Ready: waits for Object Mode"
+
+
+def find_target(context, request) -> Optional[bpy.types.Object]:
+    """The object a job's result is for (`JobRequest.target`): the one sent, even if renamed
+    meanwhile; else, as an undo step gives objects new session ids, the one of its name."""
+    if request.target_uid:
+        found = next((o for o in bpy.data.objects if o.session_uid == request.target_uid), None)
+        if found is not None:
+            return found
+    return context.scene.objects.get(request.target) or bpy.data.objects.get(request.target)

@@ -19,7 +19,7 @@ class ExportError(ValueError):
 
 def object_to_glb(obj: bpy.types.Object, with_mask: bool = False, positions: Optional[np.ndarray] = None,
                   uv_name: str = "") -> tuple[bytes, Optional[bytes]]:
-    """Triangulate `obj`'s mesh (no modifiers, object space, glTF axes) into GLB bytes.
+    """Triangulate `obj`'s mesh (no modifiers, object space unless `positions`, glTF axes) into GLB bytes.
 
     Args:
         obj: A mesh object. In Edit Mode its edit data is read.

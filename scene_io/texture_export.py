@@ -2,10 +2,10 @@
 
 The views go round the object as the artist sees it, so its rotation and scale are applied
 (not its location: the backend frames the mesh itself). An FBX import lying on its back
-is painted standing up, and a stretched object is painted stretched. Modifiers that only
-move vertices (armature pose, shape keys, lattice, displace) are applied too. Modifiers
-that change the faces (Subdivision, Mirror) cannot be, because the result's UVs go back
-onto the mesh's own loops; they are left out and the artist is told.
+is painted standing up, and a stretched object is painted stretched. Shape keys and
+modifiers that only move vertices (armature pose, lattice, displace) are applied too.
+Modifiers that change the faces (Subdivision, Mirror) cannot be, because the result's UVs
+go back onto the mesh's own loops; they are left out and the artist is told.
 
 The fingerprint lets the write refuse a mesh that was edited in the meantime, whatever
 frame and modifiers it was painted with.
@@ -20,6 +20,14 @@ import bpy
 import numpy as np
 
 from .mesh_export import ExportError, object_to_glb
+
+# Modifier types that move, weight or shade vertices without adding or removing any.
+KEEPS_TOPOLOGY = frozenset({
+    'ARMATURE', 'CAST', 'CORRECTIVE_SMOOTH', 'CURVE', 'DATA_TRANSFER', 'DISPLACE', 'HOOK', 'LAPLACIANDEFORM',
+    'LAPLACIANSMOOTH', 'LATTICE', 'MESH_CACHE', 'MESH_DEFORM', 'NORMAL_EDIT', 'SHRINKWRAP', 'SIMPLE_DEFORM',
+    'SMOOTH', 'SURFACE_DEFORM', 'UV_PROJECT', 'UV_WARP', 'VERTEX_WEIGHT_EDIT', 'VERTEX_WEIGHT_MIX',
+    'VERTEX_WEIGHT_PROXIMITY', 'VOLUME_DISPLACE', 'WARP', 'WAVE', 'WEIGHTED_NORMAL',
+})
 
 
 @dataclass
@@ -58,34 +66,51 @@ def texture_upload(context, obj: bpy.types.Object) -> TextureUpload:
 def mesh_fingerprint(mesh: bpy.types.Mesh) -> str:
     """A digest of the mesh's vertex positions and triangles: equal only for an unchanged mesh."""
     mesh.calc_loop_triangles()
-    co = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", co)
+    co = _vertex_positions(mesh)
     triangles = np.empty(len(mesh.loop_triangles) * 3, np.int32)
     mesh.loop_triangles.foreach_get("vertices", triangles)
     return hashlib.sha1(co.tobytes() + b"|" + triangles.tobytes()).hexdigest()
 
 
 def _shown_positions(context, obj) -> tuple[np.ndarray, str]:
-    """(V, 3) vertex positions with the modifiers applied when they keep the mesh's topology,
-    else the mesh's own and a note naming the modifiers left out."""
+    """(V, 3) vertex positions as shown, without the modifiers that change the topology (and
+    a note naming those), else the mesh's own positions."""
     mesh = obj.data
-    own = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", own)
-    own = own.reshape(-1, 3)
-    if obj.mode == 'EDIT':  # what Edit Mode shows is the cage being edited
-        return own, ""
+    if obj.mode == 'EDIT':  # Edit Mode shows the cage being edited
+        bent = [m.name for m in obj.modifiers if m.show_viewport] + (["shape keys"] if mesh.shape_keys else [])
+        note = (f"'{obj.name}' was painted as its Edit Mode cage, without {', '.join(bent)}: "
+                "texture it in Object Mode to paint the shape the scene shows") if bent else ""
+        return _vertex_positions(mesh), note
+    co = _evaluated_positions(context, obj)
+    if co is not None:
+        return co, ""
+    reshaping = [m for m in obj.modifiers if m.show_viewport and m.type not in KEEPS_TOPOLOGY]
+    left_out = ", ".join(m.name for m in reshaping) or "its modifiers"
+    note = f"'{obj.name}' was painted without {left_out}, which change its faces: apply them first to paint the shape you see"
+    for modifier in reshaping:
+        modifier.show_viewport = False
+    try:
+        co = _evaluated_positions(context, obj) if reshaping else None
+    finally:
+        for modifier in reshaping:
+            modifier.show_viewport = True
+    return (_vertex_positions(mesh) if co is None else co), note
+
+
+def _evaluated_positions(context, obj) -> np.ndarray | None:
+    """(V, 3) positions of the evaluated mesh, or None when its topology is not the mesh's."""
     evaluated = obj.evaluated_get(context.evaluated_depsgraph_get())
     shown = evaluated.to_mesh()
     try:
-        if _same_topology(mesh, shown):
-            co = np.empty(len(shown.vertices) * 3, np.float32)
-            shown.vertices.foreach_get("co", co)
-            return co.reshape(-1, 3), ""
+        return _vertex_positions(shown) if _same_topology(obj.data, shown) else None
     finally:
         evaluated.to_mesh_clear()
-    names = ", ".join(m.name for m in obj.modifiers if m.show_viewport) or "its modifiers"
-    return own, (f"'{obj.name}' was painted without {names}, which change its faces: "
-                 "apply them first to paint the shape you see")
+
+
+def _vertex_positions(mesh: bpy.types.Mesh) -> np.ndarray:
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    return co.reshape(-1, 3)
 
 
 def _same_topology(mesh: bpy.types.Mesh, other: bpy.types.Mesh) -> bool:

@@ -81,6 +81,7 @@ def load_image(result: GLBScene, index: int, name: str, storage: str) -> Optiona
     if image is None or not image.data:
         return None
     suffix = ".jpg" if "jpeg" in image.mime_type else ".png"
+    taken = {os.path.basename(i.filepath_raw) for i in bpy.data.images}  # files textures/ has or will have
     folder = None
     if storage == 'NEXT_TO_BLEND' and bpy.data.filepath:
         folder = os.path.join(os.path.dirname(bpy.data.filepath), "textures")
@@ -88,18 +89,19 @@ def load_image(result: GLBScene, index: int, name: str, storage: str) -> Optiona
         os.makedirs(folder, exist_ok=True)
         stem = os.path.join(folder, bpy.path.clean_name(name))
         path, n = stem + suffix, 1
-        while os.path.exists(path):  # an older material may still show the file of that name
+        while os.path.exists(path) or os.path.basename(path) in taken:  # an older material may still show it
             path, n = f"{stem}.{n:03d}{suffix}", n + 1
         with open(path, "wb") as handle:
             handle.write(image.data)
         loaded = bpy.data.images.load(path)
         loaded.filepath = bpy.path.relpath(path)  # "//textures/...": the project folder can move
         return loaded
-    unique, n = name, 1
-    while unique in bpy.data.images:
-        unique, n = f"{name}.{n:03d}", n + 1
     # Load, then pack: the .blend keeps the texture. Unpacking writes it to textures/ under the
     # name it was packed from, so that name is this image's own (two sharing one overwrite each other).
+    stem = name.encode()[:55].decode(errors="ignore")  # room for ".001" within Blender's 63-byte names
+    unique, n = stem, 1
+    while unique in bpy.data.images or bpy.path.clean_name(unique) + suffix in taken:
+        unique, n = f"{stem}.{n:03d}", n + 1
     filename = bpy.path.clean_name(unique) + suffix
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, filename)

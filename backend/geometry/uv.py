@@ -214,7 +214,7 @@ def uv_problem(uv: np.ndarray, faces: np.ndarray) -> str:
     uv = np.asarray(uv, np.float64).reshape(-1, 2)
     if len(uv) and not np.isfinite(uv).all():
         return "its UVs hold NaN or infinite values"
-    if len(uv) and np.asarray(faces).size and (len(uv) <= int(np.max(faces)) or int(np.min(faces)) < 0):
+    if np.asarray(faces).size and (len(uv) <= int(np.max(faces)) or int(np.min(faces)) < 0):
         return ""  # a count mismatch: ensure_uv refuses it with its own message
     corners = uv[np.asarray(faces, np.int64).reshape(-1, 3)]  # (M, 3, 2)
     edges = corners[:, 1:] - corners[:, :1]

@@ -11,13 +11,15 @@ The method follows TEXTure (Richardson et al. 2023) and Text2Tex (Chen et al. 20
   where occluded);
 - finally the texture is padded in UV space so chart borders do not show at lower mips.
 
-An optional reference image is projected first from its own camera and is never repainted;
-the views fill what it does not cover. The image model sits behind `ViewGenerator`, so the same code runs
+An optional reference image is projected first from its own camera; what it sees squarely
+is never repainted, and the views fill the rest. After the planned views, up to `fill_views`
+more are aimed at what they all missed (a mug's inside). The image model sits behind `ViewGenerator`, so the same code runs
 Stable Diffusion 2 depth or a test oracle.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -34,7 +36,9 @@ from ..render.camera import Camera, default_views, frame_camera, look_at
 from ..render.rasterize import interpolate, rasterize, render_normals
 from ..texture.fill_views import best_fill_view
 from ..texture.padding import pad_texture
-from ..texture.project import TextureProjector, ViewVisibility, depth_tolerance, min_around, sample_texture
+from ..texture.project import (
+    TextureProjector, ViewVisibility, depth_tolerance, finite_depth, min_around, pixel_blocks, sample_texture,
+)
 from ..texture.views import ViewGenerator, ViewRequest
 from .base import (
     SEED_LIMITS, GenerationFailed, InputError, Limits, MeshPart, MeshResult, StepCallback, check_limits, draw_seed,
@@ -79,8 +83,11 @@ class PaintConfig:
             current view's (TEXTure's "refine" region: seen before, from a worse angle).
         refine_strength: How free refine pixels are (0 keep .. 1 generate); the SD
             generator lets them change for the last this-fraction of its steps.
-        fill_min_fraction: An extra view is painted only when it would paint at least this
-            fraction of the surface's texels that are still empty.
+        fill_min_fraction: An extra view is painted only when it would paint still-empty
+            texels amounting to at least this fraction of all the surface's texels.
+        reference_lock: Texels the reference image sees at least this squarely (cosine) are
+            never repainted; more grazing ones, stretched in the image, may be by a view that
+            sees them clearly better.
         min_texture_size, max_texture_size: Allowed texture sizes.
     """
 
@@ -88,6 +95,7 @@ class PaintConfig:
     refine_ratio: float = 0.7
     refine_strength: float = 0.5
     fill_min_fraction: float = 0.0005
+    reference_lock: float = 0.5
     min_texture_size: int = TEXTURE_LIMITS["texture_size"][0]
     max_texture_size: int = TEXTURE_LIMITS["texture_size"][1]
 
@@ -194,7 +202,7 @@ class TexturePaintingPipeline:
             num_inference_steps, guidance_scale: Passed to the view generator.
             seed: View i is generated with seed + i.
             texture_size: The texture is texture_size x texture_size.
-            cameras: Explicit views (overrides the placement arguments below).
+            cameras: Explicit views (overrides the placement arguments below; fill views still follow).
             num_views, view_elevation, top_and_bottom, start_azimuth: The default view ring.
             view_resolution: Pixels per side of each generated view.
             fill_views: After those views, at most this many more, each from the direction that
@@ -247,7 +255,8 @@ class TexturePaintingPipeline:
             fragments = rasterize(vertices, faces, camera, backend=self.rasterizer)
             view = projector.visibility(camera, fragments)
             opaque = F.grid_sample(alpha[None, None], view.grid[None, None], align_corners=False)[0, 0, 0] > 0.5
-            if projector.bake(image, view, opaque, quality=1.0) == 0:  # what the artist gave: never repainted
+            locked = torch.where(view.quality >= config.reference_lock, torch.ones_like(view.quality), view.quality)
+            if projector.bake(image, dataclasses.replace(view, quality=locked), opaque) == 0:
                 raise InputError("the reference image covers no part of the mesh from its camera; check reference_camera")
             step += 1
             resized = F.interpolate(image.permute(2, 0, 1)[None], size=fragments.shape, mode="bilinear", antialias=True)
@@ -256,11 +265,12 @@ class TexturePaintingPipeline:
             cameras.insert(0, camera)
 
         # 6. Paint view after view, then views aimed at what those missed
-        first, fills_left = int(reference_image is not None), fill_views
+        first, fills_left, fill_directions = int(reference_image is not None), fill_views, set()
         min_fill = max(1, round(config.fill_min_fraction * len(projector.samples.index)))
         for i in itertools.count():
             if first + i == len(cameras):
-                extra = best_fill_view(projector, vertices, faces, min_fill, view_resolution, self.rasterizer) if fills_left else None
+                extra = best_fill_view(projector, vertices, faces, min_fill, view_resolution, fill_directions,
+                                       self.rasterizer) if fills_left else None
                 if extra is None:
                     break
                 cameras.append(extra)
@@ -347,7 +357,7 @@ class TexturePaintingPipeline:
             lo, hi = inv[mask].min(), inv[mask].max()
             disparity = torch.where(mask, 0.1 + 0.9 * (inv - lo) / (hi - lo).clamp(min=1e-8), disparity)
         return ViewRequest(prompt="", negative_prompt="", camera=camera, depth=depth, disparity=disparity,
-                           object_mask=mask, image=current, mask=free, painted=shows_paint)
+                           object_mask=mask, image=current, mask=free, shows_paint=shows_paint)
 
     def texels_to_bake(self, projector: TextureProjector, camera: Camera, fragments,
                        request: ViewRequest) -> tuple[ViewVisibility, torch.Tensor]:
@@ -368,7 +378,7 @@ class TexturePaintingPipeline:
         view = projector.visibility(camera, fragments)
         stored = projector.quality[view.texels]
         free = request.mask > 0
-        readable = free if request.painted is None else free | request.painted
+        readable = free if request.shows_paint is None else free | request.shows_paint
         empty = (stored <= 0) & (min_around(readable, view.grid) > 0)
         better = (stored > 0) & (stored < self.config.refine_ratio * view.quality) & (min_around(free, view.grid) > 0)
         return view, empty | better
@@ -516,12 +526,13 @@ def _smooth_depth(depth: torch.Tensor, quality: torch.Tensor, camera: Camera) ->
 
     The pixel-space twin of `TextureProjector.visibility`, which bakes a texel when the 2x2
     block it lands in shows its surface: every pixel of such a block is then free to paint.
+    The pixel's own angle stands in for the texel's triangle's, with some slack so the twin
+    errs on the side of letting the view paint (the bake decides what it keeps).
     """
-    finite = torch.where(torch.isinf(depth), torch.full_like(depth, 1e30), depth)
-    framed = F.pad(finite, (1, 1, 1, 1), value=1e30)[None, None]  # (1, 1, H+2, W+2)
-    spread = F.max_pool2d(framed, 2, 1) + F.max_pool2d(-framed, 2, 1)  # (1, 1, H+1, W+1) depth range per block
+    block_max, block_min = pixel_blocks(finite_depth(depth), outside=1e30)
+    spread = (block_max - block_min)[None, None]  # (1, 1, H+1, W+1)
     flattest = -F.max_pool2d(-spread, 2, 1)[0, 0]  # (H, W) the flattest of the four blocks around each pixel
-    return flattest <= 2 * depth * depth_tolerance(quality, camera.fov_y, depth.shape[0])
+    return flattest <= 2.5 * depth * depth_tolerance(quality, camera.fov_y, depth.shape[0])
 
 
 def _average_linear(srgb: torch.Tensor) -> list[float]:

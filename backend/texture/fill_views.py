@@ -2,8 +2,9 @@
 
 A fixed ring of views leaves concave surfaces unpainted; padding then smears the nearest
 chart's colour over them. After the planned views, candidate cameras all round the object
-are scored by how many still-empty texels each sees usably, at a low resolution, and the
-best one is painted next, until none would add enough.
+are scored by how many still-empty texels each sees usably, at a low resolution and only
+on the triangles that still have empty texels, and the best direction not used yet is
+painted next, until none would add enough.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def candidate_directions() -> list[tuple[float, float]]:
 
 
 def best_fill_view(projector: TextureProjector, vertices: torch.Tensor, faces: torch.Tensor, min_texels: int,
-                   width: int, rasterizer: str = "auto") -> Optional[Camera]:
+                   width: int, used: set, rasterizer: str = "auto") -> Optional[Camera]:
     """The candidate camera that sees the most unpainted texels usably.
 
     Args:
@@ -36,16 +37,25 @@ def best_fill_view(projector: TextureProjector, vertices: torch.Tensor, faces: t
         vertices, faces: The mesh it is painted on.
         min_texels: A camera that would paint fewer unpainted texels than this is not worth a view.
         width: Pixels per side of the returned camera.
+        used: (azimuth, elevation) pairs already painted from; the one chosen is added.
         rasterizer: As for `rasterize`.
 
     Returns:
         The camera framed at `width`, or None when no candidate reaches `min_texels`.
     """
+    empty = projector.quality <= 0  # (N,) per surface texel
+    unfinished = torch.zeros(len(faces), dtype=torch.bool, device=empty.device)
+    unfinished[projector.samples.triangle[empty]] = True
     best, best_count = None, max(int(min_texels), 1) - 1
-    for azimuth, elevation in candidate_directions():
-        camera = frame_camera(vertices, azimuth, elevation, width=SCORING_RESOLUTION)
-        view = projector.visibility(camera, rasterize(vertices, faces, camera, backend=rasterizer))
-        count = int((projector.quality[view.texels] <= 0).sum())
+    for direction in candidate_directions():
+        if direction in used:
+            continue
+        camera = frame_camera(vertices, *direction, width=SCORING_RESOLUTION)
+        view = projector.visibility(camera, rasterize(vertices, faces, camera, backend=rasterizer), among=unfinished)
+        count = int(empty[view.texels].sum())
         if count > best_count:
-            best, best_count = (azimuth, elevation), count
-    return None if best is None else frame_camera(vertices, *best, width=width)
+            best, best_count = direction, count
+    if best is None:
+        return None
+    used.add(best)
+    return frame_camera(vertices, *best, width=width)

@@ -144,7 +144,7 @@ class TextureProjector:
 
     # --- one view --------------------------------------------------------------------
 
-    def visibility(self, camera: Camera, fragments: Fragments) -> ViewVisibility:
+    def visibility(self, camera: Camera, fragments: Fragments, among: torch.Tensor | None = None) -> ViewVisibility:
         """Which surface texels a view sees, how squarely, and where.
 
         A texel counts as seen when all four pixels around its projection show a surface
@@ -157,6 +157,7 @@ class TextureProjector:
         Args:
             camera: The view's camera.
             fragments: `rasterize` output for that camera.
+            among: (F,) bool, only texels on these triangles are tested (None = all).
 
         Returns:
             The visible texels.
@@ -171,6 +172,8 @@ class TextureProjector:
         corner_seen = torch.zeros(self._weld_count, dtype=torch.bool, device=device)
         corner_seen[self._welded_faces[shown].reshape(-1)] = True
         candidate = corner_seen[self._welded_faces].any(1)  # (F,)
+        if among is not None:
+            candidate &= among
         # 2. View quality per triangle: |cos| between its normal and the direction to the eye.
         eye = torch.tensor(camera.eye, device=device, dtype=s.position.dtype)
         to_eye = F.normalize(eye - self._centroids, dim=-1)  # (F, 3)
@@ -192,31 +195,24 @@ class TextureProjector:
         inv_w = 1.0 / w
         px = projected[:, 0] * inv_w * (width / 2) + width / 2  # (n,) pixel coordinates, centres at k + 0.5
         py = projected[:, 1] * inv_w * (-height / 2) + height / 2
-        # Nearest and farthest depth of each 2x2 pixel block, the image framed by one pixel of
-        # "nothing" so texels projecting outside it fail the depth test on their own.
-        finite = torch.where(torch.isinf(depth), torch.full_like(depth, 1e30), depth)
-        framed = F.pad(finite, (1, 1, 1, 1), value=1e30)[None, None]  # (1, 1, H+2, W+2)
-        block_max = F.max_pool2d(framed, 2, 1)[0, 0].reshape(-1)  # (H+1)*(W+1)
-        block_min = -F.max_pool2d(-framed, 2, 1)[0, 0].reshape(-1)
-        x0 = torch.floor(px + 0.5).clamp(0, width)  # block column in the framed image
-        y0 = torch.floor(py + 0.5).clamp(0, height)
-        block = (y0 * (width + 1) + x0).long()
+        # Nearest and farthest depth of the 2x2 pixel block each texel lands in; beyond the
+        # image's edge "nothing" (far away), so texels projecting outside fail on their own.
+        block_max, block_min = pixel_blocks(finite_depth(depth), outside=1e30)
+        y, x = block_of(torch.stack([px, py], -1), height, width)
         tolerance = tolerance * w
-        seen = (block_max[block] - w <= tolerance) & (w - block_min[block] <= tolerance) & (w > 0)
+        seen = (block_max[y, x] - w <= tolerance) & (w - block_min[y, x] <= tolerance) & (w > 0)
         keep = torch.nonzero(seen).squeeze(1)
         grid = torch.stack([px[keep] * (2 / width) - 1, py[keep] * (2 / height) - 1], -1)  # (m, 2)
         return ViewVisibility(texels=texels[keep], quality=quality[keep], grid=grid)
 
-    def bake(self, image: torch.Tensor, view: ViewVisibility, update: torch.Tensor,
-             quality: float | None = None) -> int:
+    def bake(self, image: torch.Tensor, view: ViewVisibility, update: torch.Tensor) -> int:
         """Write a view's colours into the texels selected by `update`.
 
         Args:
             image: (H, W, 3) float in [0, 1], the painted view.
             view: From `visibility` for the same camera.
-            update: (n,) bool over `view.texels`, which of them take this view's colour.
-            quality: Stored as the texels' quality instead of the view's angle (1 = no
-                later view may refine them).
+            update: (n,) bool over `view.texels`, which of them take this view's colour
+                (and its `quality`, which later views must clearly beat to repaint them).
 
         Returns:
             How many texels were written.
@@ -228,8 +224,7 @@ class TextureProjector:
         img = image.permute(2, 0, 1)[None].to(self.color.device, torch.float32)  # (1, 3, H, W)
         sampled = F.grid_sample(img, grid[None, None].to(img.dtype), mode="bilinear", align_corners=False)  # (1, 3, 1, m)
         self.color.index_copy_(0, texels, sampled[0, :, 0].T.clamp(0, 1))
-        stored = view.quality[chosen] if quality is None else torch.full_like(view.quality[chosen], quality)
-        self.quality.index_copy_(0, texels, stored)
+        self.quality.index_copy_(0, texels, view.quality[chosen])
         return int(len(texels))
 
     # --- the texture -----------------------------------------------------------------
@@ -259,6 +254,35 @@ class TextureProjector:
         return m.view(self.size, self.size)
 
 
+def finite_depth(depth: torch.Tensor) -> torch.Tensor:
+    """Depth with the background (+inf) as a large finite number, so pooling can compare it."""
+    return torch.where(torch.isinf(depth), torch.full_like(depth, 1e30), depth)
+
+
+def pixel_blocks(values: torch.Tensor, outside: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Largest and smallest value of every 2x2 pixel block, the image framed by `outside`.
+
+    Block (y, x) holds pixels y-1..y, x-1..x: the four a bilinear lookup between pixel
+    centres reads (`block_of` finds it).
+
+    Args:
+        values: (H, W).
+
+    Returns:
+        (block_max, block_min), each (H+1, W+1).
+    """
+    framed = F.pad(values.float(), (1, 1, 1, 1), value=outside)[None, None]  # (1, 1, H+2, W+2)
+    return F.max_pool2d(framed, 2, 1)[0, 0], -F.max_pool2d(-framed, 2, 1)[0, 0]
+
+
+def block_of(pixel: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) of the 2x2 block of `pixel_blocks` around pixel positions (n, 2) given
+    as (x, y) with pixel centres at k + 0.5."""
+    x = torch.floor(pixel[:, 0] + 0.5).clamp(0, width).long()
+    y = torch.floor(pixel[:, 1] + 0.5).clamp(0, height).long()
+    return y, x
+
+
 def min_around(values: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """The smallest of the 2x2 pixels around each image position (the pixels a bilinear
     lookup there reads; 0 beyond the image's edge).
@@ -271,10 +295,9 @@ def min_around(values: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         (n,) values.
     """
     height, width = values.shape
-    framed = F.pad(values.float(), (1, 1, 1, 1))[None, None]  # (1, 1, H+2, W+2)
-    block_min = -F.max_pool2d(-framed, 2, 1)[0, 0]  # (H+1, W+1): block (y, x) = pixels y-1..y, x-1..x
-    x = torch.floor((grid[:, 0] + 1) * (width / 2) + 0.5).clamp(0, width).long()
-    y = torch.floor((grid[:, 1] + 1) * (height / 2) + 0.5).clamp(0, height).long()
+    _, block_min = pixel_blocks(values, outside=0.0)
+    pixel = (grid + 1) * torch.tensor([width / 2, height / 2], device=grid.device, dtype=grid.dtype)
+    y, x = block_of(pixel, height, width)
     return block_min[y, x]
 
 

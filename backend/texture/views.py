@@ -33,7 +33,7 @@ class ViewRequest:
             (grey where nothing is painted yet).
         mask: (H, W) float in [0, 1], how free each pixel is to change: 1 = generate
             (empty), in between = refine (painted before from a worse angle), 0 = keep.
-        painted: (H, W) bool, pixels where `image` shows texture earlier views painted
+        shows_paint: (H, W) bool, pixels where `image` shows texture earlier views painted
             (elsewhere it is the grey background); None = not known.
         view_index: Position of this view in the painting order (0-based).
         generator: torch.Generator seeded for this view (reproducible results).
@@ -50,7 +50,7 @@ class ViewRequest:
     object_mask: torch.Tensor
     image: torch.Tensor
     mask: torch.Tensor
-    painted: Optional[torch.Tensor] = None
+    shows_paint: Optional[torch.Tensor] = None
     view_index: int = 0
     generator: Optional[torch.Generator] = None
     num_inference_steps: int = 30

@@ -49,13 +49,13 @@ def suzanne_like() -> trimesh.Trimesh:
     return trimesh.util.concatenate([head, *ears, snout])
 
 
-JUNK = torch.tensor([1.0, 0.0, 1.0])  # what the oracles return for the grey background: a bake that reads it shows
+JUNK = float("nan")  # what the oracles return for the grey background: a bake that reads any of it stores NaN
 
 
 def obeying_the_mask(request: ViewRequest, colour: torch.Tensor) -> torch.Tensor:
     """The oracle's colour where the request lets it paint; where it says keep, the current
     paint, and junk for the grey background kept where nothing is painted yet."""
-    kept = torch.where(request.painted[..., None], request.image, JUNK.expand_as(colour))
+    kept = torch.where(request.shows_paint[..., None], request.image, torch.full_like(colour, JUNK))
     return torch.where(request.mask[..., None] > 0, colour, kept)
 
 
@@ -108,7 +108,7 @@ def held_out_cameras(vertices):
     return [frame_camera(vertices, az, el, width=VIEW) for az, el in HELD_OUT]
 
 
-def test_oracle_reproduces_a_uv_texture_on_an_unwrapped_suzanne_like_mesh():
+def test_oracle_reproduces_a_uv_texture_on_an_unwrapped_suzanne_like_mesh(finite_bakes):
     mesh = suzanne_like()
     layout = ensure_uv(mesh.vertices, mesh.faces, texture_size=1024)  # "UV-unwrapped" before we start
     v, f, uv = (torch.from_numpy(a) for a in (layout.vertices, layout.faces, layout.uv))
@@ -135,10 +135,21 @@ def test_oracle_reproduces_a_uv_texture_on_an_unwrapped_suzanne_like_mesh():
     assert_visible_texels_painted(pipe, out, v, f, uv)
 
 
+@pytest.fixture
+def finite_bakes(monkeypatch):
+    """Fails a test whose bake reads a pixel the oracle filled with junk (NaN)."""
+    bake = TextureProjector.bake
+
+    def checked(self, image, view, update):
+        written = bake(self, image, view, update)
+        assert torch.isfinite(self.color).all(), "a texel was baked from a pixel the view was told to keep"
+        return written
+
+    monkeypatch.setattr(TextureProjector, "bake", checked)
+
+
 def assert_visible_texels_painted(pipe, out, v, f, uv):
-    """Every surface texel that a painting view sees usably was painted, and none from pixels
-    the view generator was told to keep (the oracles return junk for the grey background)."""
-    assert not (out.result.texture == (JUNK * 255).numpy().astype(np.uint8)).all(-1).any()
+    """Every surface texel that a painting view sees usably was painted."""
     projector = TextureProjector(v, f, uv, out.painted.shape[0], min_quality=pipe.config.min_quality)
     seen = torch.zeros(len(projector.samples.index), dtype=torch.bool)
     for cam in out.cameras:
@@ -148,7 +159,7 @@ def assert_visible_texels_painted(pipe, out, v, f, uv):
     assert not (seen & ~painted).any(), f"{int((seen & ~painted).sum())} visible texels left unpainted"
 
 
-def test_oracle_reproduces_a_3d_texture_on_a_mesh_without_uvs():
+def test_oracle_reproduces_a_3d_texture_on_a_mesh_without_uvs(finite_bakes):
     mesh = trimesh.creation.torus(1.0, 0.4, major_sections=48, minor_sections=24)
     oracle = FieldOracle(mesh.vertices, mesh.faces)
     pipe = TexturePaintingPipeline(oracle)
@@ -172,7 +183,7 @@ def test_oracle_reproduces_a_3d_texture_on_a_mesh_without_uvs():
     assert padded_mip > 20.0 and padded_mip > unpadded_mip + 3.0, (padded_mip, unpadded_mip)
 
 
-def test_fill_views_paint_what_the_planned_views_missed():
+def test_fill_views_paint_what_the_planned_views_missed(finite_bakes):
     """A ring's inner rim hides from the ring of views and from straight above and below;
     extra views aimed at it leave nothing visible unpainted from any direction."""
     mesh = trimesh.creation.torus(1.0, 0.4, major_sections=48, minor_sections=24)
@@ -205,7 +216,7 @@ def test_uv_maps_nothing_can_be_painted_in_are_unwrapped_instead():
         assert out.painted.sum() > 0.5 * out.surface.sum()
 
 
-def test_uvs_beyond_the_unit_square_are_painted_where_the_texture_repeats():
+def test_uvs_beyond_the_unit_square_are_painted_where_the_texture_repeats(finite_bakes):
     """A layout with a piece on another UV tile (as artists' tiled or offset UVs are): Blender
     repeats the image there, so that piece must be painted at its wrapped place."""
     ball = trimesh.creation.icosphere(subdivisions=3, radius=0.6).apply_translation([-0.8, 0, 0])
@@ -240,7 +251,7 @@ def tube(sections=32, rows=8, u_start=0.56, u_span=0.8):
     return vertices, faces.astype(np.int64), uv
 
 
-def test_triangles_straddling_a_uv_tile_border_are_painted_on_both_sides():
+def test_triangles_straddling_a_uv_tile_border_are_painted_on_both_sides(finite_bakes):
     vertices, faces, uv = tube()  # u from 0.56 to 1.36: the column from 0.985 to 1.01 straddles u = 1
     oracle = FieldOracle(vertices, faces)
     pipe = TexturePaintingPipeline(oracle)
@@ -297,11 +308,14 @@ def test_reference_image_is_projected_first_and_views_fill_the_rest():
     uv_back = part.uv[np.argmin(part.vertices[:, 2])]
     texel = lambda uv: tex[min(int(uv[1] * 1024), 1023), min(int(uv[0] * 1024), 1023)]  # noqa: E731
     assert tuple(texel(uv_front)) == (0, 0, 255) and tuple(texel(uv_back)) == (255, 0, 0)
-    # Every texel the reference covered keeps it: later views only fill around it.
+    # Every texel the reference saw squarely keeps it (later views only fill around it); the
+    # grazing rim it stretched may be repainted by views that see it better.
     v, f, uv = (torch.from_numpy(np.asarray(a)) for a in (part.vertices, part.faces, part.uv))
     projector = TextureProjector(v.float(), f.long(), uv.float(), 1024)
-    covered = projector.samples.index[projector.visibility(out.cameras[0], rasterize(v.float(), f.long(), out.cameras[0])).texels]
-    assert len(covered) > 10000 and (tex.reshape(-1, 3)[covered.numpy()] == (0, 0, 255)).all()
+    seen = projector.visibility(out.cameras[0], rasterize(v.float(), f.long(), out.cameras[0]))
+    blue = (tex.reshape(-1, 3)[projector.samples.index[seen.texels].numpy()] == (0, 0, 255)).all(1)
+    square = (seen.quality >= 0.5).numpy()
+    assert square.sum() > 10000 and blue[square].all() and not blue[~square].all()
     red, green, blue = out.result.metadata["texture"]["average_color"]  # linear mean of the painted texels
     assert green == 0 and 0.3 < red < 0.9 and 0.1 < blue < 0.7 and red + blue == pytest.approx(1.0, abs=1e-3)
 

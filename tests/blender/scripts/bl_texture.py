@@ -167,7 +167,9 @@ cube = context.object
 assert bpy.ops.diffusion3d.texture_mesh(prompt="brick", model="test-texture") == {'FINISHED'}
 meta = json.loads(cube["diffusion3d"])["texture"]
 assert (meta["size"], meta["seed"], meta["negative_prompt"]) == (2048, 7, "blurry"), meta
-assert meta["views"] == 4 + meta["fill_views"] and meta["fill_views"] <= 2, meta  # 2 + top, bottom, + aimed ones
+# Front and back (2 views), top and bottom; the cube's left and right faces are edge-on to all
+# four, so both fill views go to them.
+assert (meta["views"], meta["fill_views"]) == (6, 2) and meta["unseen_fraction"] < 0.05, meta  # else 1/3 unseen
 assert tuple(cube.data.materials[-1].node_tree.nodes["Image Texture"].image.size) == (2048, 2048)
 result, error = call(bpy.ops.diffusion3d.texture_mesh, prompt="brick", model="test-texture", texture_size=512)
 assert result == {'CANCELLED'} and "from 1024 to 4096" in error, error

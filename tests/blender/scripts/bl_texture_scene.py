@@ -61,14 +61,28 @@ assert np.allclose(co, expected, atol=1e-5), np.abs(co - expected).max()
 assert upload.note == ""
 
 # 2. A modifier that changes the faces cannot be applied (the UVs go back onto the mesh's
-# loops): the mesh's own shape goes, and the note names the modifier.
-cube.shape_key_clear()
-cube.modifiers.new("Smooth it", 'SUBSURF')
+# loops): it alone is left out, the note names it, and the shape key still counts.
+subdivision = cube.modifiers.new("Smooth it", 'SUBSURF')
+cube.modifiers.new("Bend", 'SIMPLE_DEFORM').deform_axis = 'X'  # keeps the topology: stays applied
 upload = export.texture_upload(context, cube)
+subdivision.show_viewport = False
+evaluated = cube.evaluated_get(context.evaluated_depsgraph_get())
+bent = vertex_positions(evaluated.to_mesh())
+evaluated.to_mesh_clear()
+subdivision.show_viewport = True
 co, _ = sent_corners(upload)
-assert np.allclose(co, loop_triangle_corners(cube.data, vertex_positions(cube.data) @ np.array(cube.matrix_world.to_3x3()).T), atol=1e-5)
-assert "Smooth it" in upload.note and "apply them first" in upload.note, upload.note
+assert np.allclose(co, loop_triangle_corners(cube.data, bent @ np.array(cube.matrix_world.to_3x3()).T), atol=1e-5)
+assert not np.allclose(bent, vertex_positions(cube.data), atol=1e-3)  # the bend and the shape key moved it
+assert "Smooth it" in upload.note and "Bend" not in upload.note and "apply them first" in upload.note, upload.note
+assert subdivision.show_viewport  # switched back on
+# In Edit Mode the cage is what is edited and sent, and the note says what that leaves out.
+context.view_layer.objects.active = cube
+bpy.ops.object.mode_set(mode='EDIT')
+note = export.texture_upload(context, cube).note
+bpy.ops.object.mode_set(mode='OBJECT')
+assert "Edit Mode cage" in note and "Smooth it" in note and "shape keys" in note, note
 cube.modifiers.clear()
+cube.shape_key_clear()
 
 # 3. The UV map used for rendering is sent, not the one being edited.
 mesh = cube.data
@@ -168,5 +182,5 @@ except RuntimeError as exc:
 # 9. A result finds its object by identity: renamed while the job ran, it is still the target.
 request = jobs.JobRequest("texture", {}, "label", target=cube.name, target_uid=cube.session_uid)
 cube.name = "Renamed cube"
-assert jobs.find_target(context, request) == cube
+assert addon_module("operators.write_guard").find_target(context, request) == cube
 done()
