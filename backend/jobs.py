@@ -437,17 +437,21 @@ class JobManager:
         record, preview_path = job.record, self.store.preview_path(job.record["id"])
         timing = {"phase": None, "t0": time.monotonic(), "last": time.monotonic(), "preview": -1e9}
 
-        def callback(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None) -> None:
+        def callback(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None,
+                     within: float = 0.0) -> None:
             if job.cancel.is_set():
                 raise JobCancelled()
-            if preview is None and (phase, step, total) == (record.get("phase"), record.get("step"), record.get("total")):
+            repeat = (phase, step, total) == (record.get("phase"), record.get("step"), record.get("total"))
+            if repeat and preview is None and not within:
                 return  # a repeat within a long step (e.g. a view's denoising): the cancel check only
             now = time.monotonic()
             if phase != timing["phase"]:  # a phase's steps are timed from the end of the previous one
                 timing.update(phase=phase, t0=timing["last"])
-            timing["last"] = now
-            eta = (now - timing["t0"]) / step * (total - step) if step > 0 and total >= step else None
-            record.update(phase=phase, step=step, total=total, progress=step / total if total else 0.0,
+            if not repeat:
+                timing["last"] = now
+            done = step + min(max(float(within), 0.0), 0.99)  # steps finished, and how far into the next
+            eta = (now - timing["t0"]) / done * (total - done) if done > 0 and total >= done else None
+            record.update(phase=phase, step=step, total=total, progress=done / total if total else 0.0,
                           eta_s=None if eta is None else round(eta, 2))
             if preview is not None and (now - timing["preview"] >= PREVIEW_INTERVAL_S or step == total):
                 timing["preview"] = now

@@ -34,11 +34,13 @@ class StepCallback(Protocol):
 
     Called after every step with the pipeline phase (e.g. "denoise", "decode"), the step
     just finished (1-based) and the phase's total. `preview` is an optional (H, W, 3|4)
-    uint8 image. The callback raises `JobCancelled` to stop the pipeline, so a cancel takes
-    effect within one step.
+    uint8 image. A step that takes long may report how far into the next step it is
+    (`within`, 0..1, the same `step` again), so progress keeps moving. The callback raises
+    `JobCancelled` to stop the pipeline, so a cancel takes effect within one step.
     """
 
-    def __call__(self, phase: str, step: int, total: int, preview: Optional[np.ndarray] = None) -> None: ...
+    def __call__(self, phase: str, step: int, total: int, preview: Optional[np.ndarray] = None,
+                 within: float = 0.0) -> None: ...
 
 
 def read_image(data: bytes, what: str = "the image"):
@@ -85,7 +87,7 @@ def draw_seed() -> int:
     return secrets.randbelow(2**31)
 
 
-def no_progress(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None) -> None:
+def no_progress(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None, within: float = 0.0) -> None:
     """A StepCallback that ignores progress (for library and test use)."""
 
 

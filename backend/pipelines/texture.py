@@ -20,7 +20,6 @@ Stable Diffusion 2 depth or a test oracle.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -284,7 +283,7 @@ class TexturePaintingPipeline:
                 request.negative_prompt = negative_prompt
                 request.view_index, request.num_inference_steps, request.guidance_scale = i, num_inference_steps, guidance_scale
                 request.generator = torch.Generator(device="cpu").manual_seed(int(seed) + i)
-                request.on_step = functools.partial(callback, "paint", step, total)  # a cancel stops within a step
+                request.on_step = _denoising_progress(callback, step, total, num_inference_steps)  # a cancel stops within a step
                 image = self.view_generator(request).to(device, torch.float32)
                 projector.bake(image, view, update)
             else:
@@ -533,6 +532,12 @@ def _smooth_depth(depth: torch.Tensor, quality: torch.Tensor, camera: Camera) ->
     spread = (block_max - block_min)[None, None]  # (1, 1, H+1, W+1)
     flattest = -F.max_pool2d(-spread, 2, 1)[0, 0]  # (H, W) the flattest of the four blocks around each pixel
     return flattest <= 2.5 * depth * depth_tolerance(quality, camera.fov_y, depth.shape[0])
+
+
+def _denoising_progress(callback: StepCallback, step: int, total: int, steps: int):
+    """A view's `on_step`: each denoising step moves the job's progress within the view."""
+    done = itertools.count(1)
+    return lambda: callback("paint", step, total, within=next(done) / max(steps, 1))
 
 
 def _average_linear(srgb: torch.Tensor) -> list[float]:

@@ -93,6 +93,27 @@ def test_a_repeated_step_checks_for_cancel_and_leaves_the_eta_alone(make_manager
     assert len(set(etas)) == 1, etas
 
 
+def test_progress_moves_within_a_long_step(make_manager):
+    """A view's denoising steps report how far into the view they are: the bar moves, the step
+    (views painted) stays, and the ETA follows."""
+    seen = []
+
+    def run(pipe, params, files, callback):
+        callback("paint", 1, 4, np.zeros((4, 4, 3), np.uint8))
+        job_id = manager.list(1)[0]["id"]
+        for k in (1, 2, 3):
+            time.sleep(0.05)
+            callback("paint", 1, 4, within=k / 4)
+            record = manager.get(job_id)
+            seen.append((record["step"], record["progress"], record["eta_s"]))
+        return run_test_cube(pipe, {**params, "num_inference_steps": 1}, files, lambda *a, **k: None)
+
+    manager = make_manager([cube_entry(run=run)])
+    assert wait(manager, manager.submit("text_to_3d", None, {}, {})["id"])["state"] == "succeeded"
+    assert [(step, progress) for step, progress, _ in seen] == [(1, 1.25 / 4), (1, 1.5 / 4), (1, 1.75 / 4)], seen
+    assert all(eta is not None and eta > 0 for _, _, eta in seen)
+
+
 def test_uploads_wait_on_disk_and_go_when_the_job_ends(make_manager, tmp_path):
     """A queue of texture jobs must not hold every mesh in memory: uploads wait in the job's
     folder, reach the pipeline whole, and are deleted once the job is over (or cancelled)."""

@@ -325,7 +325,7 @@ def test_progress_previews_and_cancel():
     pipe = TexturePaintingPipeline(FieldOracle(mesh.vertices, mesh.faces))
     calls = []
 
-    def callback(phase, step, total, preview=None):
+    def callback(phase, step, total, preview=None, within=0.0):
         calls.append((phase, step, total, preview.shape, preview.dtype))
         if step == 2:
             raise JobCancelled()
@@ -498,8 +498,8 @@ def test_tiny_sd_depth_stops_within_a_denoising_step_when_cancelled(tiny_generat
     mesh = trimesh.creation.icosphere(subdivisions=2)
     calls = []
 
-    def callback(phase, step, total, preview=None):
-        calls.append((step, preview is not None))
+    def callback(phase, step, total, preview=None, within=0.0):
+        calls.append((step, preview is not None, within))
         if len(calls) == 3:  # a cancel arriving during the first view's third step
             raise JobCancelled()
 
@@ -511,7 +511,7 @@ def test_tiny_sd_depth_stops_within_a_denoising_step_when_cancelled(tiny_generat
                                                     num_inference_steps=20, view_resolution=64, num_views=2, callback=callback)
     finally:
         hook.remove()
-    assert calls == [(0, False)] * 3  # inside view 1, before its preview
+    assert calls == [(0, False, 0.05), (0, False, 0.1), (0, False, 0.15)]  # inside view 1 (3 of 20 steps), before its preview
     assert len(unet_calls) == 3  # three of the view's 20 steps ran (guidance batches both halves)
 
 
