@@ -55,6 +55,7 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
         params = {"prompt": prompt.strip(), "texture_size": texture_size}
         if settings.texture_views:
             params["num_views"] = settings.texture_views
+        params["fill_views"] = settings.texture_fill_views
         if negative.strip():
             params["negative_prompt"] = negative.strip()
         if self.seed >= 0:

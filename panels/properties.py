@@ -130,6 +130,9 @@ class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
     )
     texture_views: IntProperty(name="Views", description="Views painted around the object, plus one from above and "
                                "one from below. 0: the model's own number (8 for Stable Diffusion)", min=0, max=62, default=0)
+    texture_fill_views: IntProperty(name="Extra Views", description="Views added after those, each from the "
+                                    "direction that sees most of what they all missed (a mug's inside); "
+                                    "one is painted only where it is needed", min=0, max=16, default=2)
     texture_random_seed: BoolProperty(name="Random Seed", description="A new seed for every texture", default=True)
     texture_seed: IntProperty(name="Seed", description="The same seed and settings paint the same texture", min=0,
                               default=0)

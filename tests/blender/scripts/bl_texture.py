@@ -171,10 +171,14 @@ assert (meta["size"], meta["seed"], meta["negative_prompt"]) == (2048, 7, "blurr
 # four, so both fill views go to them.
 assert (meta["views"], meta["fill_views"]) == (6, 2) and meta["unseen_fraction"] < 0.05, meta  # else 1/3 unseen
 assert tuple(cube.data.materials[-1].node_tree.nodes["Image Texture"].image.size) == (2048, 2048)
+settings.texture_fill_views = 0  # "Extra" views off: the side faces stay unseen
+assert bpy.ops.diffusion3d.texture_mesh(prompt="brick", model="test-texture") == {'FINISHED'}
+meta = json.loads(cube["diffusion3d"])["texture"]
+assert (meta["views"], meta["fill_views"]) == (4, 0) and meta["unseen_fraction"] > 0.25, meta
 result, error = call(bpy.ops.diffusion3d.texture_mesh, prompt="brick", model="test-texture", texture_size=512)
 assert result == {'CANCELLED'} and "from 1024 to 4096" in error, error
 bpy.data.objects.remove(cube)
-settings.property_unset("texture_size"), settings.property_unset("texture_views")
+settings.property_unset("texture_size"), settings.property_unset("texture_views"), settings.property_unset("texture_fill_views")
 settings.property_unset("texture_random_seed"), settings.property_unset("texture_negative_prompt")
 
 # 5c'. Texture Selected from Edit Mode: written in Object Mode, the artist brought back to Edit Mode.
