@@ -13,8 +13,8 @@ The method follows TEXTure (Richardson et al. 2023) and Text2Tex (Chen et al. 20
 
 An optional reference image is projected first from its own camera; what it sees squarely
 is never repainted, and the views fill the rest. After the planned views, up to `fill_views`
-more are aimed at what they all missed (a mug's inside). The image model sits behind `ViewGenerator`, so the same code runs
-Stable Diffusion 2 depth or a test oracle.
+more are aimed at what they all missed (a mug's inside). The image model sits behind
+`ViewGenerator`, so the same code runs Stable Diffusion 2 depth or a test oracle.
 """
 
 from __future__ import annotations
@@ -211,7 +211,8 @@ class TexturePaintingPipeline:
             reference_camera: Its camera (a Camera or {"eye", "target", "up", "fov_y"}); None = front.
             callback: Progress: phase "paint", one step per view (the total counts every fill
                 view allowed, and drops to the views painted at the end), the view as preview; called
-                again (same step) after every denoising step. It may raise JobCancelled, which propagates.
+                again after every denoising step (same step, `within` = how far the view is). It may
+                raise JobCancelled, which propagates.
 
         Returns:
             The textured mesh and coverage masks.
@@ -369,7 +370,7 @@ class TexturePaintingPipeline:
         Args:
             projector: The texture.
             camera, fragments: The view.
-            request: From `prepare_view` (its mask and painted pixels).
+            request: From `prepare_view` (its `mask` and `shows_paint`).
 
         Returns:
             (the view's visible texels, (n,) bool over them: written by this view).
@@ -460,8 +461,7 @@ def run_texture(pipe: TexturePaintingPipeline, params: dict[str, Any], files: di
         texture_size=p["texture_size"], num_views=int(p["num_views"]), view_elevation=float(p["view_elevation"]),
         top_and_bottom=bool(p["top_and_bottom"]), start_azimuth=float(p["start_azimuth"]),
         view_resolution=int(p["view_resolution"]), fill_views=int(p["fill_views"]), view_prompts=bool(p["view_prompts"]),
-        reference_image=reference,
-        reference_camera=camera, callback=callback,
+        reference_image=reference, reference_camera=camera, callback=callback,
     )
     output.result.metadata["texture"]["seed"] = seed
     return output.result
