@@ -8,6 +8,7 @@ import types
 import bpy
 import numpy as np
 from bl_harness import MODULE, addon_module, done, install
+from bl_texture_probe import face_colour_reader
 
 install()
 jobs = addon_module("operators.jobs")
@@ -35,21 +36,10 @@ def state(obj):
 
 def side_colours(obj, image):
     """Mean texture colour of the faces looking along +X and along -X (object space)."""
-    mesh = obj.data
-    pixels = np.empty(image.size[0] * image.size[1] * 4, np.float32)
-    image.pixels.foreach_get(pixels)
-    pixels = pixels.reshape(image.size[1], image.size[0], 4)
-    uv = np.empty(len(mesh.loops) * 2, np.float32)
-    mesh.uv_layers[UV_MAP].data.foreach_get("uv", uv)
-    uv = uv.reshape(-1, 2)
+    colour = face_colour_reader(obj, image, UV_MAP)
     colours = {}
     for sign in (1, -1):
-        picked = []
-        for polygon in mesh.polygons:
-            if sign * polygon.normal.x > 0.8:
-                centre = uv[list(polygon.loop_indices)].mean(axis=0)
-                x, y = (np.clip(centre, 0, 1) * (np.array(image.size) - 1)).astype(int)
-                picked.append(pixels[y, x, :3])
+        picked = [colour(p) for p in obj.data.polygons if sign * p.normal.x > 0.8]
         assert picked, f"no face of {obj.name} looks along {sign}X"
         colours[sign] = np.mean(picked, axis=0)
     return colours

@@ -9,6 +9,7 @@ import os
 import bpy
 import numpy as np
 from bl_harness import MODULE, addon_module, done, install
+from bl_texture_probe import face_colour_reader
 
 install()
 jobs = addon_module("operators.jobs")
@@ -118,16 +119,9 @@ context.view_layer.objects.active = cube
 assert bpy.ops.diffusion3d.texture_mesh(prompt="brick", model="test-texture", seed=3) == {'FINISHED'}
 material = mesh.materials[-1]
 image = material.node_tree.nodes["Image Texture"].image
-pixels = np.empty(image.size[0] * image.size[1] * 4, np.float32)
-image.pixels.foreach_get(pixels)
-pixels = pixels.reshape(image.size[1], image.size[0], 4)
-texture_uv = np.empty(len(mesh.loops) * 2, np.float32)
-mesh.uv_layers[UV_MAP].data.foreach_get("uv", texture_uv)
-texture_uv = texture_uv.reshape(-1, 2)
 world = cube.matrix_world.to_3x3()
 top = next(p for p in mesh.polygons if (world @ p.normal).z > 0.9)
-x, y = (np.clip(texture_uv[list(top.loop_indices)].mean(0), 0, 1) * (np.array(image.size) - 1)).astype(int)
-red, green, blue = pixels[y, x, :3]
+red, green, blue = face_colour_reader(cube, image, UV_MAP)(top)
 print("top of the lying cube:", red, green, blue)
 assert green > red + 0.2 and green > blue + 0.2, (red, green, blue)
 # Solid shading shows the texture's average colour (the backend's), not white.
