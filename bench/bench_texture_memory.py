@@ -1,4 +1,5 @@
-"""VRAM of texturing: one 512² view through the real painting pipeline, per route and memory setting.
+"""VRAM of texturing: one 512² view through the real painting pipeline, per route, memory setting
+and texture size.
 
 Target: ≤ 8 GB. The view generators' models at their published architecture sizes with random
 weights (no model hub here): SD2-depth (5-channel UNet, OpenCLIP ViT-H text encoder, VAE) and
@@ -6,15 +7,20 @@ SD 1.5 inpainting (9-channel UNet, CLIP ViT-L) with the depth ControlNet. Memory
 architecture, not on the weights' values.
 
 On CUDA, each route is saved in fp16 and loaded through its generator's own `from_pretrained`
-once per setting (fp16; fp16 + attention slicing; fp16 + model CPU offload); one view is painted
-onto a sphere (rasterizer and bake included) and torch.cuda.max_memory_allocated / reserved and
-the time are printed. Without CUDA it prints each component's parameters and fp16 size only.
+once per setting (fp16; fp16 + attention slicing; fp16 + model CPU offload; fp32, the Full
+Precision preference); for each texture size one view is painted onto a sphere (rasterizer and
+bake included) and torch.cuda.max_memory_allocated / reserved and the time are printed. Without
+CUDA it prints each component's parameters and fp16 size; `--device cpu` then also runs the same
+loop on the CPU (peak resident memory instead of VRAM; slow: try --route sd2-depth --steps 1
+--settings fp32), to check the script before a GPU is at hand.
 
     PYTHONPATH=. python bench/bench_texture_memory.py [--route sd2-depth|controlnet|both] [--steps 3]
+        [--texture-sizes 1024,4096] [--settings all|NAME,...] [--device cuda|cpu]
 """
 
 import argparse
 import gc
+import resource
 import sys
 import tempfile
 import time
@@ -25,8 +31,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 TARGET_GB = 8.0
-SETTINGS = {"fp16": {}, "fp16 + attention slicing": {"attention_slicing": True},
-            "fp16 + model CPU offload": {"cpu_offload": True}}
+SETTINGS = {  # name: (dtype, generator options)
+    "fp16": (torch.float16, {}),
+    "fp16 + attention slicing": (torch.float16, {"attention_slicing": True}),
+    "fp16 + model CPU offload": (torch.float16, {"cpu_offload": True}),
+    "fp32": (torch.float32, {}),
+}
 
 
 def clip_text(hidden: int, layers: int, heads: int, activation: str, projection: int):
@@ -105,8 +115,14 @@ def save_route(route: str, folder: Path) -> dict:
     return {"base": str(folder / "base"), "controlnet": str(folder / "controlnet")}
 
 
-def paint_one_view(route: str, sources: dict, setting: dict, steps: int) -> tuple[float, float, float]:
-    """Peak allocated and reserved GB, and seconds, for one 512² view onto a sphere."""
+def paint_views(route: str, sources: dict, dtype: torch.dtype, options: dict, steps: int, sizes: list[int],
+                device: str) -> list[tuple[int, float, float, float]]:
+    """Load the route once; per texture size, paint one 512² view onto a sphere.
+
+    Returns:
+        (texture size, peak allocated GB, peak reserved GB, seconds) per size; on the CPU both
+        peaks are the process's peak resident memory so far.
+    """
     import trimesh
 
     from backend.pipelines.base import MeshPart
@@ -115,43 +131,61 @@ def paint_one_view(route: str, sources: dict, setting: dict, steps: int) -> tupl
     from backend.texture.sd_depth import DepthViewGenerator
 
     kind = DepthViewGenerator if route == "sd2-depth" else ControlNetDepthViewGenerator
-    generator = kind.from_pretrained(**sources, device="cuda", dtype=torch.float16, **setting)
+    generator = kind.from_pretrained(**sources, device=device, dtype=dtype, **options)
     sphere = trimesh.creation.icosphere(subdivisions=4)
     part = MeshPart("ball", sphere.vertices.astype("float32"), sphere.faces.astype("int64"))
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    TexturePaintingPipeline(generator, device="cuda")(
-        [part], prompt="a bronze ball", num_inference_steps=steps, num_views=1, top_and_bottom=False,
-        view_resolution=512, texture_size=1024)
-    torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() / 1e9, torch.cuda.max_memory_reserved() / 1e9
+    rows = []
+    for size in sizes:
+        if device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        TexturePaintingPipeline(generator, device=device)(
+            [part], prompt="a bronze ball", num_inference_steps=steps, num_views=1, top_and_bottom=False,
+            fill_views=0, view_resolution=512, texture_size=size)
+        if device == "cuda":
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated() / 1e9, torch.cuda.max_memory_reserved() / 1e9
+        else:
+            peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,) * 2  # kB on Linux
+        rows.append((size, *peak, time.perf_counter() - start))
     del generator
     gc.collect()
-    torch.cuda.empty_cache()
-    return (*peak, seconds)
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--route", choices=("sd2-depth", "controlnet", "both"), default="both")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--texture-sizes", default="1024,4096", help="comma-separated texture sizes")
+    parser.add_argument("--settings", default="all", help=f"'all' or comma-separated names of: {', '.join(SETTINGS)}")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     args = parser.parse_args()
     routes = ("sd2-depth", "controlnet") if args.route == "both" else (args.route,)
+    sizes = [int(size) for size in args.texture_sizes.split(",")]
+    names = list(SETTINGS) if args.settings == "all" else [name.strip() for name in args.settings.split(",")]
+    unknown = [name for name in names if name not in SETTINGS]
+    if unknown:
+        parser.error(f"unknown settings {unknown}; choose from {list(SETTINGS)}")
     for route in routes:
         print(f"{route}:")
         print_sizes(route)
-        if not torch.cuda.is_available():
-            print("  (no CUDA here: VRAM not measured)")
+        if args.device == "cuda" and not torch.cuda.is_available():
+            print("  (no CUDA here: VRAM not measured; --device cpu runs the same loop on the CPU)")
             continue
         with tempfile.TemporaryDirectory() as folder:
             sources = save_route(route, Path(folder))
-            for name, setting in SETTINGS.items():
-                allocated, reserved, seconds = paint_one_view(route, sources, setting, args.steps)
-                print(f"  {name:26} peak {allocated:5.2f} GB allocated, {reserved:5.2f} GB reserved, "
-                      f"{args.steps} steps in {seconds:5.2f} s; target ≤ {TARGET_GB:g} GB: "
-                      f"{'met' if reserved <= TARGET_GB else 'NOT met'}")
+            for name in names:
+                dtype, options = SETTINGS[name]
+                for size, allocated, reserved, seconds in paint_views(route, sources, dtype, options, args.steps,
+                                                                      sizes, args.device):
+                    memory = (f"peak {allocated:5.2f} GB allocated, {reserved:5.2f} GB reserved; target ≤ {TARGET_GB:g} "
+                              f"GB: {'met' if reserved <= TARGET_GB else 'NOT met'}" if args.device == "cuda" else
+                              f"process peak resident memory so far {reserved:5.2f} GB (a dry run: not VRAM)")
+                    print(f"  {name:26} {size}² texture: {memory}; {args.steps} steps in {seconds:6.2f} s")
 
 
 if __name__ == "__main__":
