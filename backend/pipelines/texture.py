@@ -209,10 +209,11 @@ class TexturePaintingPipeline:
             view_prompts: Append the view direction ("back view") to the prompt per view.
             reference_image: (H, W, 3|4) uint8 or float image to project first (alpha < 0.5 ignored).
             reference_camera: Its camera (a Camera or {"eye", "target", "up", "fov_y"}); None = front.
-            callback: Progress: phase "paint", one step per view (the total counts every fill
-                view allowed, and drops to the views painted at the end), the view as preview; called
-                again after every denoising step (same step, `within` = how far the view is). It may
-                raise JobCancelled, which propagates.
+            callback: Progress: phase "prepare" (UVs, surface texels), then "paint", one step
+                per view (the total counts every fill view allowed, and drops to the views painted
+                at the end). Previews: the view about to be painted, as the texture shows it so
+                far, then the painted view. Called again after every denoising step (same step,
+                `within` = how far the view is). It may raise JobCancelled, which propagates.
 
         Returns:
             The textured mesh and coverage masks.
@@ -221,6 +222,7 @@ class TexturePaintingPipeline:
         self.check_inputs(parts, prompt, texture_size, num_views, view_resolution, num_inference_steps,
                           guidance_scale, reference_image, view_elevation, start_azimuth, fill_views)
         config, device = self.config, self.device
+        callback("prepare", 0, 1)  # an unwrap of a dense mesh takes a while
 
         # 2. Texture coordinates: the mesh's own, else an xatlas unwrap
         parts, uv_note = ensure_part_uvs(parts, texture_size)
@@ -239,6 +241,7 @@ class TexturePaintingPipeline:
         projector = TextureProjector(vertices, faces, uv, texture_size, min_quality=config.min_quality)
         if len(projector.samples.index) == 0:
             raise InputError("the mesh's UVs cover no texel of the texture (all triangles degenerate in UV space?)")
+        callback("prepare", 1, 1)
 
         # 4. Views
         if cameras is None:
@@ -285,6 +288,7 @@ class TexturePaintingPipeline:
                 request.view_index, request.num_inference_steps, request.guidance_scale = i, num_inference_steps, guidance_scale
                 request.generator = torch.Generator(device="cpu").manual_seed(int(seed) + i)
                 request.on_step = _denoising_progress(callback, step, total, num_inference_steps)  # a cancel stops within a step
+                callback("paint", step, total, _preview(request.image, fragments.mask))  # the view being painted, so far
                 image = self.view_generator(request).to(device, torch.float32)
                 projector.bake(image, view, update)
             else:

@@ -323,16 +323,24 @@ def test_reference_image_is_projected_first_and_views_fill_the_rest():
 def test_progress_previews_and_cancel():
     mesh = trimesh.creation.icosphere(subdivisions=2)
     pipe = TexturePaintingPipeline(FieldOracle(mesh.vertices, mesh.faces))
-    calls = []
+    calls, previews = [], []
 
     def callback(phase, step, total, preview=None, within=0.0):
-        calls.append((phase, step, total, preview.shape, preview.dtype))
-        if step == 2:
+        calls.append((phase, step, total, None if preview is None else (preview.shape, preview.dtype)))
+        if preview is not None:
+            previews.append(preview)
+        if phase == "paint" and step == 2:
             raise JobCancelled()
 
     with pytest.raises(JobCancelled):
         pipe([MeshPart("s", mesh.vertices, mesh.faces)], prompt="x", view_resolution=64, callback=callback)
-    assert calls == [("paint", 1, 12, (64, 64, 3), np.uint8), ("paint", 2, 12, (64, 64, 3), np.uint8)]  # 10 views + 2 fill
+    view = ((64, 64, 3), np.uint8)
+    assert calls == [("prepare", 0, 1, None), ("prepare", 1, 1, None),  # unwrap, surface texels
+                     ("paint", 0, 12, view), ("paint", 1, 12, view),  # view 1 about to be painted, then painted
+                     ("paint", 1, 12, view), ("paint", 2, 12, view)]  # 10 views + 2 fill views in all
+    grey = (previews[0] == 128).all(-1)
+    assert grey.mean() > 0.99 and (previews[1] != 128).any(-1).mean() > 0.2  # nothing painted yet, then the view
+    assert (previews[2] != 128).any(-1).mean() > 0.1  # view 2 starts from what view 1 left
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -414,8 +422,9 @@ def test_run_texture_reads_a_glb_and_returns_a_textured_result():
     camera = {"eye": [0, 0, 4], "target": [0, 0, 0], "up": [0, 1, 0], "fov_y": 40}
     steps = []
     result = run_texture(pipe, {**params, "reference_camera": camera}, {"mesh": data, "image": png.getvalue()},
-                         lambda *a, **k: steps.append(a[1]))
-    assert steps == [1, 2, 3, 4, 5, 6, 7, 7] and result.metadata["texture"]["reference_image"]
+                         lambda *a, **k: steps.append(a[:2]))
+    assert sorted({step for phase, step in steps if phase == "paint"}) == [1, 2, 3, 4, 5, 6, 7]
+    assert steps[-1] == ("paint", 7) and result.metadata["texture"]["reference_image"]
     with pytest.raises(InputError, match="PNG"):
         run_texture(pipe, params, {"mesh": data, "image": b"not an image"}, lambda *a, **k: None)
     # A photo's full size is not kept: at most twice the view's resolution a side, aspect kept.
@@ -499,8 +508,8 @@ def test_tiny_sd_depth_stops_within_a_denoising_step_when_cancelled(tiny_generat
     calls = []
 
     def callback(phase, step, total, preview=None, within=0.0):
-        calls.append((step, preview is not None, within))
-        if len(calls) == 3:  # a cancel arriving during the first view's third step
+        calls.append((phase, step, preview is not None, within))
+        if within >= 0.15:  # a cancel arriving during the first view's third denoising step
             raise JobCancelled()
 
     unet_calls = []
@@ -511,7 +520,8 @@ def test_tiny_sd_depth_stops_within_a_denoising_step_when_cancelled(tiny_generat
                                                     num_inference_steps=20, view_resolution=64, num_views=2, callback=callback)
     finally:
         hook.remove()
-    assert calls == [(0, False, 0.05), (0, False, 0.1), (0, False, 0.15)]  # inside view 1 (3 of 20 steps), before its preview
+    assert calls == [("prepare", 0, False, 0.0), ("prepare", 1, False, 0.0), ("paint", 0, True, 0.0),  # view 1 shown
+                     ("paint", 0, False, 0.05), ("paint", 0, False, 0.1), ("paint", 0, False, 0.15)]  # 3 of its 20 steps
     assert len(unet_calls) == 3  # three of the view's 20 steps ran (guidance batches both halves)
 
 
