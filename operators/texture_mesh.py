@@ -100,8 +100,8 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
         for first, *others in by_mesh.values():
             if others:
                 names = ", ".join(repr(o.name) for o in others)
-                self.report({'INFO'}, f"{names} share{'s' if len(others) == 1 else ''} "
-                                      f"'{first.name}''s mesh: one texture serves them all")
+                self.report({'INFO'}, f"{names} share{'s' if len(others) == 1 else ''} a mesh with "
+                                      f"'{first.name}': one texture serves them all")
         return [objects[0] for objects in by_mesh.values()]
 
     def _reference(self, context) -> tuple[bytes, str, tuple[int, int]]:

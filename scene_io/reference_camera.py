@@ -2,9 +2,9 @@
 
 The backend projects the image from `{"eye", "target", "up", "fov_y"}` given in the space the
 mesh is sent in (`texture_export`: world axes and scale, centred on the object's origin, glTF
-axes), so the camera only moves: it stays a true camera whatever the object's scale. The field of view comes from the projection matrix
-Blender itself uses (the camera's for the image's size, or the viewport's), so sensor fit and
-lens conventions need no copying here.
+axes), so the camera only moves: it stays a true camera whatever the object's scale. The field
+of view comes from the projection matrix Blender itself uses (the camera's for the image's
+size, or the viewport's), so sensor fit and lens conventions need no copying here.
 """
 
 from __future__ import annotations
