@@ -483,6 +483,15 @@ def test_tiny_sd_depth_generates_and_keeps_what_it_is_told_to_keep(tiny_generato
     assert torch.allclose(kept, ((decoded + 1) / 2).clamp(0, 1), atol=1e-4)
 
 
+def test_the_depth_map_steers_the_sd2_depth_view(tiny_generator):
+    """The rendered depth (as disparity) is the 5th UNet input channel: another depth, another view."""
+    hole = depth_request()  # the same request (seed included) but for its depth: a hole where the ball was
+    hole.disparity = 1.0 - hole.disparity
+    ball = tiny_generator(depth_request())
+    assert torch.equal(ball, tiny_generator(depth_request()))  # nothing else varies between runs
+    assert (ball - tiny_generator(hole)).abs().max() > 1e-3
+
+
 def test_free_region_grows_by_one_latent_and_keeps_its_strengths():
     from backend.texture.latent_blend import latent_freedom
 
