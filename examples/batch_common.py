@@ -28,11 +28,27 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, default=640, help="preview image size in pixels")
 
 
+AS_MODULE = "bpy" not in sys.modules  # `python script.py` with the bpy module, not `blender --python`
+
+
 def use_user_folder(args: argparse.Namespace) -> None:
     """Run as `python script.py` with the bpy module: keep Blender's user folder (where the
     extension is installed) out of the real one. Blender reads this variable at import."""
-    if "bpy" not in sys.modules:
+    if AS_MODULE:
         os.environ.setdefault("BLENDER_USER_RESOURCES", str((args.user_dir or args.out_dir / "blender_user").resolve()))
+
+
+def finish(code: int) -> None:
+    """Exit with `code`. The bpy 4.2 module crashes in its own exit handlers after any glTF
+    export (a segfault, status 139, also for a plain export_scene.gltf call); the batch's work
+    is written by then, so there it leaves without them."""
+    import bpy
+
+    if AS_MODULE and bpy.app.version[:2] == (4, 2):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def start(args: argparse.Namespace, operator: str) -> None:

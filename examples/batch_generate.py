@@ -16,7 +16,9 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # batch_common, also under `blender --python`
-from batch_common import add_common_arguments, clear_scene, export_glb, render_preview, script_argv, slug, start, use_user_folder  # noqa: E402
+from batch_common import (  # noqa: E402
+    add_common_arguments, clear_scene, export_glb, finish, render_preview, script_argv, slug, start, use_user_folder,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,4 +61,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    finish(main())

@@ -16,7 +16,9 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # batch_common, also under `blender --python`
-from batch_common import add_common_arguments, clear_scene, export_glb, render_preview, script_argv, start, use_user_folder  # noqa: E402
+from batch_common import (  # noqa: E402
+    add_common_arguments, clear_scene, export_glb, finish, render_preview, script_argv, start, use_user_folder,
+)
 
 IMPORTERS = {  # suffix -> the operator that imports it, by name (they load with Blender)
     ".glb": "import_scene.gltf", ".gltf": "import_scene.gltf", ".obj": "wm.obj_import", ".fbx": "import_scene.fbx",
@@ -83,4 +85,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    finish(main())
