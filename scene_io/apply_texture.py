@@ -58,7 +58,7 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
     mesh = obj.data
     corner_uv = flip_v(np.concatenate([p.uv[p.faces.reshape(-1)] for p in parts]))  # (3M, 2) Blender's v-up
     tri_vertex, tri_loop, tri_polygon = _loop_triangles(mesh)
-    if len(tri_vertex) != len(corner_uv) or (fingerprint and mesh_fingerprint(mesh) != fingerprint):
+    if len(tri_vertex) != len(corner_uv) or (fingerprint and mesh_fingerprint(mesh, tri_vertex) != fingerprint):
         raise ValueError(f"'{obj.name}' was edited while its texture was painted; "
                          "import the result from the job list, or texture it again")
     if mesh.uv_layers.get(UV_MAP) is None and len(mesh.uv_layers) >= MAX_UV_MAPS:  # before anything changes

@@ -63,13 +63,17 @@ def texture_upload(context, obj: bpy.types.Object) -> TextureUpload:
     return TextureUpload(glb=glb, fingerprint=mesh_fingerprint(mesh), note=note)
 
 
-def mesh_fingerprint(mesh: bpy.types.Mesh) -> str:
-    """A digest of the mesh's vertex positions and triangles: equal only for an unchanged mesh."""
-    mesh.calc_loop_triangles()
-    co = _vertex_positions(mesh)
-    triangles = np.empty(len(mesh.loop_triangles) * 3, np.int32)
-    mesh.loop_triangles.foreach_get("vertices", triangles)
-    return hashlib.sha1(co.tobytes() + b"|" + triangles.tobytes()).hexdigest()
+def mesh_fingerprint(mesh: bpy.types.Mesh, triangles: np.ndarray | None = None) -> str:
+    """A digest of the mesh's vertex positions and triangles: equal only for an unchanged mesh.
+
+    Args:
+        triangles: (3M,) int32 vertex per `loop_triangles` corner, when the caller has read them.
+    """
+    if triangles is None:
+        mesh.calc_loop_triangles()
+        triangles = np.empty(len(mesh.loop_triangles) * 3, np.int32)
+        mesh.loop_triangles.foreach_get("vertices", triangles)
+    return hashlib.sha1(_vertex_positions(mesh).tobytes() + b"|" + triangles.tobytes()).hexdigest()
 
 
 def _shown_positions(context, obj) -> tuple[np.ndarray, str]:
