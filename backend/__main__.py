@@ -180,7 +180,8 @@ def _threads(args: argparse.Namespace) -> int:
 
 def _loading_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attention-slicing", action="store_true",
-                   help="compute attention in slices: less memory at large sizes, a little slower")
+                   help="compute attention in slices: saves memory only where PyTorch's fused attention is "
+                        "missing (MPS, older GPUs); a little slower")
     p.add_argument("--cpu-offload", action="store_true",
                    help="keep models on the CPU and move each to the GPU only while it runs (CUDA): "
                         "the least GPU memory, about 3x slower per step")

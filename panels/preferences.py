@@ -105,7 +105,8 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
     )
     attention_slicing: BoolProperty(
         name="Attention Slicing",
-        description="Compute attention in slices: less GPU memory at large view sizes, a little slower",
+        description="Compute attention in slices: saves memory only where PyTorch's fused attention is missing "
+                    "(e.g. some Apple or older GPUs); a little slower",
         default=False,
     )
     cpu_offload: BoolProperty(

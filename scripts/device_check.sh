@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The texture work's GPU checks in one command, on a CUDA machine without internet (wheels from
 # scripts/device_wheels.sh in .whl/). Prints the CUDA tests' results and the VRAM of one 512²
-# view per route, memory setting and texture size (bench/bench_texture_memory.py); the log also
-# goes to $OUT when that is set. About 4 minutes on an H200.
+# view per route, memory setting and texture size (bench/bench_texture_memory.py), then the
+# estimate made without a GPU (bench/estimate_texture_vram.py) to set beside it; the log also
+# goes to $OUT when that is set. About 5 minutes on an H200.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log=${OUT:-/tmp}/device_check.log
@@ -14,4 +15,5 @@ export PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1
     python3 -c "import nvdiffrast.torch" 2>/dev/null && echo "nvdiffrast: installed" || echo "nvdiffrast: not installed (the torch rasterizer serves CUDA)"
     python3 -m pytest -q -p no:cacheprovider tests/backend/test_render.py tests/backend/test_jobs.py -k "cuda or device or offload"
     python3 bench/bench_texture_memory.py --steps 3
+    python3 bench/estimate_texture_vram.py
 } 2>&1 | tee "$log"

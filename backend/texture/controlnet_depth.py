@@ -11,10 +11,11 @@ Either way the graded keep / refine / generate freedom of `ViewRequest.mask` com
 `latent_blend`: the pipeline is told to generate wherever a latent is free at some point,
 and held latents are put back after every step.
 
-VRAM: not measured yet (no GPU so far; bench/bench_texture_memory.py measures it on CUDA).
-Counted from the architecture: UNet 859.5 M parameters, ControlNet 361.3 M, text encoder
-123.1 M, VAE 83.7 M: 2.86 GB of fp16 weights, 0.28 GB more than SD2-depth's; `cpu_offload`
-applies as there.
+VRAM, not yet measured on a GPU: estimated without one by bench/estimate_texture_vram.py
+(PyTorch's peak allocation for one 512 x 512 view into a 1024² texture): fp16 3.3 GB,
+fp16 + model CPU offload 2.8 GB (the ControlNet stays on the GPU beside the UNet), fp32
+6.6 GB. Counted from the architecture: UNet 859.5 M parameters, ControlNet 361.3 M, text
+encoder 123.1 M, VAE 83.7 M: 2.86 GB of fp16 weights, 0.28 GB more than SD2-depth's.
 """
 
 from __future__ import annotations

@@ -11,10 +11,11 @@ refined regions and a one-latent band around what is generated.
 VRAM, measured on an H100 with the published SD2-depth component sizes (random weights),
 one 512 x 512 view with classifier-free guidance, rasterizer and bake included
 (torch.cuda.max_memory_allocated / reserved): fp16 3.1 / 3.5 GB; fp16 + attention slicing
-the same (PyTorch 2's scaled-dot-product attention is already memory-efficient at 512, so
-slicing is off by default); fp16 + model CPU offload 2.0 / 2.1 GB (3 steps took 1.1 s
-instead of 0.3 s). fp32 should need about twice the fp16 figure (not measured). All within
-the 8 GB target. Speed: 30 steps for one view took 2.2 s on the H100 in fp16.
+the same (PyTorch 2's scaled-dot-product attention is already memory-efficient, so slicing is
+off by default); fp16 + model CPU offload 2.0 / 2.1 GB (3 steps took 1.1 s instead of 0.3 s).
+fp32 is estimated at 6.0 GB allocated (bench/estimate_texture_vram.py, which gives 3.03 and
+2.08 GB for the measured two). All within the 8 GB target. Speed: 30 steps for one view took
+2.2 s on the H100 in fp16.
 bench/bench_texture_memory.py repeats the measurement.
 """
 
