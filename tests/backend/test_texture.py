@@ -461,11 +461,15 @@ def depth_request(size=32, mask_value=1.0, seed=0):
 
 
 @pytest.fixture(scope="module")
-def tiny_generator(tmp_path_factory):
+def tiny_depth_folder(tmp_path_factory):
+    return tiny_sd.depth_pipeline(tmp_path_factory.mktemp("sd"))
+
+
+@pytest.fixture(scope="module")
+def tiny_generator(tiny_depth_folder):
     from backend.texture.sd_depth import DepthViewGenerator
 
-    folder = tiny_sd.depth_pipeline(tmp_path_factory.mktemp("sd"))
-    return DepthViewGenerator.from_pretrained(str(folder), device="cpu")
+    return DepthViewGenerator.from_pretrained(str(tiny_depth_folder), device="cpu")
 
 
 def test_tiny_sd_depth_generates_and_keeps_what_it_is_told_to_keep(tiny_generator):
@@ -491,6 +495,16 @@ def test_the_depth_map_steers_the_sd2_depth_view(tiny_generator):
     ball = tiny_generator(depth_request())
     assert torch.equal(ball, tiny_generator(depth_request()))  # nothing else varies between runs
     assert (ball - tiny_generator(hole)).abs().max() > 1e-3
+
+
+def test_half_precision_paints_what_full_precision_paints(tiny_depth_folder, tiny_generator):
+    """fp16, the default on CUDA, checked on the CPU: every input reaches the models in their dtype."""
+    from backend.texture.sd_depth import DepthViewGenerator
+
+    half = DepthViewGenerator.from_pretrained(str(tiny_depth_folder), dtype=torch.float16)
+    assert half.pipe.unet.dtype == half.pipe.vae.dtype == torch.float16
+    for mask in (1.0, 0.0):  # generated, kept
+        assert (half(depth_request(mask_value=mask)) - tiny_generator(depth_request(mask_value=mask))).abs().max() < 0.01
 
 
 def test_free_region_grows_by_one_latent_and_keeps_its_strengths():

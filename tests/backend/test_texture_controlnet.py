@@ -78,6 +78,15 @@ def test_generates_from_the_seed_and_keeps_what_it_is_told_to_keep(generator):
     assert not torch.allclose(refined, kept, atol=1e-3) and not torch.allclose(refined, out, atol=1e-3)
 
 
+def test_half_precision_paints_what_full_precision_paints(folders, generator):
+    """fp16, the default on CUDA, checked on the CPU: every input reaches the models in their dtype."""
+    half = ControlNetDepthViewGenerator.from_pretrained(str(folders["inpaint"]), str(folders["controlnet"]),
+                                                       dtype=torch.float16)
+    assert half.pipe.unet.dtype == half.pipe.controlnet.dtype == torch.float16
+    for mask in (1.0, 0.0):  # generated, kept
+        assert (half(request(mask=mask)) - generator(request(mask=mask))).abs().max() < 0.01
+
+
 def test_the_depth_map_steers_the_view(folders):
     generator = ControlNetDepthViewGenerator.from_pretrained(str(folders["inpaint"]), str(folders["controlnet"]))
     net = generator.pipe.controlnet
