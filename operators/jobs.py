@@ -23,7 +23,7 @@ from ..panels import previews, properties
 from ..panels.preferences import backend_settings, get_prefs
 from ..panels.redraw import tag_redraw
 from ..scene_io import write_back
-from ..scene_io.apply_texture import apply_texture
+from ..scene_io.apply_texture import apply_texture, texture_notes
 from ..scene_io.patch_mesh import patch_mesh, patchable
 from ..service.client import BackendError
 from ..service.session import LOCAL, BackendSettings, connect
@@ -307,6 +307,8 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
         return None
     job.applied_to, job.write_failed = obj.name, False
     job.notes = [str(note) for note in job.result.metadata.get("notes", []) if note]
+    if job.task == "texture":
+        job.notes += texture_notes(obj)
     if storage == 'NEXT_TO_BLEND' and not bpy.data.filepath and job.result.images:
         job.notes.append("the .blend is not saved yet, so the texture was packed into it")
     job.result = job.arrays = None  # written: Import reads the kept file again (textures can be 100s of MB)

@@ -97,6 +97,15 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
     return obj
 
 
+def texture_notes(obj: bpy.types.Object) -> list[str]:
+    """What the artist should know about a texture just written to `obj`."""
+    split = read_metadata(obj).get("texture", {}).get("split_polygons", 0)
+    if not split:
+        return []
+    return [f"the UV unwrap cut {split} quads or n-gons into triangles, as it painted them "
+            "(a mesh that has a UV map keeps every face)"]
+
+
 def _loop_triangles(mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(3M,) vertex and loop per triangle corner and (M,) polygon per triangle, as exported."""
     mesh.calc_loop_triangles()

@@ -107,7 +107,10 @@ suzanne.data.uv_layers[UV_MAP].data.foreach_get("uv", new_uv)
 assert np.allclose(new_uv, own_uv, atol=1e-5) and len(suzanne.data.polygons) == before[suzanne.name][3]
 split = json.loads(other["diffusion3d"])["texture"]["split_polygons"]
 assert json.loads(suzanne["diffusion3d"])["texture"]["split_polygons"] == 0
-assert len(other.data.polygons) == before["Painted"][3] + split  # each cut quad became two triangles
+assert len(other.data.polygons) == before["Painted"][3] + split > before["Painted"][3]  # cut quads: 2 triangles
+notes = {j.applied_to: j.notes for j in jobs.JOBS[:2]}
+assert any(f"cut {split} quads" in note for note in notes["Painted"]), notes  # the artist is told
+assert not any("cut" in note for note in notes["Suzanne"]), notes
 assert suzanne.data.uv_layers.active.name == "UVMap"  # the artist's map stays active
 
 # 4. One undo step restores the previous materials, UV maps and geometry of both objects.
