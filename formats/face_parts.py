@@ -6,6 +6,8 @@
   add-on deletes the others from the artist's own mesh instead of replacing the mesh.
 - Which Blender vertex each uploaded vertex copies (the export splits vertices at UV seams):
   pieces of the mesh are then the artist's own islands, not whatever happens to touch.
+- Which Blender polygon each uploaded triangle was cut from: an unwrap then keeps quads and
+  n-gons whole.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 FACE_PARTS_KEY = "diffusion3d_face_parts"  # scene extras key of the upload's per-triangle parts
 VERTEX_IDS_KEY = "diffusion3d_vertex_ids"  # scene extras key: base64 little-endian uint32 per vertex
+POLYGONS_KEY = "diffusion3d_polygons"  # scene extras key: base64 little-endian uint32 per triangle
 NO_PART = 0xFFFF
 
 
@@ -59,15 +62,15 @@ def from_runs(runs: list, n: int) -> np.ndarray:
     return mask
 
 
-def encode_vertex_ids(source: np.ndarray) -> str:
-    """(V,) the Blender vertex each uploaded vertex copies → base64 text for the scene extras."""
-    return base64.b64encode(np.asarray(source).astype("<u4").tobytes()).decode("ascii")
+def encode_indices(values: np.ndarray) -> str:
+    """(K,) indices (vertex ids, polygon ids) → base64 little-endian uint32 text for the scene extras."""
+    return base64.b64encode(np.asarray(values).astype("<u4").tobytes()).decode("ascii")
 
 
-def decode_vertex_ids(value: Any, n_vertices: int) -> Optional[np.ndarray]:
-    """(V,) int64 vertex ids, or None when absent or not for this many vertices."""
+def decode_indices(value: Any, count: int) -> Optional[np.ndarray]:
+    """(count,) int64 indices from `encode_indices` text, or None when absent or not `count` long."""
     try:
         ids = np.frombuffer(base64.b64decode(value), dtype="<u4").astype(np.int64)
     except (TypeError, ValueError):
         return None
-    return ids if len(ids) == n_vertices else None
+    return ids if len(ids) == count else None

@@ -8,9 +8,11 @@ the transform stay as they are; the texture gets a new material in a new slot.
 
 Quads and n-gons are sent as several triangles. When the object had a UV map, the backend
 keeps it, so the triangles of one polygon agree on every shared corner. When it had none,
-xatlas may put a polygon's triangles into different charts; one loop cannot hold two UVs,
-so just those polygons are split into the triangles that were painted (bmesh keeps their
-attributes), and every other polygon keeps its shape.
+the backend unwraps it keeping each polygon's triangles in one chart (the upload says which
+polygon each triangle came from), except where no chart can take them without an overlap.
+One loop cannot hold two UVs, so just those polygons are split into the triangles that were
+painted (bmesh keeps their attributes), every other polygon keeps its shape, and
+`texture_notes` tells the artist.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import Optional
 import bpy
 import numpy as np
 
-from ..formats.face_parts import FACE_PARTS_KEY, VERTEX_IDS_KEY, encode_face_parts, encode_vertex_ids
+from ..formats.face_parts import FACE_PARTS_KEY, POLYGONS_KEY, VERTEX_IDS_KEY, encode_face_parts, encode_indices
 from ..formats.glb import write_glb
 from ..formats.mesh_arrays import blender_to_gltf, flip_v, weld_corners
 from .write_back import METADATA_KEY, read_metadata
@@ -18,7 +18,7 @@ class ExportError(ValueError):
 
 
 def object_to_glb(obj: bpy.types.Object, with_mask: bool = False, positions: Optional[np.ndarray] = None,
-                  uv_name: str = "") -> tuple[bytes, Optional[bytes]]:
+                  uv_name: str = "", with_polygons: bool = False) -> tuple[bytes, Optional[bytes]]:
     """Triangulate `obj`'s mesh (no modifiers, object space unless `positions`, glTF axes) into GLB bytes.
 
     Args:
@@ -27,6 +27,8 @@ def object_to_glb(obj: bpy.types.Object, with_mask: bool = False, positions: Opt
             face it came from is selected.
         positions: (V, 3) vertex positions (Blender axes) sent instead of the mesh's own.
         uv_name: The UV map sent ("" = the active one).
+        with_polygons: Also send which polygon each triangle was cut from (when any polygon
+            has more than three corners), so an unwrap can keep quads and n-gons whole.
 
     Returns:
         (glb, face_mask or None). The object's `diffusion3d` metadata travels as scene extras,
@@ -35,17 +37,18 @@ def object_to_glb(obj: bpy.types.Object, with_mask: bool = False, positions: Opt
     if obj is None or obj.type != 'MESH':
         raise ExportError("select a mesh object")
     if obj.mode != 'EDIT':
-        return _mesh_to_glb(obj, obj.data, with_mask, positions, uv_name)
+        return _mesh_to_glb(obj, obj.data, with_mask, positions, uv_name, with_polygons)
     # In Edit Mode the mesh's layer data (UVs) is not reachable: read a synced, temporary copy.
     obj.update_from_editmode()
     copy = obj.data.copy()
     try:
-        return _mesh_to_glb(obj, copy, with_mask, positions, uv_name)
+        return _mesh_to_glb(obj, copy, with_mask, positions, uv_name, with_polygons)
     finally:
         bpy.data.meshes.remove(copy)
 
 
-def _mesh_to_glb(obj, mesh, with_mask: bool, positions: Optional[np.ndarray], uv_name: str) -> tuple[bytes, Optional[bytes]]:
+def _mesh_to_glb(obj, mesh, with_mask: bool, positions: Optional[np.ndarray], uv_name: str,
+                 with_polygons: bool) -> tuple[bytes, Optional[bytes]]:
     mesh.calc_loop_triangles()
     n_tris = len(mesh.loop_triangles)
     if n_tris == 0:
@@ -68,19 +71,21 @@ def _mesh_to_glb(obj, mesh, with_mask: bool, positions: Optional[np.ndarray], uv
     source, faces, uv = weld_corners(corner_vertex, corner_uv, len(mesh.vertices))
     vertices = blender_to_gltf(co.reshape(-1, 3)[source])
 
+    polygon = np.empty(n_tris, np.int32)
+    mesh.loop_triangles.foreach_get("polygon_index", polygon)
     mask = None
     if with_mask:
         selected = np.empty(len(mesh.polygons), bool)
         mesh.polygons.foreach_get("select", selected)
-        polygon = np.empty(n_tris, np.int32)
-        mesh.loop_triangles.foreach_get("polygon_index", polygon)
         mask = selected[polygon].astype(np.uint8).tobytes()
     metadata = read_metadata(obj)
     extras = {METADATA_KEY: metadata}
+    if with_polygons and n_tris > len(mesh.polygons):  # quads or n-gons: keep them whole in an unwrap
+        extras[POLYGONS_KEY] = encode_indices(polygon)
     face_parts = _face_parts(obj, mesh, corner_vertex.reshape(-1, 3), metadata)
     if face_parts is not None:
         extras[FACE_PARTS_KEY] = face_parts
-    extras[VERTEX_IDS_KEY] = encode_vertex_ids(source)  # which uploaded vertices are one (UV seams split them)
+    extras[VERTEX_IDS_KEY] = encode_indices(source)  # which uploaded vertices are one (UV seams split them)
     glb = write_glb(vertices, faces, uv=None if uv is None else flip_v(uv), extras=extras, name=obj.name)
     return glb, mask
 

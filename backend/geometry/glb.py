@@ -78,11 +78,13 @@ def read_glb_meshes(data: bytes) -> tuple[list[MeshPart], dict[str, Any]]:
     Returns:
         (parts, extras): one MeshPart per mesh node with triangles, named after the node (its
         mesh's name, or "mesh.<i>", when unnamed; repeated names get ".1", ".2"), in the file's
-        triangle order; and the scene's `extras` dict (our metadata sits under `extras["diffusion3d"]`).
+        triangle order (with `polygons` when the add-on sent which polygon each triangle
+        was cut from); and the scene's `extras` dict (our metadata sits under `extras["diffusion3d"]`).
 
     Raises:
         InputError: the bytes are not a readable GLB, or it holds no triangles.
     """
+    from formats.face_parts import POLYGONS_KEY, decode_indices
     from formats.glb import GLBError, read_glb
 
     try:
@@ -95,6 +97,11 @@ def read_glb_meshes(data: bytes) -> tuple[list[MeshPart], dict[str, Any]]:
              for p in scene.parts if len(p.faces)]
     if not parts:
         raise InputError("the GLB holds no triangle meshes")
+    polygons = decode_indices(scene.extras.get(POLYGONS_KEY), sum(len(p.faces) for p in parts))
+    if polygons is not None:  # the add-on's: file order, across the parts
+        offsets = np.cumsum([0] + [len(p.faces) for p in parts])
+        for part, start, stop in zip(parts, offsets[:-1], offsets[1:]):
+            part.polygons = polygons[start:stop]
     return parts, dict(scene.extras)
 
 

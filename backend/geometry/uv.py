@@ -60,13 +60,16 @@ def ensure_uv(vertices: np.ndarray, faces: np.ndarray, uv: Optional[np.ndarray] 
     return unwrap([(vertices, faces)], texture_size, padding)[0]
 
 
-def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 1024, padding: int = 4) -> list[UVLayout]:
+def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 1024, padding: int = 4,
+           polygons: Optional[Sequence[Optional[np.ndarray]]] = None) -> list[UVLayout]:
     """Unwrap several meshes into one shared atlas with xatlas.
 
     Args:
         meshes: (vertices (N, 3), faces (M, 3)) pairs.
         texture_size: Texture resolution the charts are packed for.
         padding: Texels kept free around each chart.
+        polygons: Per mesh, None or (M,) the polygon each triangle was cut from: the triangles
+            of one polygon are then kept in one chart wherever they fit (`polygon_charts`).
 
     Returns:
         One layout per mesh, all in the same [0, 1] square without overlaps.
@@ -74,28 +77,46 @@ def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 
     Raises:
         InputError: a mesh has no triangles.
     """
+    from .polygon_charts import keep_polygons_whole
+
+    for _, faces in meshes:
+        if len(faces) == 0:
+            raise InputError("cannot unwrap a mesh without triangles")
+    meshes = [(np.asarray(v, np.float32), np.asarray(f, np.int64)) for v, f in meshes]
+    unwrapped = _xatlas(meshes, texture_size, padding)
+    moved = 0
+    for i, polygon in enumerate(polygons or []):
+        if polygon is not None:
+            vertices, faces = meshes[i]
+            *layout, count = keep_polygons_whole(vertices, faces, np.asarray(polygon, np.int64), *unwrapped[i])
+            unwrapped[i], moved = tuple(layout), moved + count
+    if moved:  # pack the changed charts again, as they now are
+        repacked = _xatlas([(meshes[i][0][m], f) for i, (m, f, _) in enumerate(unwrapped)], texture_size, padding,
+                           [uv for _, _, uv in unwrapped])
+        unwrapped = [(m[new_map], f, uv) for (m, _, _), (new_map, f, uv) in zip(unwrapped, repacked)]
+    return [UVLayout(vertices=vertices[vertex_map], faces=faces, uv=np.clip(uv, 0.0, 1.0), vertex_map=vertex_map,
+                     unwrapped=True) for (vertices, _), (vertex_map, faces, uv) in zip(meshes, unwrapped)]
+
+
+def _xatlas(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int, padding: int,
+            uvs: Optional[Sequence[np.ndarray]] = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """xatlas's (vertex_map, faces, uv) per mesh; with `uvs`, their charts are only packed."""
     import xatlas
 
     atlas = xatlas.Atlas()
-    for vertices, faces in meshes:
-        if len(faces) == 0:
-            raise InputError("cannot unwrap a mesh without triangles")
-        atlas.add_mesh(np.ascontiguousarray(vertices, np.float32), np.ascontiguousarray(faces, np.uint32))
+    for i, (vertices, faces) in enumerate(meshes):
+        atlas.add_mesh(np.ascontiguousarray(vertices, np.float32), np.ascontiguousarray(faces, np.uint32),
+                       None, None if uvs is None else np.ascontiguousarray(uvs[i], np.float32))
+    charts = xatlas.ChartOptions()
+    charts.use_input_mesh_uvs = uvs is not None
     pack = xatlas.PackOptions()
     pack.resolution = int(texture_size)  # texels_per_unit 0: xatlas scales the charts to fill this one atlas
     pack.padding = int(padding)
     pack.bilinear = True
     pack.bruteForce = False
-    atlas.generate(pack_options=pack)
-    layouts = []
-    for i, (vertices, faces) in enumerate(meshes):
-        vertex_map, new_faces, uv = atlas[i]
-        vertex_map = vertex_map.astype(np.int64)
-        layouts.append(UVLayout(
-            vertices=np.asarray(vertices, np.float32)[vertex_map], faces=new_faces.astype(np.int64),
-            uv=np.clip(uv.astype(np.float32), 0.0, 1.0), vertex_map=vertex_map, unwrapped=True,
-        ))
-    return layouts
+    atlas.generate(chart_options=charts, pack_options=pack)
+    return [(vertex_map.astype(np.int64), faces.astype(np.int64), uv.astype(np.float32))
+            for vertex_map, faces, uv in (atlas[i] for i in range(len(meshes)))]
 
 
 def wrap_into_unit_square(faces: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -183,7 +204,8 @@ def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding
             colors = None if colors is None else np.asarray(colors)[vertex_map]
         new_parts[i] = MeshPart(parts[i].name, vertices, faces, colors, uv)
     if bare:
-        layouts = unwrap([(parts[i].vertices, parts[i].faces) for i in bare], texture_size, padding)
+        layouts = unwrap([(parts[i].vertices, parts[i].faces) for i in bare], texture_size, padding,
+                         [parts[i].polygons for i in bare])
         for i, layout in zip(bare, layouts):
             colors = None if parts[i].vertex_colors is None else np.asarray(parts[i].vertex_colors)[layout.vertex_map]
             new_parts[i] = MeshPart(parts[i].name, layout.vertices, layout.faces, colors, layout.uv)

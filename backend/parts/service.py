@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from backend.pipelines.base import SEED_LIMITS, InputError, Limits, MeshPart, MeshResult, StepCallback, check_limits, draw_seed
-from formats.face_parts import FACE_PARTS_KEY, VERTEX_IDS_KEY, decode_face_parts, decode_vertex_ids, to_runs
+from formats.face_parts import FACE_PARTS_KEY, VERTEX_IDS_KEY, decode_face_parts, decode_indices, to_runs
 
 from .decode import part_color
 from .fitting import fit_mesh, merge_meshes, to_mesh_frame, to_shape_frame
@@ -110,7 +110,7 @@ def read_upload(pipe: PartDiffusionPipeline, data: bytes, what: str, face_mask: 
     d = (extras or {}).get(EXTRAS_KEY, {}) if isinstance(extras, dict) else {}
     if not isinstance(d, dict) or "shape" not in d:
         _, category, unknown = pipe.resolve_prompt(hint or meshes[0].name)
-        ids = decode_vertex_ids(extras.get(VERTEX_IDS_KEY), sum(len(m.vertices) for m in meshes)) \
+        ids = decode_indices(extras.get(VERTEX_IDS_KEY), sum(len(m.vertices) for m in meshes)) \
             if isinstance(extras, dict) and VERTEX_IDS_KEY in extras else None
         fit = fit_mesh(pipe.autoencoder, meshes, mask, category, pipe.codec.templates.get(category, []),
                        pipe.codec.max_parts, hint, ids)

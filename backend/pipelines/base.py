@@ -101,6 +101,8 @@ class MeshPart:
         faces: (M, 3) int64 triangle indices into `vertices`.
         vertex_colors: optional (N, 4) uint8 RGBA.
         uv: optional (N, 2) float32 texture coordinates (glTF convention: v down).
+        polygons: optional (M,) int64, for an uploaded mesh: the polygon (quad, n-gon) of the
+            artist's mesh each triangle was cut from, so an unwrap keeps polygons whole.
     """
 
     name: str
@@ -108,6 +110,7 @@ class MeshPart:
     faces: np.ndarray
     vertex_colors: Optional[np.ndarray] = None
     uv: Optional[np.ndarray] = None
+    polygons: Optional[np.ndarray] = None
 
 
 @dataclass

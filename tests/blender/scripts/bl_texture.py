@@ -105,18 +105,32 @@ for obj in (suzanne, other):
 new_uv = np.empty(len(suzanne.data.loops) * 2, np.float32)
 suzanne.data.uv_layers[UV_MAP].data.foreach_get("uv", new_uv)
 assert np.allclose(new_uv, own_uv, atol=1e-5) and len(suzanne.data.polygons) == before[suzanne.name][3]
-split = json.loads(other["diffusion3d"])["texture"]["split_polygons"]
+# The copy without UVs was unwrapped with its quads kept whole (the upload says which polygon
+# each triangle came from).
 assert json.loads(suzanne["diffusion3d"])["texture"]["split_polygons"] == 0
-assert len(other.data.polygons) == before["Painted"][3] + split > before["Painted"][3]  # cut quads: 2 triangles
-notes = {j.applied_to: j.notes for j in jobs.JOBS[:2]}
-assert any(f"cut {split} quads" in note for note in notes["Painted"]), notes  # the artist is told
-assert not any("cut" in note for note in notes["Suzanne"]), notes
+assert json.loads(other["diffusion3d"])["texture"]["split_polygons"] == 0
+assert len(other.data.polygons) == before["Painted"][3]
+assert not any("cut" in note for job in jobs.JOBS[:2] for note in job.notes), [j.notes for j in jobs.JOBS[:2]]
 assert suzanne.data.uv_layers.active.name == "UVMap"  # the artist's map stays active
 
 # 4. One undo step restores the previous materials, UV maps and geometry of both objects.
 bpy.ops.ed.undo()
 suzanne, other = bpy.data.objects["Suzanne"], bpy.data.objects["Painted"]
 assert {o.name: state(o) for o in (suzanne, other)} == before, {o.name: state(o) for o in (suzanne, other)}
+
+# 4b. A backend that cuts quads between charts anyway (an older server ignores the polygons sent):
+# just the cut polygons become triangles, and the artist is told how many.
+export = addon_module("scene_io.texture_export")
+send = export.object_to_glb
+export.object_to_glb = lambda *args, **kwargs: send(*args, **{**kwargs, "with_polygons": False})
+bpy.ops.object.select_all(action='DESELECT')
+other.select_set(True)
+context.view_layer.objects.active = other
+assert bpy.ops.diffusion3d.texture_mesh(prompt="weathered bronze", model="test-texture", seed=5) == {'FINISHED'}
+export.object_to_glb = send
+split = json.loads(other["diffusion3d"])["texture"]["split_polygons"]
+assert len(other.data.polygons) == before["Painted"][3] + split > before["Painted"][3]  # each cut quad: 2 triangles
+assert any(f"cut {split} quads" in note for note in jobs.JOBS[0].notes), jobs.JOBS[0].notes
 
 # 5. With the preference "next to .blend" and a saved .blend, the image is a file in textures/.
 prefs.texture_storage = 'NEXT_TO_BLEND'

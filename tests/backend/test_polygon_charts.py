@@ -1,0 +1,88 @@
+"""An unwrap told which polygon each triangle was cut from keeps quads whole, without overlaps."""
+
+import numpy as np
+import pytest
+
+from backend.geometry.glb import read_glb_meshes
+from backend.geometry.polygon_charts import cut_polygons
+from backend.geometry.uv import unwrap
+from formats.face_parts import POLYGONS_KEY, encode_indices
+from formats.glb import write_glb
+
+
+def bumpy_quad_torus(rows=64, columns=32, bumps=0.02):
+    """A torus of quads, each cut into two triangles (corners 0-1-2 and 0-2-3, as Blender does),
+    with its vertices jittered: xatlas then cuts many quads between charts."""
+    u, v = np.meshgrid(np.linspace(0, 2 * np.pi, rows, endpoint=False),
+                       np.linspace(0, 2 * np.pi, columns, endpoint=False), indexing="ij")
+    ring = 1 + 0.4 * np.cos(v)
+    vertices = np.stack([ring * np.cos(u), ring * np.sin(u), 0.4 * np.sin(v)], -1).reshape(-1, 3)
+    vertices += np.random.default_rng(0).normal(0, bumps, vertices.shape)
+    i, j = (a.reshape(-1) for a in np.meshgrid(np.arange(rows), np.arange(columns), indexing="ij"))
+    quads = np.stack([i * columns + j, (i + 1) % rows * columns + j, (i + 1) % rows * columns + (j + 1) % columns,
+                      i * columns + (j + 1) % columns], 1)
+    triangles = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    return vertices.astype(np.float32), triangles, np.tile(np.arange(len(quads)), 2)
+
+
+def texels_covered_twice(faces: np.ndarray, uv: np.ndarray, size: int = 512) -> int:
+    """Texel centres inside more than one UV triangle."""
+    count = np.zeros((size, size), np.int32)
+    for corners in uv[faces] * size:
+        low, high = np.floor(corners.min(0)).astype(int), np.ceil(corners.max(0)).astype(int)
+        x, y = np.meshgrid(np.arange(low[0], high[0]) + 0.5, np.arange(low[1], high[1]) + 0.5)
+        points = np.stack([x.ravel(), y.ravel()], 1)
+        sides = [np.cross(corners[(k + 1) % 3] - corners[k], points - corners[k]) for k in range(3)]
+        inside = np.all([s > 0 for s in sides], 0) | np.all([s < 0 for s in sides], 0)
+        texel = np.clip(points[inside].astype(int), 0, size - 1)
+        np.add.at(count, (texel[:, 1], texel[:, 0]), 1)
+    return int((count > 1).sum())
+
+
+def stretch_spread(vertices, faces, layout) -> float:
+    """95th over 5th percentile of UV area per surface area: how unevenly texels are spent."""
+    corners = vertices[layout.vertex_map[layout.faces]]
+    surface = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    uv = layout.uv[layout.faces]
+    edges = uv[:, 1:] - uv[:, :1]
+    ratio = np.abs(np.cross(edges[:, 0], edges[:, 1])) / surface
+    return float(np.percentile(ratio, 95) / np.percentile(ratio, 5))
+
+
+@pytest.mark.parametrize("quads_per_polygon", [1, 2])  # quads; hexagons of two quads (a fan of 4 triangles)
+def test_polygons_stay_whole_in_one_chart_without_overlaps(quads_per_polygon):
+    vertices, triangles, quads = bumpy_quad_torus()
+    polygons = quads // quads_per_polygon  # the torus's quads (i, j) and (i, j + 1) are neighbours
+    plain = unwrap([(vertices, triangles)])[0]
+    whole = unwrap([(vertices, triangles)], polygons=[polygons])[0]
+    count = polygons.max() + 1
+    assert len(cut_polygons(triangles, polygons, plain.faces)) > 0.15 * count  # what xatlas alone does
+    assert len(cut_polygons(triangles, polygons, whole.faces)) < 0.03 * count
+    # The same triangles in the same order, over the mesh's own vertices, inside the unit square
+    assert np.array_equal(whole.vertex_map[whole.faces], triangles) and whole.unwrapped
+    assert whole.uv.min() >= 0 and whole.uv.max() <= 1
+    # Moved triangles are laid flat beside their quad: no overlap, no extra stretch.
+    assert texels_covered_twice(whole.faces, whole.uv) <= texels_covered_twice(plain.faces, plain.uv) + 8
+    assert stretch_spread(vertices, triangles, whole) < 1.1 * stretch_spread(vertices, triangles, plain)
+
+
+def test_meshes_without_polygons_unwrap_as_before_in_the_same_atlas():
+    vertices, triangles, polygons = bumpy_quad_torus(rows=24, columns=12)
+    alone = unwrap([(vertices, triangles)])[0]
+    with_other = unwrap([(vertices, triangles), (vertices + 5, triangles)], polygons=[None, polygons])
+    assert len(cut_polygons(triangles, polygons, with_other[1].faces)) < len(cut_polygons(triangles, polygons, alone.faces))
+    for layout in with_other:
+        assert np.array_equal(layout.vertex_map[layout.faces], triangles)
+    # One atlas: the two meshes' charts do not overlap each other.
+    both = np.concatenate([with_other[0].faces, with_other[1].faces + len(with_other[0].uv)])
+    assert texels_covered_twice(both, np.concatenate([w.uv for w in with_other])) <= 8
+
+
+def test_an_upload_says_which_polygon_each_triangle_came_from():
+    vertices, triangles, polygons = bumpy_quad_torus(rows=8, columns=6)
+    data = write_glb(vertices, triangles, extras={POLYGONS_KEY: encode_indices(polygons)}, name="torus")
+    parts, _ = read_glb_meshes(data)
+    assert np.array_equal(parts[0].polygons, polygons)
+    wrong_length = write_glb(vertices, triangles, extras={POLYGONS_KEY: encode_indices(polygons[:-1])}, name="torus")
+    assert read_glb_meshes(wrong_length)[0][0].polygons is None  # not for this mesh: ignored
+    assert read_glb_meshes(write_glb(vertices, triangles, name="torus"))[0][0].polygons is None
