@@ -78,6 +78,7 @@ class Job:
         self.back_to_edit_mode = False  # the artist was in Edit Mode on the edited object
         self.waiting = ""  # why a finished result is not written yet (see write_blocked_by)
         self.detached = False  # its run ended before it did (e.g. another file was opened): Import places it
+        self.importing = False  # an Import is reading or downloading its result (operators/import_result.py)
         self.notes: list[str] = []  # what the model says about its result ("it does not know a dragon")
         self.seed: Optional[int] = None  # the seed it ran with, to make it again
         self.cancel_requested = False

@@ -167,7 +167,9 @@ def draw_job(box, job, width: int = 40) -> None:
         if job.message and job.message != job.state:  # "queued, 2 job(s) ahead"; not "queued" twice
             box.label(text=job.message)
     elif job.state == "succeeded":
-        row.operator("diffusion3d.import_result", text="", icon='IMPORT').key = job.key
+        button = row.row()
+        button.enabled = not getattr(job, "importing", False)  # one Import at a time
+        button.operator("diffusion3d.import_result", text="", icon='IMPORT').key = job.key
         if job.applied_to and job.applied_to != job.label:  # e.g. "Chair.001": a name taken
             box.label(text=job.applied_to, icon='OBJECT_DATA')
         elif not job.applied_to and job.waiting:  # waiting for the artist (see write_guard.write_blocked_by)

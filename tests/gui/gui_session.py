@@ -306,9 +306,14 @@ def reopened():
     check(chair.state == "succeeded" and past["slow cube"].state == "cancelled", "with their states")
     left = past["left running"]
     check(left.state == "failed" and left.error, f"the job Blender quit on is failed, saying why ({left.error})")
+    check(not os.path.isfile(chair.result_path or ""), "this session has no file of it yet")
     result = call(bpy.ops.diffusion3d.import_result, key=chair.key)
-    check(result == {'FINISHED'} and "a chair with four legs" in bpy.context.scene.objects,
-          "a past result imports as a new object")
+    check(result == {'RUNNING_MODAL'} and chair.importing, "Import downloads it in the background")
+    yield (lambda: "a chair with four legs" in bpy.context.scene.objects, 60, "the imported chair")
+    check(not chair.importing and os.path.isfile(chair.result_path), "a past result imports as a new object")
+    call(bpy.ops.ed.undo)
+    yield 0.5
+    check("a chair with four legs" not in bpy.context.scene.objects, "one undo step takes the import back")
     yield 1.0
     screenshot("reopened.png")
     REPORT["ok"] = True
