@@ -8,21 +8,7 @@ from backend.geometry.polygon_charts import cut_polygons
 from backend.geometry.uv import unwrap
 from formats.face_parts import POLYGONS_KEY, encode_indices
 from formats.glb import write_glb
-
-
-def bumpy_quad_torus(rows=64, columns=32, bumps=0.02):
-    """A torus of quads, each cut into two triangles (corners 0-1-2 and 0-2-3, as Blender does),
-    with its vertices jittered: xatlas then cuts many quads between charts."""
-    u, v = np.meshgrid(np.linspace(0, 2 * np.pi, rows, endpoint=False),
-                       np.linspace(0, 2 * np.pi, columns, endpoint=False), indexing="ij")
-    ring = 1 + 0.4 * np.cos(v)
-    vertices = np.stack([ring * np.cos(u), ring * np.sin(u), 0.4 * np.sin(v)], -1).reshape(-1, 3)
-    vertices += np.random.default_rng(0).normal(0, bumps, vertices.shape)
-    i, j = (a.reshape(-1) for a in np.meshgrid(np.arange(rows), np.arange(columns), indexing="ij"))
-    quads = np.stack([i * columns + j, (i + 1) % rows * columns + j, (i + 1) % rows * columns + (j + 1) % columns,
-                      i * columns + (j + 1) % columns], 1)
-    triangles = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
-    return vertices.astype(np.float32), triangles, np.tile(np.arange(len(quads)), 2)
+from tests.fixtures.quad_meshes import bumpy_quad_torus
 
 
 def texels_covered_twice(faces: np.ndarray, uv: np.ndarray, size: int = 512) -> int:
