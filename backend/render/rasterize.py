@@ -13,12 +13,15 @@ Two passes, in the spirit of nvdiffrast's split between `rasterize` and `interpo
    `interpolate`, differentiable w.r.t. the attributes too — what score distillation needs.
 
 When nvdiffrast is importable and the tensors are on CUDA, pass 1 runs through it;
-pass 2 is shared, so both give the same depth, barycentrics and UVs.
+pass 2 is shared, so both give the same depth, barycentrics and UVs. An nvdiffrast that
+refuses a call (releases before 0.3.2 take only multiples of 8 pixels, before 0.3.3 at most
+2048) hands it to the torch pass under "auto".
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from typing import Optional
 
@@ -27,6 +30,7 @@ import torch
 from .camera import Camera
 
 BACKENDS = ("auto", "torch", "nvdiffrast")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -109,9 +113,15 @@ def _rasterize_in_front(clip: torch.Tensor, faces: torch.Tensor, height: int, wi
     xy = torch.stack([(clip[:, 0] / w + 1) * (width / 2), (1 - clip[:, 1] / w) * (height / 2)], -1)  # (V, 2)
     inv_w = 1.0 / w  # (V,) perspective-correct interpolation runs on 1/w
     corners_xy, corners_inv_w = xy[faces], inv_w[faces]  # (F, 3, 2), (F, 3)
+    triangle_id = None
     if select_backend(clip.device, backend) == "nvdiffrast":
-        triangle_id = _triangle_ids_nvdiffrast(clip, faces, height, width)
-    else:
+        try:
+            triangle_id = _triangle_ids_nvdiffrast(clip, faces, height, width)
+        except RuntimeError as exc:
+            if backend == "nvdiffrast":
+                raise
+            log.warning("nvdiffrast could not rasterize %dx%d (%s); using the torch rasterizer", width, height, exc)
+    if triangle_id is None:
         valid = (w[faces] > 1e-8).all(1)  # guards a degenerate camera (near plane at the eye)
         triangle_id = _triangle_ids_torch(corners_xy.detach(), corners_inv_w.detach(), valid, height, width)
     return _fragments(corners_xy, corners_inv_w, triangle_id, perspective=True)

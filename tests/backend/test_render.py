@@ -187,6 +187,29 @@ def test_nvdiffrast_path_translates_its_conventions(monkeypatch):
     assert torch.equal(ids, rasterize(v, f, cam, backend="torch").triangle_id)
 
 
+def test_an_nvdiffrast_that_refuses_a_size_hands_it_to_torch(monkeypatch):
+    class OldNvdiffrast(FakeNvdiffrast):  # before 0.3.2: multiples of 8 pixels only
+        @staticmethod
+        def rasterize(ctx, pos, tri, resolution):
+            if resolution[0] % 8 or resolution[1] % 8:
+                raise RuntimeError("width and height must be divisible by 8")
+            used.append(resolution)
+            return FakeNvdiffrast.rasterize(ctx, pos, tri, resolution)
+
+    used = []
+    monkeypatch.setattr(rasterize_module, "_import_nvdiffrast", lambda: OldNvdiffrast)
+    monkeypatch.setattr(rasterize_module, "_CONTEXTS", {})
+    monkeypatch.setattr(rasterize_module, "select_backend",  # as on CUDA with nvdiffrast installed
+                        lambda device, backend="auto": "torch" if backend == "torch" else "nvdiffrast")
+    v, f = cube()
+    for width in (40, 42):
+        cam = Camera(eye=(3.0, 2.0, 4.0), target=(0.0, 0.0, 0.0), fov_y=50.0, width=width, height=32)
+        assert torch.equal(rasterize(v, f, cam).triangle_id, rasterize(v, f, cam, backend="torch").triangle_id)
+    assert used == [[32, 40]]  # 42 pixels wide went to the torch pass
+    with pytest.raises(RuntimeError, match="divisible"):  # asked for by name: no quiet substitute
+        rasterize(v, f, cam, backend="nvdiffrast")
+
+
 def test_random_triangles_match_a_brute_force_reference():
     gen = torch.Generator().manual_seed(0)
     v = torch.rand(60, 3, generator=gen) * 2 - 1
