@@ -2,11 +2,13 @@
 
 xatlas's Python binding takes triangles only, so it may put the two triangles of a quad (or
 the fan of an n-gon) into different charts. A corner of the artist's polygon holds one UV,
-so such a polygon could only come back cut into triangles. Here each cut polygon is made whole: its
-triangles that lie in other charts are unfolded, flat and at the chart's scale, across the
-edges they share with the polygon's triangles in one chart. A polygon stays cut only when
-no chart can take it without overlapping its own triangles. The caller then has xatlas pack
-the changed charts again (`unwrap` does).
+so such a polygon could only come back cut into triangles. Here each cut polygon is made
+whole: its triangles that lie in other charts are unfolded, flat and at the chart's scale,
+across the edges they share with the polygon's triangles in one chart, wound as those are.
+A polygon stays cut when no chart can take it without a fold or an overlap; an n-gon of more
+than `MAX_TRIANGLES` triangles is left as xatlas cut it (a large region, rarely flat enough
+to lay out in one piece, and each try costs a search of the chart). The caller then has
+xatlas pack the changed charts again (`unwrap` does).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 _EPS = 1e-9
+MAX_TRIANGLES = 64  # per polygon tried
 
 
 def keep_polygons_whole(vertices: np.ndarray, faces: np.ndarray, polygons: np.ndarray, vertex_map: np.ndarray,
@@ -41,6 +44,8 @@ def keep_polygons_whole(vertices: np.ndarray, faces: np.ndarray, polygons: np.nd
     order = np.argsort(polygons, kind="stable")
     starts = np.searchsorted(polygons[order], cut)
     ends = np.searchsorted(polygons[order], cut, side="right")
+    tried = ends - starts <= MAX_TRIANGLES
+    starts, ends = starts[tried], ends[tried]
     layout = _Layout(vertices, faces, vertex_map, out_faces, uv, spare=3 * int((ends - starts).sum()))
     moved = sum(layout.make_whole(order[a:b]) for a, b in zip(starts, ends))
     return (*layout.arrays(), moved)
@@ -97,43 +102,60 @@ class _Layout:
         return False
 
     def _unfold_into(self, triangles, target) -> _Placement | None:
-        """New corner UVs for the polygon's triangles outside chart `target`, or None."""
+        """New corner UVs for the polygon's triangles outside chart `target`, laid out
+        breadth-first from those inside it; None when one cannot be laid without a fold or
+        an overlap, or none is outside."""
         inside = [t for t in triangles if self.chart[t] == target]
+        outside = {t for t in triangles if self.chart[t] != target}
+        if not outside:
+            return None
         corner = {int(self.faces[t, k]): self.uv_all[self.out_faces[t, k]] for t in inside for k in range(3)}
-        across = {}  # edge (a, b) of a placed triangle -> its third vertex
-        for t in inside:
-            _add_edges(across, self.faces[t])
+        laid = {t: self.uv_all[self.out_faces[t]] for t in inside}  # triangle -> (3, 2) UVs in face order
+        sharing = {}  # edge -> the polygon's triangles that have it
+        for t in triangles:
+            for edge in _edges(self.faces[t]):
+                sharing.setdefault(edge, []).append(t)
         members = self.members[target]
         members = members[self.chart[members] == target]
-        pending, moved = deque(t for t in triangles if self.chart[t] != target), {}
-        misses = 0
-        while pending:
-            t = pending.popleft()
-            a, b, c = (int(v) for v in self.faces[t])
-            for x, y, z in ((a, b, c), (b, c, a), (c, a, b)):
-                if (min(x, y), max(x, y)) in across and x in corner and y in corner:
-                    break
-            else:  # shares no placed edge yet
-                misses += 1
-                if misses > len(pending):
-                    return None
-                pending.append(t)
-                continue
-            misses = 0
-            far = across[(min(x, y), max(x, y))]
-            if z not in corner:
-                corner[z] = _unfold(corner[x], corner[y], corner[far], *self.vertices[[x, y, z]])
-                if corner[z] is None:
-                    return None
-            triangle = np.array([corner[int(v)] for v in self.faces[t]])
-            low, high = triangle.min(0), triangle.max(0)
-            near = members[np.all(self.high[members] > low, 1) & np.all(self.low[members] < high, 1)]
-            near = np.concatenate([self.uv_all[self.out_faces[near]], np.array(list(moved.values())).reshape(-1, 3, 2)])
-            if _overlaps(triangle, near):
+        queue, moved = deque(inside), {}
+        while queue:
+            mate = queue.popleft()
+            for edge in _edges(self.faces[mate]):
+                for t in sharing[edge]:
+                    if t not in outside or t in moved:
+                        continue
+                    triangle = self._lay_across(t, edge, laid[mate], corner)
+                    if triangle is None:
+                        return None
+                    low, high = triangle.min(0), triangle.max(0)
+                    near = members[np.all(self.high[members] > low, 1) & np.all(self.low[members] < high, 1)]
+                    if _overlaps(triangle, np.concatenate([self.uv_all[self.out_faces[near]],
+                                                           np.array(list(moved.values())).reshape(-1, 3, 2)])):
+                        return None
+                    moved[t] = laid[t] = triangle
+                    queue.append(t)
+        return _Placement(moved, corner, inside) if len(moved) == len(outside) else None
+
+    def _lay_across(self, t, edge, mate_uv, corner) -> np.ndarray | None:
+        """(3, 2) UVs of triangle `t` flat across `edge` from the laid triangle `mate_uv`,
+        wound as it is (the triangles of one polygon share its winding); None if it folds."""
+        winding = _signed_area(mate_uv)
+        if not winding:
+            return None
+        z = next(int(v) for v in self.faces[t] if int(v) not in edge)
+        x, y = edge
+        if z in corner:
+            candidates = [corner[z]]
+        else:
+            candidates = _unfold(corner[x], corner[y], *self.vertices[[x, y, z]])
+            if candidates is None:
                 return None
-            moved[t] = triangle
-            _add_edges(across, self.faces[t])
-        return _Placement(moved, corner, inside)
+        for uv in candidates:
+            triangle = np.array([uv if int(v) == z else corner[int(v)] for v in self.faces[t]])
+            if _signed_area(triangle) * winding > 0:
+                corner[z] = uv
+                return triangle
+        return None
 
     def _commit(self, placed: _Placement, target) -> None:
         """Give the moved triangles their new corners (shared with the chart where they meet it)."""
@@ -151,7 +173,7 @@ class _Layout:
                 self.out_faces[t, k] = index[v]
             self.chart[t] = target
             self.low[t], self.high[t] = placed.moved[t].min(0), placed.moved[t].max(0)
-        self.members[target] = np.concatenate([self.members[target], list(placed.moved)])
+        self.members[target] = np.concatenate([self.members[target], np.fromiter(placed.moved, np.int64)])
         if fresh:
             start = len(self.vertex_map)
             self.uv_all[start:start + len(fresh)] = [placed.corner[v] for v in fresh]
@@ -164,14 +186,21 @@ def _group(labels: np.ndarray) -> dict:
     return {int(labels[g[0]]): g for g in np.split(order, bounds)}
 
 
-def _add_edges(across: dict, triangle) -> None:
+def _edges(triangle) -> list[tuple[int, int]]:
     a, b, c = (int(v) for v in triangle)
-    for x, y, z in ((a, b, c), (b, c, a), (c, a, b)):
-        across.setdefault((min(x, y), max(x, y)), z)
+    return [(min(a, b), max(a, b)), (min(b, c), max(b, c)), (min(a, c), max(a, c))]
 
 
-def _unfold(ua, ub, u_far, pa, pb, pc) -> np.ndarray | None:
-    """UV of `pc` laid flat across the UV edge (ua, ub), on the side away from `u_far`,
+def _signed_area(triangle: np.ndarray) -> float:
+    """Twice the UV triangle's signed area, 0 for a sliver (below 1e-9 of its longest edge squared)."""
+    (ax, ay), (bx, by), (cx, cy) = triangle
+    area = float((bx - ax) * (cy - ay) - (by - ay) * (cx - ax))
+    longest = float(max(np.sum((triangle - np.roll(triangle, 1, axis=0)) ** 2, axis=1)))
+    return area if abs(area) > 1e-9 * longest else 0.0
+
+
+def _unfold(ua, ub, pa, pb, pc) -> tuple[np.ndarray, np.ndarray] | None:
+    """The two UVs `pc` can take laid flat beside the UV edge (ua, ub), one on each side,
     keeping the triangle's shape at the edge's UV scale. None for a degenerate edge."""
     edge, uv_edge = pb - pa, ub - ua
     length, uv_length = float(np.dot(edge, edge)) ** 0.5, float(np.dot(uv_edge, uv_edge)) ** 0.5
@@ -179,10 +208,8 @@ def _unfold(ua, ub, u_far, pa, pb, pc) -> np.ndarray | None:
         return None
     along = float(np.dot(pc - pa, edge)) / length ** 2
     height = float(np.linalg.norm(pc - pa - along * edge)) * uv_length / length
-    normal = np.array([-uv_edge[1], uv_edge[0]]) / uv_length
-    if np.dot(u_far - ua, normal) > 0:
-        normal = -normal
-    return ua + along * uv_edge + height * normal
+    foot, normal = ua + along * uv_edge, np.array([-uv_edge[1], uv_edge[0]]) / uv_length
+    return foot + height * normal, foot - height * normal
 
 
 def _overlaps(triangle: np.ndarray, near: np.ndarray) -> bool:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from backend.geometry.glb import read_glb_meshes
-from backend.geometry.polygon_charts import cut_polygons
+from backend.geometry.polygon_charts import MAX_TRIANGLES, cut_polygons, keep_polygons_whole
 from backend.geometry.uv import unwrap
 from formats.face_parts import POLYGONS_KEY, encode_indices
 from formats.glb import write_glb
@@ -72,3 +72,41 @@ def test_an_upload_says_which_polygon_each_triangle_came_from():
     wrong_length = write_glb(vertices, triangles, extras={POLYGONS_KEY: encode_indices(polygons[:-1])}, name="torus")
     assert read_glb_meshes(wrong_length)[0][0].polygons is None  # not for this mesh: ignored
     assert read_glb_meshes(write_glb(vertices, triangles, name="torus"))[0][0].polygons is None
+
+
+def quad_in_two_charts(mirrored: bool):
+    """One flat quad (triangles 0-1-2 and 0-2-3) whose second triangle xatlas put in a chart of
+    its own; `mirrored`: the first chart's UVs are a mirror image, as xatlas may lay a chart."""
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], np.float64)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    flat = vertices[:, :2] * 0.3 + 0.1
+    first = flat[[0, 1, 2]] * ([-1, 1] if mirrored else [1, 1]) + ([0.5, 0] if mirrored else [0, 0])
+    uv = np.concatenate([first, flat[[0, 2, 3]] + 0.5])
+    return vertices, faces, np.array([0, 0]), faces.reshape(-1), np.arange(6).reshape(2, 3), uv
+
+
+def signed_areas(faces, uv):
+    edges = uv[faces][:, 1:] - uv[faces][:, :1]
+    return edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_a_moved_triangle_takes_its_charts_winding(mirrored):
+    vertex_map, faces, uv, moved = keep_polygons_whole(*quad_in_two_charts(mirrored))
+    assert moved == 1 and len(cut_polygons(np.array([[0, 1, 2], [0, 2, 3]]), np.array([0, 0]), faces)) == 0
+    areas = signed_areas(faces, uv.astype(np.float64))
+    assert areas[0] * areas[1] > 0  # not folded over the shared diagonal
+    assert np.isclose(abs(areas[1]), abs(areas[0]))  # the same shape at the same scale
+
+
+def test_a_zero_area_triangle_or_a_huge_ngon_is_left_as_xatlas_cut_it():
+    vertices, faces, polygons, vertex_map, out_faces, uv = quad_in_two_charts(False)
+    vertices[3] = (vertices[0] + vertices[2]) / 2  # the second triangle is a sliver of no area,
+    uv[5] = (uv[3] + uv[4]) / 2  # in its chart too
+    assert keep_polygons_whole(vertices, faces, polygons, vertex_map, out_faces, uv)[3] == 0
+    torus, triangles, _ = bumpy_quad_torus(rows=24, columns=12)
+    first = unwrap([(torus, triangles)])[0]
+    one_polygon = np.zeros(len(triangles), np.int64)  # 576 triangles: far more than MAX_TRIANGLES
+    assert MAX_TRIANGLES < len(triangles) and len(cut_polygons(triangles, one_polygon, first.faces)) == 1
+    kept = keep_polygons_whole(torus, triangles, one_polygon, first.vertex_map, first.faces, first.uv)
+    assert kept[3] == 0 and np.array_equal(kept[1], first.faces)
