@@ -1,8 +1,9 @@
-"""Command line: `python -m backend serve | generate | models`.
+"""Command line: `python -m backend serve | generate | texture | models`.
 
     python -m backend serve --port 8765 --token SECRET
     python -m backend generate --prompt "a wooden chair" --out chair.glb
     python -m backend generate --image photo.png --model shap-e-img2img --out thing.glb
+    python -m backend texture --mesh statue.glb --prompt "weathered bronze" --out bronze.glb
     python -m backend models
 """
 
@@ -85,6 +86,29 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    _model_sources(args)
+    task = "text_to_3d" if args.prompt is not None else "image_to_3d"
+    params, files = dict(args.param), {}
+    if task == "text_to_3d":
+        params["prompt"] = args.prompt
+    else:
+        files["image"] = _read_file(args.image, "image")
+    return _run(args, task, params, files)
+
+
+def _texture(args: argparse.Namespace) -> int:
+    _model_sources(args)
+    params = {**dict(args.param), "prompt": args.prompt}
+    if args.texture_size is not None:
+        params["texture_size"] = args.texture_size
+    files = {"mesh": _mesh_as_glb(args.mesh)}
+    if args.image:
+        files["image"] = _read_file(args.image, "reference image")
+    return _run(args, "texture", params, files)
+
+
+def _run(args: argparse.Namespace, task: str, params: dict, files: dict[str, bytes]) -> int:
+    """Run one job of `task` in this process and write its GLB to --out."""
     from tqdm import tqdm
 
     from .devices import pick_device
@@ -93,18 +117,7 @@ def _generate(args: argparse.Namespace) -> int:
     from .models import LoadOptions, downloads_allowed, get_entry, registry, resolve_params
 
     # 1. Check inputs
-    _model_sources(args)
-    task = "text_to_3d" if args.prompt is not None else "image_to_3d"
     entry = get_entry(task, args.model, registry())
-    params = dict(args.param)
-    files = {}
-    if task == "text_to_3d":
-        params["prompt"] = args.prompt
-    else:
-        image = Path(args.image)
-        if not image.is_file():
-            raise InputError(f"no image file at {image}")
-        files["image"] = image.read_bytes()
     for key, value in (("negative_prompt", args.negative_prompt), ("num_inference_steps", args.steps),
                        ("guidance_scale", args.guidance), ("seed", args.seed)):
         if value is not None:
@@ -127,11 +140,12 @@ def _generate(args: argparse.Namespace) -> int:
     # 3. Run, one progress bar per phase
     bars: dict[str, tqdm] = {}
 
-    def callback(phase, step, total, preview=None):
+    def callback(phase, step, total, preview=None, within=0.0):
         if phase not in bars:
             for bar in bars.values():
                 bar.close()
             bars[phase] = tqdm(total=total, desc=phase, unit="step", file=sys.stderr)
+        bars[phase].total = total  # the texture's total drops when fill views are not needed
         bars[phase].update(step - bars[phase].n)
 
     try:
@@ -144,7 +158,32 @@ def _generate(args: argparse.Namespace) -> int:
     out.write_bytes(mesh_result_to_glb(result))
     triangles = sum(len(p.faces) for p in result.parts)
     print(f"wrote {out} ({len(result.parts)} part(s), {triangles} triangles)", file=sys.stderr)
+    for note in result.metadata.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
     return 0
+
+
+def _read_file(path: str, what: str) -> bytes:
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"no {what} file at {file}")
+    return file.read_bytes()
+
+
+def _mesh_as_glb(path: str) -> bytes:
+    """The mesh file as GLB bytes: a .glb as it is, other formats trimesh reads converted."""
+    data = _read_file(path, "mesh")
+    if data[:4] == b"glTF":
+        return data
+    import trimesh
+
+    try:
+        scene = trimesh.load(path, force="scene")
+    except Exception as e:  # trimesh raises many kinds for a file it cannot read
+        raise InputError(f"cannot read the mesh {path} ({e}); give a .glb, .obj, .ply, .stl or .off file") from None
+    if not scene.geometry:
+        raise InputError(f"the file {path} holds no mesh")
+    return scene.export(file_type="glb")
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -162,6 +201,24 @@ def _models(args: argparse.Namespace) -> int:
         print(f"{d['name']:16} {d['task']:12} {flags:24} {d['source']}")
         print(f"{'':16} {d['description']}" + (f"; knows: {', '.join(d['knows'])}" if d["knows"] else ""))
     return 0
+
+
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    """What `generate` and `texture` share: the model, its settings, the device, --out."""
+    from .devices import DEVICE_CHOICES
+
+    p.add_argument("--model", help="model name (default: the task's default; see `models`)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--steps", type=int, help="num_inference_steps")
+    p.add_argument("--guidance", type=float, help="guidance_scale")
+    p.add_argument("--negative-prompt")
+    p.add_argument("--param", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="any other model parameter (value parsed as JSON when it can be)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    p.add_argument("--offline", action="store_true", help="never download model weights")
+    p.add_argument("--out", required=True, help="where to write the .glb")
+    _threads_argument(p)
+    _loading_arguments(p)
 
 
 def _threads_argument(p: argparse.ArgumentParser) -> None:
@@ -221,7 +278,7 @@ def _parser() -> argparse.ArgumentParser:
     from .server import DEFAULT_PORT
 
     parser = argparse.ArgumentParser(prog="python -m backend", description="Diffusion 3D backend")
-    sub = parser.add_subparsers(required=True, metavar="{serve,generate,models}")
+    sub = parser.add_subparsers(required=True, metavar="{serve,generate,texture,models}")
 
     p = sub.add_parser("serve", help="run the HTTP service")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -245,19 +302,17 @@ def _parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--prompt", help="text to 3D")
     source.add_argument("--image", help="image to 3D (PNG or JPEG)")
-    p.add_argument("--model", help="model name (default: the task's default; see `models`)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--steps", type=int, help="num_inference_steps")
-    p.add_argument("--guidance", type=float, help="guidance_scale")
-    p.add_argument("--negative-prompt")
-    p.add_argument("--param", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="any other model parameter (value parsed as JSON when it can be)")
-    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    p.add_argument("--offline", action="store_true", help="never download model weights")
-    p.add_argument("--out", required=True, help="where to write the .glb")
-    _threads_argument(p)
-    _loading_arguments(p)
+    _model_arguments(p)
     p.set_defaults(command=_generate)
+
+    p = sub.add_parser("texture", help="texture a mesh file in this process and write a GLB")
+    p.add_argument("--mesh", required=True, help="the mesh to paint (.glb; .obj, .ply, .stl, .off are converted)")
+    p.add_argument("--prompt", required=True, help="what the surface should look like")
+    p.add_argument("--image", help="a reference image projected first (PNG or JPEG; its camera: "
+                                   "--param reference_camera='{\"eye\": [x, y, z]}')")
+    p.add_argument("--texture-size", type=int, help="texels per side, 1024-4096")
+    _model_arguments(p)
+    p.set_defaults(command=_texture)
 
     p = sub.add_parser("models", help="list the models this backend serves")
     p.add_argument("--json", action="store_true")

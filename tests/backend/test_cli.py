@@ -53,3 +53,36 @@ def test_model_source_points_a_hub_id_at_a_folder(tmp_path, monkeypatch, capsys)
     status = main(["generate", "--prompt", "a chair", "--model", "shap-e", "--offline", "--out", str(tmp_path / "x.glb"),
                    "--model-source", f"openai/shap-e={tmp_path / 'missing'}"])
     assert status == 1 and f"Model folder '{tmp_path / 'missing'}' does not exist" in capsys.readouterr().err
+
+
+def test_texture_paints_a_mesh_file_into_a_textured_glb(tmp_path, monkeypatch, capsys):
+    import trimesh
+
+    from backend.geometry.glb import read_glb_meshes
+    from backend.models import TEST_MODELS_ENV
+    from formats.glb import read_glb
+
+    monkeypatch.setenv(TEST_MODELS_ENV, "1")
+    trimesh.creation.torus(1.0, 0.3).export(tmp_path / "ring.obj")  # not a GLB: converted first
+    out = tmp_path / "ring.glb"
+    status = main(["texture", "--mesh", str(tmp_path / "ring.obj"), "--prompt", "bronze", "--model", "test-texture",
+                   "--seed", "4", "--texture-size", "1024", "--out", str(out)])
+    assert status == 0, capsys.readouterr().err
+    result = read_glb(out.read_bytes())
+    part = read_glb_meshes(out.read_bytes())[0][0]
+    assert len(part.faces) == 2048 and part.uv is not None  # the torus, unwrapped
+    assert len(result.images) == 1 and result.metadata["texture"]["seed"] == 4
+    assert result.metadata["texture"]["size"] == 1024
+
+
+@pytest.mark.parametrize("content, words", [(None, "no mesh file"), (b"not a mesh", "holds no mesh")])
+def test_texture_refuses_a_mesh_it_cannot_read(tmp_path, monkeypatch, capsys, content, words):
+    from backend.models import TEST_MODELS_ENV
+
+    monkeypatch.setenv(TEST_MODELS_ENV, "1")
+    mesh = tmp_path / "thing.obj"
+    if content is not None:
+        mesh.write_bytes(content)
+    status = main(["texture", "--mesh", str(mesh), "--prompt", "x", "--model", "test-texture",
+                   "--out", str(tmp_path / "x.glb")])
+    assert status == 2 and words in capsys.readouterr().err
