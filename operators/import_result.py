@@ -1,44 +1,53 @@
 """Import a finished job's result again as a new object (nothing finished is ever lost).
 
 The result is read from its kept file, or downloaded again when that is gone, and laid out
-for Blender in a worker thread: a big result or a slow backend never freezes the window.
-Background mode (batch scripts) reads it inline.
+for Blender in a worker thread: a big result or a slow backend never freezes the window. The
+worker keeps what it loads to itself; the main thread hands it to the job only to write it.
+Background mode (batch scripts) loads it inline.
 """
 
 import os
 import threading
+from dataclasses import dataclass
+from typing import Optional
 
 import bpy
 from bpy.props import IntProperty
 
-from ..formats.glb import GLBError, read_glb
+from ..formats.blender_layout import MeshArrays
+from ..formats.glb import GLBError, GLBScene, read_glb
 from ..panels.preferences import backend_settings
 from ..panels.redraw import tag_redraw
 from ..service.client import BackendError
 from ..service.session import connect
 from . import modal_timers
-from .jobs import Job, apply_result, fetch_result, find_job, prepare_arrays
+from .jobs import Job, apply_result, download_result, find_job, prepare_arrays
+from .write_guard import tool_running
 
 
-def load_result(job: Job, settings) -> None:
-    """Worker side: set `job.result` and `job.arrays` from the kept file, else the backend.
-    Never raises: a failure is left in `job.error`."""
+@dataclass
+class Loaded:
+    """What `load_result` found: the result laid out for Blender, or why not."""
+
+    result: Optional[GLBScene] = None
+    arrays: Optional[MeshArrays] = None
+    error: str = ""
+
+
+def load_result(job: Job, settings, into: Loaded) -> None:
+    """Worker side: fill `into` from the job's kept file, else from the backend. Never raises."""
     try:
         if job.result_path and os.path.isfile(job.result_path):
             with open(job.result_path, "rb") as handle:
                 result = read_glb(handle.read())
         else:
-            fetch_result(job, connect(settings, start=True), settings)
-            result = job.result
-        job.arrays = prepare_arrays(result)  # an import is always a new object
-        job.result = result
+            result = download_result(job, connect(settings, start=True), settings)
+        into.arrays = prepare_arrays(result)  # an import is always a new object
+        into.result = result
     except (BackendError, GLBError, OSError) as exc:
-        job.error = f"Could not get the result: {exc}"
+        into.error = f"Could not get the result: {exc}"
     except Exception as exc:  # a worker must never take Blender down; the text says what broke
-        job.error = f"Could not get the result: unexpected error: {exc!r}"
-    finally:
-        job.importing = False
-        job.version += 1
+        into.error = f"Could not get the result: unexpected error: {exc!r}"
 
 
 class DIFFUSION3D_OT_import_result(bpy.types.Operator):
@@ -53,46 +62,64 @@ class DIFFUSION3D_OT_import_result(bpy.types.Operator):
 
     _timer = None
     _job = None
+    _loaded = None
+    _thread = None
 
     def execute(self, context):
         job = find_job(self.key)
         if job is None or job.state != "succeeded":
             self.report({'ERROR'}, "This job has no result")
             return {'CANCELLED'}
-        if job.importing:
-            self.report({'WARNING'}, f"'{job.label}' is already being imported")
+        if job.importing or job.in_progress:  # its own run writes it; one import at a time
+            self.report({'ERROR'}, f"'{job.label}' is still being written; import it when it is done")
             return {'CANCELLED'}
-        job.error, job.importing = "", True
+        job.error, loaded = "", Loaded()
         settings = backend_settings(context)
         if bpy.app.background or context.window is None:
-            load_result(job, settings)
-            return self._write(context, job)
-        self._job = job
-        threading.Thread(target=load_result, args=(job, settings), name=f"diffusion3d-import-{job.key}",
-                         daemon=True).start()
+            load_result(job, settings, loaded)
+            return self._write(context, job, loaded)
+        self._job, self._loaded, job.importing = job, loaded, True
+        self._thread = threading.Thread(target=load_result, args=(job, settings, loaded),
+                                        name=f"diffusion3d-import-{job.key}", daemon=True)
+        self._thread.start()
         self._timer = modal_timers.add(context, 0.1)
         context.window_manager.modal_handler_add(self)
         tag_redraw(context)
         return {'RUNNING_MODAL'}
 
     def modal(self, context, event):
-        if event.type != 'TIMER' or self._job.importing:
+        if event.type != 'TIMER' or self._thread.is_alive():
+            return {'PASS_THROUGH'}
+        busy = tool_running(context)  # never under the artist's hands (a grab, a stroke)
+        if busy != self._job.waiting:
+            self._job.waiting = busy
+            tag_redraw(context)
+        if busy:
             return {'PASS_THROUGH'}
         modal_timers.remove(context, self._timer)
-        return self._write(context, self._job)
+        self._job.importing = False
+        return self._write(context, self._job, self._loaded)
 
     def cancel(self, context):
-        """Blender ends the wait (another file is opened): the result stays for a later Import."""
+        """Blender ends the wait (another file is opened): the file stays for a later Import."""
         modal_timers.remove(context, self._timer)
+        self._job.importing, self._job.waiting = False, ""
 
-    def _write(self, context, job: Job) -> set:
-        if job.result is None:
-            self.report({'ERROR'}, job.error or "Could not get the result")
+    def _write(self, context, job: Job, loaded: Loaded) -> set:
+        tag_redraw(context)
+        if loaded.result is None:
+            job.error = loaded.error or "Could not get the result"
+            job.version += 1
+            self.report({'ERROR'}, job.error)
             return {'CANCELLED'}
         if context.mode != 'OBJECT':  # a new object in Edit Mode on another: leave it first, as Blender's importers do
-            bpy.ops.object.mode_set(mode='OBJECT')
+            try:
+                bpy.ops.object.mode_set(mode='OBJECT')
+            except RuntimeError as exc:
+                self.report({'ERROR'}, f"Could not leave {context.mode} to import: {exc}")
+                return {'CANCELLED'}
+        job.result, job.arrays = loaded.result, loaded.arrays
         obj = apply_result(context, job, new_object=True)
-        tag_redraw(context)
         if obj is None:
             self.report({'ERROR'}, job.error)
             return {'CANCELLED'}

@@ -252,11 +252,16 @@ def _fetch_preview(client, job: Job, settings: BackendSettings) -> None:
         job.version += 1
 
 
-def fetch_result(job: Job, client, settings: BackendSettings) -> None:
+def download_result(job: Job, client, settings: BackendSettings) -> GLBScene:
     """Download the GLB, keep a copy in the user directory (never lose a result), parse it."""
     data = client.result(job.backend_id, timeout=max(settings.request_timeout, 120.0))
     job.result_path = _keep(settings, "results", f"{job.backend_id}.glb", data)
-    result = read_glb(data)  # parsed here, off the main thread
+    return read_glb(data)  # parsed here, off the main thread
+
+
+def fetch_result(job: Job, client, settings: BackendSettings) -> None:
+    """The result for the job's own write-back (`tick`), laid out for Blender when it is new mesh."""
+    result = download_result(job, client, settings)
     if job.task in NEW_MESH_TASKS:
         job.arrays = prepare_arrays(result)
     job.result = result  # last: the main thread writes the result back once it is set

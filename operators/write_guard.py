@@ -33,17 +33,24 @@ def write_blocked_by(context, job) -> str:
     object is not in). A result for the very object in Edit Mode (an edit, a texture) is the one
     exception: it is written in Object Mode and the artist is brought back to Edit Mode.
     """
-    window = context.window
-    busy = [op for op in (window.modal_operators if window else ())
-            if not op.bl_idname.lower().startswith(("diffusion3d_ot_", "diffusion3d."))]  # not our own job runs
+    busy = tool_running(context)
     if busy:
-        return f"Ready: waits for {busy[0].name} to end"
+        return busy
     if context.mode == 'OBJECT':
         return ""
     request, obj = job.request, context.active_object
     if request and request.target and obj is not None and obj.mode == 'EDIT' and obj == find_target(context, request):
         return ""
     return "Ready: waits for Object Mode"
+
+
+def tool_running(context) -> str:
+    """"Ready: waits for <tool> to end" while another modal tool (not our own job runs) is
+    running in the window, else ""."""
+    window = context.window
+    busy = [op for op in (window.modal_operators if window else ())
+            if not op.bl_idname.lower().startswith(("diffusion3d_ot_", "diffusion3d."))]
+    return f"Ready: waits for {busy[0].name} to end" if busy else ""
 
 
 def find_target(context, request) -> Optional[bpy.types.Object]:

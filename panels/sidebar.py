@@ -168,7 +168,7 @@ def draw_job(box, job, width: int = 40) -> None:
             box.label(text=job.message)
     elif job.state == "succeeded":
         button = row.row()
-        button.enabled = not getattr(job, "importing", False)  # one Import at a time
+        button.enabled = not (getattr(job, "importing", False) or getattr(job, "in_progress", False))  # its run writes it
         button.operator("diffusion3d.import_result", text="", icon='IMPORT').key = job.key
         if job.applied_to and job.applied_to != job.label:  # e.g. "Chair.001": a name taken
             box.label(text=job.applied_to, icon='OBJECT_DATA')

@@ -59,9 +59,17 @@ bpy.ops.ed.redo()
 assert "a red cube" in bpy.data.objects
 obj = bpy.data.objects["a red cube"]
 
-# 3. A finished job can be imported again from the job list.
+# 3. A finished job can be imported again from the job list, downloaded again when its file is gone.
+os.remove(job.result_path)
 assert bpy.ops.diffusion3d.import_result(key=job.key) == {'FINISHED'}
-assert "a red cube.001" in bpy.data.objects
+assert "a red cube.001" in bpy.data.objects and os.path.isfile(job.result_path)
+assert job.result is None and not job.importing  # written: nothing held in memory
+# A job its own run is still writing is not imported twice.
+running = jobs.add_job(jobs.Job(job.request))
+running.state = "succeeded"
+result, error = call(bpy.ops.diffusion3d.import_result, key=running.key)
+assert result == {'CANCELLED'} and "still being written" in error, error
+jobs.JOBS.remove(running)
 
 # 3b. A batch script in Edit Mode on another object: Object Mode first, as Blender's add operators.
 context.view_layer.objects.active = bpy.data.objects["a red cube.001"]
