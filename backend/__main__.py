@@ -101,7 +101,7 @@ def _texture(args: argparse.Namespace) -> int:
     params = {**dict(args.param), "prompt": args.prompt}
     if args.texture_size is not None:
         params["texture_size"] = args.texture_size
-    files = {"mesh": _mesh_as_glb(args.mesh)}
+    files = {"mesh": _mesh_as_glb(args.mesh, args.up)}
     if args.image:
         files["image"] = _read_file(args.image, "reference image")
     return _run(args, "texture", params, files)
@@ -170,11 +170,16 @@ def _read_file(path: str, what: str) -> bytes:
     return file.read_bytes()
 
 
-def _mesh_as_glb(path: str) -> bytes:
-    """The mesh file as GLB bytes: a .glb as it is, other formats trimesh reads converted."""
+Z_UP_SUFFIXES = (".stl", ".ply")  # what Blender's own exporters, CAD and scanning tools write Z up
+
+
+def _mesh_as_glb(path: str, up: str = "auto") -> bytes:
+    """The mesh file as GLB bytes (glTF axes, Y up): a .glb as it is, other formats trimesh
+    reads converted, turned Y up when they are Z up (`up`: "y", "z", or "auto" by suffix)."""
     data = _read_file(path, "mesh")
     if data[:4] == b"glTF":
         return data
+    import numpy as np
     import trimesh
 
     try:
@@ -183,6 +188,9 @@ def _mesh_as_glb(path: str) -> bytes:
         raise InputError(f"cannot read the mesh {path} ({e}); give a .glb, .obj, .ply, .stl or .off file") from None
     if not scene.geometry:
         raise InputError(f"the file {path} holds no mesh")
+    if up == "z" or (up == "auto" and Path(path).suffix.lower() in Z_UP_SUFFIXES):
+        z_up_to_y_up = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], float)  # (x, y, z) -> (x, z, -y)
+        scene.apply_transform(z_up_to_y_up)
     return scene.export(file_type="glb")
 
 
@@ -311,6 +319,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--image", help="a reference image projected first (PNG or JPEG; its camera: "
                                    "--param reference_camera='{\"eye\": [x, y, z]}')")
     p.add_argument("--texture-size", type=int, help="texels per side, 1024-4096")
+    p.add_argument("--up", choices=("auto", "y", "z"), default="auto",
+                   help="the axis pointing up in a converted mesh file (auto: z for .stl and .ply, else y; "
+                        "a .glb is always y); the written GLB is y up, as glTF is")
     _model_arguments(p)
     p.set_defaults(command=_texture)
 

@@ -1,4 +1,4 @@
-"""The one-shot command line: `python -m backend generate ...`, and its CPU thread setting."""
+"""The one-shot command line: `python -m backend generate ...` and `texture ...`, and its CPU thread setting."""
 
 import pytest
 import torch
@@ -86,3 +86,23 @@ def test_texture_refuses_a_mesh_it_cannot_read(tmp_path, monkeypatch, capsys, co
     status = main(["texture", "--mesh", str(mesh), "--prompt", "x", "--model", "test-texture",
                    "--out", str(tmp_path / "x.glb")])
     assert status == 2 and words in capsys.readouterr().err
+
+
+def test_texture_turns_a_z_up_file_y_up_as_gltf_is(tmp_path, monkeypatch):
+    import numpy as np
+    import trimesh
+
+    from backend.geometry.glb import read_glb_meshes
+    from backend.models import TEST_MODELS_ENV
+
+    monkeypatch.setenv(TEST_MODELS_ENV, "1")
+    tall = trimesh.creation.box(extents=(1.0, 1.0, 3.0))  # tall along Z, as an STL from Blender or CAD stands
+    tall.export(tmp_path / "tower.stl")
+    heights = {}
+    for up in ("auto", "y"):
+        out = tmp_path / f"tower_{up}.glb"
+        assert main(["texture", "--mesh", str(tmp_path / "tower.stl"), "--prompt", "brick", "--model", "test-texture",
+                     "--up", up, "--out", str(out)]) == 0
+        heights[up] = np.ptp(read_glb_meshes(out.read_bytes())[0][0].vertices, axis=0)
+    assert np.allclose(heights["auto"], [1, 3, 1], atol=1e-5)  # painted standing: glTF's up is Y
+    assert np.allclose(heights["y"], [1, 1, 3], atol=1e-5)  # told Y is up: lying on its side
