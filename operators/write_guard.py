@@ -45,8 +45,8 @@ def write_blocked_by(context, job) -> str:
 
 
 def tool_running(context) -> str:
-    """"Ready: waits for <tool> to end" while another modal tool (not our own job runs) is
-    running in the window, else ""."""
+    """The status "Ready: waits for <tool> to end" while another modal tool (a grab, a knife
+    cut, a stroke; not our own job runs) is running in the window, else ""."""
     window = context.window
     busy = [op for op in (window.modal_operators if window else ())
             if not op.bl_idname.lower().startswith(("diffusion3d_ot_", "diffusion3d."))]

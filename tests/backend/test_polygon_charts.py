@@ -52,7 +52,7 @@ def test_polygons_stay_whole_in_one_chart_without_overlaps(quads_per_polygon):
     assert stretch_spread(vertices, triangles, whole) < 1.1 * stretch_spread(vertices, triangles, plain)
 
 
-def test_meshes_without_polygons_unwrap_as_before_in_the_same_atlas():
+def test_meshes_with_and_without_polygons_share_one_atlas():
     vertices, triangles, polygons = bumpy_quad_torus(rows=24, columns=12)
     alone = unwrap([(vertices, triangles)])[0]
     with_other = unwrap([(vertices, triangles), (vertices + 5, triangles)], polygons=[None, polygons])
