@@ -71,8 +71,9 @@ def _mesh_to_glb(obj, mesh, with_mask: bool, positions: Optional[np.ndarray], uv
     source, faces, uv = weld_corners(corner_vertex, corner_uv, len(mesh.vertices))
     vertices = blender_to_gltf(co.reshape(-1, 3)[source])
 
-    polygon = np.empty(n_tris, np.int32)
-    mesh.loop_triangles.foreach_get("polygon_index", polygon)
+    polygon = np.empty(n_tris, np.int32)  # the polygon each triangle was cut from, when needed
+    if with_mask or with_polygons:
+        mesh.loop_triangles.foreach_get("polygon_index", polygon)
     mask = None
     if with_mask:
         selected = np.empty(len(mesh.polygons), bool)
