@@ -110,3 +110,31 @@ def test_a_zero_area_triangle_or_a_huge_ngon_is_left_as_xatlas_cut_it():
     assert MAX_TRIANGLES < len(triangles) and len(cut_polygons(triangles, one_polygon, first.faces)) == 1
     kept = keep_polygons_whole(torus, triangles, one_polygon, first.vertex_map, first.faces, first.uv)
     assert kept[3] == 0 and np.array_equal(kept[1], first.faces)
+
+
+def test_a_dense_mesh_is_charted_in_pieces_that_share_one_atlas(monkeypatch):
+    from backend.geometry import unwrap_pieces
+
+    vertices, triangles, quads = bumpy_quad_torus()
+    pieces = unwrap_pieces.split_into_pieces(vertices, triangles, quads, limit=600)
+    assert len(pieces) >= 4 and np.array_equal(np.sort(np.concatenate(pieces)), np.arange(len(triangles)))
+    piece_of = np.empty(len(triangles), int)
+    for k, piece in enumerate(pieces):
+        piece_of[piece] = k
+    assert np.array_equal(piece_of[: len(triangles) // 2], piece_of[len(triangles) // 2:])  # a quad in one piece
+    monkeypatch.setattr(unwrap_pieces, "PIECE_TRIANGLES", 600)
+    layout = unwrap([(vertices, triangles)], polygons=[quads])[0]
+    assert np.array_equal(layout.vertex_map[layout.faces], triangles)  # the same triangles, in order
+    assert layout.uv.min() >= 0 and layout.uv.max() <= 1
+    assert texels_covered_twice(layout.faces, layout.uv) <= 8  # the pieces' charts do not overlap
+    assert len(cut_polygons(triangles, quads, layout.faces)) < 0.03 * (len(triangles) // 2)  # quads kept whole
+
+
+def test_an_exactly_regular_dense_mesh_unwraps():
+    import trimesh
+
+    # xatlas alone crashed the process (a segfault) on Blender's ico sphere of 6 subdivisions.
+    sphere = trimesh.creation.icosphere(subdivisions=6)
+    layout = unwrap([(sphere.vertices, sphere.faces)])[0]
+    assert np.array_equal(layout.vertex_map[layout.faces], sphere.faces)
+    assert stretch_spread(sphere.vertices, sphere.faces, layout) < 2  # texels spread evenly
