@@ -138,3 +138,20 @@ def test_an_exactly_regular_dense_mesh_unwraps():
     layout = unwrap([(sphere.vertices, sphere.faces)])[0]
     assert np.array_equal(layout.vertex_map[layout.faces], sphere.faces)
     assert stretch_spread(sphere.vertices, sphere.faces, layout) < 2  # texels spread evenly
+
+
+def crash(*args):
+    """Stands in for xatlas crashing (it segfaulted on some meshes)."""
+    import os
+
+    os.abort()
+
+
+def test_a_crash_in_xatlas_fails_the_unwrap_not_the_backend(monkeypatch):
+    from backend.geometry import xatlas_charts
+    from backend.pipelines.base import InputError
+
+    monkeypatch.setattr(xatlas_charts, "chart", crash)
+    vertices, triangles, _ = bumpy_quad_torus(rows=8, columns=6)
+    with pytest.raises(InputError, match="crashed on this mesh; give it a UV map"):
+        unwrap([(vertices, triangles)])
