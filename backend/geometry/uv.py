@@ -62,7 +62,7 @@ def ensure_uv(vertices: np.ndarray, faces: np.ndarray, uv: Optional[np.ndarray] 
 
 def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 1024, padding: int = 4,
            polygons: Optional[Sequence[Optional[np.ndarray]]] = None) -> list[UVLayout]:
-    """Unwrap several meshes into one shared atlas with xatlas.
+    """Unwrap several meshes into one shared atlas with xatlas (dense ones in pieces: `unwrap_pieces`).
 
     Args:
         meshes: (vertices (N, 3), faces (M, 3)) pairs.
@@ -75,7 +75,7 @@ def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 
         One layout per mesh, all in the same [0, 1] square without overlaps.
 
     Raises:
-        InputError: a mesh has no triangles.
+        InputError: a mesh has no triangles, or xatlas crashed on it.
     """
     from .polygon_charts import keep_polygons_whole
     from .unwrap_pieces import join_pieces, piece_mesh, split_into_pieces
