@@ -36,9 +36,11 @@ def split_into_pieces(vertices: np.ndarray, faces: np.ndarray, polygons: Optiona
     if count <= limit:
         return [np.arange(count)]
     centres = np.asarray(vertices, np.float64)[faces].mean(axis=1)  # (M, 3)
+    group = np.arange(count)  # what may not be split: a triangle, or its polygon
     if polygons is not None:  # each polygon where its first triangle is
         _, first, group = np.unique(polygons, return_index=True, return_inverse=True)
-        centres = centres[first][group.reshape(-1)]
+        group = group.reshape(-1)
+        centres = centres[first][group]
     pieces, todo = [], [np.arange(count)]
     while todo:
         triangles = todo.pop()
@@ -47,12 +49,16 @@ def split_into_pieces(vertices: np.ndarray, faces: np.ndarray, polygons: Optiona
             continue
         points = centres[triangles]
         axis = int(np.argmax(np.ptp(points, axis=0)))
-        cut = np.median(points[:, axis])
-        lower = points[:, axis] < cut
-        if lower.all() or not lower.any():  # one position throughout: nothing to halve by
+        # Halve by rank along that axis (ties by polygon), moving the cut past a polygon it falls in.
+        order = np.lexsort((group[triangles], points[:, axis]))
+        ranked = group[triangles][order]
+        half = len(order) // 2
+        later = np.flatnonzero(ranked[half:] != ranked[half - 1])
+        if not len(later):  # one polygon throughout: nothing to halve
             pieces.append(triangles)
             continue
-        todo += [triangles[lower], triangles[~lower]]
+        half += int(later[0])
+        todo += [np.sort(triangles[order[:half]]), np.sort(triangles[order[half:]])]
     return sorted(pieces, key=lambda piece: int(piece[0]))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -61,7 +61,8 @@ def ensure_uv(vertices: np.ndarray, faces: np.ndarray, uv: Optional[np.ndarray] 
 
 
 def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 1024, padding: int = 4,
-           polygons: Optional[Sequence[Optional[np.ndarray]]] = None) -> list[UVLayout]:
+           polygons: Optional[Sequence[Optional[np.ndarray]]] = None,
+           on_wait: Optional[Callable[[], None]] = None) -> list[UVLayout]:
     """Unwrap several meshes into one shared atlas with xatlas (dense ones in pieces: `unwrap_pieces`).
 
     Args:
@@ -70,6 +71,7 @@ def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 
         padding: Texels kept free around each chart.
         polygons: Per mesh, None or (M,) the polygon each triangle was cut from: the triangles
             of one polygon are then kept in one chart wherever they fit (`polygon_charts`).
+        on_wait: Called about 5 times a second while xatlas works; it may raise to stop it.
 
     Returns:
         One layout per mesh, all in the same [0, 1] square without overlaps.
@@ -90,7 +92,7 @@ def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 
     splits = [split_into_pieces(vertices, faces, polygon) for (vertices, faces), polygon in zip(meshes, polygons)]
     pieces = [piece_mesh(vertices, faces, triangles) for (vertices, faces), split in zip(meshes, splits)
               for triangles in split]
-    charted = _xatlas([(vertices, faces) for vertices, faces, _ in pieces], texture_size, padding)
+    charted = _xatlas([(vertices, faces) for vertices, faces, _ in pieces], texture_size, padding, on_wait=on_wait)
     unwrapped, start = [], 0
     for (_, faces), split in zip(meshes, splits):
         stop = start + len(split)
@@ -104,32 +106,50 @@ def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 
             unwrapped[i], moved = tuple(layout), moved + count
     if moved:  # pack the changed charts again, as they now are
         repacked = _xatlas([(meshes[i][0][m], f) for i, (m, f, _) in enumerate(unwrapped)], texture_size, padding,
-                           [uv for _, _, uv in unwrapped])
+                           [uv for _, _, uv in unwrapped], on_wait)
         unwrapped = [(m[new_map], f, uv) for (m, _, _), (new_map, f, uv) in zip(unwrapped, repacked)]
     return [UVLayout(vertices=vertices[vertex_map], faces=faces, uv=np.clip(uv, 0.0, 1.0), vertex_map=vertex_map,
                      unwrapped=True) for (vertices, _), (vertex_map, faces, uv) in zip(meshes, unwrapped)]
 
 
 def _xatlas(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int, padding: int,
-            uvs: Optional[Sequence[np.ndarray]] = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+            uvs: Optional[Sequence[np.ndarray]] = None,
+            on_wait: Optional[Callable[[], None]] = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """`xatlas_charts.chart` in a child process: xatlas has crashed (a segfault) on some meshes,
     which would take the whole backend and every job in it down.
 
+    Args:
+        on_wait: Called about 5 times a second while xatlas works; it may raise (a job's
+            cancel) to stop it.
+
     Raises:
-        InputError: xatlas crashed on the mesh (the message says how to give it UVs instead).
+        InputError: the child died before it answered (xatlas crashed on the mesh, or the
+            system ran out of memory); the message says how to give the mesh UVs instead.
     """
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
 
-    from .xatlas_charts import chart
+    from .xatlas_charts import chart_into
 
-    try:  # spawn: a fresh interpreter that imports only numpy and xatlas (0.2 s)
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            return pool.submit(chart, meshes, texture_size, padding, uvs).result()
-    except BrokenProcessPool:
-        raise InputError("the UV unwrap (xatlas) crashed on this mesh; give it a UV map and texture it again "
-                         "(in Blender: UV > Smart UV Project)") from None
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter that imports only numpy and xatlas (0.2 s)
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=chart_into, args=(send, meshes, texture_size, padding, uvs), daemon=True,
+                            name="diffusion3d-xatlas")
+    child.start()
+    send.close()  # the child holds the only sending end: its death ends the wait below
+    try:
+        while not receive.poll(0.2):
+            if on_wait is not None:
+                on_wait()
+        return receive.recv()
+    except EOFError:
+        child.join()
+        raise InputError(f"the UV unwrap (xatlas) stopped on this mesh (exit status {child.exitcode}): "
+                         "give it a UV map and texture it again (in Blender: UV > Smart UV Project)") from None
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
 
 
 def wrap_into_unit_square(faces: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -184,7 +204,8 @@ def pack_in_grid(uvs: Sequence[np.ndarray], margin: float = 0.01) -> list[np.nda
     return out
 
 
-def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding: int = 4) -> tuple[list[MeshPart], str]:
+def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding: int = 4,
+                    on_wait: Optional[Callable[[], None]] = None) -> tuple[list[MeshPart], str]:
     """UVs for every part of a result that shares one texture.
 
     One part with UVs keeps them exactly. Parts without UVs, or with UVs nothing can be
@@ -196,6 +217,7 @@ def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding
         parts: The parts, in glTF axes.
         texture_size: Texture resolution the unwrap is packed for.
         padding: Texels kept free around each chart.
+        on_wait: See `unwrap`.
 
     Returns:
         (parts with `uv` set, a sentence saying what happened to the UVs).
@@ -218,7 +240,7 @@ def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding
         new_parts[i] = MeshPart(parts[i].name, vertices, faces, colors, uv)
     if bare:
         layouts = unwrap([(parts[i].vertices, parts[i].faces) for i in bare], texture_size, padding,
-                         [parts[i].polygons for i in bare])
+                         [parts[i].polygons for i in bare], on_wait)
         for i, layout in zip(bare, layouts):
             colors = None if parts[i].vertex_colors is None else np.asarray(parts[i].vertex_colors)[layout.vertex_map]
             new_parts[i] = MeshPart(parts[i].name, layout.vertices, layout.faces, colors, layout.uv)

@@ -1,6 +1,6 @@
 """xatlas itself: charting and packing meshes into one atlas (numpy and xatlas only).
 
-`uv.unwrap` runs `chart` in a child process, which this module keeps cheap to start.
+`uv.unwrap` runs `chart` in a child process (`chart_into`), which this module keeps cheap to start.
 """
 
 from __future__ import annotations
@@ -35,13 +35,41 @@ def chart(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int, pa
 
 
 def unsettled(vertices: np.ndarray) -> np.ndarray:
-    """The positions moved by at most 1e-5 of the mesh's size, the same way every time.
+    """The positions, centred and moved by at most 1e-5 of the mesh's size, the same way every time.
 
     xatlas misbehaves on exactly regular meshes, which Blender's primitives are: an ico sphere
-    of 6 subdivisions crashed it (a segfault, taking the backend down), and pieces of one were
-    charted with texels 5.8 times denser in places than in others (1.25 once moved). Only the
-    charting sees the moved positions; the layout keeps the mesh's own.
+    of 6 subdivisions crashed it (a segfault), and pieces of one were charted with texels 5.8
+    times denser in places than in others (1.25 once moved). Copies of one position (a mesh
+    split at sharp edges) move together, since xatlas joins faces through shared positions.
+    Centring keeps the move above float32's resolution far from the origin. Only the charting
+    sees these positions; the layout keeps the mesh's own.
     """
-    size = float(np.linalg.norm(np.ptp(vertices, axis=0))) if len(vertices) else 0.0
-    shift = np.random.default_rng(0).uniform(-1e-5, 1e-5, np.shape(vertices)) * size
-    return np.asarray(vertices, np.float64) + shift
+    points = np.asarray(vertices, np.float64)
+    if not len(points):
+        return points
+    low, high = points.min(axis=0), points.max(axis=0)
+    size = float(np.linalg.norm(high - low))
+    if not np.isfinite(size):
+        return points
+    _, position = np.unique(points, axis=0, return_inverse=True)
+    shift = np.random.default_rng(0).uniform(-1e-5, 1e-5, (int(position.max()) + 1, 3)) * size
+    return points - (low + high) / 2 + shift[position.reshape(-1)]
+
+
+def chart_into(connection, *args) -> None:
+    """A child process's work: `chart(*args)` sent back through `connection`. The child ends
+    itself should its parent (the backend) die first, rather than chart on for nobody."""
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+    connection.send(chart(*args))
+    connection.close()

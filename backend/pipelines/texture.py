@@ -225,7 +225,7 @@ class TexturePaintingPipeline:
         callback("prepare", 0, 1)  # an unwrap of a dense mesh takes a while
 
         # 2. Texture coordinates: the mesh's own, else an xatlas unwrap
-        parts, uv_note = ensure_part_uvs(parts, texture_size)
+        parts, uv_note = ensure_part_uvs(parts, texture_size, on_wait=lambda: callback("prepare", 0, 1))  # cancellable
         offsets = np.cumsum([0] + [len(p.vertices) for p in parts])
         # Painted as the texture repeats: triangles on other UV tiles are moved onto the first
         # (for painting only: the result keeps the mesh's UVs as they were).

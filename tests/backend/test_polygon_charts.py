@@ -140,8 +140,8 @@ def test_an_exactly_regular_dense_mesh_unwraps():
     assert stretch_spread(sphere.vertices, sphere.faces, layout) < 2  # texels spread evenly
 
 
-def crash(*args):
-    """Stands in for xatlas crashing (it segfaulted on some meshes)."""
+def crash(connection, *args):
+    """Stands in for the child process running xatlas, crashing (xatlas segfaulted on some meshes)."""
     import os
 
     os.abort()
@@ -151,7 +151,60 @@ def test_a_crash_in_xatlas_fails_the_unwrap_not_the_backend(monkeypatch):
     from backend.geometry import xatlas_charts
     from backend.pipelines.base import InputError
 
-    monkeypatch.setattr(xatlas_charts, "chart", crash)
+    monkeypatch.setattr(xatlas_charts, "chart_into", crash)
     vertices, triangles, _ = bumpy_quad_torus(rows=8, columns=6)
-    with pytest.raises(InputError, match="crashed on this mesh; give it a UV map"):
+    with pytest.raises(InputError, match="stopped on this mesh .exit status -6.: give it a UV map"):
         unwrap([(vertices, triangles)])
+
+
+def test_pieces_halve_a_mesh_whatever_its_shape_and_split_positions_stay_joined():
+    from backend.geometry.unwrap_pieces import split_into_pieces
+    from backend.geometry.xatlas_charts import unsettled
+
+    # A floor and a pole: most centres share the floor's height, the longest side's low end.
+    floor = np.array([[x, y, 0.0] for x in range(40) for y in range(40)])
+    cells = np.array([[i * 40 + j, i * 40 + j + 40, i * 40 + j + 1] for i in range(39) for j in range(39)])
+    pole = np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [0.0, 0.0, 500.0]])
+    vertices = np.concatenate([floor, pole])
+    faces = np.concatenate([cells, [[1600, 1601, 1602]]])
+    pieces = split_into_pieces(vertices, faces, limit=200)
+    assert max(map(len, pieces)) <= 200 and sum(map(len, pieces)) == len(faces)
+    # Copies of one position (a mesh split at sharp edges) stay one position for xatlas.
+    moved = unsettled(np.concatenate([floor, floor[:10]]))
+    assert np.array_equal(moved[-10:], moved[:10]) and not np.array_equal(moved[:10] - moved[0], floor[:10] - floor[0])
+
+
+def test_a_mesh_split_at_sharp_edges_keeps_its_charts():
+    import trimesh
+
+    ball = trimesh.creation.icosphere(subdivisions=3)
+    split = ball.vertices[ball.faces].reshape(-1, 3)  # flat shading: every triangle its own corners
+    faces = np.arange(len(split)).reshape(-1, 3)
+    assert charts(unwrap([(split, faces)])[0]) <= 2 * charts(unwrap([(ball.vertices, ball.faces)])[0])
+
+
+def charts(layout) -> int:
+    """Charts: triangles joined by corners at the same place with the same UV."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    corner = np.concatenate([layout.vertices, layout.uv], 1)[layout.faces].reshape(-1, 5).round(6)
+    _, key = np.unique(corner, axis=0, return_inverse=True)
+    triangle = np.repeat(np.arange(len(layout.faces)), 3)
+    incidence = coo_matrix((np.ones(len(key)), (triangle, key.reshape(-1)))).tocsr()
+    return connected_components(incidence @ incidence.T, directed=False)[0]
+
+
+def test_a_cancel_while_xatlas_works_stops_its_process():
+    import multiprocessing
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel():
+        raise Cancelled
+
+    vertices, triangles, _ = bumpy_quad_torus(rows=120, columns=60)  # long enough to be waited for
+    with pytest.raises(Cancelled):
+        unwrap([(vertices, triangles)], on_wait=cancel)
+    assert not multiprocessing.active_children()
