@@ -126,30 +126,36 @@ def _xatlas(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int, 
         InputError: the child died before it answered (xatlas crashed on the mesh, or the
             system ran out of memory); the message says how to give the mesh UVs instead.
     """
-    import multiprocessing
+    import os
+    import pickle
+    import subprocess
+    import sys
+    import threading
 
-    from .xatlas_charts import chart_into
-
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter that imports only numpy and xatlas (0.2 s)
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=chart_into, args=(send, meshes, texture_size, padding, uvs), daemon=True,
-                            name="diffusion3d-xatlas")
-    child.start()
-    send.close()  # the child holds the only sending end: its death ends the wait below
+    # A fresh interpreter that imports only numpy and xatlas (0.2 s), finding this package as we do.
+    path = os.pathsep.join(entry or os.getcwd() for entry in sys.path)
+    child = subprocess.Popen([sys.executable, "-m", "backend.geometry.xatlas_charts"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": path})
+    answer = []
+    reader = threading.Thread(target=lambda: answer.append(child.stdout.read()), daemon=True)
     try:
-        while not receive.poll(0.2):
-            if on_wait is not None:
+        with child.stdin:
+            child.stdin.write(pickle.dumps((meshes, texture_size, padding, uvs), protocol=pickle.HIGHEST_PROTOCOL))
+        reader.start()
+        while reader.is_alive():
+            reader.join(0.2)
+            if on_wait is not None and reader.is_alive():
                 on_wait()
-        return receive.recv()
-    except EOFError:
-        child.join()
-        raise InputError(f"the UV unwrap (xatlas) stopped on this mesh (exit status {child.exitcode}): "
-                         "give it a UV map and texture it again (in Blender: UV > Smart UV Project)") from None
+        if child.wait() == 0 and answer and answer[0]:
+            return pickle.loads(answer[0])
+    except (BrokenPipeError, pickle.UnpicklingError, EOFError):
+        pass  # the child died: said below
     finally:
-        receive.close()
-        if child.is_alive():
+        if child.poll() is None:
             child.kill()
-        child.join()
+            child.wait()
+    raise InputError(f"the UV unwrap (xatlas) stopped on this mesh (exit status {child.returncode}): "
+                     "give it a UV map and texture it again (in Blender: UV > Smart UV Project)")
 
 
 def wrap_into_unit_square(faces: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

@@ -1,6 +1,7 @@
 """xatlas itself: charting and packing meshes into one atlas (numpy and xatlas only).
 
-`uv.unwrap` runs `chart` in a child process (`chart_into`), which this module keeps cheap to start.
+`uv.unwrap` runs `chart` in a child process (`python -m backend.geometry.xatlas_charts`), which
+this module keeps cheap to start.
 """
 
 from __future__ import annotations
@@ -56,10 +57,13 @@ def unsettled(vertices: np.ndarray) -> np.ndarray:
     return points - (low + high) / 2 + shift[position.reshape(-1)]
 
 
-def chart_into(connection, *args) -> None:
-    """A child process's work: `chart(*args)` sent back through `connection`. The child ends
-    itself should its parent (the backend) die first, rather than chart on for nobody."""
+def _serve() -> None:
+    """The child process: read pickled `chart` arguments from stdin, write the pickled result
+    to stdout. It ends itself should its parent (the backend) die first, rather than chart on
+    for nobody."""
     import os
+    import pickle
+    import sys
     import threading
     import time
 
@@ -71,5 +75,10 @@ def chart_into(connection, *args) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
-    connection.send(chart(*args))
-    connection.close()
+    arguments = pickle.load(sys.stdin.buffer)
+    pickle.dump(chart(*arguments), sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    sys.stdout.buffer.flush()
+
+
+if __name__ == "__main__":
+    _serve()
