@@ -3,10 +3,10 @@
 xatlas's charting grows faster than the mesh: on this project's 2-core machine a bumpy
 100k-triangle torus took 27–35 s as one piece and a quarter of that as 8 pieces charted into
 one atlas (`bench/bench_unwrap.py`), with more of the texture used (49% against 46%) and
-texels spread more evenly (95th over 5th percentile of density 1.9 against 3.1). The price is a seam along
-each cut, where charts meet anyway on a mesh that large. Pieces are made by halving the
-triangles along the longest side of their bounding box until each holds at most
-`PIECE_TRIANGLES`; a polygon's triangles stay in one piece.
+texels spread more evenly (95th over 5th percentile of density 1.9 against 3.1). The price
+is a seam along each cut, where charts meet anyway on a mesh that large. Pieces are made by
+halving the triangles by rank along the longest side of their bounding box until each holds
+at most `PIECE_TRIANGLES`; a polygon's triangles stay in one piece.
 """
 
 from __future__ import annotations
