@@ -321,6 +321,11 @@ def test_reference_image_is_projected_first_and_views_fill_the_rest():
     assert mean_red + mean_blue == pytest.approx(1.0, abs=1e-3)
 
 
+def without_unwrap_heartbeats(calls: list) -> list:
+    """The progress calls without the repeats of "prepare 0" made while xatlas works (each may cancel)."""
+    return [c for i, c in enumerate(calls) if not (i and c[0] == "prepare" and c == calls[i - 1])]
+
+
 def test_progress_previews_and_cancel():
     mesh = trimesh.creation.icosphere(subdivisions=2)
     pipe = TexturePaintingPipeline(FieldOracle(mesh.vertices, mesh.faces))
@@ -336,7 +341,7 @@ def test_progress_previews_and_cancel():
     with pytest.raises(JobCancelled):
         pipe([MeshPart("s", mesh.vertices, mesh.faces)], prompt="x", view_resolution=64, callback=callback)
     view = ((64, 64, 3), np.uint8)
-    assert calls == [("prepare", 0, 1, None), ("prepare", 1, 1, None),  # unwrap, surface texels
+    assert without_unwrap_heartbeats(calls) == [("prepare", 0, 1, None), ("prepare", 1, 1, None),  # unwrap, texels
                      ("paint", 0, 12, view), ("paint", 1, 12, view),  # view 1 about to be painted, then painted
                      ("paint", 1, 12, view), ("paint", 2, 12, view)]  # 10 views + 2 fill views in all
     grey = (previews[0] == 128).all(-1)
@@ -544,8 +549,9 @@ def test_tiny_sd_depth_stops_within_a_denoising_step_when_cancelled(tiny_generat
                                                     num_inference_steps=20, view_resolution=64, num_views=2, callback=callback)
     finally:
         hook.remove()
-    assert calls == [("prepare", 0, False, 0.0), ("prepare", 1, False, 0.0), ("paint", 0, True, 0.0),  # view 1 shown
-                     ("paint", 0, False, 0.05), ("paint", 0, False, 0.1), ("paint", 0, False, 0.15)]  # 3 of its 20 steps
+    assert without_unwrap_heartbeats(calls) == [
+        ("prepare", 0, False, 0.0), ("prepare", 1, False, 0.0), ("paint", 0, True, 0.0),  # view 1 shown
+        ("paint", 0, False, 0.05), ("paint", 0, False, 0.1), ("paint", 0, False, 0.15)]  # 3 of its 20 steps
     assert len(unet_calls) == 3  # three of the view's 20 steps ran (guidance batches both halves)
 
 
