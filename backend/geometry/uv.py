@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..pipelines.base import InputError, MeshPart
+from ..pipelines.base import GenerationFailed, InputError, MeshPart
 
 
 @dataclass
@@ -123,8 +123,9 @@ def _xatlas(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int, 
             cancel) to stop it.
 
     Raises:
-        InputError: the child died before it answered (xatlas crashed on the mesh, or the
-            system ran out of memory); the message says how to give the mesh UVs instead.
+        InputError: xatlas crashed on the mesh or gave NaN UVs; the message says how to
+            give the mesh UVs instead.
+        GenerationFailed: the system killed the child, most likely for memory.
     """
     import os
     import pickle
@@ -147,15 +148,21 @@ def _xatlas(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int, 
             if on_wait is not None and reader.is_alive():
                 on_wait()
         if child.wait() == 0 and answer and answer[0]:
-            return pickle.loads(answer[0])
+            charted = pickle.loads(answer[0])
+            if all(np.isfinite(uv).all() for _, _, uv in charted):
+                return charted
     except (BrokenPipeError, pickle.UnpicklingError, EOFError):
         pass  # the child died: said below
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
-    raise InputError(f"the UV unwrap (xatlas) stopped on this mesh (exit status {child.returncode}): "
-                     "give it a UV map and texture it again (in Blender: UV > Smart UV Project)")
+    give_uvs = "give it a UV map and texture it again (in Blender: UV > Smart UV Project)"
+    if child.returncode == -9:  # SIGKILL: what Linux's out-of-memory killer sends
+        raise GenerationFailed(f"the UV unwrap (xatlas) was killed, most likely out of memory: free memory or {give_uvs}")
+    if child.returncode == 0:
+        raise InputError(f"the UV unwrap (xatlas) gave no usable UVs for this mesh: {give_uvs}")
+    raise InputError(f"the UV unwrap (xatlas) stopped on this mesh (exit status {child.returncode}): {give_uvs}")
 
 
 def wrap_into_unit_square(faces: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

@@ -1,7 +1,10 @@
 """An unwrap told which polygon each triangle was cut from keeps quads whole, without overlaps."""
 
+import sys
+
 import numpy as np
 import pytest
+import trimesh
 
 from backend.geometry.glb import read_glb_meshes
 from backend.geometry.polygon_charts import MAX_TRIANGLES, cut_polygons, keep_polygons_whole
@@ -131,8 +134,6 @@ def test_a_dense_mesh_is_charted_in_pieces_that_share_one_atlas(monkeypatch):
 
 
 def test_an_exactly_regular_dense_mesh_unwraps():
-    import trimesh
-
     # xatlas alone crashed the process (a segfault) on Blender's ico sphere of 6 subdivisions.
     sphere = trimesh.creation.icosphere(subdivisions=6)
     layout = unwrap([(sphere.vertices, sphere.faces)])[0]
@@ -140,18 +141,44 @@ def test_an_exactly_regular_dense_mesh_unwraps():
     assert stretch_spread(sphere.vertices, sphere.faces, layout) < 2  # texels spread evenly
 
 
-def test_a_crash_in_xatlas_fails_the_unwrap_not_the_backend(tmp_path, monkeypatch):
-    import sys
+@pytest.mark.parametrize("child, error, message", [
+    # xatlas segfaulted: the mesh is at fault, and UVs of its own get round it
+    ("kill -SEGV $$", "InputError", "stopped on this mesh .exit status -11.: give it a UV map"),
+    # the system's out-of-memory killer: not the mesh's fault
+    ("kill -KILL $$", "GenerationFailed", "killed, most likely out of memory: free memory or give it a UV map"),
+    # xatlas answered with NaN UVs (it did on a 3 mm sphere)
+    (f"exec {sys.executable} -c 'import pickle, sys, numpy as n; sys.stdin.buffer.read(); "
+     "pickle.dump([(n.arange(3), n.array([[0, 1, 2]]), n.full((3, 2), n.nan))], sys.stdout.buffer)'",
+     "InputError", "gave no usable UVs for this mesh: give it a UV map"),
+])
+def test_a_failure_in_xatlas_fails_the_unwrap_not_the_backend(tmp_path, monkeypatch, child, error, message):
+    from backend.pipelines import base
 
-    from backend.pipelines.base import InputError
-
-    crashing = tmp_path / "python"  # stands in for the child's interpreter dying as xatlas segfaulted
-    crashing.write_text("#!/bin/sh\nkill -SEGV $$\n")
-    crashing.chmod(0o755)
-    monkeypatch.setattr(sys, "executable", str(crashing))
+    stand_in = tmp_path / "python"  # stands in for the child's interpreter
+    stand_in.write_text(f"#!/bin/sh\n{child}\n")
+    stand_in.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(stand_in))
     vertices, triangles, _ = bumpy_quad_torus(rows=8, columns=6)
-    with pytest.raises(InputError, match="stopped on this mesh .exit status -11.: give it a UV map"):
+    with pytest.raises(getattr(base, error), match=message):
         unwrap([(vertices, triangles)])
+
+
+def test_charts_are_alike_at_any_size_and_meshes_in_one_atlas_keep_their_relative_size():
+    sphere = trimesh.creation.uv_sphere(radius=1.0, count=[24, 24])
+    used = {}
+    for radius in (0.003, 1.0, 300.0):  # a ring's stone in metres, a statue, a building
+        layout = unwrap([(sphere.vertices * radius, sphere.faces)])[0]
+        assert np.isfinite(layout.uv).all()
+        used[radius] = uv_area(layout.uv, layout.faces)
+    assert min(used.values()) > 0.5, used  # the atlas is filled alike (NaN at 3 mm before)
+    small, large = unwrap([(sphere.vertices * 0.01, sphere.faces), (sphere.vertices * 0.02, sphere.faces)])
+    # Twice the size, four times the texels: one texel density across the atlas.
+    assert uv_area(large.uv, large.faces) / uv_area(small.uv, small.faces) == pytest.approx(4.0, rel=0.05)
+
+
+def uv_area(uv, faces):
+    edges = uv[faces[:, 1:]] - uv[faces[:, :1]]
+    return 0.5 * np.abs(edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]).sum()
 
 
 def test_pieces_halve_a_mesh_whatever_its_shape_and_split_positions_stay_joined():
@@ -172,8 +199,6 @@ def test_pieces_halve_a_mesh_whatever_its_shape_and_split_positions_stay_joined(
 
 
 def test_a_mesh_split_at_sharp_edges_keeps_its_charts():
-    import trimesh
-
     ball = trimesh.creation.icosphere(subdivisions=3)
     split = ball.vertices[ball.faces].reshape(-1, 3)  # flat shading: every triangle its own corners
     faces = np.arange(len(split)).reshape(-1, 3)
