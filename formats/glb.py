@@ -44,9 +44,11 @@ class GLBPart:
         vertices: (N, 3) float32.
         faces: (M, 3) int64 indices into `vertices`, counter-clockwise front faces.
         colors: optional (N, 4) float32 linear RGBA in [0, 1] (COLOR_0).
-        uv: optional (N, 2) float32 (TEXCOORD_0, glTF convention: v down).
+        uv: optional (N, 2) float32 (TEXCOORD_0, glTF convention: v down); NaN for the
+            vertices of a primitive without them when other primitives of the mesh have them.
         image: index into `GLBScene.images` of the base-colour texture, or None.
         base_color: the material's baseColorFactor (RGBA), or None.
+        normals: optional (N, 3) float32 unit vertex normals (NORMAL), when every primitive has them.
     """
 
     name: str
@@ -56,6 +58,7 @@ class GLBPart:
     uv: Optional[np.ndarray] = None
     image: Optional[int] = None
     base_color: Optional[tuple] = None
+    normals: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -200,7 +203,8 @@ def _read_primitive(doc, binary, prim) -> Optional[dict]:
     faces = _triangles(indices, mode)
     if len(faces) and (faces.min() < 0 or faces.max() >= len(positions)):
         raise GLBError("triangle indices point outside the vertex list")
-    out = {"vertices": positions, "faces": faces, "colors": None, "uv": None, "image": None, "base_color": None}
+    out = {"vertices": positions, "faces": faces, "colors": None, "uv": None, "image": None, "base_color": None,
+           "normals": None}
     if "COLOR_0" in attrs:
         col = _accessor(doc, binary, attrs["COLOR_0"]).astype(np.float32)
         if col.shape[1] == 3:
@@ -208,6 +212,8 @@ def _read_primitive(doc, binary, prim) -> Optional[dict]:
         out["colors"] = col
     if "TEXCOORD_0" in attrs:
         out["uv"] = _accessor(doc, binary, attrs["TEXCOORD_0"]).astype(np.float32)
+    if "NORMAL" in attrs:
+        out["normals"] = _accessor(doc, binary, attrs["NORMAL"]).astype(np.float32)
     if "material" in prim:
         pbr = doc.get("materials", [])[prim["material"]].get("pbrMetallicRoughness", {})
         if "baseColorFactor" in pbr:
@@ -230,7 +236,10 @@ def _merge_primitives(prims: list[dict]) -> dict:
         "image": next((p["image"] for p in prims if p["image"] is not None), None),
         "base_color": next((p["base_color"] for p in prims if p["base_color"] is not None), None),
     }
-    for key, width, fill in (("colors", 4, 1.0), ("uv", 2, 0.0)):
+    # Normals only when every primitive has them: none are made up for those that have none.
+    merged["normals"] = None if any(p["normals"] is None for p in prims) else np.concatenate([p["normals"] for p in prims])
+    # A primitive without UVs gets NaN ones, which say "none" where (0, 0) would paint it one texel.
+    for key, width, fill in (("colors", 4, 1.0), ("uv", 2, np.nan)):
         if any(p[key] is not None for p in prims):
             merged[key] = np.concatenate(
                 [p[key] if p[key] is not None else np.full((len(p["vertices"]), width), fill, np.float32) for p in prims]
@@ -313,19 +322,30 @@ def _read_document(doc: dict, binary: bytes) -> GLBScene:
                 cache[mesh_index] = _merge_primitives(prims) if prims else None
             geom = cache[mesh_index]
             if geom is not None:
-                verts = geom["vertices"]
+                verts, normals = geom["vertices"], geom["normals"]
                 if not np.array_equal(world, np.eye(4)):  # the usual identity node costs no copy
                     verts = (verts.astype(np.float64) @ world[:3, :3].T + world[:3, 3]).astype(np.float32)
+                    normals = None if normals is None else _transform_normals(normals, world[:3, :3])
                 faces = geom["faces"]
                 if np.linalg.det(world[:3, :3]) < 0:  # mirrored node: keep faces counter-clockwise
                     faces = faces[:, [0, 2, 1]]
                 name = node.get("name") or meshes[mesh_index].get("name") or f"mesh.{mesh_index}"
                 out.parts.append(
-                    GLBPart(name, verts, faces, geom["colors"], geom["uv"], geom["image"], geom["base_color"])
+                    GLBPart(name, verts, faces, geom["colors"], geom["uv"], geom["image"], geom["base_color"], normals)
                 )
         for child in reversed(node.get("children", [])):
             stack.append((child, world))
     return out
+
+
+def _transform_normals(normals: np.ndarray, linear: np.ndarray) -> np.ndarray:
+    """Normals under a node's 3x3 transform: by its inverse transpose, then unit length again."""
+    try:
+        moved = normals.astype(np.float64) @ np.linalg.inv(linear)
+    except np.linalg.LinAlgError:  # a node scaled to nothing has no surface to shade
+        return normals
+    length = np.linalg.norm(moved, axis=1, keepdims=True)
+    return (moved / np.where(length > 0, length, 1.0)).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------- writing

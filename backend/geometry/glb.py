@@ -20,9 +20,9 @@ EXTRAS_KEY = "diffusion3d"
 def mesh_result_to_glb(result: MeshResult) -> bytes:
     """Encode a pipeline result as a binary glTF.
 
-    Each part becomes its own named node; vertex colours travel as `COLOR_0`, UVs as
-    `TEXCOORD_0` with `result.texture` as the material's `baseColorTexture`, and
-    `result.metadata` as the scene's `extras["diffusion3d"]`.
+    Each part becomes its own named node; vertex colours travel as `COLOR_0`, normals as
+    `NORMAL`, UVs as `TEXCOORD_0` with `result.texture` as the one shared material's
+    `baseColorTexture`, and `result.metadata` as the scene's `extras["diffusion3d"]`.
 
     Args:
         result: The pipeline output, in glTF axes.
@@ -38,6 +38,11 @@ def mesh_result_to_glb(result: MeshResult) -> bytes:
     texture = None
     if result.texture is not None:
         texture = Image.fromarray(np.ascontiguousarray(result.texture, dtype=np.uint8))
+    # One material for every part (the texture is stored once), coloured or textured: glTF's
+    # defaults, for a part without one too, are metallic 1 and roughness 1, which viewers show
+    # as tinted metal. These are Blender's Principled BSDF defaults, as the add-on's own material.
+    material = trimesh.visual.material.PBRMaterial(name="diffusion3d", baseColorTexture=texture,
+                                                   metallicFactor=0.0, roughnessFactor=0.5)
     scene = trimesh.Scene()
     used: set[str] = set()
     for part in result.parts:
@@ -46,17 +51,16 @@ def mesh_result_to_glb(result: MeshResult) -> bytes:
         if len(vertices) == 0 or len(faces) == 0:
             raise GenerationFailed(f"part {part.name!r} is empty (no vertices or no triangles)")
         colors = None if part.vertex_colors is None else _rgba_u8(part.vertex_colors)
-        # process=False keeps vertex order and count as the pipeline made them.
-        mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+        # process=False keeps vertex order and count as the pipeline made them; normals given
+        # here are written (NORMAL), and a part without them is shaded flat, as glTF says.
+        mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_normals=part.normals, process=False)
+        uv = None
         if part.uv is not None:
             uv = np.array(part.uv, dtype=np.float64).reshape(-1, 2)
             uv[:, 1] = 1.0 - uv[:, 1]  # trimesh keeps v up and flips it back on export
-            material = trimesh.visual.material.PBRMaterial(name=part.name, baseColorTexture=texture)
-            mesh.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
-            if colors is not None:
-                mesh.visual.vertex_attributes["color"] = colors  # exported as COLOR_0 too
-        elif colors is not None:
-            mesh.visual = trimesh.visual.ColorVisuals(mesh=mesh, vertex_colors=colors)
+        mesh.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+        if colors is not None:
+            mesh.visual.vertex_attributes["color"] = colors  # COLOR_0
         name = _unique(part.name or "mesh", used)
         scene.add_geometry(mesh, node_name=name, geom_name=name)
     scene.metadata[EXTRAS_KEY] = result.metadata
@@ -93,7 +97,7 @@ def read_glb_meshes(data: bytes) -> tuple[list[MeshPart], dict[str, Any]]:
         raise InputError(f"the mesh is not a readable GLB file ({e})") from None
     used: set[str] = set()
     parts = [MeshPart(_unique(p.name, used), p.vertices, p.faces.astype(np.int64, copy=False),
-                      None if p.colors is None else _rgba_u8(p.colors), p.uv)
+                      None if p.colors is None else _rgba_u8(p.colors), p.uv, normals=p.normals)
              for p in scene.parts if len(p.faces)]
     if not parts:
         raise InputError("the GLB holds no triangle meshes")

@@ -8,6 +8,7 @@ copies, so callers can carry per-vertex data (colours, weights) across.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
@@ -190,6 +191,36 @@ def wrap_into_unit_square(faces: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray
             np.concatenate([uv, new_uv]).astype(uv.dtype, copy=False), int(len(moved)))
 
 
+def layouts_overlap(layouts: Sequence[tuple[np.ndarray, np.ndarray]], resolution: int = 256,
+                    tolerance: float = 0.01) -> bool:
+    """Whether two of the UV layouts ((uv, faces) pairs) share more than `tolerance` of the
+    smaller one's texels, where the texture repeats. Parts that already share one atlas (a
+    character's body and eyes) do not."""
+    import itertools
+
+    import torch
+
+    from ..render.rasterize import uv_space_texels
+
+    covered = []
+    for uv, faces in layouts:
+        _, faces, uv, _ = wrap_into_unit_square(np.asarray(faces, np.int64), np.asarray(uv, np.float32))
+        texel, _, _ = uv_space_texels(torch.from_numpy(uv), torch.from_numpy(faces), resolution, resolution)
+        covered.append(texel.numpy())
+    return any(len(np.intersect1d(a, b, assume_unique=True)) > tolerance * min(len(a), len(b))
+               for a, b in itertools.combinations(covered, 2))
+
+
+def shared_texel_fraction(uv: np.ndarray, faces: np.ndarray, covered_texels: int, texture_size: int) -> float:
+    """The fraction of the triangles' UV area that lies on texels other triangles use too
+    (overlapping UVs: mirrored halves, one layout per material), from how many texels the
+    layout covers once rasterized."""
+    corners = np.asarray(uv, np.float64)[np.asarray(faces, np.int64)]  # (M, 3, 2)
+    edges = corners[:, 1:] - corners[:, :1]
+    area = 0.5 * np.abs(edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]).sum() * texture_size ** 2
+    return max(0.0, 1.0 - covered_texels / area) if area > 0 else 0.0
+
+
 def pack_in_grid(uvs: Sequence[np.ndarray], margin: float = 0.01) -> list[np.ndarray]:
     """Place several UV layouts side by side in a square grid of tiles.
 
@@ -223,8 +254,9 @@ def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding
 
     One part with UVs keeps them exactly. Parts without UVs, or with UVs nothing can be
     painted in (NaN, or no area: a UV map added but never unwrapped), are unwrapped together
-    into one atlas. When the result then holds more than one layout (several parts with their
-    own UVs, or own UVs plus an unwrap), the layouts go side by side in a grid of tiles.
+    into one atlas. When the result then holds layouts that would share texels (several parts
+    each with its own unit square, or own UVs plus an unwrap), they go side by side in a grid
+    of tiles; parts whose own UVs already share one atlas keep them as they are.
 
     Args:
         parts: The parts, in glTF axes.
@@ -238,25 +270,23 @@ def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding
     unusable = {i: why for i, p in enumerate(parts) if p.uv is not None and (why := uv_problem(p.uv, p.faces))}
     own = [i for i, p in enumerate(parts) if p.uv is not None and i not in unusable]
     bare = [i for i, p in enumerate(parts) if p.uv is None or i in unusable]
-    tiled = len(own) + bool(bare) > 1
+    # Layouts that would share texels go side by side; parts that share one atlas stay as they are.
+    tiled = bool(own and bare) or (len(own) > 1 and layouts_overlap([(parts[i].uv, parts[i].faces) for i in own]))
     new_parts = list(parts)
     for i in own:
         layout = ensure_uv(parts[i].vertices, parts[i].faces, parts[i].uv)
-        vertices, faces, uv, colors = layout.vertices, layout.faces, layout.uv, parts[i].vertex_colors
         if tiled:
             # Its tile holds the unit square: bring triangles on other tiles into it first.
-            vertex_map, faces, uv, _ = wrap_into_unit_square(faces, uv)
+            vertex_map, faces, uv, _ = wrap_into_unit_square(layout.faces, layout.uv)
             used, faces = np.unique(faces, return_inverse=True)  # vertices left behind by moved triangles go
-            vertex_map, faces, uv = vertex_map[used], faces.reshape(-1, 3), uv[used]
-            vertices = vertices[vertex_map]
-            colors = None if colors is None else np.asarray(colors)[vertex_map]
-        new_parts[i] = MeshPart(parts[i].name, vertices, faces, colors, uv)
+            new_parts[i] = _split_vertices(parts[i], vertex_map[used], faces.reshape(-1, 3), uv[used])
+        else:
+            new_parts[i] = _split_vertices(parts[i], layout.vertex_map, layout.faces, layout.uv)
     if bare:
         layouts = unwrap([(parts[i].vertices, parts[i].faces) for i in bare], texture_size, padding,
                          [parts[i].polygons for i in bare], on_wait)
         for i, layout in zip(bare, layouts):
-            colors = None if parts[i].vertex_colors is None else np.asarray(parts[i].vertex_colors)[layout.vertex_map]
-            new_parts[i] = MeshPart(parts[i].name, layout.vertices, layout.faces, colors, layout.uv)
+            new_parts[i] = _split_vertices(parts[i], layout.vertex_map, layout.faces, layout.uv)
     # The layouts: each part with its own UVs, plus one shared unwrap for the rest.
     groups = [[i] for i in own] + ([bare] if bare else [])
     if tiled:
@@ -265,10 +295,10 @@ def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding
         for g, uv in zip(groups, placed):
             offsets = np.cumsum([0] + [len(new_parts[i].uv) for i in g])
             for i, a, b in zip(g, offsets[:-1], offsets[1:]):
-                p = new_parts[i]
-                new_parts[i] = MeshPart(p.name, p.vertices, p.faces, p.vertex_colors, uv[a:b])
+                new_parts[i] = dataclasses.replace(new_parts[i], uv=uv[a:b])
     if not bare:
-        note = "kept the mesh's own UVs" if len(own) == 1 else "kept each part's own UVs, placed side by side in a grid"
+        note = ("kept the mesh's own UVs" if len(own) == 1 else "kept each part's own UVs, placed side by side in a grid"
+                if tiled else "kept the parts' own UVs, which share one atlas")
     elif not own:
         note = "unwrapped UVs with xatlas (the mesh had none); triangles keep their order, vertices are split at seams"
     else:
@@ -279,11 +309,21 @@ def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding
     return new_parts, note
 
 
+def _split_vertices(part: MeshPart, vertex_map: np.ndarray, faces: np.ndarray, uv: np.ndarray) -> MeshPart:
+    """`part` with its vertices (and their colours and normals) split as `vertex_map` says, new
+    `faces` and `uv`."""
+    def take(values, dtype=None):
+        return None if values is None else np.asarray(values, dtype)[vertex_map]
+
+    return MeshPart(part.name, take(part.vertices, np.float32), faces, take(part.vertex_colors), uv,
+                    normals=take(part.normals, np.float32))
+
+
 def uv_problem(uv: np.ndarray, faces: np.ndarray) -> str:
     """Why a part's own UVs cannot be painted in ("" when they can)."""
     uv = np.asarray(uv, np.float64).reshape(-1, 2)
     if len(uv) and not np.isfinite(uv).all():
-        return "its UVs hold NaN or infinite values"
+        return "some of its UVs are missing (a primitive without TEXCOORD_0), NaN or infinite"
     if np.asarray(faces).size and (len(uv) <= int(np.max(faces)) or int(np.min(faces)) < 0):
         return ""  # a count mismatch: ensure_uv refuses it with its own message
     corners = uv[np.asarray(faces, np.int64).reshape(-1, 3)]  # (M, 3, 2)

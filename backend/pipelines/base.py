@@ -103,6 +103,8 @@ class MeshPart:
         uv: optional (N, 2) float32 texture coordinates (glTF convention: v down).
         polygons: optional (M,) int64, for an uploaded mesh: the polygon (quad, n-gon) of the
             artist's mesh each triangle was cut from, so an unwrap keeps polygons whole.
+        normals: optional (N, 3) float32 unit vertex normals (an uploaded mesh's own, kept
+            so smooth shading survives; a result without them is shaded flat).
     """
 
     name: str
@@ -111,6 +113,7 @@ class MeshPart:
     vertex_colors: Optional[np.ndarray] = None
     uv: Optional[np.ndarray] = None
     polygons: Optional[np.ndarray] = None
+    normals: Optional[np.ndarray] = None
 
 
 @dataclass

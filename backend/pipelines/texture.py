@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..geometry.uv import ensure_part_uvs, wrap_into_unit_square
+from ..geometry.uv import ensure_part_uvs, shared_texel_fraction, wrap_into_unit_square
 from ..render.camera import Camera, default_views, frame_camera, look_at
 from ..render.rasterize import interpolate, rasterize, render_normals
 from ..texture.fill_views import best_fill_view
@@ -87,6 +87,8 @@ class PaintConfig:
         reference_lock: Texels the reference image sees at least this squarely (cosine) are
             never repainted; more grazing ones, stretched in the image, may be by a view that
             sees them clearly better.
+        shared_texel_note: The result notes overlapping UVs when more than this fraction of
+            the layout lies on texels other triangles use too (rasterizing leaves ~0.5%).
         min_texture_size, max_texture_size: Allowed texture sizes.
     """
 
@@ -95,6 +97,7 @@ class PaintConfig:
     refine_strength: float = 0.5
     fill_min_fraction: float = 0.0005
     reference_lock: float = 0.5
+    shared_texel_note: float = 0.02
     min_texture_size: int = TEXTURE_LIMITS["texture_size"][0]
     max_texture_size: int = TEXTURE_LIMITS["texture_size"][1]
 
@@ -241,6 +244,10 @@ class TexturePaintingPipeline:
         projector = TextureProjector(vertices, faces, uv, texture_size, min_quality=config.min_quality)
         if len(projector.samples.index) == 0:
             raise InputError("the mesh's UVs cover no texel of the texture (all triangles degenerate in UV space?)")
+        shared = shared_texel_fraction(uv.cpu().numpy(), faces.cpu().numpy(), len(projector.samples.index), texture_size)
+        if shared > config.shared_texel_note:
+            uv_note += (f"; {shared:.0%} of the UV layout lies where other triangles' UVs lie too (mirrored halves, "
+                        "or one layout per material), so those places share one colour: unwrap it for distinct colours")
         callback("prepare", 1, 1)
 
         # 4. Views
@@ -315,7 +322,9 @@ class TexturePaintingPipeline:
         if unseen > 0:
             metadata["texture"]["note"] = (f"{unseen:.1%} of the surface was hidden from every view; "
                                            "it took the colour of the nearest painted texel")
-        result = MeshResult(parts=list(parts), texture=texture, metadata=metadata)
+        # Without vertex colours: glTF multiplies them into the texture, tinting the paint.
+        result = MeshResult(parts=[dataclasses.replace(p, vertex_colors=None) for p in parts], texture=texture,
+                            metadata=metadata)
         return TextureOutput(result=result, painted=painted.cpu().numpy(), surface=surface.cpu().numpy(), cameras=cameras)
 
     def prepare_view(self, vertices, faces, uv, projector: TextureProjector, camera: Camera, fragments) -> ViewRequest:

@@ -140,3 +140,50 @@ def _glb(gltf: dict) -> bytes:
     text = json.dumps(gltf).encode()
     text += b" " * (-len(text) % 4)
     return b"glTF" + struct.pack("<II", 2, 20 + len(text)) + struct.pack("<II", len(text), 0x4E4F534A) + text
+
+
+def _with_json(data: bytes, gltf: dict) -> bytes:
+    """The GLB `data` with its JSON chunk replaced, its binary chunk kept."""
+    size = struct.unpack_from("<I", data, 12)[0]
+    text = json.dumps(gltf).encode()
+    text += b" " * (-len(text) % 4)
+    rest = data[20 + size:]
+    return (b"glTF" + struct.pack("<II", 2, 20 + len(text) + len(rest))
+            + struct.pack("<II", len(text), 0x4E4F534A) + text + rest)
+
+
+def test_every_part_shares_one_dielectric_material_and_one_image():
+    data = mesh_result_to_glb(MeshResult(parts=[tetrahedron(0.0, None, UV, "a"), tetrahedron(2.0, None, UV, "b"),
+                                                tetrahedron(4.0, COLORS, None, "c")],
+                                         texture=np.zeros((4, 4, 3), np.uint8)))
+    gltf = _json_chunk(data)
+    assert len(gltf["images"]) == 1 and len(gltf["materials"]) == 1
+    # glTF's defaults (metallic 1) would show paint, and a colour-only part too, as metal.
+    pbr = gltf["materials"][0]["pbrMetallicRoughness"]
+    assert pbr["metallicFactor"] == 0.0 and pbr["roughnessFactor"] == 0.5
+    assert [mesh["primitives"][0]["material"] for mesh in gltf["meshes"]] == [0, 0, 0]
+
+
+def test_normals_come_back_turned_with_their_node():
+    ball = trimesh.creation.icosphere(subdivisions=1)
+    part = MeshPart("ball", ball.vertices.astype(np.float32), ball.faces, normals=ball.vertex_normals.astype(np.float32))
+    data = mesh_result_to_glb(MeshResult(parts=[part, tetrahedron(3.0)]))
+    back = read_glb_meshes(data)[0]
+    np.testing.assert_allclose(back[0].normals, ball.vertex_normals, atol=1e-6)
+    assert back[1].normals is None  # none made up: a part without them is shaded flat
+    # A node squashed along y: normals follow the inverse transpose and stay unit length.
+    gltf = _json_chunk(data)
+    gltf["nodes"][[n["name"] for n in gltf["nodes"]].index("ball")]["scale"] = [1.0, 0.25, 1.0]
+    squashed = read_glb_meshes(_with_json(data, gltf))[0][0]
+    want = ball.vertex_normals * [1.0, 4.0, 1.0]
+    np.testing.assert_allclose(squashed.normals, want / np.linalg.norm(want, axis=1, keepdims=True), atol=1e-5)
+
+
+def test_a_primitive_without_uvs_gets_none_not_the_first_texel():
+    data = mesh_result_to_glb(MeshResult(parts=[tetrahedron(0.0, None, UV, "a"), tetrahedron(2.0, None, None, "b")]))
+    gltf = _json_chunk(data)  # one mesh of two primitives (two materials), the second without UVs
+    gltf["meshes"][0]["primitives"] += gltf["meshes"][1]["primitives"]
+    gltf["scenes"][0]["nodes"] = [i for i, n in enumerate(gltf["nodes"]) if n.get("mesh") == 0]
+    (part,), _ = read_glb_meshes(_with_json(data, gltf))
+    np.testing.assert_allclose(part.uv[:4], UV, atol=1e-6)
+    assert np.isnan(part.uv[4:]).all()

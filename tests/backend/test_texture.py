@@ -396,6 +396,36 @@ def test_uv_helpers_keep_unwrap_and_tile():
         ensure_uv(mesh.vertices, mesh.faces, own[:-1])
 
 
+def test_parts_sharing_one_atlas_keep_their_uvs_and_overlapping_ones_are_tiled():
+    ball = trimesh.creation.icosphere(subdivisions=2)
+    mesh = ensure_uv(ball.vertices, ball.faces)  # an unwrap: fills the unit square
+    left = (mesh.uv * [0.5, 1.0]).astype(np.float32)
+    right = left + np.float32([0.5, 0.0])
+    parts = [MeshPart("body", mesh.vertices, mesh.faces, uv=left), MeshPart("eyes", mesh.vertices, mesh.faces, uv=right)]
+    kept, note = ensure_part_uvs(parts)
+    assert "share one atlas" in note
+    assert np.array_equal(kept[0].uv, left) and np.array_equal(kept[1].uv, right)
+    # Both in the same half (one tile over: the same texels): each gets its own tile.
+    tiled, note = ensure_part_uvs([parts[0], MeshPart("eyes", mesh.vertices, mesh.faces, uv=left + [1.0, 0.0])])
+    assert "grid" in note and tiled[0].uv[:, 0].max() <= 0.5 and tiled[1].uv[:, 0].min() >= 0.5
+
+
+def test_overlapping_uvs_are_kept_and_the_result_says_those_places_share_colours():
+    ball = trimesh.creation.icosphere(subdivisions=2)
+    layout = ensure_uv(ball.vertices, ball.faces)
+    n = len(layout.vertices)
+    # Two balls on one layout, as two materials with a unit square each come in as one part.
+    twins = MeshPart("twins", np.concatenate([layout.vertices, layout.vertices + [3.0, 0.0, 0.0]]).astype(np.float32),
+                     np.concatenate([layout.faces, layout.faces + n]), uv=np.concatenate([layout.uv, layout.uv]))
+    notes = []
+    for part in (twins, MeshPart("ball", layout.vertices, layout.faces, uv=layout.uv)):
+        out = TexturePaintingPipeline(FieldOracle(part.vertices, part.faces))([part], prompt="a ball", view_resolution=64)
+        assert np.array_equal(out.result.parts[0].uv, part.uv)  # the artist's UVs are kept all the same
+        notes.append(out.result.metadata["texture"]["uv"])
+    assert "50% of the UV layout lies where other triangles' UVs lie too" in notes[0]
+    assert "lie too" not in notes[1]
+
+
 def test_padding_fills_with_the_nearest_painted_texel():
     colour = torch.zeros(8, 8, 3)
     filled = torch.zeros(8, 8, dtype=torch.bool)
@@ -443,6 +473,24 @@ def test_run_texture_reads_a_glb_and_returns_a_textured_result():
         run_texture(pipe, params, {}, lambda *a, **k: None)
     with pytest.raises(InputError, match="image"):
         run_texture(pipe, {**params, "reference_camera": {"eye": [0, 0, 3]}}, {"mesh": data}, lambda *a, **k: None)
+
+
+def test_a_textured_result_keeps_the_smooth_normals_and_drops_the_old_vertex_colours():
+    from backend.geometry.glb import mesh_result_to_glb, read_glb_meshes
+
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    normals = mesh.vertex_normals.astype(np.float32)
+    grey = np.full((len(mesh.vertices), 4), 128, np.uint8)
+    data = mesh_result_to_glb(MeshResult(parts=[MeshPart("ball", mesh.vertices.astype(np.float32), mesh.faces,
+                                                         grey, normals=normals)]))
+    pipe = TexturePaintingPipeline(FieldOracle(mesh.vertices, mesh.faces))
+    params = {**TEXTURE_PARAMS, "seed": 1, "prompt": "a ball", "view_resolution": 64, "num_views": 4}
+    (part,), _ = read_glb_meshes(mesh_result_to_glb(run_texture(pipe, params, {"mesh": data}, lambda *a, **k: None)))
+    assert len(part.vertices) > len(mesh.vertices)  # split at the unwrap's seams...
+    # ...each copy with its vertex's normal, so the ball stays smooth; no grey multiplied into the paint.
+    copied = np.argmin(np.linalg.norm(part.vertices[:, None] - mesh.vertices[None], axis=2), axis=1)
+    np.testing.assert_allclose(part.normals, normals[copied], atol=1e-6)
+    assert part.vertex_colors is None
 
 
 def test_view_prompt_names_the_side():
