@@ -52,7 +52,11 @@ def describe_error(exc: BaseException, device: str) -> str:
     if isinstance(exc, (InputError, ModelUnavailable, GenerationFailed)):
         return str(exc)
     if _is_out_of_memory(exc):
-        return f"out of memory on {device}: lower the resolution (grid, view or texture size), turn on model CPU offload, or use the CPU"
+        if str(device).startswith("cpu"):
+            return (f"out of memory on {device}: lower the resolution (grid, view or texture size), "
+                    "or close programs that hold memory")
+        return (f"out of memory on {device}: lower the resolution (grid, view or texture size), "
+                "turn on model CPU offload, or use the CPU")
     return f"internal error: {type(exc).__name__}: {exc}"
 
 
@@ -60,8 +64,11 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
         return True
-    # MPS and older CUDA builds raise a plain RuntimeError naming it.
-    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+    # MPS and older CUDA builds raise a plain RuntimeError naming it; torch's CPU allocator
+    # says "DefaultCPUAllocator: can't allocate memory".
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text))
 
 
 def check_inputs(task: str, files: dict[str, bytes]) -> None:

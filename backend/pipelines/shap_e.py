@@ -182,9 +182,8 @@ def _read_image(data: Optional[bytes]) -> Image.Image:
     if not data:
         raise InputError("Shap-E image-to-3D needs an image: upload a PNG or JPEG as the 'image' file.")
     image = read_image(data)
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, image.convert("RGBA"))
+    if image.mode == "RGBA":  # read_image's mode for any transparency
+        image = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image)
     return image.convert("RGB")
 
 

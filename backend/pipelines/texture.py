@@ -486,7 +486,6 @@ def run_texture(pipe: TexturePaintingPipeline, params: dict[str, Any], files: di
 def _read_image(data: bytes, max_side: int) -> np.ndarray:
     """The reference image as RGB(A) uint8, shrunk (aspect kept) to at most `max_side` pixels a side."""
     image = read_image(data, "the reference image")
-    image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return np.asarray(image)
 

@@ -221,6 +221,10 @@ def test_describe_error():
     assert describe_error(RuntimeError("CUDA out of memory. Tried to allocate 1 GiB"), "cuda") == oom
     torch = pytest.importorskip("torch")
     assert describe_error(torch.OutOfMemoryError("boom"), "cuda") == oom
+    # torch's CPU allocator words it otherwise, and "use the CPU" is no advice there.
+    cpu_oom = describe_error(RuntimeError("[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: "
+                                          "can't allocate memory: you tried to allocate 68719476736 bytes."), "cpu")
+    assert cpu_oom.startswith("out of memory on cpu: lower the resolution") and "use the CPU" not in cpu_oom
     assert describe_error(KeyError("x"), "cpu") == "internal error: KeyError: 'x'"
 
 

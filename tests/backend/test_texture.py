@@ -493,6 +493,31 @@ def test_a_textured_result_keeps_the_smooth_normals_and_drops_the_old_vertex_col
     assert part.vertex_colors is None
 
 
+def test_reference_images_are_read_as_a_viewer_shows_them():
+    from PIL import Image
+
+    from backend.pipelines.base import read_image
+
+    def encoded(image, fmt="PNG", **options):
+        out = io.BytesIO()
+        image.save(out, format=fmt, **options)
+        return out.getvalue()
+
+    # A phone's portrait photo: stored 40 wide and 20 high, to be turned a quarter.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    assert read_image(encoded(Image.new("RGB", (40, 20)), "JPEG", exif=exif)).size == (20, 40)
+    # A palette PNG whose background colour is transparent (pngquant's kind): the background stays off the mesh.
+    cutout = Image.new("P", (4, 4), 0)
+    cutout.putpalette([0, 0, 0, 200, 30, 30] + [0] * 762)
+    cutout.putpixel((1, 1), 1)
+    alpha = np.asarray(read_image(encoded(cutout, transparency=0)))[..., 3]
+    assert alpha[1, 1] == 255 and alpha[0, 0] == 0
+    # 16-bit grey: mid-grey stays mid-grey (a plain conversion clips it to white).
+    grey = read_image(encoded(Image.fromarray(np.full((4, 4), 32768, np.uint16))))
+    assert grey.mode == "RGB" and np.asarray(grey)[0, 0].tolist() == [128, 128, 128]
+
+
 def test_view_prompt_names_the_side():
     mesh = trimesh.creation.icosphere(subdivisions=1)
     names = [view_prompt("cat", frame_camera(mesh.vertices, az, el)) for az, el in [(0, 15), (90, 15), (180, 15), (0, 90), (0, -90)]]
