@@ -1,4 +1,6 @@
-"""Import a finished job's result again as a new object (nothing finished is ever lost).
+"""Import a finished job's result again (nothing finished is ever lost): a texture onto its
+object when that mesh is unchanged since it was sent (the write failed, or was undone), else
+as a new object (a texture's where its object was).
 
 The result is read from its kept file, or downloaded again when that is gone, and laid out
 for Blender in a worker thread: a big result or a slow backend never freezes the window. The
@@ -19,10 +21,11 @@ from ..formats.glb import GLBError, GLBScene, read_glb
 from ..panels.preferences import backend_settings
 from ..panels.redraw import tag_redraw
 from ..service.client import BackendError
+from ..scene_io.texture_export import unchanged_since
 from ..service.session import connect
 from . import modal_timers
 from .jobs import Job, apply_result, download_result, find_job, prepare_arrays
-from .write_guard import tool_running
+from .write_guard import check_writable, find_target, tool_running
 
 
 @dataclass
@@ -51,7 +54,7 @@ def load_result(job: Job, settings, into: Loaded) -> None:
 
 
 class DIFFUSION3D_OT_import_result(bpy.types.Operator):
-    """Add this job's result to the scene as a new object"""
+    """Bring this job's result into the scene again: a texture onto its object if that mesh is unchanged, else a new object"""
 
     bl_idname = "diffusion3d.import_result"
     bl_label = "Import Result"
@@ -119,9 +122,24 @@ class DIFFUSION3D_OT_import_result(bpy.types.Operator):
                 self.report({'ERROR'}, f"Could not leave {context.mode} to import: {exc}")
                 return {'CANCELLED'}
         job.result, job.arrays = loaded.result, loaded.arrays
-        obj = apply_result(context, job, new_object=True)
+        onto_target = _texture_target(context, job) is not None
+        obj = apply_result(context, job, new_object=not onto_target)
         if obj is None:
             self.report({'ERROR'}, job.error)
             return {'CANCELLED'}
-        self.report({'INFO'}, f"Imported '{obj.name}'")
+        self.report({'INFO'}, f"Textured '{obj.name}' again" if onto_target else f"Imported '{obj.name}'")
         return {'FINISHED'}
+
+
+def _texture_target(context, job: Job) -> Optional[bpy.types.Object]:
+    """The object a texture job was painted for, when its mesh is unchanged and may be written."""
+    if job.task != "texture" or job.request is None:
+        return None
+    obj = find_target(context, job.request)
+    if obj is None or not unchanged_since(obj, job.request.fingerprint):
+        return None
+    try:
+        check_writable(obj)
+    except ValueError:
+        return None
+    return obj

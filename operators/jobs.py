@@ -51,6 +51,8 @@ class JobRequest:
     target: str = ""  # object the result is written onto ("" = a new object) ...
     target_uid: int = 0  # ... found by its session_uid first, so a rename meanwhile does not lose it
     fingerprint: str = ""  # the target's mesh when sent (`texture_export.mesh_fingerprint`), for texture writes
+    location: Optional[tuple] = None  # the target's world location: where an imported texture result goes
+    note: str = ""  # what the artist should know about what was sent, shown with the result's notes
 
 
 class Job:
@@ -290,6 +292,7 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
     """Write a finished job's result into the scene (main thread). Records failures on the job."""
     prefs = get_prefs(context)
     storage = prefs.texture_storage if prefs else 'PACK'
+    images_before = set(bpy.data.images)
     try:
         target = job.request.target if job.request and not new_object else ""
         if target:
@@ -305,18 +308,21 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
                 obj = write_back.replace_mesh(context, obj, job.result, storage, job.arrays)
             job.back_to_edit_mode = editing  # writing needs Object Mode; the artist goes back
         else:
-            obj = write_back.new_object(context, job.label, job.result, storage, job.arrays)
+            location = job.request.location if job.request and job.task == "texture" else None
+            obj = write_back.new_object(context, job.label, job.result, storage, job.arrays, location)
     except Exception as exc:  # keep the result file: the job list offers Import again
         job.error = f"could not write the result into the scene: {exc}"
         job.write_failed = True
         job.version += 1
         return None
     job.applied_to, job.write_failed = obj.name, False
-    job.notes = [str(note) for note in job.result.metadata.get("notes", []) if note]
+    job.notes = [job.request.note] if job.request and job.request.note else []
+    job.notes += [str(note) for note in job.result.metadata.get("notes", []) if note]
     if job.task == "texture":
         job.notes += texture_notes(obj)
-    if storage == 'NEXT_TO_BLEND' and not bpy.data.filepath and job.result.images:
-        job.notes.append("the .blend is not saved yet, so the texture was packed into it")
+    packed = write_back.packed_instead(storage, [image for image in bpy.data.images if image not in images_before])
+    if packed:
+        job.notes.append(packed)
     job.result = job.arrays = None  # written: Import reads the kept file again (textures can be 100s of MB)
     job.version += 1
     return obj

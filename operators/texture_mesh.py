@@ -66,14 +66,15 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
         targets = self._targets(context)
         for obj in targets:  # all checked before any job is sent
             check_writable(obj)
-        requests_ = []
+        requests_, skipped = [], []
         for obj in targets:
             try:
                 upload = texture_upload(context, obj)  # loop triangles in order: the result maps back onto these loops
             except ExportError as exc:
-                self.report({'WARNING'}, f"Skipped '{obj.name}': {exc}")
+                skipped.append(f"'{obj.name}': {exc}")
+                self.report({'WARNING'}, f"Skipped {skipped[-1]}")
                 continue
-            if upload.note:
+            if upload.note:  # now, and again with the result in the job list
                 self.report({'WARNING'}, upload.note)
             files, object_params = {"mesh": upload.glb}, dict(params)
             if reference:
@@ -81,9 +82,10 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
                 object_params["reference_camera"] = reference_camera(context, obj, view, *size)
             label = f"{obj.name}: {prompt.strip() or 'from the reference image'}"[:60]
             requests_.append(JobRequest("texture", object_params, label, model, files, target=obj.name,
-                                        target_uid=obj.session_uid, fingerprint=upload.fingerprint))
+                                        target_uid=obj.session_uid, fingerprint=upload.fingerprint,
+                                        location=tuple(obj.matrix_world.translation), note=upload.note))
         if not requests_:
-            raise ValueError("none of the selected meshes has faces to texture")
+            raise ValueError(f"none of the selected meshes can be textured: {'; '.join(skipped)}")
         return requests_
 
     def _targets(self, context) -> list[bpy.types.Object]:
@@ -92,7 +94,8 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
         selected = sorted(context.selected_objects, key=lambda o: o != context.active_object)
         skipped = sorted(o.name for o in selected if o.type != 'MESH')
         if skipped:
-            self.report({'WARNING'}, f"Skipped {', '.join(repr(n) for n in skipped)}: only meshes are textured")
+            self.report({'WARNING'}, f"Skipped {', '.join(repr(n) for n in skipped)}: only meshes are textured "
+                                     "(a curve or text: Object > Convert > Mesh first)")
         by_mesh: dict[bpy.types.Mesh, list[bpy.types.Object]] = {}
         for obj in selected:
             if obj.type == 'MESH':

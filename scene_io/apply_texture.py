@@ -3,8 +3,10 @@
 The backend returns the uploaded triangles in the same order (vertices possibly split at
 new UV seams). The upload was the object's `loop_triangles`, so triangle corner i of the
 result is loop `loop_triangles[i // 3].loops[i % 3]` of the mesh: the result's UVs become a
-UV map "Diffusion 3D" on the existing loops. Vertices, polygons, modifiers, vertex groups and
-the transform stay as they are; the texture gets a new material in a new slot.
+UV map "Diffusion 3D" on the existing loops (a texture painted again on the same UVs shares
+it; one on other UVs gets "Diffusion 3D.001", so each material reads the UVs it was painted
+for). Vertices, polygons, modifiers, vertex groups and the transform stay as they are; the
+texture gets a new material in a new slot.
 
 Quads and n-gons are sent as several triangles. When the object had a UV map, the backend
 keeps it, so the triangles of one polygon agree on every shared corner. When it had none,
@@ -48,25 +50,32 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
         The object.
 
     Raises:
-        ValueError: the result has no texture or UVs, or the mesh changed since it was sent.
+        ValueError: the result has no texture or UVs, the mesh changed since it was sent, or
+            it has no room for another UV map. Nothing has changed then, not even the mode.
     """
     parts = [p for p in result.parts if len(p.faces)]
     image_index = next((p.image for p in parts if p.image is not None), None)
     if not parts or image_index is None or any(p.uv is None for p in parts):
         raise ValueError("the result has no texture with UVs")
-    if obj.mode != 'OBJECT':  # edit-mode data would overwrite what is written here
-        with context.temp_override(active_object=obj, object=obj):
-            bpy.ops.object.mode_set(mode='OBJECT')
+    # Every check comes before anything changes, the mode included: a refused write leaves the
+    # artist where they were. In Edit Mode the mesh is read as edited, synced without leaving it.
+    if obj.mode == 'EDIT':
+        obj.update_from_editmode()
     mesh = obj.data
     corner_uv = flip_v(np.concatenate([p.uv[p.faces.reshape(-1)] for p in parts]))  # (3M, 2) Blender's v-up
-    tri_vertex, tri_loop, tri_polygon = _loop_triangles(mesh)
+    tri_vertex, tri_loop, _ = _loop_triangles(mesh)
     if len(tri_vertex) != len(corner_uv) or (fingerprint and mesh_fingerprint(mesh, tri_vertex) != fingerprint):
         raise ValueError(f"'{obj.name}' was edited while its texture was painted; "
                          "import the result from the job list, or texture it again")
-    if mesh.uv_layers.get(UV_MAP) is None and len(mesh.uv_layers) >= MAX_UV_MAPS:  # before anything changes
+    reused = _matching_uv_map(mesh, tri_loop, corner_uv)
+    if reused is None and len(mesh.uv_layers) >= MAX_UV_MAPS:
         raise ValueError(f"'{obj.name}' already has {MAX_UV_MAPS} UV maps, the most a mesh can have; remove one")
     name = f"{obj.name} texture"
-    image = load_image(result, image_index, name, storage)  # may fail (a read-only folder): still before any change
+    image = load_image(result, image_index, name, storage)
+    if obj.mode != 'OBJECT':  # edit-mode data would overwrite what is written here
+        with context.temp_override(active_object=obj, object=obj):
+            bpy.ops.object.mode_set(mode='OBJECT')
+    tri_vertex, tri_loop, tri_polygon = _loop_triangles(mesh)  # as Object Mode wrote the mesh
 
     # Loops get the UV of their triangle corner; loops shared by two triangles of one
     # polygon must agree, else that polygon is split into its painted triangles.
@@ -80,10 +89,10 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
         loop_uv = np.zeros((len(mesh.loops), 2), np.float32)
         loop_uv[new_loop] = _uv_by_triangle(tri_vertex, corner_uv, new_vertex)
 
-    layer = mesh.uv_layers.get(UV_MAP) or mesh.uv_layers.new(name=UV_MAP, do_init=False)
-    mesh.attributes[layer.name].data.foreach_set("vector", loop_uv.reshape(-1))
+    layer_name = reused or mesh.uv_layers.new(name=UV_MAP, do_init=False).name  # "Diffusion 3D.001" when taken
+    mesh.attributes[layer_name].data.foreach_set("vector", loop_uv.reshape(-1))
 
-    material = _textured_material(name, image, result.metadata.get("texture", {}).get("average_color"))
+    material = _textured_material(name, image, layer_name, result.metadata.get("texture", {}).get("average_color"))
     mesh.materials.append(material)
     slot = len(mesh.materials) - 1
     mesh.polygons.foreach_set("material_index", np.full(len(mesh.polygons), slot, np.int32))
@@ -97,6 +106,19 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
     metadata["texture"]["split_polygons"] = int(len(split))  # quads/n-gons the unwrap cut, now triangles
     obj[METADATA_KEY] = json.dumps(metadata)
     return obj
+
+
+def _matching_uv_map(mesh, tri_loop: np.ndarray, corner_uv: np.ndarray) -> str | None:
+    """The name of a UV map an earlier texture made whose UVs are these (re-texturing the
+    same layout shares it), else None: one made for other UVs (the artist unwrapped again
+    since) stays as the earlier material reads it."""
+    for layer in mesh.uv_layers:
+        if layer.name == UV_MAP or layer.name.startswith(UV_MAP + "."):
+            uv = np.empty(len(mesh.loops) * 2, np.float32)
+            mesh.attributes[layer.name].data.foreach_get("vector", uv)
+            if np.abs(uv.reshape(-1, 2)[tri_loop] - corner_uv).max(initial=0.0) <= UV_TOLERANCE:
+                return layer.name
+    return None
 
 
 def texture_notes(obj: bpy.types.Object) -> list[str]:
@@ -165,8 +187,8 @@ def _uv_by_triangle(old_vertex: np.ndarray, old_uv: np.ndarray, new_vertex: np.n
     return uv.reshape(-1, 2)
 
 
-def _textured_material(name: str, image: bpy.types.Image, average_color=None) -> bpy.types.Material:
-    """Principled BSDF whose Base Color is the image, read through the "Diffusion 3D" UV map
+def _textured_material(name: str, image: bpy.types.Image, uv_map_name: str, average_color=None) -> bpy.types.Material:
+    """Principled BSDF whose Base Color is the image, read through its UV map by name
     (explicitly, so the object's other UV maps may stay active). Solid shading shows the
     texture's average colour (linear RGB from the backend), not white."""
     material = new_node_material(name)
@@ -176,7 +198,7 @@ def _textured_material(name: str, image: bpy.types.Image, average_color=None) ->
     texture.image = image
     texture.location = (bsdf.location.x - 400, bsdf.location.y)
     uv_map = tree.nodes.new("ShaderNodeUVMap")
-    uv_map.uv_map = UV_MAP
+    uv_map.uv_map = uv_map_name
     uv_map.location = (texture.location.x - 250, texture.location.y - 100)
     tree.links.new(uv_map.outputs["UV"], texture.inputs["Vector"])
     tree.links.new(texture.outputs["Color"], bsdf.inputs["Base Color"])

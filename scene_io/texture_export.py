@@ -49,18 +49,35 @@ def texture_upload(context, obj: bpy.types.Object) -> TextureUpload:
     """The object's mesh, posed and placed as shown, ready for the `texture` task.
 
     Raises:
-        ExportError: not a mesh, or no faces.
+        ExportError: not a mesh, or no faces (the message says what to do).
     """
     if obj is None or obj.type != 'MESH':
         raise ExportError("select a mesh object")
     if obj.mode == 'EDIT':
         obj.update_from_editmode()
     mesh = obj.data
+    if not len(mesh.polygons):
+        raise ExportError(_why_no_faces(context, obj))
     co, note = _shown_positions(context, obj)
     placed = co @ np.array(obj.matrix_world.to_3x3(), np.float32).T  # rotation and scale, no location
     render_uv = next((layer.name for layer in mesh.uv_layers if layer.active_render), "")
     glb, _ = object_to_glb(obj, positions=placed, uv_name=render_uv, with_polygons=True)
     return TextureUpload(glb=glb, fingerprint=mesh_fingerprint(mesh), note=note)
+
+
+def unchanged_since(obj: bpy.types.Object, fingerprint: str) -> bool:
+    """Whether `obj`'s mesh is still the one `fingerprint` was taken of (Edit Mode edits included)."""
+    if obj.mode == 'EDIT':
+        obj.update_from_editmode()
+    return bool(fingerprint) and mesh_fingerprint(obj.data) == fingerprint
+
+
+def _why_no_faces(context, obj) -> str:
+    evaluated = obj.evaluated_get(context.evaluated_depsgraph_get())
+    if obj.mode != 'EDIT' and len(evaluated.data.polygons):  # Skin, Screw, Geometry Nodes...
+        return ("its faces come from its modifiers, and a texture needs faces of its own: "
+                "Object > Apply > Visual Geometry to Mesh first")
+    return "it has no faces to paint (only vertices or edges)"
 
 
 def mesh_fingerprint(mesh: bpy.types.Mesh, triangles: np.ndarray | None = None) -> str:

@@ -74,28 +74,27 @@ def select_vertices(mesh: bpy.types.Mesh, selected: np.ndarray) -> None:
     mesh.polygons.foreach_set("select", polygons)
 
 
+def texture_folder() -> str:
+    """Where 'NEXT_TO_BLEND' writes textures ("" while the .blend is not saved)."""
+    return os.path.join(os.path.dirname(bpy.data.filepath), "textures") if bpy.data.filepath else ""
+
+
 def load_image(result: GLBScene, index: int, name: str, storage: str) -> Optional[bpy.types.Image]:
     """The result's image `index` as a Blender image: written to `textures/` beside the saved
-    .blend (a new file, never over an older texture) for 'NEXT_TO_BLEND', else packed."""
+    .blend (a new file, never over an older texture) for 'NEXT_TO_BLEND', else packed. A
+    folder that cannot be written (read-only, or a file named "textures") packs it too: a
+    finished texture is never lost to a folder; `packed_instead` says so."""
     image = result.images[index] if 0 <= index < len(result.images) else None
     if image is None or not image.data:
         return None
     suffix = ".jpg" if "jpeg" in image.mime_type else ".png"
     taken = {os.path.basename(i.filepath_raw) for i in bpy.data.images}  # files textures/ has or will have
-    folder = None
-    if storage == 'NEXT_TO_BLEND' and bpy.data.filepath:
-        folder = os.path.join(os.path.dirname(bpy.data.filepath), "textures")
+    folder = texture_folder() if storage == 'NEXT_TO_BLEND' else ""
     if folder:
-        os.makedirs(folder, exist_ok=True)
-        stem = os.path.join(folder, bpy.path.clean_name(name))
-        path, n = stem + suffix, 1
-        while os.path.exists(path) or os.path.basename(path) in taken:  # an older material may still show it
-            path, n = f"{stem}.{n:03d}{suffix}", n + 1
-        with open(path, "wb") as handle:
-            handle.write(image.data)
-        loaded = bpy.data.images.load(path)
-        loaded.filepath = bpy.path.relpath(path)  # "//textures/...": the project folder can move
-        return loaded
+        try:
+            return _write_beside_blend(image.data, folder, bpy.path.clean_name(name), suffix, taken)
+        except OSError:
+            pass  # packed below
     # Load, then pack: the .blend keeps the texture. Unpacking writes it to textures/ under the
     # name it was packed from, so that name is this image's own (two sharing one overwrite each other).
     stem = name.encode()[:55].decode(errors="ignore")  # room for ".001" within Blender's 63-byte names
@@ -114,6 +113,30 @@ def load_image(result: GLBScene, index: int, name: str, storage: str) -> Optiona
     return loaded
 
 
+def _write_beside_blend(data: bytes, folder: str, stem: str, suffix: str, taken: set) -> bpy.types.Image:
+    os.makedirs(folder, exist_ok=True)
+    stem = os.path.join(folder, stem)
+    path, n = stem + suffix, 1
+    while os.path.exists(path) or os.path.basename(path) in taken:  # an older material may still show it
+        path, n = f"{stem}.{n:03d}{suffix}", n + 1
+    with open(path, "xb") as handle:
+        handle.write(data)
+    loaded = bpy.data.images.load(path)
+    loaded.filepath = bpy.path.relpath(path)  # "//textures/...": the project folder can move
+    return loaded
+
+
+def packed_instead(storage: str, new_images) -> str:
+    """A note when images just written were packed although the preference says to save
+    them beside the .blend ("" otherwise)."""
+    if storage != 'NEXT_TO_BLEND' or not any(image.packed_file for image in new_images):
+        return ""
+    if not bpy.data.filepath:
+        return "the .blend is not saved yet, so the texture was packed into it"
+    return (f"{texture_folder()} could not be written, so the texture was packed into the .blend "
+            "(File > External Data > Unpack Resources writes it out once the folder can be written)")
+
+
 def new_node_material(name: str) -> bpy.types.Material:
     """A material with its default node tree (Principled BSDF into the output)."""
     material = bpy.data.materials.new(name)
@@ -124,10 +147,10 @@ def new_node_material(name: str) -> bpy.types.Material:
 
 def build_material(name: str, arrays: MeshArrays, result: GLBScene, storage: str = 'PACK') -> bpy.types.Material:
     """Principled BSDF fed by the texture, else the colour attribute, else the base colour."""
+    image = load_image(result, arrays.image, name, storage) if arrays.image is not None and arrays.uv is not None else None
     material = new_node_material(name)
     tree = material.node_tree
     bsdf = next(n for n in tree.nodes if n.type == 'BSDF_PRINCIPLED')
-    image = load_image(result, arrays.image, name, storage) if arrays.image is not None and arrays.uv is not None else None
     if image is not None:
         node = tree.nodes.new("ShaderNodeTexImage")
         node.image = image
@@ -178,15 +201,17 @@ def read_metadata(obj: bpy.types.Object) -> dict:
 
 
 def new_object(
-    context, name: str, result: GLBScene, storage: str = 'PACK', arrays: Optional[MeshArrays] = None
+    context, name: str, result: GLBScene, storage: str = 'PACK', arrays: Optional[MeshArrays] = None,
+    location=None,
 ) -> bpy.types.Object:
-    """A new object from the result at the 3D cursor, selected and active. `arrays`: the
-    result's `MeshArrays` when already prepared (off the main thread), else made here."""
+    """A new object from the result, selected and active, at `location` (else the 3D cursor).
+    `arrays`: the result's `MeshArrays` when already prepared (off the main thread), else made here."""
     arrays = arrays if arrays is not None else MeshArrays(result)
+    material = build_material(name, arrays, result, storage)  # first: the image is what may fail
     mesh = build_mesh(name, arrays)
-    mesh.materials.append(build_material(name, arrays, result, storage))
+    mesh.materials.append(material)
     obj = bpy.data.objects.new(name, mesh)
-    obj.location = context.scene.cursor.location
+    obj.location = context.scene.cursor.location if location is None else location
     collection = context.collection
     if collection is None or collection.library is not None:  # a linked collection takes no new objects
         collection = context.scene.collection

@@ -148,21 +148,21 @@ assert len(set(paths)) == 2 and all(os.path.isfile(p) and os.sep + "textures" + 
 assert all(m.node_tree.nodes["Image Texture"].image.packed_file is None for m in suzanne.data.materials)
 assert all(m.node_tree.nodes["Image Texture"].image.filepath.startswith("//textures") for m in suzanne.data.materials)
 
-# 5b. A texture that cannot be saved ('textures' is a file here) fails the job before the mesh
-# is touched: no UV map, no split quads, no material.
-blocked = os.path.join(os.environ["DIFFUSION3D_TMP"], "blocked")
-os.makedirs(blocked)
-open(os.path.join(blocked, "textures"), "w").close()
-bpy.ops.wm.save_as_mainfile(filepath=os.path.join(blocked, "scene.blend"))
+# 5b. A write refused after the painting (the mesh was edited meanwhile) touches nothing:
+# no UV map, no split quads, no material (bl_texture_recovery: the artist stays in Edit Mode).
 bpy.ops.object.select_all(action='DESELECT')
 bpy.ops.mesh.primitive_cube_add(location=(0.0, 6.0, 0.0))
 cube = context.object
 untouched = state(cube)
+real_upload = export.texture_upload
+export.texture_upload = lambda *args: types.SimpleNamespace(**{**vars(real_upload(*args)), "fingerprint": "another mesh"})
+texture_operator = addon_module("operators.texture_mesh")
+texture_operator.texture_upload = export.texture_upload
 result, error = call(bpy.ops.diffusion3d.texture_mesh, prompt="moss", model="test-texture", seed=1)
-assert result == {'CANCELLED'} and "could not write the result" in error, error
+texture_operator.texture_upload = export.texture_upload = real_upload
+assert result == {'CANCELLED'} and "was edited while its texture was painted" in error, error
 assert state(cube) == untouched, (state(cube), untouched)
 bpy.data.objects.remove(cube)
-bpy.ops.wm.save_as_mainfile(filepath=blend)
 
 # 5c. The panel's settings: size, views, a fixed seed, what to avoid.
 settings = context.scene.diffusion3d

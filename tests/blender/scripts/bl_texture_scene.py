@@ -171,7 +171,7 @@ try:
     bpy.ops.diffusion3d.texture_mesh(prompt="gold", model="test-texture")
     raise AssertionError("a selection with nothing to texture was accepted")
 except RuntimeError as exc:
-    assert "none of the selected meshes has faces" in str(exc), exc
+    assert "none of the selected meshes can be textured: 'Nothing': it has no faces" in str(exc), exc
 
 # 9. A result finds its object by identity: renamed while the job ran, it is still the target.
 request = jobs.JobRequest("texture", {}, "label", target=cube.name, target_uid=cube.session_uid)
