@@ -76,6 +76,7 @@ class GLBScene:
     images: list[GLBImage] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)  # scene extras
     asset_extras: dict[str, Any] = field(default_factory=dict)
+    origin: Optional[np.ndarray] = None  # (3,) float64 the parts' vertices are relative to (`read_glb`)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -254,18 +255,25 @@ def _merge_primitives(prims: list[dict]) -> dict:
 _MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError, struct.error)
 
 
-def read_glb(data: bytes) -> GLBScene:
+# A scene farther from the origin than this many times its size is read centred on request.
+FAR_OFF = 100.0
+
+
+def read_glb(data: bytes, centre_far_off: bool = False) -> GLBScene:
     """Parse GLB bytes into named parts in glTF axes (node transforms applied).
 
     Args:
         data: The whole file.
+        centre_far_off: Read a scene that lies far from the origin (a scan placed by its node
+            at survey coordinates, ~1e6 m) centred, its vertices relative to `origin`:
+            float32 vertices at such distances keep centimetres, not the scan's detail.
 
     Returns:
         A GLBScene. Raises GLBError for anything that is not a readable GLB.
     """
     try:
         doc, binary = _split_chunks(data)
-        return _read_document(doc, binary)
+        return _read_document(doc, binary, centre_far_off)
     except GLBError:
         raise
     except _MALFORMED as exc:
@@ -288,7 +296,7 @@ def read_glb_extras(data: bytes) -> dict:
     return extras if isinstance(extras, dict) else {}
 
 
-def _read_document(doc: dict, binary: bytes) -> GLBScene:
+def _read_document(doc: dict, binary: bytes, centre_far_off: bool = False) -> GLBScene:
     unsupported = sorted(set(doc.get("extensionsRequired", [])) - _HARMLESS_EXTENSIONS)
     if unsupported:
         raise GLBError(f"the file needs glTF extensions this reader does not support: {', '.join(unsupported)}")
@@ -324,7 +332,7 @@ def _read_document(doc: dict, binary: bytes) -> GLBScene:
             if geom is not None:
                 verts, normals = geom["vertices"], geom["normals"]
                 if not np.array_equal(world, np.eye(4)):  # the usual identity node costs no copy
-                    verts = (verts.astype(np.float64) @ world[:3, :3].T + world[:3, 3]).astype(np.float32)
+                    verts = verts.astype(np.float64) @ world[:3, :3].T + world[:3, 3]  # float32 once centred
                     normals = None if normals is None else _transform_normals(normals, world[:3, :3])
                 faces = geom["faces"]
                 if np.linalg.det(world[:3, :3]) < 0:  # mirrored node: keep faces counter-clockwise
@@ -335,7 +343,21 @@ def _read_document(doc: dict, binary: bytes) -> GLBScene:
                 )
         for child in reversed(node.get("children", [])):
             stack.append((child, world))
+    out.origin = _far_off_centre(out.parts) if centre_far_off else None
+    for part in out.parts:
+        part.vertices = np.asarray(part.vertices if out.origin is None else part.vertices - out.origin, np.float32)
     return out
+
+
+def _far_off_centre(parts: list[GLBPart]) -> Optional[np.ndarray]:
+    """The centre of the parts' bounds when it lies more than FAR_OFF times their size from the origin."""
+    vertices = [p.vertices for p in parts if len(p.vertices)]
+    if not vertices:
+        return None
+    low = np.min([v.min(axis=0) for v in vertices], axis=0).astype(np.float64)
+    high = np.max([v.max(axis=0) for v in vertices], axis=0).astype(np.float64)
+    centre, size = (low + high) / 2, float((high - low).max())
+    return centre if np.isfinite(centre).all() and np.abs(centre).max() > FAR_OFF * size else None
 
 
 def _transform_normals(normals: np.ndarray, linear: np.ndarray) -> np.ndarray:

@@ -20,9 +20,10 @@ EXTRAS_KEY = "diffusion3d"
 def mesh_result_to_glb(result: MeshResult) -> bytes:
     """Encode a pipeline result as a binary glTF.
 
-    Each part becomes its own named node; vertex colours travel as `COLOR_0`, normals as
-    `NORMAL`, UVs as `TEXCOORD_0` with `result.texture` as the one shared material's
-    `baseColorTexture`, and `result.metadata` as the scene's `extras["diffusion3d"]`.
+    Each part becomes its own named node (placed at its `origin`, if any); vertex colours
+    travel as `COLOR_0`, normals as `NORMAL`, UVs as `TEXCOORD_0` with `result.texture` as the
+    one shared material's `baseColorTexture`, and `result.metadata` as the scene's
+    `extras["diffusion3d"]`.
 
     Args:
         result: The pipeline output, in glTF axes.
@@ -62,7 +63,8 @@ def mesh_result_to_glb(result: MeshResult) -> bytes:
         if colors is not None:
             mesh.visual.vertex_attributes["color"] = colors  # COLOR_0
         name = _unique(part.name or "mesh", used)
-        scene.add_geometry(mesh, node_name=name, geom_name=name)
+        place = None if part.origin is None else trimesh.transformations.translation_matrix(part.origin)
+        scene.add_geometry(mesh, node_name=name, geom_name=name, transform=place)
     scene.metadata[EXTRAS_KEY] = result.metadata
     data = scene.export(file_type="glb")
     if result.metadata and EXTRAS_KEY not in read_glb_extras(data):
@@ -70,7 +72,7 @@ def mesh_result_to_glb(result: MeshResult) -> bytes:
     return data
 
 
-def read_glb_meshes(data: bytes) -> tuple[list[MeshPart], dict[str, Any]]:
+def read_glb_meshes(data: bytes, centre_far_off: bool = False) -> tuple[list[MeshPart], dict[str, Any]]:
     """Decode an uploaded GLB into parts, with node transforms applied.
 
     The add-on's reader (formats/glb.py, numpy only) does the parsing, so both sides read a
@@ -78,6 +80,8 @@ def read_glb_meshes(data: bytes) -> tuple[list[MeshPart], dict[str, Any]]:
 
     Args:
         data: The GLB file.
+        centre_far_off: Read a scene far from the origin centred, each part's `origin` saying
+            where (for a pipeline whose result keeps its parts' `origin`).
 
     Returns:
         (parts, extras): one MeshPart per mesh node with triangles, named after the node (its
@@ -92,12 +96,12 @@ def read_glb_meshes(data: bytes) -> tuple[list[MeshPart], dict[str, Any]]:
     from formats.glb import GLBError, read_glb
 
     try:
-        scene = read_glb(data)
+        scene = read_glb(data, centre_far_off)
     except GLBError as e:
         raise InputError(f"the mesh is not a readable GLB file ({e})") from None
     used: set[str] = set()
     parts = [MeshPart(_unique(p.name, used), p.vertices, p.faces.astype(np.int64, copy=False),
-                      None if p.colors is None else _rgba_u8(p.colors), p.uv, normals=p.normals)
+                      None if p.colors is None else _rgba_u8(p.colors), p.uv, normals=p.normals, origin=scene.origin)
              for p in scene.parts if len(p.faces)]
     if not parts:
         raise InputError("the GLB holds no triangle meshes")

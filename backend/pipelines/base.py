@@ -112,6 +112,8 @@ class MeshPart:
             artist's mesh each triangle was cut from, so an unwrap keeps polygons whole.
         normals: optional (N, 3) float32 unit vertex normals (an uploaded mesh's own, kept
             so smooth shading survives; a result without them is shaded flat).
+        origin: optional (3,) float64 point the vertices are relative to: an upload far from
+            the origin (survey coordinates) is read centred, and its result is put back there.
     """
 
     name: str
@@ -121,6 +123,7 @@ class MeshPart:
     uv: Optional[np.ndarray] = None
     polygons: Optional[np.ndarray] = None
     normals: Optional[np.ndarray] = None
+    origin: Optional[np.ndarray] = None
 
 
 @dataclass

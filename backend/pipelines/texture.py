@@ -460,7 +460,7 @@ def run_texture(pipe: TexturePaintingPipeline, params: dict[str, Any], files: di
 
     if "mesh" not in files:
         raise InputError("the texture task needs the mesh to paint: upload it as the `mesh` file (GLB)")
-    parts, _ = read_glb_meshes(files["mesh"])
+    parts, _ = read_glb_meshes(files["mesh"], centre_far_off=True)  # a scan at survey coordinates keeps its detail
     p = {**TEXTURE_PARAMS, **params}
     # The projection samples it at about the view's resolution: a photo's full size would only cost memory.
     reference = _read_image(files["image"], max_side=2 * int(p["view_resolution"])) if files.get("image") else None

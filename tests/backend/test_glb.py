@@ -187,3 +187,22 @@ def test_a_primitive_without_uvs_gets_none_not_the_first_texel():
     (part,), _ = read_glb_meshes(_with_json(data, gltf))
     np.testing.assert_allclose(part.uv[:4], UV, atol=1e-6)
     assert np.isnan(part.uv[4:]).all()
+
+
+def test_a_scan_at_survey_coordinates_keeps_its_detail_when_read_centred():
+    ball = trimesh.creation.icosphere(subdivisions=3)  # 1 m, placed by its node 5,000 km out
+    place = np.array([5e5, 100.0, 5e6])
+    data = mesh_result_to_glb(MeshResult(parts=[MeshPart("scan", ball.vertices.astype(np.float32), ball.faces,
+                                                         origin=place)]))
+    (flat,), _ = read_glb_meshes(data)  # as float32 world positions: half a metre apart at best
+    assert np.abs(flat.vertices - (ball.vertices + place)).max() > 0.1
+    (part,), _ = read_glb_meshes(data, centre_far_off=True)
+    np.testing.assert_allclose(part.origin, place, atol=1e-6)
+    np.testing.assert_allclose(part.vertices, ball.vertices, atol=1e-6)
+    # Written again, it lands where it was, to the micrometre (the node's translation is float64).
+    again = read_glb_meshes(mesh_result_to_glb(MeshResult(parts=[part])), centre_far_off=True)[0][0]
+    np.testing.assert_allclose(again.origin + again.vertices, place + ball.vertices, atol=1e-6)
+    # An ordinary scene off-centre by a few sizes is read as it is.
+    near = mesh_result_to_glb(MeshResult(parts=[MeshPart("ball", ball.vertices.astype(np.float32), ball.faces,
+                                                         origin=np.array([5.0, 0.0, 0.0]))]))
+    assert read_glb_meshes(near, centre_far_off=True)[0][0].origin is None

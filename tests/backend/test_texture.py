@@ -518,6 +518,21 @@ def test_reference_images_are_read_as_a_viewer_shows_them():
     assert grey.mode == "RGB" and np.asarray(grey)[0, 0].tolist() == [128, 128, 128]
 
 
+def test_a_scan_at_survey_coordinates_is_painted_whole_and_put_back_where_it_was():
+    from backend.geometry.glb import mesh_result_to_glb, read_glb_meshes
+
+    ball = trimesh.creation.icosphere(subdivisions=2)
+    place = np.array([5e5, 100.0, 5e6])
+    data = mesh_result_to_glb(MeshResult(parts=[MeshPart("scan", ball.vertices.astype(np.float32), ball.faces,
+                                                         origin=place)]))
+    pipe = TexturePaintingPipeline(FieldOracle(ball.vertices, ball.faces))
+    params = {**TEXTURE_PARAMS, "seed": 1, "prompt": "a ball", "view_resolution": 64, "num_views": 4}
+    result = run_texture(pipe, params, {"mesh": data}, lambda *a, **k: None)
+    assert result.metadata["texture"]["unseen_fraction"] < 0.01  # 35% unseen when painted 5,000 km out
+    (part,), _ = read_glb_meshes(mesh_result_to_glb(result), centre_far_off=True)
+    assert np.abs(part.origin + part.vertices[:, None] - (place + ball.vertices)[None]).sum(2).min(1).max() < 1e-5
+
+
 def test_view_prompt_names_the_side():
     mesh = trimesh.creation.icosphere(subdivisions=1)
     names = [view_prompt("cat", frame_camera(mesh.vertices, az, el)) for az, el in [(0, 15), (90, 15), (180, 15), (0, 90), (0, -90)]]
