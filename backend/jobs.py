@@ -95,6 +95,9 @@ def check_inputs(task: str, files: dict[str, bytes]) -> None:
                 parts, _ = read_glb_meshes(files[name])
             except InputError as e:
                 raise InputError(f"{name}: {e}") from None
+            broken = next((p.name for p in parts if not np.isfinite(p.vertices).all()), None)
+            if broken is not None:  # refused now, not after a model has loaded
+                raise InputError(f"{name}: part {broken!r} has vertices that are NaN or infinite; fix or remove them")
             if name == "mesh" and "face_mask" in files:
                 triangles = sum(len(p.faces) for p in parts)
                 if len(files["face_mask"]) != triangles:

@@ -269,6 +269,11 @@ def test_check_inputs():
         check_inputs("edit_part", {"mesh": mesh, "mesh_b": b"glTF nonsense"})
     with pytest.raises(InputError, match="no mesh"):
         check_inputs("text_to_3d", {"face_mask": b"\1"})
+    broken = np.eye(3, dtype=np.float32)
+    broken[1, 2] = np.nan
+    nan_mesh = mesh_result_to_glb(MeshResult(parts=[MeshPart("bent", broken, np.array([[0, 1, 2]]))]))
+    with pytest.raises(InputError, match="mesh: part 'bent' has vertices that are NaN"):  # before any model loads
+        check_inputs("texture", {"mesh": nan_mesh})
 
 
 def test_stopping_the_backend_fails_the_running_job(tmp_path):
