@@ -51,24 +51,32 @@ def describe_error(exc: BaseException, device: str) -> str:
     """
     if isinstance(exc, (InputError, ModelUnavailable, GenerationFailed)):
         return str(exc)
-    if _is_out_of_memory(exc):
-        if str(device).startswith("cpu"):
-            return (f"out of memory on {device}: lower the resolution (grid, view or texture size), "
-                    "or close programs that hold memory")
+    memory = _memory_that_ran_out(exc, device)
+    if memory == "system":  # offload or the CPU would only need more of it
+        return "out of system memory: lower the resolution (grid, view or texture size), or close programs that hold memory"
+    if memory == "device":
         return (f"out of memory on {device}: lower the resolution (grid, view or texture size), "
                 "turn on model CPU offload, or use the CPU")
     return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
-        return True
-    # MPS and older CUDA builds raise a plain RuntimeError naming it; torch's CPU allocator
-    # says "DefaultCPUAllocator: can't allocate memory".
+    return bool(_memory_that_ran_out(exc, ""))
+
+
+def _memory_that_ran_out(exc: BaseException, device: str) -> str:
+    """"device" (the accelerator's), "system" (RAM), or "" when `exc` is no out-of-memory error."""
     text = str(exc).lower()
-    return isinstance(exc, MemoryError) or (
-        isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text))
+    # torch's CPU allocator: "can't allocate memory" (Linux, macOS), "not enough memory" (Windows).
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and (
+            "defaultcpuallocator" in text or "can't allocate memory" in text or "not enough memory" in text)):
+        return "system"
+    torch = sys.modules.get("torch")
+    device_error = torch is not None and isinstance(exc, getattr(torch, "OutOfMemoryError", ()))
+    # MPS and older CUDA builds raise a plain RuntimeError naming it.
+    if device_error or (isinstance(exc, RuntimeError) and "out of memory" in text):
+        return "system" if str(device).startswith("cpu") else "device"
+    return ""
 
 
 def check_inputs(task: str, files: dict[str, bytes]) -> None:

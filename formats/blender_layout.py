@@ -87,7 +87,7 @@ class MeshArrays:
         self.faces = faces if keep.all() else faces[keep]
         self.part_ranges = [(p.name, int(a), int(b)) for p, a, b in zip(parts, offsets[:-1], offsets[1:])]
         self.colors = self._merged(parts, "colors", 4, 1.0)  # (N, 4) linear RGBA or None
-        self.uv = self._merged(parts, "uv", 2, 0.0)  # (N, 2) glTF convention or None
+        self.uv = self._merged(parts, "uv", 2, 0.0)  # (N, 2) glTF convention or None (NaN: none, as 0)
         self.image = next((p.image for p in parts if p.image is not None), None)
         self.base_color = next((p.base_color for p in parts if p.base_color is not None), None)
 
@@ -105,4 +105,5 @@ class MeshArrays:
             getattr(p, key) if getattr(p, key) is not None else np.full((len(p.vertices), width), fill, np.float32)
             for p in parts
         ]
-        return np.ascontiguousarray(blocks[0] if len(blocks) == 1 else np.concatenate(blocks), dtype=np.float32)
+        merged = np.ascontiguousarray(blocks[0] if len(blocks) == 1 else np.concatenate(blocks), dtype=np.float32)
+        return np.nan_to_num(merged, nan=fill, copy=False)  # a primitive without them reads as NaN

@@ -361,11 +361,14 @@ def _far_off_centre(parts: list[GLBPart]) -> Optional[np.ndarray]:
 
 
 def _transform_normals(normals: np.ndarray, linear: np.ndarray) -> np.ndarray:
-    """Normals under a node's 3x3 transform: by its inverse transpose, then unit length again."""
-    try:
-        moved = normals.astype(np.float64) @ np.linalg.inv(linear)
-    except np.linalg.LinAlgError:  # a node scaled to nothing has no surface to shade
-        return normals
+    """Normals under a node's 3x3 transform, unit length again. They turn by the cofactor
+    matrix (the inverse transpose times the determinant's size), which a node flattened to a
+    plane, with no inverse, still has."""
+    a, b, c = linear.T  # the columns
+    cofactor = np.stack([np.cross(b, c), np.cross(c, a), np.cross(a, b)], axis=1)
+    if np.linalg.det(linear) < 0:  # a mirror: the inverse transpose's direction, not the cofactor's
+        cofactor = -cofactor
+    moved = normals.astype(np.float64) @ cofactor.T
     length = np.linalg.norm(moved, axis=1, keepdims=True)
     return (moved / np.where(length > 0, length, 1.0)).astype(np.float32)
 

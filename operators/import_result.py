@@ -45,7 +45,7 @@ def load_result(job: Job, settings, into: Loaded) -> None:
                 result = read_glb(handle.read())
         else:
             result = download_result(job, connect(settings, start=True), settings)
-        into.arrays = prepare_arrays(result)  # an import is always a new object
+        into.arrays = prepare_arrays(result)  # for a new object (a texture onto its object needs none)
         into.result = result
     except (BackendError, GLBError, OSError) as exc:
         into.error = f"Could not get the result: {exc}"
@@ -132,12 +132,15 @@ class DIFFUSION3D_OT_import_result(bpy.types.Operator):
 
 
 def _texture_target(context, job: Job) -> Optional[bpy.types.Object]:
-    """The object a texture job was painted for, when its mesh is unchanged and may be written."""
+    """The object a texture job was painted for, when the texture is not on it (the write
+    failed, or was undone), its mesh is unchanged and it may be written."""
     if job.task != "texture" or job.request is None:
         return None
     obj = find_target(context, job.request)
     if obj is None or not unchanged_since(obj, job.request.fingerprint):
         return None
+    if not job.write_failed and any(m is not None and m.name == job.texture_material for m in obj.data.materials):
+        return None  # it is there: Import adds a copy, as for any result
     try:
         check_writable(obj)
     except ValueError:

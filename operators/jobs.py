@@ -77,6 +77,7 @@ class Job:
         self.result_path = ""
         self.applied_to = ""  # object name once written into the scene
         self.write_failed = False  # the result could not be written (job.error says why; Import retries)
+        self.texture_material = ""  # the material a texture result made on its object (Import checks it is still there)
         self.back_to_edit_mode = False  # the artist was in Edit Mode on the edited object
         self.waiting = ""  # why a finished result is not written yet (see write_blocked_by)
         self.detached = False  # its run ended before it did (e.g. another file was opened): Import places it
@@ -316,11 +317,13 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
         job.version += 1
         return None
     job.applied_to, job.write_failed = obj.name, False
+    if job.task == "texture" and not new_object:
+        job.texture_material = obj.data.materials[-1].name
     job.notes = [job.request.note] if job.request and job.request.note else []
     job.notes += [str(note) for note in job.result.metadata.get("notes", []) if note]
     if job.task == "texture":
         job.notes += texture_notes(obj)
-    packed = write_back.packed_instead(storage, [image for image in bpy.data.images if image not in images_before])
+    packed = write_back.packing_note(storage, [image for image in bpy.data.images if image not in images_before])
     if packed:
         job.notes.append(packed)
     job.result = job.arrays = None  # written: Import reads the kept file again (textures can be 100s of MB)

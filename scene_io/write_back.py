@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
@@ -83,7 +84,7 @@ def load_image(result: GLBScene, index: int, name: str, storage: str) -> Optiona
     """The result's image `index` as a Blender image: written to `textures/` beside the saved
     .blend (a new file, never over an older texture) for 'NEXT_TO_BLEND', else packed. A
     folder that cannot be written (read-only, or a file named "textures") packs it too: a
-    finished texture is never lost to a folder; `packed_instead` says so."""
+    finished texture is never lost to a folder; `packing_note` says so."""
     image = result.images[index] if 0 <= index < len(result.images) else None
     if image is None or not image.data:
         return None
@@ -115,18 +116,27 @@ def load_image(result: GLBScene, index: int, name: str, storage: str) -> Optiona
 
 def _write_beside_blend(data: bytes, folder: str, stem: str, suffix: str, taken: set) -> bpy.types.Image:
     os.makedirs(folder, exist_ok=True)
-    stem = os.path.join(folder, stem)
-    path, n = stem + suffix, 1
-    while os.path.exists(path) or os.path.basename(path) in taken:  # an older material may still show it
-        path, n = f"{stem}.{n:03d}{suffix}", n + 1
-    with open(path, "xb") as handle:
-        handle.write(data)
+    for n in itertools.count():
+        path = os.path.join(folder, stem + (f".{n:03d}" if n else "") + suffix)
+        if os.path.basename(path) in taken:  # an older material may still show it
+            continue
+        try:
+            handle = open(path, "xb")  # never over a file, one made meanwhile included
+        except FileExistsError:
+            continue
+        try:
+            with handle:
+                handle.write(data)
+        except OSError:
+            os.remove(path)  # no half-written texture left behind (a full disk)
+            raise
+        break
     loaded = bpy.data.images.load(path)
     loaded.filepath = bpy.path.relpath(path)  # "//textures/...": the project folder can move
     return loaded
 
 
-def packed_instead(storage: str, new_images) -> str:
+def packing_note(storage: str, new_images) -> str:
     """A note when images just written were packed although the preference says to save
     them beside the .blend ("" otherwise)."""
     if storage != 'NEXT_TO_BLEND' or not any(image.packed_file for image in new_images):

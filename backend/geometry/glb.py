@@ -22,8 +22,8 @@ def mesh_result_to_glb(result: MeshResult) -> bytes:
 
     Each part becomes its own named node (placed at its `origin`, if any); vertex colours
     travel as `COLOR_0`, normals as `NORMAL`, UVs as `TEXCOORD_0` with `result.texture` as the
-    one shared material's `baseColorTexture`, and `result.metadata` as the scene's
-    `extras["diffusion3d"]`.
+    `baseColorTexture` of one material all parts with UVs share, and `result.metadata` as the
+    scene's `extras["diffusion3d"]`.
 
     Args:
         result: The pipeline output, in glTF axes.
@@ -39,11 +39,13 @@ def mesh_result_to_glb(result: MeshResult) -> bytes:
     texture = None
     if result.texture is not None:
         texture = Image.fromarray(np.ascontiguousarray(result.texture, dtype=np.uint8))
-    # One material for every part (the texture is stored once), coloured or textured: glTF's
-    # defaults, for a part without one too, are metallic 1 and roughness 1, which viewers show
-    # as tinted metal. These are Blender's Principled BSDF defaults, as the add-on's own material.
-    material = trimesh.visual.material.PBRMaterial(name="diffusion3d", baseColorTexture=texture,
-                                                   metallicFactor=0.0, roughnessFactor=0.5)
+    # One textured material for every part with UVs (the texture is stored once), one plain for
+    # the others: glTF's defaults, for a part without a material too, are metallic 1 and
+    # roughness 1, which viewers show as tinted metal. These are Blender's Principled BSDF
+    # defaults, as the add-on's own material.
+    painted, plain = (trimesh.visual.material.PBRMaterial(name=name, baseColorTexture=image, metallicFactor=0.0,
+                                                          roughnessFactor=0.5)
+                      for name, image in (("diffusion3d_texture", texture), ("diffusion3d", None)))
     scene = trimesh.Scene()
     used: set[str] = set()
     for part in result.parts:
@@ -59,6 +61,7 @@ def mesh_result_to_glb(result: MeshResult) -> bytes:
         if part.uv is not None:
             uv = np.array(part.uv, dtype=np.float64).reshape(-1, 2)
             uv[:, 1] = 1.0 - uv[:, 1]  # trimesh keeps v up and flips it back on export
+        material = painted if uv is not None and texture is not None else plain
         mesh.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
         if colors is not None:
             mesh.visual.vertex_attributes["color"] = colors  # COLOR_0

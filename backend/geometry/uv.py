@@ -155,11 +155,12 @@ def _xatlas(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int, 
     except (BrokenPipeError, pickle.UnpicklingError, EOFError):
         pass  # the child died: said below
     finally:
-        if child.poll() is None:
+        killed_here = child.poll() is None
+        if killed_here:
             child.kill()
             child.wait()
     give_uvs = "give it a UV map and texture it again (in Blender: UV > Smart UV Project)"
-    if child.returncode == -9:  # SIGKILL: what Linux's out-of-memory killer sends
+    if child.returncode == -9 and not killed_here:  # SIGKILL: what Linux's out-of-memory killer sends
         raise GenerationFailed(f"the UV unwrap (xatlas) was killed, most likely out of memory: free memory or {give_uvs}")
     if child.returncode == 0:
         raise InputError(f"the UV unwrap (xatlas) gave no usable UVs for this mesh: {give_uvs}")
@@ -215,10 +216,15 @@ def shared_texel_fraction(uv: np.ndarray, faces: np.ndarray, covered_texels: int
     """The fraction of the triangles' UV area that lies on texels other triangles use too
     (overlapping UVs: mirrored halves, one layout per material), from how many texels the
     layout covers once rasterized."""
-    corners = np.asarray(uv, np.float64)[np.asarray(faces, np.int64)]  # (M, 3, 2)
-    edges = corners[:, 1:] - corners[:, :1]
-    area = 0.5 * np.abs(edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]).sum() * texture_size ** 2
+    area = float(np.abs(signed_uv_areas(uv, faces)).sum()) * texture_size ** 2
     return max(0.0, 1.0 - covered_texels / area) if area > 0 else 0.0
+
+
+def signed_uv_areas(uv: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(M,) float64 area of each triangle in UV space, negative where it is laid out mirrored."""
+    corners = np.asarray(uv, np.float64)[np.asarray(faces, np.int64).reshape(-1, 3)]  # (M, 3, 2)
+    edges = corners[:, 1:] - corners[:, :1]
+    return 0.5 * (edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0])
 
 
 def pack_in_grid(uvs: Sequence[np.ndarray], margin: float = 0.01) -> list[np.ndarray]:
@@ -279,14 +285,14 @@ def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding
             # Its tile holds the unit square: bring triangles on other tiles into it first.
             vertex_map, faces, uv, _ = wrap_into_unit_square(layout.faces, layout.uv)
             used, faces = np.unique(faces, return_inverse=True)  # vertices left behind by moved triangles go
-            new_parts[i] = _split_vertices(parts[i], vertex_map[used], faces.reshape(-1, 3), uv[used])
+            new_parts[i] = _take_vertices(parts[i], vertex_map[used], faces.reshape(-1, 3), uv[used])
         else:
-            new_parts[i] = _split_vertices(parts[i], layout.vertex_map, layout.faces, layout.uv)
+            new_parts[i] = _take_vertices(parts[i], layout.vertex_map, layout.faces, layout.uv)
     if bare:
         layouts = unwrap([(parts[i].vertices, parts[i].faces) for i in bare], texture_size, padding,
                          [parts[i].polygons for i in bare], on_wait)
         for i, layout in zip(bare, layouts):
-            new_parts[i] = _split_vertices(parts[i], layout.vertex_map, layout.faces, layout.uv)
+            new_parts[i] = _take_vertices(parts[i], layout.vertex_map, layout.faces, layout.uv)
     # The layouts: each part with its own UVs, plus one shared unwrap for the rest.
     groups = [[i] for i in own] + ([bare] if bare else [])
     if tiled:
@@ -309,9 +315,9 @@ def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding
     return new_parts, note
 
 
-def _split_vertices(part: MeshPart, vertex_map: np.ndarray, faces: np.ndarray, uv: np.ndarray) -> MeshPart:
-    """`part` with its vertices (and their colours and normals) split as `vertex_map` says, new
-    `faces` and `uv`."""
+def _take_vertices(part: MeshPart, vertex_map: np.ndarray, faces: np.ndarray, uv: np.ndarray) -> MeshPart:
+    """`part` with the vertices (and their colours and normals) `vertex_map` picks, split at
+    seams or left out, and new `faces` and `uv`."""
     def take(values, dtype=None):
         return None if values is None else np.asarray(values, dtype)[vertex_map]
 
@@ -326,7 +332,5 @@ def uv_problem(uv: np.ndarray, faces: np.ndarray) -> str:
         return "some of its UVs are missing (a primitive without TEXCOORD_0), NaN or infinite"
     if np.asarray(faces).size and (len(uv) <= int(np.max(faces)) or int(np.min(faces)) < 0):
         return ""  # a count mismatch: ensure_uv refuses it with its own message
-    corners = uv[np.asarray(faces, np.int64).reshape(-1, 3)]  # (M, 3, 2)
-    edges = corners[:, 1:] - corners[:, :1]
-    area = 0.5 * np.abs(edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]).sum()
+    area = float(np.abs(signed_uv_areas(uv, faces)).sum())
     return "its UVs have no area (a UV map added but never unwrapped?)" if area < 1e-10 else ""

@@ -467,6 +467,7 @@ def run_texture(pipe: TexturePaintingPipeline, params: dict[str, Any], files: di
     camera = params.get("reference_camera")
     if camera is not None and reference is None:
         raise InputError("reference_camera was given without a reference image: upload it as the `image` file")
+    camera = _centred_camera(camera, parts[0].origin)
     seed = draw_seed() if p.get("seed") is None else int(p["seed"])
     output = pipe(
         parts, prompt=p["prompt"], negative_prompt=p["negative_prompt"],
@@ -498,6 +499,20 @@ def _image_to_tensor(image: np.ndarray, device) -> tuple[torch.Tensor, torch.Ten
     t = torch.from_numpy(array.astype(np.float32) / (255.0 if array.dtype == np.uint8 else 1.0)).to(device)
     alpha = t[..., 3] if t.shape[2] == 4 else torch.ones_like(t[..., 0])
     return t[..., :3].clamp(0, 1), alpha
+
+
+def _centred_camera(spec, origin: Optional[np.ndarray]):
+    """A reference_camera dict given in the file's frame, moved into the frame of a mesh read
+    centred (`read_glb_meshes(centre_far_off=True)`); anything else as it came."""
+    if origin is None or not isinstance(spec, dict) or "eye" not in spec:
+        return spec
+    try:
+        eye, target = (np.asarray(spec.get(key, (0.0, 0.0, 0.0)), np.float64) for key in ("eye", "target"))
+    except (TypeError, ValueError):
+        return spec  # _reference_camera says what is wrong with it
+    if eye.shape != (3,) or target.shape != (3,):
+        return spec
+    return {**spec, "eye": (eye - origin).tolist(), "target": (target - origin).tolist()}
 
 
 def _reference_camera(spec, vertices, width: int, height: int, resolution: int) -> Camera:

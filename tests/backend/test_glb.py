@@ -52,7 +52,8 @@ def test_round_trip_keeps_names_geometry_colours_uv_and_metadata():
 
     # The texture really is the material's baseColorTexture, and COLOR_0 is a real attribute.
     gltf = _json_chunk(data)
-    assert gltf["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["index"] == 0
+    textured = [m["pbrMetallicRoughness"].get("baseColorTexture") for m in gltf["materials"]]
+    assert [t for t in textured if t] == [{"index": 0}]
     assert "COLOR_0" in gltf["meshes"][0]["primitives"][0]["attributes"]
     loaded = trimesh.load(trimesh.util.wrap_as_stream(data), file_type="glb")
     image = loaded.geometry["leg.0"].visual.material.baseColorTexture
@@ -152,16 +153,20 @@ def _with_json(data: bytes, gltf: dict) -> bytes:
             + struct.pack("<II", len(text), 0x4E4F534A) + text + rest)
 
 
-def test_every_part_shares_one_dielectric_material_and_one_image():
+def test_parts_share_one_dielectric_textured_material_and_one_image():
     data = mesh_result_to_glb(MeshResult(parts=[tetrahedron(0.0, None, UV, "a"), tetrahedron(2.0, None, UV, "b"),
                                                 tetrahedron(4.0, COLORS, None, "c")],
                                          texture=np.zeros((4, 4, 3), np.uint8)))
     gltf = _json_chunk(data)
-    assert len(gltf["images"]) == 1 and len(gltf["materials"]) == 1
+    assert len(gltf["images"]) == 1 and len(gltf["materials"]) == 2
     # glTF's defaults (metallic 1) would show paint, and a colour-only part too, as metal.
-    pbr = gltf["materials"][0]["pbrMetallicRoughness"]
-    assert pbr["metallicFactor"] == 0.0 and pbr["roughnessFactor"] == 0.5
-    assert [mesh["primitives"][0]["material"] for mesh in gltf["meshes"]] == [0, 0, 0]
+    for material in gltf["materials"]:
+        assert material["pbrMetallicRoughness"]["metallicFactor"] == 0.0
+        assert material["pbrMetallicRoughness"]["roughnessFactor"] == 0.5
+    used = [mesh["primitives"][0]["material"] for mesh in gltf["meshes"]]
+    assert used[0] == used[1] != used[2]  # the part without UVs does not point at the texture
+    assert "baseColorTexture" in gltf["materials"][used[0]]["pbrMetallicRoughness"]
+    assert "baseColorTexture" not in gltf["materials"][used[2]]["pbrMetallicRoughness"]
 
 
 def test_normals_come_back_turned_with_their_node():
@@ -177,6 +182,11 @@ def test_normals_come_back_turned_with_their_node():
     squashed = read_glb_meshes(_with_json(data, gltf))[0][0]
     want = ball.vertex_normals * [1.0, 4.0, 1.0]
     np.testing.assert_allclose(squashed.normals, want / np.linalg.norm(want, axis=1, keepdims=True), atol=1e-5)
+    # Flattened to the floor (no inverse): every normal that is left faces straight up or down.
+    gltf["nodes"][[n["name"] for n in gltf["nodes"]].index("ball")]["scale"] = [1.0, 0.0, 1.0]
+    flat = read_glb_meshes(_with_json(data, gltf))[0][0].normals
+    facing = np.linalg.norm(flat, axis=1) > 0
+    assert facing.sum() > len(flat) / 2 and np.allclose(np.abs(flat[facing, 1]), 1.0, atol=1e-6)
 
 
 def test_a_primitive_without_uvs_gets_none_not_the_first_texel():

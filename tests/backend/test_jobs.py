@@ -221,10 +221,15 @@ def test_describe_error():
     assert describe_error(RuntimeError("CUDA out of memory. Tried to allocate 1 GiB"), "cuda") == oom
     torch = pytest.importorskip("torch")
     assert describe_error(torch.OutOfMemoryError("boom"), "cuda") == oom
-    # torch's CPU allocator words it otherwise, and "use the CPU" is no advice there.
-    cpu_oom = describe_error(RuntimeError("[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: "
-                                          "can't allocate memory: you tried to allocate 68719476736 bytes."), "cpu")
-    assert cpu_oom.startswith("out of memory on cpu: lower the resolution") and "use the CPU" not in cpu_oom
+    # System memory, whatever the device: torch's CPU allocator words it otherwise (Linux, then
+    # Windows), and offload or the CPU would only need more of it.
+    ram = "out of system memory: lower the resolution (grid, view or texture size), or close programs that hold memory"
+    for text in ("[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate memory: "
+                 "you tried to allocate 68719476736 bytes.",
+                 "[enforce fail at alloc_cpu.cpp:114] data. DefaultCPUAllocator: not enough memory: "
+                 "you tried to allocate 68719476736 bytes."):
+        assert describe_error(RuntimeError(text), "cuda") == describe_error(RuntimeError(text), "cpu") == ram
+    assert describe_error(MemoryError(), "cuda") == ram
     assert describe_error(KeyError("x"), "cpu") == "internal error: KeyError: 'x'"
 
 

@@ -1,5 +1,6 @@
 """An unwrap told which polygon each triangle was cut from keeps quads whole, without overlaps."""
 
+import shlex
 import sys
 
 import numpy as np
@@ -8,7 +9,7 @@ import trimesh
 
 from backend.geometry.glb import read_glb_meshes
 from backend.geometry.polygon_charts import MAX_TRIANGLES, cut_polygons, keep_polygons_whole
-from backend.geometry.uv import unwrap
+from backend.geometry.uv import signed_uv_areas, unwrap
 from formats.face_parts import POLYGONS_KEY, encode_indices
 from formats.glb import write_glb
 from tests.fixtures.quad_meshes import bumpy_quad_torus
@@ -88,16 +89,11 @@ def quad_in_two_charts(mirrored: bool):
     return vertices, faces, np.array([0, 0]), faces.reshape(-1), np.arange(6).reshape(2, 3), uv
 
 
-def signed_areas(faces, uv):
-    edges = uv[faces][:, 1:] - uv[faces][:, :1]
-    return edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]
-
-
 @pytest.mark.parametrize("mirrored", [False, True])
 def test_a_moved_triangle_takes_its_charts_winding(mirrored):
     vertex_map, faces, uv, moved = keep_polygons_whole(*quad_in_two_charts(mirrored))
     assert moved == 1 and len(cut_polygons(np.array([[0, 1, 2], [0, 2, 3]]), np.array([0, 0]), faces)) == 0
-    areas = signed_areas(faces, uv.astype(np.float64))
+    areas = signed_uv_areas(uv, faces)
     assert areas[0] * areas[1] > 0  # not folded over the shared diagonal
     assert np.isclose(abs(areas[1]), abs(areas[0]))  # the same shape at the same scale
 
@@ -147,7 +143,7 @@ def test_an_exactly_regular_dense_mesh_unwraps():
     # the system's out-of-memory killer: not the mesh's fault
     ("kill -KILL $$", "GenerationFailed", "killed, most likely out of memory: free memory or give it a UV map"),
     # xatlas answered with NaN UVs (it did on a 3 mm sphere)
-    (f"exec {sys.executable} -c 'import pickle, sys, numpy as n; sys.stdin.buffer.read(); "
+    (f"exec {shlex.quote(sys.executable)} -c 'import pickle, sys, numpy as n; sys.stdin.buffer.read(); "
      "pickle.dump([(n.arange(3), n.array([[0, 1, 2]]), n.full((3, 2), n.nan))], sys.stdout.buffer)'",
      "InputError", "gave no usable UVs for this mesh: give it a UV map"),
 ])
@@ -177,8 +173,7 @@ def test_charts_are_alike_at_any_size_and_meshes_in_one_atlas_keep_their_relativ
 
 
 def uv_area(uv, faces):
-    edges = uv[faces[:, 1:]] - uv[faces[:, :1]]
-    return 0.5 * np.abs(edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]).sum()
+    return np.abs(signed_uv_areas(uv, faces)).sum()
 
 
 def test_pieces_halve_a_mesh_whatever_its_shape_and_split_positions_stay_joined():

@@ -412,7 +412,7 @@ def test_cancel_queued_job_ends_at_once(client):
     ("input", "test-cube was asked to fail with an input error"),
     ("unavailable", "test-cube was asked to be unavailable"),
     ("generation", "test-cube was asked to produce an empty surface"),
-    ("oom", "out of memory on cpu: lower the resolution (grid, view or texture size), or close programs that hold memory"),
+    ("oom", "out of system memory: lower the resolution (grid, view or texture size), or close programs that hold memory"),
     ("crash", "internal error: ZeroDivisionError: test-cube was asked to crash"),
 ])
 def test_failed_job_keeps_its_error_text(client, fail, expected):

@@ -531,6 +531,15 @@ def test_a_scan_at_survey_coordinates_is_painted_whole_and_put_back_where_it_was
     assert result.metadata["texture"]["unseen_fraction"] < 0.01  # 35% unseen when painted 5,000 km out
     (part,), _ = read_glb_meshes(mesh_result_to_glb(result), centre_far_off=True)
     assert np.abs(part.origin + part.vertices[:, None] - (place + ball.vertices)[None]).sum(2).min(1).max() < 1e-5
+    # A reference camera in the file's frame, 4 m in front of the scan, still sees it.
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (32, 32), (0, 0, 255)).save(png, format="PNG")
+    camera = {"eye": (place + [0.0, 0.0, 4.0]).tolist(), "target": place.tolist(), "fov_y": 40}
+    result = run_texture(pipe, {**params, "reference_camera": camera}, {"mesh": data, "image": png.getvalue()},
+                         lambda *a, **k: None)
+    assert result.metadata["texture"]["reference_image"]
 
 
 def test_view_prompt_names_the_side():

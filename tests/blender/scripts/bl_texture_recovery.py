@@ -59,9 +59,15 @@ objects = len(bpy.data.objects)
 assert bpy.ops.diffusion3d.import_result(key=job.key) == {'FINISHED'}
 assert len(bpy.data.objects) == objects and len(cube.data.materials) == 1 and len(cube.data.vertices) == 8
 assert job.applied_to == cube.name
+# With the texture on it, Import adds a copy rather than a second slot.
+assert bpy.ops.diffusion3d.import_result(key=job.key) == {'FINISHED'}
+assert len(bpy.data.objects) == objects + 1 and len(cube.data.materials) == 1
+bpy.data.objects.remove(context.object)
 
-# 2. The object edited since: Import adds the painted shape as a new object where the object
-# was (its rotation and scale are in the result's vertices, its location is not).
+# 2. The texture gone and the object edited since: Import adds the painted shape as a new
+# object where the object was (its rotation and scale are in the result's vertices, its
+# location is not).
+cube.data.materials.clear()
 only_selected(cube)
 bpy.ops.object.mode_set(mode='EDIT')
 bpy.ops.mesh.select_all(action='SELECT')
