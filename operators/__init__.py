@@ -22,6 +22,7 @@ classes = (
     cancel_job.DIFFUSION3D_OT_cancel_job,
     cancel_job.DIFFUSION3D_OT_clear_finished,
     cancel_job.DIFFUSION3D_OT_use_seed,
+    cancel_job.DIFFUSION3D_OT_copy_error,
     import_result.DIFFUSION3D_OT_import_result,
     backend_control.DIFFUSION3D_OT_start_backend,
     backend_control.DIFFUSION3D_OT_stop_backend,

@@ -1,8 +1,8 @@
 """Job list actions: cancel a running job (the backend stops it within one step), clear the
-finished ones, take a finished job's seed."""
+finished ones, take a finished job's seed, copy a job's error."""
 
 import bpy
-from bpy.props import IntProperty
+from bpy.props import BoolProperty, IntProperty
 
 from ..panels.preferences import backend_settings
 from ..service.client import BackendError
@@ -55,16 +55,38 @@ class DIFFUSION3D_OT_clear_finished(bpy.types.Operator):
 
 
 class DIFFUSION3D_OT_use_seed(bpy.types.Operator):
-    """Generate with this job's seed: the same prompt and settings make the same object again"""
+    """Use this job's seed again: the same prompt and settings make the same result"""
 
     bl_idname = "diffusion3d.use_seed"
     bl_label = "Use Seed"
     bl_options = {'INTERNAL', 'UNDO'}
 
     seed: IntProperty(name="Seed", min=0)
+    texture: BoolProperty(name="Texture", description="Fix it for Texture Selected, not Generate", default=False)
 
     def execute(self, context):
         settings = context.scene.diffusion3d
-        settings.seed, settings.random_seed = self.seed, False
-        self.report({'INFO'}, f"Seed {self.seed} fixed for Generate")
+        if self.texture:
+            settings.texture_seed, settings.texture_random_seed = self.seed, False
+        else:
+            settings.seed, settings.random_seed = self.seed, False
+        self.report({'INFO'}, f"Seed {self.seed} fixed for {'Texture Selected' if self.texture else 'Generate'}")
+        return {'FINISHED'}
+
+
+class DIFFUSION3D_OT_copy_error(bpy.types.Operator):
+    """Copy this job's whole error text (the panel shows its start), e.g. the command that downloads a model"""
+
+    bl_idname = "diffusion3d.copy_error"
+    bl_label = "Copy Error"
+    bl_options = {'INTERNAL'}
+
+    key: IntProperty(name="Job")
+
+    def execute(self, context):
+        job = find_job(self.key)
+        if job is None or not job.error:
+            return {'CANCELLED'}
+        context.window_manager.clipboard = job.error
+        self.report({'INFO'}, "Error copied")
         return {'FINISHED'}

@@ -6,7 +6,7 @@ import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
 from ..panels.properties import PATH_OPTIONS
-from .jobs import JobOperator, JobRequest, parse_extra_params
+from .jobs import JobOperator, JobRequest, parse_extra_params, sampling_params
 
 
 def _label(prompt: str, image: str) -> str:
@@ -48,14 +48,7 @@ class DIFFUSION3D_OT_generate_mesh(JobOperator, bpy.types.Operator):
             seed = None if settings.random_seed else settings.seed
         if seed is not None:
             params["seed"] = seed
-        if given("steps") and self.steps > 0:
-            params["num_inference_steps"] = self.steps
-        elif not given("steps") and settings.custom_sampling:
-            params["num_inference_steps"] = settings.steps
-        if given("guidance") and self.guidance >= 0:
-            params["guidance_scale"] = self.guidance
-        elif not given("guidance") and settings.custom_sampling:
-            params["guidance_scale"] = settings.guidance
+        params.update(sampling_params(self, settings.custom_sampling, settings.steps, settings.guidance))
 
         params.update(parse_extra_params(self.extra_params))
 

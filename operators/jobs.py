@@ -143,6 +143,21 @@ def parse_extra_params(text: str) -> dict[str, Any]:
     return extra
 
 
+def sampling_params(operator, custom: bool, steps: int, guidance: float) -> dict[str, Any]:
+    """`num_inference_steps` and `guidance_scale`: the operator's own where a script set them
+    (0 and -1 ask for the model's), else the panel's when it overrides the model's (`custom`)."""
+    given, params = operator.properties.is_property_set, {}
+    if given("steps") and operator.steps > 0:
+        params["num_inference_steps"] = operator.steps
+    elif not given("steps") and custom:
+        params["num_inference_steps"] = steps
+    if given("guidance") and operator.guidance >= 0:
+        params["guidance_scale"] = operator.guidance
+    elif not given("guidance") and custom:
+        params["guidance_scale"] = guidance
+    return params
+
+
 def find_job(key: int) -> Optional[Job]:
     return next((job for job in JOBS if job.key == key), None)
 

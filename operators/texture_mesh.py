@@ -4,13 +4,13 @@
 import os
 
 import bpy
-from bpy.props import EnumProperty, IntProperty, StringProperty
+from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from ..panels.properties import PATH_OPTIONS
 from ..scene_io.mesh_export import ExportError
 from ..scene_io.reference_camera import REFERENCE_VIEWS, image_size, reference_camera
 from ..scene_io.texture_export import texture_upload
-from .jobs import JobOperator, JobRequest, parse_extra_params
+from .jobs import JobOperator, JobRequest, parse_extra_params, sampling_params
 from .write_guard import check_writable
 
 
@@ -27,6 +27,8 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
                               description="Texels per side (1024-4096); 0 = the panel's size")
     seed: IntProperty(name="Seed", min=-1, default=-1, description="-1 = the panel's seed (random unless fixed there)")
     negative_prompt: StringProperty(name="Avoid", description="What the texture should not show")
+    steps: IntProperty(name="Steps", min=0, default=0, description="Denoising steps per view; 0 = the panel's")
+    guidance: FloatProperty(name="Guidance", min=-1.0, default=-1.0, description="-1 = the panel's")
     extra_params: StringProperty(name="Extra Parameters",
                                  description="JSON object of further model parameters (scripts)")
     reference_image: StringProperty(name="Reference Image", subtype='FILE_PATH', options=PATH_OPTIONS,
@@ -62,6 +64,8 @@ class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
             params["seed"] = self.seed
         elif not settings.texture_random_seed:
             params["seed"] = settings.texture_seed
+        params.update(sampling_params(self, settings.texture_custom_sampling, settings.texture_steps,
+                                      settings.texture_guidance))
         params.update(parse_extra_params(self.extra_params))
         targets = self._targets(context)
         for obj in targets:  # all checked before any job is sent

@@ -105,20 +105,23 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
     )
     attention_slicing: BoolProperty(
         name="Attention Slicing",
-        description="Compute attention in slices: saves memory only where PyTorch's fused attention is missing "
-                    "(e.g. some Apple or older GPUs); a little slower",
+        description="Compute the models' attention layers in slices: saves memory only where PyTorch's fused "
+                    "attention is missing (e.g. some Apple or older GPUs); with it, texturing needs what 16-bit does "
+                    "(3.1 to 4.4 GB); a little slower",
         default=False,
     )
     cpu_offload: BoolProperty(
         name="Model CPU Offload",
         description="Keep models in system memory and move each to the GPU only while it runs: the least GPU "
-        "memory (texturing in about 2 GB), about 3x slower per step. For GPUs with little memory",
+        "memory (texturing in 2.0 to 3.3 GB, by model and texture size, plus about 0.5 GB CUDA itself uses), "
+        "about 3x slower per step. For GPUs with little memory",
         default=False,
     )
     full_precision: BoolProperty(
         name="Full Precision",
-        description="Run models in 32-bit floats on NVIDIA GPUs too (16-bit is the default there): about twice "
-        "the GPU memory, for GPUs whose 16-bit results come out black or noisy",
+        description="Run models in 32-bit floats on NVIDIA GPUs too (16-bit is the default there, texturing in "
+        "3.1 to 4.4 GB): about twice the GPU memory (6.0 to 7.2 GB), for GPUs whose 16-bit results come out black "
+        "or noisy",
         default=False,
     )
     request_timeout: FloatProperty(name="Request Timeout", description="How long a request to the backend may take "
@@ -145,9 +148,10 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
             col.label(text=f"Using: {effective_python(self)}", icon='INFO')
             col.prop(self, "device")
             col.prop(self, "cpu_threads")
-            col.prop(self, "attention_slicing")
-            col.prop(self, "cpu_offload")
-            col.prop(self, "full_precision")
+            memory = col.column(heading="GPU Memory")  # what the texture models need: README, "VRAM"
+            memory.prop(self, "attention_slicing")
+            memory.prop(self, "cpu_offload")
+            memory.prop(self, "full_precision")
             row = col.row()
             row.prop(self, "allow_downloads")
             if self.allow_downloads and not bpy.app.online_access:

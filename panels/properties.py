@@ -28,7 +28,8 @@ def task_for(settings) -> str:
 def models_for(task: str) -> list[tuple[str, str, str]]:
     """Enum items: the task's default (named once the backend has listed its models), then every
     model the backend lists for the task."""
-    default = next((e.get("name", "") for e in MODELS if e.get("task") == task and e.get("default")), "")
+    entry = next((e for e in MODELS if e.get("task") == task and e.get("default")), {})
+    default = entry.get("name", "") + ("" if entry.get("available_offline", True) else ", needs download")
     items = [('DEFAULT', f"Default ({default})" if default else "Default",
               "The backend's default model for this task (the list fills in once the backend has started)")]
     for entry in MODELS:
@@ -58,30 +59,37 @@ def _chosen_model(items_of, name_key: str):
     return get, set
 
 
-def model_entry(settings) -> dict:
-    """The /models entry the Generate panel's choice stands for ({} before the list is loaded)."""
-    task, chosen = task_for(settings), settings.model
+def model_entry(settings, task: str = "") -> dict:
+    """The /models entry the panel's choice for `task` stands for (Generate's when none; {}
+    before the list is loaded)."""
+    task = task or task_for(settings)
+    chosen = settings.texture_model if task == 'texture' else settings.model
     for entry in MODELS:
         if entry.get("task") == task and (entry.get("name") == chosen if chosen != 'DEFAULT' else entry.get("default")):
             return entry
     return {}
 
 
-def sampling_defaults(settings) -> tuple:
+def sampling_defaults(settings, task: str = "") -> tuple:
     """(steps, guidance) the chosen model uses unless told otherwise; None where unknown."""
-    params = model_entry(settings).get("params") or {}
+    params = model_entry(settings, task).get("params") or {}
     return params.get("num_inference_steps"), params.get("guidance_scale")
 
 
-def _start_custom_sampling(self, context):
-    """Custom sampling starts from the model's own values (the built-in model's guidance is 1.5,
-    Shap-E's 15: a fixed starting point would be far off for one of them)."""
-    if self.custom_sampling:
-        steps, guidance = sampling_defaults(self)
-        if steps:
-            self.steps = int(steps)
-        if guidance is not None:
-            self.guidance = float(guidance)
+def _start_custom_sampling(prefix: str, task: str):
+    """An update for `<prefix>custom_sampling`: custom sampling starts from the model's own
+    values (the built-in model's guidance is 1.5, Shap-E's 15, Stable Diffusion's 7.5: a fixed
+    starting point would be far off for some)."""
+
+    def update(self, context):
+        if getattr(self, prefix + "custom_sampling"):
+            steps, guidance = sampling_defaults(self, task)
+            if steps:
+                setattr(self, prefix + "steps", int(steps))
+            if guidance is not None:
+                setattr(self, prefix + "guidance", float(guidance))
+
+    return update
 
 
 def model_items(self, context=None):
@@ -106,7 +114,7 @@ class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
     random_seed: BoolProperty(name="Random Seed", description="A new seed for every job", default=True)
     seed: IntProperty(name="Seed", description="The same seed and settings give the same result", min=0, default=0)
     custom_sampling: BoolProperty(name="Custom Sampling", description="Override the model's steps and guidance",
-                                  default=False, update=_start_custom_sampling)
+                                  default=False, update=_start_custom_sampling("", ""))
     steps: IntProperty(name="Steps", description="Number of denoising steps", min=1, max=1000, default=64)
     guidance: FloatProperty(name="Guidance", description="Classifier-free guidance scale", min=0.0, max=100.0, default=15.0)
 
@@ -136,6 +144,13 @@ class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
     texture_random_seed: BoolProperty(name="Random Seed", description="A new seed for every texture", default=True)
     texture_seed: IntProperty(name="Seed", description="The same seed and settings paint the same texture", min=0,
                               default=0)
+    texture_custom_sampling: BoolProperty(name="Custom Sampling", description="Override the model's steps and "
+                                          "guidance", default=False, update=_start_custom_sampling("texture_", 'texture'))
+    texture_steps: IntProperty(name="Steps", description="Denoising steps for each view (more: finer detail, slower)",
+                               min=1, max=1000, default=30)
+    texture_guidance: FloatProperty(name="Guidance", description="How closely the views follow the prompt "
+                                    "(classifier-free guidance scale; higher: stronger, less natural)",
+                                    min=0.0, max=100.0, default=7.5)
 
 
 classes = (DIFFUSION3D_PG_settings,)

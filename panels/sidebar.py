@@ -6,9 +6,10 @@ import bpy
 from ..operators import backend_control, jobs
 from ..service.session import LOCAL, needs_restart, status_text
 from .preferences import backend_settings
-from .properties import sampling_defaults, task_for
+from .properties import model_entry, sampling_defaults, task_for
 
 JOBS_SHOWN = 10  # job boxes in the sidebar before the rest are summed up
+_SEEDED_TASKS = ("text_to_3d", "image_to_3d", "texture")  # whose seed the job box offers to use again
 
 
 class Diffusion3DPanel:
@@ -61,16 +62,7 @@ class VIEW3D_PT_diffusion3d_generate(Diffusion3DPanel, bpy.types.Panel):
         sub = row.row(align=True)
         sub.enabled = not settings.random_seed
         sub.prop(settings, "seed")
-        layout.prop(settings, "custom_sampling")
-        if settings.custom_sampling:
-            col = layout.column(align=True)
-            col.prop(settings, "steps")
-            col.prop(settings, "guidance")
-        else:
-            steps, guidance = sampling_defaults(settings)
-            if steps is not None:
-                text = f"{steps} steps" + (f", guidance {guidance:g}" if guidance is not None else "")
-                layout.label(text=f"Model's own: {text}")
+        draw_sampling(layout, settings, "", task_for(settings))
         text = "Generate from Image" if task_for(settings) == 'image_to_3d' else "Generate"
         layout.operator("diffusion3d.generate_mesh", text=text, icon='MESH_MONKEY')
 
@@ -95,7 +87,6 @@ class VIEW3D_PT_diffusion3d_edit(Diffusion3DPanel, bpy.types.Panel):
 
 class VIEW3D_PT_diffusion3d_texture(Diffusion3DPanel, bpy.types.Panel):
     bl_label = "Texture Selected"
-    bl_options = {'DEFAULT_CLOSED'}
 
     def draw(self, context):
         layout = self.layout
@@ -103,6 +94,8 @@ class VIEW3D_PT_diffusion3d_texture(Diffusion3DPanel, bpy.types.Panel):
         layout.prop(settings, "texture_prompt", text="", placeholder="How it should look, e.g. weathered bronze")
         layout.prop(settings, "texture_negative_prompt", placeholder="e.g. blurry, text")
         layout.prop(settings, "texture_model")
+        if not model_entry(settings, 'texture').get("available_offline", True):
+            layout.label(text="Needs its download: Preferences › Allow Model Downloads", icon='INFO')
         layout.prop(settings, "texture_size")
         row = layout.row(align=True)
         row.prop(settings, "texture_views", text="Views (0: Auto)" if settings.texture_views == 0 else "Views")
@@ -112,6 +105,7 @@ class VIEW3D_PT_diffusion3d_texture(Diffusion3DPanel, bpy.types.Panel):
         sub = row.row(align=True)
         sub.enabled = not settings.texture_random_seed
         sub.prop(settings, "texture_seed")
+        draw_sampling(layout, settings, "texture_", 'texture')
         layout.prop(settings, "texture_reference")
         if settings.texture_reference:
             layout.prop(settings, "texture_reference_view")
@@ -141,6 +135,37 @@ class VIEW3D_PT_diffusion3d_jobs(Diffusion3DPanel, bpy.types.Panel):
 
 
 _STATE_ICONS = {"succeeded": 'CHECKMARK', "failed": 'ERROR', "cancelled": 'CANCEL'}
+# What the job is doing, in words (the backend's phase names are short identifiers).
+_PHASE_WORDS = {"submitting": "Sending", "queued": "Queued", "load": "Loading the model", "prepare": "Preparing",
+                "paint": "Painting view", "denoise": "Denoising", "decode": "Decoding the surface",
+                "running": "Running"}
+
+
+def draw_sampling(layout, settings, prefix: str, task: str) -> None:
+    """The Custom Sampling toggle and its steps and guidance, else the model's own values."""
+    layout.prop(settings, prefix + "custom_sampling")
+    if getattr(settings, prefix + "custom_sampling"):
+        col = layout.column(align=True)
+        col.prop(settings, prefix + "steps")
+        col.prop(settings, prefix + "guidance")
+        return
+    steps, guidance = sampling_defaults(settings, task)
+    if steps is not None:
+        text = f"{steps} steps" + (f", guidance {guidance:g}" if guidance is not None else "")
+        layout.label(text=f"Model's own: {text}")
+
+
+def progress_text(job) -> str:
+    """"Painting view 3/10 · 2 min 5 s left"."""
+    text = _PHASE_WORDS.get(job.phase or job.state, job.phase or job.state)
+    if job.total:
+        text += f" {job.step}/{job.total}"
+    if job.eta_s:
+        minutes, seconds = divmod(round(job.eta_s), 60)
+        hours, minutes = divmod(minutes, 60)
+        left = f"{hours} h {minutes} min" if hours else f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+        text += f" · {left} left"
+    return text
 
 
 def text_width(context) -> int:
@@ -158,12 +183,7 @@ def draw_job(box, job, width: int = 40) -> None:
     if job.active:
         if job.request is not None:  # this session's: a past job may be another artist's, on a shared backend
             row.operator("diffusion3d.cancel_job", text="", icon='X').key = job.key
-        text = job.phase or job.state
-        if job.total:
-            text += f" {job.step}/{job.total}"
-        if job.eta_s:
-            text += f" · {job.eta_s:.0f} s left"
-        box.progress(factor=job.progress, type='BAR', text=text)
+        box.progress(factor=job.progress, type='BAR', text=progress_text(job))
         if job.message and job.message != job.state:  # "queued, 2 job(s) ahead"; not "queued" twice
             box.label(text=job.message)
     elif job.state == "succeeded":
@@ -177,24 +197,31 @@ def draw_job(box, job, width: int = 40) -> None:
         notes = box.column(align=True)
         for line in [line for note in getattr(job, "notes", []) for line in _wrap(note, width)][:6]:
             notes.label(text=line)
-        if job.seed is not None and job.task in ("text_to_3d", "image_to_3d") and job.seed < 2**31:  # (an IntProperty)
+        if job.seed is not None and job.task in _SEEDED_TASKS and job.seed < 2**31:  # (an IntProperty)
             seed_row = box.row()
             seed_row.label(text=f"Seed {job.seed}")
-            seed_row.operator("diffusion3d.use_seed", text="Use", icon='RNDCURVE').seed = job.seed
+            use = seed_row.operator("diffusion3d.use_seed", text="Use", icon='RNDCURVE')
+            use.seed, use.texture = job.seed, job.task == "texture"
     icon = getattr(job, "preview_icon", 0)
     if icon:
         box.template_icon(icon_value=icon, scale=5.0)
     if job.error:
-        draw_error(box, job.error, width)
+        if draw_error(box, job.error, width):
+            box.operator("diffusion3d.copy_error", icon='COPYDOWN').key = job.key
         if "Log " in job.error and LOCAL.log_path:  # the backend's log holds the rest
             box.operator("wm.path_open", text="Open Backend Log", icon='TEXT').filepath = LOCAL.log_path
 
 
-def draw_error(layout, text: str, width: int = 40) -> None:
+def draw_error(layout, text: str, width: int = 40) -> bool:
+    """The error in red, wrapped to the panel; True when it had to be cut (at 8 lines)."""
     col = layout.column(align=True)
     col.alert = True
-    for line in _wrap(text, width)[:8]:
+    lines = _wrap(text, width)
+    for line in lines[:7] if len(lines) > 8 else lines:
         col.label(text=line)
+    if len(lines) > 8:
+        col.label(text="… (Copy Error for the whole text)")
+    return len(lines) > 8
 
 
 def _wrap(text: str, width: int) -> list[str]:

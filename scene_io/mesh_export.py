@@ -18,7 +18,7 @@ class ExportError(ValueError):
 
 
 def object_to_glb(obj: bpy.types.Object, with_mask: bool = False, positions: Optional[np.ndarray] = None,
-                  uv_name: str = "", with_polygons: bool = False) -> tuple[bytes, Optional[bytes]]:
+                  uv_name: str = "", with_polygons: bool = False, synced: bool = False) -> tuple[bytes, Optional[bytes]]:
     """Triangulate `obj`'s mesh (no modifiers, object space unless `positions`, glTF axes) into GLB bytes.
 
     Args:
@@ -29,6 +29,7 @@ def object_to_glb(obj: bpy.types.Object, with_mask: bool = False, positions: Opt
         uv_name: The UV map sent ("" = the active one).
         with_polygons: Also send which polygon each triangle was cut from (when any polygon
             has more than three corners), so an unwrap can keep quads and n-gons whole.
+        synced: The caller has just run `update_from_editmode` (a dense mesh's sync is not free).
 
     Returns:
         (glb, face_mask or None). The object's `diffusion3d` metadata travels as scene extras,
@@ -39,7 +40,8 @@ def object_to_glb(obj: bpy.types.Object, with_mask: bool = False, positions: Opt
     if obj.mode != 'EDIT':
         return _mesh_to_glb(obj, obj.data, with_mask, positions, uv_name, with_polygons)
     # In Edit Mode the mesh's layer data (UVs) is not reachable: read a synced, temporary copy.
-    obj.update_from_editmode()
+    if not synced:
+        obj.update_from_editmode()
     copy = obj.data.copy()
     try:
         return _mesh_to_glb(obj, copy, with_mask, positions, uv_name, with_polygons)

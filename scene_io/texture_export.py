@@ -61,7 +61,7 @@ def texture_upload(context, obj: bpy.types.Object) -> TextureUpload:
     co, note = _shown_positions(context, obj)
     placed = co @ np.array(obj.matrix_world.to_3x3(), np.float32).T  # rotation and scale, no location
     render_uv = next((layer.name for layer in mesh.uv_layers if layer.active_render), "")
-    glb, _ = object_to_glb(obj, positions=placed, uv_name=render_uv, with_polygons=True)
+    glb, _ = object_to_glb(obj, positions=placed, uv_name=render_uv, with_polygons=True, synced=True)
     return TextureUpload(glb=glb, fingerprint=mesh_fingerprint(mesh), note=note)
 
 

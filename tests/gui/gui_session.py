@@ -213,6 +213,23 @@ def session():
     suzanne = bpy.context.scene.objects[suzanne_name]
     check([slot.material.name for slot in suzanne.material_slots if slot.material] == ["Old paint"],
           "undo restores the old material alone")
+    # 5a. Undone by mistake: Import paints the texture on again (in the background), no copy.
+    objects_before = set(bpy.data.objects.keys())
+    call(bpy.ops.diffusion3d.import_result, key=paint.key)
+    yield (lambda: not paint.importing, 60, "the texture imported again")
+    suzanne = bpy.context.scene.objects[suzanne_name]
+    check(set(bpy.data.objects.keys()) == objects_before and len(suzanne.material_slots) == 2,
+          "Import paints the undone texture on again, no copy")
+    call(bpy.ops.ed.undo)
+    yield 0.5
+    suzanne = bpy.context.scene.objects[suzanne_name]
+    check(len(suzanne.material_slots) == 1, "one undo takes that back")
+    # A long error's whole text goes to the clipboard.
+    wordy = jobs.add_job(jobs.Job(jobs.JobRequest("texture", {}, "wordy")))
+    wordy.fail("run hf download stabilityai/stable-diffusion-2-depth --cache-dir here " * 8)
+    call(bpy.ops.diffusion3d.copy_error, key=wordy.key)
+    check(bpy.context.window_manager.clipboard == wordy.error, "Copy Error puts the whole error on the clipboard")
+    jobs.JOBS.remove(wordy)
 
     # 5b. A reference image taken from the current view: left half red, right half blue, at the
     #     viewport's aspect. Where Blender's own projection puts a surface point left of the middle,

@@ -174,19 +174,26 @@ cube = context.object
 assert bpy.ops.diffusion3d.texture_mesh(prompt="brick", model="test-texture") == {'FINISHED'}
 meta = json.loads(cube["diffusion3d"])["texture"]
 assert (meta["size"], meta["seed"], meta["negative_prompt"]) == (2048, 7, "blurry"), meta
+assert "num_inference_steps" not in jobs.JOBS[0].request.params  # the model's own steps and guidance
 # Front and back (2 views), top and bottom; the cube's left and right faces are edge-on to all
 # four, so both fill views go to them.
 assert (meta["views"], meta["fill_views"]) == (6, 2) and meta["unseen_fraction"] < 0.05, meta  # else 1/3 unseen
 assert tuple(cube.data.materials[-1].node_tree.nodes["Image Texture"].image.size) == (2048, 2048)
 settings.texture_fill_views = 0  # "Extra" views off: the side faces stay unseen
+settings.texture_custom_sampling, settings.texture_steps, settings.texture_guidance = True, 3, 2.5
 assert bpy.ops.diffusion3d.texture_mesh(prompt="brick", model="test-texture") == {'FINISHED'}
+assert (jobs.JOBS[0].request.params["num_inference_steps"], jobs.JOBS[0].request.params["guidance_scale"]) == (3, 2.5)
 meta = json.loads(cube["diffusion3d"])["texture"]
 assert (meta["views"], meta["fill_views"]) == (4, 0) and meta["unseen_fraction"] > 0.25, meta
 result, error = call(bpy.ops.diffusion3d.texture_mesh, prompt="brick", model="test-texture", texture_size=512)
 assert result == {'CANCELLED'} and "from 1024 to 4096" in error, error
+# A script's own steps and guidance win over the panel's (guidance 0 is a value, not "unset").
+assert bpy.ops.diffusion3d.texture_mesh(prompt="brick", model="test-texture", steps=2, guidance=0.0) == {'FINISHED'}
+assert (jobs.JOBS[0].request.params["num_inference_steps"], jobs.JOBS[0].request.params["guidance_scale"]) == (2, 0.0)
 bpy.data.objects.remove(cube)
 settings.property_unset("texture_size"), settings.property_unset("texture_views"), settings.property_unset("texture_fill_views")
 settings.property_unset("texture_random_seed"), settings.property_unset("texture_negative_prompt")
+settings.property_unset("texture_custom_sampling")
 
 # 5c'. Texture Selected from Edit Mode: written in Object Mode, the artist brought back to Edit Mode.
 bpy.ops.object.select_all(action='DESELECT')

@@ -80,7 +80,7 @@ assert not orphan.done
 assert jobs.apply_result(context, orphan) is None
 assert orphan.write_failed and orphan.done and not orphan.applied_to and "no longer exists" in orphan.error
 calls = draw(panels.VIEW3D_PT_diffusion3d_jobs)
-assert ("progress", "denoise 3/10 · 4 s left") in calls, calls
+assert ("progress", "Denoising 3/10 · 4 s left") in calls, calls
 assert ("operator", "diffusion3d.cancel_job") in calls and ("operator", "diffusion3d.import_result") in calls
 assert any(kind == "label" and "out of memory" in text for kind, text in calls)
 assert any(kind == "label" and "does not know" in text for kind, text in calls)  # the model's note, shown
@@ -117,6 +117,19 @@ settings.custom_sampling, settings.model = False, "shap-e"
 settings.custom_sampling = True
 assert (settings.steps, settings.guidance) == (64, 15.0), (settings.steps, settings.guidance)
 settings.custom_sampling, settings.model = False, 'DEFAULT'
+# Texturing has its own: the texture model's steps and guidance, and a panel hint when the
+# model (the default one too) still needs its download.
+properties.MODELS.append({"name": "sd2-depth", "task": "texture", "default": True, "available_offline": False,
+                          "params": {"num_inference_steps": 30, "guidance_scale": 7.5}})
+calls = draw(panels.VIEW3D_PT_diffusion3d_texture)
+assert ("label", "Model's own: 30 steps, guidance 7.5") in calls, calls
+assert any(kind == "label" and "Allow Model Downloads" in text for kind, text in calls), calls
+assert properties.models_for('texture')[0][1] == "Default (sd2-depth, needs download)"
+settings.texture_custom_sampling = True
+assert (settings.texture_steps, round(settings.texture_guidance, 3)) == (30, 7.5)
+assert ("prop", "texture_guidance") in draw(panels.VIEW3D_PT_diffusion3d_texture)
+settings.texture_custom_sampling = False
+properties.MODELS.pop()
 
 # The model menus keep the chosen model by name: another task's list (an image set) shows the
 # default, the text model comes back with the prompt, and a reloaded list in another order
@@ -256,6 +269,30 @@ assert ("label", "Seed 123456") in calls and ("operator", "diffusion3d.use_seed"
 context.scene.diffusion3d.random_seed = True
 assert bpy.ops.diffusion3d.use_seed(seed=123456) == {'FINISHED'}
 assert context.scene.diffusion3d.seed == 123456 and not context.scene.diffusion3d.random_seed
+# A texture's seed too, fixed for Texture Selected.
+seeded = jobs.Job(jobs.JobRequest("texture", {"prompt": "k"}, "painted"))
+seeded.update({"id": "job-10", "state": "succeeded", "params": {"prompt": "k", "seed": 4242}})
+calls = []
+panels.draw_job(FakeLayout(calls), seeded)
+assert ("label", "Seed 4242") in calls, calls
+assert bpy.ops.diffusion3d.use_seed(seed=4242, texture=True) == {'FINISHED'}
+assert context.scene.diffusion3d.texture_seed == 4242 and not context.scene.diffusion3d.texture_random_seed
+assert context.scene.diffusion3d.seed == 123456  # Generate's stays
+
+# An error too long for the panel is cut with a mark, and Copy Error puts all of it on the clipboard.
+wordy = jobs.Job(jobs.JobRequest("texture", {"prompt": "l"}, "wordy"))
+wordy.fail("model sd2-depth is not downloaded: run hf download stabilityai/stable-diffusion-2-depth " * 6)
+calls = []
+panels.draw_job(FakeLayout(calls), wordy, 40)
+assert ("label", "… (Copy Error for the whole text)") in calls and ("operator", "diffusion3d.copy_error") in calls
+jobs.add_job(wordy)
+assert bpy.ops.diffusion3d.copy_error(key=wordy.key) == {'FINISHED'}  # (the clipboard itself: tests/gui)
+jobs.JOBS.remove(wordy)
+# Time left reads as a person would say it.
+running.eta_s, running.phase = 3725.0, "paint"
+assert panels.progress_text(running) == "Painting view 3/10 · 1 h 2 min left"
+running.eta_s = 125.0
+assert panels.progress_text(running) == "Painting view 3/10 · 2 min 5 s left"
 
 # A job the backend finished whose download broke stays "succeeded": the list offers Import again.
 lost = jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "g"}, "lost download"))
