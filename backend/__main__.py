@@ -122,13 +122,19 @@ def _run(args: argparse.Namespace, task: str, params: dict, files: dict[str, byt
                        ("guidance_scale", args.guidance), ("seed", args.seed)):
         if value is not None:
             params[key] = value
+    out = Path(args.out)
+    if out.is_dir():
+        raise InputError(f"--out is a folder: give the file to write, e.g. {out / 'result.glb'}")
+    if out.suffix.lower() != ".glb":
+        raise InputError(f"--out must be a .glb file (the result is binary glTF), got {out.name}")
+    if not out.parent.is_dir():
+        raise InputError(f"the folder of --out does not exist: {out.parent}")
     params = resolve_params(entry, params)
     if params["seed"] is None:
         params["seed"] = draw_seed()
     check_inputs(task, files)
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise InputError(f"the folder of --out does not exist: {out.parent}")
+    if entry.check is not None:  # all a model can refuse before it loads (as the server does)
+        entry.check(params, files)
 
     # 2. Load the model
     device, dtype = pick_device(args.device, args.full_precision)
@@ -313,12 +319,15 @@ def _parser() -> argparse.ArgumentParser:
     _model_arguments(p)
     p.set_defaults(command=_generate)
 
-    p = sub.add_parser("texture", help="texture a mesh file in this process and write a GLB")
+    p = sub.add_parser("texture", help="texture a mesh file in this process and write a GLB",
+                       description="Paint one texture for everything in the file: its meshes share it (their UV "
+                                   "layouts side by side in tiles where they would overlap). For one texture per "
+                                   "object, give one object per file.")
     p.add_argument("--mesh", required=True, help="the mesh to paint (.glb; .obj, .ply, .stl, .off are converted)")
     p.add_argument("--prompt", required=True, help="what the surface should look like")
     p.add_argument("--image", help="a reference image projected first (PNG or JPEG; its camera: "
                                    "--param reference_camera='{\"eye\": [x, y, z]}')")
-    p.add_argument("--texture-size", type=int, help="texels per side, 1024-4096")
+    p.add_argument("--texture-size", type=int, help="texels per side of the one texture, 1024-4096")
     p.add_argument("--up", choices=("auto", "y", "z"), default="auto",
                    help="the axis pointing up in a converted mesh file (auto: z for .stl and .ply, else y; "
                         "a .glb is always y); the written GLB is y up, as glTF is")

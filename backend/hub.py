@@ -79,7 +79,8 @@ def resolve_model_source(source: str, allow_downloads: bool = False, cache_dir: 
     if off_reason:
         raise ModelUnavailable(
             f"Model {source} is not downloaded and downloads are off ({off_reason}). Fix: enable "
-            "'Allow Model Downloads' in the Diffusion 3D preferences (or unset HF_HUB_OFFLINE), or run "
+            "'Allow Model Downloads' in the Diffusion 3D preferences (for the command line or a server "
+            "started by hand: leave out --offline and unset HF_HUB_OFFLINE), or run "
             f"`{_download_command(source, cache_dir)}` on a machine with internet and copy the cache "
             f"here, {LOCAL_FOLDER_FIX}."
         )

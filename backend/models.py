@@ -262,7 +262,8 @@ def _texture_entries() -> list[ModelEntry]:
     depth = importlib.import_module(".texture.sd_depth", __package__).DEFAULT_MODEL
     controlnet = importlib.import_module(".texture.controlnet_depth", __package__)
     offline = importlib.import_module(".hub", __package__).is_available_offline
-    common = dict(run=texture.run_texture, params=texture.TEXTURE_PARAMS, limits=texture.TEXTURE_LIMITS)
+    common = dict(run=texture.run_texture, params=texture.TEXTURE_PARAMS, limits=texture.TEXTURE_LIMITS,
+                  check=texture.check_texture_request)
     return [
         ModelEntry("sd2-depth", "texture", "Stable Diffusion 2 depth, painted from every side and baked to UV (downloads ~5 GB once)",
                    source=depth, load=texture.load_texture_pipeline, default=True,
@@ -340,6 +341,6 @@ def _test_texture_entries() -> list[ModelEntry]:
 
     return [
         ModelEntry("test-texture", "texture", "Test model: each side painted in the colour of its view direction",
-                   source="builtin", load=load, run=texture.run_texture,
+                   source="builtin", load=load, run=texture.run_texture, check=texture.check_texture_request,
                    params={**texture.TEXTURE_PARAMS, **TEST_TEXTURE_OVERRIDES}, limits=texture.TEXTURE_LIMITS),
     ]

@@ -15,7 +15,7 @@ from .write_guard import check_writable
 
 
 class DIFFUSION3D_OT_texture_mesh(JobOperator, bpy.types.Operator):
-    """Paint a texture onto each selected mesh from the prompt: a new UV map and material, the mesh kept"""
+    """Paint a texture onto each selected mesh from the prompt: a new material in a new slot (and a UV map if it has none), the mesh kept"""
 
     bl_idname = "diffusion3d.texture_mesh"
     bl_label = "Texture Selected"

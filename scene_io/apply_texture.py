@@ -2,10 +2,10 @@
 
 The backend returns the uploaded triangles in the same order (vertices possibly split at
 new UV seams). The upload was the object's `loop_triangles`, so triangle corner i of the
-result is loop `loop_triangles[i // 3].loops[i % 3]` of the mesh: the result's UVs become a
-UV map "Diffusion 3D" on the existing loops (a texture painted again on the same UVs shares
-it; one on other UVs gets "Diffusion 3D.001", so each material reads the UVs it was painted
-for). Vertices, polygons, modifiers, vertex groups and the transform stay as they are; the
+result is loop `loop_triangles[i // 3].loops[i % 3]` of the mesh. The material reads the
+UV map that already holds the result's UVs (the artist's own, when the mesh had usable ones);
+else they become a new UV map "Diffusion 3D" on the existing loops ("Diffusion 3D.001" when
+that name is taken by other UVs), so each material reads the UVs it was painted for. Vertices, polygons, modifiers, vertex groups and the transform stay as they are; the
 texture gets a new material in a new slot.
 
 Quads and n-gons are sent as several triangles. When the object had a UV map, the backend
@@ -67,8 +67,13 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
     if len(tri_vertex) != len(corner_uv) or (fingerprint and mesh_fingerprint(mesh, tri_vertex) != fingerprint):
         raise ValueError(f"'{obj.name}' was edited while its texture was painted; "
                          "import the result from the job list, or texture it again")
-    reused = _matching_uv_map(mesh, tri_loop, corner_uv)
-    if reused is None and len(mesh.uv_layers) >= MAX_UV_MAPS:
+    probe = mesh.copy() if obj.mode == 'EDIT' else mesh  # Edit Mode keeps the UVs out of reach but on a copy
+    try:
+        reused, maps = _matching_uv_map(probe, tri_loop, corner_uv), len(probe.uv_layers)
+    finally:
+        if probe is not mesh:
+            bpy.data.meshes.remove(probe)
+    if reused is None and maps >= MAX_UV_MAPS:
         raise ValueError(f"'{obj.name}' already has {MAX_UV_MAPS} UV maps, the most a mesh can have; remove one")
     name = f"{obj.name} texture"
     image = load_image(result, image_index, name, storage)
@@ -89,8 +94,10 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
         loop_uv = np.zeros((len(mesh.loops), 2), np.float32)
         loop_uv[new_loop] = _uv_by_triangle(tri_vertex, corner_uv, new_vertex)
 
-    layer_name = reused or mesh.uv_layers.new(name=UV_MAP, do_init=False).name  # "Diffusion 3D.001" when taken
-    mesh.attributes[layer_name].data.foreach_set("vector", loop_uv.reshape(-1))
+    layer_name = reused
+    if layer_name is None:  # (a map that matched needs no write, and never a split: its loops agree)
+        layer_name = mesh.uv_layers.new(name=UV_MAP, do_init=False).name  # "Diffusion 3D.001" when taken
+        mesh.attributes[layer_name].data.foreach_set("vector", loop_uv.reshape(-1))
 
     material = _textured_material(name, image, layer_name, result.metadata.get("texture", {}).get("average_color"))
     mesh.materials.append(material)
@@ -109,15 +116,19 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
 
 
 def _matching_uv_map(mesh, tri_loop: np.ndarray, corner_uv: np.ndarray) -> str | None:
-    """The name of a UV map an earlier texture made whose UVs are these (re-texturing the
-    same layout shares it), else None: one made for other UVs (the artist unwrapped again
-    since) stays as the earlier material reads it."""
-    for layer in mesh.uv_layers:
-        if layer.name == UV_MAP or layer.name.startswith(UV_MAP + "."):
-            uv = np.empty(len(mesh.loops) * 2, np.float32)
-            mesh.attributes[layer.name].data.foreach_get("vector", uv)
-            if np.abs(uv.reshape(-1, 2)[tri_loop] - corner_uv).max(initial=0.0) <= UV_TOLERANCE:
-                return layer.name
+    """The name of a UV map whose UVs are these, the one used for rendering first, else None.
+
+    The painted UVs are the mesh's own whenever it had usable ones, so the texture reads the
+    artist's map itself: no duplicate, and exporters write it as the first texture coordinates,
+    which many engines read alone. A map is never given other UVs than it has: a texture for
+    other UVs (an unwrap, or a map unwrapped again since) gets a map of its own.
+    """
+    layers = sorted(mesh.uv_layers, key=lambda layer: not layer.active_render)
+    for layer in layers:
+        uv = np.empty(len(mesh.loops) * 2, np.float32)
+        mesh.attributes[layer.name].data.foreach_get("vector", uv)
+        if np.abs(uv.reshape(-1, 2)[tri_loop] - corner_uv).max(initial=0.0) <= UV_TOLERANCE:
+            return layer.name
     return None
 
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..geometry.uv import ensure_part_uvs, shared_texel_fraction, wrap_into_unit_square
+from ..geometry.uv import ensure_part_uvs, shared_texel_fraction, uv_problem, wrap_into_unit_square
 from ..render.camera import Camera, default_views, frame_camera, look_at
 from ..render.rasterize import interpolate, rasterize, render_normals
 from ..texture.fill_views import best_fill_view
@@ -89,6 +89,7 @@ class PaintConfig:
             sees them clearly better.
         shared_texel_note: The result notes overlapping UVs when more than this fraction of
             the layout lies on texels other triangles use too (rasterizing leaves ~0.5%).
+        unseen_note: The result notes the hidden surface when at least this fraction of it is.
         min_texture_size, max_texture_size: Allowed texture sizes.
     """
 
@@ -98,6 +99,7 @@ class PaintConfig:
     fill_min_fraction: float = 0.0005
     reference_lock: float = 0.5
     shared_texel_note: float = 0.02
+    unseen_note: float = 0.002
     min_texture_size: int = TEXTURE_LIMITS["texture_size"][0]
     max_texture_size: int = TEXTURE_LIMITS["texture_size"][1]
 
@@ -160,10 +162,7 @@ class TexturePaintingPipeline:
                 raise InputError(f"part {p.name!r} has no triangles to texture")
             if not np.isfinite(v).all():
                 raise InputError(f"part {p.name!r} has vertices that are NaN or infinite")
-        if not isinstance(prompt, str):
-            raise InputError("prompt must be text")
-        if not prompt.strip() and reference_image is None:
-            raise InputError("describe the texture in `prompt` (e.g. \"weathered bronze statue\") or upload a reference image")
+        _check_prompt(prompt, reference_image is not None)
         lo, hi = self.config.min_texture_size, self.config.max_texture_size
         if not isinstance(texture_size, int) or not lo <= texture_size <= hi:
             raise InputError(f"texture_size must be a whole number from {lo} to {hi} texels, got {texture_size!r}")
@@ -227,7 +226,10 @@ class TexturePaintingPipeline:
         config, device = self.config, self.device
         callback("prepare", 0, 1)  # an unwrap of a dense mesh takes a while
 
-        # 2. Texture coordinates: the mesh's own, else an xatlas unwrap
+        # 2. Texture coordinates: the mesh's own, else an xatlas unwrap. What the artist should
+        # know goes to the result's notes (the add-on's job box and the CLI show them).
+        notes = [f"{p.name!r} was unwrapped anew: {why}" for p in parts
+                 if p.uv is not None and (why := uv_problem(p.uv, p.faces))]
         parts, uv_note = ensure_part_uvs(parts, texture_size, on_wait=lambda: callback("prepare", 0, 1))  # cancellable
         offsets = np.cumsum([0] + [len(p.vertices) for p in parts])
         # Painted as the texture repeats: triangles on other UV tiles are moved onto the first
@@ -246,8 +248,9 @@ class TexturePaintingPipeline:
             raise InputError("the mesh's UVs cover no texel of the texture (all triangles degenerate in UV space?)")
         shared = shared_texel_fraction(uv.cpu().numpy(), faces.cpu().numpy(), len(projector.samples.index), texture_size)
         if shared > config.shared_texel_note:
-            uv_note += (f"; {shared:.0%} of the UV layout lies where other triangles' UVs lie too (mirrored halves, "
-                        "or one layout per material), so those places share one colour: unwrap it for distinct colours")
+            notes.append(f"{shared:.0%} of the UV layout lies where other triangles' UVs lie too (mirrored halves, "
+                         "or one layout per material), so those places share one colour: unwrap it for distinct colours")
+            uv_note += f"; {notes[-1]}"
         callback("prepare", 1, 1)
 
         # 4. Views
@@ -322,6 +325,10 @@ class TexturePaintingPipeline:
         if unseen > 0:
             metadata["texture"]["note"] = (f"{unseen:.1%} of the surface was hidden from every view; "
                                            "it took the colour of the nearest painted texel")
+        if unseen >= config.unseen_note:
+            notes.append(metadata["texture"]["note"] + " (more Extra views may reach it)")
+        if notes:
+            metadata["notes"] = notes
         # Without vertex colours: glTF multiplies them into the texture, tinting the paint.
         result = MeshResult(parts=[dataclasses.replace(p, vertex_colors=None) for p in parts], texture=texture,
                             metadata=metadata)
@@ -441,6 +448,18 @@ def _loading(options: Any) -> dict[str, Any]:
     """The `from_pretrained` keywords a view generator takes from the backend's LoadOptions."""
     return dict(device=options.device, dtype=options.dtype, allow_downloads=options.allow_downloads,
                 cache_dir=options.cache_dir, attention_slicing=options.attention_slicing, cpu_offload=options.cpu_offload)
+
+
+def check_texture_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
+    """What is refused before a job is queued or its model loads: nothing to paint from."""
+    _check_prompt(params.get("prompt", ""), bool(files.get("image")))
+
+
+def _check_prompt(prompt: Any, has_reference: bool) -> None:
+    if not isinstance(prompt, str):
+        raise InputError("prompt must be text")
+    if not prompt.strip() and not has_reference:
+        raise InputError("describe the texture in `prompt` (e.g. \"weathered bronze statue\") or upload a reference image")
 
 
 def run_texture(pipe: TexturePaintingPipeline, params: dict[str, Any], files: dict[str, bytes],

@@ -88,6 +88,26 @@ def test_texture_refuses_a_mesh_it_cannot_read(tmp_path, monkeypatch, capsys, co
     assert status == 2 and words in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("out, prompt, words", [
+    ("folder", "x", "--out is a folder"),
+    ("x.obj", "x", "--out must be a .glb file"),
+    ("x.glb", " ", "describe the texture in `prompt`"),
+])
+def test_texture_refuses_what_it_can_before_the_model_loads(tmp_path, monkeypatch, capsys, out, prompt, words):
+    import trimesh
+
+    from backend import models
+
+    monkeypatch.setenv(models.TEST_MODELS_ENV, "1")
+    monkeypatch.setattr("backend.texture.direction_views.DirectionColourGenerator",  # what loading test-texture makes
+                        lambda *a, **k: pytest.fail("the model was loaded"))
+    trimesh.creation.box().export(tmp_path / "box.glb")
+    (tmp_path / "folder").mkdir()
+    status = main(["texture", "--mesh", str(tmp_path / "box.glb"), "--prompt", prompt, "--model", "test-texture",
+                   "--out", str(tmp_path / out)])
+    assert status == 2 and words in capsys.readouterr().err
+
+
 def test_texture_turns_a_z_up_file_y_up_as_gltf_is(tmp_path, monkeypatch):
     import numpy as np
     import trimesh

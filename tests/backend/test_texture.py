@@ -187,7 +187,7 @@ def test_fill_views_paint_what_the_planned_views_missed(finite_bakes):
     """A ring's inner rim hides from the ring of views and from straight above and below;
     extra views aimed at it leave nothing visible unpainted from any direction."""
     mesh = trimesh.creation.torus(1.0, 0.4, major_sections=48, minor_sections=24)
-    missed, fills = [], []
+    missed, fills, notes = [], [], []
     for fill_views in (0, 2):
         out = TexturePaintingPipeline(FieldOracle(mesh.vertices, mesh.faces))(
             [MeshPart("ring", mesh.vertices, mesh.faces)], prompt="a ring", view_resolution=VIEW, fill_views=fill_views)
@@ -198,8 +198,11 @@ def test_fill_views_paint_what_the_planned_views_missed(finite_bakes):
         sweep = [frame_camera(v, az + 7, el, width=VIEW) for az in range(0, 360, 30) for el in (-75, -50, -25, 0, 25, 50, 75)]
         missed.append(sum(int((~painted[projector.visibility(c, rasterize(v.float(), f.long(), c)).texels]).sum()) for c in sweep))
         fills.append(out.result.metadata["texture"]["fill_views"])
+        notes.append(" ".join(out.result.metadata.get("notes", [])))
     assert missed[0] > 1000 and fills[0] == 0  # without fill views the rim stays empty
     assert missed[1] == 0 and fills[1] == 1  # one aimed view was enough; the second was not worth painting
+    # The artist is told (the job box, the command line) only where it matters.
+    assert "hidden from every view" in notes[0] and "Extra views" in notes[0] and not notes[1], notes
 
 
 def test_uv_maps_nothing_can_be_painted_in_are_unwrapped_instead():
@@ -213,6 +216,7 @@ def test_uv_maps_nothing_can_be_painted_in_are_unwrapped_instead():
             [MeshPart("ball", mesh.vertices, mesh.faces, uv=uv)], prompt="a ball", view_resolution=64)
         note, part = out.result.metadata["texture"]["uv"], out.result.parts[0]
         assert "xatlas" in note and why in note and np.isfinite(part.uv).all() and np.ptp(part.uv) > 0.5, note
+        assert any("'ball' was unwrapped anew" in n and why in n for n in out.result.metadata["notes"])
         assert out.painted.sum() > 0.5 * out.surface.sum()
 
 
@@ -421,7 +425,7 @@ def test_overlapping_uvs_are_kept_and_the_result_says_those_places_share_colours
     for part in (twins, MeshPart("ball", layout.vertices, layout.faces, uv=layout.uv)):
         out = TexturePaintingPipeline(FieldOracle(part.vertices, part.faces))([part], prompt="a ball", view_resolution=64)
         assert np.array_equal(out.result.parts[0].uv, part.uv)  # the artist's UVs are kept all the same
-        notes.append(out.result.metadata["texture"]["uv"])
+        notes.append(" ".join(out.result.metadata.get("notes", [])))
     assert "50% of the UV layout lies where other triangles' UVs lie too" in notes[0]
     assert "lie too" not in notes[1]
 

@@ -424,7 +424,7 @@ def texture_from_view(jobs):
     texture.pixels.foreach_get(texels)
     texels = texels.reshape(size, size, 4)
     mesh, eye = ball.data, view.view_matrix.inverted().translation
-    uv = mesh.uv_layers["Diffusion 3D"].data
+    uv = mesh.uv_layers[ball.active_material.node_tree.nodes["UV Map"].uv_map].data  # the sphere's own UVMap
     sides = {"red": [0, 0], "blue": [0, 0]}  # side -> [texels that are its colour, points looked at]
     for loop in mesh.loops:
         point = ball.matrix_world @ mesh.vertices[loop.vertex_index].co

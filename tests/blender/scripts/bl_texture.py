@@ -34,9 +34,15 @@ def state(obj):
             len(mesh.vertices), len(mesh.polygons), index.tolist(), tuple(obj.matrix_world.col[3]))
 
 
+def material_uv_map(material):
+    """The UV map a texture material reads the image through."""
+    node = next(n for n in material.node_tree.nodes if n.type == 'TEX_IMAGE')
+    return node.inputs["Vector"].links[0].from_node.uv_map
+
+
 def side_colours(obj, image):
     """Mean texture colour of the faces looking along +X and along -X (object space)."""
-    colour = face_colour_reader(obj, image, UV_MAP)
+    colour = face_colour_reader(obj, image, material_uv_map(obj.data.materials[-1]))
     colours = {}
     for sign in (1, -1):
         picked = [colour(p) for p in obj.data.polygons if sign * p.normal.x > 0.8]
@@ -87,12 +93,15 @@ for obj in (suzanne, other):
     assert materials[:-1] == old_materials and len(materials) == len(old_materials) + 1, materials
     assert set(index) == {len(materials) - 1}, "every face uses the new slot"
     assert obj.active_material == obj.data.materials[-1], "the new material is the active one"
-    assert UV_MAP in uv_maps and n_verts == before[obj.name][2] and location == before[obj.name][5]
+    assert n_verts == before[obj.name][2] and location == before[obj.name][5]
     material = obj.data.materials[-1]
     node = next(n for n in material.node_tree.nodes if n.type == 'TEX_IMAGE')
     bsdf = next(n for n in material.node_tree.nodes if n.type == 'BSDF_PRINCIPLED')
     assert bsdf.inputs["Base Color"].links[0].from_node == node
-    assert node.inputs["Vector"].links[0].from_node.uv_map == UV_MAP
+    # Suzanne's own UVs were kept: the texture reads her map itself (no copy); the copy
+    # without UVs was unwrapped into a new map.
+    assert material_uv_map(material) == ("UVMap" if obj == suzanne else UV_MAP), material_uv_map(material)
+    assert uv_maps == (before[obj.name][1] if obj == suzanne else [UV_MAP]), uv_maps
     image = node.image
     assert tuple(image.size) == (1024, 1024) and image.packed_file is not None  # unsaved .blend: packed
     colours = side_colours(obj, image)
@@ -101,10 +110,10 @@ for obj in (suzanne, other):
     assert colours[1][0] > colours[-1][0]  # the +X view paints redder (direction -> RGB)
     meta = json.loads(obj["diffusion3d"])
     assert meta["texture"]["size"] == 1024 and meta["texture"]["seed"] == 5, meta
-# Suzanne's own UVs were kept: the new map equals them, and no polygon was split.
+# Suzanne's own UVs are untouched, and no polygon was split.
 new_uv = np.empty(len(suzanne.data.loops) * 2, np.float32)
-suzanne.data.uv_layers[UV_MAP].data.foreach_get("uv", new_uv)
-assert np.allclose(new_uv, own_uv, atol=1e-5) and len(suzanne.data.polygons) == before[suzanne.name][3]
+suzanne.data.uv_layers["UVMap"].data.foreach_get("uv", new_uv)
+assert np.array_equal(new_uv, own_uv) and len(suzanne.data.polygons) == before[suzanne.name][3]
 # The copy without UVs was unwrapped with its quads kept whole (the upload says which polygon
 # each triangle came from).
 assert json.loads(suzanne["diffusion3d"])["texture"]["split_polygons"] == 0

@@ -1,7 +1,7 @@
 """Texture results are never lost and never garble earlier ones: Import paints a texture onto
 its object again (or adds it where that object was), a refused write leaves the artist in
-Edit Mode, a folder that cannot be written packs the image, painting again on other UVs keeps
-the earlier material's UVs, and what the upload left out reaches the job's notes."""
+Edit Mode, a folder that cannot be written packs the image, a texture reads the mesh's own UV
+map, new UVs never overwrite a map, and what the upload left out reaches the job's notes."""
 
 import os
 
@@ -107,18 +107,23 @@ assert cube.data.materials[-1].node_tree.nodes["Image Texture"].image.packed_fil
 assert any("could not be written, so the texture was packed" in note for note in jobs.JOBS[0].notes), jobs.JOBS[0].notes
 prefs.texture_storage = 'PACK'
 
-# 5. Painting again on the same UVs shares the UV map; after the artist unwraps again, the new
-# texture gets a map of its own and the earlier material still reads the UVs it was painted for.
-first = cube.data.materials[-1]
+# 5. A mesh's own UVs are read where they are: no copy, and painting again shares them. UVs no
+# map holds (a map added but never unwrapped is unwrapped anew) get a map of their own, under a
+# new name when "Diffusion 3D" holds other UVs: an earlier material keeps reading its own.
+own_before = uv_map(cube.data, "UVMap").copy()
 assert texture() == {'FINISHED'}
-assert read_uv_name(cube.data.materials[-1]) == read_uv_name(first) == apply_texture.UV_MAP
-earlier = uv_map(cube.data, apply_texture.UV_MAP).copy()
-own = cube.data.uv_layers["UVMap"]
-cube.data.attributes[own.name].data.foreach_set("vector", (uv_map(cube.data, own.name) * 0.5).reshape(-1))
+assert read_uv_name(cube.data.materials[-1]) == read_uv_name(cube.data.materials[-2]) == "UVMap"
+assert [layer.name for layer in cube.data.uv_layers] == ["UVMap"] and np.array_equal(uv_map(cube.data, "UVMap"), own_before)
+cube.data.attributes["UVMap"].data.foreach_set("vector", np.zeros(2 * len(cube.data.loops), np.float32))
+assert texture() == {'FINISHED'}
+assert read_uv_name(cube.data.materials[-1]) == apply_texture.UV_MAP
+assert any("was unwrapped anew" in note for note in jobs.JOBS[0].notes), jobs.JOBS[0].notes
+unwrapped = uv_map(cube.data, apply_texture.UV_MAP)
+cube.data.attributes[apply_texture.UV_MAP].data.foreach_set("vector", (unwrapped * 0.5).reshape(-1))  # edited since
 assert texture() == {'FINISHED'}
 assert read_uv_name(cube.data.materials[-1]) == apply_texture.UV_MAP + ".001"
-assert np.array_equal(uv_map(cube.data, apply_texture.UV_MAP), earlier)
-assert np.allclose(uv_map(cube.data, apply_texture.UV_MAP + ".001"), uv_map(cube.data, own.name), atol=1e-5)
+assert np.allclose(uv_map(cube.data, apply_texture.UV_MAP), unwrapped * 0.5)  # the earlier material's, untouched
+assert np.allclose(uv_map(cube.data, apply_texture.UV_MAP + ".001"), unwrapped, atol=1e-5)
 
 # 6. What the upload left out (a Subdivision modifier) is in the job's notes, not only in a report.
 cube.modifiers.new("Smooth", 'SUBSURF')

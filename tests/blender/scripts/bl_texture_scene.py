@@ -16,7 +16,6 @@ jobs = addon_module("operators.jobs")
 export = addon_module("scene_io.texture_export")
 read_glb = addon_module("formats.glb").read_glb
 gltf_to_blender = addon_module("formats.mesh_arrays").gltf_to_blender
-UV_MAP = addon_module("scene_io.apply_texture").UV_MAP
 prefs = bpy.context.preferences.addons[MODULE].preferences
 prefs.startup_timeout = 120.0
 context = bpy.context
@@ -121,7 +120,8 @@ material = mesh.materials[-1]
 image = material.node_tree.nodes["Image Texture"].image
 world = cube.matrix_world.to_3x3()
 top = next(p for p in mesh.polygons if (world @ p.normal).z > 0.9)
-red, green, blue = face_colour_reader(cube, image, UV_MAP)(top)
+uv_map = material.node_tree.nodes["UV Map"].uv_map
+red, green, blue = face_colour_reader(cube, image, uv_map)(top)
 print("top of the lying cube:", red, green, blue)
 assert green > red + 0.2 and green > blue + 0.2, (red, green, blue)
 # Solid shading shows the texture's average colour (the backend's), not white.
