@@ -49,6 +49,8 @@ class GLBPart:
         image: index into `GLBScene.images` of the base-colour texture, or None.
         base_color: the material's baseColorFactor (RGBA), or None.
         normals: optional (N, 3) float32 unit vertex normals (NORMAL), when every primitive has them.
+        node_matrix: (4, 4) float64 world transform of its node, already applied to `vertices`
+            (None for the identity): a writer can put the part back in its node's frame.
     """
 
     name: str
@@ -59,6 +61,7 @@ class GLBPart:
     image: Optional[int] = None
     base_color: Optional[tuple] = None
     normals: Optional[np.ndarray] = None
+    node_matrix: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -331,7 +334,8 @@ def _read_document(doc: dict, binary: bytes, centre_far_off: bool = False) -> GL
             geom = cache[mesh_index]
             if geom is not None:
                 verts, normals = geom["vertices"], geom["normals"]
-                if not np.array_equal(world, np.eye(4)):  # the usual identity node costs no copy
+                placed = not np.array_equal(world, np.eye(4))
+                if placed:  # the usual identity node costs no copy
                     verts = verts.astype(np.float64) @ world[:3, :3].T + world[:3, 3]  # float32 once centred
                     normals = None if normals is None else _transform_normals(normals, world[:3, :3])
                 faces = geom["faces"]
@@ -339,7 +343,8 @@ def _read_document(doc: dict, binary: bytes, centre_far_off: bool = False) -> GL
                     faces = faces[:, [0, 2, 1]]
                 name = node.get("name") or meshes[mesh_index].get("name") or f"mesh.{mesh_index}"
                 out.parts.append(
-                    GLBPart(name, verts, faces, geom["colors"], geom["uv"], geom["image"], geom["base_color"], normals)
+                    GLBPart(name, verts, faces, geom["colors"], geom["uv"], geom["image"], geom["base_color"], normals,
+                            world if placed else None)
                 )
         for child in reversed(node.get("children", [])):
             stack.append((child, world))

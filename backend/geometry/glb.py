@@ -20,7 +20,8 @@ EXTRAS_KEY = "diffusion3d"
 def mesh_result_to_glb(result: MeshResult) -> bytes:
     """Encode a pipeline result as a binary glTF.
 
-    Each part becomes its own named node (placed at its `origin`, if any); vertex colours
+    Each part becomes its own named node (in the frame of the node it was read from, or at its
+    `origin`, if it has either); vertex colours
     travel as `COLOR_0`, normals as `NORMAL`, UVs as `TEXCOORD_0` with `result.texture` as the
     `baseColorTexture` of one material all parts with UVs share, and `result.metadata` as the
     scene's `extras["diffusion3d"]`.
@@ -49,14 +50,13 @@ def mesh_result_to_glb(result: MeshResult) -> bytes:
     scene = trimesh.Scene()
     used: set[str] = set()
     for part in result.parts:
-        vertices = np.asarray(part.vertices, dtype=np.float32).reshape(-1, 3)
-        faces = np.asarray(part.faces, dtype=np.int64).reshape(-1, 3)
+        vertices, faces, normals, place = _in_node_frame(part)
         if len(vertices) == 0 or len(faces) == 0:
             raise GenerationFailed(f"part {part.name!r} is empty (no vertices or no triangles)")
         colors = None if part.vertex_colors is None else _rgba_u8(part.vertex_colors)
         # process=False keeps vertex order and count as the pipeline made them; normals given
         # here are written (NORMAL), and a part without them is shaded flat, as glTF says.
-        mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_normals=part.normals, process=False)
+        mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_normals=normals, process=False)
         uv = None
         if part.uv is not None:
             uv = np.array(part.uv, dtype=np.float64).reshape(-1, 2)
@@ -66,13 +66,34 @@ def mesh_result_to_glb(result: MeshResult) -> bytes:
         if colors is not None:
             mesh.visual.vertex_attributes["color"] = colors  # COLOR_0
         name = _unique(part.name or "mesh", used)
-        place = None if part.origin is None else trimesh.transformations.translation_matrix(part.origin)
         scene.add_geometry(mesh, node_name=name, geom_name=name, transform=place)
     scene.metadata[EXTRAS_KEY] = result.metadata
     data = scene.export(file_type="glb")
     if result.metadata and EXTRAS_KEY not in read_glb_extras(data):
         raise TypeError("the result metadata is not JSON-serialisable")  # a pipeline bug, not the user's
     return data
+
+
+def _in_node_frame(part: MeshPart) -> tuple[np.ndarray, np.ndarray, Any, Any]:
+    """(vertices, faces, normals, node transform or None) to write `part` with: back in the frame
+    of the node it was read from (`node_matrix`; float64, so far-off nodes keep their detail),
+    else placed at its `origin`."""
+    vertices = np.asarray(part.vertices, dtype=np.float64).reshape(-1, 3)
+    faces = np.asarray(part.faces, dtype=np.int64).reshape(-1, 3)
+    origin = np.zeros(3) if part.origin is None else np.asarray(part.origin, np.float64)
+    matrix = part.node_matrix
+    if matrix is None or abs(np.linalg.det(matrix[:3, :3])) < 1e-12:  # (a node flattened to nothing: baked)
+        place = None if part.origin is None else np.block([[np.eye(3), origin[:, None]], [np.zeros((1, 3)), 1.0]])
+        return vertices.astype(np.float32), faces, part.normals, place
+    linear = matrix[:3, :3]
+    local = (vertices + origin - matrix[:3, 3]) @ np.linalg.inv(linear).T
+    normals = None
+    if part.normals is not None:  # they turned by the inverse transpose: back by the transpose
+        normals = np.asarray(part.normals, np.float64) @ linear
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    if np.linalg.det(linear) < 0:  # the reader turned a mirrored node's faces: as they were
+        faces = faces[:, [0, 2, 1]]
+    return local.astype(np.float32), faces, normals, matrix
 
 
 def read_glb_meshes(data: bytes, centre_far_off: bool = False) -> tuple[list[MeshPart], dict[str, Any]]:
@@ -104,7 +125,8 @@ def read_glb_meshes(data: bytes, centre_far_off: bool = False) -> tuple[list[Mes
         raise InputError(f"the mesh is not a readable GLB file ({e})") from None
     used: set[str] = set()
     parts = [MeshPart(_unique(p.name, used), p.vertices, p.faces.astype(np.int64, copy=False),
-                      None if p.colors is None else _rgba_u8(p.colors), p.uv, normals=p.normals, origin=scene.origin)
+                      None if p.colors is None else _rgba_u8(p.colors), p.uv, normals=p.normals, origin=scene.origin,
+                      node_matrix=p.node_matrix)
              for p in scene.parts if len(p.faces)]
     if not parts:
         raise InputError("the GLB holds no triangle meshes")

@@ -322,7 +322,7 @@ def _take_vertices(part: MeshPart, vertex_map: np.ndarray, faces: np.ndarray, uv
         return None if values is None else np.asarray(values, dtype)[vertex_map]
 
     return MeshPart(part.name, take(part.vertices, np.float32), faces, take(part.vertex_colors), uv,
-                    normals=take(part.normals, np.float32), origin=part.origin)
+                    normals=take(part.normals, np.float32), origin=part.origin, node_matrix=part.node_matrix)
 
 
 def uv_problem(uv: np.ndarray, faces: np.ndarray) -> str:

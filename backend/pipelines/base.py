@@ -114,6 +114,9 @@ class MeshPart:
             so smooth shading survives; a result without them is shaded flat).
         origin: optional (3,) float64 point the vertices are relative to: an upload far from
             the origin (survey coordinates) is read centred, and its result is put back there.
+        node_matrix: optional (4, 4) float64 world transform of the uploaded node the part came
+            from, already in `vertices`: the result is written back in that node's frame
+            (its pivot, rotation and scale kept).
     """
 
     name: str
@@ -124,6 +127,7 @@ class MeshPart:
     polygons: Optional[np.ndarray] = None
     normals: Optional[np.ndarray] = None
     origin: Optional[np.ndarray] = None
+    node_matrix: Optional[np.ndarray] = None
 
 
 @dataclass

@@ -216,3 +216,21 @@ def test_a_scan_at_survey_coordinates_keeps_its_detail_when_read_centred():
     near = mesh_result_to_glb(MeshResult(parts=[MeshPart("ball", ball.vertices.astype(np.float32), ball.faces,
                                                          origin=np.array([5.0, 0.0, 0.0]))]))
     assert read_glb_meshes(near, centre_far_off=True)[0][0].origin is None
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_parts_go_back_into_the_frame_of_the_node_they_came_from(mirrored):
+    ball = trimesh.creation.icosphere(subdivisions=1)
+    turn = trimesh.transformations.rotation_matrix(0.5, [0, 1, 0])
+    node = trimesh.transformations.translation_matrix([2.0, 0.0, 0.0]) @ turn @ np.diag([1.5, -1.0 if mirrored else 1.0, 1.0, 1.0])
+    scene = trimesh.Scene()
+    scene.add_geometry(ball, node_name="Ball", geom_name="Ball", transform=node)
+    (part,), _ = read_glb_meshes(scene.export(file_type="glb", include_normals=True))
+    np.testing.assert_allclose(part.vertices, trimesh.transform_points(ball.vertices, node), atol=1e-5)  # baked, to paint
+    data = mesh_result_to_glb(MeshResult(parts=[part]))
+    np.testing.assert_allclose(np.reshape(_json_chunk(data)["nodes"][0]["matrix"], (4, 4)).T, node, atol=1e-9)  # the pivot kept
+    # ...with the part's own vertices, normals and winding inside it: read again, the same world.
+    again = read_glb_meshes(data)[0][0]
+    np.testing.assert_allclose(again.vertices, part.vertices, atol=1e-5)
+    np.testing.assert_array_equal(again.faces, part.faces)
+    np.testing.assert_allclose(again.normals, part.normals, atol=1e-5)
