@@ -95,8 +95,10 @@ class VIEW3D_PT_diffusion3d_texture(Diffusion3DPanel, bpy.types.Panel):
         layout.prop(settings, "texture_negative_prompt", placeholder="e.g. blurry, text")
         layout.prop(settings, "texture_model")
         if not model_entry(settings, 'texture').get("available_offline", True):
-            layout.label(text="Needs its download: Preferences › Allow Model Downloads", icon='INFO')
-        layout.prop(settings, "texture_size")
+            hint = layout.column(align=True)
+            for line in _wrap("Needs its download: Preferences › Allow Model Downloads", text_width(context) - 4):
+                hint.label(text=line)
+        layout.prop(settings, "texture_size", text="Size")
         row = layout.row(align=True)
         row.prop(settings, "texture_views", text="Views (0: Auto)" if settings.texture_views == 0 else "Views")
         row.prop(settings, "texture_fill_views", text="Extra")
