@@ -26,5 +26,11 @@ def addon_module(name: str):
     return importlib.import_module(f"{MODULE}.{name}")
 
 
+def empty_scene() -> None:
+    """Remove the start-up cube, camera and light."""
+    for leftover in list(bpy.data.objects):
+        bpy.data.objects.remove(leftover)
+
+
 def done():
     print("ALL CHECKS PASSED", flush=True)

@@ -7,7 +7,7 @@ import types
 
 import bpy
 import numpy as np
-from bl_harness import MODULE, addon_module, done, install
+from bl_harness import MODULE, addon_module, done, empty_scene, install
 from bl_texture_probe import face_colour_reader
 
 install()
@@ -52,8 +52,7 @@ def side_colours(obj, image):
 
 
 # 1. Suzanne (its own UVs, no material) and a second Suzanne without UVs but with a material.
-for leftover in list(bpy.data.objects):  # the start-up cube, camera and light
-    bpy.data.objects.remove(leftover)
+empty_scene()
 bpy.ops.mesh.primitive_monkey_add(location=(0.0, 0.0, 0.0))
 suzanne = context.object
 suzanne.rotation_euler = (0.0, 0.0, 0.4)

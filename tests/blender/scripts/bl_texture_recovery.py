@@ -7,7 +7,7 @@ import os
 
 import bpy
 import numpy as np
-from bl_harness import MODULE, addon_module, done, install
+from bl_harness import MODULE, addon_module, done, empty_scene, install
 
 install()
 jobs = addon_module("operators.jobs")
@@ -16,8 +16,7 @@ read_glb = addon_module("formats.glb").read_glb
 prefs = bpy.context.preferences.addons[MODULE].preferences
 prefs.startup_timeout = 120.0
 context = bpy.context
-for leftover in list(bpy.data.objects):
-    bpy.data.objects.remove(leftover)
+empty_scene()
 
 
 def texture(*how, **kwargs):

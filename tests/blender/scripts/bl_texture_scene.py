@@ -8,7 +8,7 @@ import os
 
 import bpy
 import numpy as np
-from bl_harness import MODULE, addon_module, done, install
+from bl_harness import MODULE, addon_module, done, empty_scene, install
 from bl_texture_probe import face_colour_reader
 
 install()
@@ -19,8 +19,7 @@ gltf_to_blender = addon_module("formats.mesh_arrays").gltf_to_blender
 prefs = bpy.context.preferences.addons[MODULE].preferences
 prefs.startup_timeout = 120.0
 context = bpy.context
-for leftover in list(bpy.data.objects):
-    bpy.data.objects.remove(leftover)
+empty_scene()
 
 
 def sent_corners(upload):
