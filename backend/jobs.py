@@ -65,7 +65,7 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 
 def _memory_that_ran_out(exc: BaseException, device: str) -> str:
-    """"device" (the accelerator's), "system" (RAM), or "" when `exc` is no out-of-memory error."""
+    """Which memory `exc` says ran out: "device" (the accelerator's), "system" (RAM), or "" (none)."""
     text = str(exc).lower()
     # torch's CPU allocator: "can't allocate memory" (Linux, macOS), "not enough memory" (Windows).
     if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and (

@@ -20,8 +20,8 @@ from ..formats.blender_layout import MeshArrays
 from ..formats.glb import GLBError, GLBScene, read_glb
 from ..panels.preferences import backend_settings
 from ..panels.redraw import tag_redraw
-from ..service.client import BackendError
 from ..scene_io.texture_export import unchanged_since
+from ..service.client import BackendError
 from ..service.session import connect
 from . import modal_timers
 from .jobs import Job, apply_result, download_result, find_job, prepare_arrays

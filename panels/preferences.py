@@ -148,7 +148,7 @@ class DIFFUSION3D_AddonPreferences(bpy.types.AddonPreferences):
             col.label(text=f"Using: {effective_python(self)}", icon='INFO')
             col.prop(self, "device")
             col.prop(self, "cpu_threads")
-            memory = col.column(heading="GPU Memory")  # what the texture models need: README, "VRAM"
+            memory = col.column(heading="GPU Memory")  # the figures in their tooltips: README, "VRAM"
             memory.prop(self, "attention_slicing")
             memory.prop(self, "cpu_offload")
             memory.prop(self, "full_precision")

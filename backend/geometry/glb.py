@@ -21,10 +21,9 @@ def mesh_result_to_glb(result: MeshResult) -> bytes:
     """Encode a pipeline result as a binary glTF.
 
     Each part becomes its own named node (in the frame of the node it was read from, or at its
-    `origin`, if it has either); vertex colours
-    travel as `COLOR_0`, normals as `NORMAL`, UVs as `TEXCOORD_0` with `result.texture` as the
-    `baseColorTexture` of one material all parts with UVs share, and `result.metadata` as the
-    scene's `extras["diffusion3d"]`.
+    `origin`, if it has either); vertex colours travel as `COLOR_0`, normals as `NORMAL`, UVs
+    as `TEXCOORD_0` with `result.texture` as the `baseColorTexture` of one material all parts
+    with UVs share, and `result.metadata` as the scene's `extras["diffusion3d"]`.
 
     Args:
         result: The pipeline output, in glTF axes.
