@@ -196,7 +196,8 @@ def _mesh_as_glb(path: str, up: str = "auto") -> bytes:
         raise InputError(f"the file {path} holds no mesh")
     if up == "z" or (up == "auto" and Path(path).suffix.lower() in Z_UP_SUFFIXES):
         z_up_to_y_up = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], float)  # (x, y, z) -> (x, z, -y)
-        scene.apply_transform(z_up_to_y_up)
+        for geometry in scene.geometry.values():  # into the vertices: a node turned -90 degrees would come back
+            geometry.apply_transform(z_up_to_y_up)
     return scene.export(file_type="glb")
 
 

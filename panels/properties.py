@@ -147,7 +147,7 @@ class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
     texture_custom_sampling: BoolProperty(name="Custom Sampling", description="Override the model's steps and "
                                           "guidance", default=False, update=_start_custom_sampling("texture_", 'texture'))
     texture_steps: IntProperty(name="Steps", description="Denoising steps for each view (more: finer detail, slower)",
-                               min=1, max=1000, default=30)
+                               min=1, max=500, default=30)
     texture_guidance: FloatProperty(name="Guidance", description="How closely the views follow the prompt "
                                     "(classifier-free guidance scale; higher: stronger, less natural)",
                                     min=0.0, max=100.0, default=7.5)

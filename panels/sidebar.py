@@ -5,10 +5,11 @@ import bpy
 # Modules, not names: operators and panels import each other (attributes are read at draw time).
 from ..operators import backend_control, jobs
 from ..service.session import LOCAL, needs_restart, status_text
-from .preferences import backend_settings
+from .preferences import backend_settings, get_prefs
 from .properties import model_entry, sampling_defaults, task_for
 
 JOBS_SHOWN = 10  # job boxes in the sidebar before the rest are summed up
+NOTE_LINES = 10  # lines of a finished job's notes shown in its box
 _SEEDED_TASKS = ("text_to_3d", "image_to_3d", "texture")  # whose seed the job box offers to use again
 
 
@@ -94,7 +95,10 @@ class VIEW3D_PT_diffusion3d_texture(Diffusion3DPanel, bpy.types.Panel):
         layout.prop(settings, "texture_prompt", text="", placeholder="How it should look, e.g. weathered bronze")
         layout.prop(settings, "texture_negative_prompt", placeholder="e.g. blurry, text")
         layout.prop(settings, "texture_model")
-        if not model_entry(settings, 'texture').get("available_offline", True):
+        prefs = get_prefs(context)
+        downloads_off = prefs is not None and prefs.backend_mode == 'LOCAL' and not (
+            prefs.allow_downloads and bpy.app.online_access)
+        if downloads_off and not model_entry(settings, 'texture').get("available_offline", True):
             hint = layout.column(align=True)
             for line in _wrap("Needs its download: Preferences › Allow Model Downloads", text_width(context) - 4):
                 hint.label(text=line)
@@ -197,8 +201,11 @@ def draw_job(box, job, width: int = 40) -> None:
         elif not job.applied_to and job.waiting:  # waiting for the artist (see write_guard.write_blocked_by)
             box.label(text=job.waiting, icon='INFO')
         notes = box.column(align=True)
-        for line in [line for note in getattr(job, "notes", []) for line in _wrap(note, width)][:6]:
+        lines = [line for note in getattr(job, "notes", []) for line in _wrap(note, width)]
+        for line in lines[:NOTE_LINES - 1] if len(lines) > NOTE_LINES else lines:
             notes.label(text=line)
+        if len(lines) > NOTE_LINES:
+            notes.label(text="…")
         if job.seed is not None and job.task in _SEEDED_TASKS and job.seed < 2**31:  # (an IntProperty)
             seed_row = box.row()
             seed_row.label(text=f"Seed {job.seed}")

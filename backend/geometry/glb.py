@@ -81,7 +81,7 @@ def _in_node_frame(part: MeshPart) -> tuple[np.ndarray, np.ndarray, Any, Any]:
     faces = np.asarray(part.faces, dtype=np.int64).reshape(-1, 3)
     origin = np.zeros(3) if part.origin is None else np.asarray(part.origin, np.float64)
     matrix = part.node_matrix
-    if matrix is None or abs(np.linalg.det(matrix[:3, :3])) < 1e-12:  # (a node flattened to nothing: baked)
+    if matrix is None or not _decomposable(matrix[:3, :3]):
         place = None if part.origin is None else np.block([[np.eye(3), origin[:, None]], [np.zeros((1, 3)), 1.0]])
         return vertices.astype(np.float32), faces, part.normals, place
     linear = matrix[:3, :3]
@@ -93,6 +93,15 @@ def _in_node_frame(part: MeshPart) -> tuple[np.ndarray, np.ndarray, Any, Any]:
     if np.linalg.det(linear) < 0:  # the reader turned a mirrored node's faces: as they were
         faces = faces[:, [0, 2, 1]]
     return local.astype(np.float32), faces, normals, matrix
+
+
+def _decomposable(linear: np.ndarray) -> bool:
+    """Whether a node may carry this 3x3 transform: rotation times scale, as glTF requires. A
+    flattened hierarchy (a rotated child of a stretched parent) is sheared, and one scaled to
+    nothing has no inverse: such parts are written baked."""
+    gram = linear.T @ linear  # diagonal exactly when the columns are orthogonal
+    scale = float(np.abs(np.diag(gram)).max())
+    return abs(np.linalg.det(linear)) > 1e-12 and float(np.abs(gram - np.diag(np.diag(gram))).max()) <= 1e-9 * scale
 
 
 def read_glb_meshes(data: bytes, centre_far_off: bool = False) -> tuple[list[MeshPart], dict[str, Any]]:

@@ -326,7 +326,8 @@ class TexturePaintingPipeline:
             metadata["texture"]["note"] = (f"{unseen:.1%} of the surface was hidden from every view; "
                                            "it took the colour of the nearest painted texel")
         if unseen >= config.unseen_note:
-            notes.append(metadata["texture"]["note"] + " (more Extra views may reach it)")
+            more = fill_views < TEXTURE_LIMITS["fill_views"][1]
+            notes.append(metadata["texture"]["note"] + (" (more fill views, 'Extra' in Blender, may reach it)" if more else ""))
         if notes:
             metadata["notes"] = notes
         # Without vertex colours: glTF multiplies them into the texture, tinting the paint.

@@ -123,6 +123,8 @@ def test_texture_turns_a_z_up_file_y_up_as_gltf_is(tmp_path, monkeypatch):
         out = tmp_path / f"tower_{up}.glb"
         assert main(["texture", "--mesh", str(tmp_path / "tower.stl"), "--prompt", "brick", "--model", "test-texture",
                      "--up", up, "--out", str(out)]) == 0
-        heights[up] = np.ptp(read_glb_meshes(out.read_bytes())[0][0].vertices, axis=0)
+        part = read_glb_meshes(out.read_bytes())[0][0]
+        heights[up] = np.ptp(part.vertices, axis=0)
+        assert part.node_matrix is None  # the mesh itself stands up, not a node turned round it
     assert np.allclose(heights["auto"], [1, 3, 1], atol=1e-5)  # painted standing: glTF's up is Y
     assert np.allclose(heights["y"], [1, 1, 3], atol=1e-5)  # told Y is up: lying on its side

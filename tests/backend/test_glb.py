@@ -234,3 +234,19 @@ def test_parts_go_back_into_the_frame_of_the_node_they_came_from(mirrored):
     np.testing.assert_allclose(again.vertices, part.vertices, atol=1e-5)
     np.testing.assert_array_equal(again.faces, part.faces)
     np.testing.assert_allclose(again.normals, part.normals, atol=1e-5)
+
+
+def test_a_sheared_flattened_hierarchy_is_written_baked():
+    """A rotated child of a stretched parent has a world matrix no node may carry (glTF wants
+    rotation times scale): importers would drop the shear, so such a part is written baked."""
+    box = trimesh.creation.box()
+    scene = trimesh.Scene()
+    scene.add_geometry(box, node_name="Parent", geom_name="Parent", transform=np.diag([2.0, 1.0, 1.0, 1.0]))
+    scene.add_geometry(box, node_name="Child", geom_name="Child", parent_node_name="Parent",
+                       transform=trimesh.transformations.rotation_matrix(np.pi / 4, [0, 1, 0]))
+    parts, _ = read_glb_meshes(scene.export(file_type="glb"))
+    written = _json_chunk(mesh_result_to_glb(MeshResult(parts=parts)))
+    kept = {n["name"]: "matrix" in n for n in written["nodes"] if "mesh" in n}
+    assert kept == {"Parent": True, "Child": False}
+    again = {p.name: p for p in read_glb_meshes(mesh_result_to_glb(MeshResult(parts=parts)))[0]}
+    np.testing.assert_allclose(again["Child"].vertices, parts[1].vertices, atol=1e-6)

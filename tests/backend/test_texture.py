@@ -202,7 +202,7 @@ def test_fill_views_paint_what_the_planned_views_missed(finite_bakes):
     assert missed[0] > 1000 and fills[0] == 0  # without fill views the rim stays empty
     assert missed[1] == 0 and fills[1] == 1  # one aimed view was enough; the second was not worth painting
     # The artist is told (the job box, the command line) only where it matters.
-    assert "hidden from every view" in notes[0] and "Extra views" in notes[0] and not notes[1], notes
+    assert "hidden from every view" in notes[0] and "more fill views" in notes[0] and not notes[1], notes
 
 
 def test_uv_maps_nothing_can_be_painted_in_are_unwrapped_instead():

@@ -210,6 +210,7 @@ cube = context.object
 bpy.ops.object.mode_set(mode='EDIT')
 assert bpy.ops.diffusion3d.texture_mesh(prompt="brick", model="test-texture") == {'FINISHED'}
 assert cube.mode == 'EDIT' and context.mode == 'EDIT_MESH' and len(cube.data.materials) == 1
+assert material_uv_map(cube.data.materials[0]) == "UVMap"  # its own map, found from Edit Mode too
 bpy.ops.object.mode_set(mode='OBJECT')
 bpy.data.objects.remove(cube)
 

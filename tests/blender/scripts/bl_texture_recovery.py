@@ -1,7 +1,8 @@
-"""Texture results are never lost and never garble earlier ones: Import paints a texture onto
-its object again (or adds it where that object was), a refused write leaves the artist in
-Edit Mode, a folder that cannot be written packs the image, a texture reads the mesh's own UV
-map, new UVs never overwrite a map, and what the upload left out reaches the job's notes."""
+"""Texture results are never lost, and the add-on never changes UVs a material reads: Import
+paints a texture onto its object again (or adds it where that object was), a refused write
+leaves the artist in Edit Mode, a folder that cannot be written packs the image, a texture
+reads the mesh's own UV map, new UVs get a map of their own, and what the upload left out
+reaches the job's notes."""
 
 import os
 

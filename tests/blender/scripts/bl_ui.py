@@ -84,6 +84,11 @@ assert ("progress", "Denoising 3/10 · 4 s left") in calls, calls
 assert ("operator", "diffusion3d.cancel_job") in calls and ("operator", "diffusion3d.import_result") in calls
 assert any(kind == "label" and "out of memory" in text for kind, text in calls)
 assert any(kind == "label" and "does not know" in text for kind, text in calls)  # the model's note, shown
+ok.notes = ["a note long enough to wrap onto a few lines of the job box, as texture notes do"] * 4
+calls = []
+panels.draw_job(FakeLayout(calls), ok, 40)
+assert calls.count(("label", "…")) == 1 and sum(kind == "label" for kind, _ in calls) <= panels.NOTE_LINES + 2
+ok.notes = ["The built-in model does not know \"a dragon\"; it made the nearest thing it knows, a mushroom."]
 for panel in panels.classes:
     draw(panel)
 # The Backend panel of a backend that died offers Restart (Blender raised in this draw once: a
@@ -124,6 +129,11 @@ properties.MODELS.append({"name": "sd2-depth", "task": "texture", "default": Tru
 calls = draw(panels.VIEW3D_PT_diffusion3d_texture)
 assert ("label", "Model's own: 30 steps, guidance 7.5") in calls, calls
 assert any(kind == "label" and "Allow Model Downloads" in text for kind, text in calls), calls
+addon_prefs = context.preferences.addons[MODULE].preferences
+addon_prefs.allow_downloads = True  # then the hint is gone, unless Blender's online access is off
+hinted = any("Allow Model Downloads" in text for kind, text in draw(panels.VIEW3D_PT_diffusion3d_texture))
+assert hinted == (not bpy.app.online_access), (hinted, bpy.app.online_access)
+addon_prefs.allow_downloads = False
 assert properties.models_for('texture')[0][1] == "Default (sd2-depth, needs download)"
 settings.texture_custom_sampling = True
 assert (settings.texture_steps, round(settings.texture_guidance, 3)) == (30, 7.5)
