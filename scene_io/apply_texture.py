@@ -5,8 +5,9 @@ new UV seams). The upload was the object's `loop_triangles`, so triangle corner 
 result is loop `loop_triangles[i // 3].loops[i % 3]` of the mesh. The material reads the
 UV map that already holds the result's UVs (the artist's own, when the mesh had usable ones);
 else they become a new UV map "Diffusion 3D" on the existing loops ("Diffusion 3D.001" when
-that name is taken by other UVs), so each material reads the UVs it was painted for. Vertices, polygons, modifiers, vertex groups and the transform stay as they are; the
-texture gets a new material in a new slot.
+that name is taken by other UVs): no map a material reads is ever given other UVs. Vertices,
+polygons, modifiers, vertex groups and the transform stay as they are; the texture gets a new
+material in a new slot.
 
 Quads and n-gons are sent as several triangles. When the object had a UV map, the backend
 keeps it, so the triangles of one polygon agree on every shared corner. When it had none,
@@ -63,7 +64,7 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
         obj.update_from_editmode()
     mesh = obj.data
     corner_uv = flip_v(np.concatenate([p.uv[p.faces.reshape(-1)] for p in parts]))  # (3M, 2) Blender's v-up
-    tri_vertex, tri_loop, _ = _loop_triangles(mesh)
+    tri_vertex, tri_loop, tri_polygon = _loop_triangles(mesh)
     if len(tri_vertex) != len(corner_uv) or (fingerprint and mesh_fingerprint(mesh, tri_vertex) != fingerprint):
         raise ValueError(f"'{obj.name}' was edited while its texture was painted; "
                          "import the result from the job list, or texture it again")
@@ -80,7 +81,7 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
     if obj.mode != 'OBJECT':  # edit-mode data would overwrite what is written here
         with context.temp_override(active_object=obj, object=obj):
             bpy.ops.object.mode_set(mode='OBJECT')
-    tri_vertex, tri_loop, tri_polygon = _loop_triangles(mesh)  # as Object Mode wrote the mesh
+        tri_vertex, tri_loop, tri_polygon = _loop_triangles(mesh)  # as Object Mode wrote the mesh
 
     # Loops get the UV of their triangle corner; loops shared by two triangles of one
     # polygon must agree, else that polygon is split into its painted triangles.
