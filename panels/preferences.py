@@ -38,6 +38,11 @@ def effective_python(prefs) -> str:
     return sys.executable
 
 
+def downloads_allowed(prefs) -> bool:
+    """The preference, which Blender's own online access overrides."""
+    return bool(prefs.allow_downloads and bpy.app.online_access)
+
+
 def backend_settings(context=None) -> BackendSettings:
     """The preferences as plain values for the bpy-free service layer."""
     prefs = get_prefs(context)
@@ -52,7 +57,7 @@ def backend_settings(context=None) -> BackendSettings:
         settings.remote_token = prefs.remote_token
         settings.device = prefs.device.lower()
         settings.threads = prefs.cpu_threads
-        settings.allow_downloads = prefs.allow_downloads and bpy.app.online_access
+        settings.allow_downloads = downloads_allowed(prefs)
         settings.attention_slicing = prefs.attention_slicing
         settings.cpu_offload = prefs.cpu_offload
         settings.full_precision = prefs.full_precision

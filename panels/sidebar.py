@@ -5,7 +5,7 @@ import bpy
 # Modules, not names: operators and panels import each other (attributes are read at draw time).
 from ..operators import backend_control, jobs
 from ..service.session import LOCAL, needs_restart, status_text
-from .preferences import backend_settings, get_prefs
+from .preferences import backend_settings, downloads_allowed, get_prefs
 from .properties import model_entry, sampling_defaults, task_for
 
 JOBS_SHOWN = 10  # job boxes in the sidebar before the rest are summed up
@@ -96,8 +96,7 @@ class VIEW3D_PT_diffusion3d_texture(Diffusion3DPanel, bpy.types.Panel):
         layout.prop(settings, "texture_negative_prompt", placeholder="e.g. blurry, text")
         layout.prop(settings, "texture_model")
         prefs = get_prefs(context)
-        downloads_off = prefs is not None and prefs.backend_mode == 'LOCAL' and not (
-            prefs.allow_downloads and bpy.app.online_access)
+        downloads_off = prefs is not None and prefs.backend_mode == 'LOCAL' and not downloads_allowed(prefs)
         if downloads_off and not model_entry(settings, 'texture').get("available_offline", True):
             hint = layout.column(align=True)
             for line in _wrap("Needs its download: Preferences › Allow Model Downloads", text_width(context) - 4):
@@ -201,10 +200,10 @@ def draw_job(box, job, width: int = 40) -> None:
         elif not job.applied_to and job.waiting:  # waiting for the artist (see write_guard.write_blocked_by)
             box.label(text=job.waiting, icon='INFO')
         notes = box.column(align=True)
-        lines = [line for note in getattr(job, "notes", []) for line in _wrap(note, width)]
-        for line in lines[:NOTE_LINES - 1] if len(lines) > NOTE_LINES else lines:
+        lines, cut = _cut([line for note in getattr(job, "notes", []) for line in _wrap(note, width)], NOTE_LINES)
+        for line in lines:
             notes.label(text=line)
-        if len(lines) > NOTE_LINES:
+        if cut:
             notes.label(text="…")
         if job.seed is not None and job.task in _SEEDED_TASKS and job.seed < 2**31:  # (an IntProperty)
             seed_row = box.row()
@@ -225,12 +224,17 @@ def draw_error(layout, text: str, width: int = 40) -> bool:
     """The error in red, wrapped to the panel; True when it had to be cut (at 8 lines)."""
     col = layout.column(align=True)
     col.alert = True
-    lines = _wrap(text, width)
-    for line in lines[:7] if len(lines) > 8 else lines:
+    lines, cut = _cut(_wrap(text, width), 8)
+    for line in lines:
         col.label(text=line)
-    if len(lines) > 8:
+    if cut:
         col.label(text="… (Copy Error for the whole text)")
-    return len(lines) > 8
+    return cut
+
+
+def _cut(lines: list[str], limit: int) -> tuple[list[str], bool]:
+    """At most `limit` lines: all of them, or one fewer to leave room for a mark (True)."""
+    return (lines, False) if len(lines) <= limit else (lines[:limit - 1], True)
 
 
 def _wrap(text: str, width: int) -> list[str]:
