@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 
 from .jobs import DEFAULT_KEEP_JOBS, CacheDirInUse
-from .pipelines.base import GenerationFailed, InputError, JobCancelled, ModelUnavailable, draw_seed
+from .pipelines.base import GenerationFailed, InputError, JobCancelled, ModelUnavailable
 
 TOKEN_ENV = "DIFFUSION3D_TOKEN"
 CACHE_DIR_IN_USE = 75  # exit status (EX_TEMPFAIL); service/process.py reads it
@@ -113,8 +113,8 @@ def _run(args: argparse.Namespace, task: str, params: dict, files: dict[str, byt
 
     from .devices import pick_device
     from .geometry.glb import mesh_result_to_glb
-    from .jobs import check_inputs
-    from .models import LoadOptions, downloads_allowed, get_entry, registry, resolve_params
+    from .jobs import checked_request
+    from .models import LoadOptions, downloads_allowed, get_entry, registry
 
     # 1. Check inputs
     entry = get_entry(task, args.model, registry())
@@ -129,12 +129,7 @@ def _run(args: argparse.Namespace, task: str, params: dict, files: dict[str, byt
         raise InputError(f"--out must be a .glb file (the result is binary glTF), got {out.name}")
     if not out.parent.is_dir():
         raise InputError(f"the folder of --out does not exist: {out.parent}")
-    params = resolve_params(entry, params)
-    if params["seed"] is None:
-        params["seed"] = draw_seed()
-    check_inputs(task, files)
-    if entry.check is not None:  # all a model can refuse before it loads (as the server does)
-        entry.check(params, files)
+    params = checked_request(entry, params, files)  # all it can be refused for before the model loads
 
     # 2. Load the model
     device, dtype = pick_device(args.device, args.full_precision)
@@ -182,9 +177,13 @@ Z_UP_SUFFIXES = (".stl", ".ply")  # what Blender's own exporters, CAD and scanni
 def _mesh_as_glb(path: str, up: str = "auto") -> bytes:
     """The mesh file as GLB bytes (glTF axes, Y up): a .glb as it is, other formats trimesh
     reads converted, turned Y up when they are Z up (`up`: "y", "z", or "auto" by suffix)."""
-    data = _read_file(path, "mesh")
-    if data[:4] == b"glTF":
-        return data
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"no mesh file at {file}")
+    with file.open("rb") as handle:  # only its start: a scan of hundreds of MB is read once, by trimesh
+        is_glb = handle.read(4) == b"glTF"
+    if is_glb:
+        return file.read_bytes()
     import numpy as np
     import trimesh
 

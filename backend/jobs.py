@@ -79,6 +79,23 @@ def _memory_that_ran_out(exc: BaseException, device: str) -> str:
     return ""
 
 
+def checked_request(entry: ModelEntry, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+    """Everything a request can be refused for before a model loads (the server and the CLI
+    alike): its parameters (defaults filled in, a seed drawn when none was given), its uploads
+    and the model's own check.
+
+    Raises:
+        InputError: naming what is wrong.
+    """
+    params = resolve_params(entry, params)
+    if params["seed"] is None:
+        params["seed"] = draw_seed()
+    check_inputs(entry.task, files)
+    if entry.check is not None:
+        entry.check(params, files)
+    return params
+
+
 def check_inputs(task: str, files: dict[str, bytes]) -> None:
     """Refuse missing, unknown or unreadable uploads before a job is queued.
 
@@ -300,12 +317,7 @@ class JobManager:
             InputError: anything wrong with the request, in words.
         """
         entry = get_entry(task, model, self.entries)
-        params = resolve_params(entry, params)
-        if params["seed"] is None:
-            params["seed"] = draw_seed()
-        check_inputs(task, files)
-        if entry.check is not None:
-            entry.check(params, files)
+        params = checked_request(entry, params, files)
         record = {
             "id": uuid.uuid4().hex, "task": task, "model": entry.name, "params": params,
             "state": "queued", "phase": "queued", "step": 0, "total": 0, "progress": 0.0, "eta_s": None,

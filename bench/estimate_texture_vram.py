@@ -175,9 +175,12 @@ def main() -> None:
     routes = ("sd2-depth", "controlnet") if args.route == "both" else (args.route,)
     for route in routes:
         print(f"{route}:")
+        traced = {}  # fp16 with and without offload run the same passes: traced once
         for name, (dtype, options) in SETTINGS.items():
-            offload = options.get("cpu_offload", False)
-            weights, activations = model_memory(route, dtype, options.get("attention_slicing", False))
+            offload, slicing = options.get("cpu_offload", False), options.get("attention_slicing", False)
+            if (dtype, slicing) not in traced:
+                traced[dtype, slicing] = model_memory(route, dtype, slicing)
+            weights, activations = traced[dtype, slicing]
             passes = ", ".join(f"{component} {size / GB:.2f}" for component, size in activations.items())
             print(f"  {name}: weights {sum(weights.values()) / GB:.2f} GB; activations {passes} GB")
             for size, (peak, held) in textures.items():

@@ -94,8 +94,7 @@ class DIFFUSION3D_OT_import_result(bpy.types.Operator):
         if event.type != 'TIMER' or self._thread.is_alive():
             return {'PASS_THROUGH'}
         busy = tool_running(context)  # never under the artist's hands (a grab, a stroke)
-        if busy != self._job.waiting:
-            self._job.waiting = busy
+        if self._job.set_waiting(busy):
             tag_redraw(context)
         if busy:
             return {'PASS_THROUGH'}
@@ -137,7 +136,7 @@ def _texture_target(context, job: Job) -> Optional[bpy.types.Object]:
     if job.task != "texture" or job.request is None:
         return None
     obj = find_target(context, job.request)
-    if obj is None or not unchanged_since(obj, job.request.fingerprint):
+    if obj is None:
         return None
     if not job.write_failed and any(m is not None and m.name == job.texture_material for m in obj.data.materials):
         return None  # it is there: Import adds a copy, as for any result
@@ -145,4 +144,4 @@ def _texture_target(context, job: Job) -> Optional[bpy.types.Object]:
         check_writable(obj)
     except ValueError:
         return None
-    return obj
+    return obj if unchanged_since(obj, job.request.fingerprint) else None  # last: it hashes the whole mesh

@@ -112,6 +112,11 @@ class Job:
         self.error, self.state = message, "failed"
         self.version += 1
 
+    def set_waiting(self, why: str) -> bool:
+        """Record why the result waits ("" when it does not); True when that changed (redraw)."""
+        changed, self.waiting = why != self.waiting, why
+        return changed
+
     def update(self, record: dict) -> None:
         self.backend_id = record.get("id", self.backend_id)
         self.state = record.get("state", self.state)
@@ -358,8 +363,7 @@ def tick(context, jobs: list[Job], undo: bool = False) -> list[bpy.types.Object]
                 previews.load(job)
         if job.state == "succeeded" and job.result is not None and not (job.applied_to or job.write_failed):
             waiting = write_blocked_by(context, job)
-            if waiting != job.waiting:
-                job.waiting, changed = waiting, True
+            changed |= job.set_waiting(waiting)
             if waiting:
                 continue
             obj = apply_result(context, job)
