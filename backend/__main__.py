@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 
 from .jobs import DEFAULT_KEEP_JOBS, CacheDirInUse
-from .pipelines.base import GenerationFailed, InputError, JobCancelled, ModelUnavailable
+from .errors import GenerationFailed, InputError, JobCancelled, ModelUnavailable
 
 TOKEN_ENV = "DIFFUSION3D_TOKEN"
 CACHE_DIR_IN_USE = 75  # exit status (EX_TEMPFAIL); service/process.py reads it

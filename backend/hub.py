@@ -16,7 +16,7 @@ from huggingface_hub import constants, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
-from .pipelines.base import ModelUnavailable
+from .errors import ModelUnavailable
 
 # What a diffusers or transformers model needs: configs, tokenizer vocabularies, safetensors.
 # Leaving out *.bin and *.pt keeps pickles (and duplicate gigabytes) off the disk.

@@ -26,7 +26,8 @@ from typing import Any, Optional
 import numpy as np
 
 from .models import TASK_FILES, UPLOADS, LoadOptions, ModelEntry, get_entry, resolve_params
-from .pipelines.base import GenerationFailed, InputError, JobCancelled, ModelUnavailable, draw_seed
+from .errors import GenerationFailed, InputError, JobCancelled, ModelUnavailable
+from .params import draw_seed
 
 log = logging.getLogger(__name__)
 

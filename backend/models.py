@@ -16,10 +16,9 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .pipelines.base import (
-    SEED_LIMITS, GenerationFailed, InputError, Limits, MeshPart, MeshResult, ModelUnavailable, RunFunction, StepCallback,
-    check_limits,
-)
+from .errors import GenerationFailed, InputError, ModelUnavailable
+from .params import SEED_LIMITS, Limits, check_limits
+from .results import MeshPart, MeshResult, RunFunction, StepCallback
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from . import __version__
 from .jobs import DEFAULT_KEEP_JOBS
 from .models import TASKS, UPLOADS, LoadOptions, downloads_allowed, registry
-from .pipelines.base import InputError
+from .errors import InputError
 
 log = logging.getLogger(__name__)
 

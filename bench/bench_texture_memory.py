@@ -125,7 +125,7 @@ def paint_views(route: str, sources: dict, dtype: torch.dtype, options: dict, st
     """
     import trimesh
 
-    from backend.pipelines.base import MeshPart
+    from backend.results import MeshPart
     from backend.pipelines.texture import TexturePaintingPipeline
     from backend.texture.controlnet_depth import ControlNetDepthViewGenerator
     from backend.texture.sd_depth import DepthViewGenerator

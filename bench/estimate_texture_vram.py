@@ -133,7 +133,7 @@ def texture_memory(size: int) -> tuple[int, int]:
     import trimesh
     from torch.distributed._tools.mem_tracker import MemTracker
 
-    from backend.pipelines.base import MeshPart
+    from backend.results import MeshPart
     from backend.pipelines.texture import TexturePaintingPipeline
     from backend.texture.direction_views import DirectionColourGenerator
 

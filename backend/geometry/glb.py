@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..pipelines.base import GenerationFailed, InputError, MeshPart, MeshResult
+from ..errors import GenerationFailed, InputError
+from ..results import MeshPart, MeshResult
 
 EXTRAS_KEY = "diffusion3d"
 

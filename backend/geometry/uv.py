@@ -15,7 +15,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..pipelines.base import GenerationFailed, InputError, MeshPart
+from ..errors import GenerationFailed, InputError
+from ..results import MeshPart
 
 
 @dataclass

@@ -6,7 +6,8 @@ import mcubes
 import numpy as np
 import torch
 
-from backend.pipelines.base import GenerationFailed, MeshPart, StepCallback, no_progress
+from backend.errors import GenerationFailed
+from backend.results import MeshPart, StepCallback, no_progress
 
 from .autoencoder import PartAutoencoder
 from .representation import PartShape

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backend.pipelines.base import GenerationFailed
+from backend.errors import GenerationFailed
 
 from . import data
 from .contact import components

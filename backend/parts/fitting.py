@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from backend.geometry.winding import lattice_winding
-from backend.pipelines.base import InputError, MeshPart
+from backend.errors import InputError
+from backend.results import MeshPart
 
 from .autoencoder import PartAutoencoder, lattice
 from .representation import PartShape, number_parts, rotation_to_6d

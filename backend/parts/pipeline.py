@@ -19,7 +19,8 @@ from typing import Optional, Sequence
 import torch
 from safetensors.torch import load_file
 
-from backend.pipelines.base import InputError, MeshPart, ModelUnavailable, StepCallback, no_progress
+from backend.errors import InputError, ModelUnavailable
+from backend.results import MeshPart, StepCallback, no_progress
 
 from .autoencoder import AutoencoderConfig, PartAutoencoder
 from .contact import attach_floating_parts, stop_inside_kept_parts, stop_smaller_crossing_parts, world_boxes

@@ -17,7 +17,9 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from backend.pipelines.base import SEED_LIMITS, InputError, Limits, MeshPart, MeshResult, StepCallback, check_limits, draw_seed
+from backend.errors import InputError
+from backend.params import SEED_LIMITS, Limits, check_limits, draw_seed
+from backend.results import MeshPart, MeshResult, StepCallback
 from formats.face_parts import FACE_PARTS_KEY, VERTEX_IDS_KEY, decode_face_parts, decode_indices, to_runs
 
 from .decode import part_color

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from backend.pipelines.base import ModelUnavailable
+from backend.errors import ModelUnavailable
 
 TEXT_DIM = 384  # all-MiniLM-L6-v2 hidden size
 MAX_TOKENS = 64  # prompts are short; longer ones are cut

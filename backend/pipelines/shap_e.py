@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import GenerationFailed, InputError, ModelUnavailable
 from ..hub import is_available_offline, resolve_model_source  # the registry reads is_available_offline here
-from .base import (
-    SEED_LIMITS, GenerationFailed, InputError, Limits, MeshPart, MeshResult, ModelUnavailable, StepCallback, check_limits,
-    draw_seed, read_image,
-)
+from ..images import read_image
+from ..params import SEED_LIMITS, Limits, check_limits, draw_seed
+from ..results import MeshPart, MeshResult, StepCallback
 
 TEXT_MODEL_ID = "openai/shap-e"
 IMAGE_MODEL_ID = "openai/shap-e-img2img"

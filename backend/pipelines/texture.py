@@ -39,10 +39,10 @@ from ..texture.project import (
     TextureProjector, ViewVisibility, depth_tolerance, finite_depth, min_around, pixel_blocks, sample_texture,
 )
 from ..texture.views import ViewGenerator, ViewRequest
-from .base import (
-    SEED_LIMITS, GenerationFailed, InputError, Limits, MeshPart, MeshResult, StepCallback, check_limits, draw_seed,
-    no_progress, read_image,
-)
+from ..errors import GenerationFailed, InputError
+from ..images import read_image
+from ..params import SEED_LIMITS, Limits, check_limits, draw_seed
+from ..results import MeshPart, MeshResult, StepCallback, no_progress
 
 # What the `texture` task accepts (and its defaults); `seed` is added by the registry.
 TEXTURE_PARAMS: dict[str, Any] = {

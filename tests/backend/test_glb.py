@@ -8,7 +8,8 @@ import pytest
 import trimesh
 
 from backend.geometry.glb import mesh_result_to_glb, read_glb_extras, read_glb_meshes
-from backend.pipelines.base import GenerationFailed, InputError, MeshPart, MeshResult
+from backend.errors import GenerationFailed, InputError
+from backend.results import MeshPart, MeshResult
 
 
 def tetrahedron(offset=0.0, colors=None, uv=None, name="mesh"):

@@ -9,7 +9,8 @@ import pytest
 from backend.geometry.glb import mesh_result_to_glb
 from backend.jobs import BackendStopping, JobManager, JobStore, check_inputs, describe_error
 from backend.models import LoadOptions, ModelEntry, get_entry, resolve_params, run_test_cube
-from backend.pipelines.base import GenerationFailed, InputError, MeshPart, MeshResult, ModelUnavailable
+from backend.errors import GenerationFailed, InputError, ModelUnavailable
+from backend.results import MeshPart, MeshResult
 
 
 def cube_entry(**overrides) -> ModelEntry:

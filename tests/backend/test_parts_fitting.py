@@ -12,7 +12,7 @@ from backend.parts.autoencoder import lattice
 from backend.parts.data import sample_shape
 from backend.parts.pipeline import PartDiffusionPipeline
 from backend.parts.service import run_edit
-from backend.pipelines.base import MeshPart, no_progress
+from backend.results import MeshPart, no_progress
 from formats.glb import write_glb
 
 LEG_CORNERS = [(-0.42, -0.42), (-0.42, 0.42), (0.42, -0.42), (0.42, 0.42)]

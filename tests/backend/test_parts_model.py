@@ -11,7 +11,8 @@ from backend.parts.autoencoder import lattice
 from backend.parts.pipeline import PartDiffusionPipeline, repaint_path
 from backend.parts.service import run_text
 from backend.parts.representation import PartShape
-from backend.pipelines.base import JobCancelled, no_progress
+from backend.errors import JobCancelled
+from backend.results import no_progress
 
 FAST = dict(steps=4, guidance_scale=3.0)
 
@@ -178,7 +179,7 @@ def box_distance(shape: PartShape, points: np.ndarray) -> np.ndarray:
 def test_edit_refuses_a_part_shape_this_model_cannot_read(pipe):
     from backend.geometry.glb import mesh_result_to_glb
     from backend.parts.service import run_edit
-    from backend.pipelines.base import InputError
+    from backend.errors import InputError
 
     result = run_text(pipe, {"prompt": "a stool", "seed": 0, "resolution": 32}, {}, no_progress)
     result.metadata["shape"]["labels"][0] = "tentacle"  # from another model, or edited by hand

@@ -148,14 +148,14 @@ def test_an_exactly_regular_dense_mesh_unwraps():
      "InputError", "gave no usable UVs for this mesh: give it a UV map"),
 ])
 def test_a_failure_in_xatlas_fails_the_unwrap_not_the_backend(tmp_path, monkeypatch, child, error, message):
-    from backend.pipelines import base
+    from backend import errors
 
     stand_in = tmp_path / "python"  # stands in for the child's interpreter
     stand_in.write_text(f"#!/bin/sh\n{child}\n")
     stand_in.chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(stand_in))
     vertices, triangles, _ = bumpy_quad_torus(rows=8, columns=6)
-    with pytest.raises(getattr(base, error), match=message):
+    with pytest.raises(getattr(errors, error), match=message):
         unwrap([(vertices, triangles)])
 
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from backend.geometry.glb import mesh_result_to_glb, read_glb_meshes
-from backend.pipelines.base import MeshPart, MeshResult
+from backend.results import MeshPart, MeshResult
 from backend.server import Settings, create_app
 
 TOKEN = "test-token-123"

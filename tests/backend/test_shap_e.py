@@ -15,7 +15,8 @@ from PIL import Image
 
 from backend.hub import is_available_offline, resolve_model_source
 from backend.pipelines import shap_e
-from backend.pipelines.base import GenerationFailed, InputError, JobCancelled, ModelUnavailable, no_progress
+from backend.errors import GenerationFailed, InputError, JobCancelled, ModelUnavailable
+from backend.results import no_progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 import tiny_shap_e  # noqa: E402

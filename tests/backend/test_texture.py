@@ -13,7 +13,8 @@ import trimesh
 
 from backend.geometry.uv import ensure_part_uvs, ensure_uv, pack_in_grid, unwrap
 from backend.models import LoadOptions
-from backend.pipelines.base import InputError, JobCancelled, MeshPart, MeshResult, ModelUnavailable
+from backend.errors import InputError, JobCancelled, ModelUnavailable
+from backend.results import MeshPart, MeshResult
 from backend.pipelines.texture import (
     TEXTURE_PARAMS, TexturePaintingPipeline, load_texture_pipeline, run_texture, view_prompt,
 )
@@ -500,7 +501,7 @@ def test_a_textured_result_keeps_the_smooth_normals_and_drops_the_old_vertex_col
 def test_reference_images_are_read_as_a_viewer_shows_them():
     from PIL import Image
 
-    from backend.pipelines.base import read_image
+    from backend.images import read_image
 
     def encoded(image, fmt="PNG", **options):
         out = io.BytesIO()

@@ -10,7 +10,8 @@ import trimesh
 
 from backend.hub import weights_variant
 from backend.models import LoadOptions, get_entry
-from backend.pipelines.base import MeshPart, ModelUnavailable
+from backend.errors import ModelUnavailable
+from backend.results import MeshPart
 from backend.pipelines.texture import TexturePaintingPipeline, load_controlnet_texture_pipeline
 from backend.render import frame_camera, rasterize
 from backend.texture import ViewGenerator, ViewRequest

@@ -1,32 +1,15 @@
-"""What every pipeline shares: errors that explain themselves, progress, and the result type."""
+"""What a pipeline returns and how it reports progress: the types every layer shares.
+
+A leaf module (numpy only), like errors.py: lower layers build results without importing
+the pipelines that use them.
+"""
 
 from __future__ import annotations
 
-import math
-import secrets
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
-
-
-class JobCancelled(Exception):
-    """Raised by a step callback when the user asked the job to stop."""
-
-
-class InputError(ValueError):
-    """The request itself is wrong (bad prompt, mesh, mask, parameter); the message says how to fix it."""
-
-
-class ModelUnavailable(RuntimeError):
-    """A model cannot be loaded here (not downloaded and downloads are off, missing package).
-
-    The message names the model and the exact fix.
-    """
-
-
-class GenerationFailed(RuntimeError):
-    """The model ran but produced nothing usable (an empty or degenerate surface)."""
 
 
 class StepCallback(Protocol):
@@ -41,57 +24,6 @@ class StepCallback(Protocol):
 
     def __call__(self, phase: str, step: int, total: int, preview: Optional[np.ndarray] = None,
                  within: float = 0.0) -> None: ...
-
-
-def read_image(data: bytes, what: str = "the image"):
-    """Decode an uploaded PNG or JPEG now (a truncated file fails here, not inside a model).
-
-    Returns a PIL image in mode RGB, or RGBA when it has transparency (an alpha channel or
-    a PNG's transparent colour), upright as a photo viewer shows it (EXIF orientation), 16-bit
-    grey scaled to 8 bits. Raises InputError naming `what` for anything unreadable.
-    """
-    import io
-
-    from PIL import Image, ImageOps
-
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-        image = ImageOps.exif_transpose(image)  # a phone's portrait photo is stored on its side
-    except (OSError, ValueError, Image.DecompressionBombError) as error:  # UnidentifiedImageError is an OSError
-        raise InputError(f"{what} is not a readable PNG or JPEG ({error})") from None
-    if image.mode.startswith("I"):  # 16-bit grey ("I;16") or 32-bit integer: convert() would clip it at 255
-        grey = np.asarray(image, np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or grey.max() > 255 else 255.0
-        image = Image.fromarray(np.round(grey.clip(0, top) * (255.0 / top)).astype(np.uint8))
-    return image.convert("RGBA" if image.has_transparency_data else "RGB")
-
-
-# Numeric parameters' allowed ranges, {name: (low, high)}; integer bounds mean whole numbers.
-Limits = dict[str, tuple[float, float]]
-SEED_LIMITS: Limits = {"seed": (0, 2**63 - 1)}  # what torch and numpy generators accept
-
-
-def check_limits(params: dict[str, Any], limits: Limits) -> None:
-    """Refuse a numeric parameter outside its range, NaN or infinite; None leaves it to its default.
-
-    Raises:
-        InputError: naming the parameter, its range and the value sent.
-    """
-    for name, (low, high) in limits.items():
-        value = params.get(name)
-        if value is None:
-            continue
-        whole = isinstance(low, int) and isinstance(high, int)
-        kind = (int,) if whole else (int, float)
-        finite = not isinstance(value, float) or math.isfinite(value)  # an int of any size compares exactly
-        if isinstance(value, bool) or not isinstance(value, kind) or not finite or not low <= value <= high:
-            raise InputError(f"{name} must be {'a whole number' if whole else 'a number'} from {low} to {high}, got {value!r}")
-
-
-def draw_seed() -> int:
-    """A fresh seed for a request that gave none; results store it, so a run can be repeated."""
-    return secrets.randbelow(2**31)
 
 
 def no_progress(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None, within: float = 0.0) -> None:
