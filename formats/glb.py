@@ -7,7 +7,6 @@ without Blender (the idea of glTF-Blender-IO's pure-format core).
 
 from __future__ import annotations
 
-import base64
 import json
 import struct
 from dataclasses import dataclass, field
@@ -15,25 +14,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-GLB_MAGIC = 0x46546C67  # b"glTF"
-CHUNK_JSON = 0x4E4F534A
-CHUNK_BIN = 0x004E4942
-
-_COMPONENT_DTYPES = {
-    5120: np.int8,
-    5121: np.uint8,
-    5122: np.int16,
-    5123: np.uint16,
-    5125: np.uint32,
-    5126: np.float32,
-}
-_TYPE_WIDTHS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
-_MODE_TRIANGLES, _MODE_TRIANGLE_STRIP, _MODE_TRIANGLE_FAN = 4, 5, 6
-
-
-class GLBError(ValueError):
-    """The file is not a GLB this reader understands; the message says what is wrong."""
-
+from .glb_buffers import (
+    CHUNK_BIN, CHUNK_JSON, DEFAULT_LIMITS, GLB_MAGIC, Budget, Buffers, GLBError, ReadLimits, item, listed, numbers,
+    split_chunks, whole,
+)
 
 @dataclass
 class GLBPart:
@@ -90,84 +74,140 @@ class GLBScene:
 
 # ---------------------------------------------------------------------------- reading
 
-
-def _split_chunks(data: bytes) -> tuple[dict, bytes]:
-    if len(data) < 20:
-        raise GLBError("file too short to be a GLB")
-    magic, version, length = struct.unpack_from("<III", data, 0)
-    if magic != GLB_MAGIC:
-        raise GLBError("not a GLB file (bad magic); only binary glTF is supported")
-    if version != 2:
-        raise GLBError(f"glTF version {version} is not supported (need 2)")
-    length = min(length, len(data))
-    offset, doc, binary = 12, None, b""
-    while offset + 8 <= length:
-        chunk_len, chunk_type = struct.unpack_from("<II", data, offset)
-        body = data[offset + 8 : offset + 8 + chunk_len]
-        if chunk_type == CHUNK_JSON:
-            doc = json.loads(body.decode("utf-8"))
-        elif chunk_type == CHUNK_BIN and not binary:
-            binary = bytes(body)
-        offset += 8 + chunk_len
-    if doc is None:
-        raise GLBError("GLB has no JSON chunk")
-    if not isinstance(doc, dict):
-        raise GLBError("the GLB's JSON chunk is not a glTF document (a JSON object)")
-    return doc, binary
+# A scene farther from the origin than this many times its size is read centred on request.
+FAR_OFF = 100.0
+_HARMLESS_EXTENSIONS = {"KHR_materials_unlit", "KHR_materials_emissive_strength", "KHR_mesh_quantization"}
+_MODE_TRIANGLES, _MODE_TRIANGLE_STRIP, _MODE_TRIANGLE_FAN = 4, 5, 6
+# What a malformed document the checks below did not foresee may still raise: reported as a bad
+# file, never as a crash of whoever reads it (the backend, or Blender reading a remote result).
+_MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError, OverflowError, struct.error)
 
 
-def _buffer_view_bytes(doc: dict, binary: bytes, index: int) -> memoryview:
-    view = doc["bufferViews"][index]
-    buffer = doc.get("buffers", [{}])[view.get("buffer", 0)]
-    uri = buffer.get("uri")
-    if uri is not None:  # some exporters embed a buffer as a base64 data URI
-        if not uri.startswith("data:"):
-            raise GLBError(f"the GLB refers to an external file {uri!r}; embed all data in the .glb")
-        binary = base64.b64decode(uri.split(",", 1)[1])
-    start = view.get("byteOffset", 0)
-    return memoryview(binary)[start : start + view["byteLength"]]
+def read_glb(data: bytes, centre_far_off: bool = False, limits: ReadLimits = DEFAULT_LIMITS) -> GLBScene:
+    """Parse GLB bytes into named parts in glTF axes (node transforms applied).
+
+    The bytes are hostile until checked (uploads, or a remote backend's results): every
+    offset, count and index is checked before it is used, and `limits` caps what the file
+    may expand to.
+
+    Args:
+        data: The whole file.
+        centre_far_off: Read a scene that lies far from the origin (a scan placed by its node
+            at survey coordinates, ~1e6 m) centred, its vertices relative to `origin`:
+            float32 vertices at such distances keep centimetres, not the scan's detail.
+        limits: Caps on vertices, triangles, nodes, images and decoded bytes.
+
+    Returns:
+        A GLBScene. Raises GLBError for anything that is not a readable GLB within the limits.
+    """
+    try:
+        doc, binary = split_chunks(data)
+        return _read_document(doc, Buffers(doc, binary, Budget(limits, len(data))), centre_far_off)
+    except GLBError:
+        raise
+    except _MALFORMED as exc:
+        raise GLBError(f"malformed GLB: {str(exc)[:200] or type(exc).__name__}") from exc
 
 
-def _accessor(doc: dict, binary: bytes, index: int) -> np.ndarray:
-    """Accessor `index` as an (count, width) array of its component type (normalized → float)."""
-    acc = doc["accessors"][index]
-    dtype = np.dtype(_COMPONENT_DTYPES[acc["componentType"]]).newbyteorder("<")
-    width = _TYPE_WIDTHS[acc["type"]]
-    count = acc["count"]
-    if not isinstance(count, int) or count < 0:
-        raise GLBError(f"accessor {index} has an invalid count {count!r}")
-    if "bufferView" not in acc:  # all zeros (sparse accessors are not produced by our backend)
-        if count > len(binary) + 1:  # more zeros than the file has bytes: a hostile count, not a mesh
-            raise GLBError(f"accessor {index} claims {count} elements without any data")
-        out = np.zeros((count, width), dtype)
-    else:
-        view = doc["bufferViews"][acc["bufferView"]]
-        raw = _buffer_view_bytes(doc, binary, acc["bufferView"])
-        offset = acc.get("byteOffset", 0)
-        stride = view.get("byteStride") or dtype.itemsize * width
-        if stride == dtype.itemsize * width:
-            out = np.frombuffer(raw, dtype, count * width, offset).reshape(count, width)
-        else:  # interleaved: a strided view, then a copy
-            need = (count - 1) * stride + dtype.itemsize * width
-            base = np.frombuffer(raw[offset : offset + need], np.uint8)
-            rows = np.lib.stride_tricks.as_strided(base, shape=(count, width * dtype.itemsize), strides=(stride, 1))
-            out = np.ascontiguousarray(rows).view(dtype).reshape(count, width)
-    if acc.get("sparse"):
-        raise GLBError("sparse accessors are not supported")
-    if acc.get("normalized") and dtype.kind in "iu":
-        out = out.astype(np.float32) / np.float32(np.iinfo(dtype).max)
-        if dtype.kind == "i":
-            out = np.maximum(out, -1.0)
+def read_glb_extras(data: bytes) -> dict:
+    """The scene's `extras` without decoding any mesh (cheap). Raises GLBError for a non-GLB."""
+    try:
+        doc, _ = split_chunks(data)
+        extras = _scene(doc).get("extras")
+    except GLBError:
+        raise
+    except _MALFORMED as exc:
+        raise GLBError(f"malformed GLB: {str(exc)[:200] or type(exc).__name__}") from exc
+    return extras if isinstance(extras, dict) else {}
+
+
+def _scene(doc: dict) -> dict:
+    """The document's default scene; without scenes, one holding every node."""
+    scenes = listed(doc, "scenes")
+    if not scenes:
+        return {"nodes": list(range(len(listed(doc, "nodes"))))}
+    index = doc.get("scene", 0)
+    index = index if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(scenes) else 0
+    if not isinstance(scenes[index], dict):
+        raise GLBError(f"scenes[{index}] is not a JSON object")
+    return scenes[index]
+
+
+def _read_document(doc: dict, buffers: Buffers, centre_far_off: bool) -> GLBScene:
+    budget, limits = buffers.budget, buffers.budget.limits
+    required = listed(doc, "extensionsRequired")
+    unsupported = sorted({str(e)[:60] for e in required} - _HARMLESS_EXTENSIONS)
+    if unsupported:
+        raise GLBError(f"the file needs glTF extensions this reader does not support: {', '.join(unsupported)}")
+    scene_doc = _scene(doc)
+    asset = doc.get("asset")
+    out = GLBScene(extras=_dict_or_empty(scene_doc.get("extras")),
+                   asset_extras=_dict_or_empty(asset.get("extras")) if isinstance(asset, dict) else {})
+    out.images = _read_images(doc, buffers)
+
+    nodes, meshes = listed(doc, "nodes"), listed(doc, "meshes")
+    if len(nodes) > limits.max_nodes:
+        raise GLBError(f"the file has {len(nodes):,} nodes; the limit is {limits.max_nodes:,}")
+    children = _children_of(doc, nodes)
+    roots = list(dict.fromkeys(whole(n, "scene node", 0, len(nodes) - 1) for n in listed(scene_doc, "nodes")))
+    cache: dict[int, Optional[dict]] = {}
+    stack, visited = [(n, np.eye(4)) for n in reversed(roots)], set()
+    while stack:
+        index, parent = stack.pop()
+        if index in visited:  # only a cycle can lead back: every node has one parent (_children_of)
+            raise GLBError(f"the node graph has a cycle through node {index}")
+        visited.add(index)
+        node = nodes[index]
+        with np.errstate(over="ignore", invalid="ignore"):
+            world = parent @ _node_matrix(node, index)
+        if not np.isfinite(world).all():  # each node's numbers finite, their product too large
+            raise GLBError(f"node {index} has a world transform too large to use")
+        if "mesh" in node:
+            mesh_index = whole(node["mesh"], f"node {index} mesh", 0, len(meshes) - 1)
+            if mesh_index not in cache:
+                cache[mesh_index] = _read_mesh(doc, buffers, meshes[mesh_index], mesh_index)
+            part = _place(cache[mesh_index], world, budget)
+            if part is not None:
+                name = node.get("name") if isinstance(node.get("name"), str) else None
+                mesh_name = meshes[mesh_index].get("name")
+                part.name = name or (mesh_name if isinstance(mesh_name, str) else "") or f"mesh.{mesh_index}"
+                out.parts.append(part)
+        stack.extend((child, world) for child in reversed(children[index]))
+    out.origin = _far_off_centre(out.parts) if centre_far_off else None
+    for part in out.parts:
+        part.vertices = np.asarray(part.vertices if out.origin is None else part.vertices - out.origin, np.float32)
     return out
 
 
-def _node_matrix(node: dict) -> np.ndarray:
-    """The node's local 4x4 transform (column vectors)."""
+def _dict_or_empty(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _children_of(doc: dict, nodes: list) -> list[list[int]]:
+    """Each node's checked children. glTF's nodes form trees: a node with two parents (shared
+    subtrees can expand exponentially) is refused; a cycle is found by the walk."""
+    parent_of: dict[int, int] = {}
+    out = []
+    for index, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            raise GLBError(f"nodes[{index}] is not a JSON object")
+        kids = [whole(c, f"node {index} child", 0, len(nodes) - 1) for c in listed(node, "children")]
+        for child in kids:
+            if child in parent_of or child == index:
+                raise GLBError(f"node {child} has more than one parent (nodes {parent_of.get(child, child)} and "
+                               f"{index}); glTF's nodes form trees")
+            parent_of[child] = index
+        out.append(kids)
+    return out
+
+
+def _node_matrix(node: dict, index: int) -> np.ndarray:
+    """The node's local 4x4 transform (column vectors), its numbers checked finite."""
     if "matrix" in node:
-        return np.asarray(node["matrix"], np.float64).reshape(4, 4).T  # glTF is column-major
-    t = np.asarray(node.get("translation", (0, 0, 0)), np.float64)
-    x, y, z, w = node.get("rotation", (0, 0, 0, 1))
-    s = np.asarray(node.get("scale", (1, 1, 1)), np.float64)
+        return np.asarray(numbers(node["matrix"], 16, f"node {index} matrix"), np.float64).reshape(4, 4).T  # column-major
+    t = np.asarray(numbers(node.get("translation", [0, 0, 0]), 3, f"node {index} translation"))
+    x, y, z, w = numbers(node.get("rotation", [0, 0, 0, 1]), 4, f"node {index} rotation")
+    s = np.asarray(numbers(node.get("scale", [1, 1, 1]), 3, f"node {index} scale"))
     rot = np.array(
         [
             [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
@@ -176,63 +216,167 @@ def _node_matrix(node: dict) -> np.ndarray:
         ]
     )
     m = np.eye(4)
-    m[:3, :3] = rot * s[None, :]
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        m[:3, :3] = rot * s[None, :]
     m[:3, 3] = t
+    if not np.isfinite(m).all():  # finite numbers can still overflow in the products
+        raise GLBError(f"node {index} has a transform too large to use")
     return m
 
 
-def _triangles(indices: np.ndarray, mode: int) -> np.ndarray:
+def _place(geom: Optional[dict], world: np.ndarray, budget: Budget) -> Optional[GLBPart]:
+    """One instance of a mesh under its node's world transform, counted against the limits."""
+    if geom is None:
+        return None
+    verts, normals, faces = geom["vertices"], geom["normals"], geom["faces"]
+    budget.count(len(verts), len(faces))
+    placed = not np.array_equal(world, np.eye(4))
+    mirrored = np.linalg.det(world[:3, :3]) < 0
+    budget.take(len(verts) * (36 if placed else 12) + (len(faces) * 24 if mirrored else 0)
+                + (0 if normals is None or not placed else len(normals) * 36), "placing a mesh instance")
+    if placed:  # the usual identity node costs no copy
+        verts = verts.astype(np.float64) @ world[:3, :3].T + world[:3, 3]  # float32 once centred
+        normals = None if normals is None else _transform_normals(normals, world[:3, :3])
+    if mirrored:  # mirrored node: keep faces counter-clockwise
+        faces = faces[:, [0, 2, 1]]
+    return GLBPart("", verts, faces, geom["colors"], geom["uv"], geom["image"], geom["base_color"], normals,
+                   world if placed else None)
+
+
+def _read_mesh(doc: dict, buffers: Buffers, mesh: Any, index: int) -> Optional[dict]:
+    if not isinstance(mesh, dict):
+        raise GLBError(f"meshes[{index}] is not a JSON object")
+    prims = [p for p in (_read_primitive(doc, buffers, q, index) for q in listed(mesh, "primitives")) if p]
+    return _merge_primitives(prims, buffers.budget) if prims else None
+
+
+def _triangles(indices: np.ndarray, mode: int, budget: Budget) -> np.ndarray:
     if mode == _MODE_TRIANGLES:
         return indices[: len(indices) // 3 * 3].reshape(-1, 3)
-    if mode == _MODE_TRIANGLE_STRIP and len(indices) >= 3:
+    if len(indices) < 3:
+        return np.zeros((0, 3), np.int64)
+    budget.take((len(indices) - 2) * 24, "triangulating a strip or fan")
+    if mode == _MODE_TRIANGLE_STRIP:
         tri = np.stack([indices[:-2], indices[1:-1], indices[2:]], axis=1)
         odd = np.arange(len(tri)) % 2 == 1
         tri[odd] = tri[odd][:, [1, 0, 2]]
         return tri
-    if mode == _MODE_TRIANGLE_FAN and len(indices) >= 3:
-        return np.stack([np.full(len(indices) - 2, indices[0]), indices[1:-1], indices[2:]], axis=1)
-    return np.zeros((0, 3), np.int64)
+    return np.stack([np.full(len(indices) - 2, indices[0]), indices[1:-1], indices[2:]], axis=1)  # a fan
 
 
-def _read_primitive(doc, binary, prim) -> Optional[dict]:
+def _attribute(buffers: Buffers, attrs: dict, name: str, widths: tuple[int, ...], count: int, what: str) -> np.ndarray:
+    """A vertex attribute as float32, checked to have one element per vertex of a known width."""
+    values = buffers.accessor(attrs[name])
+    if values.shape[1] not in widths or len(values) != count:
+        raise GLBError(f"{what} {name} has {len(values)} elements of width {values.shape[1]}; "
+                       f"expected {count} of width {' or '.join(map(str, widths))}")
+    buffers.budget.take(values.size * 4, what)
+    return values.astype(np.float32)
+
+
+def _read_primitive(doc: dict, buffers: Buffers, prim: Any, mesh_index: int) -> Optional[dict]:
+    what = f"mesh {mesh_index}"
+    if not isinstance(prim, dict):
+        raise GLBError(f"a primitive of {what} is not a JSON object")
     mode = prim.get("mode", _MODE_TRIANGLES)
     attrs = prim.get("attributes", {})
+    if not isinstance(attrs, dict):
+        raise GLBError(f"the attributes of a primitive of {what} are not a JSON object")
     if mode not in (_MODE_TRIANGLES, _MODE_TRIANGLE_STRIP, _MODE_TRIANGLE_FAN) or "POSITION" not in attrs:
         return None  # points and lines carry no surface
-    positions = _accessor(doc, binary, attrs["POSITION"]).astype(np.float32)
+    positions = buffers.accessor(attrs["POSITION"])
+    if positions.shape[1] != 3:
+        raise GLBError(f"{what} POSITION must be VEC3, got width {positions.shape[1]}")
+    buffers.budget.take(positions.size * 4, what)
+    positions = positions.astype(np.float32)
     if "indices" in prim:
-        indices = _accessor(doc, binary, prim["indices"]).reshape(-1).astype(np.int64)
+        indices = buffers.accessor(prim["indices"]).reshape(-1)
+        if indices.dtype.kind not in "iu":
+            raise GLBError(f"{what} indices must be integers, got {indices.dtype}")
+        buffers.budget.take(len(indices) * 8, what)
+        indices = indices.astype(np.int64)
     else:
+        buffers.budget.take(len(positions) * 8, what)
         indices = np.arange(len(positions), dtype=np.int64)
-    faces = _triangles(indices, mode)
+    faces = _triangles(indices, mode, buffers.budget)
     if len(faces) and (faces.min() < 0 or faces.max() >= len(positions)):
         raise GLBError("triangle indices point outside the vertex list")
     out = {"vertices": positions, "faces": faces, "colors": None, "uv": None, "image": None, "base_color": None,
            "normals": None}
     if "COLOR_0" in attrs:
-        col = _accessor(doc, binary, attrs["COLOR_0"]).astype(np.float32)
+        col = _attribute(buffers, attrs, "COLOR_0", (3, 4), len(positions), what)
         if col.shape[1] == 3:
             col = np.concatenate([col, np.ones((len(col), 1), np.float32)], axis=1)
         out["colors"] = col
     if "TEXCOORD_0" in attrs:
-        out["uv"] = _accessor(doc, binary, attrs["TEXCOORD_0"]).astype(np.float32)
+        out["uv"] = _attribute(buffers, attrs, "TEXCOORD_0", (2,), len(positions), what)
     if "NORMAL" in attrs:
-        out["normals"] = _accessor(doc, binary, attrs["NORMAL"]).astype(np.float32)
+        out["normals"] = _attribute(buffers, attrs, "NORMAL", (3,), len(positions), what)
     if "material" in prim:
-        pbr = doc.get("materials", [])[prim["material"]].get("pbrMetallicRoughness", {})
-        if "baseColorFactor" in pbr:
-            out["base_color"] = tuple(float(c) for c in pbr["baseColorFactor"])
-        tex = pbr.get("baseColorTexture")
-        if tex is not None:
-            source = doc.get("textures", [])[tex["index"]].get("source")
-            out["image"] = source
+        out["base_color"], out["image"] = _material(doc, prim["material"])
     return out
 
 
-def _merge_primitives(prims: list[dict]) -> dict:
+def _material(doc: dict, index: Any) -> tuple[Optional[tuple], Optional[int]]:
+    """(baseColorFactor, base-colour image index) of material `index`, each None when absent."""
+    pbr = item(doc, "materials", index, "material").get("pbrMetallicRoughness", {})
+    if not isinstance(pbr, dict):
+        raise GLBError(f"material {index} pbrMetallicRoughness is not a JSON object")
+    color = tuple(numbers(pbr["baseColorFactor"], 4, f"material {index} baseColorFactor")) \
+        if "baseColorFactor" in pbr else None
+    texture = pbr.get("baseColorTexture")
+    if texture is None:
+        return color, None
+    if not isinstance(texture, dict):
+        raise GLBError(f"material {index} baseColorTexture is not a JSON object")
+    source = item(doc, "textures", texture.get("index"), "texture").get("source")
+    if source is not None:
+        whole(source, "texture source", 0, len(listed(doc, "images")) - 1)
+    return color, source
+
+
+def _read_images(doc: dict, buffers: Buffers) -> list[GLBImage]:
+    images, limits = listed(doc, "images"), buffers.budget.limits
+    if len(images) > limits.max_images:
+        raise GLBError(f"the file has {len(images)} images; the limit is {limits.max_images}")
+    out, pixels = [], 0
+    for i, img in enumerate(images):
+        if not isinstance(img, dict):
+            raise GLBError(f"images[{i}] is not a JSON object")
+        # External or data-URI images are not produced by the backend: kept empty.
+        blob = buffers.image_bytes(img["bufferView"]) if "bufferView" in img else b""
+        pixels += image_pixels(blob)
+        if pixels > limits.max_image_pixels:
+            raise GLBError(f"the file's images decode to more than {limits.max_image_pixels:,} pixels "
+                           f"(at least {pixels:,}); use smaller textures")
+        name = img.get("name") if isinstance(img.get("name"), str) else f"image.{i}"
+        mime = img.get("mimeType") if isinstance(img.get("mimeType"), str) else "image/png"
+        out.append(GLBImage(name, mime, blob))
+    return out
+
+
+def image_pixels(blob: bytes) -> int:
+    """Width x height from a PNG's or JPEG's header, without decoding it; 0 when the bytes are
+    neither or too short to say (nothing that reads images here can decode those)."""
+    if blob[:8] == b"\x89PNG\r\n\x1a\n" and len(blob) >= 24:
+        width, height = struct.unpack_from(">II", blob, 16)
+        return width * height
+    offset = 2
+    while blob[:2] == b"\xff\xd8" and offset + 9 <= len(blob) and blob[offset] == 0xFF:
+        marker, length = blob[offset + 1], struct.unpack_from(">H", blob, offset + 2)[0]
+        # Start-of-frame markers carry the size; C4, C8 and CC are other tables.
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack_from(">HH", blob, offset + 5)
+            return width * height
+        offset += 2 + length
+    return 0
+
+
+def _merge_primitives(prims: list[dict], budget: Budget) -> dict:
     """One part from several primitives (offsets on indices; optional channels filled)."""
     if len(prims) == 1:
         return prims[0]
+    budget.take(sum(p["vertices"].nbytes * 4 + p["faces"].nbytes for p in prims), "merging primitives")
     offsets = np.cumsum([0] + [len(p["vertices"]) for p in prims[:-1]])
     merged = {
         "vertices": np.concatenate([p["vertices"] for p in prims]),
@@ -251,107 +395,6 @@ def _merge_primitives(prims: list[dict]) -> dict:
         else:
             merged[key] = None
     return merged
-
-
-# What a hostile or broken document raises while it is read: a wrong type where a list or object
-# belongs, a missing key, an index out of range, JSON nested past Python's recursion limit.
-_MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError, struct.error)
-
-
-# A scene farther from the origin than this many times its size is read centred on request.
-FAR_OFF = 100.0
-
-
-def read_glb(data: bytes, centre_far_off: bool = False) -> GLBScene:
-    """Parse GLB bytes into named parts in glTF axes (node transforms applied).
-
-    Args:
-        data: The whole file.
-        centre_far_off: Read a scene that lies far from the origin (a scan placed by its node
-            at survey coordinates, ~1e6 m) centred, its vertices relative to `origin`:
-            float32 vertices at such distances keep centimetres, not the scan's detail.
-
-    Returns:
-        A GLBScene. Raises GLBError for anything that is not a readable GLB.
-    """
-    try:
-        doc, binary = _split_chunks(data)
-        return _read_document(doc, binary, centre_far_off)
-    except GLBError:
-        raise
-    except _MALFORMED as exc:
-        raise GLBError(f"malformed GLB: {exc!r}") from exc
-
-
-_HARMLESS_EXTENSIONS = {"KHR_materials_unlit", "KHR_materials_emissive_strength", "KHR_mesh_quantization"}
-
-
-def read_glb_extras(data: bytes) -> dict:
-    """The scene's `extras` without decoding any mesh (cheap). Raises GLBError for a non-GLB."""
-    try:
-        doc, _ = _split_chunks(data)
-        scenes = doc.get("scenes") or [{}]
-        extras = scenes[doc.get("scene", 0)].get("extras")
-    except GLBError:
-        raise
-    except _MALFORMED as exc:
-        raise GLBError(f"malformed GLB: {exc!r}") from exc
-    return extras if isinstance(extras, dict) else {}
-
-
-def _read_document(doc: dict, binary: bytes, centre_far_off: bool = False) -> GLBScene:
-    unsupported = sorted(set(doc.get("extensionsRequired", [])) - _HARMLESS_EXTENSIONS)
-    if unsupported:
-        raise GLBError(f"the file needs glTF extensions this reader does not support: {', '.join(unsupported)}")
-    scene_index = doc.get("scene", 0)
-    scenes = doc.get("scenes") or [{"nodes": list(range(len(doc.get("nodes", []))))}]
-    scene_doc = scenes[scene_index] if scene_index < len(scenes) else scenes[0]
-    out = GLBScene(extras=scene_doc.get("extras") or {}, asset_extras=doc.get("asset", {}).get("extras") or {})
-
-    for i, img in enumerate(doc.get("images", [])):
-        if "bufferView" in img:
-            blob = bytes(_buffer_view_bytes(doc, binary, img["bufferView"]))
-        else:
-            blob = b""  # external or data-URI images are not produced by the backend
-        out.images.append(GLBImage(img.get("name", f"image.{i}"), img.get("mimeType", "image/png"), blob))
-
-    nodes, meshes = doc.get("nodes", []), doc.get("meshes", [])
-    cache: dict[int, dict] = {}
-    stack = [(n, np.eye(4)) for n in reversed(scene_doc.get("nodes", []))]
-    seen = 0
-    while stack:
-        index, parent = stack.pop()
-        seen += 1
-        if seen > 100000:
-            raise GLBError("node hierarchy has a cycle")
-        node = nodes[index]
-        world = parent @ _node_matrix(node)
-        if "mesh" in node:
-            mesh_index = node["mesh"]
-            if mesh_index not in cache:
-                prims = [p for p in (_read_primitive(doc, binary, q) for q in meshes[mesh_index]["primitives"]) if p]
-                cache[mesh_index] = _merge_primitives(prims) if prims else None
-            geom = cache[mesh_index]
-            if geom is not None:
-                verts, normals = geom["vertices"], geom["normals"]
-                placed = not np.array_equal(world, np.eye(4))
-                if placed:  # the usual identity node costs no copy
-                    verts = verts.astype(np.float64) @ world[:3, :3].T + world[:3, 3]  # float32 once centred
-                    normals = None if normals is None else _transform_normals(normals, world[:3, :3])
-                faces = geom["faces"]
-                if np.linalg.det(world[:3, :3]) < 0:  # mirrored node: keep faces counter-clockwise
-                    faces = faces[:, [0, 2, 1]]
-                name = node.get("name") or meshes[mesh_index].get("name") or f"mesh.{mesh_index}"
-                out.parts.append(
-                    GLBPart(name, verts, faces, geom["colors"], geom["uv"], geom["image"], geom["base_color"], normals,
-                            world if placed else None)
-                )
-        for child in reversed(node.get("children", [])):
-            stack.append((child, world))
-    out.origin = _far_off_centre(out.parts) if centre_far_off else None
-    for part in out.parts:
-        part.vertices = np.asarray(part.vertices if out.origin is None else part.vertices - out.origin, np.float32)
-    return out
 
 
 def _far_off_centre(parts: list[GLBPart]) -> Optional[np.ndarray]:
