@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from .errors import GenerationFailed, InputError, ModelUnavailable
-from .params import SEED_LIMITS, Limits, check_limits
+from .params import SEED_LIMITS, Limits, check_limits, check_value
 from .results import MeshPart, MeshResult, RunFunction, StepCallback
 
 log = logging.getLogger(__name__)
@@ -160,12 +160,25 @@ def get_entry(task: str, model: Optional[str] = None, entries: Optional[list[Mod
     raise InputError(f"unknown model {model!r} for task {task!r}; available: {names}")
 
 
+# The type of each parameter whose default (None, or an empty list) does not say it; a test
+# checks that every model's parameters are covered, so no value goes unchecked.
+DECLARED_TYPES: dict[str, tuple[type, Optional[type]]] = {  # name: (type, type of a list's items)
+    "seed": (int, None),
+    "negative_prompt": (str, None),
+    "start_step": (int, None),
+    "reference_camera": (dict, None),  # its contents: the model's own check
+    "take_from_b": (list, str),
+}
+
+
 def resolve_params(entry: ModelEntry, params: dict[str, Any]) -> dict[str, Any]:
     """Check request parameters against an entry and fill in its defaults.
 
     `seed` is accepted by every model. Values are checked against the type of their
-    default (an int is fine where a float is expected; NaN and infinity never are) and numbers
-    against the entry's limits, so a bad value is refused before the job is queued.
+    default, or their DECLARED_TYPES (an int is fine where a float is expected; NaN and infinity
+    never are; a list or an object never where text is), text and lists against the caps of
+    `params.check_value`, and numbers against the entry's limits, so a bad value is refused
+    before the job is queued.
 
     Args:
         entry: The model.
@@ -183,26 +196,26 @@ def resolve_params(entry: ModelEntry, params: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise InputError(
-            f"unknown parameter(s) {', '.join(unknown)} for model {entry.name!r} ({entry.task}); "
-            f"accepted: {', '.join(sorted(accepted))}"
+            f"unknown parameter(s) {', '.join(repr(k)[:40] for k in unknown[:10])} for model {entry.name!r} "
+            f"({entry.task}); accepted: {', '.join(sorted(accepted))}"
         )
     resolved = dict(accepted)
     for key, value in params.items():
+        check_value(key, value)
         resolved[key] = _check_type(key, value, accepted[key])
-    if resolved["seed"] is not None and not (isinstance(resolved["seed"], int) and not isinstance(resolved["seed"], bool)):
-        raise InputError(f"seed must be an integer or null, got {resolved['seed']!r}")
     check_limits(resolved, {**SEED_LIMITS, **entry.limits})
     return resolved
 
 
 def _check_type(key: str, value: Any, default: Any) -> Any:
-    if default is None or value is None:
+    if value is None:
         return value
-    if isinstance(default, bool):
+    kind, item_kind = DECLARED_TYPES.get(key, (type(default), None))
+    if kind is bool:
         ok = isinstance(value, bool)
-    elif isinstance(default, int):
+    elif kind is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
+    elif kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         try:
             ok = ok and math.isfinite(float(value))
@@ -210,10 +223,20 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
             ok = False
         value = float(value) if ok else value
     else:
-        ok = isinstance(value, type(default))
+        ok = isinstance(value, kind) and (item_kind is None or all(isinstance(v, item_kind) for v in value))
     if not ok:
-        raise InputError(f"parameter {key} must be of type {type(default).__name__}, got {value!r}")
+        what = f"a list of {item_kind.__name__}" if item_kind else _TYPE_WORDS.get(kind, kind.__name__)
+        raise InputError(f"parameter {key} must be {what}, got {_describe(value)}")
     return value
+
+
+_TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text", list: "a list",
+               dict: "a JSON object"}
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{type(value).__name__} {text[:50]}..."
 
 
 def _guarded(build: Callable[[], list[ModelEntry]], what: str) -> list[ModelEntry]:

@@ -33,3 +33,44 @@ def check_limits(params: dict[str, Any], limits: Limits) -> None:
 def draw_seed() -> int:
     """A fresh seed for a request that gave none; results store it, so a run can be repeated."""
     return secrets.randbelow(2**31)
+
+
+# Caps on what a request's parameters may hold. A prompt is read by a text encoder of 64-77
+# tokens: a few thousand characters is far more than any model uses, and a bound on memory,
+# on the stored record and on every `GET /jobs` that returns it.
+MAX_TEXT_CHARS = 4000
+MAX_LIST_ITEMS = 64
+MAX_OBJECT_KEYS = 32
+MAX_DEPTH = 4
+
+
+def check_value(name: str, value: Any, depth: int = 0) -> None:
+    """Refuse a parameter value that cannot be stored and sent back as it came: text over
+    MAX_TEXT_CHARS or not encodable as UTF-8 (a lone UTF-16 surrogate), lists, objects or nesting
+    past their caps. The types a parameter must have are checked by the registry.
+
+    Raises:
+        InputError: naming the parameter and the cap.
+    """
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT_CHARS:
+            raise InputError(f"{name} is {len(value):,} characters long; the limit is {MAX_TEXT_CHARS:,}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InputError(f"{name} is not valid text: character {e.start} is a lone UTF-16 surrogate; "
+                             "send the text as UTF-8") from None
+    elif isinstance(value, (list, dict)):
+        if depth >= MAX_DEPTH:
+            raise InputError(f"{name} is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, list):
+            if len(value) > MAX_LIST_ITEMS:
+                raise InputError(f"{name} has {len(value):,} items; the limit is {MAX_LIST_ITEMS}")
+            for i, element in enumerate(value):
+                check_value(f"{name}[{i}]", element, depth + 1)
+        else:
+            if len(value) > MAX_OBJECT_KEYS:
+                raise InputError(f"{name} has {len(value):,} keys; the limit is {MAX_OBJECT_KEYS}")
+            for key, element in value.items():
+                check_value(f"{name} key", key, depth + 1)
+                check_value(f"{name}.{key[:40]}", element, depth + 1)

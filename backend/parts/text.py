@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 from typing import Optional, Sequence
 
@@ -25,19 +26,22 @@ def default_model_path() -> str:
 
 
 class TextEncoder:
-    """Encodes prompts to unit-length 384-d sentence embeddings and token states, caching each prompt once.
+    """Encodes prompts to unit-length 384-d sentence embeddings and token states, caching recent prompts.
 
     Args:
         model: a local folder or a Hugging Face hub id; None uses the packaged folder.
         device: torch device for the transformer.
+        max_cached: Prompts kept, least recently used dropped first: a service's prompts come
+            from its users, so its cache must not grow with them.
     """
 
-    def __init__(self, model: Optional[str] = None, device: str = "cpu"):
+    def __init__(self, model: Optional[str] = None, device: str = "cpu", max_cached: int = 1024):
         self.model_name = model or default_model_path()
         self.device = device
+        self.max_cached = max_cached
         self._tokenizer = None
         self._model = None
-        self._cache: dict[str, torch.Tensor] = {}
+        self._cache: collections.OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = collections.OrderedDict()
 
     def _load(self) -> None:
         from transformers import AutoModel, AutoTokenizer
@@ -47,8 +51,14 @@ class TextEncoder:
         self._model = AutoModel.from_pretrained(self.model_name, local_files_only=local).to(self.device).eval()
 
     @torch.no_grad()
-    def _fill(self, texts: Sequence[str], batch_size: int) -> None:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+    def _embed(self, texts: Sequence[str], batch_size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """(pooled, token states) of each distinct text, from the cache or encoded now."""
+        found = {}
+        for text in dict.fromkeys(texts):
+            if text in self._cache:
+                self._cache.move_to_end(text)
+                found[text] = self._cache[text]
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing and self._model is None:
             self._load()
         for i in range(0, len(missing), batch_size):
@@ -61,22 +71,26 @@ class TextEncoder:
             pooled = torch.nn.functional.normalize(pooled, dim=-1).float().cpu()
             hidden = hidden.float().cpu()
             for j, text in enumerate(chunk):
-                self._cache[text] = (pooled[j], hidden[j, : int(tokens["attention_mask"][j].sum())].clone())
+                found[text] = (pooled[j], hidden[j, : int(tokens["attention_mask"][j].sum())].clone())
+                self._cache[text] = found[text]
+        while len(self._cache) > self.max_cached:
+            self._cache.popitem(last=False)
+        return found
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
         """Args: texts: prompts. Returns: (B, 384) float32 unit vectors on the CPU."""
-        self._fill(texts, batch_size)
+        found = self._embed(texts, batch_size)
         if not texts:
             return torch.zeros(0, TEXT_DIM)
-        return torch.stack([self._cache[t][0] for t in texts])
+        return torch.stack([found[t][0] for t in texts])
 
     def encode_tokens(self, texts: Sequence[str], batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
         """Token states of each prompt (with [CLS] and [SEP]), padded to the longest.
 
         Returns: (B, T, 384) float32 states and (B, T) bool mask, True on real tokens.
         """
-        self._fill(texts, batch_size)
-        states = [self._cache[t][1] for t in texts]
+        found = self._embed(texts, batch_size)
+        states = [found[t][1] for t in texts]
         T = max((len(x) for x in states), default=0)
         out, mask = torch.zeros(len(states), T, TEXT_DIM), torch.zeros(len(states), T, dtype=torch.bool)
         for i, x in enumerate(states):

@@ -236,7 +236,7 @@ def train(cfg: TrainConfig, out: str | None = None, log=print, autoencoder_from:
     latents = torch.stack([s[1] for s in slots])  # (M, S, L)
     exists = torch.stack([s[2] for s in slots]).float()  # (M, S)
     captions = [(i, c) for i, s in enumerate(shapes) for c in s.captions]
-    encoder = TextEncoder()
+    encoder = TextEncoder(max_cached=len(captions))  # both passes below read every caption
     text = encoder.encode([c for _, c in captions])  # (K, 384) unit vectors
     # MiniLM captions differ in small directions of a unit vector: standardise each dimension so the
     # text signal reaches the denoisers at the scale of their other inputs.

@@ -30,19 +30,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..errors import GenerationFailed, InputError
 from ..geometry.uv import ensure_part_uvs, shared_texel_fraction, uv_problem, wrap_into_unit_square
+from ..images import read_image
+from ..params import SEED_LIMITS, Limits, check_limits, draw_seed
 from ..render.camera import Camera, default_views, frame_camera, look_at
 from ..render.rasterize import interpolate, rasterize, render_normals
+from ..results import MeshPart, MeshResult, StepCallback, no_progress
 from ..texture.fill_views import best_fill_view
 from ..texture.padding import pad_texture
 from ..texture.project import (
     TextureProjector, ViewVisibility, depth_tolerance, finite_depth, min_around, pixel_blocks, sample_texture,
 )
 from ..texture.views import ViewGenerator, ViewRequest
-from ..errors import GenerationFailed, InputError
-from ..images import read_image
-from ..params import SEED_LIMITS, Limits, check_limits, draw_seed
-from ..results import MeshPart, MeshResult, StepCallback, no_progress
 
 # What the `texture` task accepts (and its defaults); `seed` is added by the registry.
 TEXTURE_PARAMS: dict[str, Any] = {
@@ -452,8 +452,11 @@ def _loading(options: Any) -> dict[str, Any]:
 
 
 def check_texture_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
-    """What is refused before a job is queued or its model loads: nothing to paint from."""
+    """What is refused before a job is queued or its model loads: nothing to paint from, a
+    reference camera that is not one."""
     _check_prompt(params.get("prompt", ""), bool(files.get("image")))
+    if params.get("reference_camera") is not None:
+        camera_numbers(params["reference_camera"])
 
 
 def _check_prompt(prompt: Any, has_reference: bool) -> None:
@@ -535,6 +538,28 @@ def _centred_camera(spec, origin: Optional[np.ndarray]):
     return {**spec, "eye": (eye - origin).tolist(), "target": (target - origin).tolist()}
 
 
+def camera_numbers(spec: Any) -> tuple[tuple, tuple, tuple, float]:
+    """(eye, target, up, fov_y) of a reference_camera dict, checked.
+
+    Raises:
+        InputError: what is wrong with it, when it is submitted (and when it is used).
+    """
+    if not isinstance(spec, dict) or "eye" not in spec:
+        raise InputError('reference_camera must be {"eye": [x, y, z], "target": [x, y, z], "up": [x, y, z], "fov_y": degrees}')
+    try:
+        eye = tuple(float(x) for x in spec["eye"])
+        target = tuple(float(x) for x in spec.get("target", (0.0, 0.0, 0.0)))
+        up = tuple(float(x) for x in spec.get("up", (0.0, 1.0, 0.0)))
+        fov = float(spec.get("fov_y", 40.0))
+    except (TypeError, ValueError, OverflowError):
+        raise InputError("reference_camera eye/target/up must be three numbers each, fov_y a number") from None
+    if not np.isfinite([*eye, *target, *up, fov]).all():
+        raise InputError("reference_camera eye/target/up/fov_y must be finite numbers, not NaN or infinity")
+    if len(eye) != 3 or len(target) != 3 or len(up) != 3 or not 1.0 <= fov <= 170.0:
+        raise InputError("reference_camera needs 3-number eye/target/up and fov_y between 1 and 170 degrees")
+    return eye, target, up, fov
+
+
 def _reference_camera(spec, vertices, width: int, height: int, resolution: int) -> Camera:
     """The reference image's camera at the image's aspect (longest side = resolution)."""
     scale = resolution / max(width, height)
@@ -543,19 +568,7 @@ def _reference_camera(spec, vertices, width: int, height: int, resolution: int) 
         return frame_camera(vertices, 0.0, 0.0, width=w, height=h)
     if isinstance(spec, Camera):
         return spec.with_size(w, h)
-    if not isinstance(spec, dict) or "eye" not in spec:
-        raise InputError('reference_camera must be {"eye": [x, y, z], "target": [x, y, z], "up": [x, y, z], "fov_y": degrees}')
-    try:
-        eye = tuple(float(x) for x in spec["eye"])
-        target = tuple(float(x) for x in spec.get("target", (0.0, 0.0, 0.0)))
-        up = tuple(float(x) for x in spec.get("up", (0.0, 1.0, 0.0)))
-        fov = float(spec.get("fov_y", 40.0))
-    except (TypeError, ValueError):
-        raise InputError("reference_camera eye/target/up must be three numbers each, fov_y a number") from None
-    if not np.isfinite([*eye, *target, *up, fov]).all():
-        raise InputError("reference_camera eye/target/up/fov_y must be finite numbers, not NaN or infinity")
-    if len(eye) != 3 or len(target) != 3 or len(up) != 3 or not 1.0 <= fov <= 170.0:
-        raise InputError("reference_camera needs 3-number eye/target/up and fov_y between 1 and 170 degrees")
+    eye, target, up, fov = camera_numbers(spec)
     distance = float(np.linalg.norm(np.subtract(eye, target)))
     if distance <= 0:
         raise InputError("reference_camera eye and target are the same point")
