@@ -235,7 +235,8 @@ def _place(geom: Optional[dict], world: np.ndarray, budget: Budget) -> Optional[
     budget.take(len(verts) * (36 if placed else 12) + (len(faces) * 24 if mirrored else 0)
                 + (0 if normals is None or not placed else len(normals) * 36), "placing a mesh instance")
     if placed:  # the usual identity node costs no copy
-        verts = verts.astype(np.float64) @ world[:3, :3].T + world[:3, 3]  # float32 once centred
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite vertices are the caller's to refuse
+            verts = verts.astype(np.float64) @ world[:3, :3].T + world[:3, 3]  # float32 once centred
         normals = None if normals is None else _transform_normals(normals, world[:3, :3])
     if mirrored:  # mirrored node: keep faces counter-clockwise
         faces = faces[:, [0, 2, 1]]

@@ -60,7 +60,7 @@ class ReadLimits:
     max_images: int = 256
     max_image_pixels: int = 8 * 4096 * 4096
     bytes_per_file_byte: int = 32
-    min_budget_bytes: int = 64 << 20
+    min_budget_bytes: int = 1 << 20
 
 
 DEFAULT_LIMITS = ReadLimits()
@@ -209,7 +209,7 @@ class Buffers:
         spec = item(self.doc, "bufferViews", index, "bufferView")
         data = self.buffer(spec.get("buffer"))
         start = whole(spec.get("byteOffset", 0), f"bufferView {index} byteOffset")
-        length = whole(spec.get("byteLength"), f"bufferView {index} byteLength", 1)
+        length = whole(spec.get("byteLength"), f"bufferView {index} byteLength")  # 0: some writers, for empty arrays
         if start + length > len(data):
             raise GLBError(f"bufferView {index} runs past the end of its buffer "
                            f"(bytes {start}..{start + length} of {len(data)})")
