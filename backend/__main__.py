@@ -18,7 +18,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from .jobs import DEFAULT_KEEP_JOBS, CacheDirInUse
+from .job_store import CacheDirInUse
+from .jobs import DEFAULT_KEEP_JOBS
 from .errors import GenerationFailed, InputError, JobCancelled, ModelUnavailable
 
 TOKEN_ENV = "DIFFUSION3D_TOKEN"

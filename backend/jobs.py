@@ -1,8 +1,9 @@
-"""Jobs: a SQLite store in the cache directory and one worker thread that owns the accelerator.
+"""Jobs: requests checked before they are queued, and one worker thread that owns the accelerator.
 
-Records live in `<cache>/jobs.sqlite3`, results and previews in `<cache>/jobs/<id>/`, so
-finished jobs outlive the process. Queued and running jobs are also kept in memory: their
-progress changes every step and is written to disk only when the state changes.
+Records and files are kept by the job store (job_store.py). Queued and running jobs are also
+kept in memory: their progress changes every step and is written to disk only when the state
+changes. A full or read-only disk refuses a submit with StorageFull and fails a running job
+with the same words.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import gc
 import json
 import logging
 import os
-import shutil
 import sqlite3
 import sys
 import threading
@@ -25,8 +25,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .models import TASK_FILES, UPLOADS, LoadOptions, ModelEntry, get_entry, resolve_params
 from .errors import GenerationFailed, InputError, JobCancelled, ModelUnavailable
+from .images import check_image
+from .job_store import JobStore, StorageFull, lock_cache_dir, write_atomic
+from .models import TASK_FILES, UPLOADS, LoadOptions, ModelEntry, get_entry, resolve_params
 from .params import draw_seed
 
 log = logging.getLogger(__name__)
@@ -134,110 +136,7 @@ def check_inputs(task: str, files: dict[str, bytes]) -> None:
     if "face_mask" in files and "mesh" not in files:
         raise InputError("face_mask refers to the triangles of mesh, but no mesh was sent")
     if "image" in files:
-        from PIL import Image, UnidentifiedImageError
-        import io
-
-        try:
-            Image.open(io.BytesIO(files["image"])).verify()
-        except Image.DecompressionBombError as e:
-            raise InputError(f"image is too large to decode ({e}); send at most a few thousand pixels a side") from None
-        except (UnidentifiedImageError, OSError, SyntaxError) as e:
-            raise InputError(f"image is not a readable PNG or JPEG ({e})") from None
-
-
-class JobStore:
-    """Job records in SQLite plus their files; safe to use from several threads."""
-
-    def __init__(self, cache_dir: str | os.PathLike):
-        self.root = Path(cache_dir)
-        (self.root / "jobs").mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.root / "jobs.sqlite3", check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL keeps it consistent; we only risk the last write on power loss
-        self._db.execute("CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created_at REAL, state TEXT, record TEXT)")
-        self._db.execute("CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)")
-
-    def mark_interrupted(self) -> int:
-        """Fail the jobs a previous process left queued or running. Returns how many."""
-        with self._lock:
-            rows = self._db.execute("SELECT record FROM jobs WHERE state IN ('queued', 'running')").fetchall()
-        for (text,) in rows:
-            record = json.loads(text)
-            ran = record["state"] == "running"
-            record.update(
-                state="failed", eta_s=None, finished_at=time.time(), message="",
-                error="the backend stopped while this job ran" if ran else "the backend stopped before this job ran",
-            )
-            self.save(record)
-            self.drop_uploads(record["id"])
-        return len(rows)
-
-    def save(self, record: dict[str, Any]) -> None:
-        """Insert or replace a record."""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
-                (record["id"], record["created_at"], record["state"], json.dumps(record)),
-            )
-
-    def get(self, job_id: str) -> Optional[dict[str, Any]]:
-        """The record, or None."""
-        with self._lock:
-            row = self._db.execute("SELECT record FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def prune(self, keep: int) -> int:
-        """Delete all but the `keep` newest finished jobs, records and files. Returns how many went.
-
-        Queued and running jobs are never touched; they do not count towards `keep`.
-        """
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id FROM jobs WHERE state NOT IN ('queued', 'running') ORDER BY created_at DESC LIMIT -1 OFFSET ?",
-                (max(int(keep), 0),)).fetchall()
-            self._db.executemany("DELETE FROM jobs WHERE id = ?", rows)
-        for (job_id,) in rows:
-            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-        return len(rows)
-
-    def list(self, limit: int) -> list[dict[str, Any]]:
-        """Newest first."""
-        with self._lock:
-            rows = self._db.execute("SELECT record FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
-        return [json.loads(r[0]) for r in rows]
-
-    def job_dir(self, job_id: str) -> Path:
-        return self.root / "jobs" / job_id
-
-    def result_path(self, job_id: str) -> Path:
-        return self.job_dir(job_id) / "result.glb"
-
-    def preview_path(self, job_id: str) -> Path:
-        return self.job_dir(job_id) / "preview.png"
-
-    def save_uploads(self, job_id: str, files: dict[str, bytes]) -> None:
-        """Keep a queued job's uploads on disk, not in memory (forty objects sent to texture
-        would otherwise hold forty meshes while they wait)."""
-        if not files:
-            return
-        folder = self.job_dir(job_id) / "uploads"
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, data in files.items():  # names are checked against models.UPLOADS by the caller
-            (folder / name).write_bytes(data)
-
-    def read_uploads(self, job_id: str) -> dict[str, bytes]:
-        folder = self.job_dir(job_id) / "uploads"
-        return {path.name: path.read_bytes() for path in folder.iterdir()} if folder.is_dir() else {}
-
-    def drop_uploads(self, job_id: str) -> None:
-        folder = self.job_dir(job_id) / "uploads"
-        if folder.is_dir():
-            shutil.rmtree(folder, ignore_errors=True)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        check_image(files["image"], "image")
 
 
 class _Job:
@@ -261,13 +160,21 @@ class JobManager:
 
     def __init__(self, cache_dir: str | os.PathLike, entries: list[ModelEntry], load_options: LoadOptions,
                  keep_jobs: int = DEFAULT_KEEP_JOBS):
-        self._lock_file = _lock_cache_dir(Path(cache_dir))
-        self.store = JobStore(cache_dir)
+        self._lock_file = lock_cache_dir(Path(cache_dir))
+        try:
+            self.store = JobStore(cache_dir)
+        except BaseException:
+            self._lock_file.close()
+            raise
         self.entries, self.load_options, self.keep_jobs = entries, load_options, keep_jobs
         interrupted = self.store.mark_interrupted()
         if interrupted:
             log.warning("marked %d job(s) failed: the backend stopped while they were queued or running", interrupted)
-        self.store.prune(keep_jobs)
+        partial = self.store.remove_partial_files()  # a kill -9 mid-write leaves them
+        if partial:
+            log.info("removed %d partly written file(s) a stopped backend left", partial)
+        with contextlib.suppress(sqlite3.Error):  # a full disk: pruned after the next job instead
+            self.store.prune(keep_jobs)
         self._cond = threading.Condition()
         self._queue: collections.deque[_Job] = collections.deque()
         self._live: dict[str, _Job] = {}
@@ -316,6 +223,8 @@ class JobManager:
 
         Raises:
             InputError: anything wrong with the request, in words.
+            StorageFull: the cache folder cannot take the uploads or the record (StorageReadOnly
+                when it is not writable); nothing of the job is left behind.
         """
         entry = get_entry(task, model, self.entries)
         params = checked_request(entry, params, files)
@@ -326,15 +235,19 @@ class JobManager:
             "created_at": time.time(), "started_at": None, "finished_at": None,
         }
         job = _Job(record, entry)
-        self.store.save_uploads(record["id"], files)
-        with self._cond:
-            if self._closing:
-                self.store.drop_uploads(record["id"])
-                raise BackendStopping("the backend is shutting down; start it again and resubmit")
-            self.store.save(record)
-            self._live[record["id"]] = job
-            self._queue.append(job)
-            self._cond.notify()
+        try:
+            self.store.save_uploads(record["id"], files)
+            with self._cond:
+                if self._closing:
+                    raise BackendStopping("the backend is shutting down; start it again and resubmit")
+                self.store.save(record)
+                self._live[record["id"]] = job
+                self._queue.append(job)
+                self._cond.notify()
+        except Exception as e:
+            self.store.drop_job_files(record["id"])  # first: the free space the message names is the real one
+            needed = sum(map(len, files.values())) or len(json.dumps(record))
+            raise self.store.storage_problem(e, needed, "this upload" if files else "this job's record") or e
         return self._view(job)
 
     def get(self, job_id: str) -> Optional[dict[str, Any]]:
@@ -365,7 +278,7 @@ class JobManager:
                 del self._live[job_id]
                 self.store.drop_uploads(job_id)
                 job.record.update(state="cancelled", message="cancelled before it started", finished_at=time.time())
-                self.store.save(job.record)
+                self._record_end(job.record)
                 return dict(job.record)
             if job is not None and job.record["state"] not in FINISHED:  # (it may have just finished)
                 job.cancelled_by_user = True
@@ -399,19 +312,22 @@ class JobManager:
                 job = self._queue.popleft()
                 self._running = job
                 job.record.update(state="running", phase="load", started_at=time.time(), message=f"loading model {job.entry.name}")
-                self.store.save(job.record)
+                try:
+                    self.store.save(job.record)
+                except sqlite3.Error as e:  # it runs all the same: live in memory, its end recorded later
+                    log.warning("job %s: could not record that it started: %s", job.record["id"], e)
             try:
                 self._run(job)
             except Exception as e:  # a bug in the job machinery itself: log it, keep the worker alive
                 log.exception("job %s could not be recorded", job.record["id"])
-                job.record.update(state="failed", eta_s=None, error=describe_error(e, "?"), finished_at=time.time())
-                with contextlib.suppress(Exception):
-                    self.store.save(job.record)
+                self.store.drop_uploads(job.record["id"])
+                with self._cond:
+                    job.record.update(state="failed", eta_s=None, error=describe_error(e, "?"), finished_at=time.time())
+                    self._record_end(job.record)
             finally:
                 with self._cond:
                     self._running = None
                     self._live.pop(job.record["id"], None)
-                self.store.drop_uploads(job.record["id"])  # the job is over: its inputs are not needed again
                 with contextlib.suppress(Exception):  # a full disk must not stop the worker
                     self.store.prune(self.keep_jobs)
 
@@ -428,7 +344,7 @@ class JobManager:
 
             # The file is in place before anyone can see the job succeed.
             data = mesh_result_to_glb(result)
-            _write_atomic(self.store.result_path(record["id"]), data)
+            self.store.write_result(record["id"], data)
             outcome = dict(state="succeeded", progress=1.0, eta_s=0.0, message="done", has_result=True,
                            result_metadata=read_glb_extras(data).get(EXTRAS_KEY, {}))  # JSON-clean copy
         except JobCancelled:
@@ -436,15 +352,38 @@ class JobManager:
                 outcome = dict(state="cancelled", eta_s=None, message="cancelled")
             else:
                 outcome = dict(state="failed", eta_s=None, message="", error="the backend stopped while this job ran")
+        except StorageFull as e:
+            outcome = dict(state="failed", eta_s=None, message="", error=str(e))
+            log.error("job %s failed: %s", record["id"], e)
         except Exception as e:  # every failure becomes the job's error text, never a dead worker
             outcome = dict(state="failed", eta_s=None, message="", error=describe_error(e, device))
             if not isinstance(e, (InputError, ModelUnavailable, GenerationFailed)):
                 log.error("job %s failed:\n%s", record["id"], traceback.format_exc())
             if _is_out_of_memory(e):
                 _free_accelerator_memory()
+        self.store.drop_uploads(record["id"])  # before anyone can see the job over: its inputs go with it
         with self._cond:
             record.update(outcome, finished_at=time.time())
+            self._record_end(record)
+
+    def _record_end(self, record: dict[str, Any]) -> None:
+        """Write a finished job's record (caller holds self._cond); never raises.
+
+        A record the database refuses is kept in memory. A success among them becomes a
+        failure saying why, its result deleted: after a restart its stale "running" row would
+        fail it anyway, and the space helps the record in.
+        """
+        try:
             self.store.save(record)
+        except sqlite3.Error as e:
+            problem = self.store.storage_problem(e, len(json.dumps(record)), "the job's record")
+            log.error("job %s: its end could not be recorded: %s", record["id"], problem or e)
+            if record["state"] == "succeeded":
+                with contextlib.suppress(OSError):
+                    self.store.result_path(record["id"]).unlink()
+                record.update(state="failed", message="", has_result=False, result_metadata=None,
+                              error=str(problem or f"the job's record could not be written: {e}"))
+            self.store.keep_unsaved(record)
 
     def _pipeline(self, entry: ModelEntry) -> Any:
         # Keyed by model, not task: "builtin" serves two tasks from one set of weights.
@@ -486,40 +425,15 @@ class JobManager:
                           eta_s=None if eta is None else round(eta, 2))
             if preview is not None and (now - timing["preview"] >= PREVIEW_INTERVAL_S or step == total):
                 timing["preview"] = now
-                if _save_preview(preview_path, preview):
-                    record["has_preview"] = True
+                try:
+                    if _save_preview(preview_path, preview):
+                        record["has_preview"] = True
+                except OSError as e:  # optional: a full disk fails the job when its result is written
+                    if not timing.get("preview_failed"):
+                        log.warning("job %s: previews not saved: %s", record["id"], e)
+                    timing["preview_failed"] = True
 
         return callback
-
-
-def _lock_cache_dir(root: Path):
-    """Hold an exclusive lock on the cache dir for this process's lifetime.
-
-    A second backend on the same cache dir would mark this one's running jobs as
-    interrupted; it is refused instead.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    handle = open(root / "backend.lock", "a+")
-    try:
-        if os.name == "nt":
-            import msvcrt
-
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise CacheDirInUse(
-            f"another backend is already using the cache directory {root}; "
-            "stop it, or give this one its own --cache-dir"
-        ) from None
-    return handle
-
-
-class CacheDirInUse(ValueError):
-    """Another backend holds the cache directory (`python -m backend serve` exits with 75)."""
 
 
 def _save_preview(path: Path, image: np.ndarray) -> bool:
@@ -532,16 +446,8 @@ def _save_preview(path: Path, image: np.ndarray) -> bool:
     except (TypeError, ValueError) as e:  # a bad preview never fails the job
         log.warning("preview not saved: %s", e)
         return False
-    _write_atomic(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
     return True
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    # Readers of result.glb / preview.png never see a half-written file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _free_accelerator_memory() -> None:

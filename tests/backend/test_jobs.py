@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from backend.geometry.glb import mesh_result_to_glb
-from backend.jobs import BackendStopping, JobManager, JobStore, check_inputs, describe_error
+from backend.job_store import JobStore
+from backend.jobs import BackendStopping, JobManager, check_inputs, describe_error
 from backend.models import LoadOptions, ModelEntry, get_entry, resolve_params, run_test_cube
 from backend.errors import GenerationFailed, InputError, ModelUnavailable
 from backend.results import MeshPart, MeshResult
@@ -205,11 +206,12 @@ def test_only_the_newest_finished_jobs_are_kept(tmp_path):
             time.sleep(0.01)  # pruning follows each job's end
         assert [r["id"] for r in manager.list(10)] == ids[:1:-1]
         assert folders() == sorted(ids[2:])  # their files went too
+        kept = manager.list(1)[0]
     finally:
         manager.close()
 
     store = JobStore(tmp_path)
-    store.save({"id": "waiting", "state": "queued", "created_at": 0.0})
+    store.save({**kept, "id": "waiting", "state": "queued", "created_at": 0.0})
     assert store.prune(0) == 2 and [r["id"] for r in store.list(10)] == ["waiting"]  # never a queued job
     store.close()
 
