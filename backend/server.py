@@ -18,14 +18,15 @@ from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from . import __version__
+from .api_schema import JOB_FORM, Health, JobRecord, ModelInfo, errors, openapi_schema
+from .errors import InputError
 from .jobs import DEFAULT_KEEP_JOBS
 from .models import TASKS, UPLOADS, LoadOptions, downloads_allowed, registry
-from .errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -72,62 +73,6 @@ class Settings:
     full_precision: bool = False
 
 
-# --- response shapes, for the OpenAPI schema ------------------------------------------
-
-class Health(BaseModel):
-    status: str
-    version: str
-    device: str
-    queue_length: int
-
-
-class ModelInfo(BaseModel):
-    name: str
-    task: str
-    default: bool
-    available_offline: bool
-    description: str
-    source: str
-    knows: list[str]
-    params: dict[str, Any]
-    limits: dict[str, tuple[Union[int, float], Union[int, float]]]  # numeric parameters' [low, high]; ints: whole numbers
-
-
-class JobRecord(BaseModel):
-    id: str
-    task: str
-    model: str
-    params: dict[str, Any]
-    state: str
-    phase: str
-    step: int
-    total: int
-    progress: float
-    eta_s: Optional[float]
-    message: str
-    error: Optional[str]
-    has_preview: bool
-    has_result: bool
-    result_metadata: Optional[dict[str, Any]]
-    created_at: float
-    started_at: Optional[float]
-    finished_at: Optional[float]
-
-
-_JOB_FORM = {
-    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["spec"],
-        "properties": {
-            "spec": {"type": "string", "description": 'JSON: {"task": ..., "model": ..., "params": {...}}'},
-            "mesh": {"type": "string", "format": "binary", "description": "GLB"},
-            "image": {"type": "string", "format": "binary", "description": "PNG or JPEG"},
-            "face_mask": {"type": "string", "format": "binary", "description": "one byte per triangle of mesh"},
-            "mesh_b": {"type": "string", "format": "binary", "description": "GLB, second shape for part mixing"},
-        },
-    }}}},
-}
-
-
 def create_app(settings: Settings) -> FastAPI:
     """Build the service: job manager, routes, error handlers and the request guard.
 
@@ -143,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
         ValueError: the requested device is not available, or another backend uses the cache dir.
     """
     from .devices import pick_device
+    from .job_store import StorageFull
     from .jobs import BackendStopping, JobManager
 
     device, dtype = pick_device(settings.device, settings.full_precision)
@@ -159,18 +105,20 @@ def create_app(settings: Settings) -> FastAPI:
     # No /docs pages: a browser cannot send the bearer token they would need.
     app = FastAPI(title="Diffusion 3D backend", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.jobs, app.state.settings = jobs, settings
+    app.openapi = lambda: openapi_schema(app)  # FastAPI's hook for a schema of one's own
 
-    @app.get("/health", response_model=Health)
+    @app.get("/health", response_model=Health, responses=errors())
     def health() -> dict:
         """Liveness, version, device and how many jobs are queued or running."""
         return {"status": "ok", "version": __version__, "device": device, "queue_length": jobs.queue_length()}
 
-    @app.get("/models", response_model=list[ModelInfo])
+    @app.get("/models", response_model=list[ModelInfo], responses=errors())
     def models() -> list[dict]:
         """Every (model, task) pair this backend serves."""
         return [entry.describe() for entry in jobs.entries]
 
-    @app.post("/jobs", status_code=201, response_model=JobRecord, openapi_extra=_JOB_FORM)
+    @app.post("/jobs", status_code=201, response_model=JobRecord, responses=errors(503, 507),
+              openapi_extra=JOB_FORM)
     async def submit(request: Request) -> dict:
         """Queue a job: multipart form with `spec` (JSON) and optional files."""
         form = await request.form(max_files=len(UPLOADS), max_fields=len(UPLOADS) + 1)
@@ -179,7 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
             spec_text = None
             for key, value in form.multi_items():
                 if key == "spec":
-                    spec_text = value if isinstance(value, str) else (await value.read()).decode("utf-8", "replace")
+                    spec_text = await _spec_text(value)
                 elif isinstance(value, UploadFile):
                     files[key] = await value.read()
                 elif key in UPLOADS:
@@ -191,23 +139,23 @@ def create_app(settings: Settings) -> FastAPI:
         task, model, params = _parse_spec(spec_text)
         return await run_in_threadpool(jobs.submit, task, model, params, files)
 
-    @app.get("/jobs", response_model=list[JobRecord])
+    @app.get("/jobs", response_model=list[JobRecord], responses=errors())
     def list_jobs(limit: int = Query(50, ge=1, le=1000)) -> list[dict]:
         """Job records, newest first."""
         return jobs.list(limit)
 
-    @app.get("/jobs/{job_id}", response_model=JobRecord)
+    @app.get("/jobs/{job_id}", response_model=JobRecord, responses=errors(404))
     def get_job(job_id: str) -> dict:
         """One job's state, progress and error."""
         return _job_or_404(jobs.get(job_id), job_id)
 
-    @app.delete("/jobs/{job_id}", response_model=JobRecord)
+    @app.delete("/jobs/{job_id}", response_model=JobRecord, responses=errors(404))
     def cancel_job(job_id: str) -> dict:
         """Cancel: a queued job ends at once, a running one within one step."""
         return _job_or_404(jobs.cancel(job_id), job_id)
 
     @app.get("/jobs/{job_id}/result", response_class=StreamingResponse,
-             responses={200: {"content": {"model/gltf-binary": {}}}})
+             responses={200: {"content": {"model/gltf-binary": {}}}, **errors(404, 409)})
     def get_result(job_id: str):
         """The result GLB; 409 until the job has succeeded."""
         record = _job_or_404(jobs.get(job_id), job_id)
@@ -226,7 +174,8 @@ def create_app(settings: Settings) -> FastAPI:
         return StreamingResponse(_read_chunks(handle), media_type="model/gltf-binary", headers={
             "Content-Length": str(size), "Content-Disposition": f'attachment; filename="{job_id}.glb"'})
 
-    @app.get("/jobs/{job_id}/preview", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    @app.get("/jobs/{job_id}/preview", response_class=Response,
+             responses={200: {"content": {"image/png": {}}}, **errors(404)})
     def get_preview(job_id: str):
         """The latest preview image; 404 when the job has none."""
         _job_or_404(jobs.get(job_id), job_id)
@@ -242,9 +191,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def stopping(request: Request, exc: BackendStopping) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
+    @app.exception_handler(StorageFull)  # a full or read-only cache folder: the job was not created
+    async def storage_full(request: Request, exc: StorageFull) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=507)
+
     @app.exception_handler(InputError)
     async def input_error(request: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        # The message may quote what was sent: text that is not UTF-8 is shown escaped.
+        return JSONResponse({"detail": str(exc).encode("utf-8", "backslashreplace").decode()}, status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -257,12 +211,39 @@ def create_app(settings: Settings) -> FastAPI:
         detail = exc.detail
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no such endpoint: {request.method} {request.url.path} (see /openapi.json)"
-        elif exc.status_code == 405:
-            detail = f"{request.method} is not allowed on {request.url.path} (see /openapi.json)"
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route whose path matched; HTTP's Allow lists
+            # every method the resource takes (GET and DELETE on a job).
+            allowed = sorted({method for route in request.app.routes if route.matches(request.scope)[0] != Match.NONE
+                              for method in getattr(route, "methods", ())})
+            detail = f"{request.method} is not allowed on {request.url.path}; it takes {', '.join(allowed)}"
+            headers = {"Allow": ", ".join(allowed)}
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
 
     app.add_middleware(_Guard, settings=settings)
     return app
+
+
+MAX_SPEC_BYTES = 64 * 1024  # a job description: prompts are capped far below (params.MAX_TEXT_CHARS)
+
+
+async def _spec_text(value: Union[str, UploadFile]) -> str:
+    """The spec field's text, refused when longer than MAX_SPEC_BYTES (sent as a file part, it
+    is read no further than that)."""
+    if isinstance(value, UploadFile):
+        data = await value.read(MAX_SPEC_BYTES + 1)
+        if len(data) > MAX_SPEC_BYTES:
+            raise InputError(f"spec is larger than {MAX_SPEC_BYTES // 1024} KB; it describes a job, "
+                             "its files go in their own form fields")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"spec is not UTF-8 text (byte {e.start})") from None
+    if len(value) > MAX_SPEC_BYTES:
+        raise InputError(f"spec is larger than {MAX_SPEC_BYTES // 1024} KB; it describes a job, "
+                         "its files go in their own form fields")
+    return value
 
 
 def _parse_spec(text: Optional[str]) -> tuple[str, Optional[str], dict[str, Any]]:
