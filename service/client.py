@@ -11,8 +11,17 @@ import http.client
 import json
 import secrets
 import socket
+import struct
 from typing import Any, NamedTuple, Optional
 from urllib.parse import urlencode, urlsplit
+
+
+# What the add-on reads of a reply at most: a remote backend is another machine, and a broken or
+# hostile one must not run Blender out of memory. Results carry meshes and 4096² textures.
+MAX_JSON_BYTES = 64 * 2**20
+MAX_PREVIEW_BYTES = 16 * 2**20
+MAX_PREVIEW_PIXELS = 4096 * 4096
+MAX_RESULT_BYTES = 2 * 2**30
 
 
 class BackendError(RuntimeError):
@@ -33,7 +42,11 @@ class Reply(NamedTuple):
     content: bytes
 
     def json(self) -> Any:
-        return json.loads(self.content)
+        """The body as JSON; ValueError for anything else (also JSON nested past Python's limits)."""
+        try:
+            return json.loads(self.content)
+        except RecursionError:
+            raise ValueError("the answer is nested too deeply to be JSON the API sends") from None
 
 
 def multipart(fields: dict[str, tuple[Optional[str], bytes | str, str]]) -> tuple[bytes, str]:
@@ -68,7 +81,7 @@ class BackendClient:
 
     # ------------------------------------------------------------------ plumbing
     def _request(self, method: str, path: str, timeout: Optional[float] = None, body: bytes = b"",
-                 content_type: str = "", params: Optional[dict] = None) -> Reply:
+                 content_type: str = "", params: Optional[dict] = None, limit: Optional[int] = None) -> Reply:
         timeout = timeout or self.timeout
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         if content_type:
@@ -79,7 +92,8 @@ class BackendClient:
         try:
             connection.request(method, target, body=body or None, headers=headers)
             response = connection.getresponse()
-            reply = Reply(response.status, response.reason, response.read())
+            reply = Reply(response.status, response.reason,
+                          _read_at_most(response, limit or MAX_JSON_BYTES, f"{self.url}{path}"))
         except (TimeoutError, socket.timeout) as exc:
             raise BackendError(
                 f"backend at {self.url} did not answer within {timeout:.0f} s "
@@ -162,15 +176,44 @@ class BackendClient:
         return self._json("GET", "/jobs", params={"limit": limit})
 
     def result(self, job_id: str, timeout: Optional[float] = None) -> bytes:
-        return self._request("GET", f"/jobs/{job_id}/result", timeout=timeout).content
+        return self._request("GET", f"/jobs/{job_id}/result", timeout=timeout, limit=MAX_RESULT_BYTES).content
 
     def preview(self, job_id: str) -> Optional[bytes]:
+        """The job's latest preview PNG, or None when it has none.
+
+        Raises:
+            BackendError: also for an answer that is no PNG, or one whose header claims more than
+                MAX_PREVIEW_PIXELS (Blender would decode it whole).
+        """
         try:
-            return self._request("GET", f"/jobs/{job_id}/preview").content
+            data = self._request("GET", f"/jobs/{job_id}/preview", limit=MAX_PREVIEW_BYTES).content
         except BackendError as exc:
             if exc.status == 404:
                 return None
             raise
+        if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 24:
+            raise BackendError(f"backend at {self.url} sent a preview that is not a PNG")
+        width, height = struct.unpack_from(">II", data, 16)
+        if width * height > MAX_PREVIEW_PIXELS:
+            raise BackendError(f"backend at {self.url} sent a preview of {width}x{height} pixels; "
+                               f"previews are at most {MAX_PREVIEW_PIXELS:,} pixels")
+        return data
 
     def cancel(self, job_id: str) -> dict:
         return self._json("DELETE", f"/jobs/{job_id}")
+
+
+def _read_at_most(response: http.client.HTTPResponse, limit: int, what: str) -> bytes:
+    """The reply's body, refused once it passes `limit` bytes (announced or as it arrives)."""
+    announced = response.getheader("Content-Length", "")
+    if announced.isdigit() and int(announced) > limit:
+        raise BackendError(f"{what} answered {int(announced) / 2**20:,.0f} MB, more than the "
+                           f"{limit / 2**20:,.0f} MB the add-on reads: is that a Diffusion 3D backend?")
+    chunks, size = [], 0
+    while chunk := response.read(min(1 << 20, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise BackendError(f"{what} answered more than the {limit / 2**20:,.0f} MB the add-on reads: "
+                               "is that a Diffusion 3D backend?")
+    return b"".join(chunks)

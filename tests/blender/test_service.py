@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -38,6 +39,23 @@ class _Stub(BaseHTTPRequestHandler):
             return self._send(500, {"detail": "Internal Server Error"})
         if self.path == "/jobs/x/preview":
             return self._send(404, {"detail": "no preview"})
+        if self.path == "/jobs/bomb/preview":  # a PNG header claiming 100,000 x 100,000 pixels
+            return self._send_bytes(b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR" + struct.pack(">II", 100_000, 100_000) + b"\x08\x02")
+        if self.path == "/jobs/text/preview":
+            return self._send_bytes(b"<html>a login page</html>")
+        if self.path == "/announced":  # claims a huge body up front
+            self.send_response(200)
+            self.send_header("Content-Length", str(10 * 2**30))
+            self.end_headers()
+            return None
+        if self.path == "/streamed":  # no Content-Length: read until the connection closes
+            self.send_response(200)
+            self.end_headers()
+            for _ in range(64):
+                self.wfile.write(b" " * 65536)
+            return None
+        if self.path == "/nested":
+            return self._send_bytes(b"[" * 100_000 + b"]" * 100_000)
         return self._send(422, {"detail": [{"msg": "field required"}, {"msg": "bad seed"}]})
 
     def do_POST(self):
@@ -53,6 +71,12 @@ class _Stub(BaseHTTPRequestHandler):
                          "spec": json.loads(parts["spec"].get_content()),
                          "mask": list(parts["face_mask"].get_content()) if "face_mask" in parts else None,
                          "mesh_filename": parts["mesh"].get_filename() if "mesh" in parts else None})
+
+    def _send_bytes(self, data):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _send(self, status, payload):
         data = json.dumps(payload).encode()
@@ -88,6 +112,25 @@ def test_client_turns_failures_into_readable_messages(stub_url):
     record = client.submit("edit_part", {"mode": "edit"}, "builtin", files={"mesh": b"glb", "face_mask": b"\x01\x00"})
     assert record["spec"] == {"task": "edit_part", "params": {"mode": "edit"}, "model": "builtin"}
     assert record["mask"] == [1, 0] and record["mesh_filename"] == "mesh.glb"
+
+
+def test_a_hostile_or_broken_backend_cannot_run_blender_out_of_memory(stub_url, monkeypatch):
+    """Replies are read no further than their cap, announced or streamed; nested JSON and
+    previews that would decode to gigapixels are refused, each with a readable error."""
+    import service.client as client_module
+
+    client = BackendClient(stub_url, "good")
+    with pytest.raises(BackendError, match="10,240 MB, more than the 64 MB the add-on reads"):
+        client._json("GET", "/announced")
+    monkeypatch.setattr(client_module, "MAX_JSON_BYTES", 2**20)
+    with pytest.raises(BackendError, match="more than the 1 MB the add-on reads"):
+        client._json("GET", "/streamed")
+    with pytest.raises(BackendError, match="unreadable answer"):
+        client._json("GET", "/nested")
+    with pytest.raises(BackendError, match="100000x100000 pixels"):
+        client.preview("bomb")
+    with pytest.raises(BackendError, match="not a PNG"):
+        client.preview("text")
 
 
 def test_client_keeps_a_base_path_and_says_when_a_backend_is_too_slow(stub_url):
