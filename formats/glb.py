@@ -134,7 +134,7 @@ def _scene(doc: dict) -> dict:
 
 
 def _read_document(doc: dict, buffers: Buffers, centre_far_off: bool) -> GLBScene:
-    budget, limits = buffers.budget, buffers.budget.limits
+    limits = buffers.budget.limits
     required = listed(doc, "extensionsRequired")
     unsupported = sorted({str(e)[:60] for e in required} - _HARMLESS_EXTENSIONS)
     if unsupported:
@@ -145,11 +145,23 @@ def _read_document(doc: dict, buffers: Buffers, centre_far_off: bool) -> GLBScen
                    asset_extras=_dict_or_empty(asset.get("extras")) if isinstance(asset, dict) else {})
     out.images = _read_images(doc, buffers)
 
-    nodes, meshes = listed(doc, "nodes"), listed(doc, "meshes")
+    nodes = listed(doc, "nodes")
     if len(nodes) > limits.max_nodes:
         raise GLBError(f"the file has {len(nodes):,} nodes; the limit is {limits.max_nodes:,}")
     children = _children_of(doc, nodes)
     roots = list(dict.fromkeys(whole(n, "scene node", 0, len(nodes) - 1) for n in listed(scene_doc, "nodes")))
+    with np.errstate(over="ignore", invalid="ignore"):  # transforms are checked finite where they are made
+        out.parts = _walk(doc, buffers, roots, children)
+    out.origin = _far_off_centre(out.parts) if centre_far_off else None
+    for part in out.parts:
+        with np.errstate(over="ignore"):  # past float32: inf, which whoever reads the vertices refuses
+            part.vertices = np.asarray(part.vertices if out.origin is None else part.vertices - out.origin, np.float32)
+    return out
+
+
+def _walk(doc: dict, buffers: Buffers, roots: list[int], children: list[list[int]]) -> list[GLBPart]:
+    """Depth-first from the scene's roots: each mesh node becomes a part under its world transform."""
+    nodes, meshes, parts = listed(doc, "nodes"), listed(doc, "meshes"), []
     cache: dict[int, Optional[dict]] = {}
     stack, visited = [(n, np.eye(4)) for n in reversed(roots)], set()
     while stack:
@@ -158,25 +170,21 @@ def _read_document(doc: dict, buffers: Buffers, centre_far_off: bool) -> GLBScen
             raise GLBError(f"the node graph has a cycle through node {index}")
         visited.add(index)
         node = nodes[index]
-        with np.errstate(over="ignore", invalid="ignore"):
-            world = parent @ _node_matrix(node, index)
+        world = parent @ _node_matrix(node, index)
         if not np.isfinite(world).all():  # each node's numbers finite, their product too large
             raise GLBError(f"node {index} has a world transform too large to use")
         if "mesh" in node:
             mesh_index = whole(node["mesh"], f"node {index} mesh", 0, len(meshes) - 1)
             if mesh_index not in cache:
                 cache[mesh_index] = _read_mesh(doc, buffers, meshes[mesh_index], mesh_index)
-            part = _place(cache[mesh_index], world, budget)
+            part = _place(cache[mesh_index], world, buffers.budget)
             if part is not None:
                 name = node.get("name") if isinstance(node.get("name"), str) else None
                 mesh_name = meshes[mesh_index].get("name")
                 part.name = name or (mesh_name if isinstance(mesh_name, str) else "") or f"mesh.{mesh_index}"
-                out.parts.append(part)
+                parts.append(part)
         stack.extend((child, world) for child in reversed(children[index]))
-    out.origin = _far_off_centre(out.parts) if centre_far_off else None
-    for part in out.parts:
-        part.vertices = np.asarray(part.vertices if out.origin is None else part.vertices - out.origin, np.float32)
-    return out
+    return parts
 
 
 def _dict_or_empty(value: Any) -> dict:
@@ -216,8 +224,7 @@ def _node_matrix(node: dict, index: int) -> np.ndarray:
         ]
     )
     m = np.eye(4)
-    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-        m[:3, :3] = rot * s[None, :]
+    m[:3, :3] = rot * s[None, :]
     m[:3, 3] = t
     if not np.isfinite(m).all():  # finite numbers can still overflow in the products
         raise GLBError(f"node {index} has a transform too large to use")
@@ -234,9 +241,8 @@ def _place(geom: Optional[dict], world: np.ndarray, budget: Budget) -> Optional[
     mirrored = np.linalg.det(world[:3, :3]) < 0
     budget.take(len(verts) * (36 if placed else 12) + (len(faces) * 24 if mirrored else 0)
                 + (0 if normals is None or not placed else len(normals) * 36), "placing a mesh instance")
-    if placed:  # the usual identity node costs no copy
-        with np.errstate(over="ignore", invalid="ignore"):  # non-finite vertices are the caller's to refuse
-            verts = verts.astype(np.float64) @ world[:3, :3].T + world[:3, 3]  # float32 once centred
+    if placed:  # the usual identity node costs no copy; non-finite vertices are the caller's to refuse
+        verts = verts.astype(np.float64) @ world[:3, :3].T + world[:3, 3]  # float32 once centred
         normals = None if normals is None else _transform_normals(normals, world[:3, :3])
     if mirrored:  # mirrored node: keep faces counter-clockwise
         faces = faces[:, [0, 2, 1]]
