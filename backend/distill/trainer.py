@@ -1,0 +1,130 @@
+"""The optimisation loop of score distillation: render random views, ask the guidance, step.
+
+    field = RadianceField(); guidance = ScoreDistillation(denoiser, total_steps=steps)
+    distill(field, guidance, "a ceramic mug", DistillConfig(steps=steps), callback)
+
+Progress, previews and cancel go through the same StepCallback every pipeline uses.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field as dataclass_field, replace
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..results import StepCallback, no_progress
+from .cameras import CameraConfig, sample_views, view_at
+from .field import RadianceField
+from .guidance.base import Guidance
+from .volume import Occupancy, RenderConfig, render
+
+
+@dataclass
+class DistillConfig:
+    """Parameters of `distill`.
+
+    Attributes:
+        steps: Optimisation steps.
+        views_per_step: Renders per step (the guidance's batch).
+        cameras: Where views are drawn from.
+        rendering: Samples per ray, shading constants.
+        lr_grid, lr_mlp: Adam's learning rates for the feature grids and the decoder (grids
+            move faster, as Instant-NGP trains them).
+        albedo_steps: Steps rendered with albedo only before lit shading is mixed in.
+        lit_fraction: After that, the share of steps rendered lit (half of them textureless),
+            DreamFusion's way of making geometry, not paint, explain the images.
+        occupancy_every: Steps between refreshes of the empty-space grid.
+        background: Colour behind the object, or None for a random colour each step: the field
+            cannot then paint the background into fog in front of it.
+        preview_every_s: Seconds between preview renders sent to the callback.
+        seed: Cameras, depths, timesteps and noise.
+    """
+
+    steps: int = 5000
+    views_per_step: int = 1
+    cameras: CameraConfig = dataclass_field(default_factory=CameraConfig)
+    rendering: RenderConfig = dataclass_field(default_factory=RenderConfig)
+    lr_grid: float = 1e-2
+    lr_mlp: float = 1e-3
+    albedo_steps: int = 1000
+    lit_fraction: float = 0.5
+    occupancy_every: int = 16
+    background: Optional[tuple[float, float, float]] = None
+    preview_every_s: float = 2.0
+    seed: int = 0
+
+
+def distill(field: RadianceField, guidance: Guidance, prompt: str, config: DistillConfig = DistillConfig(),
+            callback: StepCallback = no_progress, negative_prompt: Optional[str] = None,
+            on_step=None) -> RadianceField:
+    """Optimise `field` so its renders score well under `guidance`.
+
+    Args:
+        field: The radiance field, trained in place.
+        guidance: Any guidance method (SDS, VSD, ...), called with the renders of each step.
+        prompt, negative_prompt: What the object is, and what it should not look like.
+        config: See DistillConfig.
+        callback: Progress each step ("distill", step, total, preview); raises JobCancelled to stop.
+        on_step: Optional (step, views, loss) hook, for tests and benches that record the run.
+
+    Returns:
+        The trained field.
+    """
+    device = next(field.parameters()).device
+    generator = torch.Generator().manual_seed(config.seed)
+    grids = list(field.grids.parameters())
+    optimiser = torch.optim.Adam([{"params": grids, "lr": config.lr_grid},
+                                  {"params": list(field.mlp.parameters()), "lr": config.lr_mlp}], betas=(0.9, 0.99),
+                                 eps=1e-15, fused=device.type in ("cpu", "cuda"))  # one kernel: the grids are millions
+    occupancy = Occupancy(config.rendering.occupancy_resolution, field.config.bound, device)
+    preview_view = view_at(15.0, 30.0, sum(config.cameras.distance) / 2, sum(config.cameras.fov_y) / 2, 128)
+    last_preview = -float("inf")
+    for step in range(1, config.steps + 1):
+        if step % config.occupancy_every == 1 or config.occupancy_every == 1:
+            occupancy.update(field, config.rendering.occupancy_threshold, generator)
+        background = config.background or tuple(torch.rand(3, generator=generator).tolist())
+        views = [replace(v, background=background) for v in sample_views(config.views_per_step, config.cameras, generator)]
+        shading = _shading(step, config, generator)
+        light = _light(views[0], generator, device) if shading != "albedo" else None
+        rendered = render(field, views, config.rendering, occupancy, shading, light, torch.tensor(background), generator)
+        output = guidance(rendered.rgb, views, prompt, step, negative_prompt)
+        optimiser.zero_grad(set_to_none=True)
+        output.loss.backward()
+        optimiser.step()
+        if on_step is not None:
+            on_step(step, views, float(output.loss.detach()))
+        preview = None
+        if time.monotonic() - last_preview >= config.preview_every_s or step == config.steps:
+            last_preview = time.monotonic()
+            preview = preview_image(field, preview_view, config, occupancy)
+        callback("distill", step, config.steps, preview)
+    return field
+
+
+@torch.no_grad()
+def preview_image(field: RadianceField, view, config: DistillConfig, occupancy: Optional[Occupancy] = None) -> np.ndarray:
+    """(H, W, 3) uint8 render of the field's current state, albedo shading."""
+    rendered = render(field, [view], config.rendering, occupancy, "albedo",
+                      background=torch.tensor(config.background or (1.0, 1.0, 1.0)),
+                      generator=torch.Generator().manual_seed(0))
+    return (rendered.rgb[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
+
+
+def _shading(step: int, config: DistillConfig, generator: torch.Generator) -> str:
+    if step <= config.albedo_steps:
+        return "albedo"
+    u = float(torch.rand(1, generator=generator))
+    if u >= config.lit_fraction:
+        return "albedo"
+    return "textureless" if u < config.lit_fraction / 2 else "lambertian"
+
+
+def _light(view, generator: torch.Generator, device) -> torch.Tensor:
+    """A point light near the camera, as DreamFusion samples it: around the camera's direction,
+    at a distance of 0.8-1.5 times the camera's."""
+    eye = torch.tensor(view.camera.eye, dtype=torch.float32)
+    direction = torch.nn.functional.normalize(eye + torch.randn(3, generator=generator) * 0.3 * eye.norm(), dim=0)
+    return (direction * eye.norm() * (0.8 + 0.7 * torch.rand(1, generator=generator))).to(device)
