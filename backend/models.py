@@ -124,7 +124,7 @@ def registry() -> list[ModelEntry]:
         The entries.
     """
     entries = (_guarded(_builtin_entries, "built-in") + _guarded(_shap_e_entries, "Shap-E")
-               + _guarded(_texture_entries, "texture"))
+               + _guarded(_distill_entries, "score distillation") + _guarded(_texture_entries, "texture"))
     if os.environ.get(TEST_MODELS_ENV) == "1":
         entries.append(_test_cube_entry())
         entries += _guarded(_test_texture_entries, "test texture")
@@ -276,6 +276,20 @@ def _shap_e_entries() -> list[ModelEntry]:
                    source="openai/shap-e-img2img", load=shap_e.load_image_pipeline, run=shap_e.run_image,
                    params=shap_e.IMAGE_PARAMS, limits=shap_e.LIMITS, default=True,
                    is_available_offline=lambda: offline("openai/shap-e-img2img")),
+    ]
+
+
+def _distill_entries() -> list[ModelEntry]:
+    dreamfusion = importlib.import_module(".pipelines.dreamfusion", __package__)
+    offline = importlib.import_module(".hub", __package__).is_available_offline
+    source = dreamfusion.DEFAULT_MODEL
+    return [
+        ModelEntry("dreamfusion-sd", "text_to_3d",
+                   "Score distillation from Stable Diffusion 2.1-base: any object, slow (a GPU: minutes to an hour; "
+                   "downloads ~5 GB once)",
+                   source=source, load=lambda options: dreamfusion.load(options, source), run=dreamfusion.run,
+                   params=dreamfusion.PARAMS, limits=dreamfusion.LIMITS, check=dreamfusion.check_request,
+                   is_available_offline=lambda: offline(source)),
     ]
 
 

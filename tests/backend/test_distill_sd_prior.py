@@ -22,7 +22,6 @@ from backend.models import LoadOptions
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 import tiny_sd  # noqa: E402
 
-torch.set_num_threads(1)
 TINY = PriorConfig(image_size=16)  # the tiny VAE halves: (B, 4, 8, 8) latents
 
 

@@ -5,13 +5,13 @@
 
 Renders go through the VAE encoder (with gradients: SDS's update reaches the field through
 it), the UNet predicts the noise of the noised latents, and the CLIP text encoder gives its
-condition. Stable-dreamfusion and threestudio do the same: renders resized to 512² bilinearly,
-a sample of the VAE posterior times the VAE's scaling factor.
+condition. Stable-dreamfusion and threestudio do the same: renders resized bilinearly to the
+model's size (512²), a sample of the VAE posterior times the VAE's scaling factor.
 
 Models: any diffusers folder of SD 1.x or 2.x (unet/, vae/, text_encoder/, tokenizer/,
 scheduler/), as a hub id or a local folder, safetensors only. The default
 stabilityai/stable-diffusion-2-1-base predicts epsilon at 512²; v-prediction models
-(stabilityai/stable-diffusion-2-1, 768²: set `image_size=768`) are converted to epsilon.
+(stabilityai/stable-diffusion-2-1, at its own 768²) are converted to epsilon.
 
 Memory, from the published parameter counts (not measured here): in fp16, which CUDA gets,
 the weights of SD 2.1-base take about 2.6 GB (UNet 865 M parameters, OpenCLIP-H text encoder
@@ -37,13 +37,14 @@ class PriorConfig:
     """Parameters of StableDiffusionPrior.
 
     Attributes:
-        image_size: Side the renders are resized to before the VAE (the model's training size:
-            512 for SD 1.x and 2.x-base, 768 for SD 2.x; tests use tiny sizes).
+        image_size: Side the renders are resized to before the VAE; None: the model's own
+            training size, as diffusers' pipelines derive it (UNet sample size x the VAE's
+            downscaling: 512 for SD 1.x and 2.x-base, 768 for SD 2.x).
         sample_latents: Encode to a sample of the VAE posterior (stable-dreamfusion,
             threestudio) rather than its mean; SD's posterior is narrow, so they differ little.
     """
 
-    image_size: int = 512
+    image_size: Optional[int] = None
     sample_latents: bool = True
 
 
@@ -70,6 +71,8 @@ class StableDiffusionPrior:
         self.alphas_cumprod = alphas_cumprod.to(self.device)
         self.prediction_type, self.config, self.generator = prediction_type, config, generator
         self._unconditional: Optional[torch.Tensor] = None  # embedding of "", asked for every step
+        # The model's training size, as diffusers' pipelines derive their default height.
+        self.image_size = unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
 
     @classmethod
     def from_pretrained(cls, source: str = DEFAULT_MODEL, options: Any = None, config: PriorConfig = PriorConfig(),
@@ -163,7 +166,7 @@ class StableDiffusionPrior:
             (B, 4, image_size / 8, image_size / 8) latents (scaled by the VAE's scaling factor),
             in the renders' dtype; gradients flow back through the VAE encoder.
         """
-        size = self.config.image_size
+        size = self.config.image_size or self.image_size
         x = F.interpolate(renders, (size, size), mode="bilinear", align_corners=False) * 2 - 1  # (B, 3, S, S)
         posterior = self.vae.encode(x.to(self.vae.dtype)).latent_dist
         latents = posterior.sample(self.generator) if self.config.sample_latents else posterior.mean

@@ -1,0 +1,29 @@
+"""dreamfusion-sd from the Generate operator: a real backend runs score distillation (tiny
+random Stable Diffusion behind the model's id) and the mesh lands in the scene, undoably."""
+
+import json
+
+import bpy
+from bl_harness import addon_module, done, install
+
+install()
+jobs = addon_module("operators.jobs")
+properties = addon_module("panels.properties")
+
+assert bpy.ops.diffusion3d.start_backend() == {'FINISHED'}
+model = next(m for m in properties.MODELS if m["name"] == "dreamfusion-sd")
+assert model["task"] == "text_to_3d" and model["params"]["guidance_scale"] == 100.0, model
+
+bpy.ops.ed.undo_push(message="before distilling")
+result = bpy.ops.diffusion3d.generate_mesh('EXEC_DEFAULT', True, prompt="a teapot", model="dreamfusion-sd", seed=2,
+                                           steps=3, extra_params=json.dumps({"render_resolution": 16, "grid_size": 32}))
+assert result == {'FINISHED'}, result
+job = jobs.JOBS[0]
+assert job.state == "succeeded", job.error
+obj = bpy.data.objects["a teapot"]
+assert len(obj.data.polygons) > 0 and obj.data.color_attributes.active_color is not None
+meta = json.loads(obj["diffusion3d"])
+assert meta["model"] == "dreamfusion-sd" and meta["seed"] == 2 and meta["steps"] == 3, meta
+bpy.ops.ed.undo()
+assert "a teapot" not in bpy.data.objects
+done()

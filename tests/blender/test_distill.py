@@ -1,0 +1,13 @@
+"""Score distillation from the add-on: the Generate operator runs dreamfusion-sd on a real backend."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+import tiny_sd  # noqa: E402
+
+
+def test_dreamfusion_lands_a_mesh_in_the_scene(run_blender, tmp_path):
+    sources = f"stabilityai/stable-diffusion-2-1-base={tiny_sd.text_pipeline(tmp_path / 'sd')}"
+    output = run_blender("bl_distill.py", env={"DIFFUSION3D_MODEL_SOURCES": sources}, timeout=600)
+    print(output[-2000:])
