@@ -30,6 +30,7 @@ PARAMS: dict[str, Any] = {
     "guidance_scale": 100.0,  # DreamFusion's CFG: SDS needs it high
     "render_resolution": 64,  # DreamFusion and Magic3D's coarse stage
     "schedule": "random",  # timesteps: "random", "annealed" or "dreamtime"
+    "perp_neg": False,  # Perp-Neg against the Janus problem (two more prior calls a step)
     "grid_size": 128,  # marching-cubes resolution of the extracted mesh
 }
 LIMITS: Limits = {"num_inference_steps": (1, 100_000), "guidance_scale": (1.0, 200.0), "render_resolution": (16, 512),
@@ -73,7 +74,8 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
 
     # 2. The guidance: SDS through the VAE, on the chosen timestep schedule
     schedule = SCHEDULES[p["schedule"]](prior.alphas_cumprod.cpu(), generator=generator)
-    guidance = ScoreDistillation(prior, SDSConfig(guidance_scale=float(p["guidance_scale"])), total_steps=steps,
+    sds = SDSConfig(guidance_scale=float(p["guidance_scale"]), perp_neg=bool(p["perp_neg"]))
+    guidance = ScoreDistillation(prior, sds, total_steps=steps,
                                  schedule=schedule, to_model_space=prior.to_latents, generator=generator)
 
     # 3. Optimise the field
@@ -88,4 +90,4 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
     rgba = torch.cat([torch.from_numpy(colours), torch.ones(len(colours), 1)], 1).mul(255).round().byte().numpy()
     return MeshResult(parts=[MeshPart("mesh", vertices, faces, rgba)],
                       metadata={"model": "dreamfusion-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
-                                "schedule": p["schedule"]})
+                                "schedule": p["schedule"], "perp_neg": bool(p["perp_neg"])})

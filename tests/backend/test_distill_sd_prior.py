@@ -127,3 +127,43 @@ def test_real_sd_predicts_the_noise_of_a_noised_image_when_cached():
     a = prior.alphas_cumprod[t].view(-1, 1, 1, 1)
     eps = prior.predict_noise(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, prior.encode(["a grey gradient"]), [])
     assert torch.cosine_similarity(eps.flatten().float(), noise.flatten().float(), dim=0) > 0.7
+
+
+class LinearDenoiser:
+    """A prior whose noise prediction is its condition, spread over the image: what Perp-Neg
+    does to the conditions can then be read off its predictions. Records each answer."""
+
+    alphas_cumprod = torch.linspace(0.99, 0.01, 1000)
+
+    def __init__(self):
+        self.answers = []
+
+    def encode(self, prompts):
+        return torch.tensor([[float(sum(map(ord, p)) % 97), float(len(p))] for p in prompts])  # (B, 2)
+
+    def predict_noise(self, x_t, t, condition, views):
+        condition = torch.zeros(len(x_t), 2) if condition is None else condition.expand(len(x_t), 2)
+        self.answers.append(condition[:, :, None, None].expand(-1, -1, *x_t.shape[2:]).clone())
+        return self.answers[-1]
+
+
+def test_perp_neg_mixes_the_view_prompts_and_removes_the_negatives_parallel_part():
+    from backend.distill.cameras import view_at
+    from backend.distill.guidance.perp_neg import combine_perp_neg, perp_neg_prompts
+
+    denoiser = LinearDenoiser()
+    guidance = ScoreDistillation(denoiser, SDSConfig(guidance_scale=7.5, perp_neg=True), generator=torch.Generator())
+    views = [view_at(10.0, 45.0, 3.0, 40.0, 4), view_at(10.0, 150.0, 3.0, 40.0, 4)]
+    guidance(torch.full((2, 2, 4, 4), 0.5, requires_grad=True), views, "a corgi", step=1)
+    uncond, pos, neg0, neg1 = denoiser.answers  # the order the guidance asks in
+    # The positive condition is each view's mix of the view prompts' encodings.
+    expected = torch.stack([sum(w * denoiser.encode([p])[0] for p, w in perp_neg_prompts("a corgi", v).positive)
+                            for v in views])
+    assert torch.allclose(pos[:, :, 0, 0], expected)
+    weights = [torch.tensor([perp_neg_prompts("a corgi", v).negatives[k][1] for v in views]) for k in range(2)]
+    assert weights[0][0] == pytest.approx(2 * math.exp(-1)) and weights[1][1] == 2.0  # 45°: front; 150°: front
+    guided = combine_perp_neg(uncond, pos, [neg0, neg1], weights, 7.5)
+    # What the negatives changed is perpendicular to the positive direction, and not nothing.
+    d_pos, change = (pos - uncond).flatten(1), (guided - uncond - 7.5 * (pos - uncond)).flatten(1)
+    cosine = (change * d_pos).sum(1) / (change.norm(dim=1) * d_pos.norm(dim=1))
+    assert cosine.abs().max() < 1e-5 and change.norm(dim=1).min() > 0

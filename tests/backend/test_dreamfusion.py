@@ -39,10 +39,12 @@ def test_the_command_line_distils_a_mesh(tiny_prior, tmp_path, capsys):
 
 
 def test_a_job_reports_each_step_with_previews_and_lands_a_mesh(tiny_prior, tmp_path):
+    """With Perp-Neg and DreamTime's schedule: every option reaches the prior."""
     app = create_app(Settings(token="t", cache_dir=str(tmp_path / "cache"), device="cpu", offline=True,
                               allowed_hosts=("testserver",)))
     with TestClient(app, headers={"Authorization": "Bearer t"}) as client:
-        spec = {"task": "text_to_3d", "model": "dreamfusion-sd", "params": {"prompt": "a teapot", **FEW_STEPS}}
+        spec = {"task": "text_to_3d", "model": "dreamfusion-sd",
+                "params": {"prompt": "a teapot", "perp_neg": True, "schedule": "dreamtime", **FEW_STEPS}}
         job = client.post("/jobs", data={"spec": json.dumps(spec)}).json()
         phases = set()
         deadline = time.monotonic() + 120
@@ -52,8 +54,8 @@ def test_a_job_reports_each_step_with_previews_and_lands_a_mesh(tiny_prior, tmp_
             time.sleep(0.02)
         assert record["state"] == "succeeded", record["error"]
         assert record["has_preview"] and client.get(f"/jobs/{job['id']}/preview").content[:4] == b"\x89PNG"
-        parts, _ = read_glb_meshes(client.get(f"/jobs/{job['id']}/result").content)
-        assert len(parts[0].faces) > 0
+        parts, extras = read_glb_meshes(client.get(f"/jobs/{job['id']}/result").content)
+        assert len(parts[0].faces) > 0 and extras["diffusion3d"]["perp_neg"] is True
 
 
 @pytest.mark.parametrize("params, words", [

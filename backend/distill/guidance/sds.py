@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from .base import Denoiser, GuidanceOutput, View
+from .perp_neg import combine_perp_neg, perp_neg_prompts
 from .perp_neg import view_prompt as default_view_prompt
 from .schedules import WEIGHTINGS, RandomSchedule, RandomScheduleConfig
 
@@ -28,6 +29,10 @@ class SDSConfig:
         t_range: Fractions of T the random timesteps are drawn from when no schedule is given.
         weighting: A name in schedules.WEIGHTINGS: "sds" (w(t) = 1 - a_t, DreamFusion) or "uniform".
         view_dependent: Append DreamFusion's view suffix ("front view", ...) to the prompt.
+        perp_neg: Guide with Perp-Neg instead (Armandpour et al. 2023): the positive prompt
+            interpolated between the views around the camera, and the other views' prompts as
+            negatives whose components along the positive direction are removed, against the
+            Janus problem (a face on every side). Two more prior calls per step.
         grad_clip: Clamp each element of the update to this size (None: no clamp); high
             guidance scales make rare huge updates that a clamp tames.
     """
@@ -36,6 +41,7 @@ class SDSConfig:
     t_range: tuple[float, float] = (0.02, 0.98)
     weighting: str = "sds"
     view_dependent: bool = True
+    perp_neg: bool = False
     grad_clip: Optional[float] = None
 
 
@@ -69,6 +75,20 @@ class ScoreDistillation:
         self.generator = generator
         self._conditions: dict[tuple, Any] = {}  # prompt encodings of this run (a handful of view suffixes)
 
+    def _perp_neg(self, x_t: torch.Tensor, t: torch.Tensor, unconditional: torch.Tensor, views: Sequence[View],
+                  prompt: str) -> torch.Tensor:
+        """Perp-Neg's guided prediction: the positive condition mixed per view from the view
+        prompts' embeddings, two negatives per view with the paper's view-dependent weights."""
+        per_view = [perp_neg_prompts(prompt, v) for v in views]
+        positive = torch.cat([sum(w * self._condition([p]) for p, w in pv.positive) for pv in per_view])
+        eps_pos = self.denoiser.predict_noise(x_t, t, positive, views)
+        eps_negs, weights = [], []
+        for k in range(2):  # perp_neg_prompts gives every view two negatives
+            eps_negs.append(self.denoiser.predict_noise(
+                x_t, t, self._condition([pv.negatives[k][0] for pv in per_view]), views))
+            weights.append(torch.tensor([pv.negatives[k][1] for pv in per_view]))
+        return combine_perp_neg(unconditional, eps_pos, eps_negs, weights, self.config.guidance_scale)
+
     def _condition(self, prompts: Sequence[str]) -> Any:
         key = tuple(prompts)
         if key not in self._conditions:
@@ -88,12 +108,15 @@ class ScoreDistillation:
         prompts = [self.view_prompt(prompt, v) if self.config.view_dependent else prompt for v in views]
         with torch.no_grad():
             x_t = a.sqrt() * x.detach() + (1 - a).sqrt() * noise
-            eps = self.denoiser.predict_noise(x_t, t, self._condition(prompts), views)
-            if self.config.guidance_scale != 1.0:
-                negative = [negative_prompt] * len(views) if negative_prompt else None
-                unconditional = self.denoiser.predict_noise(
-                    x_t, t, None if negative is None else self._condition(negative), views)
-                eps = unconditional + self.config.guidance_scale * (eps - unconditional)
+            negative = None if not negative_prompt else self._condition([negative_prompt] * len(views))
+            if self.config.perp_neg:
+                unconditional = self.denoiser.predict_noise(x_t, t, negative, views)
+                eps = self._perp_neg(x_t, t, unconditional, views, prompt)
+            else:
+                eps = self.denoiser.predict_noise(x_t, t, self._condition(prompts), views)
+                if self.config.guidance_scale != 1.0:
+                    unconditional = self.denoiser.predict_noise(x_t, t, negative, views)
+                    eps = unconditional + self.config.guidance_scale * (eps - unconditional)
             grad = WEIGHTINGS[self.config.weighting](alphas_cumprod, t).view(-1, 1, 1, 1).to(x.dtype) * (eps - noise)
             if self.config.grad_clip is not None:
                 grad = grad.clamp(-self.config.grad_clip, self.config.grad_clip)
