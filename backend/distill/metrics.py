@@ -7,6 +7,8 @@ import math
 import numpy as np
 import torch
 
+from ..geometry.sampling import sample_surface
+
 
 def psnr(images: torch.Tensor, targets: torch.Tensor) -> float:
     """Peak signal-to-noise ratio in dB of images in [0, 1] (all pixels of all images together)."""
@@ -27,16 +29,6 @@ def chamfer_distance(vertices_a: np.ndarray, faces_a: np.ndarray, vertices_b: np
     on each (by area) to the other's samples, averaged over both directions."""
     from scipy.spatial import cKDTree
 
-    a = _surface_samples(vertices_a, faces_a, samples, np.random.default_rng(seed))
-    b = _surface_samples(vertices_b, faces_b, samples, np.random.default_rng(seed + 1))
+    a = sample_surface(vertices_a, faces_a, samples, np.random.default_rng(seed))
+    b = sample_surface(vertices_b, faces_b, samples, np.random.default_rng(seed + 1))
     return 0.5 * (float(cKDTree(b).query(a)[0].mean()) + float(cKDTree(a).query(b)[0].mean()))
-
-
-def _surface_samples(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    triangles = np.asarray(vertices, np.float64)[np.asarray(faces)]  # (F, 3, 3)
-    area = np.linalg.norm(np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]), axis=1)
-    chosen = triangles[rng.choice(len(triangles), n, p=area / area.sum())]
-    u, v = rng.random((2, n))
-    flip = u + v > 1  # fold the unit square onto the triangle
-    u, v = np.where(flip, 1 - u, u), np.where(flip, 1 - v, v)
-    return chosen[:, 0] + u[:, None] * (chosen[:, 1] - chosen[:, 0]) + v[:, None] * (chosen[:, 2] - chosen[:, 0])

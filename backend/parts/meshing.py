@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from backend.geometry.sampling import sample_surface
+
 
 def _parts(shape_or_parts):
     return shape_or_parts if isinstance(shape_or_parts, (list, tuple)) else shape_or_parts.parts
@@ -59,12 +61,4 @@ def shape_to_mesh(shape_or_parts, resolution: int = 64):
 def surface_points(shape_or_parts, n: int = 2048, seed: int = 0, resolution: int = 64) -> np.ndarray:
     """(n, 3) points sampled uniformly (by area) on the shape's surface, for Chamfer metrics."""
     verts, faces, _ = shape_to_mesh(shape_or_parts, resolution)
-    rng = np.random.default_rng(seed)
-    tri = verts[faces]  # (F, 3, 3)
-    area = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    f = rng.choice(len(faces), n, p=area / area.sum())
-    u, v = rng.random((2, n))
-    flip = u + v > 1  # fold the square onto the triangle
-    u, v = np.where(flip, 1 - u, u), np.where(flip, 1 - v, v)
-    t = tri[f]
-    return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+    return sample_surface(verts, faces, n, np.random.default_rng(seed))

@@ -93,15 +93,16 @@ class VariationalScoreDistillation:
         config: Defaults from ProlificDreamer; see VSDConfig.
         optimizer: For eps_phi; Adam(particle_lr) over its trainable parameters if None.
         schedule: Chooses timesteps; t ~ U[t_min, t_max] from a seeded generator if None.
-        encode_images: Maps renders to the prior's input space (a VAE encoder for a latent
-            prior, differentiable); identity if None.
+        to_model_space: Maps renders to the prior's input space, differentiably, as for
+            ScoreDistillation (a latent prior passes its `to_latents`); identity if None, so
+            particles that already live in the prior's space (the toys in the tests) pass as they are.
     """
 
     def __init__(self, denoiser: Denoiser, particle_denoiser: nn.Module,
                  config: Optional[VSDConfig] = None,
                  optimizer: Optional[torch.optim.Optimizer] = None,
                  schedule: Optional[TimestepSchedule] = None,
-                 encode_images: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
+                 to_model_space: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
         self.config = config or VSDConfig()
         if not 0.0 <= self.config.t_min < self.config.t_max <= 1.0:
             raise ValueError(f"need 0 <= t_min < t_max <= 1, got {self.config.t_min}, "
@@ -113,7 +114,7 @@ class VariationalScoreDistillation:
             raise ValueError("the particle denoiser has no trainable parameters")
         self.optimizer = optimizer or torch.optim.Adam(params, lr=self.config.particle_lr)
         self.schedule = schedule
-        self.encode_images = encode_images
+        self.to_model_space = to_model_space
         device = denoiser.alphas_cumprod.device
         self.generator = torch.Generator(device=device).manual_seed(self.config.seed)
         self._conditions: dict[Optional[str], Any] = {}
@@ -136,7 +137,7 @@ class VariationalScoreDistillation:
         # 1. Check inputs
         if renders.shape[0] != len(views):
             raise ValueError(f"{renders.shape[0]} renders but {len(views)} views")
-        x0 = renders if self.encode_images is None else self.encode_images(renders)
+        x0 = renders if self.to_model_space is None else self.to_model_space(renders)
         batch = x0.shape[0]
 
         # 2. Prepare timesteps and noise
