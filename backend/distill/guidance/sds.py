@@ -64,7 +64,7 @@ class ScoreDistillation:
     def __init__(self, denoiser: Denoiser, config: SDSConfig = SDSConfig(), total_steps: int = 1,
                  schedule: Any = None, to_model_space: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
                  view_prompt: Optional[Callable[[str, View], str]] = None, generator: Optional[torch.Generator] = None):
-        if config.weighting not in WEIGHTINGS:
+        if getattr(config, "weighting", "sds") not in WEIGHTINGS:  # (PDS weighs by its posterior instead)
             raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {config.weighting!r}")
         low, high = config.t_range
         self.schedule = schedule or RandomSchedule(denoiser.alphas_cumprod, RandomScheduleConfig(low, high),
