@@ -2,7 +2,8 @@
 with an open prior, as stable-dreamfusion and threestudio run it).
 
 A radiance field is optimised from a blank start so that its renders from random cameras score
-well under SD (backend/distill/), then its surface becomes a vertex-coloured mesh. Minutes on a
+well under SD (backend/distill/), then its surface becomes a mesh, unwrapped, with the field's
+albedo baked into a texture. Minutes on a
 GPU per thousand steps, far longer on a CPU: the job's progress shows the shape forming.
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..distill.bake import bake_albedo
 from ..distill.cameras import CameraConfig
 from ..distill.field import RadianceField
 from ..distill.guidance.schedules import SCHEDULES
@@ -21,7 +23,7 @@ from ..distill.mesh import extract_mesh
 from ..distill.trainer import DistillConfig, distill
 from ..errors import InputError
 from ..params import SEED_LIMITS, Limits, draw_seed
-from ..results import MeshPart, MeshResult, StepCallback
+from ..results import MeshResult, StepCallback
 
 PARAMS: dict[str, Any] = {
     "prompt": "",
@@ -32,9 +34,10 @@ PARAMS: dict[str, Any] = {
     "schedule": "random",  # timesteps: "random", "annealed" or "dreamtime"
     "perp_neg": False,  # Perp-Neg against the Janus problem (two more prior calls a step)
     "grid_size": 128,  # marching-cubes resolution of the extracted mesh
+    "texture_size": 1024,  # texels per side of the baked albedo
 }
 LIMITS: Limits = {"num_inference_steps": (1, 100_000), "guidance_scale": (1.0, 200.0), "render_resolution": (16, 512),
-                  "grid_size": (32, 256), **SEED_LIMITS}
+                  "grid_size": (32, 256), "texture_size": (256, 4096), **SEED_LIMITS}
 
 
 def check_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
@@ -58,11 +61,11 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
         prior: From `load`.
         params: Keys of PARAMS plus `seed`.
         files: Unused.
-        callback: ("distill", step, total, preview) each step, then ("mesh", 1, 1); raises
-            JobCancelled to stop.
+        callback: ("distill", step, total, preview) each step, then ("mesh", 1 and 2, 2) for
+            the extraction and the bake; raises JobCancelled to stop.
 
     Returns:
-        One vertex-coloured part "mesh", in glTF axes.
+        One part "mesh" with UVs and its baked albedo texture, in glTF axes.
     """
     # 1. Check inputs
     p = {**PARAMS, **{k: v for k, v in params.items() if v is not None}}
@@ -84,10 +87,12 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
                            albedo_steps=min(1000, steps // 5), seed=seed)
     distill(field, guidance, p["prompt"].strip(), config, callback, p["negative_prompt"])
 
-    # 4. Extract the mesh
-    vertices, faces, colours = extract_mesh(field, resolution=int(p["grid_size"]))
-    callback("mesh", 1, 1)
-    rgba = torch.cat([torch.from_numpy(colours), torch.ones(len(colours), 1)], 1).mul(255).round().byte().numpy()
-    return MeshResult(parts=[MeshPart("mesh", vertices, faces, rgba)],
-                      metadata={"model": "dreamfusion-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
+    # 4. Extract the mesh, unwrap it and bake the field's albedo
+    vertices, faces, _ = extract_mesh(field, resolution=int(p["grid_size"]))
+    callback("mesh", 1, 2)
+    part, texture, uv_note = bake_albedo(lambda points: field(points.to(device))[1], vertices, faces,
+                                         int(p["texture_size"]))
+    callback("mesh", 2, 2)
+    return MeshResult(parts=[part], texture=texture,
+                      metadata={"notes": [uv_note], "model": "dreamfusion-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
                                 "schedule": p["schedule"], "perp_neg": bool(p["perp_neg"])})

@@ -12,13 +12,14 @@ from fastapi.testclient import TestClient
 from backend.__main__ import main
 from backend.distill.guidance.stable_diffusion import DEFAULT_MODEL
 from backend.geometry.glb import read_glb_meshes
+from formats.glb import read_glb
 from backend.hub import MODEL_SOURCES_ENV
 from backend.server import Settings, create_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 import tiny_sd  # noqa: E402
 
-FEW_STEPS = {"num_inference_steps": 3, "render_resolution": 16, "grid_size": 32}
+FEW_STEPS = {"num_inference_steps": 3, "render_resolution": 16, "grid_size": 32, "texture_size": 256}
 
 
 @pytest.fixture
@@ -34,7 +35,8 @@ def test_the_command_line_distils_a_mesh(tiny_prior, tmp_path, capsys):
         args += ["--param", f"{key}={value}"]
     assert main(args) == 0, capsys.readouterr().err
     parts, extras = read_glb_meshes(out.read_bytes())
-    assert len(parts[0].faces) > 0 and parts[0].vertex_colors is not None
+    assert len(parts[0].faces) > 0 and parts[0].uv is not None and parts[0].vertex_colors is None
+    assert read_glb(out.read_bytes()).images[0].data[:4] == b"\x89PNG"  # the baked albedo
     assert extras["diffusion3d"]["model"] == "dreamfusion-sd" and extras["diffusion3d"]["steps"] == 3
 
 

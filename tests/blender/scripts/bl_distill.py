@@ -16,12 +16,15 @@ assert model["task"] == "text_to_3d" and model["params"]["guidance_scale"] == 10
 
 bpy.ops.ed.undo_push(message="before distilling")
 result = bpy.ops.diffusion3d.generate_mesh('EXEC_DEFAULT', True, prompt="a teapot", model="dreamfusion-sd", seed=2,
-                                           steps=3, extra_params=json.dumps({"render_resolution": 16, "grid_size": 32}))
+                                           steps=3, extra_params=json.dumps({"render_resolution": 16, "grid_size": 32,
+                                                                             "texture_size": 256}))
 assert result == {'FINISHED'}, result
 job = jobs.JOBS[0]
 assert job.state == "succeeded", job.error
 obj = bpy.data.objects["a teapot"]
-assert len(obj.data.polygons) > 0 and obj.data.color_attributes.active_color is not None
+assert len(obj.data.polygons) > 0 and obj.data.uv_layers.active is not None
+images = [n.image for n in obj.data.materials[0].node_tree.nodes if n.type == 'TEX_IMAGE']
+assert images and images[0].size[0] == 256, images  # the baked albedo
 meta = json.loads(obj["diffusion3d"])
 assert meta["model"] == "dreamfusion-sd" and meta["seed"] == 2 and meta["steps"] == 3, meta
 bpy.ops.ed.undo()
