@@ -93,6 +93,6 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
     part, texture, uv_note = bake_albedo(lambda points: field(points.to(device))[1], vertices, faces,
                                          int(p["texture_size"]))
     callback("mesh", 2, 2)
-    return MeshResult(parts=[part], texture=texture,
-                      metadata={"notes": [uv_note], "model": "dreamfusion-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
-                                "schedule": p["schedule"], "perp_neg": bool(p["perp_neg"])})
+    metadata = {"model": "dreamfusion-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
+                "schedule": p["schedule"], "perp_neg": bool(p["perp_neg"]), "notes": [uv_note]}
+    return MeshResult(parts=[part], texture=texture, metadata=metadata)

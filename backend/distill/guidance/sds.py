@@ -121,6 +121,6 @@ class ScoreDistillation:
             if self.config.grad_clip is not None:
                 grad = grad.clamp(-self.config.grad_clip, self.config.grad_clip)
             grad = torch.nan_to_num(grad)
-        # d loss / d x = grad: the UNet's Jacobian is left out, as SDS prescribes.
+        # d loss / d x = grad / B (the batch's mean): the UNet's Jacobian is left out, as SDS prescribes.
         loss = 0.5 * ((x - (x - grad).detach()) ** 2).sum() / len(x)
         return GuidanceOutput(loss, t, {"grad_norm": float(grad.norm() / len(x))})
