@@ -92,6 +92,8 @@ def _generate(args: argparse.Namespace) -> int:
     params, files = dict(args.param), {}
     if task == "text_to_3d":
         params["prompt"] = args.prompt
+        if args.init:  # a draft to refine (the score-distillation models)
+            files["mesh"] = _mesh_as_glb(args.init, args.up)
     else:
         files["image"] = _read_file(args.image, "image")
     return _run(args, task, params, files)
@@ -119,6 +121,9 @@ def _run(args: argparse.Namespace, task: str, params: dict, files: dict[str, byt
 
     # 1. Check inputs
     entry = get_entry(task, args.model, registry())
+    if getattr(args, "init", None) and not entry.takes_draft:
+        drafts = ", ".join(e.name for e in registry() if e.takes_draft)
+        raise InputError(f"--init: model {entry.name} does not start from a draft; these do: {drafts}")
     for key, value in (("negative_prompt", args.negative_prompt), ("num_inference_steps", args.steps),
                        ("guidance_scale", args.guidance), ("seed", args.seed)):
         if value is not None:
@@ -334,6 +339,10 @@ def _parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--prompt", help="text to 3D")
     source.add_argument("--image", help="image to 3D (PNG or JPEG)")
+    p.add_argument("--init", metavar="MESH", help="a draft to start from (dreamfusion-sd): .glb, or .obj, .ply, .stl, "
+                                                   ".off converted; the result keeps its place and size")
+    p.add_argument("--up", choices=("auto", "y", "z"), default="auto",
+                   help="the axis pointing up in a converted --init file (auto: z for .stl and .ply, else y)")
     _model_arguments(p)
     p.set_defaults(command=_generate)
 

@@ -69,6 +69,7 @@ class ModelEntry:
         is_available_offline: Whether the weights are already on this machine.
         knows: What the model can make (object categories), empty when open-ended.
         default: The task's default model.
+        takes_draft: A text_to_3d model that can start from a `mesh` upload (a draft to refine).
     """
 
     name: str
@@ -83,6 +84,7 @@ class ModelEntry:
     is_available_offline: Callable[[], bool] = lambda: True
     knows: Callable[[], list[str]] = list
     default: bool = False
+    takes_draft: bool = False
 
     def effective_source(self) -> str:
         """Where the weights come from after DIFFUSION3D_MODEL_SOURCES' overrides."""
@@ -289,7 +291,7 @@ def _distill_entries() -> list[ModelEntry]:
                    "downloads ~5 GB once)",
                    source=source, load=lambda options: dreamfusion.load(options, source), run=dreamfusion.run,
                    params=dreamfusion.PARAMS, limits=dreamfusion.LIMITS, check=dreamfusion.check_request,
-                   is_available_offline=lambda: offline(source)),
+                   is_available_offline=lambda: offline(source), takes_draft=True),
     ]
 
 

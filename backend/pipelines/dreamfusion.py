@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..distill.bake import bake_albedo
@@ -19,9 +20,11 @@ from ..distill.field import RadianceField
 from ..distill.guidance.schedules import SCHEDULES
 from ..distill.guidance.sds import ScoreDistillation, SDSConfig
 from ..distill.guidance.stable_diffusion import DEFAULT_MODEL, StableDiffusionPrior
+from ..distill.init import Placement, fit_to_mesh
 from ..distill.mesh import extract_mesh
 from ..distill.trainer import DistillConfig, distill
 from ..errors import InputError
+from ..geometry.glb import read_glb_meshes
 from ..params import SEED_LIMITS, Limits, draw_seed
 from ..results import MeshResult, StepCallback
 
@@ -60,9 +63,11 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
     Args:
         prior: From `load`.
         params: Keys of PARAMS plus `seed`.
-        files: Unused.
-        callback: ("distill", step, total, preview) each step, then ("mesh", 1 and 2, 2) for
-            the extraction and the bake; raises JobCancelled to stop.
+        files: Optional "mesh": a draft (GLB) to start from instead of a blob, as Magic3D and
+            Fantasia3D start from a coarse shape; the result is put back at its place and size.
+        callback: ("init", step, total) while fitting a draft, ("distill", step, total, preview)
+            each step, then ("mesh", 1 and 2, 2) for the extraction and the bake; raises
+            JobCancelled to stop.
 
     Returns:
         One part "mesh" with UVs and its baked albedo texture, in glTF axes.
@@ -81,18 +86,35 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
     guidance = ScoreDistillation(prior, sds, total_steps=steps,
                                  schedule=schedule, to_model_space=prior.to_latents, generator=generator)
 
-    # 3. Optimise the field
+    # 3. Optimise the field, from the uploaded draft's shape when there is one
     field = RadianceField().to(device)
+    placement = _start_from(field, files["mesh"], seed, callback) if files.get("mesh") else None
     config = DistillConfig(steps=steps, cameras=CameraConfig(resolution=int(p["render_resolution"])),
                            albedo_steps=min(1000, steps // 5), seed=seed)
     distill(field, guidance, p["prompt"].strip(), config, callback, p["negative_prompt"])
 
     # 4. Extract the mesh, unwrap it and bake the field's albedo
     vertices, faces, _ = extract_mesh(field, resolution=int(p["grid_size"]))
+    if placement is not None:  # back where the draft was, at its size
+        vertices = placement.to_shape(vertices).astype("float32")
     callback("mesh", 1, 2)
-    part, texture, uv_note = bake_albedo(lambda points: field(points.to(device))[1], vertices, faces,
+    in_field = (lambda points: points) if placement is None else (
+        lambda points: torch.from_numpy(placement.to_field(points.numpy())).float())
+    part, texture, uv_note = bake_albedo(lambda points: field(in_field(points).to(device))[1], vertices, faces,
                                          int(p["texture_size"]))
     callback("mesh", 2, 2)
     metadata = {"model": "dreamfusion-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
-                "schedule": p["schedule"], "perp_neg": bool(p["perp_neg"]), "notes": [uv_note]}
+                "schedule": p["schedule"], "perp_neg": bool(p["perp_neg"]), "initialised": placement is not None,
+                "notes": [uv_note]}
     return MeshResult(parts=[part], texture=texture, metadata=metadata)
+
+
+def _start_from(field: RadianceField, mesh: bytes, seed: int, callback: StepCallback) -> Placement:
+    """Fit the field to an uploaded draft (all its parts, with their vertex colours)."""
+    parts, _ = read_glb_meshes(mesh)
+    offsets = np.cumsum([0] + [len(part.vertices) for part in parts[:-1]])
+    vertices = np.concatenate([part.vertices for part in parts])
+    faces = np.concatenate([part.faces + offset for part, offset in zip(parts, offsets)])
+    colours = np.concatenate([np.full((len(part.vertices), 3), 0.5) if part.vertex_colors is None
+                              else part.vertex_colors[:, :3] / 255.0 for part in parts])
+    return fit_to_mesh(field, vertices, faces, colours, seed=seed, callback=callback)

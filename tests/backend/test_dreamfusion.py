@@ -72,3 +72,29 @@ def test_bad_requests_are_refused_at_submit(tiny_prior, tmp_path, params, words)
         spec = {"task": "text_to_3d", "model": "dreamfusion-sd", "params": params}
         response = client.post("/jobs", data={"spec": json.dumps(spec)})
         assert response.status_code == 400 and words in response.json()["detail"]
+
+
+def test_a_draft_is_refined_in_its_own_place_and_size(tiny_prior, tmp_path, capsys):
+    """--init: the field starts from the draft's shape (a few steps of a random prior barely move
+    it), and the result comes back where the draft was, at its size."""
+    import numpy as np
+    import trimesh
+
+    draft = trimesh.creation.box(extents=(2.0, 1.0, 1.0))
+    draft.apply_translation([10.0, 0.5, -3.0])
+    draft.export(tmp_path / "draft.glb")
+    out = tmp_path / "refined.glb"
+    args = ["generate", "--model", "dreamfusion-sd", "--prompt", "a brick", "--init", str(tmp_path / "draft.glb"),
+            "--seed", "0", "--out", str(out)]
+    for key, value in {**FEW_STEPS, "grid_size": 64}.items():
+        args += ["--param", f"{key}={value}"]
+    assert main(args) == 0, capsys.readouterr().err
+    parts, extras = read_glb_meshes(out.read_bytes())
+    low, high = parts[0].vertices.min(0), parts[0].vertices.max(0)
+    np.testing.assert_allclose(low, draft.bounds[0], atol=0.15)  # a tenth of the draft's size, about two cells
+    np.testing.assert_allclose(high, draft.bounds[1], atol=0.15)
+    assert extras["diffusion3d"]["initialised"] is True
+    # Models that cannot start from a draft say so, and which can.
+    assert main(["generate", "--model", "builtin", "--prompt", "a chair", "--init", str(tmp_path / "draft.glb"),
+                 "--out", str(out)]) == 2
+    assert "does not start from a draft; these do: dreamfusion-sd" in capsys.readouterr().err
