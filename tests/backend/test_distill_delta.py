@@ -25,6 +25,7 @@ from backend.distill.guidance.base import View
 from backend.distill.guidance.delta import (DDSConfig, DeltaDenoisingScore, PDSConfig,
                                             PosteriorDistillationSampling)
 from backend.distill.guidance.sds import ScoreDistillation, SDSConfig
+from tests.fixtures.mixture_prior import ddpm_linear_alphas_cumprod, mixture_noise
 
 PROMPTS = {"source": 0, "target": 1}
 # Components (channel 0, channel 1) and the prompt each belongs to
@@ -41,24 +42,14 @@ class PromptMixtureDenoiser:
     """The exact eps*(x_t, t, y) of the prompt-conditional mixture under DDPM's linear schedule."""
 
     def __init__(self):
-        # DDPM's linear betas 1e-4 .. 0.02 over T = 1000 (Ho et al. 2020)
-        betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
-        self.alphas_cumprod = torch.cumprod(1.0 - betas, 0).float()
+        self.alphas_cumprod = ddpm_linear_alphas_cumprod()
 
     def encode(self, prompts):
         return torch.tensor([PROMPTS[p] for p in prompts])  # (B,) prompt ids
 
     def predict_noise(self, x_t, t, condition, views):
-        x = x_t.flatten(1)  # (B, 2)
-        abar = self.alphas_cumprod[t].unsqueeze(1).to(x.dtype)  # (B, 1)
-        var = abar * DATA_STD ** 2 + (1.0 - abar)  # (B, 1)
-        diff = x.unsqueeze(1) - abar.sqrt().unsqueeze(1) * MEANS.to(x.dtype)  # (B, K, 2)
-        logits = -(diff ** 2).sum(-1) / (2 * var)  # (B, K)
-        if condition is not None:  # keep the components of each sample's prompt
-            logits = logits.masked_fill(OWNER.unsqueeze(0) != condition.unsqueeze(1), float("-inf"))
-        resp = torch.softmax(logits, dim=1)  # (B, K)
-        score = -(resp.unsqueeze(-1) * diff).sum(1) / var  # (B, 2) grad log p_t
-        return (-(1.0 - abar).sqrt() * score).view_as(x_t)
+        keep = None if condition is None else OWNER.unsqueeze(0) == condition.unsqueeze(1)  # each prompt's components
+        return mixture_noise(x_t, self.alphas_cumprod[t], MEANS, DATA_STD, keep)
 
 
 def source_samples(n: int, seed: int) -> torch.Tensor:

@@ -23,6 +23,7 @@ from torch import nn
 
 from backend.distill.guidance.base import View
 from backend.distill.guidance.vsd import VariationalScoreDistillation, VSDConfig
+from tests.fixtures.mixture_prior import ddpm_linear_alphas_cumprod, mixture_noise
 
 MEANS = torch.tensor([[2.0, 0.0], [-2.0, 0.0]])  # (K, 2)
 DATA_STD = 0.3
@@ -36,21 +37,13 @@ class GaussianMixtureDenoiser:
     """The exact eps*(x_t, t) of the two-Gaussian data under DDPM's linear schedule."""
 
     def __init__(self):
-        # DDPM's linear betas 1e-4 .. 0.02 over T = 1000 (Ho et al. 2020)
-        betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
-        self.alphas_cumprod = torch.cumprod(1.0 - betas, 0).float()
+        self.alphas_cumprod = ddpm_linear_alphas_cumprod()
 
     def encode(self, prompts):
         return None
 
     def predict_noise(self, x_t, t, condition, views):
-        x = x_t.flatten(1)  # (B, 2)
-        abar = self.alphas_cumprod[t].unsqueeze(1)  # (B, 1)
-        var = abar * DATA_STD ** 2 + (1.0 - abar)  # (B, 1) variance of each noised component
-        diff = x.unsqueeze(1) - abar.sqrt().unsqueeze(1) * MEANS  # (B, K, 2)
-        resp = torch.softmax(-(diff ** 2).sum(-1) / (2 * var), dim=1)  # (B, K) posteriors
-        score = -(resp.unsqueeze(-1) * diff).sum(1) / var  # (B, 2) grad log p_t
-        return (-(1.0 - abar).sqrt() * score).view_as(x_t)
+        return mixture_noise(x_t, self.alphas_cumprod[t], MEANS, DATA_STD)
 
     def log_prob(self, x, t):
         """log p_t(x) for x (B, 2), one t for all (the oracle's check)."""
