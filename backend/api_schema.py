@@ -103,7 +103,7 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
 
 
 # OpenAPI 3.1 spells a file part `contentMediaType: application/octet-stream` (3.0's `format:
-# binary`); the form reads mesh, image, face_mask and mesh_b only as file parts (with a filename).
+# binary`); the form reads mesh, image, face_mask, mesh_b and texture only as file parts (with a filename).
 _FILE = {"type": "string", "contentMediaType": "application/octet-stream"}
 JOB_FORM = {
     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -119,6 +119,8 @@ JOB_FORM = {
             "image": {**_FILE, "description": "PNG or JPEG"},
             "face_mask": {**_FILE, "description": "one byte per triangle of mesh, nonzero = selected"},
             "mesh_b": {**_FILE, "description": "GLB, second shape for part mixing"},
+            "texture": {**_FILE, "description": "PNG or JPEG, the texture a repaint (texture with face_mask) keeps "
+                                                "outside the selected faces"},
         },
     }}}},
 }

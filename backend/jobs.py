@@ -104,7 +104,7 @@ def check_inputs(task: str, files: dict[str, bytes]) -> None:
 
     Args:
         task: The job's task.
-        files: Upload name -> bytes (mesh, image, face_mask, mesh_b).
+        files: Upload name -> bytes (mesh, image, face_mask, mesh_b, texture).
 
     Raises:
         InputError: naming the file and what is wrong with it.
@@ -135,8 +135,9 @@ def check_inputs(task: str, files: dict[str, bytes]) -> None:
                     )
     if "face_mask" in files and "mesh" not in files:
         raise InputError("face_mask refers to the triangles of mesh, but no mesh was sent")
-    if "image" in files:
-        check_image(files["image"], "image")
+    for name in ("image", "texture"):
+        if name in files:
+            check_image(files[name], name)
 
 
 class _Job:

@@ -23,7 +23,7 @@ from .results import MeshPart, MeshResult, RunFunction, StepCallback
 log = logging.getLogger(__name__)
 
 TASKS = ("text_to_3d", "image_to_3d", "edit_part", "texture")
-UPLOADS = ("mesh", "image", "face_mask", "mesh_b")
+UPLOADS = ("mesh", "image", "face_mask", "mesh_b", "texture")
 # Files a task cannot run without; the pipelines check mode-specific ones (e.g. mesh_b).
 TASK_FILES = {"text_to_3d": (), "image_to_3d": ("image",), "edit_part": ("mesh",), "texture": ("mesh",)}
 TEST_MODELS_ENV = "DIFFUSION3D_TEST_MODELS"

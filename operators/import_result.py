@@ -20,6 +20,7 @@ from ..formats.blender_layout import MeshArrays
 from ..formats.glb import GLBError, GLBScene, read_glb
 from ..panels.preferences import backend_settings
 from ..panels.redraw import tag_redraw
+from ..scene_io.apply_repaint import repaint_shown
 from ..scene_io.texture_export import unchanged_since
 from ..service.client import BackendError
 from ..service.session import connect
@@ -138,7 +139,11 @@ def _texture_target(context, job: Job) -> Optional[bpy.types.Object]:
     obj = find_target(context, job.request)
     if obj is None:
         return None
-    if not job.write_failed and any(m is not None and m.name == job.texture_material for m in obj.data.materials):
+    if job.request.repaint and job.request.repaint.get("node"):
+        there = repaint_shown(job.request.repaint)  # the node shows the result (not the image sent)
+    else:
+        there = any(m is not None and m.name == job.texture_material for m in obj.data.materials)
+    if not job.write_failed and there:
         return None  # it is there: Import adds a copy, as for any result
     try:
         check_writable(obj)

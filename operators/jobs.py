@@ -23,6 +23,7 @@ from ..panels import previews, properties
 from ..panels.preferences import backend_settings, get_prefs
 from ..panels.redraw import tag_redraw
 from ..scene_io import write_back
+from ..scene_io.apply_repaint import apply_repaint, repainted_material
 from ..scene_io.apply_texture import apply_texture, texture_notes
 from ..scene_io.patch_mesh import patch_mesh, patchable
 from ..service.client import BackendError
@@ -53,6 +54,7 @@ class JobRequest:
     fingerprint: str = ""  # the target's mesh when sent (`texture_export.mesh_fingerprint`), for texture writes
     location: Optional[tuple] = None  # the target's world location: where an imported texture result goes
     note: str = ""  # what the artist should know about what was sent, shown with the result's notes
+    repaint: Optional[dict] = None  # a repaint's material, node and image (`RepaintSource.as_target`)
 
 
 class Job:
@@ -321,7 +323,9 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
             if obj is None:
                 raise LookupError(f"the object '{target}' no longer exists; import the result from the job list")
             editing = obj.mode == 'EDIT'
-            if job.task == "texture":  # the artist's mesh stays: new UV map, material and slot
+            if job.task == "texture" and job.request.repaint:  # the image is replaced in its node, nothing else
+                obj = apply_repaint(context, obj, job.result, job.request.repaint, storage, job.request.fingerprint)
+            elif job.task == "texture":  # the artist's mesh stays: new UV map, material and slot
                 obj = apply_texture(context, obj, job.result, storage, job.request.fingerprint)
             elif job.task == "edit_part" and (patch := patchable(obj, job.result)) is not None:
                 obj = patch_mesh(context, obj, job.result, patch, storage)  # the artist's own mesh: kept polygons stay
@@ -338,7 +342,7 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
         return None
     job.applied_to, job.write_failed = obj.name, False
     if job.task == "texture" and not new_object:
-        job.texture_material = obj.data.materials[-1].name
+        job.texture_material = repainted_material(obj, job.request.repaint) or obj.data.materials[-1].name
     job.notes = [job.request.note] if job.request and job.request.note else []
     job.notes += [str(note) for note in job.result.metadata.get("notes", []) if note]
     if job.task == "texture":

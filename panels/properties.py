@@ -151,6 +151,9 @@ class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
     texture_guidance: FloatProperty(name="Guidance", description="How closely the views follow the prompt "
                                     "(classifier-free guidance scale; higher: stronger, less natural)",
                                     min=0.0, max=100.0, default=7.5)
+    repaint_border: FloatProperty(name="Border", description="Width of the band around the selected faces that is "
+                                  "blended into the texture around it, in percent of the object's size "
+                                  "(0: a hard edge)", min=0.0, max=25.0, default=2.0, subtype='PERCENTAGE')
 
 
 classes = (DIFFUSION3D_PG_settings,)

@@ -115,6 +115,10 @@ class VIEW3D_PT_diffusion3d_texture(Diffusion3DPanel, bpy.types.Panel):
         if settings.texture_reference:
             layout.prop(settings, "texture_reference_view")
         layout.operator("diffusion3d.texture_mesh", icon='TEXTURE')
+        if context.mode == 'EDIT_MESH':  # faces are selected here: repaint just them
+            row = layout.row(align=True)
+            row.operator("diffusion3d.texture_mesh", text="Repaint Selected", icon='FACESEL').selected_faces_only = True
+            row.prop(settings, "repaint_border", text="Border")
 
 
 class VIEW3D_PT_diffusion3d_jobs(Diffusion3DPanel, bpy.types.Panel):

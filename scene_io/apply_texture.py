@@ -21,6 +21,7 @@ painted (bmesh keeps their attributes), every other polygon keeps its shape, and
 from __future__ import annotations
 
 import json
+from typing import Optional
 
 import bmesh
 import bpy
@@ -37,7 +38,7 @@ MAX_UV_MAPS = 8  # Blender's limit per mesh
 
 
 def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str = 'PACK',
-                  fingerprint: str = "") -> bpy.types.Object:
+                  fingerprint: str = "", only_slot: Optional[int] = None) -> bpy.types.Object:
     """Give `obj` the result's UVs and a new textured material in a new slot.
 
     Args:
@@ -46,6 +47,8 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
         result: The parsed `texture` result.
         storage: 'PACK' or 'NEXT_TO_BLEND' (preference), where the image goes.
         fingerprint: `mesh_fingerprint` of the mesh when it was sent ("" = not checked).
+        only_slot: Only the faces of this material slot take the new material (a repaint of
+            faces in one flat colour); None = every face.
 
     Returns:
         The object.
@@ -103,7 +106,12 @@ def apply_texture(context, obj: bpy.types.Object, result: GLBScene, storage: str
     material = _textured_material(name, image, layer_name, result.metadata.get("texture", {}).get("average_color"))
     mesh.materials.append(material)
     slot = len(mesh.materials) - 1
-    mesh.polygons.foreach_set("material_index", np.full(len(mesh.polygons), slot, np.int32))
+    index = np.full(len(mesh.polygons), slot, np.int32)
+    if only_slot is not None:  # polygons split above keep their slot, so this reads the mesh as it is now
+        before = np.empty(len(mesh.polygons), np.int32)
+        mesh.polygons.foreach_get("material_index", before)
+        index = np.where(before == min(only_slot, slot - 1) if slot else True, slot, before)
+    mesh.polygons.foreach_set("material_index", index)
     mesh.update()
     for user in (o for o in bpy.data.objects if o.data == mesh):  # linked duplicates too
         user.active_material_index = slot  # the Material tab shows the new material, not the old first one

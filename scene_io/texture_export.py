@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Optional
 
 import bpy
 import numpy as np
@@ -38,15 +39,21 @@ class TextureUpload:
         glb: The triangulated mesh with its UVs (the UV map used for rendering).
         fingerprint: `mesh_fingerprint` of the mesh when it was sent.
         note: "" or what the sent shape leaves out of what the viewport shows.
+        face_mask: One byte per triangle, 1 on selected faces (when asked for).
     """
 
     glb: bytes
     fingerprint: str
     note: str = ""
+    face_mask: Optional[bytes] = None
 
 
-def texture_upload(context, obj: bpy.types.Object) -> TextureUpload:
+def texture_upload(context, obj: bpy.types.Object, uv_name: str = "", with_mask: bool = False) -> TextureUpload:
     """The object's mesh, posed and placed as shown, ready for the `texture` task.
+
+    Args:
+        uv_name: The UV map to send ("" = the one used for rendering).
+        with_mask: Also send which triangles lie on selected faces (a repaint).
 
     Raises:
         ExportError: not a mesh, or no faces (the message says what to do).
@@ -60,9 +67,9 @@ def texture_upload(context, obj: bpy.types.Object) -> TextureUpload:
         raise ExportError(_why_no_faces(context, obj))
     co, note = _shown_positions(context, obj)
     placed = co @ np.array(obj.matrix_world.to_3x3(), np.float32).T  # rotation and scale, no location
-    render_uv = next((layer.name for layer in mesh.uv_layers if layer.active_render), "")
-    glb, _ = object_to_glb(obj, positions=placed, uv_name=render_uv, with_polygons=True, synced=True)
-    return TextureUpload(glb=glb, fingerprint=mesh_fingerprint(mesh), note=note)
+    uv_name = uv_name or next((layer.name for layer in mesh.uv_layers if layer.active_render), "")
+    glb, mask = object_to_glb(obj, with_mask=with_mask, positions=placed, uv_name=uv_name, with_polygons=True, synced=True)
+    return TextureUpload(glb=glb, fingerprint=mesh_fingerprint(mesh), note=note, face_mask=mask)
 
 
 def unchanged_since(obj: bpy.types.Object, fingerprint: str) -> bool:

@@ -42,6 +42,7 @@ from ..texture.padding import pad_texture
 from ..texture.project import (
     TextureProjector, ViewVisibility, depth_tolerance, finite_depth, min_around, pixel_blocks, sample_texture,
 )
+from ..texture.region import merge_region, plan_region, region_cameras
 from ..texture.views import ViewGenerator, ViewRequest
 
 # What the `texture` task accepts (and its defaults); `seed` is added by the registry.
@@ -61,14 +62,23 @@ TEXTURE_PARAMS: dict[str, Any] = {
     # Camera of the uploaded `image`, in the mesh's glTF axes:
     # {"eye": [x, y, z], "target": [x, y, z], "up": [0, 1, 0], "fov_y": 40}; null = the front view.
     "reference_camera": None,
+    # A repaint (with the `face_mask` upload: the faces to repaint; `texture`: the texture the
+    # mesh's UVs read now, kept outside the selection byte for byte):
+    "border_width": 0.02,  # blended band around the selection, fraction of the bounding-box diagonal
+    "region_views": 5,  # views aimed at the selection (then `fill_views` at what they missed)
+    "base_color": [0.8, 0.8, 0.8],  # sRGB of the flat texture a mesh without `texture` starts from
 }
 TEXTURE_LIMITS: Limits = {
     "num_inference_steps": (1, 500), "guidance_scale": (0.0, 100.0), "texture_size": (1024, 4096),
     "num_views": (1, 64), "view_elevation": (-90.0, 90.0), "start_azimuth": (-360.0, 360.0),
-    "view_resolution": (64, 2048), "fill_views": (0, 16), **SEED_LIMITS,
+    "view_resolution": (64, 2048), "fill_views": (0, 16), "border_width": (0.0, 0.25), "region_views": (1, 16),
+    **SEED_LIMITS,
 }
 
 BACKGROUND = 0.5  # grey where the object is absent or not painted yet
+BAND_QUALITY = 1e-3  # stored view quality of a repaint's border band: any view that sees it may refine it
+REPAINT_LIMITS: Limits = {name: TEXTURE_LIMITS[name] for name in ("border_width", "region_views")}
+MAX_TEXTURE_SIDE = 8192  # texels: the largest current texture a repaint reads
 
 
 @dataclass
@@ -231,16 +241,8 @@ class TexturePaintingPipeline:
         notes = [f"{p.name!r} was unwrapped anew: {why}" for p in parts
                  if p.uv is not None and (why := uv_problem(p.uv, p.faces))]
         parts, uv_note = ensure_part_uvs(parts, texture_size, on_wait=lambda: callback("prepare", 0, 1))  # cancellable
-        offsets = np.cumsum([0] + [len(p.vertices) for p in parts])
-        # Painted as the texture repeats: triangles on other UV tiles are moved onto the first
-        # (for painting only: the result keeps the mesh's UVs as they were).
-        vertex_map, faces, uv, wrapped = wrap_into_unit_square(
-            np.concatenate([p.faces + o for p, o in zip(parts, offsets)]).astype(np.int64),
-            np.concatenate([p.uv for p in parts]).astype(np.float32))
-        vertices = np.concatenate([p.vertices for p in parts]).astype(np.float32)[vertex_map]
-        if wrapped:
-            uv_note += f"; {wrapped} triangles lie outside the unit UV square and were painted where the texture repeats"
-        vertices, faces, uv = (torch.from_numpy(a).to(device) for a in (vertices, faces, uv))  # (V, 3), (F, 3), (V, 2)
+        vertices, faces, uv, wrap_note = _merged_for_painting(parts, device)  # (V, 3), (F, 3), (V, 2)
+        uv_note += wrap_note
 
         # 3. Surface texels: rasterize the UV layout once
         projector = TextureProjector(vertices, faces, uv, texture_size, min_quality=config.min_quality)
@@ -278,36 +280,10 @@ class TexturePaintingPipeline:
             cameras.insert(0, camera)
 
         # 6. Paint view after view, then views aimed at what those missed
-        first, fills_left, fill_directions = int(reference_image is not None), fill_views, set()
-        min_fill = max(1, round(config.fill_min_fraction * len(projector.samples.index)))
-        for i in itertools.count():
-            if first + i == len(cameras):
-                extra = best_fill_view(projector, vertices, faces, min_fill, view_resolution, fill_directions,
-                                       self.rasterizer) if fills_left else None
-                if extra is None:
-                    break
-                cameras.append(extra)
-                fills_left -= 1
-            camera = cameras[first + i]
-            fragments = rasterize(vertices, faces, camera, backend=self.rasterizer)
-            request = self.prepare_view(vertices, faces, uv, projector, camera, fragments)
-            view, update = self.texels_to_bake(projector, camera, fragments, request)
-            if bool(update.any()):
-                request.prompt = view_prompt(prompt, camera) if view_prompts else prompt
-                request.negative_prompt = negative_prompt
-                request.view_index, request.num_inference_steps, request.guidance_scale = i, num_inference_steps, guidance_scale
-                request.generator = torch.Generator(device="cpu").manual_seed(int(seed) + i)
-                request.on_step = _denoising_progress(callback, step, total, num_inference_steps)  # a cancel stops within a step
-                callback("paint", step, total, _preview(request.image, fragments.mask))  # the view being painted, so far
-                image = self.view_generator(request).to(device, torch.float32)
-                projector.bake(image, view, update)
-            else:
-                image = request.image  # nothing this view could add: earlier views saw all of it better
-            step += 1
-            shown = _preview(image, fragments.mask)
-            callback("paint", step, total, shown)
-        if 0 < step < total:  # fewer fill views were needed than allowed: the job ends at its real count
-            callback("paint", step, step, shown)
+        settings = dict(prompt=prompt, negative_prompt=negative_prompt, num_inference_steps=num_inference_steps,
+                        guidance_scale=guidance_scale, seed=seed, view_prompts=view_prompts)
+        step, fills_left = self._paint_views(projector, vertices, faces, uv, cameras, int(reference_image is not None),
+                                             fill_views, vertices, view_resolution, settings, callback, step, total)
 
         # 7. Pad in UV space and assemble the result
         color, painted = projector.texture()
@@ -334,6 +310,163 @@ class TexturePaintingPipeline:
         result = MeshResult(parts=[dataclasses.replace(p, vertex_colors=None) for p in parts], texture=texture,
                             metadata=metadata)
         return TextureOutput(result=result, painted=painted.cpu().numpy(), surface=surface.cpu().numpy(), cameras=cameras)
+
+    @torch.no_grad()
+    def repaint(
+        self,
+        parts: Sequence[MeshPart],
+        selected: np.ndarray,
+        base_texture: Optional[np.ndarray] = None,
+        prompt: str = "",
+        negative_prompt: str = "",
+        num_inference_steps: int = 30,
+        guidance_scale: float = 7.5,
+        seed: int = 0,
+        border_width: float = 0.02,
+        region_views: int = 5,
+        view_resolution: int = 512,
+        fill_views: int = 2,
+        view_prompts: bool = True,
+        texture_size: int = 1024,
+        base_color: Sequence[float] = (0.8, 0.8, 0.8),
+        callback: StepCallback = no_progress,
+    ) -> TextureOutput:
+        """Repaint the texels of the selected triangles; the rest of the texture keeps its bytes.
+
+        Views are aimed at the selection; it is painted anew (the model sees the texture around
+        it), a band `border_width` wide around it is refined and blended into the original, and
+        every other texel stays as it was (`backend.texture.region` says exactly which change).
+
+        Args:
+            parts: Mesh parts in glTF axes. With `base_texture` their UVs are used as they are.
+            selected: (T,) bool per triangle, the parts' triangles in order.
+            base_texture: (H, W, 3|4) uint8, the texture those UVs read now. None: a flat
+                `base_color` texture of `texture_size` (parts without UVs are unwrapped).
+            border_width: The blended band's width, as a fraction of the bounding-box diagonal.
+            region_views: Views aimed at the selection (then up to `fill_views` at what they missed).
+            base_color: sRGB in [0, 1] of the flat texture when there is no `base_texture`.
+            prompt, negative_prompt, num_inference_steps, guidance_scale, seed, view_resolution,
+            view_prompts, callback: As for `__call__`.
+
+        Returns:
+            The parts (their UVs as they were) with the repainted texture; `painted` and
+            `surface` cover the region's texels only.
+        """
+        config, device = self.config, self.device
+        size = texture_size if base_texture is None else config.min_texture_size  # a given texture keeps its size
+        self.check_inputs(parts, prompt, size, region_views, view_resolution, num_inference_steps, guidance_scale, None,
+                          fill_views=fill_views)
+        selected = _check_selection(selected, sum(len(p.faces) for p in parts))
+        check_limits(dict(border_width=border_width, region_views=region_views), REPAINT_LIMITS)
+        callback("prepare", 0, 1)
+        if base_texture is None:
+            parts, uv_note = ensure_part_uvs(parts, texture_size, on_wait=lambda: callback("prepare", 0, 1))
+            base_texture = np.empty((texture_size, texture_size, 3), np.uint8)
+            base_texture[:] = np.round(np.clip(np.asarray(base_color, np.float64), 0, 1) * 255).astype(np.uint8)
+        else:
+            base_texture = _check_base_texture(base_texture)
+            bare = [p.name for p in parts if p.uv is None]
+            if bare:
+                raise InputError(f"{', '.join(map(repr, bare))} has no UVs, so its texture cannot be repainted in place: "
+                                 "send the mesh with the UV map its material reads")
+            uv_note = "the mesh's own UVs"
+        vertices, faces, uv, wrap_note = _merged_for_painting(parts, device)
+        height, width = base_texture.shape[:2]
+        box = vertices.max(0).values - vertices.min(0).values
+        plan = plan_region(vertices, faces, uv, torch.from_numpy(selected).to(device), height, width,
+                           border=border_width * float(box.norm()))
+        if not bool(plan.selected.any()):
+            raise InputError("the selected faces cover no texel of the texture of their own (no UV area, or every "
+                             "texel is shared with unselected faces through overlapping UVs)")
+        projector = TextureProjector(vertices, faces, uv, (height, width), min_quality=config.min_quality, samples=plan.samples)
+        base = torch.from_numpy(base_texture[..., :3].astype(np.float32) / 255).to(device)  # (H, W, 3)
+        band = ~plan.selected
+        projector.color[band] = base.view(-1, 3)[plan.samples.index[band]]
+        projector.quality[band] = BAND_QUALITY  # painted before, from the worst angle: every view may refine it
+        region = torch.zeros(height * width, dtype=torch.bool, device=device)
+        region[plan.samples.index] = True
+        ring = F.max_pool2d(region.view(1, 1, height, width).float(), 3, 1, 1)[0, 0] > 0  # region and the texels next to it
+        projector.keep_outside(base, plan.covered | ~ring)  # the gutter right by the region shows nothing yet
+        callback("prepare", 1, 1)
+
+        cameras = region_cameras(vertices, faces, torch.from_numpy(selected).to(device), region_views, view_resolution)
+        settings = dict(prompt=prompt, negative_prompt=negative_prompt, num_inference_steps=num_inference_steps,
+                        guidance_scale=guidance_scale, seed=seed, view_prompts=view_prompts)
+        framed = vertices[faces[torch.from_numpy(selected).to(device)].reshape(-1)]
+        _, fills_left = self._paint_views(projector, vertices, faces, uv, cameras, 0, fill_views, framed,
+                                          view_resolution, settings, callback, 0, len(cameras) + fill_views)
+
+        # Selected texels no view saw take the nearest colour shown, as in a full texture.
+        color, shown = projector.texture()
+        unseen = plan.selected & (projector.quality <= 0)
+        if bool(unseen.any()):
+            color = pad_texture(color, shown)[0]
+        new = color.view(-1, 3)[plan.samples.index]
+        texture, changed = merge_region(base_texture, plan, new)
+        unseen_fraction = float(unseen.sum()) / float(plan.selected.sum())
+        metadata = {"texture": {
+            "prompt": prompt, "negative_prompt": negative_prompt, "size": [width, height], "views": len(cameras),
+            "fill_views": fill_views - fills_left, "average_color": _average_linear(new[plan.selected]),
+            "unseen_fraction": round(unseen_fraction, 4), "uv": uv_note + wrap_note,
+            "repaint": {"selected_triangles": int(selected.sum()), "border_width": border_width,
+                        "changed_texels": int(changed.sum()), "shared_texels_kept": plan.shared},
+        }}
+        notes = []
+        if plan.shared:
+            notes.append(f"{plan.shared} texels of the selection are used by unselected faces too (overlapping UVs) "
+                         "and were kept")
+        if unseen_fraction >= config.unseen_note:
+            notes.append(f"{unseen_fraction:.1%} of the selection was hidden from every view; it took the colour "
+                         "of the nearest painted texel")
+        if notes:
+            metadata["notes"] = notes
+        result = MeshResult(parts=[dataclasses.replace(p, vertex_colors=None) for p in parts], texture=texture,
+                            metadata=metadata)
+        return TextureOutput(result=result, painted=changed, surface=region.view(height, width).cpu().numpy(),
+                             cameras=cameras)
+
+    def _paint_views(self, projector: TextureProjector, vertices, faces, uv, cameras: list[Camera], first: int,
+                     fill_views: int, framed, view_resolution: int, settings: dict[str, Any], callback: StepCallback,
+                     step: int, total: int) -> tuple[int, int]:
+        """Paint `cameras[first:]` in order, then up to `fill_views` views aimed at what they
+        missed (appended to `cameras`), each framing `framed` (vertices).
+
+        Returns:
+            (progress step reached, fill views not used).
+        """
+        fills_left, fill_directions, shown = fill_views, set(), None
+        min_fill = max(1, round(self.config.fill_min_fraction * len(projector.samples.index)))
+        for i in itertools.count():
+            if first + i == len(cameras):
+                extra = best_fill_view(projector, vertices, faces, min_fill, view_resolution, fill_directions,
+                                       self.rasterizer, framed=framed) if fills_left else None
+                if extra is None:
+                    break
+                cameras.append(extra)
+                fills_left -= 1
+            camera = cameras[first + i]
+            fragments = rasterize(vertices, faces, camera, backend=self.rasterizer)
+            request = self.prepare_view(vertices, faces, uv, projector, camera, fragments)
+            view, update = self.texels_to_bake(projector, camera, fragments, request)
+            if bool(update.any()):
+                prompt = settings["prompt"]
+                request.prompt = view_prompt(prompt, camera) if settings["view_prompts"] else prompt
+                request.negative_prompt = settings["negative_prompt"]
+                request.view_index, request.guidance_scale = i, settings["guidance_scale"]
+                request.num_inference_steps = steps = settings["num_inference_steps"]
+                request.generator = torch.Generator(device="cpu").manual_seed(int(settings["seed"]) + i)
+                request.on_step = _denoising_progress(callback, step, total, steps)  # a cancel stops within a step
+                callback("paint", step, total, _preview(request.image, fragments.mask))  # the view being painted, so far
+                image = self.view_generator(request).to(self.device, torch.float32)
+                projector.bake(image, view, update)
+            else:
+                image = request.image  # nothing this view could add: earlier views saw all of it better
+            step += 1
+            shown = _preview(image, fragments.mask)
+            callback("paint", step, total, shown)
+        if 0 < step < total:  # fewer fill views were needed than allowed: the job ends at its real count
+            callback("paint", step, step, shown)
+        return step, fills_left
 
     def prepare_view(self, vertices, faces, uv, projector: TextureProjector, camera: Camera, fragments) -> ViewRequest:
         """Render what one view needs: depth, the current texture, and the keep/refine/generate mask.
@@ -453,10 +586,25 @@ def _loading(options: Any) -> dict[str, Any]:
 
 def check_texture_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
     """What is refused before a job is queued or its model loads: nothing to paint from, a
-    reference camera that is not one."""
+    reference camera that is not one, a repaint without a prompt or with a reference image."""
+    repaint = bool(files.get("face_mask"))
+    if repaint and files.get("image"):
+        raise InputError("a repaint (face_mask) paints from the prompt alone: leave out the reference image")
+    if files.get("texture") and not repaint:
+        raise InputError("the `texture` upload is the current texture a repaint keeps: send face_mask with it, "
+                         "naming the faces to repaint")
+    if repaint:
+        _base_color(params.get("base_color", TEXTURE_PARAMS["base_color"]))
     _check_prompt(params.get("prompt", ""), bool(files.get("image")))
     if params.get("reference_camera") is not None:
         camera_numbers(params["reference_camera"])
+
+
+def _base_color(value: Any) -> tuple[float, float, float]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 3
+            or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and 0 <= c <= 1 for c in value)):
+        raise InputError(f"base_color must be three numbers from 0 to 1 (sRGB), got {value!r}")
+    return tuple(float(c) for c in value)
 
 
 def _check_prompt(prompt: Any, has_reference: bool) -> None:
@@ -492,6 +640,8 @@ def run_texture(pipe: TexturePaintingPipeline, params: dict[str, Any], files: di
         raise InputError("reference_camera was given without a reference image: upload it as the `image` file")
     camera = _centred_camera(camera, parts[0].origin)
     seed = draw_seed() if p.get("seed") is None else int(p["seed"])
+    if files.get("face_mask"):
+        return _run_repaint(pipe, parts, p, files, seed, callback)
     output = pipe(
         parts, prompt=p["prompt"], negative_prompt=p["negative_prompt"],
         num_inference_steps=int(p["num_inference_steps"]), guidance_scale=float(p["guidance_scale"]), seed=seed,
@@ -499,6 +649,22 @@ def run_texture(pipe: TexturePaintingPipeline, params: dict[str, Any], files: di
         top_and_bottom=bool(p["top_and_bottom"]), start_azimuth=float(p["start_azimuth"]),
         view_resolution=int(p["view_resolution"]), fill_views=int(p["fill_views"]), view_prompts=bool(p["view_prompts"]),
         reference_image=reference, reference_camera=camera, callback=callback,
+    )
+    output.result.metadata["texture"]["seed"] = seed
+    return output.result
+
+
+def _run_repaint(pipe: TexturePaintingPipeline, parts: list[MeshPart], p: dict[str, Any], files: dict[str, bytes],
+                 seed: int, callback: StepCallback) -> MeshResult:
+    """The `texture` task with a face mask: repaint the selected faces of `files["texture"]`."""
+    selected = np.frombuffer(files["face_mask"], dtype=np.uint8) != 0
+    base = np.asarray(read_image(files["texture"], "the current texture")) if files.get("texture") else None
+    output = pipe.repaint(
+        parts, selected, base_texture=base, prompt=p["prompt"], negative_prompt=p["negative_prompt"],
+        num_inference_steps=int(p["num_inference_steps"]), guidance_scale=float(p["guidance_scale"]), seed=seed,
+        border_width=float(p["border_width"]), region_views=int(p["region_views"]),
+        view_resolution=int(p["view_resolution"]), fill_views=int(p["fill_views"]), view_prompts=bool(p["view_prompts"]),
+        texture_size=int(p["texture_size"]), base_color=_base_color(p["base_color"]), callback=callback,
     )
     output.result.metadata["texture"]["seed"] = seed
     return output.result
@@ -592,6 +758,44 @@ def _smooth_depth(depth: torch.Tensor, quality: torch.Tensor, camera: Camera) ->
     spread = (block_max - block_min)[None, None]  # (1, 1, H+1, W+1)
     flattest = -F.max_pool2d(-spread, 2, 1)[0, 0]  # (H, W) the flattest of the four blocks around each pixel
     return flattest <= 2.5 * depth * depth_tolerance(quality, camera.fov_y, depth.shape[0])
+
+
+def _check_selection(selected: Any, triangles: int) -> np.ndarray:
+    """(T,) bool from a per-triangle mask, checked against the mesh."""
+    mask = np.asarray(selected).reshape(-1)
+    if len(mask) != triangles:
+        raise InputError(f"the face mask has {len(mask)} entries but the mesh has {triangles} triangles (one per triangle)")
+    mask = mask.astype(bool)
+    if not mask.any():
+        raise InputError("no face is selected: select the faces to repaint (Edit Mode, face select)")
+    return mask
+
+
+def _check_base_texture(texture: Any) -> np.ndarray:
+    """The current texture as (H, W, 3|4) uint8, checked."""
+    array = np.asarray(texture)
+    if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
+        raise InputError(f"the current texture must be an RGB or RGBA 8-bit image, got {array.dtype} {array.shape}")
+    if not (8 <= min(array.shape[:2]) and max(array.shape[:2]) <= MAX_TEXTURE_SIDE):
+        raise InputError(f"the current texture must be 8 to {MAX_TEXTURE_SIDE} texels a side, got "
+                         f"{array.shape[1]} x {array.shape[0]}")
+    return array
+
+
+def _merged_for_painting(parts: Sequence[MeshPart], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """All parts as one mesh (vertices, faces, uv on `device`), triangles in the parts' order,
+    and a note when some were moved.
+
+    Painted as the texture repeats: triangles on other UV tiles are moved onto the first (for
+    painting only: the result keeps the mesh's UVs as they were).
+    """
+    offsets = np.cumsum([0] + [len(p.vertices) for p in parts])
+    vertex_map, faces, uv, wrapped = wrap_into_unit_square(
+        np.concatenate([p.faces + o for p, o in zip(parts, offsets)]).astype(np.int64),
+        np.concatenate([p.uv for p in parts]).astype(np.float32))
+    vertices = np.concatenate([p.vertices for p in parts]).astype(np.float32)[vertex_map]
+    note = f"; {wrapped} triangles lie outside the unit UV square and were painted where the texture repeats" if wrapped else ""
+    return (*(torch.from_numpy(a).to(device) for a in (vertices, faces, uv)), note)
 
 
 def _denoising_progress(callback: StepCallback, step: int, total: int, steps: int):

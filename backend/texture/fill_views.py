@@ -29,7 +29,7 @@ def candidate_directions() -> list[tuple[float, float]]:
 
 
 def best_fill_view(projector: TextureProjector, vertices: torch.Tensor, faces: torch.Tensor, min_texels: int,
-                   width: int, used: set, rasterizer: str = "auto") -> Optional[Camera]:
+                   width: int, used: set, rasterizer: str = "auto", framed: Optional[torch.Tensor] = None) -> Optional[Camera]:
     """The candidate camera that sees the most unpainted texels usably.
 
     Args:
@@ -39,6 +39,8 @@ def best_fill_view(projector: TextureProjector, vertices: torch.Tensor, faces: t
         width: Pixels per side of the returned camera.
         used: (azimuth, elevation) pairs already painted from; the one chosen is added.
         rasterizer: As for `rasterize`.
+        framed: The points each candidate camera frames (default: all of `vertices`; a repaint
+            frames its region).
 
     Returns:
         The camera framed at `width`, or None when no candidate reaches `min_texels`.
@@ -46,11 +48,12 @@ def best_fill_view(projector: TextureProjector, vertices: torch.Tensor, faces: t
     empty = projector.quality <= 0  # (N,) per surface texel
     unfinished = torch.zeros(len(faces), dtype=torch.bool, device=empty.device)
     unfinished[projector.samples.triangle[empty]] = True
+    framed = vertices if framed is None else framed
     best, best_count = None, max(int(min_texels), 1) - 1
     for direction in candidate_directions():
         if direction in used:
             continue
-        camera = frame_camera(vertices, *direction, width=SCORING_RESOLUTION)
+        camera = frame_camera(framed, *direction, width=SCORING_RESOLUTION)
         view = projector.visibility(camera, rasterize(vertices, faces, camera, backend=rasterizer), among=unfinished)
         count = int(empty[view.texels].sum())
         if count > best_count:
@@ -58,4 +61,4 @@ def best_fill_view(projector: TextureProjector, vertices: torch.Tensor, faces: t
     if best is None:
         return None
     used.add(best)
-    return frame_camera(vertices, *best, width=width)
+    return frame_camera(framed, *best, width=width)

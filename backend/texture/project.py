@@ -20,6 +20,9 @@ from ..render.camera import Camera
 from ..render.rasterize import Fragments, face_normals, uv_space_texels
 
 
+KEPT_QUALITY = 2.0  # stored quality of texels a repaint keeps: above any view's |cos|
+
+
 @dataclass
 class SurfaceSamples:
     """The texels that lie on the surface.
@@ -38,7 +41,8 @@ class SurfaceSamples:
     width: int
 
     @classmethod
-    def from_mesh(cls, vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, height: int, width: int) -> "SurfaceSamples":
+    def from_mesh(cls, vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, height: int, width: int,
+                  among: torch.Tensor | None = None) -> "SurfaceSamples":
         """Rasterize the UV layout to find each texel's surface point.
 
         The texture repeats (Blender's default lookup): a triangle crossing an edge of the
@@ -49,15 +53,49 @@ class SurfaceSamples:
         Args:
             vertices: (V, 3); faces: (F, 3) int64; uv: (V, 2) per-vertex UVs (glTF, v down).
             height, width: Texture size.
+            among: (F,) bool, only these triangles' texels (None = all).
         """
-        corners, source = _with_wrapped_copies(uv[faces])  # (F', 3, 2), (F',)
-        index, tri, position = uv_space_texels(corners, None, height, width, values=vertices[faces][source])
+        chosen = None if among is None else torch.nonzero(among).squeeze(1)  # (F',) sorted
+        tris = faces if chosen is None else faces[chosen]
+        corners, source = _with_wrapped_copies(uv[tris])  # (F'', 3, 2), (F'',)
+        index, tri, position = uv_space_texels(corners, None, height, width, values=vertices[tris][source])
         tri = source[tri]  # (N,), (N,), (N, 3), copies named by the triangle they copy
+        if chosen is not None:
+            tri = chosen[tri]  # ascending in the subset's order too: grouping survives
         # Group texels by triangle: a view then gathers just the texels of the triangles it may see.
         tri, order = torch.sort(tri.int(), stable=True)  # int32 sorts faster
         tri = tri.long()
         index, position = index[order], position.index_select(0, order)
         return cls(index=index, position=position, triangle=tri, height=height, width=width)
+
+    def subset(self, keep: torch.Tensor) -> "SurfaceSamples":
+        """The samples where `keep` ((N,) bool) holds, still grouped by triangle."""
+        return SurfaceSamples(index=self.index[keep], position=self.position[keep], triangle=self.triangle[keep],
+                              height=self.height, width=self.width)
+
+
+def covered_texels(uv: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(height * width,) bool: texels whose centre some triangle covers (the texture repeating)."""
+    covered = torch.zeros(height * width, dtype=torch.bool, device=uv.device)
+    if len(faces):
+        corners, _ = _with_wrapped_copies(uv[faces.long()])
+        index, _, _ = uv_space_texels(corners, None, height, width, values=corners.new_zeros(len(corners), 3, 1))
+        covered[index] = True
+    return covered
+
+
+def weld_corners(vertices: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Triangle corners numbered by position, so corners split at UV seams are one again.
+
+    Welds by a hash of the exact coordinates; a rare collision only joins two far corners.
+
+    Returns:
+        ((F, 3) int64 welded vertex per corner, number of welded vertices).
+    """
+    bits = vertices.detach().float().contiguous().view(torch.int32).to(torch.int64)  # (V, 3)
+    key = bits[:, 0] * 73856093 + bits[:, 1] * 19349663 + bits[:, 2] * 83492791
+    _, weld = torch.unique(key, return_inverse=True)
+    return weld[faces], int(weld.max()) + 1 if len(weld) else 0
 
 
 def _with_wrapped_copies(corners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,28 +152,26 @@ class TextureProjector:
         vertices: (V, 3) positions.
         faces: (F, 3) int64 triangles.
         uv: (V, 2) UVs (glTF convention, v down), one per vertex (split at seams).
-        texture_size: Texture is texture_size x texture_size.
+        texture_size: Texels per side, or (height, width).
         min_quality: Views seeing a texel at a cosine below this do not paint it
             (about 84 degrees for 0.1: grazing views smear).
+        samples: The texels to paint (default: every texel on the surface); a repaint passes
+            those of the selected region.
     """
 
-    def __init__(self, vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, texture_size: int,
-                 min_quality: float = 0.1):
+    def __init__(self, vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, texture_size: int | tuple[int, int],
+                 min_quality: float = 0.1, samples: SurfaceSamples | None = None):
         self.vertices, self.faces, self.uv = vertices, faces.long(), uv
-        self.size = int(texture_size)
+        self.height, self.width = (int(texture_size),) * 2 if isinstance(texture_size, int) else map(int, texture_size)
         self.min_quality = min_quality
-        self.samples = SurfaceSamples.from_mesh(vertices, self.faces, uv, self.size, self.size)
+        self.samples = samples or SurfaceSamples.from_mesh(vertices, self.faces, uv, self.height, self.width)
+        self._base: tuple[torch.Tensor, torch.Tensor] | None = None
         # Per triangle, once: centre, normal, and corners welded by position (UV seams split
         # vertices; visibility needs neighbours across seams).
         corners = vertices[self.faces]  # (F, 3, 3)
         self._centroids = corners.mean(1)
         self._normals = face_normals(vertices, self.faces)
-        # Weld by a hash of the exact coordinates; a rare collision only adds candidates.
-        bits = vertices.detach().float().contiguous().view(torch.int32).to(torch.int64)  # (V, 3)
-        key = bits[:, 0] * 73856093 + bits[:, 1] * 19349663 + bits[:, 2] * 83492791
-        _, weld = torch.unique(key, return_inverse=True)
-        self._welded_faces = weld[self.faces]  # (F, 3)
-        self._weld_count = int(weld.max()) + 1
+        self._welded_faces, self._weld_count = weld_corners(vertices, self.faces)  # (F, 3)
         self._texel_count = torch.bincount(self.samples.triangle, minlength=len(self.faces))  # (F,)
         self._texel_start = torch.cumsum(self._texel_count, 0) - self._texel_count
         n = len(self.samples.index)
@@ -229,29 +265,45 @@ class TextureProjector:
 
     # --- the texture -----------------------------------------------------------------
 
+    def keep_outside(self, color: torch.Tensor, known: torch.Tensor) -> None:
+        """Texels that are not samples show `color` where `known`, and are never repainted.
+
+        A repaint paints only the selected region: the rest of the texture is context the
+        views show (and keep), so its stored quality is above any view's.
+
+        Args:
+            color: (H, W, 3) float in [0, 1], the texture as it is.
+            known: (H, W) bool, texels whose colour counts (not the gutter around the region).
+        """
+        self._base = (color.to(self.color.device, torch.float32).reshape(-1, 3), known.to(self.color.device).reshape(-1))
+
+    def _full(self, fill: torch.Tensor, outside: torch.Tensor | None) -> torch.Tensor:
+        """A (H*W, C) tensor with `outside` (or zeros) off the samples and `fill` on them."""
+        shape = (self.height * self.width, *fill.shape[1:])
+        full = torch.zeros(shape, dtype=fill.dtype, device=fill.device) if outside is None else outside.to(fill.dtype).clone()
+        full[self.samples.index] = fill
+        return full
+
     def texture(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The texture as painted so far.
 
         Returns:
-            (color (S, S, 3) float, 0 where unpainted; painted (S, S) bool).
+            (color (H, W, 3) float, 0 where unpainted; painted (H, W) bool).
         """
-        color = torch.zeros(self.size * self.size, 3, device=self.color.device)
-        color[self.samples.index] = self.color
-        painted = torch.zeros(self.size * self.size, dtype=torch.bool, device=self.color.device)
-        painted[self.samples.index] = self.quality > 0
-        return color.view(self.size, self.size, 3), painted.view(self.size, self.size)
+        base_color, known = self._base or (None, None)
+        color = self._full(self.color, base_color)
+        painted = self._full(self.quality > 0, known)
+        return color.view(self.height, self.width, 3), painted.view(self.height, self.width)
 
     def quality_map(self) -> torch.Tensor:
-        """(S, S) stored view quality per texel (0 = never painted or off the surface)."""
-        q = torch.zeros(self.size * self.size, device=self.quality.device)
-        q[self.samples.index] = self.quality
-        return q.view(self.size, self.size)
+        """(H, W) stored view quality per texel (0 = never painted or off the surface; above
+        any view's where `keep_outside` keeps the texture)."""
+        outside = None if self._base is None else self._base[1] * KEPT_QUALITY
+        return self._full(self.quality, outside).view(self.height, self.width)
 
     def surface_mask(self) -> torch.Tensor:
-        """(S, S) bool, texels that lie on the surface."""
-        m = torch.zeros(self.size * self.size, dtype=torch.bool, device=self.quality.device)
-        m[self.samples.index] = True
-        return m.view(self.size, self.size)
+        """(H, W) bool, the sampled texels (all on the surface)."""
+        return self._full(torch.ones_like(self.quality, dtype=torch.bool), None).view(self.height, self.width)
 
 
 def finite_depth(depth: torch.Tensor) -> torch.Tensor:

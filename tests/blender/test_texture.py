@@ -21,3 +21,9 @@ def test_texture_selected_paints_objects_as_the_scene_shows_them(run_blender):
 def test_texture_results_are_never_lost_and_never_garble_earlier_ones(run_blender):
     output = run_blender("bl_texture_recovery.py", timeout=600)
     print(output[-3000:])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fastapi") is None, reason="backend requirements not installed")
+def test_repaint_selected_changes_only_the_selected_faces_texels_and_undoes(run_blender):
+    output = run_blender("bl_repaint.py", timeout=600)
+    print(output[-3000:])
