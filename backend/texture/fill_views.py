@@ -46,6 +46,8 @@ def best_fill_view(projector: TextureProjector, vertices: torch.Tensor, faces: t
         The camera framed at `width`, or None when no candidate reaches `min_texels`.
     """
     empty = projector.quality <= 0  # (N,) per surface texel
+    if int(empty.sum()) < max(int(min_texels), 1):
+        return None  # no camera could paint enough: spare scoring them all
     unfinished = torch.zeros(len(faces), dtype=torch.bool, device=empty.device)
     unfinished[projector.samples.triangle[empty]] = True
     framed = vertices if framed is None else framed
