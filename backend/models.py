@@ -283,6 +283,7 @@ def _shap_e_entries() -> list[ModelEntry]:
 
 def _distill_entries() -> list[ModelEntry]:
     dreamfusion = importlib.import_module(".pipelines.dreamfusion", __package__)
+    reshape = importlib.import_module(".pipelines.reshape", __package__)
     offline = importlib.import_module(".hub", __package__).is_available_offline
     source = dreamfusion.DEFAULT_MODEL
     return [
@@ -292,6 +293,12 @@ def _distill_entries() -> list[ModelEntry]:
                    source=source, load=lambda options: dreamfusion.load(options, source), run=dreamfusion.run,
                    params=dreamfusion.PARAMS, limits=dreamfusion.LIMITS, check=dreamfusion.check_request,
                    is_available_offline=lambda: offline(source), takes_draft=True),
+        ModelEntry("reshape-sd", "edit_part",
+                   "Reshape the selected faces of any mesh by score distillation from Stable Diffusion 2.1-base; "
+                   "the rest stays exactly as it is (a GPU: minutes; downloads ~5 GB once)",
+                   source=source, load=lambda options: reshape.load(options, source), run=reshape.run,
+                   params=reshape.PARAMS, limits=reshape.LIMITS, check=reshape.check_request,
+                   is_available_offline=lambda: offline(source)),
     ]
 
 
