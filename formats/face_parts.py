@@ -67,10 +67,11 @@ def encode_indices(values: np.ndarray) -> str:
     return base64.b64encode(np.asarray(values).astype("<u4").tobytes()).decode("ascii")
 
 
-def decode_indices(value: Any, count: int) -> Optional[np.ndarray]:
-    """(count,) int64 indices from `encode_indices` text, or None when absent or not `count` long."""
+def decode_indices(value: Any, count: Optional[int]) -> Optional[np.ndarray]:
+    """(count,) int64 indices from `encode_indices` text, or None when absent or not `count`
+    long (None: any length)."""
     try:
         ids = np.frombuffer(base64.b64decode(value), dtype="<u4").astype(np.int64)
     except (TypeError, ValueError):
         return None
-    return ids if len(ids) == count else None
+    return ids if count is None or len(ids) == count else None

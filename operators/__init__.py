@@ -12,12 +12,14 @@ from . import (
     install_requirements,
     jobs,
     refresh,
+    reshape_selected,
     texture_mesh,
 )
 
 classes = (
     generate_mesh.DIFFUSION3D_OT_generate_mesh,
     edit_part.DIFFUSION3D_OT_edit_part,
+    reshape_selected.DIFFUSION3D_OT_reshape_selected,
     texture_mesh.DIFFUSION3D_OT_texture_mesh,
     cancel_job.DIFFUSION3D_OT_cancel_job,
     cancel_job.DIFFUSION3D_OT_clear_finished,

@@ -24,6 +24,7 @@ from ..panels.preferences import backend_settings, get_prefs
 from ..panels.redraw import tag_redraw
 from ..scene_io import write_back
 from ..scene_io.apply_repaint import apply_repaint, repainted_material
+from ..scene_io.apply_reshape import apply_reshape
 from ..scene_io.apply_texture import apply_texture, texture_notes
 from ..scene_io.patch_mesh import patch_mesh, patchable
 from ..service.client import BackendError
@@ -55,6 +56,7 @@ class JobRequest:
     location: Optional[tuple] = None  # the target's world location: where an imported texture result goes
     note: str = ""  # what the artist should know about what was sent, shown with the result's notes
     repaint: Optional[dict] = None  # a repaint's material, node and image (`RepaintSource.as_target`)
+    reshape_vertices: Optional[Any] = None  # reshape-sd: the Blender vertex of each uploaded vertex
 
 
 class Job:
@@ -327,6 +329,8 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
                 obj = apply_repaint(context, obj, job.result, job.request.repaint, storage, job.request.fingerprint)
             elif job.task == "texture":  # the artist's mesh stays: new UV map, material and slot
                 obj = apply_texture(context, obj, job.result, storage, job.request.fingerprint)
+            elif job.task == "edit_part" and job.request.reshape_vertices is not None:  # only moved vertices written
+                obj = apply_reshape(context, obj, job.result, job.request.reshape_vertices, job.request.fingerprint)
             elif job.task == "edit_part" and (patch := patchable(obj, job.result)) is not None:
                 obj = patch_mesh(context, obj, job.result, patch, storage)  # the artist's own mesh: kept polygons stay
             else:

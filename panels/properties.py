@@ -151,6 +151,14 @@ class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
     texture_guidance: FloatProperty(name="Guidance", description="How closely the views follow the prompt "
                                     "(classifier-free guidance scale; higher: stronger, less natural)",
                                     min=0.0, max=100.0, default=7.5)
+    reshape_prompt: StringProperty(name="Prompt", description="What the selected faces should become")
+    reshape_source_prompt: StringProperty(name="It Is Now", description="What the object is now, e.g. 'a stone "
+                                          "vase' (kept where the prompt asks for no change); empty: 'a 3D model'")
+    reshape_steps: IntProperty(name="Steps", description="Optimisation steps (more: a bigger change, slower)",
+                               min=1, max=20000, default=500)
+    reshape_border: FloatProperty(name="Border", description="Width of the band around the selected faces that "
+                                  "follows their change, fading out, in percent of the object's size (0: the "
+                                  "selection's rim stays put)", min=0.0, max=25.0, default=2.0, subtype='PERCENTAGE')
     repaint_border: FloatProperty(name="Border", description="Width of the band around the selected faces that is "
                                   "blended into the texture around it, in percent of the object's size "
                                   "(0: a hard edge)", min=0.0, max=25.0, default=2.0, subtype='PERCENTAGE')

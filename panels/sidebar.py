@@ -86,6 +86,24 @@ class VIEW3D_PT_diffusion3d_edit(Diffusion3DPanel, bpy.types.Panel):
         layout.operator("diffusion3d.edit_part", text=text[settings.edit_mode], icon='SCULPTMODE_HLT')
 
 
+class VIEW3D_PT_diffusion3d_reshape(Diffusion3DPanel, bpy.types.Panel):
+    bl_label = "Reshape Selected"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.diffusion3d
+        layout.prop(settings, "reshape_prompt", text="", placeholder="What the faces should become, e.g. horns")
+        layout.prop(settings, "reshape_source_prompt", placeholder="e.g. a stone vase")
+        row = layout.row(align=True)
+        row.prop(settings, "reshape_steps")
+        row.prop(settings, "reshape_border")
+        obj = context.active_object
+        if obj is not None and obj.type == 'MESH' and obj.mode != 'EDIT':
+            layout.label(text="Select the faces in Edit Mode", icon='INFO')
+        layout.operator("diffusion3d.reshape_selected", icon='MOD_DISPLACE')
+
+
 class VIEW3D_PT_diffusion3d_texture(Diffusion3DPanel, bpy.types.Panel):
     bl_label = "Texture Selected"
 
@@ -257,6 +275,7 @@ classes = (
     VIEW3D_PT_diffusion3d_backend,
     VIEW3D_PT_diffusion3d_generate,
     VIEW3D_PT_diffusion3d_edit,
+    VIEW3D_PT_diffusion3d_reshape,
     VIEW3D_PT_diffusion3d_texture,
     VIEW3D_PT_diffusion3d_jobs,
 )

@@ -11,3 +11,9 @@ def test_dreamfusion_lands_a_mesh_in_the_scene(run_blender, tmp_path):
     sources = f"stabilityai/stable-diffusion-2-1-base={tiny_sd.text_pipeline(tmp_path / 'sd')}"
     output = run_blender("bl_distill.py", env={"DIFFUSION3D_MODEL_SOURCES": sources}, timeout=600)
     print(output[-2000:])
+
+
+def test_reshape_selected_moves_only_the_selection_and_undoes(run_blender, tmp_path):
+    sources = f"stabilityai/stable-diffusion-2-1-base={tiny_sd.text_pipeline(tmp_path / 'sd')}"
+    output = run_blender("bl_reshape.py", env={"DIFFUSION3D_MODEL_SOURCES": sources}, timeout=600)
+    print(output[-2000:])
