@@ -49,6 +49,7 @@ class JobRecord(BaseModel):
     has_preview: bool
     has_result: bool
     result_metadata: Optional[dict[str, Any]]
+    has_current_state: bool = False  # GET /jobs/{id}/current answers (a long job running, or one cancelled)
     created_at: float
     started_at: Optional[float]
     finished_at: Optional[float]
@@ -64,9 +65,10 @@ _ERROR_CAUSES = {
     401: "Missing or wrong bearer token",
     403: "The Host header names another host than this backend",
     404: "No such job, or the job has no such file",
-    409: "The job has not succeeded, so it has no result",
+    409: "The job has no such result (yet)",
     413: "The request body is larger than the upload limit",
     503: "The backend is shutting down",
+    504: "The running job did not reach its next step in time",
     507: "Not enough disk space to store the uploads",
 }
 _GUARD_ERRORS = (400, 401, 403, 413)  # _Guard answers these on every route, before the route runs

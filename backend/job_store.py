@@ -224,6 +224,10 @@ class JobStore:
     def preview_path(self, job_id: str) -> Path:
         return self.job_dir(job_id) / "preview.png"
 
+    def current_state_path(self, job_id: str) -> Path:
+        """Where a long job's current state goes when asked for, or when it is cancelled."""
+        return self.job_dir(job_id) / "current.glb"
+
     def save_uploads(self, job_id: str, files: dict[str, bytes]) -> None:
         """Create a new job's folder and keep its uploads there, on disk, not in memory (forty
         objects sent to texture would otherwise hold forty meshes while they wait).

@@ -21,7 +21,7 @@ import time
 import traceback
 import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -30,10 +30,14 @@ from .images import check_image
 from .job_store import JobStore, StorageFull, lock_cache_dir, write_atomic
 from .models import TASK_FILES, UPLOADS, LoadOptions, ModelEntry, get_entry, resolve_params
 from .params import draw_seed
+from .results import MeshResult
 
 log = logging.getLogger(__name__)
 
 FINISHED = ("succeeded", "failed", "cancelled")
+# How long a request for a running job's current state waits for its next step (a score-
+# distillation step on a CPU takes seconds; making the state, a mesh extraction, a few more).
+CURRENT_STATE_TIMEOUT_S = 300.0
 DEFAULT_KEEP_JOBS = 200  # finished jobs kept with their results; older ones are deleted
 PREVIEW_INTERVAL_S = 0.25  # a PNG per step would cost more than a fast step
 
@@ -147,6 +151,9 @@ class _Job:
         self.record, self.entry = record, entry
         self.cancel = threading.Event()
         self.cancelled_by_user = False  # else the backend is stopping under it
+        self.state: Optional[Callable[[], MeshResult]] = None  # the pipeline's "where it stands now"
+        self.state_wanted = threading.Event()  # someone asked for it: made at the next step
+        self.states_written = 0  # counts snapshots, so a waiter knows when one newer than its ask exists
 
 
 class JobManager:
@@ -233,6 +240,7 @@ class JobManager:
             "id": uuid.uuid4().hex, "task": task, "model": entry.name, "params": params,
             "state": "queued", "phase": "queued", "step": 0, "total": 0, "progress": 0.0, "eta_s": None,
             "message": "", "error": None, "has_preview": False, "has_result": False, "result_metadata": None,
+            "has_current_state": False,
             "created_at": time.time(), "started_at": None, "finished_at": None,
         }
         job = _Job(record, entry)
@@ -363,9 +371,58 @@ class JobManager:
             if _is_out_of_memory(e):
                 _free_accelerator_memory()
         self.store.drop_uploads(record["id"])  # before anyone can see the job over: its inputs go with it
+        if outcome["state"] == "succeeded":
+            outcome["has_current_state"] = False  # the result is where it ended
+        else:
+            outcome["has_current_state"] = self.store.current_state_path(record["id"]).is_file()
         with self._cond:
             record.update(outcome, finished_at=time.time())
             self._record_end(record)
+            self._cond.notify_all()  # anyone waiting for its current state
+
+    def _write_current_state(self, job: _Job) -> None:
+        """Save the job's current state as current.glb (worker thread, between steps); never raises:
+        a state that cannot be made or written is logged, and the job goes on."""
+        try:
+            write_atomic(self.store.current_state_path(job.record["id"]), _current_state_glb(job))
+        except Exception as e:
+            log.warning("job %s: its current state could not be saved: %s", job.record["id"], e)
+        with self._cond:
+            job.state_wanted.clear()
+            job.states_written += 1
+            self._cond.notify_all()
+
+    def current_state(self, job_id: str, timeout: float = CURRENT_STATE_TIMEOUT_S) -> Path:
+        """The GLB of where a job stands: a running job makes it at its next step (this waits
+        for that, up to `timeout` seconds); a cancelled one saved it when it stopped.
+
+        Raises:
+            KeyError: no such job.
+            LookupError: the job has no current state to give (the message says why).
+            TimeoutError: the running job did not reach its next step in time.
+        """
+        with self._cond:
+            job = self._live.get(job_id)
+            if job is not None and job.record["state"] == "running" and job.state is not None:
+                asked = job.states_written
+                job.state_wanted.set()
+                deadline = time.monotonic() + timeout
+                while job.states_written == asked and job.record["state"] == "running":
+                    if not self._cond.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() >= deadline:
+                        raise TimeoutError(f"job {job_id} did not reach its next step within {timeout:.0f} s")
+            record = job.record if job is not None else self.store.get(job_id)
+        if record is None:
+            raise KeyError(job_id)
+        path = self.store.current_state_path(job_id)
+        if path.is_file():
+            return path
+        if record["state"] == "succeeded":
+            raise LookupError(f"job {job_id} has succeeded: its result (/jobs/{job_id}/result) is where it ended")
+        if record["state"] == "queued":
+            raise LookupError(f"job {job_id} has not started yet")
+        if not record.get("has_current_state"):
+            raise LookupError(f"model {record['model']} has no current state to give before it ends")
+        raise LookupError(f"job {job_id} stopped without saving its current state")
 
     def _record_end(self, record: dict[str, Any]) -> None:
         """Write a finished job's record (caller holds self._cond); never raises.
@@ -409,9 +466,16 @@ class JobManager:
         timing = {"phase": None, "t0": time.monotonic(), "last": time.monotonic(), "preview": -1e9}
 
         def callback(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None,
-                     within: float = 0.0) -> None:
+                     within: float = 0.0, state: Optional[Callable[[], MeshResult]] = None) -> None:
+            if state is not None:
+                job.state = state
+                record["has_current_state"] = True
             if job.cancel.is_set():
+                if job.cancelled_by_user and job.state is not None:
+                    self._write_current_state(job)  # what was reached stays importable
                 raise JobCancelled()
+            if job.state_wanted.is_set():
+                self._write_current_state(job)
             repeat = (phase, step, total) == (record.get("phase"), record.get("step"), record.get("total"))
             if repeat and preview is None and not within:
                 return  # a repeat within a long step (e.g. a view's denoising): the cancel check only
@@ -435,6 +499,15 @@ class JobManager:
                     timing["preview_failed"] = True
 
         return callback
+
+
+def _current_state_glb(job: "_Job") -> bytes:
+    from .geometry.glb import mesh_result_to_glb
+
+    result = job.state()
+    result.metadata = {**result.metadata, "current_state": {"step": job.record.get("step"),
+                                                            "total": job.record.get("total")}}
+    return mesh_result_to_glb(result)
 
 
 def _save_preview(path: Path, image: np.ndarray) -> bool:

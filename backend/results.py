@@ -20,13 +20,18 @@ class StepCallback(Protocol):
     uint8 image. A step that takes long may report how far into the next step it is
     (`within`, 0..1, the same `step` again), so progress keeps moving. The callback raises
     `JobCancelled` to stop the pipeline, so a cancel takes effect within one step.
+
+    A long optimisation (score distillation, a reshape) also passes `state`: a function that
+    makes a MeshResult of where it stands now. The callback may call it, between steps, when
+    the artist asks for the current state or cancels, so what was reached is never lost.
     """
 
     def __call__(self, phase: str, step: int, total: int, preview: Optional[np.ndarray] = None,
-                 within: float = 0.0) -> None: ...
+                 within: float = 0.0, state: Optional[Callable[[], "MeshResult"]] = None) -> None: ...
 
 
-def no_progress(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None, within: float = 0.0) -> None:
+def no_progress(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None, within: float = 0.0,
+                state: Optional[Callable[[], "MeshResult"]] = None) -> None:
     """A StepCallback that ignores progress (for library and test use)."""
 
 

@@ -174,6 +174,27 @@ def create_app(settings: Settings) -> FastAPI:
         return StreamingResponse(_read_chunks(handle), media_type="model/gltf-binary", headers={
             "Content-Length": str(size), "Content-Disposition": f'attachment; filename="{job_id}.glb"'})
 
+    @app.get("/jobs/{job_id}/current", response_class=StreamingResponse,
+             responses={200: {"content": {"model/gltf-binary": {}}}, **errors(404, 409, 504)})
+    async def get_current_state(job_id: str):
+        """Where a long job stands, as a GLB: a running job makes it at its next step (the answer
+        waits for that); a cancelled one saved it when it stopped. 409 when there is none."""
+        try:
+            path = await run_in_threadpool(jobs.current_state, job_id)
+        except KeyError:
+            raise HTTPException(404, f"no job with id {job_id}") from None
+        except LookupError as e:
+            raise HTTPException(409, str(e)) from None
+        except TimeoutError as e:
+            raise HTTPException(504, f"{e}; ask again") from None
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            raise HTTPException(404, f"the current state of job {job_id} is gone from the cache directory") from None
+        size = os.fstat(handle.fileno()).st_size
+        return StreamingResponse(_read_chunks(handle), media_type="model/gltf-binary", headers={
+            "Content-Length": str(size), "Content-Disposition": f'attachment; filename="{job_id}-current.glb"'})
+
     @app.get("/jobs/{job_id}/preview", response_class=Response,
              responses={200: {"content": {"image/png": {}}}, **errors(404)})
     def get_preview(job_id: str):

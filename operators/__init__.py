@@ -26,6 +26,7 @@ classes = (
     cancel_job.DIFFUSION3D_OT_use_seed,
     cancel_job.DIFFUSION3D_OT_copy_error,
     import_result.DIFFUSION3D_OT_import_result,
+    import_result.DIFFUSION3D_OT_import_current_state,
     backend_control.DIFFUSION3D_OT_start_backend,
     backend_control.DIFFUSION3D_OT_stop_backend,
     refresh.DIFFUSION3D_OT_refresh,

@@ -25,8 +25,13 @@ from ..scene_io.texture_export import unchanged_since
 from ..service.client import BackendError
 from ..service.session import connect
 from . import modal_timers
-from .jobs import Job, apply_result, download_result, find_job, prepare_arrays
+from ..panels.preferences import get_prefs
+from ..scene_io.write_back import new_object
+from .jobs import Job, apply_result, download_result, find_job, keep_download, prepare_arrays
 from .write_guard import check_writable, find_target, tool_running
+
+
+CURRENT_STATE_WAIT_S = 330.0  # the backend waits up to 300 s for a running job's next step
 
 
 @dataclass
@@ -54,13 +59,10 @@ def load_result(job: Job, settings, into: Loaded) -> None:
         into.error = f"Could not get the result: unexpected error: {exc!r}"
 
 
-class DIFFUSION3D_OT_import_result(bpy.types.Operator):
-    """Bring this job's result into the scene again: a texture onto its object if that mesh is unchanged, else a new object"""
-
-    bl_idname = "diffusion3d.import_result"
-    bl_label = "Import Result"
-    # No REGISTER: redoing it would import once more, from a worker the redo cannot wait for.
-    bl_options = {'UNDO', 'INTERNAL'}
+class ImportFlow:
+    """What both imports share: load off the main thread (inline in background mode), wait
+    until no tool is running, then write. Subclasses say when a job can be imported
+    (`_refusal`), how its GLB is loaded (`_load`, a worker: never raises) and written (`_write`)."""
 
     key: IntProperty(name="Job")
 
@@ -69,21 +71,28 @@ class DIFFUSION3D_OT_import_result(bpy.types.Operator):
     _loaded = None
     _thread = None
 
+    def _refusal(self, job: Optional[Job]) -> str:
+        raise NotImplementedError
+
+    def _load(self, job: Job, settings, into: Loaded) -> None:
+        raise NotImplementedError
+
     def execute(self, context):
         job = find_job(self.key)
-        if job is None or job.state != "succeeded":
-            self.report({'ERROR'}, "This job has no result")
+        refusal = self._refusal(job)
+        if refusal:
+            self.report({'ERROR'}, refusal)
             return {'CANCELLED'}
-        if job.importing or job.in_progress:  # its own run writes it; one import at a time
-            self.report({'ERROR'}, f"'{job.label}' is still being written; import it when it is done")
+        if job.importing:  # one import at a time
+            self.report({'ERROR'}, f"'{job.label}' is being imported already")
             return {'CANCELLED'}
         job.error, loaded = "", Loaded()
         settings = backend_settings(context)
         if bpy.app.background or context.window is None:
-            load_result(job, settings, loaded)
+            self._load(job, settings, loaded)
             return self._write(context, job, loaded)
         self._job, self._loaded, job.importing = job, loaded, True
-        self._thread = threading.Thread(target=load_result, args=(job, settings, loaded),
+        self._thread = threading.Thread(target=self._load, args=(job, settings, loaded),
                                         name=f"diffusion3d-import-{job.key}", daemon=True)
         self._thread.start()
         self._timer = modal_timers.add(context, 0.1)
@@ -108,19 +117,44 @@ class DIFFUSION3D_OT_import_result(bpy.types.Operator):
         modal_timers.remove(context, self._timer)
         self._job.importing, self._job.waiting = False, ""
 
-    def _write(self, context, job: Job, loaded: Loaded) -> set:
+    def _loaded_or_report(self, context, job: Job, loaded: Loaded) -> bool:
+        """Whether `loaded` holds a result in Object Mode; else reports why (False)."""
         tag_redraw(context)
         if loaded.result is None:
             job.error = loaded.error or "Could not get the result"
             job.version += 1
             self.report({'ERROR'}, job.error)
-            return {'CANCELLED'}
+            return False
         if context.mode != 'OBJECT':  # a new object in Edit Mode on another: leave it first, as Blender's importers do
             try:
                 bpy.ops.object.mode_set(mode='OBJECT')
             except RuntimeError as exc:
                 self.report({'ERROR'}, f"Could not leave {context.mode} to import: {exc}")
-                return {'CANCELLED'}
+                return False
+        return True
+
+
+class DIFFUSION3D_OT_import_result(ImportFlow, bpy.types.Operator):
+    """Bring this job's result into the scene again: a texture onto its object if that mesh is unchanged, else a new object"""
+
+    bl_idname = "diffusion3d.import_result"
+    bl_label = "Import Result"
+    # No REGISTER: redoing it would import once more, from a worker the redo cannot wait for.
+    bl_options = {'UNDO', 'INTERNAL'}
+
+    def _refusal(self, job: Optional[Job]) -> str:
+        if job is None or job.state != "succeeded":
+            return "This job has no result"
+        if job.in_progress:  # its own run writes it
+            return f"'{job.label}' is still being written; import it when it is done"
+        return ""
+
+    def _load(self, job: Job, settings, into: Loaded) -> None:
+        load_result(job, settings, into)
+
+    def _write(self, context, job: Job, loaded: Loaded) -> set:
+        if not self._loaded_or_report(context, job, loaded):
+            return {'CANCELLED'}
         job.result, job.arrays = loaded.result, loaded.arrays
         onto_target = _texture_target(context, job) is not None
         obj = apply_result(context, job, new_object=not onto_target)
@@ -150,3 +184,49 @@ def _texture_target(context, job: Job) -> Optional[bpy.types.Object]:
     except ValueError:
         return None
     return obj if unchanged_since(obj, job.request.fingerprint) else None  # last: it hashes the whole mesh
+
+
+def load_current_state(job: Job, settings, into: Loaded) -> None:
+    """Worker side: ask the backend where the job stands (a running job makes it at its next
+    step, so this may wait for one), keep a copy, parse it. Never raises."""
+    try:
+        client = connect(settings, start=False)
+        data = client.current_state(job.backend_id, timeout=max(settings.request_timeout, CURRENT_STATE_WAIT_S))
+        keep_download(settings, "results", f"{job.backend_id}-current.glb", data)
+        result = read_glb(data)
+        into.arrays = prepare_arrays(result)
+        into.result = result
+    except (BackendError, GLBError, OSError) as exc:
+        into.error = f"Could not get the current state: {exc}"
+    except Exception as exc:  # a worker must never take Blender down
+        into.error = f"Could not get the current state: unexpected error: {exc!r}"
+
+
+class DIFFUSION3D_OT_import_current_state(ImportFlow, bpy.types.Operator):
+    """Bring where this long job stands now (running, or where it was cancelled) into the scene as a new object; the job goes on"""
+
+    bl_idname = "diffusion3d.import_current_state"
+    bl_label = "Import Current State"
+    bl_options = {'UNDO', 'INTERNAL'}
+
+    def _refusal(self, job: Optional[Job]) -> str:
+        if job is None or not job.backend_id or not job.has_current_state:
+            return "This job has no current state to import (only long optimisations offer one)"
+        return ""
+
+    def _load(self, job: Job, settings, into: Loaded) -> None:
+        load_current_state(job, settings, into)
+
+    def _write(self, context, job: Job, loaded: Loaded) -> set:
+        if not self._loaded_or_report(context, job, loaded):
+            return {'CANCELLED'}
+        reached = loaded.result.metadata.get("current_state", {})
+        name = f"{job.label} (step {reached.get('step', '?')} of {reached.get('total', '?')})"[:63]
+        storage = getattr(get_prefs(context), "texture_storage", 'PACK')
+        try:  # a new object, never the job's own target: the finished result still goes there
+            obj = new_object(context, name, loaded.result, storage, loaded.arrays)
+        except Exception as exc:
+            self.report({'ERROR'}, f"Could not write the current state into the scene: {exc}")
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"Imported '{obj.name}'")
+        return {'FINISHED'}

@@ -86,6 +86,7 @@ class Job:
         self.waiting = ""  # why a finished result is not written yet (see write_blocked_by)
         self.detached = False  # its run ended before it did (e.g. another file was opened): Import places it
         self.importing = False  # an Import is reading or downloading its result (operators/import_result.py)
+        self.has_current_state = False  # the backend can give where it stands (a long optimisation)
         self.notes: list[str] = []  # what the model says about its result ("it does not know a dragon")
         self.seed: Optional[int] = None  # the seed it ran with, to make it again
         self.cancel_requested = False
@@ -130,6 +131,7 @@ class Job:
         self.progress = float(record.get("progress") or 0.0)
         self.eta_s = record.get("eta_s")
         self.message = record.get("message") or ""
+        self.has_current_state = record.get("has_current_state") is True
         self.error = record.get("error") or self.error
         seed = (record.get("params") or {}).get("seed")
         self.seed = seed if isinstance(seed, int) else self.seed  # drawn by the backend when none was given
@@ -251,7 +253,7 @@ def _poll(client, job: Job, settings: BackendSettings, retries: int = 8) -> dict
     raise AssertionError("unreachable")
 
 
-def _keep(settings: BackendSettings, folder: str, filename: str, data: bytes) -> str:
+def keep_download(settings: BackendSettings, folder: str, filename: str, data: bytes) -> str:
     """Write downloaded bytes under the extension's user folder; returns the path. Only the
     newest KEPT_FILES stay in each folder (the backend keeps as many jobs by default)."""
     path = os.path.join(settings.user_dir, folder, filename)
@@ -274,7 +276,7 @@ def _fetch_preview(client, job: Job, settings: BackendSettings) -> None:
         print(f"Diffusion 3D: preview of '{job.label}' skipped: {exc}", flush=True)
         return
     if data:
-        job.preview_path = _keep(settings, "previews", f"{job.backend_id}.png", data)
+        job.preview_path = keep_download(settings, "previews", f"{job.backend_id}.png", data)
         job.preview_version += 1
         job.version += 1
 
@@ -282,7 +284,7 @@ def _fetch_preview(client, job: Job, settings: BackendSettings) -> None:
 def download_result(job: Job, client, settings: BackendSettings) -> GLBScene:
     """Download the GLB, keep a copy in the user directory (never lose a result), parse it."""
     data = client.result(job.backend_id, timeout=max(settings.request_timeout, 120.0))
-    job.result_path = _keep(settings, "results", f"{job.backend_id}.glb", data)
+    job.result_path = keep_download(settings, "results", f"{job.backend_id}.glb", data)
     return read_glb(data)  # parsed here, off the main thread
 
 

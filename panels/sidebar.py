@@ -208,11 +208,17 @@ def draw_job(box, job, width: int = 40) -> None:
     row = box.row()
     row.label(text=job.label or job.task, icon=_STATE_ICONS.get(job.state, 'TIME'))
     if job.active:
+        if getattr(job, "has_current_state", False):  # a long optimisation: see where it stands
+            importing = row.row()
+            importing.enabled = not getattr(job, "importing", False)
+            importing.operator("diffusion3d.import_current_state", text="", icon='IMPORT').key = job.key
         if job.request is not None:  # this session's: a past job may be another artist's, on a shared backend
             row.operator("diffusion3d.cancel_job", text="", icon='X').key = job.key
         box.progress(factor=job.progress, type='BAR', text=progress_text(job))
         if job.message and job.message != job.state:  # "queued, 2 job(s) ahead"; not "queued" twice
             box.label(text=job.message)
+    elif getattr(job, "has_current_state", False):  # cancelled: what it reached was kept
+        row.operator("diffusion3d.import_current_state", text="", icon='IMPORT').key = job.key
     elif job.state == "succeeded":
         button = row.row()
         button.enabled = not (getattr(job, "importing", False) or getattr(job, "in_progress", False))  # its run writes it

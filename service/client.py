@@ -178,6 +178,10 @@ class BackendClient:
     def result(self, job_id: str, timeout: Optional[float] = None) -> bytes:
         return self._request("GET", f"/jobs/{job_id}/result", timeout=timeout, limit=MAX_RESULT_BYTES).content
 
+    def current_state(self, job_id: str, timeout: Optional[float] = None) -> bytes:
+        """GLB of where a long job stands (a running one makes it at its next step: allow time)."""
+        return self._request("GET", f"/jobs/{job_id}/current", timeout=timeout, limit=MAX_RESULT_BYTES).content
+
     def preview(self, job_id: str) -> Optional[bytes]:
         """The job's latest preview PNG, or None when it has none.
 

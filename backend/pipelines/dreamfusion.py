@@ -91,22 +91,35 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
     placement = _start_from(field, files["mesh"], seed, callback) if files.get("mesh") else None
     config = DistillConfig(steps=steps, cameras=CameraConfig(resolution=int(p["render_resolution"])),
                            albedo_steps=min(1000, steps // 5), seed=seed)
-    distill(field, guidance, p["prompt"].strip(), config, callback, p["negative_prompt"])
+    metadata = {"model": "dreamfusion-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
+                "schedule": p["schedule"], "perp_neg": bool(p["perp_neg"]), "initialised": placement is not None}
+
+    def relay(phase, step, total, preview=None, within=0.0, state=None):  # the job may ask where it stands
+        callback(phase, step, total, preview, within, state=lambda: _mesh_of(field, placement, p, metadata))
+
+    distill(field, guidance, p["prompt"].strip(), config, relay, p["negative_prompt"])
 
     # 4. Extract the mesh, unwrap it and bake the field's albedo
+    return _mesh_of(field, placement, p, metadata, callback)
+
+
+@torch.no_grad()
+def _mesh_of(field: RadianceField, placement, p: dict[str, Any], metadata: dict[str, Any],
+             callback: StepCallback = None) -> MeshResult:
+    """The field's surface as a mesh, unwrapped, with its albedo baked (at the draft's place and size)."""
+    device = next(field.parameters()).device
     vertices, faces, _ = extract_mesh(field, resolution=int(p["grid_size"]))
     if placement is not None:  # back where the draft was, at its size
         vertices = placement.to_shape(vertices).astype("float32")
-    callback("mesh", 1, 2)
+    if callback:
+        callback("mesh", 1, 2)
     in_field = (lambda points: points) if placement is None else (
         lambda points: torch.from_numpy(placement.to_field(points.numpy())).float())
     part, texture, uv_note = bake_albedo(lambda points: field(in_field(points).to(device))[1], vertices, faces,
                                          int(p["texture_size"]))
-    callback("mesh", 2, 2)
-    metadata = {"model": "dreamfusion-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
-                "schedule": p["schedule"], "perp_neg": bool(p["perp_neg"]), "initialised": placement is not None,
-                "notes": [uv_note]}
-    return MeshResult(parts=[part], texture=texture, metadata=metadata)
+    if callback:
+        callback("mesh", 2, 2)
+    return MeshResult(parts=[part], texture=texture, metadata={**metadata, "notes": [uv_note]})
 
 
 def _start_from(field: RadianceField, mesh: bytes, seed: int, callback: StepCallback) -> Placement:

@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..geometry.glb import read_glb_meshes
 from ..params import SEED_LIMITS, Limits, draw_seed
 from ..reshape.optimise import ReshapeConfig, reshape
-from ..reshape.region import region_graph
+from ..reshape.region import SmoothDisplacement, region_graph
 from ..reshape.shading import vertex_normals
 from ..results import MeshResult, StepCallback
 
@@ -105,22 +105,40 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
     config = ReshapeConfig(steps=steps, resolution=int(p["render_resolution"]), smoothness=float(p["smoothness"]),
                            along_normals=p["displacement"] == "normal", seed=seed)
 
-    # 3. Optimise, then put the welded positions back on the uploaded vertices
-    moved = reshape(graph, guidance, p["prompt"].strip(), config, callback, p["negative_prompt"],
-                    source_prompt if p["identity"] != "sds" else None, device=prior.device)
-    new_vertices = moved[graph.weld]
+    # 3. Optimise; the job may ask where it stands between steps (Import current state, a cancel)
+    deformation = SmoothDisplacement(graph, config.smoothness, config.along_normals, prior.device)
+    metadata = {"model": "reshape-sd", "prompt": p["prompt"], "source_prompt": source_prompt, "seed": seed,
+                "steps": steps, "identity": p["identity"], "displacement": p["displacement"]}
+
+    def now() -> MeshResult:
+        with torch.no_grad():
+            return _moved_mesh(parts, graph, deformation.positions().cpu().numpy(), metadata, p["border_width"])
+
+    def relay(phase, step, total, preview=None, within=0.0, state=None):
+        callback(phase, step, total, preview, within, state=now)
+
+    moved = reshape(graph, guidance, p["prompt"].strip(), config, relay, p["negative_prompt"],
+                    source_prompt if p["identity"] != "sds" else None, device=prior.device, deformation=deformation)
+    return _moved_mesh(parts, graph, moved, metadata, p["border_width"])
+
+
+def _moved_mesh(parts: list, graph, welded: np.ndarray, metadata: dict[str, Any], border_width: float) -> MeshResult:
+    """The uploaded parts with the welded positions put back on their vertices, and the
+    moved ones' normals made anew; metadata["reshape"]["moved"] names the moved vertices."""
+    counts = [len(part.vertices) for part in parts]
+    offsets = np.cumsum([0] + counts)
+    vertices = np.concatenate([part.vertices for part in parts]).astype(np.float32)
+    new_vertices = welded[graph.weld]
     changed = np.nonzero((new_vertices != vertices).any(1))[0]
-    normals = vertex_normals(torch.from_numpy(moved), torch.from_numpy(graph.faces)).numpy()[graph.weld]
+    normals = vertex_normals(torch.from_numpy(welded), torch.from_numpy(graph.faces)).numpy()[graph.weld]
     new_parts = []
     for part, start, count in zip(parts, offsets, counts):
         own = new_vertices[start:start + count]
         part_normals = None if part.normals is None else np.where(
             (own != part.vertices).any(1, keepdims=True), normals[start:start + count], part.normals).astype(np.float32)
         new_parts.append(dataclasses.replace(part, vertices=own, normals=part_normals))
-    metadata = {"model": "reshape-sd", "prompt": p["prompt"], "source_prompt": source_prompt, "seed": seed,
-                "steps": steps, "identity": p["identity"], "displacement": p["displacement"],
-                "reshape": {"moved": to_runs(changed), "vertices": len(vertices), "border_width": p["border_width"]}}
-    return MeshResult(parts=new_parts, metadata=metadata)
+    moved = {"moved": to_runs(changed), "vertices": len(vertices), "border_width": border_width}
+    return MeshResult(parts=new_parts, metadata={**metadata, "reshape": moved})
 
 
 def _guidance(prior: StableDiffusionPrior, identity: str, scale: float, steps: int, generator: torch.Generator):

@@ -65,7 +65,7 @@ class ReshapeConfig:
 def reshape(graph: RegionGraph, guidance: Guidance, prompt: str, config: ReshapeConfig = ReshapeConfig(),
             callback: StepCallback = no_progress, negative_prompt: Optional[str] = None,
             source_prompt: Optional[str] = None, device: str | torch.device = "cpu",
-            on_step=None) -> np.ndarray:
+            on_step=None, deformation: Optional[SmoothDisplacement] = None) -> np.ndarray:
     """Move the free vertices of `graph` so that renders of the region score well under `guidance`.
 
     Args:
@@ -77,12 +77,15 @@ def reshape(graph: RegionGraph, guidance: Guidance, prompt: str, config: Reshape
         source_prompt: What the unedited mesh shows, for DDS / PDS (None: plain guidance).
         device: Where renders and the optimiser run.
         on_step: Optional (step, views, loss) hook for tests and benches.
+        deformation: The displacement to optimise (default: a new one from the config), for a
+            caller that reads where it stands while it runs.
 
     Returns:
         (W, 3) float32 welded positions after the last step (fixed vertices exactly as given).
     """
     device = torch.device(device)
-    deformation = SmoothDisplacement(graph, config.smoothness, config.along_normals, device)
+    if deformation is None:
+        deformation = SmoothDisplacement(graph, config.smoothness, config.along_normals, device)
     faces = torch.from_numpy(graph.faces).to(device)
     centre, normal, radius = region_frame(graph)
     generator = torch.Generator().manual_seed(config.seed)

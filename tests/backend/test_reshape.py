@@ -176,6 +176,8 @@ def test_reshape_sd_moves_only_the_masked_region_through_the_service(tmp_path, m
             for start, stop in meta["reshape"]["moved"]:
                 named[start:stop] = True
             assert moved.any() and np.array_equal(moved, named)  # the metadata names exactly what moved
+            over = client.get(f"/jobs/{job['id']}/current")  # done: its result is where it ended
+            assert over.status_code == 409 and "has succeeded" in over.json()["detail"]
             # With the default 2% border the band reaches a little beyond the selection, no further.
             assert not moved[vertices[:, 1] < 0.45].any()
         bad = client.post("/jobs", data={"spec": json.dumps({"task": "edit_part", "model": "reshape-sd",

@@ -3,6 +3,8 @@ Diffusion behind the model's id): only vertices of the selected faces and their 
 polygons, UVs, materials and every other vertex stay; one undo step puts the positions back."""
 
 import json
+import time
+import types
 
 import bpy
 import numpy as np
@@ -78,6 +80,38 @@ name = ball.name
 bpy.ops.ed.undo()
 ball = bpy.data.objects[name]
 assert np.array_equal(positions(ball), before)
+
+# 3b. A long reshape: Import Current State while it runs (a new object, the job goes on), then
+# cancel it and import where it stopped. The artist's own mesh is never touched meanwhile.
+settings = addon_module("panels.preferences").backend_settings(context)
+operator = addon_module("operators.reshape_selected").DIFFUSION3D_OT_reshape_selected
+request = operator.build_requests(types.SimpleNamespace(properties=types.SimpleNamespace(is_property_set=lambda n: n in (
+    "prompt",)), prompt="horns", source_prompt="", steps=400, border=0.0, seed=1, extra_params='{"render_resolution": 16}',
+    model=""), context)[0]
+long_job = jobs.add_job(jobs.Job(request))
+jobs.start_worker(long_job, settings)
+deadline = time.monotonic() + 120
+while not (long_job.state == "running" and long_job.step >= 2 and long_job.has_current_state):
+    assert time.monotonic() < deadline and long_job.state not in ("failed", "succeeded"), (long_job.state, long_job.error)
+    time.sleep(0.05)
+bpy.ops.object.mode_set(mode='OBJECT')
+assert bpy.ops.diffusion3d.import_current_state(key=long_job.key) == {'FINISHED'}
+snapshot = context.active_object
+print("imported", snapshot.name)
+assert snapshot != ball and snapshot.name.startswith(f"{ball.name}: horns (step ") and len(snapshot.data.vertices)
+assert long_job.state == "running" and not long_job.applied_to  # the job goes on; its result still goes to the ball
+long_job.cancel_requested = True
+while long_job.state not in ("cancelled", "failed", "succeeded"):
+    assert time.monotonic() < deadline
+    time.sleep(0.05)
+assert long_job.state == "cancelled" and long_job.has_current_state, (long_job.state, long_job.has_current_state)
+assert bpy.ops.diffusion3d.import_current_state(key=long_job.key) == {'FINISHED'}
+assert context.active_object not in (snapshot, ball)
+assert np.array_equal(positions(ball), before)  # nothing was written onto the artist's mesh
+result, error = call(bpy.ops.diffusion3d.import_current_state, key=job.key)  # the finished one has its result
+assert result == {'CANCELLED'} and "no current state" in error, error
+context.view_layer.objects.active = ball
+bpy.ops.object.mode_set(mode='EDIT')
 
 # 4. A mesh with shape keys keeps copies of its positions: refused with what to do.
 bpy.ops.object.mode_set(mode='OBJECT')

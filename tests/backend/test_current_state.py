@@ -1,0 +1,92 @@
+"""Import current state: a long job hands out where it stands while it runs, keeps it when it
+is cancelled, and every other case gets a clear answer instead of a hang."""
+
+import time
+
+import numpy as np
+import pytest
+
+from backend.jobs import JobManager
+from backend.models import LoadOptions, ModelEntry
+from backend.results import MeshPart, MeshResult
+from formats.glb import read_glb
+from tests.backend.test_jobs import cube_entry, wait
+
+
+def climbing_entry(step_delay: float = 0.02, offers_state: bool = True) -> ModelEntry:
+    """A model whose state after step k is a triangle k units high, and that says so each step."""
+
+    def run(pipe, params, files, callback):
+        total = int(params["num_inference_steps"])
+        for step in range(1, total + 1):
+            time.sleep(step_delay)
+            state = (lambda k=step: triangle(k)) if offers_state else None
+            callback("climb", step, total, state=state)
+        return triangle(total)
+
+    return ModelEntry(name="climb", task="text_to_3d", description="test", source="test", load=lambda options: None,
+                      run=run, params={"prompt": "", "num_inference_steps": 400})
+
+
+def triangle(height: float) -> MeshResult:
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, height, 0]], np.float32)
+    return MeshResult(parts=[MeshPart("t", vertices, np.array([[0, 1, 2]]))], metadata={"height": height})
+
+
+def height_of(path) -> float:
+    return float(read_glb(path.read_bytes()).parts[0].vertices[:, 1].max())
+
+
+@pytest.fixture
+def manager(tmp_path):
+    jobs = JobManager(tmp_path, [climbing_entry(), cube_entry(name="plain")], LoadOptions(device="cpu"))
+    jobs.start()
+    yield jobs
+    jobs.close()
+
+
+def test_a_running_job_gives_its_state_at_its_next_step(manager):
+    job = manager.submit("text_to_3d", "climb", {}, {})
+    while (record := manager.get(job["id"]))["step"] < 5:
+        time.sleep(0.01)
+    assert record["has_current_state"]
+    first = height_of(manager.current_state(job["id"]))
+    time.sleep(0.2)
+    second = height_of(manager.current_state(job["id"]))
+    assert 5 <= first < second < 400  # made fresh each time, from the running job
+    meta = read_glb(manager.current_state(job["id"]).read_bytes()).metadata
+    assert meta["current_state"]["total"] == 400 and meta["height"] >= second
+    manager.cancel(job["id"])
+    done = wait(manager, job["id"])
+    assert done["state"] == "cancelled" and done["has_current_state"]  # saved as it stopped
+    kept = height_of(manager.current_state(job["id"]))
+    assert kept >= second and kept in (done["step"], done["step"] + 1)  # the step it was cancelled at
+
+
+def test_every_other_case_gets_a_reason(manager, tmp_path):
+    plain = manager.submit("text_to_3d", "plain", {"num_inference_steps": 50, "step_delay": 0.02}, {})
+    while manager.get(plain["id"])["state"] != "running":
+        time.sleep(0.005)
+    with pytest.raises(LookupError, match="has no current state"):
+        manager.current_state(plain["id"])  # a model that offers none
+    wait(manager, plain["id"])
+    with pytest.raises(LookupError, match="has succeeded"):
+        manager.current_state(plain["id"])
+    with pytest.raises(KeyError):
+        manager.current_state("nope")
+    finished = manager.submit("text_to_3d", "climb", {"num_inference_steps": 3}, {})
+    assert not wait(manager, finished["id"])["has_current_state"]  # its result is where it ended
+
+
+def test_a_slow_step_times_out_instead_of_hanging(tmp_path):
+    jobs = JobManager(tmp_path, [climbing_entry(step_delay=1.0)], LoadOptions(device="cpu"))
+    jobs.start()
+    try:
+        job = jobs.submit("text_to_3d", "climb", {"num_inference_steps": 5}, {})
+        while jobs.get(job["id"])["step"] < 1:
+            time.sleep(0.01)
+        with pytest.raises(TimeoutError, match="did not reach its next step"):
+            jobs.current_state(job["id"], timeout=0.05)
+        jobs.cancel(job["id"])
+    finally:
+        jobs.close()
