@@ -284,6 +284,7 @@ def _shap_e_entries() -> list[ModelEntry]:
 def _distill_entries() -> list[ModelEntry]:
     dreamfusion = importlib.import_module(".pipelines.dreamfusion", __package__)
     reshape = importlib.import_module(".pipelines.reshape", __package__)
+    magic3d = importlib.import_module(".pipelines.magic3d", __package__)
     offline = importlib.import_module(".hub", __package__).is_available_offline
     source = dreamfusion.DEFAULT_MODEL
     return [
@@ -292,6 +293,12 @@ def _distill_entries() -> list[ModelEntry]:
                    "downloads ~5 GB once)",
                    source=source, load=lambda options: dreamfusion.load(options, source), run=dreamfusion.run,
                    params=dreamfusion.PARAMS, limits=dreamfusion.LIMITS, check=dreamfusion.check_request,
+                   is_available_offline=lambda: offline(source), takes_draft=True),
+        ModelEntry("magic3d-sd", "text_to_3d",
+                   "Magic3D coarse to fine from Stable Diffusion 2.1-base: a field, then its surface as a textured "
+                   "mesh refined at 512²; refines a draft too (slow: a GPU, an hour; downloads ~5 GB once)",
+                   source=source, load=lambda options: magic3d.load(options, source), run=magic3d.run,
+                   params=magic3d.PARAMS, limits=magic3d.LIMITS, check=magic3d.check_request,
                    is_available_offline=lambda: offline(source), takes_draft=True),
         ModelEntry("reshape-sd", "edit_part",
                    "Reshape the selected faces of any mesh by score distillation from Stable Diffusion 2.1-base; "

@@ -115,3 +115,31 @@ def _occupancy(mesh, grid: int, bound: float) -> np.ndarray:
     cells = ((mesh.sample(max(200000, 50 * grid * grid), seed=0) / bound + 1) / 2 * grid).astype(int).clip(0, grid - 1)
     surface[cells[:, 0], cells[:, 1], cells[:, 2]] = True
     return ndimage.binary_fill_holes(ndimage.binary_closing(surface, iterations=1))
+
+
+@dataclass
+class Draft:
+    """An uploaded draft, merged into one mesh and fitted into a field.
+
+    Attributes:
+        vertices: (V, 3) in the field's frame; faces: (F, 3).
+        placement: How it was placed there (to put results back at its place and size).
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    placement: Placement
+
+
+def fit_to_upload(field: RadianceField, glb: bytes, seed: int = 0, callback: StepCallback = no_progress) -> Draft:
+    """Fit `field` to an uploaded draft (a GLB: all its parts, with their vertex colours)."""
+    from ..geometry.glb import read_glb_meshes
+
+    parts, _ = read_glb_meshes(glb)
+    offsets = np.cumsum([0] + [len(part.vertices) for part in parts[:-1]])
+    vertices = np.concatenate([part.vertices for part in parts])
+    faces = np.concatenate([part.faces + offset for part, offset in zip(parts, offsets)])
+    colours = np.concatenate([np.full((len(part.vertices), 3), 0.5) if part.vertex_colors is None
+                              else part.vertex_colors[:, :3] / 255.0 for part in parts])
+    placement = fit_to_mesh(field, vertices, faces, colours, seed=seed, callback=callback)
+    return Draft(placement.to_field(vertices).astype(np.float32), faces.astype(np.int64), placement)

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
-from ..distill.bake import bake_albedo
+from ..distill.bake import surface_result
 from ..distill.cameras import CameraConfig
 from ..distill.field import RadianceField
 from ..distill.guidance.schedules import SCHEDULES
 from ..distill.guidance.sds import ScoreDistillation, SDSConfig
 from ..distill.guidance.stable_diffusion import DEFAULT_MODEL, StableDiffusionPrior
-from ..distill.init import Placement, fit_to_mesh
-from ..distill.mesh import extract_mesh
+from ..distill.init import fit_to_upload
 from ..distill.trainer import DistillConfig, distill
 from ..errors import InputError
-from ..geometry.glb import read_glb_meshes
 from ..params import SEED_LIMITS, Limits, draw_seed
 from ..results import MeshResult, StepCallback
 
@@ -88,46 +85,16 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
 
     # 3. Optimise the field, from the uploaded draft's shape when there is one
     field = RadianceField().to(device)
-    placement = _start_from(field, files["mesh"], seed, callback) if files.get("mesh") else None
+    placement = fit_to_upload(field, files["mesh"], seed, callback).placement if files.get("mesh") else None
     config = DistillConfig(steps=steps, cameras=CameraConfig(resolution=int(p["render_resolution"])),
                            albedo_steps=min(1000, steps // 5), seed=seed)
     metadata = {"model": "dreamfusion-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
                 "schedule": p["schedule"], "perp_neg": bool(p["perp_neg"]), "initialised": placement is not None}
 
     def relay(phase, step, total, preview=None, within=0.0, state=None):  # the job may ask where it stands
-        callback(phase, step, total, preview, within, state=lambda: _mesh_of(field, placement, p, metadata))
+        callback(phase, step, total, preview, within, state=lambda: surface_result(field, placement, p, metadata))
 
     distill(field, guidance, p["prompt"].strip(), config, relay, p["negative_prompt"])
 
     # 4. Extract the mesh, unwrap it and bake the field's albedo
-    return _mesh_of(field, placement, p, metadata, callback)
-
-
-@torch.no_grad()
-def _mesh_of(field: RadianceField, placement, p: dict[str, Any], metadata: dict[str, Any],
-             callback: StepCallback = None) -> MeshResult:
-    """The field's surface as a mesh, unwrapped, with its albedo baked (at the draft's place and size)."""
-    device = next(field.parameters()).device
-    vertices, faces, _ = extract_mesh(field, resolution=int(p["grid_size"]))
-    if placement is not None:  # back where the draft was, at its size
-        vertices = placement.to_shape(vertices).astype("float32")
-    if callback:
-        callback("mesh", 1, 2)
-    in_field = (lambda points: points) if placement is None else (
-        lambda points: torch.from_numpy(placement.to_field(points.numpy())).float())
-    part, texture, uv_note = bake_albedo(lambda points: field(in_field(points).to(device))[1], vertices, faces,
-                                         int(p["texture_size"]))
-    if callback:
-        callback("mesh", 2, 2)
-    return MeshResult(parts=[part], texture=texture, metadata={**metadata, "notes": [uv_note]})
-
-
-def _start_from(field: RadianceField, mesh: bytes, seed: int, callback: StepCallback) -> Placement:
-    """Fit the field to an uploaded draft (all its parts, with their vertex colours)."""
-    parts, _ = read_glb_meshes(mesh)
-    offsets = np.cumsum([0] + [len(part.vertices) for part in parts[:-1]])
-    vertices = np.concatenate([part.vertices for part in parts])
-    faces = np.concatenate([part.faces + offset for part, offset in zip(parts, offsets)])
-    colours = np.concatenate([np.full((len(part.vertices), 3), 0.5) if part.vertex_colors is None
-                              else part.vertex_colors[:, :3] / 255.0 for part in parts])
-    return fit_to_mesh(field, vertices, faces, colours, seed=seed, callback=callback)
+    return surface_result(field, placement, p, metadata, callback)

@@ -28,6 +28,7 @@ class View:
             it (VSD's camera-conditioned LoRA, Zero-1-to-3's relative pose, oracles).
         background: The (r, g, b) the render was composited on, when the guidance must know it
             (an oracle renders its target on the same); None when not recorded.
+        shading: How the render was shaded ("albedo", "lambertian", "textureless"), likewise.
     """
 
     elevation: float
@@ -36,6 +37,7 @@ class View:
     fov_y: float
     camera: Any = None
     background: Optional[tuple[float, float, float]] = None
+    shading: Optional[str] = None
 
 
 @dataclass
