@@ -339,7 +339,7 @@ def apply_result(context, job: Job, new_object: bool = False) -> Optional[bpy.ty
                 obj = write_back.replace_mesh(context, obj, job.result, storage, job.arrays)
             job.back_to_edit_mode = editing  # writing needs Object Mode; the artist goes back
         else:
-            location = job.request.location if job.request and job.task == "texture" else None
+            location = job.request.location if job.request else None  # a texture's object's, a refined draft's
             obj = write_back.new_object(context, job.label, job.result, storage, job.arrays, location)
     except Exception as exc:  # keep the result file: the job list offers Import again
         job.error = f"could not write the result into the scene: {exc}"

@@ -66,6 +66,9 @@ class VIEW3D_PT_diffusion3d_generate(Diffusion3DPanel, bpy.types.Panel):
         draw_sampling(layout, settings, "", task_for(settings))
         text = "Generate from Image" if task_for(settings) == 'image_to_3d' else "Generate"
         layout.operator("diffusion3d.generate_mesh", text=text, icon='MESH_MONKEY')
+        obj = context.active_object
+        if obj is not None and obj.type == 'MESH':  # a draft to take further: Magic3D's fine stage
+            layout.operator("diffusion3d.refine_selected", text=f"Refine '{obj.name}'"[:40], icon='SHADERFX')
 
 
 class VIEW3D_PT_diffusion3d_edit(Diffusion3DPanel, bpy.types.Panel):

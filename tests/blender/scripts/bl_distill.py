@@ -29,4 +29,28 @@ meta = json.loads(obj["diffusion3d"])
 assert meta["model"] == "dreamfusion-sd" and meta["seed"] == 2 and meta["steps"] == 3, meta
 bpy.ops.ed.undo()
 assert "a teapot" not in bpy.data.objects
+
+# Refine a draft with Magic3D's fine stage: a textured copy lands over it, undoably.
+bpy.ops.mesh.primitive_ico_sphere_add(subdivisions=2, radius=1.5, location=(4.0, 0.0, 0.0))
+draft = bpy.context.object
+draft.scale = (1.0, 1.0, 0.5)
+bpy.ops.ed.undo_push(message="before refining")
+few = {"fine_steps": 2, "fine_resolution": 64, "texture_size": 256}
+result = bpy.ops.diffusion3d.refine_selected('EXEC_DEFAULT', True, prompt="a pebble", seed=1,
+                                             extra_params=json.dumps(few))
+assert result == {'FINISHED'}, result
+job = jobs.JOBS[0]
+assert job.state == "succeeded" and job.request.model == "magic3d-sd", (job.state, job.error)
+refined = bpy.data.objects[job.applied_to]
+assert refined != draft and refined.name.startswith("Icosphere refined")
+corners = [refined.matrix_world @ v.co for v in refined.data.vertices]
+low = [min(c[i] for c in corners) for i in range(3)]
+high = [max(c[i] for c in corners) for i in range(3)]
+print("refined bounds", low, high)
+assert abs((low[0] + high[0]) / 2 - 4.0) < 0.2 and abs((high[2] - low[2]) - 1.5) < 0.3  # where the draft is, its size
+assert any(n.type == 'TEX_IMAGE' for n in refined.data.materials[0].node_tree.nodes)
+assert json.loads(refined["diffusion3d"])["model"] == "magic3d-sd"
+name = refined.name
+bpy.ops.ed.undo()
+assert name not in bpy.data.objects and "Icosphere" in bpy.data.objects
 done()
