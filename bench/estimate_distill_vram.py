@@ -1,4 +1,4 @@
-"""Estimated GPU memory of one `dreamfusion-sd` step (fp16 prior), without a GPU.
+"""Estimated GPU memory of one `dreamfusion-sd` or `magic3d-sd` step (fp16 prior), without a GPU.
 
 The way bench/estimate_texture_vram.py estimates texturing: Stable Diffusion 2.1-base's
 components are built at full size as fake tensors (shapes, no memory) and every tensor their
@@ -11,7 +11,11 @@ at 512² (SDS backpropagates through it), and the UNet's activations for the bat
 (classifier-free guidance). They are summed: an upper bound, as the UNet's activations are
 freed before the backward needs its buffers. Not counted: CUDA's context (about 0.5 GB).
 
-    PYTHONPATH=. python bench/estimate_distill_vram.py [--resolution 64]
+For `magic3d-sd` the engine's part is its costlier stage, the mesh stage: a 81,920-triangle
+mesh (about what marching cubes gives at 128³) rasterized at 512², its texture field and shape
+parameters with their gradients and Adam state.
+
+    PYTHONPATH=. python bench/estimate_distill_vram.py [--model dreamfusion-sd|magic3d-sd] [--resolution N]
 """
 
 import argparse
@@ -93,19 +97,45 @@ def engine_memory(resolution: int) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
 
 
+def mesh_stage_memory(resolution: int) -> int:
+    """As `engine_memory`, for a few real steps of Magic3D's mesh stage."""
+    import resource
+
+    import trimesh
+
+    from backend.distill.cameras import CameraConfig
+    from backend.distill.field import RadianceField
+    from backend.distill.guidance.base import GuidanceOutput
+    from backend.distill.mesh_stage import MeshStageConfig, TexturedMesh, refine_mesh
+
+    def free_guidance(renders, views, prompt, step, negative_prompt=None):
+        return GuidanceOutput(renders.mean(), torch.zeros(1, dtype=torch.long))
+
+    ball = trimesh.creation.icosphere(subdivisions=6, radius=0.7)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    mesh = TexturedMesh(ball.vertices.astype("float32"), ball.faces, RadianceField())
+    config = MeshStageConfig(steps=3, cameras=CameraConfig(resolution=resolution), preview_every_s=1e9, lit_fraction=1.0)
+    refine_mesh(mesh, free_guidance, "x", config)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--resolution", type=int, default=64, help="render size")
+    parser.add_argument("--model", choices=("dreamfusion-sd", "magic3d-sd"), default="dreamfusion-sd")
+    parser.add_argument("--resolution", type=int, help="render size (default 64, the mesh stage's 512)")
     args = parser.parse_args()
     diffusers.logging.set_verbosity_error()
-    engine = engine_memory(args.resolution)
+    fine = args.model == "magic3d-sd"
+    args.resolution = args.resolution or (512 if fine else 64)
+    engine = mesh_stage_memory(args.resolution) if fine else engine_memory(args.resolution)
     weights, vae_pass, unet_pass = prior_memory(torch.float16)
     total = weights + vae_pass + unet_pass + engine
     print(f"prior weights (fp16): {weights / GB:.2f} GB")
     print(f"VAE encode + backward at {IMAGE}²: {vae_pass / GB:.2f} GB")
     print(f"UNet forward, batch 2: {unet_pass / GB:.2f} GB")
-    print(f"engine at {args.resolution}² renders (field, render graph, grads, Adam): {engine / GB:.2f} GB")
-    print(f"dreamfusion-sd step: about {total / GB:.2f} GB allocated; target <= {TARGET_GB:g} GB: "
+    what = "mesh, texture field" if fine else "field"
+    print(f"engine at {args.resolution}² renders ({what}, render graph, grads, Adam): {engine / GB:.2f} GB")
+    print(f"{args.model} step: about {total / GB:.2f} GB allocated; target <= {TARGET_GB:g} GB: "
           f"{'met' if total <= TARGET_GB * GB else 'NOT met'}")
 
 

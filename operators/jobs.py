@@ -87,6 +87,7 @@ class Job:
         self.detached = False  # its run ended before it did (e.g. another file was opened): Import places it
         self.importing = False  # an Import is reading or downloading its result (operators/import_result.py)
         self.has_current_state = False  # the backend can give where it stands (a long optimisation)
+        self.followed_up = False  # its operator's after_written ran (operators/jobs.py JobOperator)
         self.notes: list[str] = []  # what the model says about its result ("it does not know a dragon")
         self.seed: Optional[int] = None  # the seed it ran with, to make it again
         self.cancel_requested = False
@@ -402,6 +403,16 @@ class JobOperator:
     def build_requests(self, context) -> list[JobRequest]:
         raise NotImplementedError
 
+    def after_written(self, context, job: Job) -> None:
+        """Called once for each of this run's jobs whose result was written into the scene (a
+        follow-up step, e.g. repainting a reshaped region); nothing by default."""
+
+    def _follow_up(self, context, jobs: list[Job]) -> None:
+        for job in jobs:
+            if job.applied_to and not job.followed_up:
+                job.followed_up = True
+                self.after_written(context, job)
+
     def execute(self, context):
         try:
             requests_ = self.build_requests(context)
@@ -429,12 +440,14 @@ class JobOperator:
         if any(write_blocked_by(context, job) for job in jobs if job.state == "succeeded"):
             bpy.ops.object.mode_set(mode='OBJECT')  # a script in another mode: as Blender's add operators do
         tick(context, jobs)
+        self._follow_up(context, jobs)
         return self.finish(jobs)
 
     def modal(self, context, event):
         if event.type != 'TIMER':  # any timer will do: a tick is cheap and idempotent
             return {'PASS_THROUGH'}
         tick(context, self._jobs, undo=True)
+        self._follow_up(context, self._jobs)
         if not all(job.done for job in self._jobs):
             return {'PASS_THROUGH'}
         modal_timers.remove(context, self._timer)

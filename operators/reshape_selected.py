@@ -1,10 +1,11 @@
 """Reshape the selected faces of the active mesh from a prompt; every other vertex stays put."""
 
 import bpy
-from bpy.props import FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
 from ..scene_io.apply_reshape import sent_vertex_ids
 from ..scene_io.mesh_export import ExportError, object_to_glb
+from ..scene_io.repaint_source import reads_an_image, selected_polygons
 from ..scene_io.texture_export import mesh_fingerprint
 from .jobs import JobOperator, JobRequest, parse_extra_params
 from .write_guard import check_writable
@@ -27,6 +28,10 @@ class DIFFUSION3D_OT_reshape_selected(JobOperator, bpy.types.Operator):
     border: FloatProperty(name="Border", min=-1.0, max=25.0, default=-1.0, subtype='PERCENTAGE',
                           description="Blended band around the selection, percent of the object's size; -1 = the panel's")
     seed: IntProperty(name="Seed", min=-1, default=-1, description="-1 = random")
+    repaint_after: BoolProperty(name="Repaint After", default=True,
+                                description="When the faces' material shows an image, repaint the reshaped faces "
+                                            "in it afterwards (Repaint Selected with the same prompt), so the "
+                                            "texture fits the new shape")
     extra_params: StringProperty(name="Extra Parameters", description="JSON object of further model parameters (scripts)")
 
     @classmethod
@@ -68,3 +73,16 @@ class DIFFUSION3D_OT_reshape_selected(JobOperator, bpy.types.Operator):
         return [JobRequest("edit_part", params, label, self.model or DEFAULT_MODEL, {"mesh": glb, "face_mask": mask},
                            target=obj.name, target_uid=obj.session_uid, fingerprint=mesh_fingerprint(obj.data),
                            reshape_vertices=sent_vertex_ids(glb))]
+
+    def after_written(self, context, job):
+        """The reshaped faces' texture stretched with them: repaint it (a job of its own, its own
+        undo step), when their material shows an image and the artist did not turn it off."""
+        obj = bpy.data.objects.get(job.applied_to)
+        if not self.repaint_after or obj is None or not reads_an_image(obj, selected_polygons(obj)):
+            return
+        with context.temp_override(active_object=obj, object=obj, selected_objects=[obj]):
+            try:
+                bpy.ops.diffusion3d.texture_mesh('EXEC_DEFAULT' if bpy.app.background else 'INVOKE_DEFAULT',
+                                                 prompt=job.request.params["prompt"], selected_faces_only=True)
+            except RuntimeError as exc:  # its own error is reported by it; the reshape stands
+                self.report({'WARNING'}, f"The reshape is done; repainting it failed: {exc}")

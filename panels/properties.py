@@ -159,6 +159,9 @@ class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
     reshape_border: FloatProperty(name="Border", description="Width of the band around the selected faces that "
                                   "follows their change, fading out, in percent of the object's size (0: the "
                                   "selection's rim stays put)", min=0.0, max=25.0, default=2.0, subtype='PERCENTAGE')
+    reshape_repaint: BoolProperty(name="Repaint After", description="When the faces' material shows an image, "
+                                  "repaint the reshaped faces in it afterwards, so the texture fits the new shape",
+                                  default=True)
     repaint_border: FloatProperty(name="Border", description="Width of the band around the selected faces that is "
                                   "blended into the texture around it, in percent of the object's size "
                                   "(0: a hard edge)", min=0.0, max=25.0, default=2.0, subtype='PERCENTAGE')

@@ -104,7 +104,8 @@ class VIEW3D_PT_diffusion3d_reshape(Diffusion3DPanel, bpy.types.Panel):
         obj = context.active_object
         if obj is not None and obj.type == 'MESH' and obj.mode != 'EDIT':
             layout.label(text="Select the faces in Edit Mode", icon='INFO')
-        layout.operator("diffusion3d.reshape_selected", icon='MOD_DISPLACE')
+        layout.prop(settings, "reshape_repaint")
+        layout.operator("diffusion3d.reshape_selected", icon='MOD_DISPLACE').repaint_after = settings.reshape_repaint
 
 
 class VIEW3D_PT_diffusion3d_texture(Diffusion3DPanel, bpy.types.Panel):

@@ -83,6 +83,17 @@ def repaint_source(obj: bpy.types.Object, selected: np.ndarray) -> RepaintSource
                          uv_name=_uv_map_of(node))
 
 
+def reads_an_image(obj: bpy.types.Object, selected: np.ndarray) -> bool:
+    """Whether the selected faces (of one material) show an image through their Base Color."""
+    index = np.zeros(len(obj.data.polygons), np.int32)
+    obj.data.polygons.foreach_get("material_index", index)
+    slots = np.unique(index[selected]) if selected.any() else []
+    if len(slots) != 1 or slots[0] >= len(obj.material_slots):
+        return False
+    material = obj.material_slots[int(slots[0])].material
+    return material is not None and _base_color_image_node(material) is not None
+
+
 def image_png(image: bpy.types.Image) -> bytes:
     """The image's bytes as an 8-bit PNG, top row first (Blender stores the bottom row first).
 

@@ -119,4 +119,34 @@ ball.shape_key_add(name="Basis")
 bpy.ops.object.mode_set(mode='EDIT')
 result, error = call(bpy.ops.diffusion3d.reshape_selected, prompt="horns")
 assert result == {'CANCELLED'} and "shape keys" in error, error
+bpy.ops.object.mode_set(mode='OBJECT')
+
+# 5. Faces whose material shows an image: after the reshape, Repaint Selected runs on them too.
+bpy.ops.object.select_all(action='DESELECT')
+bpy.ops.mesh.primitive_uv_sphere_add(segments=24, ring_count=12, location=(5.0, 0.0, 0.0))
+painted = context.object
+image = bpy.data.images.new("Skin", 256, 256)
+image.pixels.foreach_set(np.full(256 * 256 * 4, 0.5, np.float32))
+image.pack()
+skin = bpy.data.materials.new("Skin")
+skin.use_nodes = True
+node = skin.node_tree.nodes.new("ShaderNodeTexImage")
+node.image = image
+skin.node_tree.links.new(node.outputs["Color"], skin.node_tree.nodes["Principled BSDF"].inputs["Base Color"])
+painted.data.materials.append(skin)
+for p in painted.data.polygons:
+    p.select = p.center.z > 0.8
+for v in painted.data.vertices:
+    v.select = v.co.z > 0.8
+bpy.ops.object.mode_set(mode='EDIT')
+bpy.ops.mesh.select_mode(type='FACE')
+context.scene.diffusion3d.texture_model = "test-texture"
+count = len(jobs.JOBS)
+result = bpy.ops.diffusion3d.reshape_selected(prompt="a scaly crest", seed=2, steps=2,
+                                              extra_params=json.dumps({"render_resolution": 16}))
+assert result == {'FINISHED'}, result
+follow = jobs.JOBS[0]
+assert len(jobs.JOBS) == count + 2 and follow.task == "texture" and follow.state == "succeeded", (follow.task, follow.error)
+assert follow.request.params["prompt"] == "a scaly crest" and follow.request.repaint["image"] == "Skin"
+assert node.image != image and node.image.name.startswith("Skin repaint"), node.image.name
 done()

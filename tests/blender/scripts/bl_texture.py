@@ -163,7 +163,8 @@ bpy.ops.mesh.primitive_cube_add(location=(0.0, 6.0, 0.0))
 cube = context.object
 untouched = state(cube)
 real_upload = export.texture_upload
-export.texture_upload = lambda *args: types.SimpleNamespace(**{**vars(real_upload(*args)), "fingerprint": "another mesh"})
+export.texture_upload = lambda *args, **kwargs: types.SimpleNamespace(
+    **{**vars(real_upload(*args, **kwargs)), "fingerprint": "another mesh"})
 texture_operator = addon_module("operators.texture_mesh")
 texture_operator.texture_upload = export.texture_upload
 result, error = call(bpy.ops.diffusion3d.texture_mesh, prompt="moss", model="test-texture", seed=1)
