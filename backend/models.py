@@ -285,6 +285,7 @@ def _distill_entries() -> list[ModelEntry]:
     dreamfusion = importlib.import_module(".pipelines.dreamfusion", __package__)
     reshape = importlib.import_module(".pipelines.reshape", __package__)
     magic3d = importlib.import_module(".pipelines.magic3d", __package__)
+    prolificdreamer = importlib.import_module(".pipelines.prolificdreamer", __package__)
     offline = importlib.import_module(".hub", __package__).is_available_offline
     source = dreamfusion.DEFAULT_MODEL
     return [
@@ -293,6 +294,12 @@ def _distill_entries() -> list[ModelEntry]:
                    "downloads ~5 GB once)",
                    source=source, load=lambda options: dreamfusion.load(options, source), run=dreamfusion.run,
                    params=dreamfusion.PARAMS, limits=dreamfusion.LIMITS, check=dreamfusion.check_request,
+                   is_available_offline=lambda: offline(source), takes_draft=True),
+        ModelEntry("prolificdreamer-sd", "text_to_3d",
+                   "ProlificDreamer (VSD) from Stable Diffusion 2.1-base: score distillation at guidance 7.5 with a "
+                   "camera-conditioned LoRA, more detail than DreamFusion (slowest: a GPU, an hour or more)",
+                   source=source, load=lambda options: prolificdreamer.load(options, source), run=prolificdreamer.run,
+                   params=prolificdreamer.PARAMS, limits=prolificdreamer.LIMITS, check=prolificdreamer.check_request,
                    is_available_offline=lambda: offline(source), takes_draft=True),
         ModelEntry("magic3d-sd", "text_to_3d",
                    "Magic3D coarse to fine from Stable Diffusion 2.1-base: a field, then its surface as a textured "

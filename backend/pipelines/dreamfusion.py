@@ -73,7 +73,7 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
     p = {**PARAMS, **{k: v for k, v in params.items() if v is not None}}
     check_request(p, files)
     seed = draw_seed() if p.get("seed") is None else int(p["seed"])
-    steps, device = int(p["num_inference_steps"]), prior.device
+    steps = int(p["num_inference_steps"])
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # the field's initial features
 
@@ -83,18 +83,27 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
     guidance = ScoreDistillation(prior, sds, total_steps=steps,
                                  schedule=schedule, to_model_space=prior.to_latents, generator=generator)
 
-    # 3. Optimise the field, from the uploaded draft's shape when there is one
-    field = RadianceField().to(device)
+    # 3. Optimise the field (from the uploaded draft's shape when there is one), make it a mesh
+    metadata = {"model": "dreamfusion-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
+                "schedule": p["schedule"], "perp_neg": bool(p["perp_neg"])}
+    return distil_to_mesh(prior, p, files, guidance, seed, metadata, callback)
+
+
+def distil_to_mesh(prior: StableDiffusionPrior, p: dict[str, Any], files: dict[str, bytes], guidance,
+                   seed: int, metadata: dict[str, Any], callback: StepCallback) -> MeshResult:
+    """What the field-based models share: a radiance field (fitted to the `mesh` upload first,
+    when there is one) optimised under `guidance` for p["num_inference_steps"] steps at
+    p["render_resolution"], offering its current state on the way; then its surface,
+    unwrapped, with its albedo baked, at the draft's place and size."""
+    steps = int(p["num_inference_steps"])
+    field = RadianceField().to(prior.device)
     placement = fit_to_upload(field, files["mesh"], seed, callback).placement if files.get("mesh") else None
     config = DistillConfig(steps=steps, cameras=CameraConfig(resolution=int(p["render_resolution"])),
                            albedo_steps=min(1000, steps // 5), seed=seed)
-    metadata = {"model": "dreamfusion-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
-                "schedule": p["schedule"], "perp_neg": bool(p["perp_neg"]), "initialised": placement is not None}
+    metadata = {**metadata, "initialised": placement is not None}
 
     def relay(phase, step, total, preview=None, within=0.0, state=None):  # the job may ask where it stands
         callback(phase, step, total, preview, within, state=lambda: surface_result(field, placement, p, metadata))
 
     distill(field, guidance, p["prompt"].strip(), config, relay, p["negative_prompt"])
-
-    # 4. Extract the mesh, unwrap it and bake the field's albedo
     return surface_result(field, placement, p, metadata, callback)

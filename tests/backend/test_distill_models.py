@@ -1,5 +1,6 @@
-"""`magic3d-sd` end to end on tiny random SD components: coarse field then fine mesh from a prompt,
-and a draft refined directly (the sidebar's Refine). The images are noise; the wiring is tested."""
+"""`magic3d-sd` and `prolificdreamer-sd` end to end on tiny random SD components: coarse field
+then fine mesh from a prompt, a draft refined directly (the sidebar's Refine), and VSD with its
+camera LoRA. The images are noise; the wiring is what is tested."""
 
 import json
 import sys
@@ -71,3 +72,24 @@ def test_refine_keeps_a_draft_in_place_and_offers_its_current_state(tiny_prior, 
         assert extras["diffusion3d"]["initialised"] is True and extras["diffusion3d"]["steps"] == 0
         refused = client.post("/jobs", data={"spec": json.dumps({**spec, "params": {"prompt": "x", "num_inference_steps": 0}})})
         assert refused.status_code == 400 and "refines a draft" in refused.json()["detail"]
+
+
+def test_prolificdreamer_distils_a_mesh_through_the_service(tiny_prior, tmp_path):
+    """VSD with its camera LoRA on the tiny prior, through the job system, to a textured mesh."""
+    app = create_app(Settings(token="t", cache_dir=str(tmp_path / "cache"), device="cpu", offline=True,
+                              allowed_hosts=("testserver",)))
+    with TestClient(app, headers={"Authorization": "Bearer t"}) as client:
+        spec = {"task": "text_to_3d", "model": "prolificdreamer-sd",
+                "params": {"prompt": "a teapot", "num_inference_steps": 3, "render_resolution": 16, "grid_size": 32,
+                           "texture_size": 256, "lora_rank": 2, "seed": 4}}
+        job = client.post("/jobs", data={"spec": json.dumps(spec)}).json()
+        deadline = time.monotonic() + 120
+        while (record := client.get(f"/jobs/{job['id']}").json())["state"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert record["state"] == "succeeded", record["error"]
+        parts, extras = read_glb_meshes(client.get(f"/jobs/{job['id']}/result").content)
+        assert len(parts[0].faces) > 0 and parts[0].uv is not None
+        assert extras["diffusion3d"]["model"] == "prolificdreamer-sd" and extras["diffusion3d"]["steps"] == 3
+        model = next(m for m in client.get("/models").json() if m["name"] == "prolificdreamer-sd")
+        assert model["params"]["guidance_scale"] == 7.5 and "perp_neg" not in model["params"]
