@@ -286,6 +286,8 @@ def _distill_entries() -> list[ModelEntry]:
     reshape = importlib.import_module(".pipelines.reshape", __package__)
     magic3d = importlib.import_module(".pipelines.magic3d", __package__)
     prolificdreamer = importlib.import_module(".pipelines.prolificdreamer", __package__)
+    dreamfields = importlib.import_module(".pipelines.dreamfields", __package__)
+    clip_source = dreamfields.DEFAULT_MODEL
     offline = importlib.import_module(".hub", __package__).is_available_offline
     source = dreamfusion.DEFAULT_MODEL
     return [
@@ -301,6 +303,12 @@ def _distill_entries() -> list[ModelEntry]:
                    source=source, load=lambda options: prolificdreamer.load(options, source), run=prolificdreamer.run,
                    params=prolificdreamer.PARAMS, limits=prolificdreamer.LIMITS, check=prolificdreamer.check_request,
                    is_available_offline=lambda: offline(source), takes_draft=True),
+        ModelEntry("dreamfields-clip", "text_to_3d",
+                   "DreamFields: a field CLIP finds closest to the prompt, kept sparse; the lightest open-domain "
+                   "model, rough shapes (a GPU: tens of minutes; downloads ~600 MB once)",
+                   source=clip_source, load=lambda options: dreamfields.load(options, clip_source), run=dreamfields.run,
+                   params=dreamfields.PARAMS, limits=dreamfields.LIMITS, check=dreamfields.check_request,
+                   is_available_offline=lambda: offline(clip_source), takes_draft=True),
         ModelEntry("magic3d-sd", "text_to_3d",
                    "Magic3D coarse to fine from Stable Diffusion 2.1-base: a field, then its surface as a textured "
                    "mesh refined at 512²; refines a draft too (slow: a GPU, an hour; downloads ~5 GB once)",

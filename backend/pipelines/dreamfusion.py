@@ -86,24 +86,25 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
     # 3. Optimise the field (from the uploaded draft's shape when there is one), make it a mesh
     metadata = {"model": "dreamfusion-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
                 "schedule": p["schedule"], "perp_neg": bool(p["perp_neg"])}
-    return distil_to_mesh(prior, p, files, guidance, seed, metadata, callback)
+    return distil_to_mesh(prior.device, p, files, guidance, seed, metadata, callback)
 
 
-def distil_to_mesh(prior: StableDiffusionPrior, p: dict[str, Any], files: dict[str, bytes], guidance,
-                   seed: int, metadata: dict[str, Any], callback: StepCallback) -> MeshResult:
-    """What the field-based models share: a radiance field (fitted to the `mesh` upload first,
-    when there is one) optimised under `guidance` for p["num_inference_steps"] steps at
-    p["render_resolution"], offering its current state on the way; then its surface,
-    unwrapped, with its albedo baked, at the draft's place and size."""
+def distil_to_mesh(device, p: dict[str, Any], files: dict[str, bytes], guidance, seed: int,
+                   metadata: dict[str, Any], callback: StepCallback, **config: Any) -> MeshResult:
+    """What the field-based models share: a radiance field on `device` (fitted to the `mesh`
+    upload first, when there is one) optimised under `guidance` for p["num_inference_steps"]
+    steps at p["render_resolution"], offering its current state on the way; then its surface,
+    unwrapped, with its albedo baked, at the draft's place and size. `config`: further
+    DistillConfig fields (DreamFields' transmittance target, its shading)."""
     steps = int(p["num_inference_steps"])
-    field = RadianceField().to(prior.device)
+    field = RadianceField().to(device)
     placement = fit_to_upload(field, files["mesh"], seed, callback).placement if files.get("mesh") else None
-    config = DistillConfig(steps=steps, cameras=CameraConfig(resolution=int(p["render_resolution"])),
-                           albedo_steps=min(1000, steps // 5), seed=seed)
+    config = DistillConfig(**{"steps": steps, "cameras": CameraConfig(resolution=int(p["render_resolution"])),
+                              "albedo_steps": min(1000, steps // 5), "seed": seed, **config})
     metadata = {**metadata, "initialised": placement is not None}
 
     def relay(phase, step, total, preview=None, within=0.0, state=None):  # the job may ask where it stands
         callback(phase, step, total, preview, within, state=lambda: surface_result(field, placement, p, metadata))
 
-    distill(field, guidance, p["prompt"].strip(), config, relay, p["negative_prompt"])
+    distill(field, guidance, p["prompt"].strip(), config, relay, p.get("negative_prompt"))
     return surface_result(field, placement, p, metadata, callback)

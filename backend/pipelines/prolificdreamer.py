@@ -58,4 +58,4 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
     guidance = VariationalScoreDistillation(prior, particles, config, schedule=schedule, to_model_space=prior.to_latents)
     metadata = {"model": "prolificdreamer-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
                 "schedule": p["schedule"]}
-    return dreamfusion.distil_to_mesh(prior, p, files, guidance, seed, metadata, callback)
+    return dreamfusion.distil_to_mesh(prior.device, p, files, guidance, seed, metadata, callback)

@@ -1,6 +1,7 @@
-"""`magic3d-sd` and `prolificdreamer-sd` end to end on tiny random SD components: coarse field
-then fine mesh from a prompt, a draft refined directly (the sidebar's Refine), and VSD with its
-camera LoRA. The images are noise; the wiring is what is tested."""
+"""The score-distillation models end to end on tiny random components: `magic3d-sd` (coarse field
+then fine mesh from a prompt, and a draft refined directly, the sidebar's Refine),
+`prolificdreamer-sd` (VSD with its camera LoRA) and `dreamfields-clip` (CLIP). The images are
+noise; the wiring is what is tested."""
 
 import json
 import sys
@@ -93,3 +94,27 @@ def test_prolificdreamer_distils_a_mesh_through_the_service(tiny_prior, tmp_path
         assert extras["diffusion3d"]["model"] == "prolificdreamer-sd" and extras["diffusion3d"]["steps"] == 3
         model = next(m for m in client.get("/models").json() if m["name"] == "prolificdreamer-sd")
         assert model["params"]["guidance_scale"] == 7.5 and "perp_neg" not in model["params"]
+
+
+def test_dreamfields_distils_a_mesh_with_clip_through_the_service(tmp_path, monkeypatch):
+    from backend.distill.guidance.clip import DEFAULT_MODEL as CLIP
+
+    monkeypatch.setenv(MODEL_SOURCES_ENV, f"{CLIP}={tiny_sd.clip_model(tmp_path)}")
+    app = create_app(Settings(token="t", cache_dir=str(tmp_path / "cache"), device="cpu", offline=True,
+                              allowed_hosts=("testserver",)))
+    with TestClient(app, headers={"Authorization": "Bearer t"}) as client:
+        model = next(m for m in client.get("/models").json() if m["name"] == "dreamfields-clip")
+        assert model["available_offline"] and model["params"]["transmittance"] == 0.88
+        spec = {"task": "text_to_3d", "model": "dreamfields-clip",
+                "params": {"prompt": "a bouquet", "num_inference_steps": 3, "render_resolution": 16, "grid_size": 32,
+                           "texture_size": 256, "seed": 2}}
+        job = client.post("/jobs", data={"spec": json.dumps(spec)}).json()
+        deadline = time.monotonic() + 120
+        while (record := client.get(f"/jobs/{job['id']}").json())["state"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert record["state"] == "succeeded", record["error"]
+        parts, extras = read_glb_meshes(client.get(f"/jobs/{job['id']}/result").content)
+        assert len(parts[0].faces) > 0 and extras["diffusion3d"]["model"] == "dreamfields-clip"
+        refused = client.post("/jobs", data={"spec": json.dumps({**spec, "params": {"prompt": " "}})})
+        assert refused.status_code == 400 and "needs a prompt" in refused.json()["detail"]

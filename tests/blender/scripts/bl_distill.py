@@ -1,5 +1,6 @@
-"""dreamfusion-sd from the Generate operator: a real backend runs score distillation (tiny
-random Stable Diffusion behind the model's id) and the mesh lands in the scene, undoably."""
+"""The score-distillation models from the Generate operator (and Refine): a real backend runs
+them on tiny random Stable Diffusion and CLIP behind the models' ids, and the meshes land in
+the scene, undoably."""
 
 import json
 
@@ -29,6 +30,15 @@ meta = json.loads(obj["diffusion3d"])
 assert meta["model"] == "dreamfusion-sd" and meta["seed"] == 2 and meta["steps"] == 3, meta
 bpy.ops.ed.undo()
 assert "a teapot" not in bpy.data.objects
+
+# ProlificDreamer (VSD with its camera LoRA) and DreamFields (CLIP) land meshes the same way.
+for name, prompt in (("prolificdreamer-sd", "a vase"), ("dreamfields-clip", "a bouquet")):
+    result = bpy.ops.diffusion3d.generate_mesh(prompt=prompt, model=name, seed=3, steps=3, extra_params=json.dumps(
+        {"render_resolution": 16, "grid_size": 32, "texture_size": 256}))
+    assert result == {'FINISHED'}, (name, result)
+    assert jobs.JOBS[0].state == "succeeded", (name, jobs.JOBS[0].error)
+    landed = bpy.data.objects[jobs.JOBS[0].applied_to]
+    assert len(landed.data.polygons) > 0 and json.loads(landed["diffusion3d"])["model"] == name
 
 # Refine a draft with Magic3D's fine stage: a textured copy lands over it, undoably.
 bpy.ops.mesh.primitive_ico_sphere_add(subdivisions=2, radius=1.5, location=(4.0, 0.0, 0.0))
