@@ -288,6 +288,8 @@ def _distill_entries() -> list[ModelEntry]:
     prolificdreamer = importlib.import_module(".pipelines.prolificdreamer", __package__)
     dreamfields = importlib.import_module(".pipelines.dreamfields", __package__)
     clip_source = dreamfields.DEFAULT_MODEL
+    zero123 = importlib.import_module(".pipelines.zero123", __package__)
+    zero123_source = importlib.import_module(".distill.guidance.zero123", __package__).DEFAULT_MODEL
     offline = importlib.import_module(".hub", __package__).is_available_offline
     source = dreamfusion.DEFAULT_MODEL
     return [
@@ -309,6 +311,12 @@ def _distill_entries() -> list[ModelEntry]:
                    source=clip_source, load=lambda options: dreamfields.load(options, clip_source), run=dreamfields.run,
                    params=dreamfields.PARAMS, limits=dreamfields.LIMITS, check=dreamfields.check_request,
                    is_available_offline=lambda: offline(clip_source), takes_draft=True),
+        ModelEntry("zero123-sds", "image_to_3d",
+                   "Zero-1-to-3 score distillation: the photo's object from every side, its own view kept "
+                   "(a GPU: tens of minutes; downloads ~5 GB once)",
+                   source=zero123_source, load=lambda options: zero123.load(options, zero123_source), run=zero123.run,
+                   params=zero123.PARAMS, limits=zero123.LIMITS, check=zero123.check_request,
+                   is_available_offline=lambda: offline(zero123_source)),
         ModelEntry("magic3d-sd", "text_to_3d",
                    "Magic3D coarse to fine from Stable Diffusion 2.1-base: a field, then its surface as a textured "
                    "mesh refined at 512²; refines a draft too (slow: a GPU, an hour; downloads ~5 GB once)",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field as dataclass_field, replace
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -60,6 +60,8 @@ class DistillConfig:
         preview_every_s: Seconds between preview renders sent to the callback.
         seed: Cameras, depths, timesteps and noise.
         transmittance: DreamFields' regulariser towards see-through space (None: off).
+        reference: A view the field must reproduce every step (image to 3D: the input image,
+            `reference.ReferenceView`); None: none.
     """
 
     steps: int = 5000
@@ -75,6 +77,7 @@ class DistillConfig:
     preview_every_s: float = 2.0
     seed: int = 0
     transmittance: Optional[TransmittanceTarget] = None
+    reference: Optional[Any] = None
 
 
 def distill(field: RadianceField, guidance: Guidance, prompt: str, config: DistillConfig = DistillConfig(),
@@ -114,6 +117,8 @@ def distill(field: RadianceField, guidance: Guidance, prompt: str, config: Disti
         loss = output.loss
         if config.transmittance is not None:
             loss = loss + config.transmittance.loss(rendered.opacity, step)
+        if config.reference is not None:
+            loss = loss + config.reference.loss(field, config.rendering, occupancy, generator)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

@@ -9,7 +9,8 @@ import tiny_sd  # noqa: E402
 
 def test_distilled_models_land_meshes_in_the_scene(run_blender, tmp_path):
     sources = (f"stabilityai/stable-diffusion-2-1-base={tiny_sd.text_pipeline(tmp_path / 'sd')};"
-               f"openai/clip-vit-base-patch16={tiny_sd.clip_model(tmp_path / 'clip')}")
+               f"openai/clip-vit-base-patch16={tiny_sd.clip_model(tmp_path / 'clip')};"
+               f"ashawkey/zero123-xl-diffusers={tiny_sd.zero123_pipeline(tmp_path / 'zero123')}")
     output = run_blender("bl_distill.py", env={"DIFFUSION3D_MODEL_SOURCES": sources}, timeout=600)
     print(output[-2000:])
 

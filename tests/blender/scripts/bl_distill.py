@@ -3,8 +3,10 @@ them on tiny random Stable Diffusion and CLIP behind the models' ids, and the me
 the scene, undoably."""
 
 import json
+import os
 
 import bpy
+import numpy as np
 from bl_harness import addon_module, done, install
 
 install()
@@ -39,6 +41,22 @@ for name, prompt in (("prolificdreamer-sd", "a vase"), ("dreamfields-clip", "a b
     assert jobs.JOBS[0].state == "succeeded", (name, jobs.JOBS[0].error)
     landed = bpy.data.objects[jobs.JOBS[0].applied_to]
     assert len(landed.data.polygons) > 0 and json.loads(landed["diffusion3d"])["model"] == name
+
+# Image to 3D with Zero-1-to-3: a photo of one object on transparency.
+photo = bpy.data.images.new("disc", 64, 64, alpha=True)
+pixels = np.zeros((64, 64, 4), np.float32)
+yy, xx = np.mgrid[:64, :64]
+pixels[(yy - 32) ** 2 + (xx - 30) ** 2 < 15 ** 2] = (0.9, 0.2, 0.1, 1.0)
+photo.pixels.foreach_set(pixels.reshape(-1))
+photo.filepath_raw = os.path.join(os.environ["DIFFUSION3D_TMP"], "disc.png")
+photo.file_format = 'PNG'
+photo.save()
+result = bpy.ops.diffusion3d.generate_mesh(image=photo.filepath_raw, model="zero123-sds", seed=1, steps=3,
+                                           extra_params=json.dumps({"render_resolution": 16, "grid_size": 32,
+                                                                    "texture_size": 256}))
+assert result == {'FINISHED'} and jobs.JOBS[0].task == "image_to_3d", (result, jobs.JOBS[0].error)
+landed = bpy.data.objects[jobs.JOBS[0].applied_to]
+assert len(landed.data.polygons) > 0 and json.loads(landed["diffusion3d"])["model"] == "zero123-sds"
 
 # Refine a draft with Magic3D's fine stage: a textured copy lands over it, undoably.
 bpy.ops.mesh.primitive_ico_sphere_add(subdivisions=2, radius=1.5, location=(4.0, 0.0, 0.0))

@@ -159,6 +159,6 @@ assert textured.result is not None and textured.arrays is None
 # The user folder keeps the newest KEPT_FILES downloads per folder, not every one ever made.
 jobs.KEPT_FILES = 2
 for n, name in enumerate(["job-1", "job-2", "job-3"]):
-    os.utime(jobs._keep(settings, "results", f"{name}.glb", b"glb"), (1000 + n, 1000 + n))
+    os.utime(jobs.keep_download(settings, "results", f"{name}.glb", b"glb"), (1000 + n, 1000 + n))
 assert sorted(os.listdir(os.path.join(settings.user_dir, "results"))) == ["job-2.glb", "job-3.glb"]
 done()
