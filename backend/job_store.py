@@ -82,9 +82,12 @@ class JobStore:
             if record is None:
                 continue
             ran = record["state"] == "running"
+            saved = self.current_state_path(record["id"]).is_file()  # a long job's last autosave
             record.update(
-                state="failed", eta_s=None, finished_at=time.time(), message="",
-                error="the backend stopped while this job ran" if ran else "the backend stopped before this job ran",
+                state="failed", eta_s=None, finished_at=time.time(), message="", has_current_state=saved,
+                error=("the backend stopped while this job ran" + ("; where it stood at its last save can be "
+                                                                   "imported, or continued from" if saved else ""))
+                if ran else "the backend stopped before this job ran",
             )
             self.drop_uploads(record["id"])
             try:

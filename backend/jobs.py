@@ -38,6 +38,9 @@ FINISHED = ("succeeded", "failed", "cancelled")
 # How long a request for a running job's current state waits for its next step (a score-
 # distillation step on a CPU takes seconds; making the state, a mesh extraction, a few more).
 CURRENT_STATE_TIMEOUT_S = 300.0
+# A long job saves where it stands this often on its own, so a backend that stops under it (a
+# crash, a reboot) loses at most this much of it.
+AUTOSAVE_S = 600.0
 DEFAULT_KEEP_JOBS = 200  # finished jobs kept with their results; older ones are deleted
 PREVIEW_INTERVAL_S = 0.25  # a PNG per step would cost more than a fast step
 
@@ -468,14 +471,17 @@ class JobManager:
         def callback(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None,
                      within: float = 0.0, state: Optional[Callable[[], MeshResult]] = None) -> None:
             if state is not None:
+                if job.state is None:
+                    timing["saved"] = time.monotonic()  # the first autosave comes AUTOSAVE_S from now
                 job.state = state
                 record["has_current_state"] = True
             if job.cancel.is_set():
                 if job.cancelled_by_user and job.state is not None:
                     self._write_current_state(job)  # what was reached stays importable
                 raise JobCancelled()
-            if job.state_wanted.is_set():
+            if job.state_wanted.is_set() or (job.state is not None and time.monotonic() - timing["saved"] >= AUTOSAVE_S):
                 self._write_current_state(job)
+                timing["saved"] = time.monotonic()
             repeat = (phase, step, total) == (record.get("phase"), record.get("step"), record.get("total"))
             if repeat and preview is None and not within:
                 return  # a repeat within a long step (e.g. a view's denoising): the cancel check only

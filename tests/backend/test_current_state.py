@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 
+from backend.job_store import JobStore
 from backend.jobs import JobManager
 from backend.models import LoadOptions, ModelEntry
 from backend.results import MeshPart, MeshResult
@@ -90,3 +91,28 @@ def test_a_slow_step_times_out_instead_of_hanging(tmp_path):
         jobs.cancel(job["id"])
     finally:
         jobs.close()
+
+
+def test_a_long_job_saves_itself_and_a_restart_still_offers_it(tmp_path, monkeypatch):
+    monkeypatch.setattr("backend.jobs.AUTOSAVE_S", 0.1)
+    jobs = JobManager(tmp_path, [climbing_entry()], LoadOptions(device="cpu"))
+    jobs.start()
+    job = jobs.submit("text_to_3d", "climb", {}, {})
+    path = jobs.store.current_state_path(job["id"])
+    deadline = time.monotonic() + 10
+    while not path.is_file():  # nobody asked: it saved itself
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert height_of(path) >= 1
+    record = dict(jobs.get(job["id"]))
+    jobs.close()
+    store = JobStore(tmp_path)  # as if the process had died under it: the database still says "running"
+    store.save({**record, "state": "running", "has_current_state": False})
+    store.close()
+    restarted = JobManager(tmp_path, [climbing_entry()], LoadOptions(device="cpu"))
+    try:
+        after = restarted.get(job["id"])
+        assert after["state"] == "failed" and after["has_current_state"] and "continued from" in after["error"], after
+        assert height_of(restarted.current_state(job["id"])) >= 1
+    finally:
+        restarted.close()
