@@ -31,6 +31,8 @@ class ModelInfo(BaseModel):
     knows: list[str]
     params: dict[str, Any]
     limits: dict[str, tuple[Union[int, float], Union[int, float]]]  # numeric parameters' [low, high]; ints: whole numbers
+    expected_time: str = ""  # how long a job takes, in a few words ("" = not said)
+    tier: str = ""  # "draft", "quality" or "": the sidebar's Fast Draft / Quality choice
 
 
 class JobRecord(BaseModel):

@@ -70,6 +70,10 @@ class ModelEntry:
         knows: What the model can make (object categories), empty when open-ended.
         default: The task's default model.
         takes_draft: A text_to_3d model that can start from a `mesh` upload (a draft to refine).
+        expected_time: How long a job takes, in a few words, for the model menu ("about 1 s on a
+            CPU"; the score-distillation figures are estimates from per-step costs, not measured).
+        tier: "draft" (seconds to a minute: try ideas) or "quality" (the best this task has, slow),
+            for the sidebar's Fast Draft / Quality choice; "" for neither.
     """
 
     name: str
@@ -85,6 +89,8 @@ class ModelEntry:
     knows: Callable[[], list[str]] = list
     default: bool = False
     takes_draft: bool = False
+    expected_time: str = ""
+    tier: str = ""
 
     def effective_source(self) -> str:
         """Where the weights come from after DIFFUSION3D_MODEL_SOURCES' overrides."""
@@ -101,7 +107,7 @@ class ModelEntry:
             "name": self.name, "task": self.task, "default": self.default,
             "available_offline": offline, "description": self.description,
             "source": self.effective_source(), "knows": list(self.knows()), "params": dict(self.params),
-            "limits": {**SEED_LIMITS, **self.limits},
+            "limits": {**SEED_LIMITS, **self.limits}, "expected_time": self.expected_time, "tier": self.tier,
         }
 
 
@@ -260,10 +266,10 @@ def _builtin_entries() -> list[ModelEntry]:
                   is_available_offline=lambda: os.path.isfile(weights))
     return [
         ModelEntry("builtin", "text_to_3d", "Built-in part-aware shape model (offline, knows a fixed set of objects)",
-                   run=parts.run_text, params=parts.TEXT_PARAMS, limits=parts.TEXT_LIMITS, **common),
+                   run=parts.run_text, params=parts.TEXT_PARAMS, limits=parts.TEXT_LIMITS, **common, expected_time="about 1 s, any computer", tier="draft"),
         ModelEntry("builtin", "edit_part", "Built-in part-aware model: regenerate, complete or mix parts",
                    run=parts.run_edit, params=parts.EDIT_PARAMS, limits=parts.EDIT_LIMITS,
-                   check=parts.check_edit_request, **common),
+                   check=parts.check_edit_request, **common, expected_time="about 1 s, any computer"),
     ]
 
 
@@ -273,11 +279,11 @@ def _shap_e_entries() -> list[ModelEntry]:
     return [
         ModelEntry("shap-e", "text_to_3d", "OpenAI Shap-E, text to coloured mesh (downloads ~3 GB once)",
                    source="openai/shap-e", load=shap_e.load_text_pipeline, run=shap_e.run_text,
-                   params=shap_e.TEXT_PARAMS, limits=shap_e.LIMITS, is_available_offline=lambda: offline("openai/shap-e")),
+                   params=shap_e.TEXT_PARAMS, limits=shap_e.LIMITS, is_available_offline=lambda: offline("openai/shap-e"), expected_time="under a minute on a GPU, ~20 min on a CPU", tier="draft"),
         ModelEntry("shap-e-img2img", "image_to_3d", "OpenAI Shap-E, image to coloured mesh (downloads ~3 GB once)",
                    source="openai/shap-e-img2img", load=shap_e.load_image_pipeline, run=shap_e.run_image,
                    params=shap_e.IMAGE_PARAMS, limits=shap_e.LIMITS, default=True,
-                   is_available_offline=lambda: offline("openai/shap-e-img2img")),
+                   is_available_offline=lambda: offline("openai/shap-e-img2img"), expected_time="under a minute on a GPU, ~20 min on a CPU", tier="draft"),
     ]
 
 
@@ -298,37 +304,37 @@ def _distill_entries() -> list[ModelEntry]:
                    "downloads ~5 GB once)",
                    source=source, load=lambda options: dreamfusion.load(options, source), run=dreamfusion.run,
                    params=dreamfusion.PARAMS, limits=dreamfusion.LIMITS, check=dreamfusion.check_request,
-                   is_available_offline=lambda: offline(source), takes_draft=True),
+                   is_available_offline=lambda: offline(source), takes_draft=True, expected_time="~15 min on a GPU (estimate)"),
         ModelEntry("prolificdreamer-sd", "text_to_3d",
                    "ProlificDreamer (VSD) from Stable Diffusion 2.1-base: score distillation at guidance 7.5 with a "
                    "camera-conditioned LoRA, more detail than DreamFusion (slowest: a GPU, an hour or more)",
                    source=source, load=lambda options: prolificdreamer.load(options, source), run=prolificdreamer.run,
                    params=prolificdreamer.PARAMS, limits=prolificdreamer.LIMITS, check=prolificdreamer.check_request,
-                   is_available_offline=lambda: offline(source), takes_draft=True),
+                   is_available_offline=lambda: offline(source), takes_draft=True, expected_time="~40 min on a GPU (estimate)"),
         ModelEntry("dreamfields-clip", "text_to_3d",
                    "DreamFields: a field CLIP finds closest to the prompt, kept sparse; the lightest open-domain "
                    "model, rough shapes (a GPU: tens of minutes; downloads ~600 MB once)",
                    source=clip_source, load=lambda options: dreamfields.load(options, clip_source), run=dreamfields.run,
                    params=dreamfields.PARAMS, limits=dreamfields.LIMITS, check=dreamfields.check_request,
-                   is_available_offline=lambda: offline(clip_source), takes_draft=True),
+                   is_available_offline=lambda: offline(clip_source), takes_draft=True, expected_time="~5 min on a GPU (estimate)"),
         ModelEntry("zero123-sds", "image_to_3d",
                    "Zero-1-to-3 score distillation: the photo's object from every side, its own view kept "
                    "(a GPU: tens of minutes; downloads ~5 GB once)",
                    source=zero123_source, load=lambda options: zero123.load(options, zero123_source), run=zero123.run,
                    params=zero123.PARAMS, limits=zero123.LIMITS, check=zero123.check_request,
-                   is_available_offline=lambda: offline(zero123_source)),
+                   is_available_offline=lambda: offline(zero123_source), expected_time="~5 min on a GPU (estimate)", tier="quality"),
         ModelEntry("magic3d-sd", "text_to_3d",
                    "Magic3D coarse to fine from Stable Diffusion 2.1-base: a field, then its surface as a textured "
                    "mesh refined at 512²; refines a draft too (slow: a GPU, an hour; downloads ~5 GB once)",
                    source=source, load=lambda options: magic3d.load(options, source), run=magic3d.run,
                    params=magic3d.PARAMS, limits=magic3d.LIMITS, check=magic3d.check_request,
-                   is_available_offline=lambda: offline(source), takes_draft=True),
+                   is_available_offline=lambda: offline(source), takes_draft=True, expected_time="~25 min on a GPU (estimate)", tier="quality"),
         ModelEntry("reshape-sd", "edit_part",
                    "Reshape the selected faces of any mesh by score distillation from Stable Diffusion 2.1-base; "
                    "the rest stays exactly as it is (a GPU: minutes; downloads ~5 GB once)",
                    source=source, load=lambda options: reshape.load(options, source), run=reshape.run,
                    params=reshape.PARAMS, limits=reshape.LIMITS, check=reshape.check_request,
-                   is_available_offline=lambda: offline(source)),
+                   is_available_offline=lambda: offline(source), expected_time="~3 min on a GPU (estimate)"),
     ]
 
 
@@ -342,14 +348,14 @@ def _texture_entries() -> list[ModelEntry]:
     return [
         ModelEntry("sd2-depth", "texture", "Stable Diffusion 2 depth, painted from every side and baked to UV (downloads ~5 GB once)",
                    source=depth, load=texture.load_texture_pipeline, default=True,
-                   is_available_offline=lambda: offline(depth), **common),
+                   is_available_offline=lambda: offline(depth), **common, expected_time="about a minute on a GPU (estimate)"),
         ModelEntry("sd15-controlnet-depth", "texture",
                    "Stable Diffusion 1.5 inpainting + depth ControlNet, painted from every side and baked to UV "
                    "(downloads ~7 GB once)",
                    source=f"{controlnet.DEFAULT_BASE} + {controlnet.DEFAULT_CONTROLNET}",
                    load=texture.load_controlnet_texture_pipeline,
                    is_available_offline=lambda: offline(controlnet.DEFAULT_BASE) and offline(controlnet.DEFAULT_CONTROLNET),
-                   **common),
+                   **common, expected_time="about a minute on a GPU (estimate)"),
     ]
 
 

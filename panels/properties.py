@@ -37,9 +37,17 @@ def models_for(task: str) -> list[tuple[str, str, str]]:
             continue
         name = entry.get("name", "")
         offline = "" if entry.get("available_offline", True) else " (needs download)"
-        items.append((name, name + offline, entry.get("description", "")[:200]))
+        took = str(entry.get("expected_time") or "")[:60]
+        items.append((name, name + offline + (f" · {took}" if took else ""), entry.get("description", "")[:200]))
     _enum_items_keepalive[task] = items
     return items
+
+
+def tier_model(task: str, tier: str) -> str:
+    """The model of `tier` ("draft" or "quality") for the task: one whose weights are here first."""
+    candidates = [e for e in MODELS if e.get("task") == task and e.get("tier") == tier]
+    ready = [e for e in candidates if e.get("available_offline", True)]
+    return str((ready or candidates or [{}])[0].get("name", ""))
 
 
 def _chosen_model(items_of, name_key: str):

@@ -6,7 +6,7 @@ import bpy
 from ..operators import backend_control, jobs
 from ..service.session import LOCAL, needs_restart, status_text
 from .preferences import backend_settings, downloads_allowed, get_prefs
-from .properties import model_entry, sampling_defaults, task_for
+from .properties import model_entry, sampling_defaults, task_for, tier_model
 
 JOBS_SHOWN = 10  # job boxes in the sidebar before the rest are summed up
 NOTE_LINES = 10  # lines of a finished job's notes shown in its box
@@ -57,6 +57,11 @@ class VIEW3D_PT_diffusion3d_generate(Diffusion3DPanel, bpy.types.Panel):
         settings = context.scene.diffusion3d
         layout.prop(settings, "prompt", text="", placeholder="Describe the object, e.g. a wooden chair")
         layout.prop(settings, "image")
+        draft, quality = (tier_model(task_for(settings), tier) for tier in ("draft", "quality"))
+        if draft and quality:  # the plain choice; the full list is the menu below
+            choice = layout.row(align=True)
+            choice.prop_enum(settings, "model", draft, text="Fast Draft")
+            choice.prop_enum(settings, "model", quality, text="Quality")
         layout.prop(settings, "model")
         row = layout.row(align=True)
         row.prop(settings, "random_seed", text="", icon='RNDCURVE')

@@ -26,6 +26,10 @@ class FakeLayout:
         self.calls.append(("prop", name))
         return None
 
+    def prop_enum(self, data, name, value, **kwargs):
+        assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
+        self.calls.append(("prop_enum", name, value))
+
     def operator(self, idname, **kwargs):
         module, name = idname.split(".")
         assert hasattr(getattr(bpy.ops, module), name), idname
@@ -122,6 +126,20 @@ settings.custom_sampling, settings.model = False, "shap-e"
 settings.custom_sampling = True
 assert (settings.steps, settings.guidance) == (64, 15.0), (settings.steps, settings.guidance)
 settings.custom_sampling, settings.model = False, 'DEFAULT'
+# Fast Draft / Quality: a plain choice between the task's two tiers, shown when both exist, with
+# each model's expected time in the menu.
+assert not any(call[0] == "prop_enum" for call in draw(panels.VIEW3D_PT_diffusion3d_generate))
+properties.MODELS[0].update(tier="draft", expected_time="about 1 s")
+properties.MODELS.append({"name": "magic3d-sd", "task": "text_to_3d", "default": False, "params": {},
+                          "tier": "quality", "expected_time": "~25 min on a GPU", "available_offline": False})
+calls = draw(panels.VIEW3D_PT_diffusion3d_generate)
+assert ("prop_enum", "model", "builtin") in calls and ("prop_enum", "model", "magic3d-sd") in calls, calls
+labels = {name: label for name, label, _ in properties.models_for("text_to_3d")}
+assert labels["magic3d-sd"] == "magic3d-sd (needs download) · ~25 min on a GPU", labels
+settings.model = "magic3d-sd"  # what the Quality button sets
+assert settings.model == "magic3d-sd"
+settings.model = 'DEFAULT'
+properties.MODELS.pop()
 # Texturing has its own: the texture model's steps and guidance, and a panel hint when the
 # model (the default one too) still needs its download.
 properties.MODELS.append({"name": "sd2-depth", "task": "texture", "default": True, "available_offline": False,
