@@ -298,17 +298,20 @@ def _distill_entries() -> list[ModelEntry]:
     zero123_source = importlib.import_module(".distill.guidance.zero123", __package__).DEFAULT_MODEL
     offline = importlib.import_module(".hub", __package__).is_available_offline
     source = dreamfusion.DEFAULT_MODEL
+
+    def load_prior(options: LoadOptions):  # one Stable Diffusion prior serves every model below
+        return dreamfusion.load(options, source)
     return [
         ModelEntry("dreamfusion-sd", "text_to_3d",
                    "Score distillation from Stable Diffusion 2.1-base: any object, slow (a GPU: minutes to an hour; "
                    "downloads ~5 GB once)",
-                   source=source, load=lambda options: dreamfusion.load(options, source), run=dreamfusion.run,
+                   source=source, load=load_prior, run=dreamfusion.run,
                    params=dreamfusion.PARAMS, limits=dreamfusion.LIMITS, check=dreamfusion.check_request,
                    is_available_offline=lambda: offline(source), takes_draft=True, expected_time="~15 min on a GPU (estimate)"),
         ModelEntry("prolificdreamer-sd", "text_to_3d",
                    "ProlificDreamer (VSD) from Stable Diffusion 2.1-base: score distillation at guidance 7.5 with a "
                    "camera-conditioned LoRA, more detail than DreamFusion (slowest: a GPU, an hour or more)",
-                   source=source, load=lambda options: prolificdreamer.load(options, source), run=prolificdreamer.run,
+                   source=source, load=load_prior, run=prolificdreamer.run,
                    params=prolificdreamer.PARAMS, limits=prolificdreamer.LIMITS, check=prolificdreamer.check_request,
                    is_available_offline=lambda: offline(source), takes_draft=True, expected_time="~40 min on a GPU (estimate)"),
         ModelEntry("dreamfields-clip", "text_to_3d",
@@ -326,13 +329,13 @@ def _distill_entries() -> list[ModelEntry]:
         ModelEntry("magic3d-sd", "text_to_3d",
                    "Magic3D coarse to fine from Stable Diffusion 2.1-base: a field, then its surface as a textured "
                    "mesh refined at 512²; refines a draft too (slow: a GPU, an hour; downloads ~5 GB once)",
-                   source=source, load=lambda options: magic3d.load(options, source), run=magic3d.run,
+                   source=source, load=load_prior, run=magic3d.run,
                    params=magic3d.PARAMS, limits=magic3d.LIMITS, check=magic3d.check_request,
                    is_available_offline=lambda: offline(source), takes_draft=True, expected_time="~25 min on a GPU (estimate)", tier="quality"),
         ModelEntry("reshape-sd", "edit_part",
                    "Reshape the selected faces of any mesh by score distillation from Stable Diffusion 2.1-base; "
                    "the rest stays exactly as it is (a GPU: minutes; downloads ~5 GB once)",
-                   source=source, load=lambda options: reshape.load(options, source), run=reshape.run,
+                   source=source, load=load_prior, run=reshape.run,
                    params=reshape.PARAMS, limits=reshape.LIMITS, check=reshape.check_request,
                    is_available_offline=lambda: offline(source), expected_time="~3 min on a GPU (estimate)"),
     ]

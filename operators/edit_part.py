@@ -5,12 +5,12 @@ from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from ..panels.properties import EDIT_MODES
 from ..scene_io.mesh_export import object_to_glb
-from .jobs import JobOperator, JobRequest
+from .jobs import ActiveMeshOperator, JobRequest
 from .write_guard import check_writable
 
 
 
-class DIFFUSION3D_OT_edit_part(JobOperator, bpy.types.Operator):
+class DIFFUSION3D_OT_edit_part(ActiveMeshOperator, bpy.types.Operator):
     """Regenerate the selected faces' part of the active mesh (in Edit Mode, the selected faces are the mask)"""
 
     bl_idname = "diffusion3d.edit_part"
@@ -22,14 +22,6 @@ class DIFFUSION3D_OT_edit_part(JobOperator, bpy.types.Operator):
     take_from_b: StringProperty(name="Parts", description="Comma-separated part names of the other object (Mix)")
     model: StringProperty(name="Model", description="Empty = the task's default")
     seed: IntProperty(name="Seed", min=-1, default=-1, description="-1 = random; fix it to repeat an edit in a script")
-
-    @classmethod
-    def poll(cls, context):
-        obj = context.active_object
-        if obj is None or obj.type != 'MESH':
-            cls.poll_message_set("Select a mesh object")
-            return False
-        return True
 
     def build_requests(self, context):
         settings = context.scene.diffusion3d

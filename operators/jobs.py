@@ -485,6 +485,20 @@ class JobOperator:
         return {'FINISHED'} if written else {'CANCELLED'}
 
 
+class ActiveMeshOperator(JobOperator):
+    """A job operator on the active object, which must be a mesh."""
+
+    poll_message = "Select a mesh object"
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        if obj is None or obj.type != 'MESH':
+            cls.poll_message_set(cls.poll_message)
+            return False
+        return True
+
+
 def _status_line(text: str, limit: int = 110) -> str:
     """An error's first line, cut to what a status bar shows, pointing at the job list for the rest."""
     line = text.split("\n", 1)[0].rstrip(":")

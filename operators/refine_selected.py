@@ -7,12 +7,12 @@ from bpy.props import IntProperty, StringProperty
 
 from ..scene_io.mesh_export import ExportError, object_to_glb
 from ..scene_io.write_back import read_metadata
-from .jobs import JobOperator, JobRequest, parse_extra_params
+from .jobs import ActiveMeshOperator, JobRequest, parse_extra_params
 
 DEFAULT_MODEL = "magic3d-sd"
 
 
-class DIFFUSION3D_OT_refine_selected(JobOperator, bpy.types.Operator):
+class DIFFUSION3D_OT_refine_selected(ActiveMeshOperator, bpy.types.Operator):
     """Refine the active mesh with Magic3D's fine stage (score distillation on a textured mesh): a detailed, textured copy appears over it"""
 
     bl_idname = "diffusion3d.refine_selected"
@@ -26,13 +26,7 @@ class DIFFUSION3D_OT_refine_selected(JobOperator, bpy.types.Operator):
     seed: IntProperty(name="Seed", min=-1, default=-1, description="-1 = random")
     extra_params: StringProperty(name="Extra Parameters", description="JSON object of further model parameters (scripts)")
 
-    @classmethod
-    def poll(cls, context):
-        obj = context.active_object
-        if obj is None or obj.type != 'MESH':
-            cls.poll_message_set("Select the mesh to refine")
-            return False
-        return True
+    poll_message = "Select the mesh to refine"
 
     def build_requests(self, context):
         obj = context.active_object

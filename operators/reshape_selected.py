@@ -7,13 +7,13 @@ from ..scene_io.apply_reshape import sent_vertex_ids
 from ..scene_io.mesh_export import ExportError, object_to_glb
 from ..scene_io.repaint_source import reads_an_image, selected_polygons
 from ..scene_io.texture_export import mesh_fingerprint
-from .jobs import JobOperator, JobRequest, parse_extra_params
+from .jobs import ActiveMeshOperator, JobRequest, parse_extra_params
 from .write_guard import check_writable
 
 DEFAULT_MODEL = "reshape-sd"
 
 
-class DIFFUSION3D_OT_reshape_selected(JobOperator, bpy.types.Operator):
+class DIFFUSION3D_OT_reshape_selected(ActiveMeshOperator, bpy.types.Operator):
     """Reshape the selected faces of the active mesh into what the prompt says (score distillation); only they and a blended border move"""
 
     bl_idname = "diffusion3d.reshape_selected"
@@ -33,14 +33,6 @@ class DIFFUSION3D_OT_reshape_selected(JobOperator, bpy.types.Operator):
                                             "in it afterwards (Repaint Selected with the same prompt), so the "
                                             "texture fits the new shape")
     extra_params: StringProperty(name="Extra Parameters", description="JSON object of further model parameters (scripts)")
-
-    @classmethod
-    def poll(cls, context):
-        obj = context.active_object
-        if obj is None or obj.type != 'MESH':
-            cls.poll_message_set("Select a mesh object")
-            return False
-        return True
 
     def build_requests(self, context):
         settings = context.scene.diffusion3d

@@ -28,6 +28,7 @@ from ..results import StepCallback, no_progress
 from .cameras import CameraConfig, sample_views, view_at
 from .field import RadianceField
 from .guidance.base import Guidance, View
+from .trainer import to_preview
 
 AMBIENT = 0.25  # lit shadings: light every surface gets besides the diffuse term
 
@@ -170,8 +171,7 @@ def refine_mesh(mesh: TexturedMesh, guidance: Guidance, prompt: str, config: Mes
         if time.monotonic() - last_preview >= config.preview_every_s or step == config.steps:
             last_preview = time.monotonic()
             with torch.no_grad():
-                image, _ = mesh.render(preview_view, "albedo", torch.ones(3, device=device))
-            preview = (image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
+                preview = to_preview(mesh.render(preview_view, "albedo", torch.ones(3, device=device))[0])
         callback("refine", step, config.steps, preview)
     return mesh
 

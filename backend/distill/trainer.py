@@ -138,7 +138,12 @@ def preview_image(field: RadianceField, view, config: DistillConfig, occupancy: 
     rendered = render(field, [view], config.rendering, occupancy, "albedo",
                       background=torch.tensor(config.background or (1.0, 1.0, 1.0)),
                       generator=torch.Generator().manual_seed(0))
-    return (rendered.rgb[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
+    return to_preview(rendered.rgb[0])
+
+
+def to_preview(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) render in [0, 1] -> (H, W, 3) uint8, what a job's preview holds."""
+    return (image.detach().permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
 
 
 def _shading(step: int, config: DistillConfig, generator: torch.Generator) -> str:

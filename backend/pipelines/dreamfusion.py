@@ -40,10 +40,11 @@ LIMITS: Limits = {"num_inference_steps": (1, 100_000), "guidance_scale": (1.0, 2
                   "grid_size": (32, 256), "texture_size": (256, 4096), **SEED_LIMITS}
 
 
-def check_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
-    """What is refused when the job is submitted: no prompt, an unknown schedule."""
+def check_request(params: dict[str, Any], files: dict[str, bytes], model: str = "dreamfusion-sd") -> None:
+    """What is refused when the job is submitted: no prompt, an unknown schedule (every
+    prompt-driven distillation model checks these)."""
     if not str(params.get("prompt") or "").strip():
-        raise InputError("dreamfusion-sd needs a prompt: describe the object, e.g. 'a ceramic teapot'")
+        raise InputError(f"{model} needs a prompt: describe the object, e.g. 'a ceramic teapot'")
     if params.get("schedule", "random") not in SCHEDULES:
         raise InputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {params.get('schedule')!r}")
 

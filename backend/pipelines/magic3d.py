@@ -19,7 +19,7 @@ from ..distill.cameras import CameraConfig
 from ..distill.field import RadianceField
 from ..distill.guidance.schedules import SCHEDULES
 from ..distill.guidance.sds import ScoreDistillation, SDSConfig
-from ..distill.guidance.stable_diffusion import DEFAULT_MODEL, StableDiffusionPrior
+from ..distill.guidance.stable_diffusion import StableDiffusionPrior
 from ..distill.init import fit_to_upload
 from ..distill.mesh import extract_mesh
 from ..distill.mesh_stage import MeshStageConfig, TexturedMesh, refine_mesh
@@ -42,19 +42,12 @@ FINE_T_RANGE = (0.02, 0.5)  # Magic3D's fine stage: detail, not the overall shap
 
 def check_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
     """What is refused when the job is submitted."""
-    if not str(params.get("prompt") or "").strip():
-        raise InputError("magic3d-sd needs a prompt: describe the object, e.g. 'a ceramic teapot'")
-    if params.get("schedule", "random") not in SCHEDULES:
-        raise InputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {params.get('schedule')!r}")
+    dreamfusion.check_request(params, files, "magic3d-sd")
     if params.get("num_inference_steps", PARAMS["num_inference_steps"]) == 0 and not files.get("mesh"):
         raise InputError("num_inference_steps 0 refines a draft: upload it as `mesh` (or give coarse steps)")
     if int(params.get("fine_resolution", PARAMS["fine_resolution"])) % 8:
         raise InputError("fine_resolution must be a multiple of 8 (Stable Diffusion's latent grid)")
 
-
-def load(options: Any, source: str = DEFAULT_MODEL) -> StableDiffusionPrior:
-    """The Stable Diffusion prior (hub id or local folder, safetensors only)."""
-    return StableDiffusionPrior.from_pretrained(source, options)
 
 
 def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, bytes],

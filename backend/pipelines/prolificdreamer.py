@@ -13,9 +13,8 @@ import torch
 
 from ..distill.guidance.camera_lora import CameraLoRA
 from ..distill.guidance.schedules import SCHEDULES
-from ..distill.guidance.stable_diffusion import DEFAULT_MODEL, StableDiffusionPrior
+from ..distill.guidance.stable_diffusion import StableDiffusionPrior
 from ..distill.guidance.vsd import VariationalScoreDistillation, VSDConfig
-from ..errors import InputError
 from ..params import Limits, draw_seed
 from ..results import MeshResult, StepCallback
 from . import dreamfusion
@@ -30,16 +29,7 @@ LIMITS: Limits = {**dreamfusion.LIMITS, "lora_rank": (1, 64), "lora_lr": (1e-6, 
 
 
 def check_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
-    """What is refused when the job is submitted: no prompt, an unknown schedule."""
-    if not str(params.get("prompt") or "").strip():
-        raise InputError("prolificdreamer-sd needs a prompt: describe the object, e.g. 'a ceramic teapot'")
-    if params.get("schedule", "random") not in SCHEDULES:
-        raise InputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {params.get('schedule')!r}")
-
-
-def load(options: Any, source: str = DEFAULT_MODEL) -> StableDiffusionPrior:
-    """The Stable Diffusion prior (hub id or local folder, safetensors only)."""
-    return StableDiffusionPrior.from_pretrained(source, options)
+    dreamfusion.check_request(params, files, "prolificdreamer-sd")
 
 
 def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, bytes],

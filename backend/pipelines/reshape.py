@@ -21,7 +21,7 @@ from formats.face_parts import to_runs
 
 from ..distill.guidance.delta import DDSConfig, DeltaDenoisingScore, PDSConfig, PosteriorDistillationSampling
 from ..distill.guidance.sds import ScoreDistillation, SDSConfig
-from ..distill.guidance.stable_diffusion import DEFAULT_MODEL, StableDiffusionPrior
+from ..distill.guidance.stable_diffusion import StableDiffusionPrior
 from ..errors import InputError
 from ..geometry.glb import read_glb_meshes
 from ..params import SEED_LIMITS, Limits, draw_seed
@@ -60,10 +60,6 @@ def check_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
         if params.get(name, PARAMS[name]) not in allowed:
             raise InputError(f"{name} must be one of {', '.join(allowed)}, got {params.get(name)!r}")
 
-
-def load(options: Any, source: str = DEFAULT_MODEL) -> StableDiffusionPrior:
-    """The Stable Diffusion prior (hub id or local folder, safetensors only)."""
-    return StableDiffusionPrior.from_pretrained(source, options)
 
 
 def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, bytes],

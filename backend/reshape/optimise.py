@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..distill.guidance.base import Guidance, View
+from ..distill.trainer import to_preview
 from ..render.camera import Camera
 from ..results import StepCallback, no_progress
 from .region import RegionGraph, SmoothDisplacement, region_frame
@@ -115,8 +116,7 @@ def reshape(graph: RegionGraph, guidance: Guidance, prompt: str, config: Reshape
         if time.monotonic() - last_preview >= config.preview_every_s or step == config.steps:
             last_preview = time.monotonic()
             with torch.no_grad():
-                image, _ = shade(deformation.positions(), faces, preview_view.camera, config.background)
-            preview = (image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
+                preview = to_preview(shade(deformation.positions(), faces, preview_view.camera, config.background)[0])
         callback("reshape", step, config.steps, preview)
     with torch.no_grad():
         return deformation.positions().cpu().numpy()

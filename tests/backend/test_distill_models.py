@@ -19,6 +19,7 @@ from backend.geometry.glb import mesh_result_to_glb, read_glb_meshes
 from backend.hub import MODEL_SOURCES_ENV
 from backend.results import MeshPart, MeshResult
 from backend.server import Settings, create_app
+from tests.backend.test_server import wait
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 import tiny_sd  # noqa: E402
@@ -84,10 +85,7 @@ def test_prolificdreamer_distils_a_mesh_through_the_service(tiny_prior, tmp_path
                 "params": {"prompt": "a teapot", "num_inference_steps": 3, "render_resolution": 16, "grid_size": 32,
                            "texture_size": 256, "lora_rank": 2, "seed": 4}}
         job = client.post("/jobs", data={"spec": json.dumps(spec)}).json()
-        deadline = time.monotonic() + 120
-        while (record := client.get(f"/jobs/{job['id']}").json())["state"] not in ("succeeded", "failed"):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        record = wait(client, job["id"], timeout=120)
         assert record["state"] == "succeeded", record["error"]
         parts, extras = read_glb_meshes(client.get(f"/jobs/{job['id']}/result").content)
         assert len(parts[0].faces) > 0 and parts[0].uv is not None
@@ -109,10 +107,7 @@ def test_dreamfields_distils_a_mesh_with_clip_through_the_service(tmp_path, monk
                 "params": {"prompt": "a bouquet", "num_inference_steps": 3, "render_resolution": 16, "grid_size": 32,
                            "texture_size": 256, "seed": 2}}
         job = client.post("/jobs", data={"spec": json.dumps(spec)}).json()
-        deadline = time.monotonic() + 120
-        while (record := client.get(f"/jobs/{job['id']}").json())["state"] not in ("succeeded", "failed"):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        record = wait(client, job["id"], timeout=120)
         assert record["state"] == "succeeded", record["error"]
         parts, extras = read_glb_meshes(client.get(f"/jobs/{job['id']}/result").content)
         assert len(parts[0].faces) > 0 and extras["diffusion3d"]["model"] == "dreamfields-clip"

@@ -6,7 +6,6 @@ import io
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from backend.geometry.glb import read_glb_meshes
 from backend.hub import MODEL_SOURCES_ENV
 from backend.models import LoadOptions
 from backend.server import Settings, create_app
+from tests.backend.test_server import wait
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 import tiny_sd  # noqa: E402
@@ -122,10 +122,7 @@ def test_zero123_sds_lands_a_mesh_through_the_service(folder, tmp_path, monkeypa
                 "params": {"num_inference_steps": 3, "render_resolution": 16, "grid_size": 32, "texture_size": 256,
                            "reference_elevation": 15.0, "seed": 1}}
         job = client.post("/jobs", data={"spec": json.dumps(spec)}, files={"image": ("disc.png", png.getvalue())}).json()
-        deadline = time.monotonic() + 120
-        while (record := client.get(f"/jobs/{job['id']}").json())["state"] not in ("succeeded", "failed"):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        record = wait(client, job["id"], timeout=120)
         assert record["state"] == "succeeded", record["error"]
         parts, extras = read_glb_meshes(client.get(f"/jobs/{job['id']}/result").content)
         assert len(parts[0].faces) > 0 and extras["diffusion3d"]["model"] == "zero123-sds"

@@ -131,7 +131,6 @@ def test_smooth_displacement_gradients_match_finite_differences():
 def test_reshape_sd_moves_only_the_masked_region_through_the_service(tmp_path, monkeypatch):
     import json
     import sys
-    import time
     from pathlib import Path
 
     from fastapi.testclient import TestClient
@@ -141,6 +140,7 @@ def test_reshape_sd_moves_only_the_masked_region_through_the_service(tmp_path, m
     from backend.hub import MODEL_SOURCES_ENV
     from backend.results import MeshPart, MeshResult
     from backend.server import Settings, create_app
+    from tests.backend.test_server import wait
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
     import tiny_sd
@@ -158,10 +158,7 @@ def test_reshape_sd_moves_only_the_masked_region_through_the_service(tmp_path, m
                                "render_resolution": 16, "seed": 1}}
             files = {"mesh": ("ball.glb", glb), "face_mask": ("mask", selected.astype(np.uint8).tobytes())}
             job = client.post("/jobs", data={"spec": json.dumps(spec)}, files=files).json()
-            deadline = time.monotonic() + 120
-            while (record := client.get(f"/jobs/{job['id']}").json())["state"] not in ("succeeded", "failed"):
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            record = wait(client, job["id"], timeout=120)
             assert record["state"] == "succeeded", record["error"]
             assert (record["phase"], record["step"], record["total"]) == ("reshape", 3, 3)
             parts, extras = read_glb_meshes(client.get(f"/jobs/{job['id']}/result").content)

@@ -32,5 +32,13 @@ def empty_scene() -> None:
         bpy.data.objects.remove(leftover)
 
 
+def call(operator, *args, **kwargs):
+    """Run an operator; a refusal (RuntimeError) comes back as ({'CANCELLED'}, its message)."""
+    try:
+        return operator(*args, **kwargs), ""
+    except RuntimeError as exc:
+        return {'CANCELLED'}, str(exc)
+
+
 def done():
     print("ALL CHECKS PASSED", flush=True)

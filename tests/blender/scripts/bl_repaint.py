@@ -6,19 +6,12 @@ import json
 
 import bpy
 import numpy as np
-from bl_harness import addon_module, done, empty_scene, install
+from bl_harness import addon_module, call, done, empty_scene, install
 
 install()
 jobs = addon_module("operators.jobs")
 image_bytes = addon_module("scene_io.repaint_source").image_bytes
 context = bpy.context
-
-
-def call(operator, *args, **kwargs):
-    try:
-        return operator(*args, **kwargs), ""
-    except RuntimeError as exc:
-        return {'CANCELLED'}, str(exc)
 
 
 def state(obj):

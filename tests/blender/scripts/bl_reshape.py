@@ -8,18 +8,11 @@ import types
 
 import bpy
 import numpy as np
-from bl_harness import addon_module, done, empty_scene, install
+from bl_harness import addon_module, call, done, empty_scene, install
 
 install()
 jobs = addon_module("operators.jobs")
 context = bpy.context
-
-
-def call(operator, *args, **kwargs):
-    try:
-        return operator(*args, **kwargs), ""
-    except RuntimeError as exc:
-        return {'CANCELLED'}, str(exc)
 
 
 def positions(obj):
