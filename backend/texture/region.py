@@ -79,7 +79,7 @@ def plan_region(vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, s
     outside = covered_texels(uv, faces[~region], height, width)
     shared_texel = outside[samples.index]
     keep = (blend > 0) & ~shared_texel
-    covered = outside
+    covered = outside  # now also the region's own texels: every texel some face uses
     covered[samples.index] = True
     return RegionPlan(samples=samples.subset(keep), selected=on_selected[keep], blend=blend[keep],
                       covered=covered.view(height, width), shared=int((shared_texel & on_selected).sum()))

@@ -235,3 +235,25 @@ def test_the_service_refuses_a_repaint_it_cannot_do(client, files, params, words
     form = dict(available[name] for name in files)
     response = submit(client, {"prompt": "rust", **params}, model="test-texture", task="texture", files=form)
     assert_error(response, 400, *words)
+
+
+def test_a_mesh_without_uvs_or_texture_is_unwrapped_and_starts_from_its_flat_colour():
+    """As Texture Selected does for a bare mesh: an unwrap, then a flat texture of the base
+    colour with the selection painted into it."""
+    import trimesh
+
+    ball = trimesh.creation.icosphere(subdivisions=3)
+    selected = ball.vertices[ball.faces].mean(1)[:, 1] > 0.6
+    flat = (0.2, 0.4, 0.6)
+    calls = []  # a generator painting pure red wherever it may
+    pipe = TexturePaintingPipeline(lambda request: calls.append(request) or torch.where(
+        request.mask[..., None] > 0, torch.tensor([1.0, 0.0, 0.0]).expand_as(request.image), request.image))
+    out = pipe.repaint([MeshPart("ball", ball.vertices, ball.faces)], selected, base_color=flat, prompt="red cap",
+                       texture_size=1024, view_resolution=VIEW, border_width=0.0, region_views=2, fill_views=0)
+    part, texture = out.result.parts[0], out.result.texture
+    assert part.uv is not None and "xatlas" in out.result.metadata["texture"]["uv"]
+    expected = np.round(np.array(flat) * 255).astype(np.uint8)
+    untouched = ~out.painted
+    assert (texture[untouched] == expected).all()  # everything not repainted holds the flat colour
+    painted = texture[out.painted & (texture[..., 0] > 200)]
+    assert len(painted) > 1000 and len(calls) >= 1  # the selection took the paint
