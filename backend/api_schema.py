@@ -33,6 +33,7 @@ class ModelInfo(BaseModel):
     limits: dict[str, tuple[Union[int, float], Union[int, float]]]  # numeric parameters' [low, high]; ints: whole numbers
     expected_time: str = ""  # how long a job takes, in a few words ("" = not said)
     tier: str = ""  # "draft", "quality" or "": the sidebar's Fast Draft / Quality choice
+    takes_draft: bool = False  # a text_to_3d model that starts from a `mesh` upload when given one
 
 
 class JobRecord(BaseModel):

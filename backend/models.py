@@ -108,6 +108,7 @@ class ModelEntry:
             "available_offline": offline, "description": self.description,
             "source": self.effective_source(), "knows": list(self.knows()), "params": dict(self.params),
             "limits": {**SEED_LIMITS, **self.limits}, "expected_time": self.expected_time, "tier": self.tier,
+            "takes_draft": self.takes_draft,
         }
 
 

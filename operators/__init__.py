@@ -6,6 +6,7 @@ from ..service.installer import INSTALLER
 from . import (
     backend_control,
     cancel_job,
+    continue_job,
     edit_part,
     generate_mesh,
     import_result,
@@ -24,6 +25,7 @@ classes = (
     refine_selected.DIFFUSION3D_OT_refine_selected,
     texture_mesh.DIFFUSION3D_OT_texture_mesh,
     cancel_job.DIFFUSION3D_OT_cancel_job,
+    continue_job.DIFFUSION3D_OT_continue_job,
     cancel_job.DIFFUSION3D_OT_clear_finished,
     cancel_job.DIFFUSION3D_OT_use_seed,
     cancel_job.DIFFUSION3D_OT_copy_error,

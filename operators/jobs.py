@@ -88,6 +88,8 @@ class Job:
         self.importing = False  # an Import is reading or downloading its result (operators/import_result.py)
         self.has_current_state = False  # the backend can give where it stands (a long optimisation)
         self.followed_up = False  # its operator's after_written ran (operators/jobs.py JobOperator)
+        self.model = request.model if request else ""  # as the backend names it once it has answered
+        self.params: dict = dict(request.params) if request else {}  # the seed it drew included
         self.notes: list[str] = []  # what the model says about its result ("it does not know a dragon")
         self.seed: Optional[int] = None  # the seed it ran with, to make it again
         self.cancel_requested = False
@@ -133,6 +135,8 @@ class Job:
         self.eta_s = record.get("eta_s")
         self.message = record.get("message") or ""
         self.has_current_state = record.get("has_current_state") is True
+        self.model = str(record.get("model") or self.model)
+        self.params = record.get("params") if isinstance(record.get("params"), dict) else self.params
         self.error = record.get("error") or self.error
         seed = (record.get("params") or {}).get("seed")
         self.seed = seed if isinstance(seed, int) else self.seed  # drawn by the backend when none was given

@@ -4,6 +4,7 @@ import bpy
 
 # Modules, not names: operators and panels import each other (attributes are read at draw time).
 from ..operators import backend_control, jobs
+from ..operators.continue_job import continuable
 from ..service.session import LOCAL, needs_restart, status_text
 from .preferences import backend_settings, downloads_allowed, get_prefs
 from .properties import model_entry, sampling_defaults, task_for, tier_model
@@ -228,6 +229,8 @@ def draw_job(box, job, width: int = 40) -> None:
             box.label(text=job.message)
     elif getattr(job, "has_current_state", False):  # cancelled: what it reached was kept
         row.operator("diffusion3d.import_current_state", text="", icon='IMPORT').key = job.key
+        if continuable(job):
+            row.operator("diffusion3d.continue_job", text="", icon='PLAY').key = job.key
     elif job.state == "succeeded":
         button = row.row()
         button.enabled = not (getattr(job, "importing", False) or getattr(job, "in_progress", False))  # its run writes it

@@ -132,14 +132,46 @@ class Draft:
 
 
 def fit_to_upload(field: RadianceField, glb: bytes, seed: int = 0, callback: StepCallback = no_progress) -> Draft:
-    """Fit `field` to an uploaded draft (a GLB: all its parts, with their vertex colours)."""
+    """Fit `field` to an uploaded draft (a GLB: all its parts, coloured by their vertex colours,
+    else by their base-colour texture at the vertices' UVs, else grey)."""
     from ..geometry.glb import read_glb_meshes
 
     parts, _ = read_glb_meshes(glb)
     offsets = np.cumsum([0] + [len(part.vertices) for part in parts[:-1]])
     vertices = np.concatenate([part.vertices for part in parts])
     faces = np.concatenate([part.faces + offset for part, offset in zip(parts, offsets)])
-    colours = np.concatenate([np.full((len(part.vertices), 3), 0.5) if part.vertex_colors is None
-                              else part.vertex_colors[:, :3] / 255.0 for part in parts])
+    textured = _texture_colours(glb, [len(part.vertices) for part in parts])
+    colours = np.concatenate([part.vertex_colors[:, :3] / 255.0 if part.vertex_colors is not None
+                              else textured[i] if textured[i] is not None else np.full((len(part.vertices), 3), 0.5)
+                              for i, part in enumerate(parts)])
     placement = fit_to_mesh(field, vertices, faces, colours, seed=seed, callback=callback)
     return Draft(placement.to_field(vertices).astype(np.float32), faces.astype(np.int64), placement)
+
+
+def _texture_colours(glb: bytes, counts: list[int]) -> list[Optional[np.ndarray]]:
+    """Per part, (V, 3) sRGB colours in [0, 1] of its base-colour texture at its vertices' UVs
+    (nearest texel; the texture repeats), or None without one (or for parts that do not match)."""
+    from formats.glb import read_glb
+
+    from ..errors import InputError
+    from ..images import read_image
+
+    scene = read_glb(glb)
+    out: list[Optional[np.ndarray]] = [None] * len(counts)
+    if len(scene.parts) != len(counts):
+        return out
+    decoded: dict[int, np.ndarray] = {}
+    for i, part in enumerate(scene.parts):
+        if part.image is None or part.uv is None or len(part.uv) != counts[i] or not scene.images[part.image].data:
+            continue
+        if part.image not in decoded:
+            try:  # PNG or JPEG only, sized from its header first, as every uploaded image
+                decoded[part.image] = np.asarray(read_image(scene.images[part.image].data, "the draft's texture").convert("RGB"))
+            except InputError:
+                continue
+        image = decoded[part.image]
+        uv = np.nan_to_num(part.uv) % 1.0
+        rows = np.minimum((uv[:, 1] * image.shape[0]).astype(int), image.shape[0] - 1)  # glTF: v runs down
+        cols = np.minimum((uv[:, 0] * image.shape[1]).astype(int), image.shape[1] - 1)
+        out[i] = image[rows, cols] / 255.0
+    return out

@@ -98,3 +98,33 @@ def test_a_draft_is_refined_in_its_own_place_and_size(tiny_prior, tmp_path, caps
     assert main(["generate", "--model", "builtin", "--prompt", "a chair", "--init", str(tmp_path / "draft.glb"),
                  "--out", str(out)]) == 2
     assert "does not start from a draft; these do: dreamfusion-sd" in capsys.readouterr().err
+
+
+def test_a_textured_draft_gives_the_field_its_texture_colours():
+    """A draft with a base-colour texture and no vertex colours (a current state, a textured
+    result): the fitted albedo takes the texture's colours at the surface, not grey."""
+    import numpy as np
+    import torch
+    import trimesh
+
+    from backend.distill.field import FieldConfig, RadianceField
+    from backend.distill.init import fit_to_upload
+    from backend.geometry.glb import mesh_result_to_glb
+    from backend.results import MeshPart, MeshResult
+
+    ball = trimesh.creation.icosphere(subdivisions=3)
+    uv = np.where(ball.vertices[:, 1:2] > 0, [[0.25, 0.5]], [[0.75, 0.5]]).astype(np.float32)  # top: left half
+    texture = np.zeros((8, 8, 3), np.uint8)
+    texture[:, :4] = (200, 30, 30)  # red on the left
+    texture[:, 4:] = (30, 30, 200)  # blue on the right
+    glb = mesh_result_to_glb(MeshResult(parts=[MeshPart("ball", ball.vertices.astype(np.float32), ball.faces, uv=uv)],
+                                        texture=texture))
+    torch.manual_seed(0)
+    field = RadianceField(FieldConfig(resolutions=(16, 32), features=4, hidden=32))
+    draft = fit_to_upload(field, glb, seed=0)
+    with torch.no_grad():
+        top = field(torch.tensor([[0.0, 0.68, 0.0]]))[1][0]  # just inside the placed sphere's top
+        bottom = field(torch.tensor([[0.0, -0.68, 0.0]]))[1][0]
+    # Red on top, blue below (grey, the old fallback, would make both differences zero).
+    assert (top[0] - top[2]) - (bottom[0] - bottom[2]) > 0.3 and top[0] > top[2] and bottom[2] > bottom[0], (top, bottom)
+    assert draft.vertices.shape == ball.vertices.shape

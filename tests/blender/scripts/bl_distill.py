@@ -4,10 +4,11 @@ the scene, undoably."""
 
 import json
 import os
+import time
 
 import bpy
 import numpy as np
-from bl_harness import addon_module, done, install
+from bl_harness import addon_module, call, done, install
 
 install()
 jobs = addon_module("operators.jobs")
@@ -57,6 +58,31 @@ result = bpy.ops.diffusion3d.generate_mesh(image=photo.filepath_raw, model="zero
 assert result == {'FINISHED'} and jobs.JOBS[0].task == "image_to_3d", (result, jobs.JOBS[0].error)
 landed = bpy.data.objects[jobs.JOBS[0].applied_to]
 assert len(landed.data.polygons) > 0 and json.loads(landed["diffusion3d"])["model"] == "zero123-sds"
+
+# Cancel a long run, then Continue it: the same settings, from where it stood, for the steps left.
+settings = addon_module("panels.preferences").backend_settings(bpy.context)
+request = jobs.JobRequest("text_to_3d", {"prompt": "a stool", "seed": 4, "num_inference_steps": 40,
+                                         "render_resolution": 16, "grid_size": 32, "texture_size": 256},
+                          "a stool", "dreamfusion-sd")
+long_job = jobs.add_job(jobs.Job(request))
+jobs.start_worker(long_job, settings)
+deadline = time.monotonic() + 120
+while not (long_job.phase == "distill" and long_job.step >= 3):
+    assert time.monotonic() < deadline and long_job.state not in ("failed", "succeeded"), (long_job.state, long_job.error)
+    time.sleep(0.05)
+long_job.cancel_requested = True
+while long_job.state != "cancelled" or not long_job.has_current_state:
+    assert time.monotonic() < deadline, (long_job.state, long_job.has_current_state)
+    time.sleep(0.05)
+reached = long_job.step
+assert bpy.ops.diffusion3d.continue_job(key=long_job.key) == {'FINISHED'}
+resumed = jobs.JOBS[0]
+assert resumed.state == "succeeded" and resumed.label == "a stool (continued)", (resumed.state, resumed.error)
+assert resumed.request.params["num_inference_steps"] == 40 - reached and resumed.request.params["seed"] == 4
+assert "mesh" not in resumed.request.files  # sent (the draft) and let go
+assert len(bpy.data.objects[resumed.applied_to].data.polygons) > 0
+result, error = call(bpy.ops.diffusion3d.continue_job, key=resumed.key)  # it finished: nothing to continue
+assert result == {'CANCELLED'} and "cannot be continued" in error, error
 
 # Refine a draft with Magic3D's fine stage: a textured copy lands over it, undoably.
 bpy.ops.mesh.primitive_ico_sphere_add(subdivisions=2, radius=1.5, location=(4.0, 0.0, 0.0))
