@@ -70,6 +70,7 @@ _ERROR_CAUSES = {
     404: "No such job, or the job has no such file",
     409: "The job has no such result (yet)",
     413: "The request body is larger than the upload limit",
+    429: "Too many requests of this kind wait already; ask again in a moment",
     503: "The backend is shutting down",
     504: "The running job did not reach its next step in time",
     507: "Not enough disk space to store the uploads",

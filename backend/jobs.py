@@ -41,8 +41,15 @@ CURRENT_STATE_TIMEOUT_S = 300.0
 # A long job saves where it stands this often on its own, so a backend that stops under it (a
 # crash, a reboot) loses at most this much of it.
 AUTOSAVE_S = 600.0
+# Requests that may wait for a running job's current state at once: each holds one of the
+# server's worker threads, which a flood of them must not use up.
+MAX_STATE_WAITERS = 4
 DEFAULT_KEEP_JOBS = 200  # finished jobs kept with their results; older ones are deleted
 PREVIEW_INTERVAL_S = 0.25  # a PNG per step would cost more than a fast step
+
+
+class StateRequestsBusy(RuntimeError):
+    """Too many requests already wait for a running job's current state."""
 
 
 class BackendStopping(RuntimeError):
@@ -187,6 +194,7 @@ class JobManager:
         with contextlib.suppress(sqlite3.Error):  # a full disk: pruned after the next job instead
             self.store.prune(keep_jobs)
         self._cond = threading.Condition()
+        self._state_waiters = 0  # requests waiting for a running job's current state (see current_state)
         self._queue: collections.deque[_Job] = collections.deque()
         self._live: dict[str, _Job] = {}
         self._running: Optional[_Job] = None
@@ -403,16 +411,24 @@ class JobManager:
             KeyError: no such job.
             LookupError: the job has no current state to give (the message says why).
             TimeoutError: the running job did not reach its next step in time.
+            StateRequestsBusy: MAX_STATE_WAITERS requests wait already (each holds a server thread).
         """
         with self._cond:
             job = self._live.get(job_id)
             if job is not None and job.record["state"] == "running" and job.state is not None:
+                if self._state_waiters >= MAX_STATE_WAITERS:
+                    raise StateRequestsBusy(f"{MAX_STATE_WAITERS} requests for a current state are waiting already; "
+                                            "ask again in a moment")
                 asked = job.states_written
                 job.state_wanted.set()
                 deadline = time.monotonic() + timeout
-                while job.states_written == asked and job.record["state"] == "running":
-                    if not self._cond.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() >= deadline:
-                        raise TimeoutError(f"job {job_id} did not reach its next step within {timeout:.0f} s")
+                self._state_waiters += 1
+                try:
+                    while job.states_written == asked and job.record["state"] == "running":
+                        if not self._cond.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() >= deadline:
+                            raise TimeoutError(f"job {job_id} did not reach its next step within {timeout:.0f} s")
+                finally:
+                    self._state_waiters -= 1
             record = job.record if job is not None else self.store.get(job_id)
         if record is None:
             raise KeyError(job_id)

@@ -25,7 +25,7 @@ from starlette.routing import Match
 from . import __version__
 from .api_schema import JOB_FORM, Health, JobRecord, ModelInfo, errors, openapi_schema
 from .errors import InputError
-from .jobs import DEFAULT_KEEP_JOBS
+from .jobs import DEFAULT_KEEP_JOBS, StateRequestsBusy
 from .models import TASKS, UPLOADS, LoadOptions, downloads_allowed, registry
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
             "Content-Length": str(size), "Content-Disposition": f'attachment; filename="{job_id}.glb"'})
 
     @app.get("/jobs/{job_id}/current", response_class=StreamingResponse,
-             responses={200: {"content": {"model/gltf-binary": {}}}, **errors(404, 409, 504)})
+             responses={200: {"content": {"model/gltf-binary": {}}}, **errors(404, 409, 429, 504)})
     async def get_current_state(job_id: str):
         """Where a long job stands, as a GLB: a running job makes it at its next step (the answer
         waits for that); a cancelled one saved it when it stopped. 409 when there is none."""
@@ -187,6 +187,8 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(409, str(e)) from None
         except TimeoutError as e:
             raise HTTPException(504, f"{e}; ask again") from None
+        except StateRequestsBusy as e:
+            raise HTTPException(429, str(e)) from None
         try:
             handle = path.open("rb")
         except FileNotFoundError:

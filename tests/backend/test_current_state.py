@@ -116,3 +116,34 @@ def test_a_long_job_saves_itself_and_a_restart_still_offers_it(tmp_path, monkeyp
         assert height_of(restarted.current_state(job["id"])) >= 1
     finally:
         restarted.close()
+
+
+def test_waiting_requests_are_capped(tmp_path):
+    """Each request for a running job's state holds a server thread while it waits: beyond a few
+    at once, the next is told to come back instead of taking another thread."""
+    import threading
+
+    from backend.jobs import MAX_STATE_WAITERS, StateRequestsBusy
+
+    jobs = JobManager(tmp_path, [climbing_entry(step_delay=0.5)], LoadOptions(device="cpu"))
+    jobs.start()
+    try:
+        job = jobs.submit("text_to_3d", "climb", {"num_inference_steps": 20}, {})
+        while jobs.get(job["id"])["step"] < 1:
+            time.sleep(0.01)
+        waiters = [threading.Thread(target=jobs.current_state, args=(job["id"],)) for _ in range(MAX_STATE_WAITERS)]
+        for waiter in waiters:
+            waiter.start()
+        deadline = time.monotonic() + 5
+        while jobs._state_waiters < MAX_STATE_WAITERS:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        with pytest.raises(StateRequestsBusy, match="waiting already"):
+            jobs.current_state(job["id"])
+        for waiter in waiters:
+            waiter.join(timeout=5)
+        assert jobs._state_waiters == 0
+        height_of(jobs.current_state(job["id"]))  # and once they are answered, the next is served
+        jobs.cancel(job["id"])
+    finally:
+        jobs.close()
