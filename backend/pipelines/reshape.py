@@ -96,6 +96,9 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
     # 2. Who may move, and the guidance that keeps the rest of the prompt's content
     diagonal = float(np.linalg.norm(vertices.max(0) - vertices.min(0)))
     graph = region_graph(vertices, faces, selected, border=float(p["border_width"]) * diagonal)
+    if not len(graph.free):
+        raise InputError("the selected faces have no vertex of their own: every corner is shared with unselected "
+                         "faces, which stay put. Select more faces, or give the edit a border (border_width)")
     guidance = _guidance(prior, p["identity"], float(p["guidance_scale"]), steps, generator)
     source_prompt = (p["source_prompt"] or "").strip() or DEFAULT_SOURCE
     config = ReshapeConfig(steps=steps, resolution=int(p["render_resolution"]), smoothness=float(p["smoothness"]),

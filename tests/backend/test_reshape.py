@@ -185,3 +185,18 @@ def test_reshape_sd_moves_only_the_masked_region_through_the_service(tmp_path, m
                                                              "params": {"prompt": "horns", "identity": "magic"}})},
                           files=files)
         assert bad.status_code == 400 and "identity must be one of" in bad.json()["detail"]
+
+
+def test_a_selection_with_nothing_free_to_move_is_refused():
+    """One face, no border: its corners all belong to unselected faces too, so nothing may move."""
+    from backend.errors import InputError
+    from backend.geometry.glb import mesh_result_to_glb
+    from backend.pipelines.reshape import run
+    from backend.results import MeshPart, MeshResult, no_progress
+
+    vertices, faces, _, _ = sphere_and_edit()
+    one = np.zeros(len(faces), np.uint8)
+    one[7] = 1
+    glb = mesh_result_to_glb(MeshResult(parts=[MeshPart("ball", vertices, faces)]))
+    with pytest.raises(InputError, match="no vertex of their own"):
+        run(None, {"prompt": "horns", "border_width": 0.0}, {"mesh": glb, "face_mask": one.tobytes()}, no_progress)
