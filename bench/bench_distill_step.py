@@ -43,10 +43,8 @@ class FreeDenoiser:
         return torch.zeros_like(x_t)
 
 
-def engine_step_seconds(device: str, resolution: int, steps: int, skip_empty: bool = True) -> list[float]:
-    """Seconds per step of the real loop (default field and renderer) with a free prior;
-    skip_empty=False evaluates every sample (the cost before the occupancy grid has learnt
-    where the object is)."""
+def step_timer(device: str):
+    """(times, on_step): an `on_step` hook that appends each step's seconds to `times`."""
     times, last = [], [time.perf_counter()]
 
     def on_step(step, views, loss):
@@ -56,6 +54,14 @@ def engine_step_seconds(device: str, resolution: int, steps: int, skip_empty: bo
         times.append(now - last[0])
         last[0] = now
 
+    return times, on_step
+
+
+def engine_step_seconds(device: str, resolution: int, steps: int, skip_empty: bool = True) -> list[float]:
+    """Seconds per step of the real loop (default field and renderer) with a free prior;
+    skip_empty=False evaluates every sample (the cost before the occupancy grid has learnt
+    where the object is)."""
+    times, on_step = step_timer(device)
     field = RadianceField().to(device)
     rendering = RenderConfig() if skip_empty else RenderConfig(occupancy_threshold=-1.0)
     config = DistillConfig(steps=steps, cameras=CameraConfig(resolution=resolution), rendering=rendering,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from backend.distill.guidance.delta import DDSConfig, DeltaDenoisingScore  # noqa: E402
 from backend.reshape.optimise import ReshapeConfig, reshape  # noqa: E402
 from backend.reshape.region import region_graph  # noqa: E402
-from bench_distill_step import FreeDenoiser, unet_forward_seconds  # noqa: E402
+from bench_distill_step import FreeDenoiser, step_timer, unet_forward_seconds  # noqa: E402
 from bench_texture_bake import parametric_torus  # noqa: E402
 
 
@@ -39,15 +38,7 @@ def engine_step_seconds(device: str, resolution: int, steps: int, border: float)
     selected = np.zeros(len(faces), bool)
     selected[np.argsort(distance)[: len(faces) // 50]] = True
     graph = region_graph(vertices, faces, selected, border=border)
-    times, last = [], [time.perf_counter()]
-
-    def on_step(step, views, loss):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        now = time.perf_counter()
-        times.append(now - last[0])
-        last[0] = now
-
+    times, on_step = step_timer(device)
     guidance = DeltaDenoisingScore(FreeDenoiser(), DDSConfig(weighting="sds"), total_steps=steps)
     config = ReshapeConfig(steps=steps, resolution=resolution, preview_every_s=1e9)
     reshape(graph, guidance, "horns", config, source_prompt="a ring", device=device, on_step=on_step)
