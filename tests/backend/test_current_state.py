@@ -147,3 +147,15 @@ def test_waiting_requests_are_capped(tmp_path):
         jobs.cancel(job["id"])
     finally:
         jobs.close()
+
+
+def test_a_cancel_alone_keeps_where_the_job_stood(manager):
+    """Nobody asked before: the cancel itself saves the state, at the step it stopped."""
+    job = manager.submit("text_to_3d", "climb", {}, {})
+    while manager.get(job["id"])["step"] < 5:
+        time.sleep(0.01)
+    assert not manager.store.current_state_path(job["id"]).is_file()
+    manager.cancel(job["id"])
+    done = wait(manager, job["id"])
+    assert done["state"] == "cancelled" and done["has_current_state"]
+    assert height_of(manager.current_state(job["id"])) in (done["step"], done["step"] + 1)
