@@ -373,7 +373,8 @@ class TexturePaintingPipeline:
         vertices, faces, uv, wrap_note = _merged_for_painting(parts, device)
         height, width = base_texture.shape[:2]
         box = vertices.max(0).values - vertices.min(0).values
-        plan = plan_region(vertices, faces, uv, torch.from_numpy(selected).to(device), height, width,
+        chosen = torch.from_numpy(selected).to(device)  # (F,) bool
+        plan = plan_region(vertices, faces, uv, chosen, height, width,
                            border=border_width * float(box.norm()))
         if not bool(plan.selected.any()):
             raise InputError("the selected faces cover no texel of the texture of their own (no UV area, or every "
@@ -389,10 +390,10 @@ class TexturePaintingPipeline:
         projector.keep_outside(base, plan.covered | ~ring)  # the gutter right by the region shows nothing yet
         callback("prepare", 1, 1)
 
-        cameras = region_cameras(vertices, faces, torch.from_numpy(selected).to(device), region_views, view_resolution)
+        cameras = region_cameras(vertices, faces, chosen, region_views, view_resolution)
         settings = dict(prompt=prompt, negative_prompt=negative_prompt, num_inference_steps=num_inference_steps,
                         guidance_scale=guidance_scale, seed=seed, view_prompts=view_prompts)
-        framed = vertices[faces[torch.from_numpy(selected).to(device)].reshape(-1)]
+        framed = vertices[faces[chosen].reshape(-1)]
         _, fills_left = self._paint_views(projector, vertices, faces, uv, cameras, 0, fill_views, framed,
                                           view_resolution, settings, callback, 0, len(cameras) + fill_views)
 

@@ -64,7 +64,8 @@ def plan_region(vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, s
         The plan.
     """
     device = vertices.device
-    band_faces = _band_candidates(vertices, faces, selected_faces, border)
+    boundary = _boundary_faces(vertices, faces, selected_faces) if border > 0 else None
+    band_faces = _band_candidates(vertices, faces, selected_faces, boundary, border)
     region = selected_faces | band_faces
     samples = SurfaceSamples.from_mesh(vertices, faces, uv, height, width, among=region)
     on_selected = selected_faces[samples.triangle]
@@ -72,7 +73,7 @@ def plan_region(vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, s
     blend = torch.ones(len(samples.index), dtype=torch.float32, device=device)
     band = torch.nonzero(~on_selected).squeeze(1)
     if len(band):
-        distance = _distance_to_selection(vertices, faces, selected_faces, samples, on_selected, band, border)
+        distance = _distance_to_selection(vertices, faces, boundary, samples, on_selected, band, border)
         t = (1 - distance / border).clamp(0, 1)
         blend[band] = t * t * (3 - 2 * t)  # smoothstep: no crease where the band starts or ends
     # Texels faces outside the region use too stay as they are.
@@ -85,13 +86,12 @@ def plan_region(vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, s
                       covered=covered.view(height, width), shared=int((shared_texel & on_selected).sum()))
 
 
-def _band_candidates(vertices, faces, selected_faces, border: float) -> torch.Tensor:
+def _band_candidates(vertices, faces, selected_faces, boundary, border: float) -> torch.Tensor:
     """(F,) bool: unselected faces that may hold a texel within `border` of the selection
     (their centre is no farther than `border` plus their own radius from its boundary)."""
     band = torch.zeros_like(selected_faces)
     if border <= 0 or bool(selected_faces.all()):
         return band
-    boundary = _boundary_faces(vertices, faces, selected_faces)
     points = vertices[faces[boundary].reshape(-1)].detach().cpu().numpy()
     if not len(points):
         return band
@@ -116,11 +116,10 @@ def _boundary_faces(vertices, faces, selected_faces) -> torch.Tensor:
     return selected_faces & outside_corner[welded].any(1)
 
 
-def _distance_to_selection(vertices, faces, selected_faces, samples: SurfaceSamples, on_selected, band,
+def _distance_to_selection(vertices, faces, boundary, samples: SurfaceSamples, on_selected, band,
                            border: float) -> torch.Tensor:
     """(n,) distance from the band texels to the nearest texel or corner of the selection's
     boundary faces (inf beyond `border`)."""
-    boundary = _boundary_faces(vertices, faces, selected_faces)
     corners = vertices[faces[boundary].reshape(-1)]
     texels = samples.position[on_selected & boundary[samples.triangle]]
     points = torch.cat([corners, texels]).detach().cpu().numpy()
