@@ -383,7 +383,8 @@ class JobManager:
                 _free_accelerator_memory()
         self.store.drop_uploads(record["id"])  # before anyone can see the job over: its inputs go with it
         if outcome["state"] == "succeeded":
-            outcome["has_current_state"] = False  # the result is where it ended
+            outcome["has_current_state"] = False  # the result is where it ended: a mid-run state goes
+            self.store.current_state_path(record["id"]).unlink(missing_ok=True)
         else:
             outcome["has_current_state"] = self.store.current_state_path(record["id"]).is_file()
         with self._cond:

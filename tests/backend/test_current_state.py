@@ -159,3 +159,13 @@ def test_a_cancel_alone_keeps_where_the_job_stood(manager):
     done = wait(manager, job["id"])
     assert done["state"] == "cancelled" and done["has_current_state"]
     assert height_of(manager.current_state(job["id"])) in (done["step"], done["step"] + 1)
+
+
+def test_a_state_asked_for_mid_run_goes_when_the_job_succeeds(manager):
+    job = manager.submit("text_to_3d", "climb", {"num_inference_steps": 30}, {})
+    while manager.get(job["id"])["step"] < 2:
+        time.sleep(0.01)
+    manager.current_state(job["id"])
+    assert wait(manager, job["id"])["state"] == "succeeded"
+    with pytest.raises(LookupError, match="has succeeded"):  # not the stale mid-run file
+        manager.current_state(job["id"])
