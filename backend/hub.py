@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from huggingface_hub import constants, snapshot_download
+from huggingface_hub import constants, hf_hub_download, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
@@ -200,3 +200,77 @@ def _check_complete(folder: Path, source: str) -> None:
             "Fix: download it again with downloads allowed, or convert its weights to safetensors "
             "(Diffusion 3D never loads pickled .bin files)."
         )
+
+
+def resolve_model_files(source: str, required: tuple[str, ...], weights: tuple[str, ...],
+                        allow_downloads: bool = False, cache_dir: Optional[str] = None) -> str:
+    """Find a model published as named files rather than in the diffusers/transformers layout
+    (TripoSR: `config.yaml` and `model.ckpt`), downloading only those files when allowed.
+
+    Args:
+        source: A Hugging Face repo id or a local folder.
+        required: Files that must all be there.
+        weights: Accepted weight files, any one will do; the last is the one the repo publishes
+            and the one downloaded.
+        allow_downloads, cache_dir: As for `resolve_model_source`.
+
+    Returns:
+        The folder holding them.
+
+    Raises:
+        ModelUnavailable: as `resolve_model_source`, naming the files and the fix.
+    """
+    source = effective_source(source)
+    local = Path(source).expanduser()
+    if local.is_dir() or not _is_repo_id(source):
+        missing = _missing_files(local, required, weights)
+        if missing:
+            raise ModelUnavailable(
+                f"Model folder '{source}' lacks {missing}. Fix: point the model at a folder holding "
+                f"{', '.join(required)} and {' or '.join(weights)}, or use its Hugging Face repo id.")
+        return str(local)
+    cached = _cached_files(source, required, weights, cache_dir)
+    if cached is not None:
+        return str(cached)
+    command = f"hf download {source}" + "".join(f' --include "{f}"' for f in (*required, weights[-1])) + (
+        f' --cache-dir "{cache_dir}"' if cache_dir else "")
+    off_reason = _downloads_off_reason(allow_downloads)
+    if off_reason:
+        raise ModelUnavailable(
+            f"Model {source} is not downloaded and downloads are off ({off_reason}). Fix: enable 'Allow Model "
+            "Downloads' in the Diffusion 3D preferences (for the command line or a server started by hand: leave "
+            f"out --offline and unset HF_HUB_OFFLINE), or run `{command}` on a machine with internet and copy the "
+            f"cache here, {LOCAL_FOLDER_FIX}.")
+    try:
+        paths = [hf_hub_download(source, name, cache_dir=cache_dir) for name in (*required, weights[-1])]
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as error:
+        raise ModelUnavailable(
+            f"Could not download model {source}: {error}. Fix: check the internet connection and the repo id, or "
+            f"run `{command}` on a machine with internet, {LOCAL_FOLDER_FIX}.") from error
+    return str(Path(paths[0]).parent)
+
+
+def files_available_offline(source: str, required: tuple[str, ...], weights: tuple[str, ...],
+                            cache_dir: Optional[str] = None) -> bool:
+    """Whether `resolve_model_files` would find the files without the network."""
+    source = effective_source(source)
+    local = Path(source).expanduser()
+    if local.is_dir() or not _is_repo_id(source):
+        return not _missing_files(local, required, weights)
+    return _cached_files(source, required, weights, cache_dir) is not None
+
+
+def _missing_files(folder: Path, required: tuple[str, ...], weights: tuple[str, ...]) -> str:
+    missing = [name for name in required if not (folder / name).is_file()]
+    if not any((folder / name).is_file() for name in weights):
+        missing.append(" or ".join(weights))
+    return ", ".join(missing)
+
+
+def _cached_files(repo_id: str, required: tuple[str, ...], weights: tuple[str, ...],
+                  cache_dir: Optional[str]) -> Optional[Path]:
+    try:
+        folder = Path(hf_hub_download(repo_id, required[0], cache_dir=cache_dir, local_files_only=True)).parent
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None
+    return None if _missing_files(folder, required, weights) else folder

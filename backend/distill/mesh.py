@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ..errors import GenerationFailed
+from ..geometry.isosurface import outer_surface
 from .field import RadianceField
 
 
@@ -30,22 +31,13 @@ def extract_mesh(field: RadianceField, resolution: int = 128, threshold: float =
     Raises:
         GenerationFailed: the field has no surface at that threshold.
     """
-    import mcubes
-    from scipy import ndimage
-
     device, bound = next(field.parameters()).device, field.config.bound
     axis = torch.linspace(-bound, bound, resolution, device=device)
     points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).view(-1, 3)
     density = torch.cat([field.density(p) for p in points.split(chunk)]).view(resolution, resolution, resolution)
-    volume = np.pad(density.double().cpu().numpy(), 1)  # padded with empty space: surfaces close at the border
-    # Only the surface seen from outside: a field has no reason to fill what no ray reaches, and
-    # the pockets of low density it leaves inside would come out as surfaces of their own.
-    inside = ndimage.binary_fill_holes(volume > threshold)
-    volume = np.where(inside & (volume <= threshold), 2.0 * threshold, volume)
-    vertices, faces = mcubes.marching_cubes(volume, threshold)
-    if len(faces) == 0:
-        raise GenerationFailed("the optimised field has no surface: try more steps, another seed or prompt")
-    vertices = ((vertices - 1) * (2 * bound / (resolution - 1)) - bound).astype(np.float32)
-    faces = faces[:, ::-1].astype(np.int64)  # PyMCubes winds inward for inside > iso; glTF wants outward
+    try:
+        vertices, faces = outer_surface(density.cpu().numpy(), bound, threshold)
+    except GenerationFailed:
+        raise GenerationFailed("the optimised field has no surface: try more steps, another seed or prompt") from None
     colours = torch.cat([field(torch.from_numpy(v).to(device))[1] for v in np.array_split(vertices, max(1, len(vertices) // chunk))])
     return vertices, faces, colours.float().cpu().numpy()

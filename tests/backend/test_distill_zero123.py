@@ -81,7 +81,7 @@ def test_the_object_is_cut_out_centred_and_scaled():
         assert rgb[0, 32, 32] > 0.7 and rgb[2, 32, 32] < 0.3  # the red disc in the middle
     noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     noise[:, :] = noise[0, 0]  # one flat colour: nothing to cut out
-    with pytest.raises(InputError, match="could not tell the object from the background"):
+    with pytest.raises(InputError, match="could not find an object"):
         prepare_reference(noise, 32)
 
 
@@ -130,4 +130,4 @@ def test_zero123_sds_lands_a_mesh_through_the_service(folder, tmp_path, monkeypa
         flat = io.BytesIO()
         Image.new("RGB", (64, 64), (90, 90, 90)).save(flat, format="PNG")
         refused = client.post("/jobs", data={"spec": json.dumps(spec)}, files={"image": ("flat.png", flat.getvalue())})
-        assert refused.status_code == 400 and "could not tell the object" in refused.json()["detail"]  # before queueing
+        assert refused.status_code == 400 and "could not find an object" in refused.json()["detail"]  # before queueing

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import trimesh
 
-from backend.distill.bake import bake_albedo
+from backend.texture.surface_bake import bake_albedo
 
 
 def position_colour(points: torch.Tensor) -> torch.Tensor:
