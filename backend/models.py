@@ -132,7 +132,8 @@ def registry() -> list[ModelEntry]:
     Returns:
         The entries.
     """
-    entries = (_guarded(_builtin_entries, "built-in") + _guarded(_shap_e_entries, "Shap-E")
+    entries = (_guarded(_builtin_entries, "built-in") + _guarded(_reconstruct_entries, "reconstruction")
+               + _guarded(_shap_e_entries, "Shap-E")
                + _guarded(_distill_entries, "score distillation") + _guarded(_texture_entries, "texture"))
     if os.environ.get(TEST_MODELS_ENV) == "1":
         entries.append(_test_cube_entry())
@@ -274,6 +275,19 @@ def _builtin_entries() -> list[ModelEntry]:
     ]
 
 
+def _reconstruct_entries() -> list[ModelEntry]:
+    triposr = importlib.import_module(".pipelines.triposr", __package__)
+    source = triposr.DEFAULT_MODEL
+    return [
+        ModelEntry("triposr", "image_to_3d",
+                   "TripoSR: a photo's object to a textured mesh in one network pass (downloads ~1.7 GB once)",
+                   source=source, load=lambda options: triposr.load(options, source), run=triposr.run,
+                   params=triposr.PARAMS, limits=triposr.LIMITS, check=triposr.check_request, default=True,
+                   is_available_offline=lambda: triposr.is_available_offline(source),
+                   expected_time="~1 s on a GPU, under a minute on a CPU", tier="draft"),
+    ]
+
+
 def _shap_e_entries() -> list[ModelEntry]:
     shap_e = importlib.import_module(".pipelines.shap_e", __package__)
     offline = shap_e.is_available_offline  # fail here, not on the first /models request
@@ -283,7 +297,7 @@ def _shap_e_entries() -> list[ModelEntry]:
                    params=shap_e.TEXT_PARAMS, limits=shap_e.LIMITS, is_available_offline=lambda: offline("openai/shap-e"), expected_time="under a minute on a GPU, ~20 min on a CPU", tier="draft"),
         ModelEntry("shap-e-img2img", "image_to_3d", "OpenAI Shap-E, image to coloured mesh (downloads ~3 GB once)",
                    source="openai/shap-e-img2img", load=shap_e.load_image_pipeline, run=shap_e.run_image,
-                   params=shap_e.IMAGE_PARAMS, limits=shap_e.LIMITS, default=True,
+                   params=shap_e.IMAGE_PARAMS, limits=shap_e.LIMITS,
                    is_available_offline=lambda: offline("openai/shap-e-img2img"), expected_time="under a minute on a GPU, ~20 min on a CPU", tier="draft"),
     ]
 

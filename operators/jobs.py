@@ -225,7 +225,7 @@ def _run_job(job: Job, settings: BackendSettings, echo: bool) -> None:
     req = job.request
     job.update(client.submit(req.task, req.params, req.model, req.files, timeout=max(settings.request_timeout, 120.0)))
     req.files = {}  # sent: the uploads (a mesh, a reference photo) are not needed again
-    last_preview, cancel_sent, last_echo = 0.0, False, ""
+    last_preview, cancel_sent, last_echo, record = 0.0, False, "", {}
     while job.state not in TERMINAL:
         time.sleep(POLL_INTERVAL)
         if job.cancel_requested and not cancel_sent:
@@ -242,6 +242,8 @@ def _run_job(job: Job, settings: BackendSettings, echo: bool) -> None:
                 print(f"Diffusion 3D: {job.label}: {job.state} {line}", flush=True)
                 last_echo = line
     if job.state == "succeeded":
+        if record.get("has_preview"):  # the last preview (a model's look at its result) may be newer than ours
+            _fetch_preview(client, job, settings)
         fetch_result(job, client, settings)
 
 

@@ -1,0 +1,119 @@
+"""`triposr`: one image to a textured mesh in one network pass (TripoSR, backend/reconstruct/).
+
+The photo's object is cut out (its alpha, or a plain background), centred at the model's
+foreground ratio on grey; the network gives triplanes; their density's surface on a grid
+becomes a watertight mesh, unwrapped, with the triplanes' colour baked into a texture. The
+job's preview shows the prepared input beside the result seen from the input's camera.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..cutout import cut_out
+from ..distill.trainer import to_preview
+from ..hub import files_available_offline, resolve_model_files
+from ..images import read_image
+from ..params import SEED_LIMITS, Limits
+from ..reconstruct.checkpoint import PICKLE_NAME, SAFETENSORS_NAME, load_model
+from ..reconstruct.network import TripoSR
+from ..reconstruct.to_mesh import render_from_input, simplify, surface, textured_part
+from ..reconstruct.triplane import TriplaneField
+from ..results import MeshResult, StepCallback
+
+DEFAULT_MODEL = "stabilityai/TripoSR"
+REQUIRED_FILES, WEIGHT_FILES = ("config.yaml",), (SAFETENSORS_NAME, PICKLE_NAME)
+BACKGROUND = 0.5  # the grey TripoSR's inputs are composited on
+PARAMS: dict[str, Any] = {
+    "grid_size": 256,  # isosurface resolution (points per axis of the density grid)
+    "threshold": 25.0,  # density at the surface, TripoSR's own
+    "foreground_ratio": 0.85,  # the object's larger side as a share of the input frame, as trained
+    "texture_size": 1024,  # texels per side of the baked colour
+    "target_faces": 0,  # decimate to about this many triangles; 0 keeps what the isosurface gives
+}
+LIMITS: Limits = {"grid_size": (32, 512), "threshold": (0.1, 1000.0), "foreground_ratio": (0.5, 1.0),
+                  "texture_size": (256, 4096), "target_faces": (0, 5_000_000), **SEED_LIMITS}
+
+
+def check_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
+    """Refused when the job is submitted: an image whose object cannot be told from its background."""
+    prepare_input(files["image"], 64, float(params.get("foreground_ratio") or PARAMS["foreground_ratio"]))
+
+
+def prepare_input(data: bytes, size: int, ratio: float) -> tuple[torch.Tensor, str]:
+    """The upload as the model was trained on: the object cut out, centred, `ratio` of the frame, on grey.
+
+    Returns:
+        ((3, size, size) in [0, 1], how the object was found: "alpha" or "plain background").
+    """
+    photo = read_image(data, "the image")
+    photo.thumbnail((2 * size, 2 * size), Image.Resampling.LANCZOS)  # no more than the model reads
+    image, _, how = cut_out(np.asarray(photo), size, ratio, (BACKGROUND,) * 3)
+    return image, how
+
+
+def load(options: Any, source: str = DEFAULT_MODEL) -> TripoSR:
+    """TripoSR from `stabilityai/TripoSR` or a folder holding config.yaml and model.ckpt (or model.safetensors).
+
+    The published model.ckpt is read as tensors only and kept as safetensors in the cache
+    (backend/reconstruct/checkpoint.py).
+    """
+    folder = resolve_model_files(source, REQUIRED_FILES, WEIGHT_FILES, options.allow_downloads, options.cache_dir)
+    return load_model(Path(folder), torch.device(options.device), _cache_root(options))
+
+
+def is_available_offline(source: str = DEFAULT_MODEL) -> bool:
+    return files_available_offline(source, REQUIRED_FILES, WEIGHT_FILES)
+
+
+def _cache_root(options: Any) -> Path:
+    from huggingface_hub import constants
+
+    return Path(options.cache_dir or constants.HF_HUB_CACHE)
+
+
+@torch.no_grad()
+def run(model: TripoSR, params: dict[str, Any], files: dict[str, bytes], callback: StepCallback) -> MeshResult:
+    """Reconstruct the object in `files["image"]`.
+
+    Args:
+        model: From `load`.
+        params: Keys of PARAMS (plus `seed`, unused: the model is deterministic).
+        files: "image": a PNG or JPEG of one object, with transparency or on a plain background.
+        callback: ("network", 1, 1), ("surface", rows done, grid_size), ("texture", 1 and 2, 2).
+
+    Returns:
+        One part "mesh" with UVs and its baked colour texture, in glTF axes, the input's camera
+        looking at its front (+Z); the cube the model spans is 1.74 units across.
+    """
+    # 1. The input as the model was trained on
+    p = {**PARAMS, **{k: v for k, v in params.items() if v is not None}}
+    config = model.config
+    device = next(model.parameters()).device
+    image, how = prepare_input(files["image"], config.image_size, float(p["foreground_ratio"]))
+
+    # 2. One network pass: the image's triplanes
+    planes = model(image[None].to(device))[0]
+    callback("network", 1, 1)
+    field = TriplaneField(planes, model.decoder, config)
+
+    # 3. The surface, simplified when asked, then unwrapped and textured
+    vertices, faces = surface(field, int(p["grid_size"]), float(p["threshold"]), callback)
+    vertices, faces = simplify(vertices, faces, int(p["target_faces"]))
+    callback("texture", 1, 2)
+    part, texture, uv_note = textured_part(field, vertices, faces, int(p["texture_size"]))
+    look = render_from_input(field, vertices, faces, 256, BACKGROUND)
+    side_by_side = torch.cat([torch.nn.functional.interpolate(image[None], size=256, mode="area")[0], look], dim=2)
+    callback("texture", 2, 2, preview=to_preview(side_by_side))
+    metadata = {
+        "model": "triposr", "grid_size": int(p["grid_size"]), "threshold": float(p["threshold"]),
+        "foreground_ratio": float(p["foreground_ratio"]), "cut_out": how, "faces": int(len(faces)),
+        "notes": [f"The object was cut out by its {'alpha channel' if how == 'alpha' else 'plain background'}.",
+                  uv_note],
+    }
+    return MeshResult(parts=[part], texture=texture, metadata=metadata)
