@@ -65,4 +65,21 @@ class DIFFUSION3D_OT_generate_mesh(JobOperator, bpy.types.Operator):
                 raise ValueError("type a prompt (or pick an image) first")
             params["prompt"] = prompt.strip()
             task = "text_to_3d"
-        return [JobRequest(task, params, _label(prompt, image), model, files)]
+        return [JobRequest(task, params, _label(prompt, image), model, files,
+                           source_image=bpy.path.abspath(image) if image else "")]
+
+    def after_written(self, context, job) -> None:
+        """An image's object keeps the image (packed into the .blend, named in the object's
+        `diffusion3d_input_image`), so the artist can compare, share or rerun from it."""
+        path = job.request.source_image if job.request else ""
+        obj = bpy.data.objects.get(job.applied_to)
+        if not path or obj is None:
+            return
+        try:
+            image = bpy.data.images.load(path, check_existing=True)
+            if image.packed_file is None:
+                image.pack()
+        except RuntimeError as exc:  # moved or unreadable since it was sent: the result stays
+            self.report({'WARNING'}, f"the input image was not kept with '{obj.name}': {exc}")
+            return
+        obj["diffusion3d_input_image"] = image.name

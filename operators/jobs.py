@@ -57,6 +57,7 @@ class JobRequest:
     note: str = ""  # what the artist should know about what was sent, shown with the result's notes
     repaint: Optional[dict] = None  # a repaint's material, node and image (`RepaintSource.as_target`)
     reshape_vertices: Optional[Any] = None  # reshape-sd: the Blender vertex of each uploaded vertex
+    source_image: str = ""  # image-to-3D: the photo's file, kept with the new object
 
 
 class Job:

@@ -35,5 +35,5 @@ def outer_surface(volume: np.ndarray, bound: float, threshold: float) -> tuple[n
     if len(faces) == 0:
         raise GenerationFailed("the field has no surface")
     vertices = ((vertices - 1) * (2 * bound / (resolution - 1)) - bound).astype(np.float32)
-    faces = faces[:, ::-1].astype(np.int64)  # PyMCubes winds inward for inside > iso; glTF wants outward
+    faces = faces.astype(np.int64)  # PyMCubes winds counter-clockwise seen from the lower values: outward
     return vertices, faces

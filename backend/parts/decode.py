@@ -141,7 +141,7 @@ def decode_shape(shape: PartShape, autoencoder: PartAutoencoder, resolution: int
     verts, faces = mcubes.marching_cubes(vol, 0.0)  # verts in index space (i, j, k) = (x, y, z)
     if len(faces) == 0:
         raise GenerationFailed("the generated shape has an empty surface; try another seed or prompt")
-    faces = faces[:, ::-1].astype(np.int64)  # PyMCubes winds inward-facing for inside > iso; glTF wants CCW outward
+    faces = faces.astype(np.int64)  # PyMCubes winds counter-clockwise seen from the lower values: outward here
     # Owner of each face: at its centre's cell corner with the highest logit (inside the surface).
     centre = verts[faces].mean(1)  # (F, 3)
     base = np.clip(np.floor(centre).astype(np.int64), 0, resolution - 2)

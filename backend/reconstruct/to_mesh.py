@@ -30,14 +30,13 @@ def surface(field: TriplaneField, resolution: int, threshold: float,
         GenerationFailed: no surface (an empty reconstruction), saying what to try.
     """
     progress = (lambda done, total: callback("surface", done, total)) if callback else None
-    volume = field.density_grid(resolution, progress).cpu().numpy()
+    volume = field.density_grid(resolution, progress, near=threshold).cpu().numpy()
     try:
         return outer_surface(volume, field.radius, threshold)
     except GenerationFailed:
         raise GenerationFailed(
-            f"the reconstruction is empty: nothing in it is denser than the surface threshold {threshold:g} (its "
-            f"densest point is {float(volume.max()):.3g}). Try a lower threshold, or a clearer picture of the "
-            "object: whole, centred, on a plain background") from None
+            f"the reconstruction is empty: nothing in it is denser than the surface threshold {threshold:g}. Try a "
+            "lower threshold, or a clearer picture of the object: whole, centred, on a plain background") from None
 
 
 def simplify(vertices: np.ndarray, faces: np.ndarray, target_faces: int) -> tuple[np.ndarray, np.ndarray]:

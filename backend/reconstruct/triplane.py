@@ -19,9 +19,11 @@ import torch.nn.functional as F
 from .config import TripoSRConfig
 from .network import TriplaneDecoder
 
-PLANE_AXES = ((0, 1), (0, 2), (1, 2))  # model axes each plane spans, as (grid x, grid y)
+PLANE_AXES = ((0, 1), (0, 2), (1, 2))  # model axes each plane spans, as (grid_sample x, y): xy, xz, yz
 GLTF_TO_MODEL = [2, 0, 1]  # model (x, y, z) = glTF (Z, X, Y)
 ROWS_PER_SLAB = 262144  # grid points decoded at once: memory stays flat however fine the grid
+COARSE_SPACING = 4  # fine points between the coarse ones a surface search starts from
+COARSE_MIN = 32  # below twice this many points per axis, a grid is decoded whole
 
 
 class TriplaneField:
@@ -57,40 +59,80 @@ class TriplaneField:
         return torch.sigmoid(self.raw(points)[:, 1:4])
 
     @torch.no_grad()
-    def density_grid(self, resolution: int, progress: Optional[Callable[[int, int], None]] = None) -> torch.Tensor:
+    def density_grid(self, resolution: int, progress: Optional[Callable[[int, int], None]] = None,
+                     near: Optional[float] = None) -> torch.Tensor:
         """Density at resolution³ points spanning the cube, indexed [X, Y, Z] in glTF axes.
 
         The same numbers as `density` at those points, computed faster: on a grid a plane's
         features depend on two indices only, so the planes are resampled once to the grid's
         rows and columns, and the decoder's first layer (linear over the concatenated
         features) is applied to each plane before the three are added per point. That skips
-        a grid_sample and a 3F-wide matrix product for each of resolution³ points.
+        a grid_sample and a 3F-wide matrix product for each point.
 
         Args:
             resolution: Points per axis.
-            progress: (done, total) after each slab of points, e.g. to check for a cancel.
+            progress: (done, total) as the points are decoded, e.g. to check for a cancel.
+            near: A surface threshold to work towards: the grid is first decoded every
+                `COARSE_SPACING`-th point, and only the cells where the density crosses `near`,
+                and their neighbours, are decoded in full. Elsewhere the volume holds 0 (outside)
+                or 2 x near (inside): the same surface at a fraction of the cost, except for a
+                feature thin enough to slip between coarse points (under about
+                COARSE_SPACING / resolution of the cube). None decodes every point.
         """
-        n, device = resolution, self.planes.device
-        # Texel-space coordinates of the grid's points along one axis, in grid_sample's [-1, 1].
-        line = torch.linspace(-1.0, 1.0, n, device=device)
+        xy, xz, yz = self._projected_planes(resolution)
+        if near is None or resolution < 2 * COARSE_MIN:
+            return self._decode_all(xy, xz, yz, progress).permute(1, 2, 0)
+        return self._decode_near(xy, xz, yz, float(near), progress).permute(1, 2, 0)  # glTF [X, Y, Z] = model [y, z, x]
+
+    def _projected_planes(self, n: int) -> list[torch.Tensor]:
+        """Each plane resampled to the grid and multiplied by its share of the first layer: (n, n, W) each."""
+        line = torch.linspace(-1.0, 1.0, n, device=self.planes.device)  # grid_sample's [-1, 1] across the cube
         grid = torch.stack(torch.meshgrid(line, line, indexing="ij"), -1)  # (n, n, 2): [a, b] -> (a, b)
-        first, rest = self.decoder.layers[0], self.decoder.layers[1:]
-        features = self.planes.shape[1]
+        first, features = self.decoder.layers[0], self.planes.shape[1]
         projected = []
-        for plane, (axis_a, axis_b) in enumerate(PLANE_AXES):
-            # grid_sample reads (x, y) = (axis a, axis b): x runs along the plane's width.
+        for plane in range(3):
+            # grid_sample reads (x, y) = (the plane's first axis, its second): [a, b] below.
             sampled = F.grid_sample(self.planes[plane:plane + 1], grid[None], mode="bilinear", padding_mode="zeros",
-                                    align_corners=False)[0]  # (F, n, n) indexed [a, b]
+                                    align_corners=False)[0]  # (F, n, n)
             weight = first.weight[:, plane * features:(plane + 1) * features]  # (W, F)
-            projected.append(torch.einsum("wf,fab->abw", weight, sampled))  # (n, n, W)
-        xy, xz, yz = projected
-        volume = torch.empty(n, n, n, device=device)  # model axes [x, y, z]
+            projected.append(torch.einsum("wf,fab->abw", weight, sampled) + (first.bias if plane == 0 else 0))
+        return projected
+
+    def _decode(self, hidden: torch.Tensor) -> torch.Tensor:
+        """First-layer outputs (..., W) -> density (...)."""
+        raw = self.decoder.layers[1:](hidden.reshape(-1, hidden.shape[-1]))[:, 0]
+        return torch.exp(raw + self.density_bias).view(hidden.shape[:-1])
+
+    def _decode_all(self, xy, xz, yz, progress) -> torch.Tensor:
+        n = xy.shape[0]
+        volume = torch.empty(n, n, n, device=xy.device)  # model axes [x, y, z]
         slab = max(1, ROWS_PER_SLAB // (n * n))
         for start in range(0, n, slab):
             stop = min(n, start + slab)
-            hidden = (xy[start:stop, :, None] + xz[start:stop, None, :] + yz[None, :, :] + first.bias)  # (s, n, n, W)
-            raw = rest(hidden.view(-1, hidden.shape[-1]))[:, 0]
-            volume[start:stop] = torch.exp(raw + self.density_bias).view(stop - start, n, n)
+            volume[start:stop] = self._decode(xy[start:stop, :, None] + xz[start:stop, None, :] + yz[None, :, :])
             if progress:
                 progress(stop, n)
-        return volume.permute(1, 2, 0)  # glTF [X, Y, Z] = model [y, z, x]
+        return volume
+
+    def _decode_near(self, xy, xz, yz, near: float, progress) -> torch.Tensor:
+        n, device = xy.shape[0], xy.device
+        # 1. Every COARSE_SPACING-th point (and the last), decoded in full.
+        coarse = torch.unique(torch.linspace(0, n - 1, (n - 2) // COARSE_SPACING + 2, device=device).round().long())
+        m = len(coarse)
+        values = self._decode_all(xy[coarse][:, coarse], xz[coarse][:, coarse], yz[coarse][:, coarse], None)
+        # 2. Coarse cells whose corners disagree about inside, grown by one cell each way.
+        inside = (values > near).float()[None, None]
+        mixed = F.max_pool3d(inside, 2, stride=1) != -F.max_pool3d(-inside, 2, stride=1)
+        marked = F.max_pool3d(mixed.float(), 3, stride=1, padding=1)[0, 0] > 0  # (m-1)³ cells
+        cell_inside = F.max_pool3d(inside, 2, stride=1)[0, 0] > 0  # unmarked cells: all corners agree
+        # 3. Each fine point's cell; the marked cells' points decoded, the rest filled by side.
+        cell = (torch.searchsorted(coarse, torch.arange(n, device=device), right=True) - 1).clamp(0, m - 2)
+        volume = torch.where(cell_inside[cell][:, cell][:, :, cell], 2.0 * near, 0.0)
+        todo = marked[cell][:, cell][:, :, cell].nonzero()  # (P, 3) model-axis indices
+        for start in range(0, len(todo), ROWS_PER_SLAB):
+            i, j, k = todo[start:start + ROWS_PER_SLAB].unbind(1)
+            volume[i, j, k] = self._decode(xy[i, j] + xz[i, k] + yz[j, k])
+            if progress:
+                progress(min(start + ROWS_PER_SLAB, len(todo)), len(todo))
+        volume[coarse[:, None, None], coarse[None, :, None], coarse[None, None, :]] = values
+        return volume

@@ -72,6 +72,15 @@ def test_chair_with_four_legs_is_named_and_multi_part(pipe):
     PartShape.from_dict(result.metadata["shape"])
 
 
+def test_the_parts_together_face_outward(pipe):
+    """glTF wants triangles counter-clockwise seen from outside: the parts together close the
+    shape, so their signed volumes add up to its (positive) volume."""
+    import trimesh
+
+    result = run_text(pipe, {"prompt": "a chair", "seed": 3, "resolution": 64}, {}, no_progress)
+    assert sum(trimesh.Trimesh(p.vertices, p.faces, process=False).volume for p in result.parts) > 0
+
+
 def test_unknown_prompt_gets_nearest_category_and_a_note(pipe):
     prompt, category, note = pipe.resolve_prompt("a fire-breathing dragon")
     assert category in pipe.knows() and note and "does not know" in note

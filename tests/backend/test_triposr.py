@@ -15,6 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from backend.errors import GenerationFailed, ModelUnavailable
+from backend.geometry.isosurface import outer_surface
 from backend.models import LoadOptions
 from backend.pipelines import triposr
 from backend.reconstruct import checkpoint
@@ -214,6 +215,10 @@ def test_a_run_gives_a_textured_mesh_and_a_side_by_side_preview(tmp_path):
     part = result.parts[0]
     assert part.uv is not None and result.texture.shape == (256, 256, 3)
     assert len(part.faces) <= 550 and result.metadata["cut_out"] == "plain background"
+    import trimesh
+
+    welded = trimesh.Trimesh(part.vertices, part.faces)  # merges the copies the unwrap split at seams
+    assert welded.is_watertight and welded.volume > 0  # closed, facing out
     assert ("network", 1, 1, None) in seen and ("surface", 48, 48, None) in seen
     assert seen[-1] == ("texture", 2, 2, (256, 512, 3))  # the input beside the result from its camera
     assert np.linalg.norm(part.vertices, axis=1).max() < tiny_triposr.TINY.radius * 1.8
@@ -248,3 +253,25 @@ def test_triposr_is_the_default_image_model_and_lands_a_textured_mesh_through_th
         noise.save(busy, format="PNG")
         refused = client.post("/jobs", data={"spec": json.dumps(spec)}, files={"image": ("busy.png", busy.getvalue())})
         assert refused.status_code == 400 and "background is not plain" in refused.json()["detail"]  # before queueing
+
+
+def test_the_coarse_to_fine_grid_gives_the_same_surface_as_decoding_every_point():
+    field = sphere_field(0.5, (0.5, 0.5, 0.5))
+    with torch.no_grad():  # a lumpier shape than a sphere: squash it along one axis
+        field.planes[1, 1] *= 2.0
+    exact = field.density_grid(96)
+    searched = field.density_grid(96, near=TINY.threshold)
+    assert torch.equal(exact > TINY.threshold, searched > TINY.threshold)  # same inside everywhere
+    a = outer_surface(exact.numpy(), TINY.radius, TINY.threshold)
+    b = outer_surface(searched.numpy(), TINY.radius, TINY.threshold)
+    assert np.array_equal(a[1], b[1]) and np.allclose(a[0], b[0], atol=1e-6)  # the same triangles
+
+
+def test_the_outer_surface_faces_outward():
+    line = np.linspace(-1, 1, 24)
+    x, y, z = np.meshgrid(line, line, line, indexing="ij")
+    ball = 10.0 * (0.6 - np.sqrt(x ** 2 + y ** 2 + z ** 2))
+    import trimesh
+
+    vertices, faces = outer_surface(ball, 1.0, 0.0)
+    assert trimesh.Trimesh(vertices, faces).volume > 0

@@ -19,3 +19,11 @@ def test_reshape_selected_moves_only_the_selection_and_undoes(run_blender, tmp_p
     sources = f"stabilityai/stable-diffusion-2-1-base={tiny_sd.text_pipeline(tmp_path / 'sd')}"
     output = run_blender("bl_reshape.py", env={"DIFFUSION3D_MODEL_SOURCES": sources}, timeout=600)
     print(output[-2000:])
+
+
+def test_triposr_lands_a_textured_mesh_with_its_photo(run_blender, tmp_path):
+    import tiny_triposr
+
+    sources = f"stabilityai/TripoSR={tiny_triposr.write_folder(tmp_path / 'tsr', sphere=True)}"
+    output = run_blender("bl_triposr.py", env={"DIFFUSION3D_MODEL_SOURCES": sources}, timeout=300)
+    print(output[-2000:])
