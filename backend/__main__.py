@@ -2,7 +2,7 @@
 
     python -m backend serve --port 8765 --token SECRET
     python -m backend generate --prompt "a wooden chair" --out chair.glb
-    python -m backend generate --image photo.png --model shap-e-img2img --out thing.glb
+    python -m backend generate --image photo.png --out thing.glb   (TripoSR)
     python -m backend texture --mesh statue.glb --prompt "weathered bronze" --out bronze.glb
     python -m backend models
 """

@@ -53,6 +53,7 @@ class JobRecord(BaseModel):
     has_result: bool
     result_metadata: Optional[dict[str, Any]]
     has_current_state: bool = False  # GET /jobs/{id}/current answers (a long job running, or one cancelled)
+    candidates: int = 0  # a gallery's images: GET /jobs/{id}/candidates/{k} for k below this
     created_at: float
     started_at: Optional[float]
     finished_at: Optional[float]

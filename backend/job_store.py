@@ -227,6 +227,10 @@ class JobStore:
     def preview_path(self, job_id: str) -> Path:
         return self.job_dir(job_id) / "preview.png"
 
+    def candidate_path(self, job_id: str, index: int) -> Path:
+        """A gallery job's candidate image `index` (PNG)."""
+        return self.job_dir(job_id) / f"candidate-{int(index)}.png"
+
     def current_state_path(self, job_id: str) -> Path:
         """Where a long job's current state goes when asked for, or when it is cancelled."""
         return self.job_dir(job_id) / "current.glb"
@@ -252,10 +256,18 @@ class JobStore:
         Raises:
             StorageFull: the disk is full or read-only, in words.
         """
+        self.write_file(self.result_path(job_id), data)
+
+    def write_file(self, path: Path, data: bytes, what: str = "this job's result") -> None:
+        """Write one of a job's result files (its GLB, a candidate image) whole, or leave nothing.
+
+        Raises:
+            StorageFull: the disk is full or read-only, in words.
+        """
         try:
-            write_atomic(self.result_path(job_id), data)
+            write_atomic(path, data)
         except OSError as e:
-            raise self.storage_problem(e, len(data), "this job's result") or e
+            raise self.storage_problem(e, len(data), what) or e
 
     def drop_job_files(self, job_id: str) -> None:
         """Delete a job's folder (a refused submit leaves nothing behind)."""

@@ -251,7 +251,7 @@ class JobManager:
             "id": uuid.uuid4().hex, "task": task, "model": entry.name, "params": params,
             "state": "queued", "phase": "queued", "step": 0, "total": 0, "progress": 0.0, "eta_s": None,
             "message": "", "error": None, "has_preview": False, "has_result": False, "result_metadata": None,
-            "has_current_state": False,
+            "has_current_state": False, "candidates": 0,
             "created_at": time.time(), "started_at": None, "finished_at": None,
         }
         job = _Job(record, entry)
@@ -362,11 +362,18 @@ class JobManager:
             result = job.entry.run(pipe, record["params"], files, self._callback(job))
             from .geometry.glb import EXTRAS_KEY, mesh_result_to_glb, read_glb_extras
 
-            # The file is in place before anyone can see the job succeed.
-            data = mesh_result_to_glb(result)
-            self.store.write_result(record["id"], data)
-            outcome = dict(state="succeeded", progress=1.0, eta_s=0.0, message="done", has_result=True,
-                           result_metadata=read_glb_extras(data).get(EXTRAS_KEY, {}))  # JSON-clean copy
+            # The files are in place before anyone can see the job succeed.
+            for index, image in enumerate(result.candidates):
+                self.store.write_file(self.store.candidate_path(record["id"], index), _png(image))
+            if result.parts:
+                data = mesh_result_to_glb(result)
+                self.store.write_result(record["id"], data)
+                metadata = read_glb_extras(data).get(EXTRAS_KEY, {})  # a JSON-clean copy
+            else:  # a gallery: the artist picks, then a reconstruction job makes the mesh
+                metadata = json.loads(json.dumps(result.metadata, default=str))
+            outcome = dict(state="succeeded", progress=1.0, eta_s=0.0, candidates=len(result.candidates),
+                           message="done" if result.parts else "pick a candidate", has_result=bool(result.parts),
+                           result_metadata=metadata)
         except JobCancelled:
             if job.cancelled_by_user:
                 outcome = dict(state="cancelled", eta_s=None, message="cancelled")
@@ -533,17 +540,22 @@ def _current_state_glb(job: "_Job") -> bytes:
     return mesh_result_to_glb(result)
 
 
-def _save_preview(path: Path, image: np.ndarray) -> bool:
+def _png(image: np.ndarray) -> bytes:
     from PIL import Image
     import io
 
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _save_preview(path: Path, image: np.ndarray) -> bool:
     try:
-        buffer = io.BytesIO()
-        Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
+        data = _png(image)
     except (TypeError, ValueError) as e:  # a bad preview never fails the job
         log.warning("preview not saved: %s", e)
         return False
-    write_atomic(path, buffer.getvalue())
+    write_atomic(path, data)
     return True
 
 

@@ -277,6 +277,7 @@ def _builtin_entries() -> list[ModelEntry]:
 
 def _reconstruct_entries() -> list[ModelEntry]:
     triposr = importlib.import_module(".pipelines.triposr", __package__)
+    sd_triposr = importlib.import_module(".pipelines.sd_triposr", __package__)
     source = triposr.DEFAULT_MODEL
     return [
         ModelEntry("triposr", "image_to_3d",
@@ -285,6 +286,13 @@ def _reconstruct_entries() -> list[ModelEntry]:
                    params=triposr.PARAMS, limits=triposr.LIMITS, check=triposr.check_request, default=True,
                    is_available_offline=lambda: triposr.is_available_offline(source),
                    expected_time="~1 s on a GPU, under a minute on a CPU", tier="draft"),
+        ModelEntry("sd-triposr", "text_to_3d",
+                   "Stable Diffusion 2.1-base draws the object, TripoSR lifts it to a textured mesh; draw several "
+                   "candidates and pick (downloads ~7 GB once)",
+                   source=sd_triposr.SOURCE, load=sd_triposr.load, run=sd_triposr.run, params=sd_triposr.PARAMS,
+                   limits=sd_triposr.LIMITS, check=sd_triposr.check_request,
+                   is_available_offline=sd_triposr.is_available_offline,
+                   expected_time="seconds on a GPU, minutes on a CPU", tier="draft"),
     ]
 
 

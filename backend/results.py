@@ -77,11 +77,15 @@ class MeshResult:
         metadata: JSON-serialisable facts about the result (notes for the user, the
             built-in model's part representation for later edits). Written to the GLB's
             scene `extras["diffusion3d"]`.
+        candidates: (H, W, 3) uint8 images the artist picks from (text to image to 3D's
+            gallery), served one by one; with none picked yet, `parts` is empty and the job
+            has candidates but no mesh.
     """
 
     parts: list[MeshPart]
     texture: Optional[np.ndarray] = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    candidates: list[np.ndarray] = field(default_factory=list)
 
 
 # What a registry entry calls: run(pipeline, params, files, callback) -> MeshResult.

@@ -157,7 +157,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/jobs/{job_id}/result", response_class=StreamingResponse,
              responses={200: {"content": {"model/gltf-binary": {}}}, **errors(404, 409)})
     def get_result(job_id: str):
-        """The result GLB; 409 until the job has succeeded."""
+        """The result GLB; 409 until the job has succeeded, or when it made only candidate images."""
         record = _job_or_404(jobs.get(job_id), job_id)
         if record["state"] != "succeeded":
             detail = {
@@ -165,6 +165,9 @@ def create_app(settings: Settings) -> FastAPI:
                 "cancelled": f"job {job_id} was cancelled, so it has no result",
             }.get(record["state"], f"job {job_id} is {record['state']}; its result is ready once it has succeeded")
             raise HTTPException(409, detail)
+        if not record.get("has_result", True):
+            raise HTTPException(409, f"job {job_id} made {record.get('candidates') or 0} candidate image(s) and no "
+                                     "mesh: send the one you pick to an image-to-3D model (GET /jobs/{id}/candidates/{k})")
         # Opened before answering: a file pruned meanwhile is a 404 here, never a 500 mid-response.
         try:
             handle = jobs.store.result_path(job_id).open("rb")
@@ -209,6 +212,21 @@ def create_app(settings: Settings) -> FastAPI:
         except FileNotFoundError:
             raise HTTPException(404, f"job {job_id} has no preview (yet)") from None
         return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @app.get("/jobs/{job_id}/candidates/{index}", response_class=Response,
+             responses={200: {"content": {"image/png": {}}}, **errors(404)})
+    def get_candidate(job_id: str, index: int):
+        """Candidate image `index` of a gallery job (text to image to 3D): the artist picks one and
+        sends it to an image-to-3D model; 404 when the job has no such candidate."""
+        record = _job_or_404(jobs.get(job_id), job_id)
+        if not 0 <= index < int(record.get("candidates") or 0):
+            raise HTTPException(404, f"job {job_id} has {record.get('candidates') or 0} candidate images; "
+                                     f"there is no number {index}")
+        try:
+            data = jobs.store.candidate_path(job_id, index).read_bytes()
+        except FileNotFoundError:
+            raise HTTPException(404, f"candidate {index} of job {job_id} is gone from the cache directory") from None
+        return Response(data, media_type="image/png")
 
     @app.exception_handler(BackendStopping)
     async def stopping(request: Request, exc: BackendStopping) -> JSONResponse:

@@ -55,7 +55,12 @@ def prepare_input(data: bytes, size: int, ratio: float) -> tuple[torch.Tensor, s
     """
     photo = read_image(data, "the image")
     photo.thumbnail((2 * size, 2 * size), Image.Resampling.LANCZOS)  # no more than the model reads
-    image, _, how = cut_out(np.asarray(photo), size, ratio, (BACKGROUND,) * 3)
+    return prepare_array(np.asarray(photo), size, ratio)
+
+
+def prepare_array(pixels: np.ndarray, size: int, ratio: float) -> tuple[torch.Tensor, str]:
+    """`prepare_input` for decoded (H, W, 3|4) uint8 pixels."""
+    image, _, how = cut_out(pixels, size, ratio, (BACKGROUND,) * 3)
     return image, how
 
 
@@ -93,18 +98,21 @@ def run(model: TripoSR, params: dict[str, Any], files: dict[str, bytes], callbac
         One part "mesh" with UVs and its baked colour texture, in glTF axes, the input's camera
         looking at its front (+Z); the cube the model spans is 1.74 units across.
     """
-    # 1. The input as the model was trained on
     p = {**PARAMS, **{k: v for k, v in params.items() if v is not None}}
-    config = model.config
-    device = next(model.parameters()).device
-    image, how = prepare_input(files["image"], config.image_size, float(p["foreground_ratio"]))
+    image, how = prepare_input(files["image"], model.config.image_size, float(p["foreground_ratio"]))
+    return reconstruct(model, image, how, p, callback)
 
-    # 2. One network pass: the image's triplanes
-    planes = model(image[None].to(device))[0]
+
+@torch.no_grad()
+def reconstruct(model: TripoSR, image: torch.Tensor, how: str, p: dict[str, Any], callback: StepCallback) -> MeshResult:
+    """`run` from a prepared input ((3, S, S) in [0, 1], from `prepare_input` or `prepare_array`)."""
+    # 1. One network pass: the image's triplanes
+    config = model.config
+    planes = model(image[None].to(next(model.parameters()).device))[0]
     callback("network", 1, 1)
     field = TriplaneField(planes, model.decoder, config)
 
-    # 3. The surface, simplified when asked, then unwrapped and textured
+    # 2. The surface, simplified when asked, then unwrapped and textured
     vertices, faces = surface(field, int(p["grid_size"]), float(p["threshold"]), callback)
     vertices, faces = simplify(vertices, faces, int(p["target_faces"]))
     callback("texture", 1, 2)
