@@ -16,10 +16,12 @@ from . import (
     refresh,
     reshape_selected,
     texture_mesh,
+    use_candidate,
 )
 
 classes = (
     generate_mesh.DIFFUSION3D_OT_generate_mesh,
+    use_candidate.DIFFUSION3D_OT_use_candidate,
     edit_part.DIFFUSION3D_OT_edit_part,
     reshape_selected.DIFFUSION3D_OT_reshape_selected,
     refine_selected.DIFFUSION3D_OT_refine_selected,

@@ -5,7 +5,8 @@ import os
 import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
-from ..panels.properties import PATH_OPTIONS
+from ..panels.properties import MODELS, PATH_OPTIONS, model_entry
+from .input_image import keep_input_image
 from .jobs import JobOperator, JobRequest, parse_extra_params, sampling_params
 
 
@@ -30,6 +31,10 @@ class DIFFUSION3D_OT_generate_mesh(JobOperator, bpy.types.Operator):
     steps: IntProperty(name="Steps", min=0, default=0, description="0 = the model's default")
     guidance: FloatProperty(name="Guidance", min=-1.0, default=-1.0, description="-1 = the model's default")
     extra_params: StringProperty(name="Extra Parameters", description="JSON object of further model parameters (scripts)")
+    candidates: IntProperty(name="Candidates", min=0, max=8, default=0, description="Text to image to 3D: images to "
+                            "draw and pick from; 0 = the sidebar's setting")
+    pick: StringProperty(name="Pick", description="Candidates to make 3D once drawn, e.g. '0, 2' (scripts); empty "
+                         "leaves the gallery in the job list to pick from")
 
     def build_requests(self, context):
         settings = context.scene.diffusion3d
@@ -65,21 +70,36 @@ class DIFFUSION3D_OT_generate_mesh(JobOperator, bpy.types.Operator):
                 raise ValueError("type a prompt (or pick an image) first")
             params["prompt"] = prompt.strip()
             task = "text_to_3d"
+            entry = next((m for m in MODELS if m.get("task") == task and m.get("name") == model), {}) if model \
+                else model_entry(settings, task)
+            if "candidates" in entry.get("params", {}) or given("candidates") or given("pick"):
+                count = self.candidates if given("candidates") and self.candidates else settings.candidates
+                # One image goes straight to 3D; several make a gallery, then the picks go to 3D
+                # (`after_candidates`). A script's extra_params say otherwise when they name them.
+                params.setdefault("candidates", count)
+                params.setdefault("pick", 0 if count == 1 and parse_pick(self.pick) in ([], [0]) else -1)
         return [JobRequest(task, params, _label(prompt, image), model, files,
                            source_image=bpy.path.abspath(image) if image else "")]
 
     def after_written(self, context, job) -> None:
-        """An image's object keeps the image (packed into the .blend, named in the object's
-        `diffusion3d_input_image`), so the artist can compare, share or rerun from it."""
-        path = job.request.source_image if job.request else ""
-        obj = bpy.data.objects.get(job.applied_to)
-        if not path or obj is None:
-            return
-        try:
-            image = bpy.data.images.load(path, check_existing=True)
-            if image.packed_file is None:
-                image.pack()
-        except RuntimeError as exc:  # moved or unreadable since it was sent: the result stays
-            self.report({'WARNING'}, f"the input image was not kept with '{obj.name}': {exc}")
-            return
-        obj["diffusion3d_input_image"] = image.name
+        keep_input_image(self, job)
+
+    def after_candidates(self, context, job) -> None:
+        """A gallery drawn for a script's `pick`: make those candidates 3D, each its own object."""
+        for index in parse_pick(self.pick):
+            if index < len(job.candidate_paths):
+                try:
+                    bpy.ops.diffusion3d.use_candidate('EXEC_DEFAULT' if bpy.app.background else 'INVOKE_DEFAULT',
+                                                      key=job.key, index=index)
+                except RuntimeError as exc:  # its own error is in the job list; the gallery stays to pick again
+                    self.report({'WARNING'}, f"candidate {index} was not made 3D: {exc}")
+            else:
+                self.report({'WARNING'}, f"there is no candidate {index}: the gallery has {len(job.candidate_paths)}")
+
+
+def parse_pick(text: str) -> list[int]:
+    """"0, 2" -> [0, 2]; also "[0, 2]"."""
+    try:
+        return [int(piece) for piece in text.strip(" []").replace(",", " ").split()]
+    except ValueError:
+        raise ValueError(f"pick is {text!r}: give candidate numbers, e.g. \"0, 2\"") from None

@@ -35,6 +35,7 @@ from .write_guard import find_target, write_blocked_by
 TERMINAL = ("succeeded", "failed", "cancelled")
 POLL_INTERVAL = 0.25  # seconds between GET /jobs/{id}
 PREVIEW_INTERVAL = 1.0  # seconds between preview downloads
+MAX_CANDIDATES = 8  # a gallery's images the add-on downloads, whatever a backend says
 MAX_JOBS_LISTED = 30
 KEPT_FILES = 200  # downloaded results (and previews) kept in the user folder
 NEW_MESH_TASKS = ("text_to_3d", "image_to_3d")  # results written whole: their arrays are prepared by the worker
@@ -88,6 +89,10 @@ class Job:
         self.detached = False  # its run ended before it did (e.g. another file was opened): Import places it
         self.importing = False  # an Import is reading or downloading its result (operators/import_result.py)
         self.has_current_state = False  # the backend can give where it stands (a long optimisation)
+        self.has_result = True  # False: the job made no mesh (a gallery to pick from)
+        self.candidates = 0  # a gallery job's images on the backend (text to image to 3D) ...
+        self.candidate_paths: list[str] = []  # ... downloaded, for the Jobs panel and Make 3D
+        self.candidate_icons: list[int] = []  # set on the main thread by panels/previews.py
         self.followed_up = False  # its operator's after_written ran (operators/jobs.py JobOperator)
         self.model = request.model if request else ""  # as the backend names it once it has answered
         self.params: dict = dict(request.params) if request else {}  # the seed it drew included
@@ -106,7 +111,13 @@ class Job:
         the writing failed). The backend says "succeeded" before the result is downloaded; until
         the worker has it (or fails), the job is not done, or a modal run would end without it."""
         return self.state in ("failed", "cancelled") or (
-            self.state == "succeeded" and (bool(self.applied_to) or self.write_failed))
+            self.state == "succeeded" and (bool(self.applied_to) or self.write_failed or self.gallery_only))
+
+    @property
+    def gallery_only(self) -> bool:
+        """Succeeded with candidate images to pick from and no mesh (once they are downloaded)."""
+        return self.state == "succeeded" and self.candidates > 0 and len(self.candidate_paths) == self.candidates \
+            and not self.has_result
 
     @property
     def active(self) -> bool:
@@ -136,6 +147,9 @@ class Job:
         self.eta_s = record.get("eta_s")
         self.message = record.get("message") or ""
         self.has_current_state = record.get("has_current_state") is True
+        self.has_result = record.get("has_result") is not False
+        count = record.get("candidates")
+        self.candidates = max(0, min(count, MAX_CANDIDATES)) if type(count) is int else 0
         self.model = str(record.get("model") or self.model)
         self.params = record.get("params") if isinstance(record.get("params"), dict) else self.params
         self.error = record.get("error") or self.error
@@ -245,7 +259,9 @@ def _run_job(job: Job, settings: BackendSettings, echo: bool) -> None:
     if job.state == "succeeded":
         if record.get("has_preview"):  # the last preview (a model's look at its result) may be newer than ours
             _fetch_preview(client, job, settings)
-        fetch_result(job, client, settings)
+        fetch_candidates(job, client, settings)
+        if job.has_result:
+            fetch_result(job, client, settings)
 
 
 def _poll(client, job: Job, settings: BackendSettings, retries: int = 8) -> dict:
@@ -294,6 +310,14 @@ def download_result(job: Job, client, settings: BackendSettings) -> GLBScene:
     data = client.result(job.backend_id, timeout=max(settings.request_timeout, 120.0))
     job.result_path = keep_download(settings, "results", f"{job.backend_id}.glb", data)
     return read_glb(data)  # parsed here, off the main thread
+
+
+def fetch_candidates(job: Job, client, settings: BackendSettings) -> None:
+    """A gallery job's images, kept under the user folder for the Jobs panel and Make 3D."""
+    paths = [keep_download(settings, "candidates", f"{job.backend_id}-{index}.png", client.candidate(job.backend_id, index))
+             for index in range(job.candidates)]
+    job.candidate_paths = paths
+    job.version += 1
 
 
 def fetch_result(job: Job, client, settings: BackendSettings) -> None:
@@ -379,6 +403,8 @@ def tick(context, jobs: list[Job], undo: bool = False) -> list[bpy.types.Object]
             changed = True
             if job.preview_version:
                 previews.load(job)
+            if len(job.candidate_icons) != len(job.candidate_paths):
+                previews.load_candidates(job)
         if job.state == "succeeded" and job.result is not None and not (job.applied_to or job.write_failed):
             waiting = write_blocked_by(context, job)
             changed |= job.set_waiting(waiting)
@@ -414,11 +440,20 @@ class JobOperator:
         """Called once for each of this run's jobs whose result was written into the scene (a
         follow-up step, e.g. repainting a reshaped region); nothing by default."""
 
+    def after_candidates(self, context, job: Job) -> None:
+        """Called once for each of this run's gallery jobs when its images are here (e.g. to
+        make the picked ones 3D); nothing by default."""
+
     def _follow_up(self, context, jobs: list[Job]) -> None:
         for job in jobs:
-            if job.applied_to and not job.followed_up:
+            if job.followed_up:
+                continue
+            if job.applied_to:
                 job.followed_up = True
                 self.after_written(context, job)
+            elif job.gallery_only:
+                job.followed_up = True
+                self.after_candidates(context, job)
 
     def execute(self, context):
         try:
@@ -484,12 +519,15 @@ class JobOperator:
         if written and not errors:
             done = {"texture": "Textured", "edit_part": "Edited"}.get(jobs[0].task, "Generated")
             self.report({'INFO'}, f"{done} {', '.join(repr(name) for name in written)}")
+        galleries = [job for job in jobs if job.gallery_only]
+        for job in galleries:
+            self.report({'INFO'}, f"{job.label}: {job.candidates} candidates drawn; pick in the job list (Make 3D)")
         for job in jobs:
             for note in job.notes:
                 self.report({'INFO'}, f"{job.label}: {note}")
         # Anything written gets its undo step (FINISHED), even when another object's job failed:
-        # the error reports still make bpy.ops raise in a batch script.
-        return {'FINISHED'} if written else {'CANCELLED'}
+        # the error reports still make bpy.ops raise in a batch script. A gallery is done too.
+        return {'FINISHED'} if written or galleries else {'CANCELLED'}
 
 
 class ActiveMeshOperator(JobOperator):

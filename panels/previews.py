@@ -17,7 +17,7 @@ def load(job) -> None:
         _collection = bpy.utils.previews.new()
     key = f"{job.key}:{job.preview_version}"
     if key not in _collection:
-        for old in [k for k in _collection if k.startswith(f"{job.key}:")]:
+        for old in [k for k in _collection if k.startswith(f"{job.key}:") and ":candidate:" not in k]:
             del _collection[old]  # keep only the latest preview of each job
         preview = _collection.load(key, job.preview_path, 'IMAGE')
         job.preview_icon = preview.icon_id
@@ -25,6 +25,20 @@ def load(job) -> None:
         # does not redraw the sidebar when it is ready: the last preview of a finished job
         # (no tick follows) would stay blank. Redraw again a little later, off the tick.
         bpy.app.timers.register(lambda: tag_redraw(bpy.context), first_interval=0.5)
+
+
+def load_candidates(job) -> None:
+    """Icons of a gallery job's candidate images, once they are downloaded."""
+    global _collection
+    if _collection is None:
+        _collection = bpy.utils.previews.new()
+    icons = []
+    for index, path in enumerate(job.candidate_paths):
+        key = f"{job.key}:candidate:{index}"
+        preview = _collection.get(key) or _collection.load(key, path, 'IMAGE')
+        icons.append(preview.icon_id)
+    job.candidate_icons = icons
+    bpy.app.timers.register(lambda: tag_redraw(bpy.context), first_interval=0.5)  # see `load`
 
 
 def clear(jobs) -> None:
@@ -35,3 +49,4 @@ def clear(jobs) -> None:
         _collection = None
     for job in jobs:
         job.preview_icon = 0
+        job.candidate_icons = []

@@ -120,6 +120,8 @@ class DIFFUSION3D_PG_settings(bpy.types.PropertyGroup):
     model: EnumProperty(name="Model", description="Model that runs the job (list from the backend)", items=model_items,
                         get=_get_model, set=_set_model)
     random_seed: BoolProperty(name="Random Seed", description="A new seed for every job", default=True)
+    candidates: IntProperty(name="Candidates", description="Images to draw first and pick from (text to image to "
+                            "3D): 1 goes straight to 3D", min=1, max=8, default=4)
     seed: IntProperty(name="Seed", description="The same seed and settings give the same result", min=0, default=0)
     custom_sampling: BoolProperty(name="Custom Sampling", description="Override the model's steps and guidance",
                                   default=False, update=_start_custom_sampling("", ""))

@@ -69,8 +69,13 @@ class VIEW3D_PT_diffusion3d_generate(Diffusion3DPanel, bpy.types.Panel):
         sub = row.row(align=True)
         sub.enabled = not settings.random_seed
         sub.prop(settings, "seed")
+        if "candidates" in model_entry(settings).get("params", {}):  # text to image to 3D: a gallery first
+            layout.prop(settings, "candidates")
         draw_sampling(layout, settings, "", task_for(settings))
         text = "Generate from Image" if task_for(settings) == 'image_to_3d' else "Generate"
+        if task_for(settings) != 'image_to_3d' and "candidates" in model_entry(settings).get("params", {}) \
+                and settings.candidates > 1:
+            text = "Draw Candidates"
         layout.operator("diffusion3d.generate_mesh", text=text, icon='MESH_MONKEY')
         obj = context.active_object
         if obj is not None and obj.type == 'MESH':  # a draft to take further: Magic3D's fine stage
@@ -251,13 +256,27 @@ def draw_job(box, job, width: int = 40) -> None:
             use = seed_row.operator("diffusion3d.use_seed", text="Use", icon='RNDCURVE')
             use.seed, use.texture = job.seed, job.task == "texture"
     icon = getattr(job, "preview_icon", 0)
-    if icon:
+    candidate_icons = getattr(job, "candidate_icons", [])
+    if icon and not candidate_icons:  # a gallery's preview is its candidates, drawn one by one below
         box.template_icon(icon_value=icon, scale=5.0)
+    if candidate_icons:
+        draw_gallery(box, job, candidate_icons)
     if job.error:
         if draw_error(box, job.error, width):
             box.operator("diffusion3d.copy_error", icon='COPYDOWN').key = job.key
         if "Log " in job.error and LOCAL.log_path:  # the backend's log holds the rest
             box.operator("wm.path_open", text="Open Backend Log", icon='TEXT').filepath = LOCAL.log_path
+
+
+def draw_gallery(layout, job, icons: list[int]) -> None:
+    """A gallery job's candidates, two a row, each with the button that makes it 3D."""
+    layout.label(text="Pick the images to make 3D:" if not job.applied_to else "Candidates:")
+    grid = layout.grid_flow(columns=2, even_columns=True, align=True)
+    for index, icon in enumerate(icons):
+        cell = grid.column(align=True)
+        cell.template_icon(icon_value=icon, scale=4.0)
+        make = cell.operator("diffusion3d.use_candidate", text=f"Make 3D ({index})", icon='MESH_MONKEY')
+        make.key, make.index = job.key, index
 
 
 def draw_error(layout, text: str, width: int = 40) -> bool:

@@ -190,17 +190,24 @@ class BackendClient:
                 MAX_PREVIEW_PIXELS (Blender would decode it whole).
         """
         try:
-            data = self._request("GET", f"/jobs/{job_id}/preview", limit=MAX_PREVIEW_BYTES).content
+            return self._png(f"/jobs/{job_id}/preview", "a preview")
         except BackendError as exc:
             if exc.status == 404:
                 return None
             raise
+
+    def candidate(self, job_id: str, index: int) -> bytes:
+        """Candidate image `index` of a gallery job (text to image to 3D), checked as previews are."""
+        return self._png(f"/jobs/{job_id}/candidates/{int(index)}", "a candidate image")
+
+    def _png(self, path: str, what: str) -> bytes:
+        data = self._request("GET", path, limit=MAX_PREVIEW_BYTES).content
         if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 24:
-            raise BackendError(f"backend at {self.url} sent a preview that is not a PNG")
+            raise BackendError(f"backend at {self.url} sent {what} that is not a PNG")
         width, height = struct.unpack_from(">II", data, 16)
         if width * height > MAX_PREVIEW_PIXELS:
-            raise BackendError(f"backend at {self.url} sent a preview of {width}x{height} pixels; "
-                               f"previews are at most {MAX_PREVIEW_PIXELS:,} pixels")
+            raise BackendError(f"backend at {self.url} sent {what} of {width}x{height} pixels; "
+                               f"images are at most {MAX_PREVIEW_PIXELS:,} pixels")
         return data
 
     def cancel(self, job_id: str) -> dict:

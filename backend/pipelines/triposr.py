@@ -92,7 +92,7 @@ def run(model: TripoSR, params: dict[str, Any], files: dict[str, bytes], callbac
         model: From `load`.
         params: Keys of PARAMS (plus `seed`, unused: the model is deterministic).
         files: "image": a PNG or JPEG of one object, with transparency or on a plain background.
-        callback: ("network", 1, 1), ("surface", rows done, grid_size), ("texture", 1 and 2, 2).
+        callback: ("network", 1, 1), ("surface", percent, 100), ("texture", 1 and 2, 2).
 
     Returns:
         One part "mesh" with UVs and its baked colour texture, in glTF axes, the input's camera

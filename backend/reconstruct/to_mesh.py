@@ -29,7 +29,8 @@ def surface(field: TriplaneField, resolution: int, threshold: float,
     Raises:
         GenerationFailed: no surface (an empty reconstruction), saying what to try.
     """
-    progress = (lambda done, total: callback("surface", done, total)) if callback else None
+    # In percent: the grid search decodes a number of points known only once it has started.
+    progress = (lambda done, total: callback("surface", round(100 * done / max(total, 1)), 100)) if callback else None
     volume = field.density_grid(resolution, progress, near=threshold).cpu().numpy()
     try:
         return outer_surface(volume, field.radius, threshold)

@@ -219,7 +219,7 @@ def test_a_run_gives_a_textured_mesh_and_a_side_by_side_preview(tmp_path):
 
     welded = trimesh.Trimesh(part.vertices, part.faces)  # merges the copies the unwrap split at seams
     assert welded.is_watertight and welded.volume > 0  # closed, facing out
-    assert ("network", 1, 1, None) in seen and ("surface", 48, 48, None) in seen
+    assert ("network", 1, 1, None) in seen and ("surface", 100, 100, None) in seen
     assert seen[-1] == ("texture", 2, 2, (256, 512, 3))  # the input beside the result from its camera
     assert np.linalg.norm(part.vertices, axis=1).max() < tiny_triposr.TINY.radius * 1.8
 

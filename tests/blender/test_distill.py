@@ -27,3 +27,12 @@ def test_triposr_lands_a_textured_mesh_with_its_photo(run_blender, tmp_path):
     sources = f"stabilityai/TripoSR={tiny_triposr.write_folder(tmp_path / 'tsr', sphere=True)}"
     output = run_blender("bl_triposr.py", env={"DIFFUSION3D_MODEL_SOURCES": sources}, timeout=300)
     print(output[-2000:])
+
+
+def test_sd_triposr_draws_a_gallery_and_makes_the_picked_image_3d(run_blender, tmp_path):
+    import tiny_triposr
+
+    sources = (f"stabilityai/stable-diffusion-2-1-base={tiny_sd.text_pipeline(tmp_path / 'sd')};"
+               f"stabilityai/TripoSR={tiny_triposr.write_folder(tmp_path / 'tsr', sphere=True)}")
+    output = run_blender("bl_sd_triposr.py", env={"DIFFUSION3D_MODEL_SOURCES": sources}, timeout=300)
+    print(output[-2000:])

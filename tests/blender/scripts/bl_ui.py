@@ -93,6 +93,17 @@ calls = []
 panels.draw_job(FakeLayout(calls), ok, 40)
 assert calls.count(("label", "…")) == 1 and sum(kind == "label" for kind, _ in calls) <= panels.NOTE_LINES + 2
 ok.notes = ["The built-in model does not know \"a dragon\"; it made the nearest thing it knows, a mushroom."]
+# A gallery (text to image to 3D): done once its images are here, each with its Make 3D button.
+gallery = jobs.add_job(jobs.Job(jobs.JobRequest("text_to_3d", {"prompt": "e"}, "gallery job")))
+gallery.update({"state": "succeeded", "candidates": 2, "has_result": False})
+assert not gallery.done  # its images are still on their way
+gallery.candidate_paths, gallery.candidate_icons = ["a.png", "b.png"], [7, 8]
+assert gallery.done and gallery.gallery_only
+calls = []
+panels.draw_job(FakeLayout(calls), gallery, 40)
+assert calls.count(("operator", "diffusion3d.use_candidate")) == 2 and ("icon", 8) in calls, calls
+gallery.update({"state": "succeeded", "candidates": 10**9, "has_result": False})
+assert gallery.candidates == jobs.MAX_CANDIDATES  # a backend's number is capped before anything is fetched
 for panel in panels.classes:
     draw(panel)
 # The Backend panel of a backend that died offers Restart (Blender raised in this draw once: a
