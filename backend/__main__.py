@@ -161,7 +161,16 @@ def _run(args: argparse.Namespace, task: str, params: dict, files: dict[str, byt
         for bar in bars.values():
             bar.close()
 
-    # 4. Write the GLB
+    # 4. Write the candidate images (a gallery), then the GLB
+    for index, image in enumerate(result.candidates):
+        from PIL import Image
+
+        path = out.with_name(f"{out.stem}-candidate-{index}.png")
+        Image.fromarray(image).save(path)
+        print(f"wrote {path}", file=sys.stderr)
+    if not result.parts:
+        print(f"no mesh: pick a candidate and run `generate --image {out.stem}-candidate-K.png`", file=sys.stderr)
+        return 0
     out.write_bytes(mesh_result_to_glb(result))
     triangles = sum(len(p.faces) for p in result.parts)
     print(f"wrote {out} ({len(result.parts)} part(s), {triangles} triangles)", file=sys.stderr)

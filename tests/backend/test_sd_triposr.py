@@ -91,3 +91,22 @@ def test_requests_that_cannot_work_are_refused_when_submitted(client):
     assert "only 2 candidate(s)" in submit(client, candidates=2, pick=2).json()["detail"]
     assert "needs a prompt" in submit(client, prompt="  ").json()["detail"]
     assert submit(client, candidates=9).status_code == 400
+
+
+def test_the_command_line_writes_a_gallery_then_makes_a_picked_image_3d(tmp_path, monkeypatch, capsys):
+    from backend.__main__ import main
+
+    sources = (f"stabilityai/stable-diffusion-2-1-base={tiny_sd.text_pipeline(tmp_path / 'sd')};"
+               f"stabilityai/TripoSR={tiny_triposr.write_folder(tmp_path / 'tsr', sphere=True)}")
+    monkeypatch.setenv(MODEL_SOURCES_ENV, sources)
+    out = tmp_path / "lantern.glb"
+    status = main(["generate", "--prompt", "a lantern", "--model", "sd-triposr", "--steps", "2", "--offline",
+                   "--param", "candidates=2", "--param", "pick=-1", "--param", "image_size=64", "--out", str(out)])
+    assert status == 0 and not out.exists()
+    assert (tmp_path / "lantern-candidate-1.png").is_file() and "no mesh: pick a candidate" in capsys.readouterr().err
+    clean = Image.new("RGB", (64, 64), (255, 255, 255))
+    ImageDraw.Draw(clean).ellipse((16, 16, 48, 48), fill=(40, 90, 200))
+    clean.save(tmp_path / "lantern-candidate-1.png")  # the artist's pick (tiny SD draws noise)
+    status = main(["generate", "--image", str(tmp_path / "lantern-candidate-1.png"), "--offline", "--param",
+                   "grid_size=48", "--param", "texture_size=256", "--out", str(out)])
+    assert status == 0 and out.read_bytes()[:4] == b"glTF"
