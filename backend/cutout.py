@@ -8,7 +8,7 @@ colour. A busy background is refused with what to do, never turned into a blob.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -20,18 +20,28 @@ MIN_SIDE = 32  # pixels: below this there is nothing to reconstruct
 BORDER_AGREEMENT = 0.75  # share of border pixels that must be near the background's colour
 COLOUR_TOLERANCE = 0.08  # max channel difference still counted as background (soft over as much again)
 MAX_OBJECT_SHARE = 0.9  # an "object" filling more of the frame means no background was found
+class BusyBackground(InputError):
+    """The photo's edge is not one colour: its object cannot be cut out by colour alone."""
+
+
 BUSY_BACKGROUND = ("the background is not plain: cut the object out first (an image with transparency), or "
                    "photograph it against a plain wall or sheet")
 
 
-def foreground_mask(rgba: np.ndarray) -> tuple[np.ndarray, str]:
-    """Where the object is, in [0, 1], and how that was found ("alpha" or "plain background").
+Segmenter = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) uint8 -> (H, W) mask in [0, 1]
+
+
+def foreground_mask(rgba: np.ndarray, segment: Optional[Segmenter] = None) -> tuple[np.ndarray, str]:
+    """Where the object is, in [0, 1], and how that was found: "alpha", "plain background", or
+    "segmented" (a busy background, by `segment`, e.g. backend/segmentation.py's SAM).
 
     Args:
         rgba: (H, W, 3|4) uint8.
+        segment: For photos whose background is not plain; None refuses them.
 
     Raises:
-        InputError: too small, a busy background, or no object found, each saying what to do.
+        InputError: too small, a busy background (without `segment`), or no object found, each
+            saying what to do.
     """
     height, width = rgba.shape[:2]
     if min(height, width) < MIN_SIDE:
@@ -41,7 +51,12 @@ def foreground_mask(rgba: np.ndarray) -> tuple[np.ndarray, str]:
     if pixels.shape[2] == 4 and (pixels[..., 3] < 0.99).any():
         mask, how = pixels[..., 3], "alpha"
     else:
-        mask, how = _plain_background_mask(pixels[..., :3]), "plain background"
+        try:
+            mask, how = _plain_background_mask(pixels[..., :3]), "plain background"
+        except BusyBackground:
+            if segment is None:
+                raise
+            mask, how = np.asarray(segment(np.asarray(rgba)[..., :3]), np.float32), "segmented"
     share = float((mask > 0.5).mean())
     if (mask > 0.5).sum() < 16:
         raise InputError("could not find an object in the image: it is empty or blank"
@@ -61,7 +76,7 @@ def _plain_background_mask(rgb: np.ndarray) -> np.ndarray:
     background = np.median(border, axis=0)
     near = np.abs(border - background).max(-1) <= COLOUR_TOLERANCE
     if near.mean() < BORDER_AGREEMENT:
-        raise InputError(f"{BUSY_BACKGROUND} (only {near.mean():.0%} of the image's edge is one colour)")
+        raise BusyBackground(f"{BUSY_BACKGROUND} (only {near.mean():.0%} of the image's edge is one colour)")
     distance = np.abs(rgb - background).max(-1)
     soft = np.clip((distance - COLOUR_TOLERANCE) / COLOUR_TOLERANCE, 0, 1)  # antialiased outlines stay soft
     regions, _ = ndimage.label(soft < 0.5)
@@ -96,8 +111,9 @@ def centre_object(rgba: np.ndarray, mask: np.ndarray, size: int, fill: float,
     return window[0, :3].clamp(0, 1), window[0, 3].clamp(0, 1)
 
 
-def cut_out(rgba: np.ndarray, size: int, fill: float, background: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor, str]:
+def cut_out(rgba: np.ndarray, size: int, fill: float, background: Sequence[float],
+            segment: Optional[Segmenter] = None) -> tuple[torch.Tensor, torch.Tensor, str]:
     """`foreground_mask` then `centre_object`; the third value says how the object was found."""
-    mask, how = foreground_mask(rgba)
+    mask, how = foreground_mask(rgba, segment)
     image, window_mask = centre_object(rgba, mask, size, fill, background)
     return image, window_mask, how

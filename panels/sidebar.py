@@ -237,9 +237,10 @@ def draw_job(box, job, width: int = 40) -> None:
         if continuable(job):
             row.operator("diffusion3d.continue_job", text="", icon='PLAY').key = job.key
     elif job.state == "succeeded":
-        button = row.row()
-        button.enabled = not (getattr(job, "importing", False) or getattr(job, "in_progress", False))  # its run writes it
-        button.operator("diffusion3d.import_result", text="", icon='IMPORT').key = job.key
+        if getattr(job, "has_result", True):  # a gallery has images to pick from, no mesh to import
+            button = row.row()
+            button.enabled = not (getattr(job, "importing", False) or getattr(job, "in_progress", False))  # its run writes it
+            button.operator("diffusion3d.import_result", text="", icon='IMPORT').key = job.key
         if job.applied_to and job.applied_to != job.label:  # e.g. "Chair.001": a name taken
             box.label(text=job.applied_to, icon='OBJECT_DATA')
         elif not job.applied_to and job.waiting:  # waiting for the artist (see write_guard.write_blocked_by)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ..errors import InputError
+from ..errors import InputError, ModelUnavailable
 from ..params import SEED_LIMITS, Limits, draw_seed
 from ..reconstruct.candidates import DEFAULT_MODEL, gallery, generate_candidates, load_text_to_image
 from ..results import MeshResult, StepCallback
@@ -33,7 +33,7 @@ SOURCE = f"{DEFAULT_MODEL} + {triposr.DEFAULT_MODEL}"
 
 class TextToImageTo3D(NamedTuple):
     images: Any  # a diffusers StableDiffusionPipeline
-    reconstruction: Any  # a TripoSR network
+    reconstruction: Any  # triposr.Reconstructor
 
 
 def check_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
@@ -77,12 +77,12 @@ def run(pipes: TextToImageTo3D, params: dict[str, Any], files: dict[str, bytes],
         note = f"{count} candidate image(s), seeds {seeds[0]}-{seeds[-1]}: pick one to make it 3D."
         return MeshResult(parts=[], candidates=images, metadata={**metadata, "notes": [note]})
     try:
-        image, how = triposr.prepare_array(images[pick], pipes.reconstruction.config.image_size,
-                                           float(p["foreground_ratio"]))
-    except InputError as error:
-        raise InputError(f"candidate {pick} cannot be made 3D: {error}. Pick another candidate, or draw again "
-                         "with another seed") from None
-    result = triposr.reconstruct(pipes.reconstruction, image, how, p, callback)
+        image, how = triposr.prepare_array(images[pick], pipes.reconstruction.network.config.image_size,
+                                           float(p["foreground_ratio"]), pipes.reconstruction.segment)
+    except (InputError, ModelUnavailable) as error:  # not cut out: a busy background, no segmenter here
+        raise type(error)(f"candidate {pick} cannot be made 3D: {error}. Pick another candidate, or draw again "
+                          "with another seed") from None
+    result = triposr.reconstruct(pipes.reconstruction.network, image, how, p, callback)
     result.candidates = images
     result.metadata = {**result.metadata, **metadata, "pick": pick, "picked_seed": seeds[pick]}
     return result

@@ -93,17 +93,17 @@ def parse_config(text: str, vit: dict[str, Any]) -> TripoSRConfig:
         if data.get(key) != expected:
             raise ModelUnavailable(f"config.yaml's {key} is {data.get(key)!r}, not TripoSR's {expected!r}: "
                                    "this folder holds another model")
-    settings = _Settings(data)
+    settings, vit_settings = _Settings(data), _Settings(vit)
     get = settings.number
     default = TripoSRConfig()
     config = TripoSRConfig(
         image_size=get("cond_image_size", int),
-        vit_hidden=_Settings(vit).number("hidden_size", int, default.vit_hidden),
-        vit_layers=_Settings(vit).number("num_hidden_layers", int, default.vit_layers),
-        vit_heads=_Settings(vit).number("num_attention_heads", int, default.vit_heads),
-        vit_intermediate=_Settings(vit).number("intermediate_size", int, default.vit_intermediate),
-        vit_patch=_Settings(vit).number("patch_size", int, default.vit_patch),
-        vit_image_size=_Settings(vit).number("image_size", int, default.vit_image_size),
+        vit_hidden=vit_settings.number("hidden_size", int, default.vit_hidden),
+        vit_layers=vit_settings.number("num_hidden_layers", int, default.vit_layers),
+        vit_heads=vit_settings.number("num_attention_heads", int, default.vit_heads),
+        vit_intermediate=vit_settings.number("intermediate_size", int, default.vit_intermediate),
+        vit_patch=vit_settings.number("patch_size", int, default.vit_patch),
+        vit_image_size=vit_settings.number("image_size", int, default.vit_image_size),
         plane_size=get("tokenizer.plane_size", int),
         channels=get("tokenizer.num_channels", int),
         layers=get("backbone.num_layers", int),
@@ -190,7 +190,7 @@ class _Settings:
 def _check_consistent(config: TripoSRConfig, settings: _Settings) -> None:
     sizes = [config.image_size, config.plane_size, config.channels, config.layers, config.heads, config.head_dim,
              config.triplane_channels, config.decoder_width, config.decoder_hidden_layers, config.vit_hidden,
-             config.vit_layers, config.vit_heads, config.vit_patch]
+             config.vit_layers, config.vit_heads, config.vit_patch, config.vit_intermediate, config.vit_image_size]
     if any(size < 1 or size > 8192 for size in sizes) or config.image_size % config.vit_patch:
         raise ModelUnavailable("TripoSR's config.yaml has sizes out of range: not a usable TripoSR model")
     needed = {

@@ -70,7 +70,7 @@ def test_a_checkpoint_under_the_published_names_loads_exactly(tmp_path):
     folder = write_folder(tmp_path / "tsr")
     saved = torch.load(folder / "model.ckpt", weights_only=True)
     assert "image_tokenizer.model.encoder.layer.0.attention.attention.key.weight" in saved  # the published layout
-    model = triposr.load(LoadOptions(cache_dir=str(tmp_path / "cache")), str(folder))
+    model = triposr.load(LoadOptions(cache_dir=str(tmp_path / "cache")), str(folder)).network
     loaded = checkpoint.to_published_keys(model.state_dict())
     assert loaded.keys() == saved.keys()
     assert all(torch.equal(loaded[key], saved[key]) for key in saved)
@@ -78,14 +78,14 @@ def test_a_checkpoint_under_the_published_names_loads_exactly(tmp_path):
 
 def test_the_pickle_is_read_once_then_safetensors_only(tmp_path, monkeypatch):
     folder, cache = write_folder(tmp_path / "tsr"), tmp_path / "cache"
-    first = triposr.load(LoadOptions(cache_dir=str(cache)), str(folder))
+    first = triposr.load(LoadOptions(cache_dir=str(cache)), str(folder)).network
     assert checkpoint.converted_path(folder / "model.ckpt", cache).is_file()
 
     def no_pickles(*args, **kwargs):
         raise AssertionError("the pickle was read again")
 
     monkeypatch.setattr(torch, "load", no_pickles)
-    again = triposr.load(LoadOptions(cache_dir=str(cache)), str(folder))
+    again = triposr.load(LoadOptions(cache_dir=str(cache)), str(folder)).network
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
     converted = write_folder(tmp_path / "converted", safetensors=True)  # a folder of safetensors: no pickle at all
     triposr.load(LoadOptions(cache_dir=str(cache)), str(converted))

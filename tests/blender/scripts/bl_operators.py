@@ -99,13 +99,16 @@ for kwargs, expect in (
 # image model is not downloaded here — the error names it.
 result, error = call(bpy.ops.diffusion3d.generate_mesh, image="/nonexistent/photo.png")
 assert result == {'CANCELLED'} and "image not found" in error, error
-image = bpy.data.images.new("photo", 32, 32)
+image = bpy.data.images.new("photo", 64, 64)
+disc = [(0.9, 0.2, 0.1, 1.0) if (x - 32) ** 2 + (y - 32) ** 2 < 400 else (1.0, 1.0, 1.0, 1.0)
+        for y in range(64) for x in range(64)]  # an object on a plain background
+image.pixels.foreach_set([channel for pixel in disc for channel in pixel])
 image.filepath_raw = os.path.join(os.environ["DIFFUSION3D_TMP"], "photo.png")
 image.file_format = 'PNG'
 image.save()
 result, error = call(bpy.ops.diffusion3d.generate_mesh, image=image.filepath_raw)
 print("image_to_3d:", result, error)
-assert result == {'CANCELLED'} and jobs.JOBS[0].task == "image_to_3d" and "shap-e" in error, error
+assert result == {'CANCELLED'} and jobs.JOBS[0].task == "image_to_3d" and "stabilityai/TripoSR" in error, error
 assert objects() == before
 
 # 4c. Linked data: an object from a library file is refused (a result on it would be lost on

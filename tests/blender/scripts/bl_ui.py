@@ -102,6 +102,7 @@ assert gallery.done and gallery.gallery_only
 calls = []
 panels.draw_job(FakeLayout(calls), gallery, 40)
 assert calls.count(("operator", "diffusion3d.use_candidate")) == 2 and ("icon", 8) in calls, calls
+assert ("operator", "diffusion3d.import_result") not in calls  # no mesh to import
 gallery.update({"state": "succeeded", "candidates": 10**9, "has_result": False})
 assert gallery.candidates == jobs.MAX_CANDIDATES  # a backend's number is capped before anything is fetched
 for panel in panels.classes:
