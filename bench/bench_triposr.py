@@ -14,7 +14,7 @@ evaluation, no surface search), and the published way (every point sampled from 
 planes and run through the whole MLP), on the same field.
 
     PYTHONPATH=. python bench/bench_triposr.py [--threads 2] [--grid 256] [--texture 1024] [--faces 50000]
-                                               [--device cpu]
+                                               [--busy] [--device cpu]
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "fixtures"))
 from tiny_triposr import set_sphere_decoder, squared_coordinate_planes  # noqa: E402
 
+from backend.errors import InputError  # noqa: E402
 from backend.geometry.isosurface import outer_surface  # noqa: E402
 from backend.pipelines.triposr import BACKGROUND, PARAMS, prepare_input  # noqa: E402
 from backend.reconstruct.config import TripoSRConfig  # noqa: E402
@@ -80,6 +82,8 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=PARAMS["target_faces"], help="0 keeps every triangle")
     parser.add_argument("--baseline-grid", type=int, default=128)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--busy", action="store_true",
+                        help="also time Segment Anything (ViT-B, random weights) cutting a 1024x768 busy photo")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -112,6 +116,20 @@ def main() -> None:
         timed(f"unwrap + bake {args.texture}²", lambda: textured_part(field, vertices, faces, args.texture), device, times)
         timed("look from the input's camera", lambda: render_from_input(field, vertices, faces, 256, BACKGROUND),
               device, times)
+        if args.busy:
+            from transformers import SamConfig, SamModel
+
+            from backend.segmentation import ObjectSegmenter
+
+            segmenter = ObjectSegmenter(SamModel(SamConfig()), device)
+            photo = np.random.default_rng(0).integers(0, 256, (768, 1024, 3), dtype=np.uint8)
+
+            def segment():
+                try:
+                    segmenter(photo)
+                except InputError:  # random weights may propose nothing object-like: the time is the same
+                    pass
+            timed("segment a busy photo (SAM ViT-B)", segment, device, times)
         total = sum(times.values())
         print(f"  {'image -> textured mesh':<34} {total:7.2f} s   (target <= 30 s on 2 CPU cores); "
               f"{full:,} triangles simplified to {len(faces):,}")

@@ -3,7 +3,7 @@
 import os
 
 import bpy
-from bpy.props import IntProperty
+from bpy.props import IntProperty, StringProperty
 
 from .input_image import keep_input_image
 from .jobs import JOBS, JobOperator, JobRequest
@@ -12,7 +12,7 @@ RECONSTRUCTION_MODEL = "triposr"
 
 
 class DIFFUSION3D_OT_use_candidate(JobOperator, bpy.types.Operator):
-    """Make this candidate image a textured mesh (TripoSR); it appears at the 3D cursor"""
+    """Make this candidate image a textured mesh (TripoSR unless told otherwise); it appears at the 3D cursor"""
 
     bl_idname = "diffusion3d.use_candidate"
     bl_label = "Make 3D"
@@ -20,6 +20,8 @@ class DIFFUSION3D_OT_use_candidate(JobOperator, bpy.types.Operator):
 
     key: IntProperty(name="Job", description="The gallery job, by its key in the job list")
     index: IntProperty(name="Candidate", min=0, description="Which of its images, numbered from 0")
+    model: StringProperty(name="Model", default=RECONSTRUCTION_MODEL,
+                          description="The image-to-3D model (triposr: seconds; zero123-sds: slow, every side)")
 
     def build_requests(self, context):
         job = next((j for j in JOBS if j.key == self.key), None)
@@ -33,8 +35,8 @@ class DIFFUSION3D_OT_use_candidate(JobOperator, bpy.types.Operator):
             raise ValueError(f"candidate {self.index} is gone from {os.path.dirname(path)}: draw the candidates again")
         with open(path, "rb") as handle:
             image = handle.read()
-        return [JobRequest("image_to_3d", {}, f"{job.label} {self.index}", RECONSTRUCTION_MODEL, {"image": image},
-                           source_image=path)]
+        return [JobRequest("image_to_3d", {}, f"{job.label} {self.index}", self.model or RECONSTRUCTION_MODEL,
+                           {"image": image}, source_image=path)]
 
     def after_written(self, context, job) -> None:
         keep_input_image(self, job)

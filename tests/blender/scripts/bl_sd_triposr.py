@@ -6,7 +6,7 @@ import os
 
 import bpy
 import numpy as np
-from bl_harness import addon_module, done, install
+from bl_harness import addon_module, call, done, install
 
 install()
 jobs = addon_module("operators.jobs")
@@ -40,6 +40,10 @@ assert made.state == "succeeded" and made.task == "image_to_3d" and made.request
 obj = bpy.data.objects[made.applied_to]
 assert obj.name == "a lantern 1" and json.loads(obj["diffusion3d"])["model"] == "triposr"
 assert bpy.data.images[obj["diffusion3d_input_image"]].packed_file is not None  # the picked image, kept
+
+# Make 3D takes another image-to-3D model from a script.
+result, error = call(bpy.ops.diffusion3d.use_candidate, key=gallery.key, index=1, model="no-such-model")
+assert result == {'CANCELLED'} and "unknown model 'no-such-model'" in error, error
 
 # A script names its picks: the gallery is drawn, then each pick goes to 3D. Tiny SD's noise
 # cannot be cut out: the pick fails saying so, and the gallery stays to pick another.
