@@ -1,9 +1,10 @@
-"""Command line: `python -m backend serve | generate | texture | models`.
+"""Command line: `python -m backend serve | generate | texture | batch | models`.
 
     python -m backend serve --port 8765 --token SECRET
     python -m backend generate --prompt "a wooden chair" --out chair.glb
     python -m backend generate --image photo.png --out thing.glb   (TripoSR)
     python -m backend texture --mesh statue.glb --prompt "weathered bronze" --out bronze.glb
+    python -m backend batch jobs.jsonl --out-dir results
     python -m backend models
 """
 
@@ -19,6 +20,7 @@ import traceback
 from pathlib import Path
 
 from .job_store import CacheDirInUse
+from .input_files import mesh_as_glb, read_file
 from .jobs import DEFAULT_KEEP_JOBS
 from .errors import GenerationFailed, InputError, JobCancelled, ModelUnavailable
 
@@ -93,10 +95,28 @@ def _generate(args: argparse.Namespace) -> int:
     if task == "text_to_3d":
         params["prompt"] = args.prompt
         if args.init:  # a draft to refine (the score-distillation models)
-            files["mesh"] = _mesh_as_glb(args.init, args.up)
+            files["mesh"] = mesh_as_glb(args.init, args.up)
     else:
-        files["image"] = _read_file(args.image, "image")
+        files["image"] = read_file(args.image, "image")
     return _run(args, task, params, files)
+
+
+def _batch(args: argparse.Namespace) -> int:
+    """Every row of the JSONL file; 0 when all succeeded (now or before), 1 when some failed."""
+    from .batch import run_batch
+    from .devices import pick_device
+    from .models import LoadOptions, downloads_allowed
+
+    _model_sources(args)
+    _threads(args)
+    device, dtype = pick_device(args.device, args.full_precision)
+    options = LoadOptions(device=device, dtype=dtype, allow_downloads=downloads_allowed(args.offline),
+                          attention_slicing=args.attention_slicing, cpu_offload=args.cpu_offload)
+    out_dir = Path(args.out_dir)
+    summary = run_batch(Path(args.jobs), out_dir, options)
+    print(f"{summary.succeeded} succeeded, {summary.skipped} done before, {summary.failed} failed "
+          f"(see {out_dir / 'results.jsonl'})", file=sys.stderr)
+    return 1 if summary.failed else 0
 
 
 def _texture(args: argparse.Namespace) -> int:
@@ -104,9 +124,9 @@ def _texture(args: argparse.Namespace) -> int:
     params = {**dict(args.param), "prompt": args.prompt}
     if args.texture_size is not None:
         params["texture_size"] = args.texture_size
-    files = {"mesh": _mesh_as_glb(args.mesh, args.up)}
+    files = {"mesh": mesh_as_glb(args.mesh, args.up)}
     if args.image:
-        files["image"] = _read_file(args.image, "reference image")
+        files["image"] = read_file(args.image, "reference image")
     return _run(args, "texture", params, files)
 
 
@@ -177,59 +197,6 @@ def _run(args: argparse.Namespace, task: str, params: dict, files: dict[str, byt
     for note in result.metadata.get("notes", []):
         print(f"note: {note}", file=sys.stderr)
     return 0
-
-
-MAX_INPUT_MB = 1024  # a mesh or image file read whole; beyond it, a file is damaged or not what it claims
-
-
-def _read_file(path: str, what: str) -> bytes:
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"no {what} file at {file}")
-    _check_size(file, what)
-    return file.read_bytes()
-
-
-def _check_size(file: Path, what: str) -> None:
-    size = file.stat().st_size
-    if size > MAX_INPUT_MB * 2**20:
-        raise InputError(f"the {what} file {file} is {size / 2**20:,.0f} MB; the limit is {MAX_INPUT_MB} MB")
-
-
-Z_UP_SUFFIXES = (".stl", ".ply")  # what Blender's own exporters, CAD and scanning tools write Z up
-
-
-def _mesh_as_glb(path: str, up: str = "auto") -> bytes:
-    """The mesh file as GLB bytes (glTF axes, Y up): a .glb as it is, other formats trimesh
-    reads converted, turned Y up when they are Z up (`up`: "y", "z", or "auto" by suffix)."""
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"no mesh file at {file}")
-    _check_size(file, "mesh")
-    with file.open("rb") as handle:  # only its start: a scan of hundreds of MB is read once, by trimesh
-        is_glb = handle.read(4) == b"glTF"
-    if is_glb:
-        return file.read_bytes()  # checked like an upload by the request check
-    import numpy as np
-    import trimesh
-    from formats.glb_buffers import DEFAULT_LIMITS
-
-    try:
-        scene = trimesh.load(path, force="scene")
-    except MemoryError:  # a header that claims more elements than memory holds
-        raise InputError(f"the mesh {path} is too large to read into memory (or its header is damaged)") from None
-    except Exception as e:  # trimesh raises many kinds for a file it cannot read
-        raise InputError(f"cannot read the mesh {path} ({e}); give a .glb, .obj, .ply, .stl or .off file") from None
-    if not scene.geometry:
-        raise InputError(f"the file {path} holds no mesh")
-    triangles = sum(len(getattr(g, "faces", ())) for g in scene.geometry.values())
-    if triangles > DEFAULT_LIMITS.max_triangles:
-        raise InputError(f"the mesh {path} has {triangles:,} triangles; the limit is {DEFAULT_LIMITS.max_triangles:,}")
-    if up == "z" or (up == "auto" and Path(path).suffix.lower() in Z_UP_SUFFIXES):
-        z_up_to_y_up = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], float)  # (x, y, z) -> (x, z, -y)
-        for geometry in scene.geometry.values():  # into the vertices: a node turned -90 degrees would come back
-            geometry.apply_transform(z_up_to_y_up)
-    return scene.export(file_type="glb")
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -324,7 +291,7 @@ def _parser() -> argparse.ArgumentParser:
     from .server import DEFAULT_PORT
 
     parser = argparse.ArgumentParser(prog="python -m backend", description="Diffusion 3D backend")
-    sub = parser.add_subparsers(required=True, metavar="{serve,generate,texture,models}")
+    sub = parser.add_subparsers(required=True, metavar="{serve,generate,texture,batch,models}")
 
     p = sub.add_parser("serve", help="run the HTTP service")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -369,6 +336,19 @@ def _parser() -> argparse.ArgumentParser:
                         "a .glb is always y); the written GLB is y up, as glTF is")
     _model_arguments(p)
     p.set_defaults(command=_texture)
+
+    p = sub.add_parser("batch", help="run every job of a JSONL file in this process, resumably",
+                       description="One JSON object per line: {\"name\", \"task\", \"model\", \"prompt\", "
+                                   "\"params\", and files \"mesh\", \"image\", \"mesh_b\", \"texture\", "
+                                   "\"face_mask\" relative to the file}. Writes NAME.glb, NAME.png and NAME.json per "
+                                   "row and results.jsonl; rows done by an earlier run are skipped.")
+    p.add_argument("jobs", help="the JSONL file")
+    p.add_argument("--out-dir", required=True, help="folder for the outputs (made if missing)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    p.add_argument("--offline", action="store_true", help="never download model weights")
+    _threads_argument(p)
+    _loading_arguments(p)
+    p.set_defaults(command=_batch)
 
     p = sub.add_parser("models", help="list the models this backend serves")
     p.add_argument("--json", action="store_true")

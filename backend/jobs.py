@@ -364,7 +364,7 @@ class JobManager:
 
             # The files are in place before anyone can see the job succeed.
             for index, image in enumerate(result.candidates):
-                self.store.write_file(self.store.candidate_path(record["id"], index), _png(image))
+                self.store.write_file(self.store.candidate_path(record["id"], index), png_bytes(image))
             if result.parts:
                 data = mesh_result_to_glb(result)
                 self.store.write_result(record["id"], data)
@@ -540,7 +540,7 @@ def _current_state_glb(job: "_Job") -> bytes:
     return mesh_result_to_glb(result)
 
 
-def _png(image: np.ndarray) -> bytes:
+def png_bytes(image: np.ndarray) -> bytes:
     from PIL import Image
     import io
 
@@ -551,7 +551,7 @@ def _png(image: np.ndarray) -> bytes:
 
 def _save_preview(path: Path, image: np.ndarray) -> bool:
     try:
-        data = _png(image)
+        data = png_bytes(image)
     except (TypeError, ValueError) as e:  # a bad preview never fails the job
         log.warning("preview not saved: %s", e)
         return False

@@ -1,0 +1,205 @@
+"""`python -m backend batch JOBS.jsonl --out-dir DIR`: many jobs from one file, in this process.
+
+One JSON object per line:
+
+    {"name": "chair-01", "task": "text_to_3d", "model": "builtin", "prompt": "a chair", "params": {"seed": 1}}
+    {"task": "texture", "mesh": "meshes/statue.glb", "prompt": "weathered bronze"}
+    {"task": "image_to_3d", "image": "photos/mug.png"}
+
+`task` defaults to text_to_3d (image_to_3d when an `image` is named); `prompt` joins `params`;
+`mesh`, `image`, `mesh_b`, `texture` and `face_mask` name files (relative to the JSONL file's
+folder; meshes in any format `generate` reads). For each row the output folder gets
+`<name>.glb`, `<name>.png` (a preview) and `<name>.json` (the row's model, params, notes and
+metadata), written whole or not at all, the `.json` last: a row whose `.json` says it succeeded
+is skipped when the batch runs again, so an interrupted batch resumes where it stopped and
+never makes a row twice. A row that cannot run (bad JSON, a missing file, an empty prompt) is
+recorded with its error and the batch goes on. `results.jsonl` lists every row's outcome for
+the run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .errors import GenerationFailed, InputError, JobCancelled, ModelUnavailable
+from .input_files import mesh_as_glb, read_file
+
+MAX_LINE_BYTES = 1 << 20  # a row is a few hundred bytes; a megabyte is not a row
+MAX_ROWS = 1_000_000
+FILE_FIELDS = ("mesh", "image", "mesh_b", "texture", "face_mask")
+ROW_FIELDS = {"name", "task", "model", "prompt", "params", *FILE_FIELDS}
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+@dataclass
+class Row:
+    """One line of the batch file, checked: what to run and where its outputs go."""
+
+    number: int
+    name: str
+    task: str = ""
+    model: Optional[str] = None
+    params: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    error: str = ""  # why it cannot run; set instead of everything above it
+
+
+@dataclass
+class Summary:
+    succeeded: int = 0
+    skipped: int = 0  # done by an earlier run
+    failed: int = 0
+
+
+def read_rows(path: Path) -> list[Row]:
+    """Every row of the file, each checked on its own (a bad row does not spoil the others).
+
+    Raises:
+        InputError: the file itself cannot be read, or holds more than MAX_ROWS rows.
+    """
+    if not path.is_file():
+        raise InputError(f"no batch file at {path}")
+    rows, names = [], {}
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number > MAX_ROWS:
+                raise InputError(f"{path} has more than {MAX_ROWS:,} rows; split it into several batches")
+            if not raw.strip():
+                continue
+            row = _parse(raw, number, path.parent)
+            if not row.error and row.name in names:
+                row.error = f"the name {row.name!r} is row {names[row.name]}'s already: give each row its own name"
+            names.setdefault(row.name, number)
+            rows.append(row)
+    return rows
+
+
+def _parse(raw: bytes, number: int, folder: Path) -> Row:
+    row = Row(number=number, name=f"row-{number:06d}")
+    try:
+        if len(raw) > MAX_LINE_BYTES:
+            raise InputError(f"the line is {len(raw):,} bytes; a row is at most {MAX_LINE_BYTES:,}")
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as error:
+            raise InputError(f"not a JSON object ({error})") from None
+        if not isinstance(data, dict):
+            raise InputError("not a JSON object")
+        unknown = sorted(set(data) - ROW_FIELDS)
+        if unknown:
+            raise InputError(f"unknown fields {', '.join(unknown)}; a row has {', '.join(sorted(ROW_FIELDS))}")
+        if "name" in data:
+            if not isinstance(data["name"], str) or not NAME.fullmatch(data["name"]):
+                raise InputError("name must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit")
+            row.name = data["name"]
+        params = data.get("params", {})
+        if not isinstance(params, dict):
+            raise InputError("params must be a JSON object")
+        row.params = dict(params)
+        if "prompt" in data:
+            row.params["prompt"] = data["prompt"]
+        row.task = str(data.get("task") or ("image_to_3d" if "image" in data else "text_to_3d"))
+        row.model = data.get("model") if isinstance(data.get("model"), str) else None
+        for key in FILE_FIELDS:
+            if key in data:
+                if not isinstance(data[key], str):
+                    raise InputError(f"{key} must be a file path")
+                file = folder / data[key]
+                row.files[key] = mesh_as_glb(str(file)) if key in ("mesh", "mesh_b") else read_file(str(file), key)
+    except InputError as error:
+        row.error = str(error)
+    return row
+
+
+def run_batch(rows_path: Path, out_dir: Path, load_options, progress: bool = True,
+              before_row: Optional[Callable[[Row], None]] = None) -> Summary:
+    """Run every row not done yet, one after another, loading each model once.
+
+    Args:
+        rows_path: The JSONL file.
+        out_dir: Where the outputs go (made if missing).
+        load_options: backend.models.LoadOptions for every model.
+        progress: Show a progress bar on stderr (rows, rows a minute, time left).
+        before_row: Called before each row runs (tests interrupt a batch here).
+
+    Returns:
+        How many rows succeeded, were skipped as done, or failed.
+    """
+    from tqdm import tqdm
+
+    from .jobs import checked_request, check_inputs
+    from .models import get_entry, registry
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, entries, summary = read_rows(rows_path), registry(), Summary()
+    loaded: dict[str, Any] = {}  # one model at a time: the last one used
+    with (out_dir / "results.jsonl").open("w", encoding="utf-8") as results, \
+            tqdm(total=len(rows), unit="row", disable=not progress, file=sys.stderr) as bar:
+        for row in rows:
+            outcome = {"row": row.number, "name": row.name}
+            if not row.error and _done(out_dir, row.name):  # (a row reusing a done row's name is not done)
+                summary.skipped += 1
+                outcome["state"] = "skipped: done by an earlier run"
+            else:
+                started = time.monotonic()
+                try:
+                    if row.error:
+                        raise InputError(row.error)
+                    entry = get_entry(row.task, row.model, entries)
+                    check_inputs(row.task, row.files)
+                    params = checked_request(entry, row.params, row.files)
+                    if before_row:
+                        before_row(row)
+                    if entry.name not in loaded:
+                        loaded.clear()
+                        loaded[entry.name] = entry.load(load_options)
+                    _run_row(entry, loaded[entry.name], params, row, out_dir)
+                    summary.succeeded += 1
+                    outcome.update(state="succeeded", seconds=round(time.monotonic() - started, 3))
+                except (InputError, ModelUnavailable, GenerationFailed, JobCancelled, ValueError) as error:
+                    summary.failed += 1
+                    outcome.update(state="failed", error=str(error))
+            results.write(json.dumps(outcome) + "\n")
+            results.flush()
+            bar.update(1)
+    return summary
+
+
+def _done(out_dir: Path, name: str) -> bool:
+    try:
+        return json.loads((out_dir / f"{name}.json").read_text(encoding="utf-8")).get("state") == "succeeded"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _run_row(entry, pipe, params: dict[str, Any], row: Row, out_dir: Path) -> None:
+    from .geometry.glb import mesh_result_to_glb
+    from .job_store import write_atomic
+    from .jobs import png_bytes
+    from .render.preview import render_result
+
+    last_preview: dict[str, Any] = {}
+
+    def callback(phase, step, total, preview=None, within=0.0, state=None):
+        if preview is not None:
+            last_preview["image"] = preview
+
+    result = entry.run(pipe, params, row.files, callback)
+    for index, image in enumerate(result.candidates):
+        write_atomic(out_dir / f"{row.name}-candidate-{index}.png", png_bytes(image))
+    if result.parts:
+        write_atomic(out_dir / f"{row.name}.glb", mesh_result_to_glb(result))
+        preview = render_result(result)
+    else:
+        preview = last_preview.get("image")
+    if preview is not None:
+        write_atomic(out_dir / f"{row.name}.png", png_bytes(preview))
+    record = {"state": "succeeded", "row": row.number, "task": row.task, "model": entry.name, "params": params,
+              "notes": result.metadata.get("notes", []), "metadata": result.metadata}
+    write_atomic(out_dir / f"{row.name}.json", json.dumps(record, indent=1, default=str).encode())  # last: done
