@@ -1,9 +1,10 @@
-"""Command line: `python -m backend serve | generate | texture | batch | models`.
+"""Command line: `python -m backend serve | generate | texture | edit | complete | mix | batch | models`.
 
     python -m backend serve --port 8765 --token SECRET
     python -m backend generate --prompt "a wooden chair" --out chair.glb
     python -m backend generate --image photo.png --out thing.glb   (TripoSR)
     python -m backend texture --mesh statue.glb --prompt "weathered bronze" --out bronze.glb
+    python -m backend edit --mesh chair.glb --parts leg --prompt "an office chair on wheels" --out office.glb
     python -m backend batch jobs.jsonl --out-dir results
     python -m backend models
 """
@@ -20,7 +21,7 @@ import traceback
 from pathlib import Path
 
 from .job_store import CacheDirInUse
-from .input_files import mesh_as_glb, read_file
+from .input_files import face_mask_for_parts, mesh_as_glb, read_file
 from .jobs import DEFAULT_KEEP_JOBS
 from .errors import GenerationFailed, InputError, JobCancelled, ModelUnavailable
 
@@ -99,6 +100,24 @@ def _generate(args: argparse.Namespace) -> int:
     else:
         files["image"] = read_file(args.image, "image")
     return _run(args, task, params, files)
+
+
+def _edit(args: argparse.Namespace) -> int:
+    """`edit`, `complete` and `mix` (the built-in model's part edits) on a GLB it made, or any mesh."""
+    _model_sources(args)
+    mesh = mesh_as_glb(args.mesh, args.up)
+    files = {"mesh": mesh}
+    if args.parts:
+        files["face_mask"] = face_mask_for_parts(mesh, args.parts)
+    elif args.face_mask:
+        files["face_mask"] = read_file(args.face_mask, "face mask")
+    params = {**dict(args.param), "mode": args.mode}
+    if args.prompt is not None:
+        params["prompt"] = args.prompt
+    if args.mode == "mix":
+        files["mesh_b"] = mesh_as_glb(args.other, args.up)
+        params["take_from_b"] = [name.strip() for name in args.take.split(",") if name.strip()]
+    return _run(args, "edit_part", params, files)
 
 
 def _batch(args: argparse.Namespace) -> int:
@@ -291,7 +310,7 @@ def _parser() -> argparse.ArgumentParser:
     from .server import DEFAULT_PORT
 
     parser = argparse.ArgumentParser(prog="python -m backend", description="Diffusion 3D backend")
-    sub = parser.add_subparsers(required=True, metavar="{serve,generate,texture,batch,models}")
+    sub = parser.add_subparsers(required=True, metavar="{serve,generate,texture,edit,complete,mix,batch,models}")
 
     p = sub.add_parser("serve", help="run the HTTP service")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -336,6 +355,26 @@ def _parser() -> argparse.ArgumentParser:
                         "a .glb is always y); the written GLB is y up, as glTF is")
     _model_arguments(p)
     p.set_defaults(command=_texture)
+
+    for mode, summary in (("edit", "regenerate the chosen parts of a mesh from a prompt"),
+                          ("complete", "regenerate the chosen parts of a mesh from the rest of it"),
+                          ("mix", "bring parts of another mesh into a mesh")):
+        p = sub.add_parser(mode, help=f"{summary} (the built-in model) and write a GLB")
+        p.add_argument("--mesh", required=True, help="the mesh (.glb from the built-in model, or any mesh: its "
+                                                     "pieces become parts; .obj, .ply, .stl, .off converted)")
+        chosen = p.add_mutually_exclusive_group(required=mode != "mix")
+        chosen.add_argument("--parts", help="parts to " + ("replace" if mode == "mix" else "regenerate") +
+                                            ", comma-separated names or labels (e.g. leg or leg.0,back)")
+        chosen.add_argument("--face-mask", help="or a file of one byte per triangle of the GLB, nonzero = chosen")
+        p.add_argument("--prompt", required=mode == "edit", help="what the parts should become" if mode == "edit"
+                       else "optional: what the object is, to guide the result")
+        if mode == "mix":
+            p.add_argument("--with", dest="other", required=True, help="the mesh to take parts from")
+            p.add_argument("--take", required=True, help="its parts to bring in, comma-separated names or labels")
+        p.add_argument("--up", choices=("auto", "y", "z"), default="auto",
+                       help="the axis pointing up in converted mesh files (auto: z for .stl and .ply, else y)")
+        _model_arguments(p)
+        p.set_defaults(command=_edit, mode=mode)
 
     p = sub.add_parser("batch", help="run every job of a JSONL file in this process, resumably",
                        description="One JSON object per line: {\"name\", \"task\", \"model\", \"prompt\", "

@@ -5,10 +5,13 @@ One JSON object per line:
     {"name": "chair-01", "task": "text_to_3d", "model": "builtin", "prompt": "a chair", "params": {"seed": 1}}
     {"task": "texture", "mesh": "meshes/statue.glb", "prompt": "weathered bronze"}
     {"task": "image_to_3d", "image": "photos/mug.png"}
+    {"task": "edit_part", "mesh": "chair.glb", "parts": "leg", "prompt": "an office chair on wheels"}
 
 `task` defaults to text_to_3d (image_to_3d when an `image` is named); `prompt` joins `params`;
 `mesh`, `image`, `mesh_b`, `texture` and `face_mask` name files (relative to the JSONL file's
-folder; meshes in any format `generate` reads). For each row the output folder gets
+folder, or to the output folder when they start with `$OUT/`; meshes in any format `generate`
+reads), read when the row runs, so a row may take what an earlier row wrote; `parts` chooses an
+edit's parts by name instead of a face mask (examples/part_edits.jsonl). For each row the output folder gets
 `<name>.glb`, `<name>.png` (a preview) and `<name>.json` (the row's model, params, notes and
 metadata), written whole or not at all, the `.json` last: a row whose `.json` says it succeeded
 is skipped when the batch runs again, so an interrupted batch resumes where it stopped and
@@ -28,13 +31,14 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .errors import GenerationFailed, InputError, JobCancelled, ModelUnavailable
-from .input_files import mesh_as_glb, read_file
+from .input_files import face_mask_for_parts, mesh_as_glb, read_file
 
 MAX_LINE_BYTES = 1 << 20  # a row is a few hundred bytes; a megabyte is not a row
 MAX_ROWS = 1_000_000
 FILE_FIELDS = ("mesh", "image", "mesh_b", "texture", "face_mask")
-ROW_FIELDS = {"name", "task", "model", "prompt", "params", *FILE_FIELDS}
+ROW_FIELDS = {"name", "task", "model", "prompt", "params", "parts", *FILE_FIELDS}
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+OUT_PREFIX = "$OUT/"  # a file an earlier row wrote: "$OUT/chair.glb"
 
 
 @dataclass
@@ -46,8 +50,20 @@ class Row:
     task: str = ""
     model: Optional[str] = None
     params: dict[str, Any] = field(default_factory=dict)
-    files: dict[str, bytes] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)  # read when the row runs: an earlier row may make them
+    parts: Optional[str] = None  # an edit's chosen parts, by name, instead of a face_mask file
     error: str = ""  # why it cannot run; set instead of everything above it
+
+    def read_files(self, folder: Path, out_dir: Path) -> dict[str, bytes]:
+        """The row's files, as uploads (meshes as GLB): paths relative to `folder`, the JSONL
+        file's, or to the output folder when they start with OUT_PREFIX."""
+        located = {key: out_dir / path[len(OUT_PREFIX):] if path.startswith(OUT_PREFIX) else folder / path
+                   for key, path in self.paths.items()}
+        files = {key: mesh_as_glb(str(path)) if key in ("mesh", "mesh_b") else read_file(str(path), key)
+                 for key, path in located.items()}
+        if self.parts is not None:
+            files["face_mask"] = face_mask_for_parts(files["mesh"], self.parts)
+        return files
 
 
 @dataclass
@@ -72,7 +88,7 @@ def read_rows(path: Path) -> list[Row]:
                 raise InputError(f"{path} has more than {MAX_ROWS:,} rows; split it into several batches")
             if not raw.strip():
                 continue
-            row = _parse(raw, number, path.parent)
+            row = _parse(raw, number)
             if not row.error and row.name in names:
                 row.error = f"the name {row.name!r} is row {names[row.name]}'s already: give each row its own name"
             names.setdefault(row.name, number)
@@ -80,7 +96,7 @@ def read_rows(path: Path) -> list[Row]:
     return rows
 
 
-def _parse(raw: bytes, number: int, folder: Path) -> Row:
+def _parse(raw: bytes, number: int) -> Row:
     row = Row(number=number, name=f"row-{number:06d}")
     try:
         if len(raw) > MAX_LINE_BYTES:
@@ -108,10 +124,14 @@ def _parse(raw: bytes, number: int, folder: Path) -> Row:
         row.model = data.get("model") if isinstance(data.get("model"), str) else None
         for key in FILE_FIELDS:
             if key in data:
-                if not isinstance(data[key], str):
+                if not isinstance(data[key], str) or not data[key]:
                     raise InputError(f"{key} must be a file path")
-                file = folder / data[key]
-                row.files[key] = mesh_as_glb(str(file)) if key in ("mesh", "mesh_b") else read_file(str(file), key)
+                row.paths[key] = data[key]
+        if "parts" in data:
+            if not isinstance(data["parts"], str) or "mesh" not in row.paths or "face_mask" in row.paths:
+                raise InputError("parts must be comma-separated part names, with the mesh they are parts of "
+                                 "(and no face_mask)")
+            row.parts = data["parts"]
     except InputError as error:
         row.error = str(error)
     return row
@@ -152,14 +172,15 @@ def run_batch(rows_path: Path, out_dir: Path, load_options, progress: bool = Tru
                     if row.error:
                         raise InputError(row.error)
                     entry = get_entry(row.task, row.model, entries)
-                    check_inputs(row.task, row.files)
-                    params = checked_request(entry, row.params, row.files)
+                    files = row.read_files(rows_path.parent, out_dir)
+                    check_inputs(row.task, files)
+                    params = checked_request(entry, row.params, files)
                     if before_row:
                         before_row(row)
                     if entry.name not in loaded:
                         loaded.clear()
                         loaded[entry.name] = entry.load(load_options)
-                    _run_row(entry, loaded[entry.name], params, row, out_dir)
+                    _run_row(entry, loaded[entry.name], params, files, row, out_dir)
                     summary.succeeded += 1
                     outcome.update(state="succeeded", seconds=round(time.monotonic() - started, 3))
                 except (InputError, ModelUnavailable, GenerationFailed, JobCancelled, ValueError) as error:
@@ -178,7 +199,7 @@ def _done(out_dir: Path, name: str) -> bool:
         return False
 
 
-def _run_row(entry, pipe, params: dict[str, Any], row: Row, out_dir: Path) -> None:
+def _run_row(entry, pipe, params: dict[str, Any], files: dict[str, bytes], row: Row, out_dir: Path) -> None:
     from .geometry.glb import mesh_result_to_glb
     from .job_store import write_atomic
     from .jobs import png_bytes
@@ -190,7 +211,7 @@ def _run_row(entry, pipe, params: dict[str, Any], row: Row, out_dir: Path) -> No
         if preview is not None:
             last_preview["image"] = preview
 
-    result = entry.run(pipe, params, row.files, callback)
+    result = entry.run(pipe, params, files, callback)
     for index, image in enumerate(result.candidates):
         write_atomic(out_dir / f"{row.name}-candidate-{index}.png", png_bytes(image))
     if result.parts:

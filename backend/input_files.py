@@ -58,3 +58,29 @@ def mesh_as_glb(path: str, up: str = "auto") -> bytes:
         for geometry in scene.geometry.values():  # into the vertices: a node turned -90 degrees would come back
             geometry.apply_transform(z_up_to_y_up)
     return scene.export(file_type="glb")
+
+
+def face_mask_for_parts(glb: bytes, names: str) -> bytes:
+    """The face mask (one byte per triangle, in the GLB's triangle order) selecting the parts
+    named in `names`, comma-separated: a part's node name ("leg.0") or its label ("leg", every
+    leg).
+
+    Raises:
+        InputError: a name that matches no part, saying which parts there are.
+    """
+    import numpy as np
+
+    from .geometry.glb import read_glb_meshes
+
+    parts, _ = read_glb_meshes(glb)
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    if not wanted:
+        raise InputError("--parts names no part: give part names or labels, e.g. --parts leg,back")
+    labels = [part.name.split(".")[0] for part in parts]
+    unknown = [name for name in wanted if name not in labels and name not in (p.name for p in parts)]
+    if unknown:
+        raise InputError(f"the mesh has no part {', '.join(map(repr, unknown))}; its parts are "
+                         f"{', '.join(part.name for part in parts)}")
+    mask = np.concatenate([np.full(len(part.faces), part.name in wanted or label in wanted, np.uint8)
+                           for part, label in zip(parts, labels)])
+    return mask.tobytes()

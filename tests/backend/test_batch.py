@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import trimesh
@@ -45,7 +46,7 @@ def test_an_interrupted_batch_resumes_and_makes_every_good_row_once(tmp_path, mo
     monkeypatch.setenv(TEST_MODELS_ENV, "1")
     jobs, out = write_batch(tmp_path), tmp_path / "out"
     rows = read_rows(jobs)
-    assert len(rows) == ROWS and {r.number for r in rows if r.error} == BAD - {7, 90}  # those two fail later
+    assert len(rows) == ROWS and {r.number for r in rows if r.error} == BAD - {7, 23, 90}  # those fail as they run
     ran = Counter()
 
     def interrupt_at_40(row):
@@ -83,3 +84,13 @@ def test_the_command_runs_a_batch_and_says_what_failed(tmp_path, capsys):
     assert any(name.startswith("leg") for name in parts)  # the built-in model's named parts
     again = main(["batch", str(tmp_path / "jobs.jsonl"), "--out-dir", str(tmp_path / "out"), "--offline"])
     assert again == 1 and "0 succeeded, 1 done before, 1 failed" in capsys.readouterr().err
+
+
+def test_the_part_edits_example_chains_rows_through_the_output_folder(tmp_path):
+    example = Path(__file__).resolve().parents[2] / "examples" / "part_edits.jsonl"
+    summary = run_batch(example, tmp_path, LoadOptions(), progress=False)
+    assert (summary.succeeded, summary.failed) == (5, 0), (tmp_path / "results.jsonl").read_text()
+    office = trimesh.load(tmp_path / "office-chair.glb", force="scene").geometry
+    assert any(name.startswith("wheel") for name in office)
+    mixed = json.loads((tmp_path / "chair-stool-legs.json").read_text())
+    assert mixed["params"]["mode"] == "mix" and "seat" in mixed["metadata"]["parts"]

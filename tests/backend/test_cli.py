@@ -1,5 +1,6 @@
 """The one-shot command line: `python -m backend generate ...` and `texture ...`, and its CPU thread setting."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -128,3 +129,39 @@ def test_texture_turns_a_z_up_file_y_up_as_gltf_is(tmp_path, monkeypatch):
         assert part.node_matrix is None  # the mesh itself stands up, not a node turned round it
     assert np.allclose(heights["auto"], [1, 3, 1], atol=1e-5)  # painted standing: glTF's up is Y
     assert np.allclose(heights["y"], [1, 1, 3], atol=1e-5)  # told Y is up: lying on its side
+
+
+def box(part) -> np.ndarray:
+    return np.stack([part.vertices.min(0), part.vertices.max(0)])
+
+
+def test_part_edits_from_the_command_line_keep_the_other_parts(tmp_path):
+    from backend.geometry.glb import read_glb_meshes
+
+    chair, stool = tmp_path / "chair.glb", tmp_path / "stool.glb"
+    small = ["--steps", "2", "--param", "resolution=32", "--threads", "1"]
+    assert main(["generate", "--prompt", "a chair with four legs", "--seed", "1", "--out", str(chair), *small]) == 0
+    assert main(["generate", "--prompt", "a stool with three legs", "--seed", "2", "--out", str(stool), *small]) == 0
+    before = {p.name: p for p in read_glb_meshes(chair.read_bytes())[0]}
+
+    def parts_after(*args) -> dict:
+        out = tmp_path / "out.glb"
+        assert main([*args, "--mesh", str(chair), "--seed", "3", "--out", str(out), *small]) == 0
+        return {p.name: p for p in read_glb_meshes(out.read_bytes())[0]}
+
+    edited = parts_after("edit", "--parts", "leg", "--prompt", "an office chair on wheels")
+    assert any(name.startswith("wheel") for name in edited)  # the prompt reached the edit
+    for after in (edited, parts_after("complete", "--parts", "leg")):
+        kept = [name for name in before if not name.startswith("leg")]
+        voxel = 2 / (32 - 1)  # a part touching the regenerated ones may move its boundary by part of one
+        assert kept and all(np.abs(box(after[name]) - box(before[name])).max() <= voxel for name in kept)
+    mixed = parts_after("mix", "--with", str(stool), "--take", "leg", "--parts", "leg")
+    assert "seat" in mixed and np.abs(box(mixed["seat"]) - box(before["seat"])).max() <= 2 / (32 - 1)
+
+
+def test_a_part_the_mesh_does_not_have_is_named_with_the_ones_it_has(tmp_path, capsys):
+    chair = tmp_path / "chair.glb"
+    assert main(["generate", "--prompt", "a chair", "--seed", "1", "--steps", "2", "--param", "resolution=32",
+                 "--out", str(chair)]) == 0
+    status = main(["edit", "--mesh", str(chair), "--parts", "wing", "--prompt", "x", "--out", str(tmp_path / "o.glb")])
+    assert status == 2 and "has no part 'wing'; its parts are" in capsys.readouterr().err
