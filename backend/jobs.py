@@ -363,8 +363,11 @@ class JobManager:
             from .geometry.glb import EXTRAS_KEY, mesh_result_to_glb, read_glb_extras
 
             # The files are in place before anyone can see the job succeed.
+            if not (result.parts or result.candidates):
+                raise GenerationFailed("the model returned neither a mesh nor images")
             for index, image in enumerate(result.candidates):
-                self.store.write_file(self.store.candidate_path(record["id"], index), png_bytes(image))
+                self.store.write_file(self.store.candidate_path(record["id"], index), png_bytes(image),
+                                      "this job's candidate images")
             if result.parts:
                 data = mesh_result_to_glb(result)
                 self.store.write_result(record["id"], data)

@@ -259,7 +259,12 @@ def _run_job(job: Job, settings: BackendSettings, echo: bool) -> None:
     if job.state == "succeeded":
         if record.get("has_preview"):  # the last preview (a model's look at its result) may be newer than ours
             _fetch_preview(client, job, settings)
-        fetch_candidates(job, client, settings)
+        try:
+            fetch_candidates(job, client, settings)
+        except BackendError as exc:
+            if not job.has_result:  # the images are the result
+                raise
+            print(f"Diffusion 3D: the candidate images of '{job.label}' were not fetched: {exc}", flush=True)
         if job.has_result:
             fetch_result(job, client, settings)
 

@@ -6,7 +6,7 @@ import bpy
 from bpy.props import IntProperty, StringProperty
 
 from .input_image import keep_input_image
-from .jobs import JOBS, JobOperator, JobRequest
+from .jobs import JobOperator, JobRequest, find_job
 
 RECONSTRUCTION_MODEL = "triposr"
 
@@ -16,7 +16,7 @@ class DIFFUSION3D_OT_use_candidate(JobOperator, bpy.types.Operator):
 
     bl_idname = "diffusion3d.use_candidate"
     bl_label = "Make 3D"
-    bl_options = {'REGISTER'}
+    bl_options = {'REGISTER', 'UNDO'}
 
     key: IntProperty(name="Job", description="The gallery job, by its key in the job list")
     index: IntProperty(name="Candidate", min=0, description="Which of its images, numbered from 0")
@@ -24,7 +24,7 @@ class DIFFUSION3D_OT_use_candidate(JobOperator, bpy.types.Operator):
                           description="The image-to-3D model (triposr: seconds; zero123-sds: slow, every side)")
 
     def build_requests(self, context):
-        job = next((j for j in JOBS if j.key == self.key), None)
+        job = find_job(self.key)
         if job is None or not job.candidate_paths:
             raise ValueError("that gallery is no longer in the job list: draw the candidates again")
         if self.index >= len(job.candidate_paths):
