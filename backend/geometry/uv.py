@@ -64,7 +64,7 @@ def ensure_uv(vertices: np.ndarray, faces: np.ndarray, uv: Optional[np.ndarray] 
 
 def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 1024, padding: int = 4,
            polygons: Optional[Sequence[Optional[np.ndarray]]] = None,
-           on_wait: Optional[Callable[[], None]] = None) -> list[UVLayout]:
+           on_wait: Optional[Callable[[], None]] = None, straight_seams: bool = True) -> list[UVLayout]:
     """Unwrap several meshes into one shared atlas with xatlas (dense ones in pieces: `unwrap_pieces`).
 
     Args:
@@ -74,6 +74,8 @@ def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 
         polygons: Per mesh, None or (M,) the polygon each triangle was cut from: the triangles
             of one polygon are then kept in one chart wherever they fit (`polygon_charts`).
         on_wait: Called about 5 times a second while xatlas works; it may raise to stop it.
+        straight_seams: Prefer straight chart boundaries (False for isosurfaces:
+            `xatlas_charts.chart`).
 
     Returns:
         One layout per mesh, all in the same [0, 1] square without overlaps.
@@ -94,7 +96,8 @@ def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 
     splits = [split_into_pieces(vertices, faces, polygon) for (vertices, faces), polygon in zip(meshes, polygons)]
     pieces = [piece_mesh(vertices, faces, triangles) for (vertices, faces), split in zip(meshes, splits)
               for triangles in split]
-    charted = _xatlas([(vertices, faces) for vertices, faces, _ in pieces], texture_size, padding, on_wait=on_wait)
+    charted = _xatlas([(vertices, faces) for vertices, faces, _ in pieces], texture_size, padding, on_wait=on_wait,
+                      straight_seams=straight_seams)
     unwrapped, start = [], 0
     for (_, faces), split in zip(meshes, splits):
         stop = start + len(split)
@@ -115,8 +118,8 @@ def unwrap(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int = 
 
 
 def _xatlas(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int, padding: int,
-            uvs: Optional[Sequence[np.ndarray]] = None,
-            on_wait: Optional[Callable[[], None]] = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+            uvs: Optional[Sequence[np.ndarray]] = None, on_wait: Optional[Callable[[], None]] = None,
+            straight_seams: bool = True) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """`xatlas_charts.chart` in a child process: xatlas has crashed (a segfault) on some meshes,
     which would take the whole backend and every job in it down.
 
@@ -143,7 +146,8 @@ def _xatlas(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int, 
     reader = threading.Thread(target=lambda: answer.append(child.stdout.read()), daemon=True)
     try:
         with child.stdin:
-            child.stdin.write(pickle.dumps((meshes, texture_size, padding, uvs), protocol=pickle.HIGHEST_PROTOCOL))
+            child.stdin.write(pickle.dumps((meshes, texture_size, padding, uvs, straight_seams),
+                                           protocol=pickle.HIGHEST_PROTOCOL))
         reader.start()
         while reader.is_alive():
             reader.join(0.2)
@@ -256,7 +260,8 @@ def pack_in_grid(uvs: Sequence[np.ndarray], margin: float = 0.01) -> list[np.nda
 
 
 def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding: int = 4,
-                    on_wait: Optional[Callable[[], None]] = None) -> tuple[list[MeshPart], str]:
+                    on_wait: Optional[Callable[[], None]] = None,
+                    straight_seams: bool = True) -> tuple[list[MeshPart], str]:
     """UVs for every part of a result that shares one texture.
 
     One part with UVs keeps them exactly. Parts without UVs, or with UVs nothing can be
@@ -269,7 +274,7 @@ def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding
         parts: The parts, in glTF axes.
         texture_size: Texture resolution the unwrap is packed for.
         padding: Texels kept free around each chart.
-        on_wait: See `unwrap`.
+        on_wait, straight_seams: See `unwrap`.
 
     Returns:
         (parts with `uv` set, a sentence saying what happened to the UVs).
@@ -291,7 +296,7 @@ def ensure_part_uvs(parts: Sequence[MeshPart], texture_size: int = 1024, padding
             new_parts[i] = _take_vertices(parts[i], layout.vertex_map, layout.faces, layout.uv)
     if bare:
         layouts = unwrap([(parts[i].vertices, parts[i].faces) for i in bare], texture_size, padding,
-                         [parts[i].polygons for i in bare], on_wait)
+                         [parts[i].polygons for i in bare], on_wait, straight_seams)
         for i, layout in zip(bare, layouts):
             new_parts[i] = _take_vertices(parts[i], layout.vertex_map, layout.faces, layout.uv)
     # The layouts: each part with its own UVs, plus one shared unwrap for the rest.

@@ -12,9 +12,16 @@ import numpy as np
 
 
 def chart(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int, padding: int,
-          uvs: Optional[Sequence[np.ndarray]] = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+          uvs: Optional[Sequence[np.ndarray]] = None,
+          straight_seams: bool = True) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """xatlas's (vertex_map, faces, uv) per mesh, all in one atlas; with `uvs`, their charts
-    are only packed."""
+    are only packed.
+
+    `straight_seams` False drops xatlas's preference for straight chart boundaries. On an
+    isosurface (jagged at the triangle scale) that preference makes many small charts: a
+    50,000-triangle marching-cubes sphere took 6.8 s into 1,445 charts with it, 3.1 s into 759
+    without, using more of the atlas (85% against 83%). Modelled meshes keep it: their seams
+    follow their edge loops."""
     import xatlas
 
     atlas = xatlas.Atlas()
@@ -25,6 +32,8 @@ def chart(meshes: Sequence[tuple[np.ndarray, np.ndarray]], texture_size: int, pa
                        None, None if uvs is None else np.ascontiguousarray(uvs[i], np.float32))
     charts = xatlas.ChartOptions()
     charts.use_input_mesh_uvs = uvs is not None
+    if not straight_seams:
+        charts.straightness_weight = 0.0
     pack = xatlas.PackOptions()
     pack.resolution = int(texture_size)  # texels_per_unit 0: xatlas scales the charts to fill this one atlas
     pack.padding = int(padding)

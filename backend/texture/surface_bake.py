@@ -28,7 +28,8 @@ def bake_albedo(albedo: Callable[[torch.Tensor], torch.Tensor], vertices: np.nda
 
     Args:
         albedo: (N, 3) points → (N, 3) colours in [0, 1] (a field's albedo, on its device).
-        vertices, faces: The mesh, (V, 3) float and (F, 3) int.
+        vertices, faces: The mesh, (V, 3) float and (F, 3) int: an extracted surface, so its charts
+            skip xatlas's straight-seam preference (`geometry/xatlas_charts.chart`).
         texture_size: Texels per side.
         chunk: Points per albedo query.
 
@@ -36,8 +37,9 @@ def bake_albedo(albedo: Callable[[torch.Tensor], torch.Tensor], vertices: np.nda
         (the part with UVs, its vertices split at seams; the (S, S, 3) uint8 texture, row 0 at
         v = 0 as glTF reads it; a sentence on the unwrap).
     """
+    # An isosurface: charts free of xatlas's straight-seam preference are half the work (uv.unwrap).
     part, note = ensure_part_uvs([MeshPart("mesh", np.asarray(vertices, np.float32), np.asarray(faces, np.int64))],
-                                 texture_size)
+                                 texture_size, straight_seams=False)
     part = part[0]
     faces_t = torch.from_numpy(np.asarray(part.faces, np.int64))
     corners = torch.from_numpy(np.asarray(part.vertices, np.float32))[faces_t]  # (F, 3, 3)

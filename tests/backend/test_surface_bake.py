@@ -25,3 +25,21 @@ def test_the_texture_holds_the_colour_of_the_surface_under_each_texel():
     assert error.mean() < 0.01 and np.percentile(error, 99) < 0.05, (error.mean(), error.max())
     # A constant colour would not pass: the colours really vary over the sphere.
     assert np.abs(expected - expected.mean(0)).mean() > 0.1
+
+
+def test_an_isosurface_unwrapped_without_straight_seams_has_charts_that_do_not_overlap():
+    from backend.geometry.isosurface import outer_surface
+    from backend.geometry.uv import unwrap
+    from backend.render.rasterize import rasterize_uv_space
+
+    line = np.linspace(-1, 1, 40)
+    x, y, z = np.meshgrid(line, line, line, indexing="ij")
+    bumpy = 0.6 + 0.08 * np.sin(5 * x) * np.sin(4 * y) - np.sqrt(x ** 2 + y ** 2 + z ** 2)
+    vertices, faces = outer_surface(bumpy, 1.0, 0.0)
+    layout = unwrap([(vertices, faces)], 1024, straight_seams=False)[0]
+    uv = torch.from_numpy(layout.uv)
+    corners = uv[torch.from_numpy(layout.faces)]
+    edges = corners[:, 1:] - corners[:, :1]
+    area = 0.5 * (edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]).abs().sum()
+    covered = rasterize_uv_space(uv, torch.from_numpy(layout.faces), 2048, 2048).mask.float().mean()
+    assert abs(float(covered / area) - 1) < 0.03  # the triangles' areas add up to what they cover: no overlap
