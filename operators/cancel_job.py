@@ -4,6 +4,7 @@ finished ones, take a finished job's seed, copy a job's error."""
 import bpy
 from bpy.props import BoolProperty, IntProperty
 
+from ..panels import previews
 from ..panels.preferences import backend_settings
 from ..service.client import BackendError
 from ..service.session import connect
@@ -49,6 +50,9 @@ class DIFFUSION3D_OT_clear_finished(bpy.types.Operator):
     def execute(self, context):
         kept = [job for job in JOBS if job.in_progress]
         removed = len(JOBS) - len(kept)
+        for job in JOBS:
+            if not job.in_progress:
+                previews.forget(job.key)  # their icons go with them
         JOBS[:] = kept
         self.report({'INFO'}, f"Cleared {removed} job(s) from the list")
         return {'FINISHED'}

@@ -198,7 +198,9 @@ def add_job(job: Job) -> Job:
     JOBS.insert(0, job)
     finished = [j for j in JOBS if not j.in_progress]
     while len(JOBS) > MAX_JOBS_LISTED and finished:
-        JOBS.remove(finished.pop())
+        gone = finished.pop()
+        JOBS.remove(gone)
+        previews.forget(gone.key)
     return job
 
 

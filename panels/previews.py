@@ -41,6 +41,13 @@ def load_candidates(job) -> None:
     bpy.app.timers.register(lambda: tag_redraw(bpy.context), first_interval=0.5)  # see `load`
 
 
+def forget(key: int) -> None:
+    """Free a job's icons when it leaves the job list (the list is capped; its icons would stay)."""
+    if _collection is not None:
+        for old in [k for k in _collection if k.startswith(f"{key}:")]:
+            del _collection[old]
+
+
 def clear(jobs) -> None:
     """Free every preview icon; the jobs (kept if the add-on is enabled again) forget theirs."""
     global _collection

@@ -275,7 +275,8 @@ def draw_gallery(layout, job, icons: list[int]) -> None:
     grid = layout.grid_flow(columns=2, even_columns=True, align=True)
     for index, icon in enumerate(icons):
         cell = grid.column(align=True)
-        cell.template_icon(icon_value=icon, scale=4.0)
+        if icon:  # 0 until Blender has made the icon (and always in background mode)
+            cell.template_icon(icon_value=icon, scale=4.0)
         make = cell.operator("diffusion3d.use_candidate", text=f"Make 3D ({index})", icon='MESH_MONKEY')
         make.key, make.index = job.key, index
 

@@ -103,6 +103,11 @@ calls = []
 panels.draw_job(FakeLayout(calls), gallery, 40)
 assert calls.count(("operator", "diffusion3d.use_candidate")) == 2 and ("icon", 8) in calls, calls
 assert ("operator", "diffusion3d.import_result") not in calls  # no mesh to import
+previews = addon_module("panels.previews")
+previews.load_candidates(gallery)  # icons keyed by the job: freed when it leaves the capped list
+assert f"{gallery.key}:candidate:1" in previews._collection
+previews.forget(gallery.key)
+assert not [key for key in previews._collection if key.startswith(f"{gallery.key}:")]
 gallery.update({"state": "succeeded", "candidates": 10**9, "has_result": False})
 assert gallery.candidates == jobs.MAX_CANDIDATES  # a backend's number is capped before anything is fetched
 for panel in panels.classes:
