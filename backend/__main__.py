@@ -132,7 +132,7 @@ def _batch(args: argparse.Namespace) -> int:
     options = LoadOptions(device=device, dtype=dtype, allow_downloads=downloads_allowed(args.offline),
                           attention_slicing=args.attention_slicing, cpu_offload=args.cpu_offload)
     out_dir = Path(args.out_dir)
-    summary = run_batch(Path(args.jobs), out_dir, options)
+    summary = run_batch(Path(args.jobs), out_dir, options, ray_address=args.ray)
     print(f"{summary.succeeded} succeeded, {summary.skipped} done before, {summary.failed} failed "
           f"(see {out_dir / 'results.jsonl'})", file=sys.stderr)
     return 1 if summary.failed else 0
@@ -382,7 +382,11 @@ def _parser() -> argparse.ArgumentParser:
                                    "\"face_mask\" relative to the file}. Writes NAME.glb, NAME.png and NAME.json per "
                                    "row and results.jsonl; rows done by an earlier run are skipped.")
     p.add_argument("jobs", help="the JSONL file")
-    p.add_argument("--out-dir", required=True, help="folder for the outputs (made if missing)")
+    p.add_argument("--out-dir", required=True, help="folder for the outputs (made if missing; with --ray, one "
+                                                    "every node reaches)")
+    p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                   help="spread the rows over a Ray cluster: its address (default: the one this machine belongs "
+                        "to), or 'local' to start one here (pip install -r backend/requirements-cluster.txt)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     p.add_argument("--offline", action="store_true", help="never download model weights")
     _threads_argument(p)

@@ -137,59 +137,106 @@ def _parse(raw: bytes, number: int) -> Row:
     return row
 
 
+class RowRunner:
+    """Runs rows one after another in this process, loading each model once (the last one used
+    stays loaded). The local batch uses one; on Ray each worker holds its own."""
+
+    def __init__(self, rows_folder: Path, out_dir: Path, load_options):
+        from .models import registry
+
+        self.rows_folder, self.out_dir, self.load_options = rows_folder, out_dir, load_options
+        self.entries = registry()
+        self.loaded: dict[str, Any] = {}
+
+    def run(self, row: Row, before_row: Optional[Callable[[Row], None]] = None) -> dict[str, Any]:
+        """The row's outcome for results.jsonl: succeeded, or failed with its error (never raises
+        for a row's own fault)."""
+        from .jobs import check_inputs, checked_request
+        from .models import get_entry
+
+        outcome: dict[str, Any] = {"row": row.number, "name": row.name}
+        started = time.monotonic()
+        try:
+            if row.error:
+                raise InputError(row.error)
+            entry = get_entry(row.task, row.model, self.entries)
+            files = row.read_files(self.rows_folder, self.out_dir)
+            check_inputs(row.task, files)
+            params = checked_request(entry, row.params, files)
+            if before_row:
+                before_row(row)
+            if entry.name not in self.loaded:
+                self.loaded.clear()
+                self.loaded[entry.name] = entry.load(self.load_options)
+            _run_row(entry, self.loaded[entry.name], params, files, row, self.out_dir)
+            outcome.update(state="succeeded", seconds=round(time.monotonic() - started, 3))
+        except (InputError, ModelUnavailable, GenerationFailed, JobCancelled, ValueError) as error:
+            outcome.update(state="failed", error=str(error))
+        return outcome
+
+
 def run_batch(rows_path: Path, out_dir: Path, load_options, progress: bool = True,
-              before_row: Optional[Callable[[Row], None]] = None) -> Summary:
-    """Run every row not done yet, one after another, loading each model once.
+              before_row: Optional[Callable[[Row], None]] = None, ray_address: Optional[str] = None,
+              on_outcome: Optional[Callable[[dict], None]] = None) -> Summary:
+    """Run every row not done yet: in this process one after another, or spread over a Ray cluster.
 
     Args:
         rows_path: The JSONL file.
-        out_dir: Where the outputs go (made if missing).
-        load_options: backend.models.LoadOptions for every model.
-        progress: Show a progress bar on stderr (rows, rows a minute, time left).
-        before_row: Called before each row runs (tests interrupt a batch here).
+        out_dir: Where the outputs go (made if missing; on Ray, a folder every node reaches).
+        load_options: backend.models.LoadOptions for every model (on Ray: each worker picks its
+            own device).
+        progress: Show a progress bar on stderr (rows, rows a second, time left).
+        before_row: Called before each row runs here (tests interrupt a batch with it).
+        ray_address: None runs here; "local" starts a Ray cluster on this machine; anything else
+            is the address of a running one ("auto": the one this machine belongs to).
+        on_outcome: Called with each row's outcome as it comes (tests stop a worker with it).
 
     Returns:
         How many rows succeeded, were skipped as done, or failed.
     """
     from tqdm import tqdm
 
-    from .jobs import checked_request, check_inputs
-    from .models import get_entry, registry
-
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows, entries, summary = read_rows(rows_path), registry(), Summary()
-    loaded: dict[str, Any] = {}  # one model at a time: the last one used
+    rows, summary = read_rows(rows_path), Summary()
+    settled = [_settled(row, out_dir) for row in rows]  # bad or done before: known without running
+    pending = [row for row, outcome in zip(rows, settled) if outcome is None]
+    if ray_address is None:
+        runner = RowRunner(rows_path.parent, out_dir, load_options)
+        outcomes = (runner.run(row, before_row) for row in pending)
+    else:
+        from .cluster.ray_batch import run_on_ray
+
+        outcomes = run_on_ray(pending, rows_path.parent, out_dir, load_options, ray_address)
     with (out_dir / "results.jsonl").open("w", encoding="utf-8") as results, \
             tqdm(total=len(rows), unit="row", disable=not progress, file=sys.stderr) as bar:
-        for row in rows:
-            outcome = {"row": row.number, "name": row.name}
-            if not row.error and _done(out_dir, row.name):  # (a row reusing a done row's name is not done)
-                summary.skipped += 1
-                outcome["state"] = "skipped: done by an earlier run"
-            else:
-                started = time.monotonic()
-                try:
-                    if row.error:
-                        raise InputError(row.error)
-                    entry = get_entry(row.task, row.model, entries)
-                    files = row.read_files(rows_path.parent, out_dir)
-                    check_inputs(row.task, files)
-                    params = checked_request(entry, row.params, files)
-                    if before_row:
-                        before_row(row)
-                    if entry.name not in loaded:
-                        loaded.clear()
-                        loaded[entry.name] = entry.load(load_options)
-                    _run_row(entry, loaded[entry.name], params, files, row, out_dir)
-                    summary.succeeded += 1
-                    outcome.update(state="succeeded", seconds=round(time.monotonic() - started, 3))
-                except (InputError, ModelUnavailable, GenerationFailed, JobCancelled, ValueError) as error:
-                    summary.failed += 1
-                    outcome.update(state="failed", error=str(error))
-            results.write(json.dumps(outcome) + "\n")
-            results.flush()
-            bar.update(1)
+        for outcome in [o for o in settled if o is not None]:
+            _record(outcome, summary, results, bar)
+        for outcome in outcomes:
+            _record(outcome, summary, results, bar)
+            if on_outcome:
+                on_outcome(outcome)
     return summary
+
+
+def _settled(row: Row, out_dir: Path) -> Optional[dict[str, Any]]:
+    if row.error:
+        return {"row": row.number, "name": row.name, "state": "failed", "error": row.error}
+    if _done(out_dir, row.name):  # (a row reusing a done row's name has its error instead)
+        return {"row": row.number, "name": row.name, "state": "skipped: done by an earlier run"}
+    return None
+
+
+def _record(outcome: dict[str, Any], summary: Summary, results, bar) -> None:
+    state = str(outcome.get("state", ""))
+    if state == "succeeded":
+        summary.succeeded += 1
+    elif state.startswith("skipped"):
+        summary.skipped += 1
+    else:
+        summary.failed += 1
+    results.write(json.dumps(outcome) + "\n")
+    results.flush()
+    bar.update(1)
 
 
 def _done(out_dir: Path, name: str) -> bool:
