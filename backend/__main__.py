@@ -128,11 +128,13 @@ def _batch(args: argparse.Namespace) -> int:
 
     _model_sources(args)
     _threads(args)
+    if args.workers is not None and args.workers < 1:
+        raise ValueError("--workers must be at least 1")
     device, dtype = pick_device(args.device, args.full_precision)
     options = LoadOptions(device=device, dtype=dtype, allow_downloads=downloads_allowed(args.offline),
                           attention_slicing=args.attention_slicing, cpu_offload=args.cpu_offload)
     out_dir = Path(args.out_dir)
-    summary = run_batch(Path(args.jobs), out_dir, options, ray_address=args.ray)
+    summary = run_batch(Path(args.jobs), out_dir, options, ray_address=args.ray, workers=args.workers)
     print(f"{summary.succeeded} succeeded, {summary.skipped} done before, {summary.failed} failed "
           f"(see {out_dir / 'results.jsonl'})", file=sys.stderr)
     return 1 if summary.failed else 0
@@ -387,6 +389,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
                    help="spread the rows over a Ray cluster: its address (default: the one this machine belongs "
                         "to), or 'local' to start one here (pip install -r backend/requirements-cluster.txt)")
+    p.add_argument("--workers", type=int, metavar="N", help="with --ray: at most N workers (default: one per GPU "
+                                                             "in the cluster, else one per CPU core)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     p.add_argument("--offline", action="store_true", help="never download model weights")
     _threads_argument(p)

@@ -177,7 +177,7 @@ class RowRunner:
 
 def run_batch(rows_path: Path, out_dir: Path, load_options, progress: bool = True,
               before_row: Optional[Callable[[Row], None]] = None, ray_address: Optional[str] = None,
-              on_outcome: Optional[Callable[[dict], None]] = None) -> Summary:
+              on_outcome: Optional[Callable[[dict], None]] = None, workers: Optional[int] = None) -> Summary:
     """Run every row not done yet: in this process one after another, or spread over a Ray cluster.
 
     Args:
@@ -190,6 +190,7 @@ def run_batch(rows_path: Path, out_dir: Path, load_options, progress: bool = Tru
         ray_address: None runs here; "local" starts a Ray cluster on this machine; anything else
             is the address of a running one ("auto": the one this machine belongs to).
         on_outcome: Called with each row's outcome as it comes (tests stop a worker with it).
+        workers: On Ray, at most this many workers (default: one per GPU, else per CPU core).
 
     Returns:
         How many rows succeeded, were skipped as done, or failed.
@@ -206,7 +207,7 @@ def run_batch(rows_path: Path, out_dir: Path, load_options, progress: bool = Tru
     else:
         from .cluster.ray_batch import run_on_ray
 
-        outcomes = run_on_ray(pending, rows_path.parent, out_dir, load_options, ray_address)
+        outcomes = run_on_ray(pending, rows_path.parent, out_dir, load_options, ray_address, workers)
     with (out_dir / "results.jsonl").open("w", encoding="utf-8") as results, \
             tqdm(total=len(rows), unit="row", disable=not progress, file=sys.stderr) as bar:
         for outcome in [o for o in settled if o is not None]:

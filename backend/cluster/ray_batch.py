@@ -14,7 +14,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from ..batch import Row, RowRunner
 from ..errors import InputError
@@ -22,8 +22,10 @@ from ..errors import InputError
 RETRIES = 1  # a row whose worker died is run once more, then failed
 
 
-def run_on_ray(rows: list[Row], rows_folder: Path, out_dir: Path, load_options, address: str) -> Iterator[dict[str, Any]]:
-    """Each row's outcome, in the order they finish.
+def run_on_ray(rows: list[Row], rows_folder: Path, out_dir: Path, load_options, address: str,
+               workers: Optional[int] = None) -> Iterator[dict[str, Any]]:
+    """Each row's outcome, in the order they finish. `workers` caps the pool (default: one per
+    GPU in the cluster, else one per CPU core).
 
     Raises:
         InputError: Ray is not installed, or the cluster cannot be reached.
@@ -43,13 +45,13 @@ def run_on_ray(rows: list[Row], rows_folder: Path, out_dir: Path, load_options, 
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise InputError(f"could not reach the Ray cluster at {address!r} ({error}); start it with `ray start "
                          "--head` (and `ray start --address HEAD:6379` on each worker machine)") from None
-    return _outcomes(ray, rows, rows_folder, out_dir, load_options)
+    return _outcomes(ray, rows, rows_folder, out_dir, load_options, workers)
 
 
-def _outcomes(ray, rows, rows_folder, out_dir, load_options) -> Iterator[dict[str, Any]]:
+def _outcomes(ray, rows, rows_folder, out_dir, load_options, cap: Optional[int]) -> Iterator[dict[str, Any]]:
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
-    workers = max(1, min(len(rows), gpus or int(resources.get("CPU", 1))))
+    workers = max(1, min(len(rows), gpus or int(resources.get("CPU", 1)), cap or len(rows)))
     per_worker = {"num_gpus": 1} if gpus else {"num_cpus": 1}
     options = dataclasses.asdict(load_options) if dataclasses.is_dataclass(load_options) else dict(load_options)
     options.pop("dtype", None)  # each worker picks its own device and precision
