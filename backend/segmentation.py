@@ -10,7 +10,7 @@ extras.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,12 +86,3 @@ def choose_mask(logits: torch.Tensor, scores: torch.Tensor) -> np.ndarray:
         raise InputError("could not find one object at the middle of the photo: centre the object, fill more of "
                          "the frame with it, or cut it out first (an image with transparency)")
     return torch.sigmoid(logits[plausible[0]]).numpy()
-
-
-def optional_segmenter(options: Any, source: str = DEFAULT_MODEL) -> Optional[ObjectSegmenter]:
-    """The segmenter when its weights are here (or may be downloaded), else None."""
-    from .hub import is_available_offline
-
-    if not (options.allow_downloads or is_available_offline(source)):
-        return None
-    return ObjectSegmenter.from_pretrained(source, options)

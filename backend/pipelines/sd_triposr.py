@@ -24,7 +24,7 @@ PARAMS: dict[str, Any] = {
     "num_inference_steps": 25,
     "guidance_scale": 7.5,
     "image_size": 512,  # SD 2.1-base's own
-    **{k: v for k, v in triposr.PARAMS.items()},
+    **triposr.PARAMS,
 }
 LIMITS: Limits = {**triposr.LIMITS, "candidates": (1, 8), "pick": (-1, 7), "num_inference_steps": (1, 200),
                   "guidance_scale": (1.0, 30.0), "image_size": (64, 1024), **SEED_LIMITS}

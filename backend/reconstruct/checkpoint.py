@@ -47,7 +47,7 @@ def to_model_keys(state: dict[str, torch.Tensor], model_keys: set[str]) -> dict[
     """
     renamed, unexpected = {}, []
     for key, value in state.items():
-        name = key if key in model_keys else _renamed(key)
+        name = key if key in model_keys else _rename(key, VIT_RENAMES)
         if name in model_keys and name not in renamed:
             renamed[name] = value
         else:
@@ -64,10 +64,6 @@ def to_model_keys(state: dict[str, torch.Tensor], model_keys: set[str]) -> dict[
 def to_published_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Our model's state dict under the published names (what the safetensors copy stores)."""
     return {_rename(key, [(ours, published) for published, ours in VIT_RENAMES]): value for key, value in state.items()}
-
-
-def _renamed(key: str) -> str:
-    return _rename(key, VIT_RENAMES)
 
 
 def _rename(key: str, renames) -> str:
