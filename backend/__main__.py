@@ -1,6 +1,7 @@
 """Command line: `python -m backend serve | generate | texture | edit | complete | mix | batch | models`.
 
     python -m backend serve --port 8765 --token SECRET
+    python -m backend serve --ray HEAD:6379 --host 0.0.0.0 --token SECRET   (replicas on a Ray cluster)
     python -m backend generate --prompt "a wooden chair" --out chair.glb
     python -m backend generate --image photo.png --out thing.glb   (TripoSR)
     python -m backend texture --mesh statue.glb --prompt "weathered bronze" --out bronze.glb
@@ -77,13 +78,18 @@ def _serve(args: argparse.Namespace) -> int:
         raise ValueError("--port must be from 1 to 65535 (clients must know it: a port chosen by the system is not supported)")
     if args.keep_jobs < 1:
         raise ValueError("--keep-jobs must be at least 1 (a finished job's result must outlive its download)")
+    if args.replicas < 0 or args.models_per_replica < 1:
+        raise ValueError("--replicas must be 0 (one per GPU, else per CPU) or more, --models-per-replica at least 1")
+    if args.ray is None and (args.replicas or args.models_per_replica != 2):
+        raise ValueError("--replicas and --models-per-replica are for --ray; without it this process runs the jobs")
     _threads(args)
     _model_sources(args)
     settings = Settings(
         token=token, host=args.host, port=args.port, cache_dir=args.cache_dir, device=args.device,
         offline=args.offline, max_upload_mb=args.max_upload_mb, allowed_hosts=tuple(args.allowed_host),
         keep_jobs=args.keep_jobs, attention_slicing=args.attention_slicing, cpu_offload=args.cpu_offload,
-        full_precision=args.full_precision,
+        full_precision=args.full_precision, ray_address=args.ray, replicas=args.replicas,
+        models_per_replica=args.models_per_replica,
     )
     serve(settings, stop_when_stdin_closes=args.stop_when_stdin_closes)
     return 0
@@ -329,6 +335,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="stop when standard input ends (the add-on holds it open while Blender runs)")
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                    help="another name clients may use in the Host header (repeatable; NAME or NAME:PORT)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run the jobs on a Ray cluster's replicas (ADDRESS: HEAD:6379, or auto; alone: a Ray "
+                        "instance on this machine); this process stays the HTTP front, records and results")
+    p.add_argument("--replicas", type=int, default=0, metavar="N",
+                   help="with --ray: replicas to run (default one per GPU in the cluster, else one per CPU)")
+    p.add_argument("--models-per-replica", type=int, default=2, metavar="N",
+                   help="with --ray: models a replica keeps loaded, least recently used out first (default 2)")
     _loading_arguments(p)
     p.set_defaults(command=_serve)
 

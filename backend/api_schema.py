@@ -14,11 +14,26 @@ from pydantic import BaseModel
 from .models import TASKS
 
 
+class Replica(BaseModel):
+    """A `serve --ray` replica, as its last heartbeat told."""
+
+    id: str
+    node: str
+    pid: int
+    device: str
+    models: list[str]
+    loads: int  # models loaded since it started: far more than its models' count means reloading
+    job: Optional[str]
+    state: str  # idle, busy, or lost (silent, or died under a job)
+    last_seen_s: float
+
+
 class Health(BaseModel):
     status: str
     version: str
     device: str
     queue_length: int
+    replicas: Optional[list[Replica]] = None  # only with serve --ray
 
 
 class ModelInfo(BaseModel):
@@ -54,6 +69,7 @@ class JobRecord(BaseModel):
     result_metadata: Optional[dict[str, Any]]
     has_current_state: bool = False  # GET /jobs/{id}/current answers (a long job running, or one cancelled)
     candidates: int = 0  # a gallery's images: GET /jobs/{id}/candidates/{k} for k below this
+    ran_on: Optional[str] = None  # serve --ray: the replica that ran it ("ID on NODE"; the last, if retried)
     created_at: float
     started_at: Optional[float]
     finished_at: Optional[float]

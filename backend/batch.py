@@ -250,7 +250,7 @@ def _done(out_dir: Path, name: str) -> bool:
 def _run_row(entry, pipe, params: dict[str, Any], files: dict[str, bytes], row: Row, out_dir: Path) -> None:
     from .geometry.glb import mesh_result_to_glb
     from .job_store import write_atomic
-    from .jobs import png_bytes
+    from .job_run import png_bytes
     from .render.preview import render_result
 
     last_preview: dict[str, Any] = {}

@@ -3,14 +3,15 @@
 Records and files are kept by the job store (job_store.py). Queued and running jobs are also
 kept in memory: their progress changes every step and is written to disk only when the state
 changes. A full or read-only disk refuses a submit with StorageFull and fails a running job
-with the same words.
+with the same words. What runs the pipelines is an executor: this process's accelerator
+(local_executor.py), or replicas on a Ray cluster (cluster/ray_executor.py), one worker thread
+per job it can run at once.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import gc
 import json
 import logging
 import os
@@ -21,16 +22,16 @@ import time
 import traceback
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from .errors import GenerationFailed, InputError, JobCancelled, ModelUnavailable
 from .images import check_image
+from .job_run import JobOutput, StepControl, png_bytes
 from .job_store import JobStore, StorageFull, lock_cache_dir, write_atomic
 from .models import TASK_FILES, UPLOADS, LoadOptions, ModelEntry, get_entry, resolve_params
 from .params import draw_seed
-from .results import MeshResult
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,6 @@ FINISHED = ("succeeded", "failed", "cancelled")
 # How long a request for a running job's current state waits for its next step (a score-
 # distillation step on a CPU takes seconds; making the state, a mesh extraction, a few more).
 CURRENT_STATE_TIMEOUT_S = 300.0
-# A long job saves where it stands this often on its own, so a backend that stops under it (a
-# crash, a reboot) loses at most this much of it.
-AUTOSAVE_S = 600.0
 # Requests that may wait for a running job's current state at once: each holds one of the
 # server's worker threads, which a flood of them must not use up.
 MAX_STATE_WAITERS = 4
@@ -77,7 +75,7 @@ def describe_error(exc: BaseException, device: str) -> str:
     return f"internal error: {type(exc).__name__}: {exc}"
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
+def is_out_of_memory(exc: BaseException) -> bool:
     return bool(_memory_that_ran_out(exc, ""))
 
 
@@ -155,36 +153,38 @@ def check_inputs(task: str, files: dict[str, bytes]) -> None:
 
 
 class _Job:
-    """A queued or running job: its live record and stop flag (its uploads wait on disk)."""
+    """A queued or running job: its live record and controls (its uploads wait on disk)."""
 
     def __init__(self, record: dict[str, Any], entry: ModelEntry):
         self.record, self.entry = record, entry
-        self.cancel = threading.Event()
-        self.cancelled_by_user = False  # else the backend is stopping under it
-        self.state: Optional[Callable[[], MeshResult]] = None  # the pipeline's "where it stands now"
-        self.state_wanted = threading.Event()  # someone asked for it: made at the next step
+        self.control = StepControl()
         self.states_written = 0  # counts snapshots, so a waiter knows when one newer than its ask exists
 
 
 class JobManager:
-    """Accepts jobs, runs them one at a time on a worker thread, answers for their state.
+    """Accepts jobs, runs them on an executor's worker threads, answers for their state.
 
     Args:
         cache_dir: Where the database, results and previews go.
         entries: The model registry.
         load_options: Device, dtype and download policy for loading pipelines.
         keep_jobs: Finished jobs kept (with their results) before the oldest are deleted.
+        executor: What runs the pipelines (default: this process, `LocalExecutor`); it runs
+            `executor.slots` jobs at once, and the manager closes it.
     """
 
     def __init__(self, cache_dir: str | os.PathLike, entries: list[ModelEntry], load_options: LoadOptions,
-                 keep_jobs: int = DEFAULT_KEEP_JOBS):
+                 keep_jobs: int = DEFAULT_KEEP_JOBS, executor=None):
+        from .local_executor import LocalExecutor
+
         self._lock_file = lock_cache_dir(Path(cache_dir))
         try:
             self.store = JobStore(cache_dir)
         except BaseException:
             self._lock_file.close()
             raise
-        self.entries, self.load_options, self.keep_jobs = entries, load_options, keep_jobs
+        self.entries, self.keep_jobs = entries, keep_jobs
+        self.executor = executor or LocalExecutor(load_options)
         interrupted = self.store.mark_interrupted()
         if interrupted:
             log.warning("marked %d job(s) failed: the backend stopped while they were queued or running", interrupted)
@@ -197,32 +197,35 @@ class JobManager:
         self._state_waiters = 0  # requests waiting for a running job's current state (see current_state)
         self._queue: collections.deque[_Job] = collections.deque()
         self._live: dict[str, _Job] = {}
-        self._running: Optional[_Job] = None
+        self._running: set[_Job] = set()
         self._closing = False
-        self._pipelines: dict[tuple[str, str], Any] = {}  # one load per model, kept for later jobs
-        self._thread: Optional[threading.Thread] = None
+        self._threads: list[threading.Thread] = []
 
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the worker thread (idempotent)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="diffusion3d-worker", daemon=True)
-            self._thread.start()
+        """Start the worker threads, one per job the executor runs at once (idempotent)."""
+        while len(self._threads) < self.executor.slots:
+            thread = threading.Thread(target=self._work, name=f"diffusion3d-worker-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the worker: the running job stops at its next step and is marked failed, queued
+        """Stop the workers: running jobs stop at their next step and are marked failed, queued
         ones stay queued (and are marked failed on the next start)."""
         with self._cond:
             self._closing = True
-            if self._running is not None:
-                self._running.cancel.set()
+            for job in self._running:
+                job.control.cancel.set()
+                self._signal(job)
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():  # stuck in a model load: let it die with the process
-                log.warning("the running job did not stop within %.0f s", timeout)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():  # stuck in a model load: let it die with the process
+                log.warning("a running job did not stop within %.0f s", timeout)
                 return
+        self.executor.close()
         self.store.close()
         self._lock_file.close()  # closing the file releases the lock
 
@@ -251,7 +254,7 @@ class JobManager:
             "id": uuid.uuid4().hex, "task": task, "model": entry.name, "params": params,
             "state": "queued", "phase": "queued", "step": 0, "total": 0, "progress": 0.0, "eta_s": None,
             "message": "", "error": None, "has_preview": False, "has_result": False, "result_metadata": None,
-            "has_current_state": False, "candidates": 0,
+            "has_current_state": False, "candidates": 0, "ran_on": None,
             "created_at": time.time(), "started_at": None, "finished_at": None,
         }
         job = _Job(record, entry)
@@ -301,8 +304,9 @@ class JobManager:
                 self._record_end(job.record)
                 return dict(job.record)
             if job is not None and job.record["state"] not in FINISHED:  # (it may have just finished)
-                job.cancelled_by_user = True
-                job.cancel.set()
+                job.control.cancelled_by_user = True
+                job.control.cancel.set()
+                self._signal(job)
                 job.record["message"] = "cancelling at the next step"
                 return self._view(job)
         return self.store.get(job_id)
@@ -312,15 +316,26 @@ class JobManager:
         with self._cond:
             return len(self._live)
 
+    def replicas(self) -> Optional[list[dict[str, Any]]]:
+        """The executor's replicas and the models each holds (None: this process runs the jobs)."""
+        return self.executor.replicas()
+
     def _view(self, job: _Job) -> dict[str, Any]:
         # Caller holds self._cond. A queued job's message says where it stands.
         record = dict(job.record)
         if record["state"] == "queued":
-            ahead = self._queue.index(job) + (self._running is not None) if job in self._queue else 0
+            ahead = self._queue.index(job) + len(self._running) if job in self._queue else 0
             record["message"] = f"queued, {ahead} job(s) ahead" if ahead else "queued, next"
         return record
 
-    # --- worker -------------------------------------------------------------------------
+    def _signal(self, job: _Job) -> None:
+        """Tell the executor the job's controls changed (caller holds self._cond); never raises."""
+        try:
+            self.executor.signal(job.record["id"], job.control)
+        except Exception as e:  # the job then runs on, as if the request came a moment too late
+            log.warning("job %s: its executor could not be told of a cancel or state request: %s", job.record["id"], e)
+
+    # --- workers ------------------------------------------------------------------------
 
     def _work(self) -> None:
         while True:
@@ -330,7 +345,7 @@ class JobManager:
                 if self._closing:
                     return
                 job = self._queue.popleft()
-                self._running = job
+                self._running.add(job)
                 job.record.update(state="running", phase="load", started_at=time.time(), message=f"loading model {job.entry.name}")
                 try:
                     self.store.save(job.record)
@@ -346,39 +361,20 @@ class JobManager:
                     self._record_end(job.record)
             finally:
                 with self._cond:
-                    self._running = None
+                    self._running.discard(job)
                     self._live.pop(job.record["id"], None)
                 with contextlib.suppress(Exception):  # a full disk must not stop the worker
                     self.store.prune(self.keep_jobs)
 
     def _run(self, job: _Job) -> None:
-        record, device = job.record, self.load_options.device
+        record = job.record
         try:
-            pipe = self._pipeline(job.entry)
-            if job.cancel.is_set():
-                raise JobCancelled()
-            record["message"] = ""
             files = self.store.read_uploads(record["id"])
-            result = job.entry.run(pipe, record["params"], files, self._callback(job))
-            from .geometry.glb import EXTRAS_KEY, mesh_result_to_glb, read_glb_extras
-
-            # The files are in place before anyone can see the job succeed.
-            if not (result.parts or result.candidates):
-                raise GenerationFailed("the model returned neither a mesh nor images")
-            for index, image in enumerate(result.candidates):
-                self.store.write_file(self.store.candidate_path(record["id"], index), png_bytes(image),
-                                      "this job's candidate images")
-            if result.parts:
-                data = mesh_result_to_glb(result)
-                self.store.write_result(record["id"], data)
-                metadata = read_glb_extras(data).get(EXTRAS_KEY, {})  # a JSON-clean copy
-            else:  # a gallery: the artist picks, then a reconstruction job makes the mesh
-                metadata = json.loads(json.dumps(result.metadata, default=str))
-            outcome = dict(state="succeeded", progress=1.0, eta_s=0.0, candidates=len(result.candidates),
-                           message="done" if result.parts else "pick a candidate", has_result=bool(result.parts),
-                           result_metadata=metadata)
+            output = self.executor.run(record["id"], job.entry, record["params"], files, job.control,
+                                       _Recorder(self, job))
+            outcome = self._store_output(record["id"], output)
         except JobCancelled:
-            if job.cancelled_by_user:
+            if job.control.cancelled_by_user:
                 outcome = dict(state="cancelled", eta_s=None, message="cancelled")
             else:
                 outcome = dict(state="failed", eta_s=None, message="", error="the backend stopped while this job ran")
@@ -386,11 +382,10 @@ class JobManager:
             outcome = dict(state="failed", eta_s=None, message="", error=str(e))
             log.error("job %s failed: %s", record["id"], e)
         except Exception as e:  # every failure becomes the job's error text, never a dead worker
-            outcome = dict(state="failed", eta_s=None, message="", error=describe_error(e, device))
+            outcome = dict(state="failed", eta_s=None, message="", error=describe_error(e, self.executor.device))
             if not isinstance(e, (InputError, ModelUnavailable, GenerationFailed)):
                 log.error("job %s failed:\n%s", record["id"], traceback.format_exc())
-            if _is_out_of_memory(e):
-                _free_accelerator_memory()
+            self.executor.failed(e)
         self.store.drop_uploads(record["id"])  # before anyone can see the job over: its inputs go with it
         if outcome["state"] == "succeeded":
             outcome["has_current_state"] = False  # the result is where it ended: a mid-run state goes
@@ -402,15 +397,25 @@ class JobManager:
             self._record_end(record)
             self._cond.notify_all()  # anyone waiting for its current state
 
-    def _write_current_state(self, job: _Job) -> None:
-        """Save the job's current state as current.glb (worker thread, between steps); never raises:
-        a state that cannot be made or written is logged, and the job goes on."""
+    def _store_output(self, job_id: str, output: JobOutput) -> dict[str, Any]:
+        """Write a finished job's files (before anyone can see it succeed); its record's new fields."""
+        for index, data in enumerate(output.candidates):
+            self.store.write_file(self.store.candidate_path(job_id, index), data, "this job's candidate images")
+        if output.glb is not None:
+            self.store.write_result(job_id, output.glb)
+        return dict(state="succeeded", progress=1.0, eta_s=0.0, candidates=len(output.candidates),
+                    message="done" if output.glb is not None else "pick a candidate",
+                    has_result=output.glb is not None, result_metadata=output.metadata)
+
+    def _store_current_state(self, job: _Job, glb: bytes) -> None:
+        """Keep a running job's current state as current.glb; never raises: a state that cannot
+        be written is logged, and the job goes on."""
         try:
-            write_atomic(self.store.current_state_path(job.record["id"]), _current_state_glb(job))
+            write_atomic(self.store.current_state_path(job.record["id"]), glb)
         except Exception as e:
             log.warning("job %s: its current state could not be saved: %s", job.record["id"], e)
         with self._cond:
-            job.state_wanted.clear()
+            job.control.state_wanted.clear()
             job.states_written += 1
             self._cond.notify_all()
 
@@ -426,12 +431,14 @@ class JobManager:
         """
         with self._cond:
             job = self._live.get(job_id)
-            if job is not None and job.record["state"] == "running" and job.state is not None:
+            if job is not None and job.record["state"] == "running" and job.record.get("has_current_state"):
                 if self._state_waiters >= MAX_STATE_WAITERS:
                     raise StateRequestsBusy(f"{MAX_STATE_WAITERS} requests for a current state are waiting already; "
                                             "ask again in a moment")
                 asked = job.states_written
-                job.state_wanted.set()
+                job.control.asks += 1
+                job.control.state_wanted.set()
+                self._signal(job)
                 deadline = time.monotonic() + timeout
                 self._state_waiters += 1
                 try:
@@ -473,83 +480,53 @@ class JobManager:
                               error=str(problem or f"the job's record could not be written: {e}"))
             self.store.keep_unsaved(record)
 
-    def _pipeline(self, entry: ModelEntry) -> Any:
-        # Keyed by model, not task: "builtin" serves two tasks from one set of weights.
-        key = (entry.name, entry.source)
-        if key not in self._pipelines:
-            if entry.source != "builtin":  # one downloaded model at a time: an 8 GB GPU holds one, not three
-                self._drop_downloaded_models()
-            self._pipelines[key] = entry.load(self.load_options)
-        return self._pipelines[key]
-
-    def _drop_downloaded_models(self) -> None:
-        """Free the loaded hub models (gigabytes each); the built-in one is small and stays."""
-        stale = [key for key in self._pipelines if key[1] != "builtin"]
-        for key in stale:
-            del self._pipelines[key]
-        if stale:
-            gc.collect()  # the pipelines' tensors go now, so the accelerator's cache can be emptied
-            _free_accelerator_memory()
-
-    def _callback(self, job: _Job):
-        record, preview_path = job.record, self.store.preview_path(job.record["id"])
-        timing = {"phase": None, "t0": time.monotonic(), "last": time.monotonic(), "preview": -1e9}
-
-        def callback(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None,
-                     within: float = 0.0, state: Optional[Callable[[], MeshResult]] = None) -> None:
-            if state is not None:
-                if job.state is None:
-                    timing["saved"] = time.monotonic()  # the first autosave comes AUTOSAVE_S from now
-                job.state = state
-                record["has_current_state"] = True
-            if job.cancel.is_set():
-                if job.cancelled_by_user and job.state is not None:
-                    self._write_current_state(job)  # what was reached stays importable
-                raise JobCancelled()
-            if job.state_wanted.is_set() or (job.state is not None and time.monotonic() - timing["saved"] >= AUTOSAVE_S):
-                self._write_current_state(job)
-                timing["saved"] = time.monotonic()
-            repeat = (phase, step, total) == (record.get("phase"), record.get("step"), record.get("total"))
-            if repeat and preview is None and not within:
-                return  # a repeat within a long step (e.g. a view's denoising): the cancel check only
-            now = time.monotonic()
-            if phase != timing["phase"]:  # a phase's steps are timed from the end of the previous one
-                timing.update(phase=phase, t0=timing["last"])
-            if not repeat:
-                timing["last"] = now
-            done = step + min(max(float(within), 0.0), 0.99)  # steps finished, and how far into the next
-            eta = (now - timing["t0"]) / done * (total - done) if done > 0 and total >= done else None
-            record.update(phase=phase, step=step, total=total, progress=done / total if total else 0.0,
-                          eta_s=None if eta is None else round(eta, 2))
-            if preview is not None and (now - timing["preview"] >= PREVIEW_INTERVAL_S or step == total):
-                timing["preview"] = now
-                try:
-                    if _save_preview(preview_path, preview):
-                        record["has_preview"] = True
-                except OSError as e:  # optional: a full disk fails the job when its result is written
-                    if not timing.get("preview_failed"):
-                        log.warning("job %s: previews not saved: %s", record["id"], e)
-                    timing["preview_failed"] = True
-
-        return callback
 
 
-def _current_state_glb(job: "_Job") -> bytes:
-    from .geometry.glb import mesh_result_to_glb
+class _Recorder:
+    """A running job's news into its live record (see job_run.Report)."""
 
-    result = job.state()
-    result.metadata = {**result.metadata, "current_state": {"step": job.record.get("step"),
-                                                            "total": job.record.get("total")}}
-    return mesh_result_to_glb(result)
+    def __init__(self, manager: JobManager, job: _Job):
+        self.manager, self.job, self.record = manager, job, job.record
+        self.preview_path = manager.store.preview_path(job.record["id"])
+        now = time.monotonic()
+        self.phase, self.phase_t0, self.last, self.last_preview = None, now, now, -1e9
+        self.preview_failed = False
 
+    def note(self, message: str) -> None:
+        self.record["message"] = message
 
-def png_bytes(image: np.ndarray) -> bytes:
-    from PIL import Image
-    import io
+    def placed(self, where: str) -> None:
+        self.record["ran_on"] = where
 
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    def state(self, glb: bytes) -> None:
+        self.manager._store_current_state(self.job, glb)
+
+    def progress(self, phase: str, step: int, total: int, preview: Optional[np.ndarray] = None,
+                 within: float = 0.0, has_state: bool = False) -> None:
+        record = self.record
+        if has_state:
+            record["has_current_state"] = True
+        repeat = (phase, step, total) == (record.get("phase"), record.get("step"), record.get("total"))
+        if repeat and preview is None and not within:
+            return  # a repeat within a long step (e.g. a view's denoising): the cancel check only
+        now = time.monotonic()
+        if phase != self.phase:  # a phase's steps are timed from the end of the previous one
+            self.phase, self.phase_t0 = phase, self.last
+        if not repeat:
+            self.last = now
+        done = step + min(max(float(within), 0.0), 0.99)  # steps finished, and how far into the next
+        eta = (now - self.phase_t0) / done * (total - done) if done > 0 and total >= done else None
+        record.update(phase=phase, step=step, total=total, progress=done / total if total else 0.0,
+                      eta_s=None if eta is None else round(eta, 2))
+        if preview is not None and (now - self.last_preview >= PREVIEW_INTERVAL_S or step == total):
+            self.last_preview = now
+            try:
+                if _save_preview(self.preview_path, preview):
+                    record["has_preview"] = True
+            except OSError as e:  # optional: a full disk fails the job when its result is written
+                if not self.preview_failed:
+                    log.warning("job %s: previews not saved: %s", record["id"], e)
+                self.preview_failed = True
 
 
 def _save_preview(path: Path, image: np.ndarray) -> bool:
@@ -560,11 +537,3 @@ def _save_preview(path: Path, image: np.ndarray) -> bool:
         return False
     write_atomic(path, data)
     return True
-
-
-def _free_accelerator_memory() -> None:
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    elif torch is not None and torch.backends.mps.is_available():
-        torch.mps.empty_cache()

@@ -57,6 +57,9 @@ class Settings:
         keep_jobs: Finished jobs kept with their results; the oldest beyond it are deleted.
         attention_slicing, cpu_offload: Memory savings for the models loaded (see LoadOptions).
         full_precision: float32 on CUDA too (see `devices.pick_device`).
+        ray_address: Run the jobs on a Ray cluster's replicas ("local": a Ray instance here);
+            None runs them in this process (see cluster/ray_executor.py).
+        replicas, models_per_replica: With ray_address, see `RayExecutor`.
     """
 
     token: str
@@ -71,6 +74,9 @@ class Settings:
     attention_slicing: bool = False
     cpu_offload: bool = False
     full_precision: bool = False
+    ray_address: Optional[str] = None
+    replicas: int = 0
+    models_per_replica: int = 2
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -94,7 +100,18 @@ def create_app(settings: Settings) -> FastAPI:
     device, dtype = pick_device(settings.device, settings.full_precision)
     options = LoadOptions(device=device, dtype=dtype, allow_downloads=downloads_allowed(settings.offline),
                           attention_slicing=settings.attention_slicing, cpu_offload=settings.cpu_offload)
-    jobs = JobManager(settings.cache_dir or default_cache_dir(), registry(), options, settings.keep_jobs)
+    executor = None
+    if settings.ray_address:
+        from .cluster.ray_executor import RayExecutor
+
+        executor = RayExecutor(settings.ray_address, options, settings.replicas, settings.models_per_replica)
+        device = executor.device
+    try:
+        jobs = JobManager(settings.cache_dir or default_cache_dir(), registry(), options, settings.keep_jobs, executor)
+    except BaseException:
+        if executor is not None:
+            executor.close()
+        raise
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -109,8 +126,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/health", response_model=Health, responses=errors())
     def health() -> dict:
-        """Liveness, version, device and how many jobs are queued or running."""
-        return {"status": "ok", "version": __version__, "device": device, "queue_length": jobs.queue_length()}
+        """Liveness, version, device and how many jobs are queued or running; with `serve --ray`,
+        each replica with its node, the models it holds and the job it runs."""
+        return {"status": "ok", "version": __version__, "device": device, "queue_length": jobs.queue_length(),
+                "replicas": jobs.replicas()}
 
     @app.get("/models", response_model=list[ModelInfo], responses=errors())
     def models() -> list[dict]:

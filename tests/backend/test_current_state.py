@@ -94,7 +94,7 @@ def test_a_slow_step_times_out_instead_of_hanging(tmp_path):
 
 
 def test_a_long_job_saves_itself_and_a_restart_still_offers_it(tmp_path, monkeypatch):
-    monkeypatch.setattr("backend.jobs.AUTOSAVE_S", 0.1)
+    monkeypatch.setattr("backend.job_run.AUTOSAVE_S", 0.1)
     jobs = JobManager(tmp_path, [climbing_entry()], LoadOptions(device="cpu"))
     jobs.start()
     job = jobs.submit("text_to_3d", "climb", {}, {})

@@ -1,0 +1,167 @@
+"""`serve --ray`: the job manager's jobs run in Ray Serve replicas across a cluster.
+
+The backend process stays the ingress: the same HTTP API, token and Host checks, job records
+in its SQLite store and result files in its cache folder. Only the pipelines move: one replica
+per GPU (or CPU slot), each a Serve deployment replica keeping its models loaded
+(cluster/replica.py). Uploads travel to a replica and results back through Ray's object store,
+so the nodes need no shared file system, and a replica that dies takes nothing finished with it.
+
+A job whose replica dies is run again once on another replica (Serve replaces the dead one),
+then failed saying so. Cancel and "current state" requests reach the running replica through
+the board (cluster/board.py), read between steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import GenerationFailed, InputError, JobCancelled
+from ..job_run import JobOutput, Report, StepControl
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "diffusion3d"
+RETRIES = 1  # a job whose replica died runs once more, then fails
+# Passed on to every replica: which models exist and where their files are.
+ENV_PREFIXES = ("DIFFUSION3D_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "DIFFUSERS_")
+PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class RayExecutor:
+    """Connects to (or starts) a Ray cluster and deploys the replicas.
+
+    Args:
+        address: "local" starts a Ray instance on this machine; else a running cluster's
+            address ("HEAD:6379", or "auto" for the one this machine belongs to).
+        options: LoadOptions; each replica picks its own device and precision.
+        replicas: Replicas to run (default: one per GPU in the cluster, else one per CPU).
+        models_per_replica: Models a replica keeps loaded before it drops the least recently used.
+
+    Raises:
+        InputError: Ray is not installed, the cluster cannot be reached, or it has fewer GPUs
+            (CPUs) than the replicas asked for.
+    """
+
+    def __init__(self, address: str, options, replicas: int = 0, models_per_replica: int = 2):
+        try:
+            import ray
+            from ray import serve
+        except ImportError:
+            raise InputError("--ray needs Ray Serve: pip install -r backend/requirements-cluster.txt "
+                             "(on every node)") from None
+        from .board import Board
+        from .replica import replica_deployment
+
+        self._ray, self._serve, self._local = ray, serve, address == "local"
+        env = {key: value for key, value in os.environ.items() if key.startswith(ENV_PREFIXES)}
+        # Every node runs the project from the same folder as this one (see the deployment docs).
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get("PYTHONPATH")]))
+        try:
+            ray.init(address=None if self._local else address, include_dashboard=False if self._local else None,
+                     log_to_driver=False, ignore_reinit_error=True, runtime_env={"env_vars": env})
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise InputError(f"could not reach the Ray cluster at {address!r} ({error}); start it with `ray start "
+                             "--head` (and `ray start --address HEAD:6379` on each worker machine)") from None
+        try:
+            resources = ray.cluster_resources()
+            gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
+            have, kind = (gpus, "GPU") if gpus else (cpus, "CPU")
+            self.slots = replicas or have
+            if self.slots > have:
+                raise InputError(f"--replicas {replicas}: the cluster has {have} {kind}(s) and each replica takes one; "
+                                 f"add machines or ask for at most {have}")
+            self.device = f"ray: {self.slots} replica(s), one {kind} each"
+            self._board = ray.remote(Board).options(num_cpus=0).remote()
+            serve.start(proxy_location="Disabled")  # our own ingress serves HTTP
+            load = {k: v for k, v in dataclasses.asdict(options).items() if k not in ("device", "dtype")}
+            deployment = replica_deployment(models_per_replica).options(
+                name="replica", num_replicas=self.slots, max_ongoing_requests=1,
+                ray_actor_options={"num_gpus": 1, "num_cpus": 0} if gpus else {"num_cpus": 1})
+            self._handle = serve.run(deployment.bind(self._board, load, max(1, cpus // self.slots)),
+                                     name=APP_NAME, route_prefix=None)
+        except BaseException:
+            self._shutdown()
+            raise
+
+    def run(self, job_id: str, entry, params: dict[str, Any], files: dict[str, bytes], control: StepControl,
+            report: Report) -> JobOutput:
+        """Run a job on a replica, once more on another if the first one dies under it."""
+        self.signal(job_id, control)
+        try:
+            for attempt in range(RETRIES + 1):
+                replica: dict[str, Any] = {}
+                try:
+                    return self._attempt(job_id, entry, params, files, report, replica)
+                except self._ray.exceptions.RayActorError as error:
+                    if replica:
+                        self._board.died.remote(replica["replica"])
+                    where = f"replica {replica['replica']} on {replica['node']}" if replica else "its replica"
+                    log.warning("job %s: %s died under it: %s", job_id, where, str(error).splitlines()[0])
+                    if control.cancel.is_set():
+                        raise JobCancelled() from None
+                    if attempt == RETRIES:
+                        raise GenerationFailed(
+                            f"the replica running this job died {attempt + 1} times (last: {where}), so it was not "
+                            "finished; the Ray dashboard's logs say why (often the node ran out of memory)") from None
+                    report.note(f"{where} died; running the job again on another replica")
+        finally:
+            self._board.drop.remote(job_id)
+        raise AssertionError("unreachable")
+
+    def _attempt(self, job_id: str, entry, params, files, report: Report, replica: dict) -> JobOutput:
+        report.note("waiting for a replica")
+        stream = self._handle.options(multiplexed_model_id=entry.name, stream=True).run.remote(
+            job_id, entry.task, entry.name, params, files)
+        for event in stream:
+            kind = event["kind"]
+            if kind == "started":
+                replica.update(event)
+                report.placed(f"{event['replica']} on {event['node']}")
+                report.note(f"loading model {entry.name} on {event['node']}")
+            elif kind == "note":
+                report.note(event["message"])
+            elif kind == "progress":
+                report.progress(event["phase"], event["step"], event["total"], event["preview"], event["within"],
+                                event["has_state"])
+            elif kind == "state":
+                report.state(event["glb"])
+            elif kind == "done":
+                return event["output"]
+            elif kind == "failed":
+                if event["cancelled"]:
+                    raise JobCancelled()
+                raise GenerationFailed(event["error"])
+        raise GenerationFailed("the replica ended the job without a result")
+
+    def signal(self, job_id: str, control: StepControl) -> None:
+        self._board.set_flags.remote(job_id, {"cancel": control.cancel.is_set(),
+                                              "by_user": control.cancelled_by_user, "asks": control.asks})
+
+    def failed(self, exc: BaseException) -> None:
+        """Nothing to free here: the replica that ran the job freed its own memory."""
+
+    def replicas(self) -> Optional[list[dict[str, Any]]]:
+        """Each replica's node, process, device, models held and job running (from its heartbeats)."""
+        try:
+            return self._ray.get(self._board.replicas.remote(), timeout=5)
+        except Exception as e:
+            log.warning("the replicas' board did not answer: %s", e)
+            return []
+
+    def close(self) -> None:
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        """Take the replicas down (a shared cluster keeps running); a local Ray instance stops."""
+        try:
+            if self._serve.status().applications.get(APP_NAME) is not None:
+                self._serve.delete(APP_NAME)
+            if self._local:
+                self._serve.shutdown()
+        except Exception as e:
+            log.warning("Ray Serve did not shut down cleanly: %s", e)
+        self._ray.shutdown()

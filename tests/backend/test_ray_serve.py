@@ -1,0 +1,147 @@
+"""`serve --ray`: the service's jobs run on two Ray Serve replicas of a `ray start` cluster on this
+machine (two declared GPUs, see tests/fixtures/ray_cluster.py). Jobs spread over both, go to
+the replica holding their model, cancel within a step, keep their queue order, and a replica
+killed mid-job loses nothing and writes nothing twice."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+pytest.importorskip("ray.serve")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from ray_cluster import ray_cluster  # noqa: E402
+from tests.backend.test_server import AUTH, BASE, TOKEN, submit, wait  # noqa: E402
+
+from backend.geometry.glb import read_glb_meshes  # noqa: E402
+from backend.models import TEST_MODELS_ENV  # noqa: E402
+from backend.server import Settings, create_app  # noqa: E402
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    """A TestClient on `serve --ray` with two replicas, each keeping one model loaded; the
+    number of result files each job wrote is counted."""
+    saved = dict(os.environ)
+    try:
+        with ray_cluster(token=False) as (address, _):
+            os.environ[TEST_MODELS_ENV] = "1"
+            app = create_app(Settings(token=TOKEN, cache_dir=str(tmp_path_factory.mktemp("cache")),
+                                      ray_address=address, replicas=2, models_per_replica=1))
+            store, writes = app.state.jobs.store, collections.Counter()
+            write_result = store.write_result
+
+            def counted(job_id, data):
+                writes[job_id] += 1
+                return write_result(job_id, data)
+
+            store.write_result = counted
+            with TestClient(app, base_url=BASE, headers=AUTH) as client:
+                client.writes = writes
+                yield client
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def replicas(client):
+    return client.get("/health").json()["replicas"]
+
+
+def wait_all(client, ids, timeout):
+    deadline = time.monotonic() + timeout
+    records = {}
+    while time.monotonic() < deadline:
+        records = {i: client.get(f"/jobs/{i}").json() for i in ids}
+        if all(r["state"] in FINISHED for r in records.values()):
+            return records
+        time.sleep(0.2)
+    raise AssertionError(f"not finished after {timeout} s: {[r['state'] for r in records.values()]}")
+
+
+def test_health_names_both_replicas(service):
+    health = service.get("/health").json()
+    assert health["device"] == "ray: 2 replica(s), one GPU each"
+    deadline = time.monotonic() + 30
+    while len(health["replicas"] or []) < 2 and time.monotonic() < deadline:  # the first heartbeats
+        time.sleep(0.5)
+        health = service.get("/health").json()
+    assert len(health["replicas"]) == 2 and all(r["state"] == "idle" for r in health["replicas"]), health
+    assert all(r["device"] == "cpu" and r["pid"] != os.getpid() for r in health["replicas"])
+
+
+def test_each_model_stays_on_the_replica_that_loaded_it(service):
+    # One model per replica: alternating models would reload on every job if routing ignored them.
+    for n in range(12):
+        model, params = ("builtin", {"prompt": "a chair", "resolution": 32, "num_inference_steps": 4}) if n % 2 \
+            else ("test-cube", {"num_inference_steps": 2})
+        record = wait(service, submit(service, params, model=model).json()["id"], timeout=120)
+        assert record["state"] == "succeeded", record
+    loads = {r["id"]: (r["loads"], r["models"]) for r in replicas(service)}
+    assert sum(count for count, _ in loads.values()) <= 3, loads  # 2 when the second model goes to the idle one
+    assert sorted(m for _, models in loads.values() for m in models) == ["builtin", "test-cube"], loads
+
+
+def test_cancel_queue_order_progress_and_errors_work_on_replicas(service):
+    long = {"num_inference_steps": 400, "step_delay": 0.05}
+    running = [submit(service, long).json()["id"] for _ in range(2)]
+    for job_id in running:
+        wait(service, job_id, until=("running",), timeout=60)
+    queued = [submit(service, {"num_inference_steps": 3, "seed": n}).json()["id"] for n in range(3)]
+    failing = submit(service, {"fail": "generation"}).json()["id"]
+    assert service.get(f"/jobs/{queued[1]}").json()["message"] == "queued, 3 job(s) ahead"
+    while service.get(f"/jobs/{running[0]}").json()["step"] < 3:  # progress comes back from the replica
+        time.sleep(0.05)
+    asked = time.monotonic()
+    assert service.delete(f"/jobs/{running[0]}").status_code == 200
+    cancelled = wait(service, running[0], timeout=30)
+    assert cancelled["state"] == "cancelled" and time.monotonic() - asked < 2.0, cancelled
+    assert cancelled["step"] < 400 and cancelled["ran_on"]
+    service.delete(f"/jobs/{running[1]}")
+    records = wait_all(service, queued + [failing, running[1]], timeout=120)
+    starts = [records[i]["started_at"] for i in queued]
+    assert starts == sorted(starts)  # first in, first out, over both replicas
+    assert all(records[i]["state"] == "succeeded" and records[i]["has_preview"] for i in queued)
+    assert service.get(f"/jobs/{queued[0]}/preview").status_code == 200
+    assert records[failing]["state"] == "failed" and "empty surface" in records[failing]["error"]
+
+
+def test_forty_jobs_spread_over_both_replicas_and_a_killed_one_loses_none(service):
+    ids = [submit(service, {"prompt": ("a chair", "a table", "a lamp", "a stool")[n % 4], "seed": n,
+                            "resolution": 48, "num_inference_steps": 12}, model="builtin").json()["id"]
+           for n in range(40)]
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline:
+        done = sum(service.get(f"/jobs/{i}").json()["state"] == "succeeded" for i in ids)
+        busy = [r for r in replicas(service) if r["state"] == "busy"]
+        if done >= 4 and busy:
+            killed = busy[0]
+            os.kill(killed["pid"], signal.SIGKILL)  # mid-job
+        time.sleep(0.1)
+    assert killed is not None, "no replica was seen busy"
+    records = wait_all(service, ids, timeout=300)
+    assert [r["state"] for r in records.values()].count("succeeded") == 40, \
+        [(r["state"], r["error"]) for r in records.values() if r["state"] != "succeeded"]
+    assert all(service.writes[i] == 1 for i in ids), service.writes  # each result written once
+    assert len({r["ran_on"] for r in records.values()}) >= 2  # spread over both (and the replacement)
+    assert records[killed["job"]]["ran_on"].split(" ")[0] != killed["id"]  # finished elsewhere
+    parts, _ = read_glb_meshes(service.get(f"/jobs/{killed['job']}/result").content)
+    assert parts
+    deadline = time.monotonic() + 120  # Serve replaces the dead replica
+    while time.monotonic() < deadline:
+        states = collections.Counter(r["state"] for r in replicas(service))
+        if states["idle"] == 2:
+            break
+        time.sleep(1)
+    assert states["idle"] == 2 and states["lost"] == 1, states
