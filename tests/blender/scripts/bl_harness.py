@@ -9,13 +9,18 @@ MODULE = "bl_ext.user_default.diffusion3d"
 
 
 def install():
-    """Install the zip from $DIFFUSION3D_ZIP into the temporary user repository and enable it."""
+    """Install the zip from $DIFFUSION3D_ZIP into the temporary user repository and enable it;
+    with $DIFFUSION3D_REMOTE_URL (and _TOKEN) set, point it at that backend."""
     result = bpy.ops.extensions.package_install_files(
         filepath=os.environ["DIFFUSION3D_ZIP"], repo='user_default', enable_on_install=True
     )
     assert result == {'FINISHED'}, result
     assert MODULE in bpy.context.preferences.addons, "extension not enabled after install"
     assert os.environ["BLENDER_USER_RESOURCES"] in sys.modules[MODULE].__file__
+    if os.environ.get("DIFFUSION3D_REMOTE_URL"):  # the same script against a backend run elsewhere (serve --ray)
+        prefs = bpy.context.preferences.addons[MODULE].preferences
+        prefs.backend_mode = 'REMOTE'
+        prefs.remote_url, prefs.remote_token = os.environ["DIFFUSION3D_REMOTE_URL"], os.environ["DIFFUSION3D_REMOTE_TOKEN"]
     return sys.modules[MODULE]
 
 
