@@ -89,7 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
         offline=args.offline, max_upload_mb=args.max_upload_mb, allowed_hosts=tuple(args.allowed_host),
         keep_jobs=args.keep_jobs, attention_slicing=args.attention_slicing, cpu_offload=args.cpu_offload,
         full_precision=args.full_precision, ray_address=args.ray, replicas=args.replicas,
-        models_per_replica=args.models_per_replica,
+        models_per_replica=args.models_per_replica, replica_threads=args.threads,
     )
     serve(settings, stop_when_stdin_closes=args.stop_when_stdin_closes)
     return 0
@@ -341,7 +341,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--replicas", type=int, default=0, metavar="N",
                    help="with --ray: replicas to run (default one per GPU in the cluster, else one per CPU)")
     p.add_argument("--models-per-replica", type=int, default=2, metavar="N",
-                   help="with --ray: models a replica keeps loaded, least recently used out first (default 2)")
+                   help="with --ray: models a replica keeps loaded, least recently used out first (default 2); "
+                        "--threads then sets each CPU replica's torch threads (default: its node's CPUs shared)")
     _loading_arguments(p)
     p.set_defaults(command=_serve)
 

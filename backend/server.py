@@ -59,7 +59,7 @@ class Settings:
         full_precision: float32 on CUDA too (see `devices.pick_device`).
         ray_address: Run the jobs on a Ray cluster's replicas ("local": a Ray instance here);
             None runs them in this process (see cluster/ray_executor.py).
-        replicas, models_per_replica: With ray_address, see `RayExecutor`.
+        replicas, models_per_replica, replica_threads: With ray_address, see `RayExecutor`.
     """
 
     token: str
@@ -77,6 +77,7 @@ class Settings:
     ray_address: Optional[str] = None
     replicas: int = 0
     models_per_replica: int = 2
+    replica_threads: int = 0
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -104,7 +105,8 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.ray_address:
         from .cluster.ray_executor import RayExecutor
 
-        executor = RayExecutor(settings.ray_address, options, settings.replicas, settings.models_per_replica)
+        executor = RayExecutor(settings.ray_address, options, settings.replicas, settings.models_per_replica,
+                               settings.replica_threads)
         device = executor.device
     try:
         jobs = JobManager(settings.cache_dir or default_cache_dir(), registry(), options, settings.keep_jobs, executor)

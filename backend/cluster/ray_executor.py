@@ -40,13 +40,15 @@ class RayExecutor:
         options: LoadOptions; each replica picks its own device and precision.
         replicas: Replicas to run (default: one per GPU in the cluster, else one per CPU).
         models_per_replica: Models a replica keeps loaded before it drops the least recently used.
+        cpu_threads: torch threads of a replica running on a CPU (0: the cluster's CPUs shared
+            evenly among the replicas).
 
     Raises:
         InputError: Ray is not installed, the cluster cannot be reached, or it has fewer GPUs
             (CPUs) than the replicas asked for.
     """
 
-    def __init__(self, address: str, options, replicas: int = 0, models_per_replica: int = 2):
+    def __init__(self, address: str, options, replicas: int = 0, models_per_replica: int = 2, cpu_threads: int = 0):
         try:
             import ray
             from ray import serve
@@ -81,7 +83,7 @@ class RayExecutor:
             deployment = replica_deployment(models_per_replica).options(
                 name="replica", num_replicas=self.slots, max_ongoing_requests=1,
                 ray_actor_options={"num_gpus": 1, "num_cpus": 0} if gpus else {"num_cpus": 1})
-            self._handle = serve.run(deployment.bind(self._board, load, max(1, cpus // self.slots)),
+            self._handle = serve.run(deployment.bind(self._board, load, cpu_threads or max(1, cpus // self.slots)),
                                      name=APP_NAME, route_prefix=None)
         except BaseException:
             self._shutdown()

@@ -21,8 +21,9 @@ import numpy as np
 from ..errors import JobCancelled
 from ..job_run import StepControl, run_loaded
 
-BEAT_S = 2.0  # how often a replica tells the board it lives (board.LOST_S is five of them)
-POLL_S = 0.1  # how often a running job's controls are read from the board: a cancel lands this fast
+BEAT_S = 2.0  # how often a replica tells the board it lives (board.LOST_S is five of them), and at once
+# when it starts or ends a job
+WAIT_S = 30.0  # a long poll for a running job's controls is renewed this often
 PROGRESS_S = 0.1  # progress within a step is sent at most this often
 PREVIEW_S = 0.25  # and a preview image (as the job manager keeps them)
 
@@ -49,6 +50,7 @@ def replica_deployment(models_per_replica: int):
             self.id = serve.get_replica_context().replica_id.unique_id
             self.info = {"node": ray.util.get_node_ip_address(), "pid": os.getpid(), "device": device,
                          "models": [], "loads": 0, "job": None}
+            self._changed = threading.Event()
             threading.Thread(target=self._beat, name="diffusion3d-heartbeat", daemon=True).start()
 
         def _beat(self) -> None:
@@ -60,7 +62,8 @@ def replica_deployment(models_per_replica: int):
                             timeout=BEAT_S * 5)
                 except Exception:  # the ingress went away: Serve deletes this replica soon
                     pass
-                time.sleep(BEAT_S)
+                self._changed.wait(BEAT_S)
+                self._changed.clear()
 
         @serve.multiplexed(max_num_models_per_replica=models_per_replica)
         async def model(self, name: str) -> "_Loaded":
@@ -76,6 +79,7 @@ def replica_deployment(models_per_replica: int):
             from ..models import get_entry
 
             self.info["job"] = job_id
+            self._changed.set()
             control = StepControl()
             poller = asyncio.create_task(_poll(self.board, job_id, control))
             loop = asyncio.get_running_loop()
@@ -101,6 +105,7 @@ def replica_deployment(models_per_replica: int):
                 if work is not None:
                     await asyncio.gather(work, return_exceptions=True)  # never two jobs on one replica
                 self.info["job"] = None
+                self._changed.set()
 
     return serve.deployment(Replica)
 
@@ -118,23 +123,24 @@ class _Loaded:
 
 
 async def _poll(board, job_id: str, control: StepControl) -> None:
-    """Copy the job's controls from the board until the job ends."""
-    seen_asks = 0
+    """Copy the job's controls from the board, as they change, until the job ends."""
+    known, seen_asks = None, 0
     while True:
         try:
-            flags = await board.flags.remote(job_id)
+            flags = await board.wait_flags.remote(job_id, known, WAIT_S)
         except asyncio.CancelledError:
             raise
         except Exception:  # the ingress (which owns the board) is gone: no one waits for this job
-            flags = {"cancel": True, "by_user": False, "asks": 0}
-        if flags:
+            control.cancel.set()
+            return
+        if flags and flags != known:
             if flags["asks"] > seen_asks:
                 seen_asks = flags["asks"]
                 control.state_wanted.set()
             if flags["cancel"]:
                 control.cancelled_by_user = flags["by_user"]
                 control.cancel.set()
-        await asyncio.sleep(POLL_S)
+        known = flags
 
 
 class ReplicaEvents:
@@ -161,13 +167,16 @@ class ReplicaEvents:
 
     def progress(self, phase: str, step: int, total: int, preview: Optional[np.ndarray], within: float,
                  has_state: bool) -> None:
+        # A new phase, the last step, a state to offer and a due preview go at once; the other
+        # steps at most every PROGRESS_S (a fast model's 40 steps a second would cost the
+        # ingress more than they tell).
         now = time.monotonic()
         if preview is not None and now - self._preview_at < PREVIEW_S and step != total:
             preview = None  # the job manager would drop it too
-        key = (phase, step, total, has_state)
-        if key == self._sent and preview is None and now - self._sent_at < PROGRESS_S:
+        news = (phase, has_state) != self._sent or step == total or preview is not None
+        if not news and now - self._sent_at < PROGRESS_S:
             return
-        self._sent, self._sent_at = key, now
+        self._sent, self._sent_at = (phase, has_state), now
         if preview is not None:
             self._preview_at = now
         self._put({"kind": "progress", "phase": phase, "step": step, "total": total, "preview": preview,
