@@ -387,7 +387,7 @@ def _texture_entries() -> list[ModelEntry]:
 
 # --- test-cube: an instant model for tests and benchmarks -----------------------------
 
-TEST_CUBE_PARAMS = {"prompt": "", "num_inference_steps": 4, "step_delay": 0.0, "fail": ""}
+TEST_CUBE_PARAMS = {"prompt": "", "num_inference_steps": 4, "step_delay": 0.0, "fail": "", "offer_state": False}
 _FAILURES = {
     "input": lambda: InputError("test-cube was asked to fail with an input error"),
     "unavailable": lambda: ModelUnavailable("test-cube was asked to be unavailable"),
@@ -406,7 +406,8 @@ def run_test_cube(pipe: Any, params: dict[str, Any], files: dict[str, bytes], ca
     """Make a unit cube with one colour per face, reporting `num_inference_steps` steps.
 
     `step_delay` seconds pass between steps (to test cancel); `fail` names an error to
-    raise after the first step (input, unavailable, generation, oom, crash).
+    raise after the first step (input, unavailable, generation, oom, crash); with
+    `offer_state`, each step offers its current state: the cube grown to step / steps.
     """
     steps = params["num_inference_steps"]
     if steps < 1:
@@ -419,14 +420,21 @@ def run_test_cube(pipe: Any, params: dict[str, Any], files: dict[str, bytes], ca
         if params["step_delay"]:
             time.sleep(params["step_delay"])
         preview[:] = rng.integers(0, 256, 3)
-        callback("denoise", step, steps, preview)  # raises JobCancelled when asked to stop
+        state = (lambda size=step / steps: _cube(params, size)) if params["offer_state"] else None
+        callback("denoise", step, steps, preview, state=state)  # raises JobCancelled when asked to stop
         if params["fail"]:
             raise _FAILURES[params["fail"]]()
-    corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)], np.float32)
+    return _cube(params, 1.0, rng.integers(0, 256, (6, 4)).astype(np.uint8))
+
+
+def _cube(params: dict[str, Any], size: float, face_colors: Optional[np.ndarray] = None) -> MeshResult:
+    """A cube of edge `size`, one colour per face (grey without `face_colors`)."""
+    corners = size * np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)], np.float32)
     quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]  # -x +x -y +y -z +z, outward
     vertices = corners[np.array(quads).reshape(-1)]  # (24, 3): own vertices per face, so colours stay flat
     faces = np.array([[4 * i, 4 * i + 1, 4 * i + 2, 4 * i, 4 * i + 2, 4 * i + 3] for i in range(6)]).reshape(-1, 3)
-    colors = np.repeat(rng.integers(0, 256, (6, 4)).astype(np.uint8) | np.array([0, 0, 0, 255], np.uint8), 4, axis=0)
+    face_colors = np.full((6, 4), 128, np.uint8) if face_colors is None else face_colors
+    colors = np.repeat(face_colors | np.array([0, 0, 0, 255], np.uint8), 4, axis=0)
     return MeshResult(
         parts=[MeshPart("cube", vertices, faces, colors)],
         metadata={"model": "test-cube", "prompt": params["prompt"], "seed": params.get("seed")},

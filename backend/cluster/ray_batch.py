@@ -39,7 +39,8 @@ def run_on_ray(rows: list[Row], rows_folder: Path, out_dir: Path, load_options, 
         return iter(())
     try:
         if address == "local":
-            ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+            # "local" even where RAY_ADDRESS names a cluster: the user asked for this machine
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
         else:
             ray.init(address=address, log_to_driver=False, ignore_reinit_error=True)
     except (ConnectionError, RuntimeError, ValueError) as error:

@@ -63,7 +63,7 @@ class RayExecutor:
         # Every node runs the project from the same folder as this one (see the deployment docs).
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get("PYTHONPATH")]))
         try:
-            ray.init(address=None if self._local else address, include_dashboard=False if self._local else None,
+            ray.init(address=address, include_dashboard=False if self._local else None,
                      log_to_driver=False, ignore_reinit_error=True, runtime_env={"env_vars": env})
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise InputError(f"could not reach the Ray cluster at {address!r} ({error}); start it with `ray start "
@@ -77,7 +77,7 @@ class RayExecutor:
                 raise InputError(f"--replicas {replicas}: the cluster has {have} {kind}(s) and each replica takes one; "
                                  f"add machines or ask for at most {have}")
             self.device = f"ray: {self.slots} replica(s), one {kind} each"
-            self._board = ray.remote(Board).options(num_cpus=0).remote()
+            self._board = ray.remote(Board).options(num_cpus=0, name=f"diffusion3d-board-{os.getpid()}").remote()
             serve.start(proxy_location="Disabled")  # our own ingress serves HTTP
             load = {k: v for k, v in dataclasses.asdict(options).items() if k not in ("device", "dtype")}
             deployment = replica_deployment(models_per_replica).options(

@@ -1,7 +1,11 @@
 """`serve --ray`: the service's jobs run on two Ray Serve replicas of a `ray start` cluster on this
 machine (two declared GPUs, see tests/fixtures/ray_cluster.py). Jobs spread over both, go to
 the replica holding their model, cancel within a step, keep their queue order, and a replica
-killed mid-job loses nothing and writes nothing twice."""
+killed mid-job loses nothing and writes nothing twice.
+
+Named to run before test_ray_batch.py: in a process that has already run and shut down a local
+Ray instance, Ray 2.60 cancels the actors it then creates on another cluster (the board here).
+A backend process starts Ray once, so only a test process meets this."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 from ray_cluster import ray_cluster  # noqa: E402
 from tests.backend.test_server import AUTH, BASE, TOKEN, submit, wait  # noqa: E402
 
-from backend.geometry.glb import read_glb_meshes  # noqa: E402
+from backend.geometry.glb import EXTRAS_KEY, read_glb_extras, read_glb_meshes  # noqa: E402
 from backend.models import TEST_MODELS_ENV  # noqa: E402
 from backend.server import Settings, create_app  # noqa: E402
 
@@ -114,6 +118,23 @@ def test_cancel_queue_order_progress_and_errors_work_on_replicas(service):
     assert all(records[i]["state"] == "succeeded" and records[i]["has_preview"] for i in queued)
     assert service.get(f"/jobs/{queued[0]}/preview").status_code == 200
     assert records[failing]["state"] == "failed" and "empty surface" in records[failing]["error"]
+
+
+def test_a_running_jobs_current_state_comes_from_its_replica(service):
+    job_id = submit(service, {"num_inference_steps": 400, "step_delay": 0.05, "offer_state": True}).json()["id"]
+    wait(service, job_id, until=("running",), timeout=60)
+    while not service.get(f"/jobs/{job_id}").json()["has_current_state"]:
+        time.sleep(0.05)
+    first = service.get(f"/jobs/{job_id}/current")
+    assert first.status_code == 200, first.text
+    (cube,), _ = read_glb_meshes(first.content)
+    step = read_glb_extras(first.content)[EXTRAS_KEY]["current_state"]["step"]
+    assert 0 < step < 400 and abs(cube.vertices.max() - 0.5 * step / 400) < 1e-6  # the cube grown so far
+    service.delete(f"/jobs/{job_id}")
+    record = wait(service, job_id, timeout=30)
+    assert record["state"] == "cancelled" and record["has_current_state"]  # saved as it stopped
+    (last,), _ = read_glb_meshes(service.get(f"/jobs/{job_id}/current").content)
+    assert last.vertices.max() > cube.vertices.max()
 
 
 def test_forty_jobs_spread_over_both_replicas_and_a_killed_one_loses_none(service, caplog):
