@@ -420,7 +420,7 @@ def run_test_cube(pipe: Any, params: dict[str, Any], files: dict[str, bytes], ca
         if params["step_delay"]:
             time.sleep(params["step_delay"])
         preview[:] = rng.integers(0, 256, 3)
-        state = (lambda size=step / steps: _cube(params, size)) if params["offer_state"] else None
+        state = (lambda size=step / steps: _cube(params, size)) if params.get("offer_state") else None
         callback("denoise", step, steps, preview, state=state)  # raises JobCancelled when asked to stop
         if params["fail"]:
             raise _FAILURES[params["fail"]]()

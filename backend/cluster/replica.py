@@ -75,7 +75,8 @@ def replica_deployment(models_per_replica: int):
         async def run(self, job_id: str, task: str, model: str, params: dict[str, Any],
                       files: dict[str, bytes]) -> AsyncIterator[dict[str, Any]]:
             """Run one job; yields its events, the last one "done" or "failed"."""
-            from ..jobs import describe_error
+            from ..jobs import describe_error, is_out_of_memory
+            from ..local_executor import free_accelerator_memory
             from ..models import get_entry
 
             self.info["job"] = job_id
@@ -98,9 +99,11 @@ def replica_deployment(models_per_replica: int):
             except JobCancelled:
                 yield {"kind": "failed", "cancelled": True}
             except Exception as e:  # the job's failure, in the words the ingress records
+                if is_out_of_memory(e):
+                    free_accelerator_memory()
                 yield {"kind": "failed", "cancelled": False, "error": describe_error(e, self.options.device)}
             finally:
-                control.cancel.set()  # the request was dropped (the ingress went away): stop the job
+                control.cancel.set()  # ends the job where the request was dropped (the ingress went away)
                 poller.cancel()
                 if work is not None:
                     await asyncio.gather(work, return_exceptions=True)  # never two jobs on one replica
