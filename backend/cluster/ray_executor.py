@@ -106,8 +106,9 @@ class RayExecutor:
                     if control.cancel.is_set():
                         raise JobCancelled() from None
                     if attempt == RETRIES:
+                        times = "once" if attempt == 0 else f"{attempt + 1} times"
                         raise GenerationFailed(
-                            f"the replica running this job died {'once' if attempt == 0 else f'{attempt + 1} times'} (last: {where}), so it was not "
+                            f"the replica running this job died {times} (last: {where}), so it was not "
                             "finished; the Ray dashboard's logs say why (often the node ran out of memory)") from None
                     report.note(f"{where} died; running the job again on another replica")
         finally:
