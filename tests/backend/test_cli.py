@@ -40,6 +40,8 @@ def test_automatic_threads_keep_torchs_default(keep_threads):
     (["--port", "0"], "--port"),
     (["--max-upload-mb", "nan"], "--max-upload-mb"),
     (["--model-source", "openai/shap-e"], "--model-source"),
+    (["--replicas", "2"], "are for --ray"),
+    (["--ray", "--models-per-replica", "0"], "--models-per-replica at least 1"),
 ])
 def test_serve_refuses_settings_that_would_break_the_service(args, words, capsys):
     """Refused before anything starts: keeping no jobs deleted each result as it finished, port 0
