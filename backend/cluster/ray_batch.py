@@ -18,6 +18,7 @@ from typing import Any, Iterator, Optional
 
 from ..batch import Row, RowRunner
 from ..errors import InputError
+from .nodes import capacity, connect, node_load_options, portable_options
 
 RETRIES = 1  # a row whose worker died is run once more, then failed
 
@@ -37,30 +38,19 @@ def run_on_ray(rows: list[Row], rows_folder: Path, out_dir: Path, load_options, 
         raise InputError("--ray needs Ray: pip install -r backend/requirements-cluster.txt (on every node)") from None
     if not rows:
         return iter(())
-    try:
-        if address == "local":
-            # "local" even where RAY_ADDRESS names a cluster: the user asked for this machine
-            ray.init(address="local", include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-        else:
-            ray.init(address=address, log_to_driver=False, ignore_reinit_error=True)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise InputError(f"could not reach the Ray cluster at {address!r} ({error}); start it with `ray start "
-                         "--head` (and `ray start --address HEAD:6379` on each worker machine)") from None
+    connect(ray, address)
     return _outcomes(ray, rows, rows_folder, out_dir, load_options, workers)
 
 
 def _outcomes(ray, rows, rows_folder, out_dir, load_options, cap: Optional[int]) -> Iterator[dict[str, Any]]:
-    resources = ray.cluster_resources()
-    gpus = int(resources.get("GPU", 0))
-    workers = max(1, min(len(rows), gpus or int(resources.get("CPU", 1)), cap or len(rows)))
-    per_worker = {"num_gpus": 1} if gpus else {"num_cpus": 1}
-    options = dataclasses.asdict(load_options) if dataclasses.is_dataclass(load_options) else dict(load_options)
-    options.pop("dtype", None)  # each worker picks its own device and precision
+    have, kind, _ = capacity(ray)
+    workers = max(1, min(len(rows), have, cap or len(rows)))
+    per_worker = {"num_gpus": 1} if kind == "GPU" else {"num_cpus": 1}
     items = [{"row": json.dumps(dataclasses.asdict(row))} for row in rows]
     dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         _Worker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
-        fn_constructor_kwargs={"rows_folder": str(rows_folder), "out_dir": str(out_dir), "options": options,
-                               "threads": 0 if gpus else 1},
+        fn_constructor_kwargs={"rows_folder": str(rows_folder), "out_dir": str(out_dir),
+                               "options": portable_options(load_options), "threads": 0 if kind == "GPU" else 1},
         max_restarts=RETRIES, max_task_retries=RETRIES, **per_worker)  # (Ray 2.64 renames these: pinned 2.60)
     try:
         for item in dataset.iter_rows():
@@ -73,14 +63,7 @@ class _Worker:
     """One Ray actor: a RowRunner on whatever device its node has."""
 
     def __init__(self, rows_folder: str, out_dir: str, options: dict, threads: int):
-        from ..devices import pick_device, set_cpu_threads
-        from ..models import LoadOptions
-
-        if threads:
-            set_cpu_threads(threads)
-        device, dtype = pick_device("auto", False)  # this node's GPU if it has one, whatever the driver has
-        self.runner = RowRunner(Path(rows_folder), Path(out_dir), LoadOptions(**{**options, "device": device,
-                                                                                    "dtype": dtype}))
+        self.runner = RowRunner(Path(rows_folder), Path(out_dir), node_load_options(options, threads))
 
     def __call__(self, batch: dict) -> dict:
         outcomes = []

@@ -13,7 +13,6 @@ the board (cluster/board.py), read between steps.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -56,22 +55,16 @@ class RayExecutor:
             raise InputError("--ray needs Ray Serve: pip install -r backend/requirements-cluster.txt "
                              "(on every node)") from None
         from .board import Board
+        from .nodes import capacity, connect, portable_options
         from .replica import replica_deployment
 
         self._ray, self._serve, self._local = ray, serve, address == "local"
         env = {key: value for key, value in os.environ.items() if key.startswith(ENV_PREFIXES)}
         # Every node runs the project from the same folder as this one (see the deployment docs).
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get("PYTHONPATH")]))
+        connect(ray, address, runtime_env={"env_vars": env})
         try:
-            ray.init(address=address, include_dashboard=False if self._local else None,
-                     log_to_driver=False, ignore_reinit_error=True, runtime_env={"env_vars": env})
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise InputError(f"could not reach the Ray cluster at {address!r} ({error}); start it with `ray start "
-                             "--head` (and `ray start --address HEAD:6379` on each worker machine)") from None
-        try:
-            resources = ray.cluster_resources()
-            gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
-            have, kind = (gpus, "GPU") if gpus else (cpus, "CPU")
+            have, kind, cpus = capacity(ray)
             self.slots = replicas or have
             if self.slots > have:
                 raise InputError(f"--replicas {replicas}: the cluster has {have} {kind}(s) and each replica takes one; "
@@ -79,11 +72,10 @@ class RayExecutor:
             self.device = f"ray: {self.slots} replica(s), one {kind} each"
             self._board = ray.remote(Board).options(num_cpus=0, name=f"diffusion3d-board-{os.getpid()}").remote()
             serve.start(proxy_location="Disabled")  # our own ingress serves HTTP
-            load = {k: v for k, v in dataclasses.asdict(options).items() if k not in ("device", "dtype")}
             deployment = replica_deployment(models_per_replica).options(
                 name="replica", num_replicas=self.slots, max_ongoing_requests=1,
-                ray_actor_options={"num_gpus": 1, "num_cpus": 0} if gpus else {"num_cpus": 1})
-            self._handle = serve.run(deployment.bind(self._board, load, cpu_threads or max(1, cpus // self.slots)),
+                ray_actor_options={"num_gpus": 1, "num_cpus": 0} if kind == "GPU" else {"num_cpus": 1})
+            self._handle = serve.run(deployment.bind(self._board, portable_options(options), cpu_threads or max(1, cpus // self.slots)),
                                      name=APP_NAME, route_prefix=None)
         except BaseException:
             self._shutdown()

@@ -39,14 +39,12 @@ def replica_deployment(models_per_replica: int):
         def __init__(self, board, options: dict[str, Any], cpu_threads: int):
             import ray
 
-            from ..devices import pick_device, set_cpu_threads
-            from ..models import LoadOptions, registry
+            from ..models import registry
+            from .nodes import node_load_options
 
-            device, dtype = pick_device("auto", False)
-            if device == "cpu":
-                set_cpu_threads(cpu_threads)
+            self.options = node_load_options(options, cpu_threads)
+            device = self.options.device
             self.board, self.entries = board, registry()
-            self.options = LoadOptions(**options, device=device, dtype=dtype)
             self.id = serve.get_replica_context().replica_id.unique_id
             self.info = {"node": ray.util.get_node_ip_address(), "pid": os.getpid(), "device": device,
                          "models": [], "loads": 0, "job": None}
