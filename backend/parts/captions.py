@@ -1,18 +1,27 @@
-"""Captions for procedural shapes: training templates and held-out paraphrases.
+"""Captions for procedural shapes, in three wordings that the evaluation reports apart.
 
-Every attribute value has training phrases and paraphrase phrases; paraphrase templates
-and phrases never appear in training captions, so captions built from them measure how
-well the text conditioning generalises (evaluated as "paraphrases").
+- "train": the training templates, nouns and phrases.
+- "heldout": sentence frames never used in training around the training phrases, so a caption
+  is new as a whole while each phrase is known ("unseen wordings").
+- "paraphrase": held-out frames, nouns and phrases (synonyms, adjectives like "four-legged",
+  clauses before the noun); no paraphrase frame or phrase appears in a training caption.
 """
 
 import re
 
 TEMPLATES = ["a {noun} with {attrs}", "a 3D model of a {noun} with {attrs}", "{noun} with {attrs}",
              "a {noun} that has {attrs}"]
+HELDOUT_TEMPLATES = ["make me a {noun} with {attrs}", "a low-poly {noun} with {attrs}", "{noun}, {attrs}",
+                     "generate a {noun} that has {attrs}"]
 PARAPHRASE_TEMPLATES = ["it's the {noun} featuring {attrs}", "{noun} having {attrs}.",
-                        "I would like a {noun} showing {attrs}", "one {noun}: {attrs}"]
+                        "I would like a {noun} showing {attrs}", "one {noun}: {attrs}",
+                        "featuring {attrs}, this {noun}", "showing {attrs} - a {noun}"]
 BARE_TEMPLATES = ["a {noun}", "a 3D model of a {noun}"]
+BARE_HELDOUT_TEMPLATES = ["make me a {noun}", "a low-poly {noun}"]
 BARE_PARAPHRASE_TEMPLATES = ["it's a {noun}", "some kind of {noun}"]
+WORDINGS = ("train", "heldout", "paraphrase")
+_FRAMES = {"train": (TEMPLATES, BARE_TEMPLATES), "heldout": (HELDOUT_TEMPLATES, BARE_HELDOUT_TEMPLATES),
+           "paraphrase": (PARAPHRASE_TEMPLATES, BARE_PARAPHRASE_TEMPLATES)}
 
 # category -> (training nouns, paraphrase nouns)
 NOUNS = {
@@ -42,6 +51,14 @@ NOUNS = {
 # (artists ask for "an office chair", not "a chair with wheels").
 ATTRIBUTE_NOUNS = {("chair", "legs", "wheels"): "office chair", ("stool", "height", "tall"): "bar stool",
                    ("tree", "canopy", "cone"): "pine tree"}
+# The same for paraphrases: adjectives and trade words never in training captions.
+PARAPHRASE_ATTRIBUTE_NOUNS = {
+    ("chair", "legs", 3): "three-legged chair", ("chair", "legs", 4): "four-legged chair",
+    ("chair", "legs", "wheels"): "swivel chair on casters", ("stool", "legs", 3): "three-legged stool",
+    ("stool", "legs", 4): "four-legged stool", ("table", "legs", 1): "pedestal table",
+    ("table", "legs", 3): "three-legged table", ("sofa", "seats", 2): "loveseat", ("bed", "size", "double"): "double bed",
+    ("tree", "canopy", "cone"): "fir tree", ("airplane", "engines", 0): "glider", ("house", "floors", 2): "two-storey house",
+}
 
 # category -> attribute -> value -> (training phrases, paraphrase phrases)
 PHRASES = {
@@ -287,36 +304,40 @@ def _join(items):
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def caption_shape(shape_or_category_attributes, rng, paraphrase: bool = False, keys=None) -> str:
+def caption_shape(shape_or_category_attributes, rng, wording: str = "train", keys=None) -> str:
     """A caption for a shape, or for a (category, attributes) pair.
 
     Args:
         shape_or_category_attributes: a Shape, or (category, attributes).
         rng: numpy Generator choosing the template and wording.
-        paraphrase: use the held-out paraphrase templates and phrases (never in training).
+        wording: one of WORDINGS; only "train" captions are ever trained on.
         keys: the attributes to mention, in that order; default all; [] names only the object.
     Returns:
         The caption.
     """
+    if wording not in WORDINGS:
+        raise ValueError(f"wording must be one of {WORDINGS}, got {wording!r}")
     if isinstance(shape_or_category_attributes, tuple):
         category, attributes = shape_or_category_attributes
     else:
         category, attributes = shape_or_category_attributes.category, shape_or_category_attributes.attributes
-    which = 1 if paraphrase else 0
+    which = 1 if wording == "paraphrase" else 0
+    templates, bare = _FRAMES[wording]
     nouns = NOUNS[category][which]
     noun = nouns[rng.integers(len(nouns))]
     keys = list(attributes) if keys is None else list(keys)
     if not keys:
-        templates = BARE_PARAPHRASE_TEMPLATES if paraphrase else BARE_TEMPLATES
-        return _article(templates[rng.integers(len(templates))].format(noun=noun))
+        return _article(bare[rng.integers(len(bare))].format(noun=noun))
     keys = [keys[i] for i in rng.permutation(len(keys))]  # word order should not matter
-    if not paraphrase:
-        special = [ATTRIBUTE_NOUNS[category, k, attributes[k]] for k in keys if (category, k, attributes[k]) in ATTRIBUTE_NOUNS]
-        if special and rng.random() < 0.3:
-            noun = special[0]
+    special_nouns = PARAPHRASE_ATTRIBUTE_NOUNS if which else ATTRIBUTE_NOUNS
+    special = [(k, special_nouns[category, k, attributes[k]]) for k in keys if (category, k, attributes[k]) in special_nouns]
+    if special and rng.random() < (0.5 if which else 0.3):
+        said, noun = special[0]
+        keys = [k for k in keys if k != said] if which else keys  # "a four-legged chair with four feet" says it twice
     phrases = []
     for k in keys:
         options = PHRASES[category][k][attributes[k]][which]
         phrases.append(options[rng.integers(len(options))])
-    templates = PARAPHRASE_TEMPLATES if paraphrase else TEMPLATES
+    if not phrases:
+        return _article(bare[rng.integers(len(bare))].format(noun=noun))
     return _article(templates[rng.integers(len(templates))].format(noun=noun, attrs=_join(phrases)))

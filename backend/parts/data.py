@@ -80,7 +80,7 @@ def sample_shape(seed: int, category: str | None = None, attributes: dict | None
     subset = [k for k in keys if crng.random() < 0.5] or [keys[crng.integers(len(keys))]]
     shape.captions = [caption_shape(shape, crng), caption_shape(shape, crng),  # all attributes
                       caption_shape(shape, crng, keys=subset), caption_shape(shape, crng, keys=[])]
-    shape.paraphrases = [caption_shape(shape, crng, paraphrase=True), caption_shape(shape, crng, paraphrase=True)]
+    shape.paraphrases = [caption_shape(shape, crng, "paraphrase"), caption_shape(shape, crng, "paraphrase")]
     return shape
 
 

@@ -1,25 +1,26 @@
 """Evaluate the built-in part model: `python -m backend.parts.evaluate [--weights DIR] [--write-card]`.
 
-Prints attribute accuracy (seen combinations with held-out captions; unseen combinations and
-paraphrases), validity, coverage / MMD / 1-NNA by Chamfer distance against held-out procedural
-shapes, part-completion accuracy and seconds per shape.
+Prints attribute accuracy per wording split, read from the delivered meshes (eval_attributes.py),
+beside a bare-prompt and a random-attribute baseline; validity; coverage / MMD / 1-NNA on unpaired
+sets beside reference systems (eval_distribution.py); part-completion accuracy; seconds per shape.
+`--write-card` stores exactly these figures in config.json and MODEL_CARD.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from backend.errors import GenerationFailed
-
 from . import data
 from .contact import components
 from .decode import drop_fragments, occupancy_grid
-from .pipeline import DEFAULT_WEIGHTS, PartDiffusionPipeline, settle_new_shape
+from .eval_attributes import SPLITS, Item, attribute_accuracy, heldout_items, procedural_baseline, training_captions
+from .eval_distribution import distribution
+from .pipeline import DEFAULT_WEIGHTS, PartDiffusionPipeline, category_prompt, settle_new_shape
 from .representation import PartShape
 from .train import GridCache, encode_shape
 
@@ -28,56 +29,15 @@ from .train import GridCache, encode_shape
 class EvalConfig:
     seed: int = 1234
     n_attribute: int = 240  # prompts per attribute split (120 left a ±2.5% sampling error)
-    n_distribution: int = 60  # generated vs reference shapes for coverage / MMD / 1-NNA
+    n_distribution: int = 240  # generated and reference shapes for coverage / MMD / 1-NNA, 12 per category
+    n_validity: int = 200
     n_completion: int = 40
     n_timing: int = 5
     steps: int = 25
     guidance_scale: float = 1.5
-    points: int = 512  # surface samples per shape for Chamfer
+    points: int = 1024  # surface samples per shape for Chamfer
     resolution: int = 64  # decode grid for validity and Chamfer (timing uses 128)
     batch: int = 40
-
-
-def to_data_parts(pipe: PartDiffusionPipeline, shape: PartShape) -> list:
-    """Generated parts as data.Part, with a primitive guessed from the nearest training latent."""
-    guesses = pipe.guess_primitives(shape.latents) if len(shape) else []
-    rot = shape.rotations.double().numpy()
-    return [data.Part(name=n, label=l, primitive=prim, params=dict(params),
-                      center=shape.centers[i].double().numpy(), rotation=rot[i],
-                      half_extents=shape.half_extents[i].double().numpy())
-            for i, (n, l, (prim, params)) in enumerate(zip(shape.names, shape.labels, guesses))]
-
-
-def generate_batch(pipe, prompts: list[str], cfg: EvalConfig, seed: int, attach_parts: bool = True) -> list[PartShape]:
-    shapes = []
-    for i in range(0, len(prompts), cfg.batch):
-        chunk = prompts[i : i + cfg.batch]
-        out = pipe(chunk, num_shapes=len(chunk), num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
-                   generator=torch.Generator().manual_seed(seed + i), attach_parts=attach_parts)
-        shapes += out.shapes
-    return shapes
-
-
-def attribute_accuracy(pipe, items: list[tuple[str, str, dict]], cfg: EvalConfig, seed: int) -> dict:
-    """items: (prompt, category, attributes the prompt states). Returns per-attribute and per-shape
-    accuracy, and the standard error of the per-attribute figure (binomial)."""
-    shapes = generate_batch(pipe, [p for p, _, _ in items], cfg, seed)
-    hits, total, whole = 0, 0, 0
-    for shape, (_, category, wanted) in zip(shapes, items):
-        try:
-            got = data.infer_attributes(category, to_data_parts(pipe, shape))
-        except Exception:  # a generated shape missing a part the reader needs counts as wrong  # noqa: BLE001
-            got = {}
-        ok = [str(got.get(k)) == str(v) for k, v in wanted.items()]
-        hits, total, whole = hits + sum(ok), total + len(ok), whole + all(ok)
-    p = hits / max(total, 1)
-    return {"attribute": p, "se": (p * (1 - p) / max(total, 1)) ** 0.5, "shape": whole / max(len(items), 1),
-            "n": len(items)}
-
-
-def stated_attributes(shape, caption: str) -> dict:
-    """The attributes a caption states: data's first two captions and its paraphrases state them all."""
-    return dict(shape.attributes)
 
 
 def occupancy_components(pipe, shape: PartShape, resolution: int, fragments: bool = False) -> int:
@@ -85,51 +45,6 @@ def occupancy_components(pipe, shape: PartShape, resolution: int, fragments: boo
     meshes it; `fragments=True` counts them too)."""
     values, owner = occupancy_grid(shape, pipe.autoencoder, resolution)
     return components((values if fragments else drop_fragments(values, owner)).numpy() > 0)[1]
-
-
-def surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, seed: int) -> np.ndarray:
-    import trimesh
-
-    mesh = trimesh.Trimesh(vertices, faces, process=False)
-    pts, _ = trimesh.sample.sample_surface(mesh, n, seed=seed)
-    return np.asarray(pts, np.float32)
-
-
-def generated_points(pipe, shape: PartShape, cfg: EvalConfig, seed: int) -> np.ndarray:
-    parts = pipe.decode(shape, cfg.resolution)
-    offset, verts, faces = 0, [], []
-    for p in parts:
-        verts.append(p.vertices + shape.origin.numpy())  # back to the shape frame
-        faces.append(p.faces + offset)
-        offset += len(p.vertices)
-    return surface_points(np.concatenate(verts), np.concatenate(faces), cfg.points, seed)
-
-
-def chamfer_matrix(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
-    """Symmetric Chamfer distance (mean squared nearest-neighbour distance, both ways). Returns (len(a), len(b))."""
-    out = np.zeros((len(a), len(b)))
-    tb = [torch.from_numpy(x) for x in b]
-    for i, x in enumerate(a):
-        tx = torch.from_numpy(x)
-        for j, y in enumerate(tb):
-            d = torch.cdist(tx, y).pow(2)
-            out[i, j] = float(d.min(1).values.mean() + d.min(0).values.mean())
-    return out
-
-
-def distribution_metrics(gen: list[np.ndarray], ref: list[np.ndarray]) -> dict:
-    """Coverage, MMD (Achlioptas et al. 2018) and 1-NNA (Yang et al. 2019) by Chamfer distance."""
-    gr = chamfer_matrix(gen, ref)
-    gg, rr = chamfer_matrix(gen, gen), chamfer_matrix(ref, ref)
-    np.fill_diagonal(gg, np.inf)
-    np.fill_diagonal(rr, np.inf)
-    coverage = len(set(gr.argmin(1))) / len(ref)
-    mmd = float(gr.min(0).mean())
-    # 1-NNA: each shape's nearest neighbour in the union should come from the other set half the time
-    gen_right = (gg.min(1) < gr.min(1)).sum()
-    ref_right = (rr.min(1) < gr.min(0)).sum()
-    nna = (gen_right + ref_right) / (len(gen) + len(ref))
-    return {"coverage": coverage, "mmd": mmd, "1-nna": float(nna)}
 
 
 def completion_accuracy(pipe, shapes, cfg: EvalConfig, tol: float = 0.1) -> float:
@@ -162,64 +77,59 @@ def seconds_per_shape(pipe, cfg: EvalConfig) -> float:
 
 
 def evaluate(pipe: PartDiffusionPipeline, cfg: EvalConfig = EvalConfig(), log=print) -> dict:
-    rng = np.random.default_rng(cfg.seed)
-    metrics = {}
-    val = data.dataset(max(cfg.n_attribute, cfg.n_distribution, cfg.n_completion), cfg.seed, split="val")
-    unseen = data.dataset(cfg.n_attribute // 2, cfg.seed, split="unseen")
+    metrics = {"config": asdict(cfg)}
 
-    # 1. Attribute accuracy: held-out captions of seen combinations
-    seen_items = []
-    for s in val[: cfg.n_attribute]:
-        cap = s.captions[int(rng.integers(2))]
-        seen_items.append((cap, s.category, stated_attributes(s, cap)))
-    metrics["attribute_accuracy_seen"] = attribute_accuracy(pipe, seen_items, cfg, cfg.seed)
-    log(f"attribute accuracy, seen combinations: {metrics['attribute_accuracy_seen']}")
-    # ... and unseen combinations + paraphrases
-    hard_items = []
-    for s in unseen:
-        cap = s.captions[int(rng.integers(2))]
-        hard_items.append((cap, s.category, stated_attributes(s, cap)))
-    for s in val[: cfg.n_attribute - len(hard_items)]:
-        pool = s.paraphrases or s.captions[:2]
-        cap = pool[int(rng.integers(len(pool)))]
-        hard_items.append((cap, s.category, stated_attributes(s, cap)))
-    metrics["attribute_accuracy_unseen_paraphrase"] = attribute_accuracy(pipe, hard_items, cfg, cfg.seed + 1)
-    log(f"attribute accuracy, unseen combinations + paraphrases: {metrics['attribute_accuracy_unseen_paraphrase']}")
+    # 1. Attribute accuracy per wording split, read from the delivered meshes, beside baselines
+    trained = training_captions(pipe.config["train"]["n_shapes"], pipe.config["train"]["seed"])
+    log(f"attribute accuracy (n prompts per split, every attribute stated; read from the {cfg.resolution}³ mesh):")
+    for k, split in enumerate(SPLITS):
+        items = heldout_items(split, cfg.n_attribute, cfg.seed, trained)
+        m = attribute_accuracy(pipe, items, cfg.resolution, cfg.seed + k, cfg.steps, cfg.guidance_scale, cfg.batch)
+        metrics[f"attributes.{split}"] = m
+        log(f"  {split:>22}: {_accuracy_line(m)}")
+        if split == "unseen-wording":
+            bare = [Item(category_prompt(i.category), i.category, i.stated) for i in items]
+            base = {"bare-category prompt": attribute_accuracy(pipe, bare, cfg.resolution, cfg.seed + k, cfg.steps,
+                                                              cfg.guidance_scale, cfg.batch),
+                    "random attributes": procedural_baseline(items, cfg.seed, "random-attributes")}
+            for name, b in base.items():
+                metrics[f"attributes.baseline.{name}"] = b
+                log(f"  {'baseline: ' + name:>22}: {_accuracy_line(b)}")
 
-    # 2. Validity and distribution metrics against held-out procedural shapes
-    ref_shapes = val[: cfg.n_distribution]
-    raw = generate_batch(pipe, [s.captions[0] for s in ref_shapes], cfg, cfg.seed + 2, attach_parts=False)
-    metrics["validity_before_attaching"] = float(np.mean([len(g) and occupancy_components(pipe, g, cfg.resolution) == 1
-                                                          for g in raw]))
-    gen = [settle_new_shape(g, pipe.autoencoder)[0] if len(g) else g for g in raw]  # what the pipeline returns
-    metrics["validity"] = float(np.mean([len(g) and occupancy_components(pipe, g, cfg.resolution) == 1 for g in gen]))
-    metrics["validity_with_fragments"] = float(np.mean([len(g) and occupancy_components(pipe, g, cfg.resolution, True) == 1
-                                                        for g in gen]))
-    log(f"validity (one connected shape): {metrics['validity']:.3f} "
+    # 2. Validity of the shapes the pipeline returns, and the distribution against held-out shapes
+    prompts = [category_prompt(c) for c in list(data.CATEGORIES) * (cfg.n_validity // len(data.CATEGORIES))]
+    raw = pipe(prompts, num_shapes=len(prompts), num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
+               generator=torch.Generator().manual_seed(cfg.seed + 2), attach_parts=False).shapes
+    metrics["validity_before_attaching"] = _validity(pipe, raw, cfg.resolution)
+    settled = [settle_new_shape(g, pipe.autoencoder)[0] if len(g) else g for g in raw]  # what the pipeline returns
+    metrics["validity"] = _validity(pipe, settled, cfg.resolution)
+    metrics["validity_with_fragments"] = _validity(pipe, settled, cfg.resolution, fragments=True)
+    log(f"validity (one connected solid, n={len(prompts)}): {metrics['validity']:.3f} "
         f"({metrics['validity_before_attaching']:.3f} before floating parts are attached, "
         f"{metrics['validity_with_fragments']:.3f} counting the fragments the mesh leaves out)")
-    gen_pts = []
-    for i, g in enumerate(gen):
-        try:
-            gen_pts.append(generated_points(pipe, g, cfg, i))
-        except GenerationFailed:  # no surface: already counted as invalid, and it covers nothing
-            pass
-    ref_pts = []
-    for i, s in enumerate(ref_shapes):
-        v, f, _ = data.shape_to_mesh(s, cfg.resolution)
-        ref_pts.append(surface_points(np.asarray(v), np.asarray(f), cfg.points, i))
-    metrics.update(distribution_metrics(gen_pts, ref_pts))
-    log(f"coverage {metrics['coverage']:.3f}  MMD {metrics['mmd']:.5f}  1-NNA {metrics['1-nna']:.3f}")
+    log(f"distribution against {cfg.n_distribution} held-out shapes, category-level prompts, unpaired "
+        "(1-NNA 0.5 = indistinguishable):")
+    metrics["distribution"] = distribution(pipe, cfg.n_distribution, cfg.seed + 3, cfg.steps, cfg.guidance_scale,
+                                           cfg.points, cfg.resolution, cfg.batch, log)
 
     # 3. Part completion
-    metrics["completion_accuracy"] = completion_accuracy(pipe, val[: cfg.n_completion], cfg)
-    log(f"part completion accuracy: {metrics['completion_accuracy']:.3f}")
+    metrics["completion_accuracy"] = completion_accuracy(pipe, data.dataset(cfg.n_completion, cfg.seed, "val"), cfg)
+    log(f"part completion accuracy (n={cfg.n_completion}): {metrics['completion_accuracy']:.3f}")
 
     # 4. Speed
     metrics["seconds_per_shape_128"] = seconds_per_shape(pipe, cfg)
     log(f"seconds per shape (prompt → mesh at 128^3, {cfg.steps} steps, {torch.get_num_threads()} threads): "
         f"{metrics['seconds_per_shape_128']:.2f}")
     return metrics
+
+
+def _accuracy_line(m: dict) -> str:
+    return (f"attributes {m['attribute']:.3f} ± {m['attribute_se']:.3f}, whole shape {m['shape']:.3f} ± "
+            f"{m['shape_se']:.3f} (n={m['n']}); most missed: {m['worst']}")
+
+
+def _validity(pipe, shapes: list[PartShape], resolution: int, fragments: bool = False) -> float:
+    return float(np.mean([bool(len(g)) and occupancy_components(pipe, g, resolution, fragments) == 1 for g in shapes]))
 
 
 def main(argv=None) -> None:
@@ -231,14 +141,19 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     pipe = PartDiffusionPipeline.from_pretrained(args.weights)
-    cfg = EvalConfig(n_attribute=8, n_distribution=6, n_completion=3, n_timing=1, batch=8) if args.quick else EvalConfig()
+    cfg = EvalConfig(n_attribute=20, n_distribution=20, n_validity=20, n_completion=3, n_timing=1, batch=20) \
+        if args.quick else EvalConfig()
     metrics = evaluate(pipe, cfg)
     if args.write_card:
         from .model_card import update_metrics
 
-        rounded = {k: ({kk: round(vv, 4) for kk, vv in v.items()} if isinstance(v, dict) else round(float(v), 4))
-                   for k, v in metrics.items()}
-        update_metrics(args.weights, rounded)
+        update_metrics(args.weights, _rounded(metrics))
+
+
+def _rounded(value):
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return round(value, 4) if isinstance(value, float) else value
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from backend.parts.captions import NOUNS, PARAPHRASE_TEMPLATES, PHRASES, caption_shape
+from backend.parts.captions import HELDOUT_TEMPLATES, NOUNS, PARAPHRASE_ATTRIBUTE_NOUNS, PARAPHRASE_TEMPLATES, PHRASES, caption_shape
 from backend.parts.data import (
     CATEGORIES, MAX_PARTS, PART_VOCABULARY, attribute_space, count_components, dataset, heldout_combinations,
     infer_attributes, is_heldout, sample_shape, shape_to_mesh, surface_points, voxelize,
@@ -143,9 +143,10 @@ def test_captions_mention_attributes(category):
             assert any(noun in text for noun in NOUNS[category][0])
             for k, v in shape.attributes.items():
                 assert any(p in text for p in PHRASES[category][k][v][0]), (text, k, v)
-        for text in shape.paraphrases:
+        for text in shape.paraphrases:  # each attribute in a paraphrase phrase, or in the noun ("four-legged chair")
             for k, v in shape.attributes.items():
-                assert any(p in text for p in PHRASES[category][k][v][1]), (text, k, v)
+                said = PHRASES[category][k][v][1] + [PARAPHRASE_ATTRIBUTE_NOUNS.get((category, k, v), "?")]
+                assert any(p in text for p in said), (text, k, v)
 
 
 def test_numbers_in_captions():
@@ -156,14 +157,15 @@ def test_numbers_in_captions():
         assert any(w in sample_shape(seed, "rocket", {"fins": 6}).captions[0] for w in ("six", "6"))
 
 
-def test_paraphrases_never_in_training_captions():
+def test_heldout_frames_and_paraphrases_never_in_training_captions():
     train_captions = {c for s in dataset(400, seed=0, split="train") for c in s.captions}
-    prefixes = [t.split("{")[0] for t in PARAPHRASE_TEMPLATES if t.split("{")[0]]
+    prefixes = [t.split("{")[0] for t in PARAPHRASE_TEMPLATES + HELDOUT_TEMPLATES if t.split("{")[0]]
     para_phrases = {p for cat in PHRASES.values() for values in cat.values() for _, para in values.values() for p in para}
+    para_phrases |= set(PARAPHRASE_ATTRIBUTE_NOUNS.values())
     for text in train_captions:
         assert not any(text.startswith(p) for p in prefixes), text
         assert not any(p in text for p in para_phrases), text
-        assert "having" not in text and "featuring" not in text
+        assert "having" not in text and "featuring" not in text and "low-poly" not in text
 
 
 @pytest.mark.parametrize("category", list(CATEGORIES))
