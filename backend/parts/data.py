@@ -16,6 +16,7 @@ from .meshing import count_components, shape_to_mesh, surface_points, voxelize  
 from .shapes import BOUND, MAX_PARTS, PART_VOCABULARY, Part, Shape, name_parts, normalize  # noqa: F401
 
 SPLITS = ("train", "val", "unseen")
+CAPTION_KINDS = ("all", "all", "all", "some", "none")  # a shape's training captions: the attributes each states
 
 
 def attribute_space(category: str) -> dict:
@@ -78,8 +79,8 @@ def sample_shape(seed: int, category: str | None = None, attributes: dict | None
     crng = np.random.default_rng([seed, 1])
     keys = list(attrs)
     subset = [k for k in keys if crng.random() < 0.5] or [keys[crng.integers(len(keys))]]
-    shape.captions = [caption_shape(shape, crng), caption_shape(shape, crng),  # all attributes
-                      caption_shape(shape, crng, keys=subset), caption_shape(shape, crng, keys=[])]
+    said = {"all": None, "some": subset, "none": []}
+    shape.captions = [caption_shape(shape, crng, keys=said[kind]) for kind in CAPTION_KINDS]
     shape.paraphrases = [caption_shape(shape, crng, "paraphrase"), caption_shape(shape, crng, "paraphrase")]
     return shape
 

@@ -32,6 +32,7 @@ class DenoiserConfig:
     heads: int = 4
     slots: int = 0  # > 0: learned per-slot embeddings for template slots (phase 1); 0: a pure set
     categories: int = 0  # > 0: also conditioned on the prompt's category (one learned embedding each, plus "none")
+    count_dim: int = 0  # > 0: each token carries this many count features after its text_dim (prompt_counts.py)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -68,7 +69,7 @@ class TextCondition:
 
     Attributes:
         pooled: (B, 384) standardised sentence embeddings.
-        tokens: (B, T, 384) token states.
+        tokens: (B, T, 384 [+ COUNT_DIM]) token states, then one token per count the prompt states.
         mask: (B, T) bool, True where `tokens` holds a real token.
         category: (B,) long index of the category each prompt names (the nearest known one), or None.
     """
@@ -117,8 +118,9 @@ class PartDenoiser(nn.Module):
             nn.init.zeros_(self.category_embed.weight)
             if c.slots:  # what each slot of each category's template holds
                 self.category_slot_embed = nn.Parameter(torch.zeros(c.categories + 1, c.slots, c.width))
-        self.null_token = nn.Parameter(torch.zeros(c.text_dim))  # the one token of "no prompt"
+        self.null_token = nn.Parameter(torch.zeros(c.text_dim + c.count_dim))  # the one token of "no prompt"
         self.words_in = nn.Sequential(nn.LayerNorm(c.text_dim), nn.Linear(c.text_dim, c.width))
+        self.count_in = nn.Linear(c.count_dim, c.width, bias=False) if c.count_dim else None  # a learned code per count
         self.blocks = nn.ModuleList(CrossAttentionBlock(c.width, c.heads) for _ in range(c.depth))
         self.out_norm = nn.LayerNorm(c.width)
         self.out_proj = nn.Linear(c.width, c.token_dim)
@@ -150,7 +152,9 @@ class PartDenoiser(nn.Module):
             if self.config.categories:
                 h = h + self.category_slot_embed[text.category, : h.shape[1]]
         h = torch.cat([context[:, None], h], 1)  # a context token the slots attend to, (B, 1+S, W)
-        words = self.words_in(text.tokens)
+        words = self.words_in(text.tokens[..., : self.config.text_dim])
+        if self.count_in is not None:
+            words = words + self.count_in(text.tokens[..., self.config.text_dim :])
         for block in self.blocks:
             h = block(h, words, text.mask)
         return self.out_proj(self.out_norm(h[:, 1:]))

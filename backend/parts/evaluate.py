@@ -76,7 +76,7 @@ def seconds_per_shape(pipe, cfg: EvalConfig) -> float:
     return (time.perf_counter() - t) / cfg.n_timing
 
 
-def evaluate(pipe: PartDiffusionPipeline, cfg: EvalConfig = EvalConfig(), log=print) -> dict:
+def evaluate(pipe: PartDiffusionPipeline, cfg: EvalConfig = EvalConfig(), log=print, attributes_only: bool = False) -> dict:
     metrics = {"config": asdict(cfg)}
 
     # 1. Attribute accuracy per wording split, read from the delivered meshes, beside baselines
@@ -95,6 +95,9 @@ def evaluate(pipe: PartDiffusionPipeline, cfg: EvalConfig = EvalConfig(), log=pr
             for name, b in base.items():
                 metrics[f"attributes.baseline.{name}"] = b
                 log(f"  {'baseline: ' + name:>22}: {_accuracy_line(b)}")
+
+    if attributes_only:
+        return metrics
 
     # 2. Validity of the shapes the pipeline returns, and the distribution against held-out shapes
     prompts = [category_prompt(c) for c in list(data.CATEGORIES) * (cfg.n_validity // len(data.CATEGORIES))]
@@ -138,12 +141,15 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="a few shapes only (smoke test)")
     parser.add_argument("--write-card", action="store_true", help="store the figures in config.json and MODEL_CARD.md")
+    parser.add_argument("--attributes-only", action="store_true", help="only the attribute splits (an ablation)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     pipe = PartDiffusionPipeline.from_pretrained(args.weights)
     cfg = EvalConfig(n_attribute=20, n_distribution=20, n_validity=20, n_completion=3, n_timing=1, batch=20) \
         if args.quick else EvalConfig()
-    metrics = evaluate(pipe, cfg)
+    if args.attributes_only and args.write_card:
+        parser.error("--write-card needs the whole evaluation")
+    metrics = evaluate(pipe, cfg, attributes_only=args.attributes_only)
     if args.write_card:
         from .model_card import update_metrics
 

@@ -26,6 +26,7 @@ from .autoencoder import AutoencoderConfig, PartAutoencoder
 from .contact import attach_floating_parts, stop_inside_kept_parts, stop_smaller_crossing_parts, world_boxes
 from .decode import EXTENT, decode_shape
 from .diffusion import DenoiserConfig, PartDenoiser, SlotCodec, TextCondition
+from .prompt_counts import with_count_tokens
 from .representation import PartShape, number_parts, rotation_from_6d
 from .text import TextEncoder
 
@@ -138,7 +139,10 @@ class PartDiffusionPipeline:
         if "text_mean" in self.codec.stats:  # standardised as in training
             emb = (emb - self.codec.stats["text_mean"]) / self.codec.stats["text_std"]
         category = torch.tensor([self.categories.index(self.resolve_prompt(p)[1]) for p in prompts])
-        return TextCondition(emb, *self.text_encoder.encode_tokens(prompts), category=category).to(self.device)
+        tokens, mask = self.text_encoder.encode_tokens(prompts)
+        if self.layout_net.config.count_dim:  # weights trained with count tokens (prompt_counts.py)
+            tokens, mask = with_count_tokens(self.text_encoder, prompts, tokens, mask)
+        return TextCondition(emb, tokens, mask, category=category).to(self.device)
 
     # ------------------------------------------------------------------ denoising
     def _velocity(self, net: PartDenoiser, x, t: int, text: TextCondition, negative: Optional[TextCondition],

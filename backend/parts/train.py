@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 from . import data
 from .autoencoder import AutoencoderConfig, PartAutoencoder, lattice
 from .diffusion import DenoiserConfig, PartDenoiser, SlotCodec, TextCondition
+from .prompt_counts import COUNT_DIM, with_count_tokens
 from .representation import SCALE, PartShape, number_parts, rotation_to_6d
 from .text import TextEncoder
 
@@ -55,6 +56,7 @@ class TrainConfig:
     # size (a van's long cabin, a tall mug) stayed near the training mean.
     geometry_weight: float = 8.0  # 4: 92.4% / 70.4% attribute accuracy; 8: 97.2% / 76.1% (MODEL_CARD.md)
     bank_size: int = 4000  # training latents kept to name a generated part's primitive
+    count_tokens: bool = True  # the counts a caption states as tokens of their own (prompt_counts.py)
 
 
 def quick_config(seed: int = 0) -> TrainConfig:
@@ -243,6 +245,8 @@ def train(cfg: TrainConfig, out: str | None = None, log=print, autoencoder_from:
     stats["text_mean"], stats["text_std"] = text.mean(0), text.std(0).clamp(min=1e-4)
     categories = sorted({s.category for s in shapes})
     tokens, token_mask = encoder.encode_tokens([c for _, c in captions])
+    if cfg.count_tokens:
+        tokens, token_mask = with_count_tokens(encoder, [c for _, c in captions], tokens, token_mask)
     text_in = TextCondition((text - stats["text_mean"]) / stats["text_std"], tokens.half(), token_mask,  # half: 0.2 GB
                             torch.tensor([categories.index(shapes[i].category) for i, _ in captions]))
     caption_shape = torch.tensor([i for i, _ in captions])
@@ -250,8 +254,9 @@ def train(cfg: TrainConfig, out: str | None = None, log=print, autoencoder_from:
     log(f"{len(captions)} captions embedded, parts encoded ({timings['encode_s']:.0f} s)")
 
     t = time.time()
+    count_dim = COUNT_DIM if cfg.count_tokens else 0
     layout_cfg = replace(cfg.layout_net, token_dim=codec.layout_dim, cond_dim=0, slots=codec.max_parts,
-                         categories=len(categories))
+                         categories=len(categories), count_dim=count_dim)
     geometry = torch.zeros(codec.layout_dim, dtype=torch.bool)
     geometry[: SCALE.stop] = True  # centre, rot6D, log half extents (see SlotCodec)
     weight = 1 + (cfg.geometry_weight - 1) * (exists[..., None].bool() & geometry).float()  # (M, S, 13+V)
@@ -260,7 +265,7 @@ def train(cfg: TrainConfig, out: str | None = None, log=print, autoencoder_from:
     timings["layout_s"] = time.time() - t
     t = time.time()
     latent_cfg = replace(cfg.latent_net, token_dim=latents.shape[-1], cond_dim=codec.layout_dim,
-                         categories=len(categories))
+                         categories=len(categories), count_dim=count_dim)
     latent_net, latent_losses = train_denoiser(cfg, latent_cfg, latents, layout, exists, text_in, caption_shape,
                                                cfg.latent_steps, "latent", log)
     timings["latent_s"] = time.time() - t
@@ -293,7 +298,7 @@ def train(cfg: TrainConfig, out: str | None = None, log=print, autoencoder_from:
         "timings": {k: round(v, 1) for k, v in timings.items()}, "autoencoder_from": autoencoder_from,
         "final_losses": {"autoencoder": float(np.mean(ae_losses[-100:])), "layout": float(np.mean(layout_losses[-100:])),
                          "latent": float(np.mean(latent_losses[-100:]))},
-        "n_captions": len(captions), "n_parts": int(exists.sum()),
+        "n_captions": len(captions), "n_parts": int(exists.sum()), "caption_kinds": list(data.CAPTION_KINDS),
     }
     if out:
         os.makedirs(out, exist_ok=True)
@@ -316,8 +321,10 @@ def main(argv=None) -> None:
     parser.add_argument("--layout-steps", type=int, default=None, help="phase-1 training steps (default: the config's)")
     parser.add_argument("--geometry-weight", type=float, default=None,
                         help="phase-1 loss weight of a part's geometry features (default: the config's)")
+    parser.add_argument("--no-count-tokens", action="store_true", help="train without count tokens (an ablation)")
     args = parser.parse_args(argv)
     cfg = quick_config(args.seed) if args.quick else TrainConfig(seed=args.seed)
+    cfg.count_tokens = not args.no_count_tokens
     cfg.threads = args.threads
     if args.layout_steps:
         cfg.layout_steps = args.layout_steps
