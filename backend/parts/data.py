@@ -100,7 +100,7 @@ def infer_attributes(category: str, parts: list) -> dict:
     """
     try:
         return CATEGORIES[category].infer(parts)
-    except (IndexError, ZeroDivisionError, FloatingPointError):  # a part the reading needs is missing
+    except (IndexError, KeyError, ValueError, ZeroDivisionError, FloatingPointError):  # a part the reading needs is missing
         return {k: None for k in CATEGORIES[category].space}
 
 

@@ -98,3 +98,14 @@ def test_distribution_metrics_rank_a_wrong_system_below_the_ideal():
     wrong = points["wrong-category"]
     pooled = metrics_from(chamfer_matrix(wrong, ref), chamfer_matrix(wrong, wrong), chamfer_matrix(ref, ref))
     assert pooled["1-nna"] < scores["wrong-category"]["1-nna"]  # why the metrics are per category
+
+
+@pytest.mark.parametrize("category", list(data.CATEGORIES))
+def test_a_shape_missing_parts_reads_as_unknown_not_an_error(category):
+    """A generated shape can lack any part (a chair without a back): it is read (what the reading
+    needs and misses reads as None), never an error that ends the evaluation."""
+    shape = data.sample_shape(0, category)
+    for label in {p.label for p in shape.parts}:
+        read = data.infer_attributes(category, [p for p in shape.parts if p.label != label])
+        assert set(read) == set(data.attribute_space(category))
+    assert set(data.infer_attributes(category, [])) == set(data.attribute_space(category))
