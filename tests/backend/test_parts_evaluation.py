@@ -105,7 +105,7 @@ def test_a_shape_missing_parts_reads_as_unknown_not_an_error(category):
     """A generated shape can lack any part (a chair without a back): it is read (what the reading
     needs and misses reads as None), never an error that ends the evaluation."""
     shape = data.sample_shape(0, category)
-    for label in {p.label for p in shape.parts}:
-        read = data.infer_attributes(category, [p for p in shape.parts if p.label != label])
-        assert set(read) == set(data.attribute_space(category))
+    for label in {p.label for p in shape.parts}:  # without that label, and with only that label
+        for parts in ([p for p in shape.parts if p.label != label], [p for p in shape.parts if p.label == label]):
+            assert set(data.infer_attributes(category, parts)) == set(data.attribute_space(category))
     assert set(data.infer_attributes(category, [])) == set(data.attribute_space(category))
