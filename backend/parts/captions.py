@@ -10,9 +10,7 @@
 import re
 
 TEMPLATES = ["a {noun} with {attrs}", "a 3D model of a {noun} with {attrs}", "{noun} with {attrs}",
-             "a {noun} that has {attrs}", "a simple {noun} with {attrs}", "the {noun} has {attrs}",
-             "with {attrs}, a {noun}", "a model of a {noun} that has {attrs}", "a {noun} made with {attrs}",
-             "a {noun}; it has {attrs}", "{noun} that comes with {attrs}", "a {noun} including {attrs}"]
+             "a {noun} that has {attrs}"]
 HELDOUT_TEMPLATES = ["make me a {noun} with {attrs}", "a low-poly {noun} with {attrs}", "{noun}, {attrs}",
                      "generate a {noun} that has {attrs}"]
 PARAPHRASE_TEMPLATES = ["it's the {noun} featuring {attrs}", "{noun} having {attrs}.",

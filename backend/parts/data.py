@@ -16,7 +16,7 @@ from .meshing import count_components, shape_to_mesh, surface_points, voxelize  
 from .shapes import BOUND, MAX_PARTS, PART_VOCABULARY, Part, Shape, name_parts, normalize  # noqa: F401
 
 SPLITS = ("train", "val", "unseen")
-CAPTION_KINDS = ("all", "all", "all", "some", "none")  # a shape's training captions: the attributes each states
+CAPTION_KINDS = ("all", "all", "some", "none")  # a shape's training captions: the attributes each states
 
 
 def attribute_space(category: str) -> dict:

@@ -51,7 +51,8 @@ def heldout_items(split: str, n: int, seed: int, trained: set[str]) -> list[Item
     rng = np.random.default_rng([seed, SPLITS.index(split)])
     if split == "verbatim-seen":
         shapes = data.dataset(n, 0, split="train")  # the first training shapes, with a training caption
-        return [Item(s.captions[int(rng.integers(3))], s.category, dict(s.attributes)) for s in shapes]  # the full ones
+        full = data.CAPTION_KINDS.count("all")  # the first captions state every attribute
+        return [Item(s.captions[int(rng.integers(full))], s.category, dict(s.attributes)) for s in shapes]
     shapes = data.dataset(n, seed, split="unseen" if split == "unseen-combination" else "val")
     wording = {"unseen-wording": "heldout", "paraphrase": "paraphrase", "unseen-combination": "train"}[split]
     items = [Item(caption_shape(s, rng, wording), s.category, dict(s.attributes)) for s in shapes]

@@ -5,6 +5,12 @@ reference set has; the reference set is held-out procedural shapes (the "val" sp
 pairs a generated shape with a reference, so 1-NNA means what it should: 0.5 when the two sets
 cannot be told apart, 1.0 when every shape's nearest neighbour is from its own set.
 
+Every shape is meshed the same way: procedural shapes (references and reference systems) are
+encoded by the model's own part autoencoder and decoded as generated shapes are. Meshed apart
+(procedural shapes by their exact occupancy, generated ones through the decoder at 64³) the
+two sets differ in their surfaces alone and 1-NNA reads near 1 for any model: the first run of
+this evaluation gave the model 0.908 against the ideal system's 0.525 that way.
+
 Every metric is computed within a category (what "a chair" gave against the reference chairs)
 and averaged over categories. Over the pooled set a system that answers every prompt with the
 wrong category scores like the ideal one: its tables, offered for "a chair", sit beside the
@@ -37,8 +43,13 @@ def surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, seed: int) -
     return np.asarray(pts, np.float32)
 
 
-def shape_points(shape, points: int, resolution: int, seed: int) -> np.ndarray:
-    """Surface samples of a procedural data.Shape, meshed as the training data is."""
+def shape_points(shape, points: int, resolution: int, seed: int, pipe=None) -> np.ndarray:
+    """Surface samples of a procedural data.Shape: through `pipe`'s autoencoder and decoder when
+    given (as generated shapes are meshed), else meshed from its exact occupancy."""
+    if pipe is not None:
+        from .train import GridCache, encode_shape
+
+        return generated_points(pipe, encode_shape(shape, pipe.autoencoder, GridCache()), points, resolution, seed)
     v, f, _ = data.shape_to_mesh(shape, resolution)
     return surface_points(np.asarray(v), np.asarray(f), points, seed)
 
@@ -126,7 +137,7 @@ def distribution(pipe, n: int, seed: int, steps: int, guidance_scale: float, poi
     Returns: {system: {"coverage", "mmd", "1-nna" (category means), "per_category", "n", "empty"}}."""
     references = data.dataset(n, seed, split="val")
     ref_cats = [r.category for r in references]
-    ref_pts = [shape_points(r, points, resolution, k) for k, r in enumerate(references)]
+    ref_pts = [shape_points(r, points, resolution, k, pipe) for k, r in enumerate(references)]
     results = {}
 
     def add(name: str, pts: list, asked: list[str], empty: int):
@@ -151,5 +162,5 @@ def distribution(pipe, n: int, seed: int, steps: int, guidance_scale: float, poi
     add("model", gen_pts, asked, empty)
     for k, name in enumerate(SYSTEMS):
         shapes = reference_system(name, references, seed + 1000 * (k + 1))
-        add(name, [shape_points(s, points, resolution, 10_000 + i) for i, s in enumerate(shapes)], ref_cats, 0)
+        add(name, [shape_points(s, points, resolution, 10_000 + i, pipe) for i, s in enumerate(shapes)], ref_cats, 0)
     return results

@@ -56,7 +56,7 @@ def write_card(folder: str, config: dict) -> str:
         "nearest known one by embedding)"
         + (", and to one extra token per count the prompt states (`prompt_counts.py`: the words"
            " counted and a one-hot of the number)" if config["layout_net"].get("count_dim") else "")
-        + ". Each category has a slot template (a run of slots per label),",",
+        + ". Each category has a slot template (a run of slots per label),",
         "so a slot holds the same part in every shape of its category. After sampling, a part that",
         "passes right through a larger one where the category's training shapes never do (a leg up",
         "through the seat) is shortened to end inside it, and new parts left floating are moved until",
@@ -80,7 +80,8 @@ def write_card(folder: str, config: dict) -> str:
         f"- Phase 2 (latents) transformer width {config['latent_net']['width']} × {config['latent_net']['depth']}: "
         f"{t['latent_steps']} steps, final v-loss {fl['latent']:.4f}.",
         f"- DDPM, {config['scheduler']['num_train_timesteps']} steps, cosine schedule, v-prediction; text dropout {t['text_dropout']} for guidance.",
-        f"- Wall time on {t['threads']} CPU threads: " + ", ".join(f"{k} {v:.0f} s" for k, v in tm.items()) + ".",
+        f"- Wall time on {t['threads']} CPU threads: " + ", ".join(f"{k} {v:.0f} s" for k, v in tm.items()) + "."
+        + (f" {config['timings_note']}" if config.get("timings_note") else ""),
         "",
         "## Evaluation (`python -m backend.parts.evaluate`)",
     ]

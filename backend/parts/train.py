@@ -56,7 +56,10 @@ class TrainConfig:
     # size (a van's long cabin, a tall mug) stayed near the training mean.
     geometry_weight: float = 8.0  # 4: 92.4% / 70.4% attribute accuracy; 8: 97.2% / 76.1% (MODEL_CARD.md)
     bank_size: int = 4000  # training latents kept to name a generated part's primitive
-    count_tokens: bool = True  # the counts a caption states as tokens of their own (prompt_counts.py)
+    # The counts a caption states as tokens of their own (prompt_counts.py). Off: measured with more
+    # training wordings (issue 15), they raised unseen wordings from 91.7% to 95.7% but lost counts
+    # the conditioning tests check (an office chair's five wheels, two shelves).
+    count_tokens: bool = False
 
 
 def quick_config(seed: int = 0) -> TrainConfig:
@@ -321,10 +324,10 @@ def main(argv=None) -> None:
     parser.add_argument("--layout-steps", type=int, default=None, help="phase-1 training steps (default: the config's)")
     parser.add_argument("--geometry-weight", type=float, default=None,
                         help="phase-1 loss weight of a part's geometry features (default: the config's)")
-    parser.add_argument("--no-count-tokens", action="store_true", help="train without count tokens (an ablation)")
+    parser.add_argument("--count-tokens", action="store_true", help="train with count tokens (prompt_counts.py)")
     args = parser.parse_args(argv)
     cfg = quick_config(args.seed) if args.quick else TrainConfig(seed=args.seed)
-    cfg.count_tokens = not args.no_count_tokens
+    cfg.count_tokens = args.count_tokens
     cfg.threads = args.threads
     if args.layout_steps:
         cfg.layout_steps = args.layout_steps
