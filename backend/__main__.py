@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .job_store import CacheDirInUse
 from .input_files import face_mask_for_parts, mesh_as_glb, read_file
+from .cluster.scaling import DEFAULT_MAX_REPLICAS
 from .jobs import DEFAULT_KEEP_JOBS
 from .errors import GenerationFailed, InputError, JobCancelled, ModelUnavailable
 
@@ -78,10 +79,15 @@ def _serve(args: argparse.Namespace) -> int:
         raise ValueError("--port must be from 1 to 65535 (clients must know it: a port chosen by the system is not supported)")
     if args.keep_jobs < 1:
         raise ValueError("--keep-jobs must be at least 1 (a finished job's result must outlive its download)")
-    if args.replicas < 0 or args.models_per_replica < 1:
-        raise ValueError("--replicas must be 0 (one per GPU, else per CPU) or more, --models-per-replica at least 1")
-    if args.ray is None and (args.replicas or args.models_per_replica != 2):
-        raise ValueError("--replicas and --models-per-replica are for --ray; without it this process runs the jobs")
+    if args.replicas < 0 or args.models_per_replica < 1 or args.max_replicas < 1:
+        raise ValueError("--replicas must be 0 (one per GPU, else per CPU) or more, --models-per-replica and "
+                         "--max-replicas at least 1")
+    if args.ray is None and (args.replicas or args.models_per_replica != 2 or args.max_replicas != DEFAULT_MAX_REPLICAS):
+        raise ValueError("--replicas, --max-replicas and --models-per-replica are for --ray; without it this "
+                         "process runs the jobs")
+    if args.replicas and args.max_replicas != DEFAULT_MAX_REPLICAS:
+        raise ValueError("--replicas N runs exactly N replicas; --max-replicas caps the default, one per GPU "
+                         "(or CPU) as machines join: give one or the other")
     _threads(args)
     _model_sources(args)
     settings = Settings(
@@ -89,7 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
         offline=args.offline, max_upload_mb=args.max_upload_mb, allowed_hosts=tuple(args.allowed_host),
         keep_jobs=args.keep_jobs, attention_slicing=args.attention_slicing, cpu_offload=args.cpu_offload,
         full_precision=args.full_precision, ray_address=args.ray, replicas=args.replicas,
-        models_per_replica=args.models_per_replica, replica_threads=args.threads,
+        models_per_replica=args.models_per_replica, replica_threads=args.threads, max_replicas=args.max_replicas,
     )
     serve(settings, stop_when_stdin_closes=args.stop_when_stdin_closes)
     return 0
@@ -339,7 +345,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="run the jobs on a Ray cluster's replicas (ADDRESS: HEAD:6379, or auto; alone: a Ray "
                         "instance on this machine); this process stays the HTTP front, records and results")
     p.add_argument("--replicas", type=int, default=0, metavar="N",
-                   help="with --ray: replicas to run (default one per GPU in the cluster, else one per CPU)")
+                   help="with --ray: exactly N replicas (default one per GPU in the cluster, else one per CPU, "
+                        "following the cluster as machines join or leave)")
+    p.add_argument("--max-replicas", type=int, default=DEFAULT_MAX_REPLICAS, metavar="N",
+                   help="with --ray and no --replicas: the most replicas it grows to as machines join "
+                        f"(default {DEFAULT_MAX_REPLICAS})")
     p.add_argument("--models-per-replica", type=int, default=2, metavar="N",
                    help="with --ray: models a replica keeps loaded, least recently used out first (default 2); "
                         "--threads then sets each CPU replica's torch threads (default: its node's CPUs shared)")

@@ -44,6 +44,7 @@ CURRENT_STATE_TIMEOUT_S = 300.0
 MAX_STATE_WAITERS = 4
 DEFAULT_KEEP_JOBS = 200  # finished jobs kept with their results; older ones are deleted
 PREVIEW_INTERVAL_S = 0.25  # a PNG per step would cost more than a fast step
+CAPACITY_POLL_S = 1.0  # jobs waiting for room ask the executor this often whether it grew
 
 
 class StateRequestsBusy(RuntimeError):
@@ -170,7 +171,8 @@ class JobManager:
         load_options: Device, dtype and download policy for loading pipelines.
         keep_jobs: Finished jobs kept (with their results) before the oldest are deleted.
         executor: What runs the pipelines (default: this process, `LocalExecutor`); it runs
-            `executor.slots` jobs at once, and the manager closes it.
+            `executor.capacity()` jobs at once (a number that may change: replicas on a cluster
+            that machines join), never more than `executor.slots`; the manager closes it.
     """
 
     def __init__(self, cache_dir: str | os.PathLike, entries: list[ModelEntry], load_options: LoadOptions,
@@ -340,8 +342,9 @@ class JobManager:
     def _work(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._closing:
-                    self._cond.wait()
+                while not self._closing and (not self._queue or len(self._running) >= self.executor.capacity()):
+                    # with jobs waiting for room, look again soon: the executor may have grown
+                    self._cond.wait(CAPACITY_POLL_S if self._queue else None)
                 if self._closing:
                     return
                 job = self._queue.popleft()

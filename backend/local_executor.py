@@ -16,6 +16,9 @@ class LocalExecutor:
 
     slots = 1  # jobs at once: one accelerator
 
+    def capacity(self) -> int:
+        return self.slots
+
     def __init__(self, options: LoadOptions):
         self.options = options
         self.device = options.device

@@ -24,6 +24,7 @@ from starlette.routing import Match
 
 from . import __version__
 from .api_schema import JOB_FORM, Health, JobRecord, ModelInfo, errors, openapi_schema
+from .cluster.scaling import DEFAULT_MAX_REPLICAS
 from .errors import InputError
 from .jobs import DEFAULT_KEEP_JOBS, StateRequestsBusy
 from .models import TASKS, UPLOADS, LoadOptions, downloads_allowed, registry
@@ -59,7 +60,7 @@ class Settings:
         full_precision: float32 on CUDA too (see `devices.pick_device`).
         ray_address: Run the jobs on a Ray cluster's replicas ("local": a Ray instance here);
             None runs them in this process (see cluster/ray_executor.py).
-        replicas, models_per_replica, replica_threads: With ray_address, see `RayExecutor`.
+        replicas, models_per_replica, replica_threads, max_replicas: With ray_address, see `RayExecutor`.
     """
 
     token: str
@@ -78,6 +79,7 @@ class Settings:
     replicas: int = 0
     models_per_replica: int = 2
     replica_threads: int = 0
+    max_replicas: int = DEFAULT_MAX_REPLICAS
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -106,8 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
         from .cluster.ray_executor import RayExecutor
 
         executor = RayExecutor(settings.ray_address, options, settings.replicas, settings.models_per_replica,
-                               settings.replica_threads)
-        device = executor.device
+                               settings.replica_threads, settings.max_replicas)
     try:
         jobs = JobManager(settings.cache_dir or default_cache_dir(), registry(), options, settings.keep_jobs, executor)
     except BaseException:
@@ -130,7 +131,8 @@ def create_app(settings: Settings) -> FastAPI:
     def health() -> dict:
         """Liveness, version, device and how many jobs are queued or running; with `serve --ray`,
         each replica with its node, the models it holds and the job it runs."""
-        return {"status": "ok", "version": __version__, "device": device, "queue_length": jobs.queue_length(),
+        return {"status": "ok", "version": __version__, "device": device if executor is None else executor.device,
+                "queue_length": jobs.queue_length(),
                 "replicas": jobs.replicas()}
 
     @app.get("/models", response_model=list[ModelInfo], responses=errors())

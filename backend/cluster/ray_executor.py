@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import GenerationFailed, InputError, JobCancelled
 from ..job_run import JobOutput, Report, StepControl
+from .scaling import DEFAULT_MAX_REPLICAS
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "diffusion3d"
 RETRIES = 1  # a job whose replica died runs once more, then fails
+COUNT_S = 1.0  # how stale the count of running replicas may be
 # Passed on to every replica: which models exist and where their files are.
 ENV_PREFIXES = ("DIFFUSION3D_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "DIFFUSERS_")
 PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
@@ -37,7 +40,9 @@ class RayExecutor:
         address: "local" starts a Ray instance on this machine; else a running cluster's
             address ("HEAD:6379", or "auto" for the one this machine belongs to).
         options: LoadOptions; each replica picks its own device and precision.
-        replicas: Replicas to run (default: one per GPU in the cluster, else one per CPU).
+        replicas: Replicas to run, a fixed number; 0 (the default): one per GPU in the cluster,
+            else one per CPU, following the cluster as machines join or leave (cluster/scaling.py).
+        max_replicas: With `replicas` 0, the most replicas it grows to.
         models_per_replica: Models a replica keeps loaded before it drops the least recently used.
         cpu_threads: torch threads of a replica running on a CPU (0: the cluster's CPUs shared
             evenly among the replicas).
@@ -47,7 +52,8 @@ class RayExecutor:
             (CPUs) than the replicas asked for.
     """
 
-    def __init__(self, address: str, options, replicas: int = 0, models_per_replica: int = 2, cpu_threads: int = 0):
+    def __init__(self, address: str, options, replicas: int = 0, models_per_replica: int = 2, cpu_threads: int = 0,
+                 max_replicas: int = DEFAULT_MAX_REPLICAS):
         try:
             import ray
             from ray import serve
@@ -57,29 +63,54 @@ class RayExecutor:
         from .board import Board
         from .nodes import capacity, connect, portable_options
         from .replica import replica_deployment
+        from .scaling import autoscaling_config
 
         self._ray, self._serve, self._local = ray, serve, address == "local"
+        self._closed = threading.Event()
         env = {key: value for key, value in os.environ.items() if key.startswith(ENV_PREFIXES)}
         # Every node runs the project from the same folder as this one (see the deployment docs).
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get("PYTHONPATH")]))
         connect(ray, address, runtime_env={"env_vars": env})
         try:
-            have, kind, cpus = capacity(ray)
-            self.slots = replicas or have
-            if self.slots > have:
-                raise InputError(f"--replicas {replicas}: the cluster has {have} {kind}(s) and each replica takes one; "
-                                 f"add machines or ask for at most {have}")
-            self.device = f"ray: {self.slots} replica(s), one {kind} each"
+            have, self._kind, cpus = capacity(ray)
+            if replicas > have:
+                raise InputError(f"--replicas {replicas}: the cluster has {have} {self._kind}(s) and each replica takes "
+                                 f"one; add machines or ask for at most {have}")
+            # One worker thread per replica there may be; `capacity()` says how many may run now.
+            self.slots = replicas or max(max_replicas, have)
+            self._running = replicas or have
+            scaling = {"num_replicas": replicas} if replicas else \
+                {"autoscaling_config": autoscaling_config(self._kind, have, max_replicas)}
             self._board = ray.remote(Board).options(num_cpus=0, name=f"diffusion3d-board-{os.getpid()}").remote()
             serve.start(proxy_location="Disabled")  # our own ingress serves HTTP
             deployment = replica_deployment(models_per_replica).options(
-                name="replica", num_replicas=self.slots, max_ongoing_requests=1,
-                ray_actor_options={"num_gpus": 1, "num_cpus": 0} if kind == "GPU" else {"num_cpus": 1})
-            self._handle = serve.run(deployment.bind(self._board, portable_options(options), cpu_threads or max(1, cpus // self.slots)),
+                name="replica", max_ongoing_requests=1, **scaling,
+                ray_actor_options={"num_gpus": 1, "num_cpus": 0} if self._kind == "GPU" else {"num_cpus": 1})
+            self._handle = serve.run(deployment.bind(self._board, portable_options(options),
+                                                     cpu_threads or max(1, cpus // (replicas or have))),
                                      name=APP_NAME, route_prefix=None)
+            threading.Thread(target=self._count_replicas, name="diffusion3d-replica-count", daemon=True).start()
         except BaseException:
             self._shutdown()
             raise
+
+    @property
+    def device(self) -> str:
+        return f"ray: {self.capacity()} replica(s), one {self._kind} each"
+
+    def capacity(self) -> int:
+        """Replicas running now (as counted within the last COUNT_S); at least 1: with none running
+        (a node lost, its replicas restarting), one job waits in Serve's queue for the next."""
+        return self._running
+
+    def _count_replicas(self) -> None:
+        """Keep `capacity()` current from Serve's status, off the job manager's lock."""
+        while not self._closed.wait(COUNT_S):
+            try:
+                deployment = self._serve.status().applications[APP_NAME].deployments["replica"]
+                self._running = max(1, int(deployment.replica_states.get("RUNNING", 0)))
+            except Exception as e:  # the count from before stays
+                log.warning("Ray Serve's status did not answer: %s", e)
 
     def run(self, job_id: str, entry, params: dict[str, Any], files: dict[str, bytes], control: StepControl,
             report: Report) -> JobOutput:
@@ -152,6 +183,7 @@ class RayExecutor:
 
     def _shutdown(self) -> None:
         """Take the replicas down (a shared cluster keeps running); a local Ray instance stops."""
+        self._closed.set()
         try:
             if self._serve.status().applications.get(APP_NAME) is not None:
                 self._serve.delete(APP_NAME)

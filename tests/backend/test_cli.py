@@ -41,7 +41,9 @@ def test_automatic_threads_keep_torchs_default(keep_threads):
     (["--max-upload-mb", "nan"], "--max-upload-mb"),
     (["--model-source", "openai/shap-e"], "--model-source"),
     (["--replicas", "2"], "are for --ray"),
-    (["--ray", "--models-per-replica", "0"], "--models-per-replica at least 1"),
+    (["--ray", "--models-per-replica", "0"], "--models-per-replica and --max-replicas at least 1"),
+    (["--max-replicas", "8"], "are for --ray"),
+    (["--ray", "--replicas", "2", "--max-replicas", "8"], "give one or the other"),
 ])
 def test_serve_refuses_settings_that_would_break_the_service(args, words, capsys):
     """Refused before anything starts: keeping no jobs deleted each result as it finished, port 0

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 pytest.importorskip("ray.serve")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from ray_cluster import ray_cluster  # noqa: E402
+from ray_cluster import join_node, ray_cluster  # noqa: E402
 from tests.backend.test_server import AUTH, BASE, TOKEN, submit, wait  # noqa: E402
 
 from backend.geometry.glb import EXTRAS_KEY, read_glb_extras, read_glb_meshes  # noqa: E402
@@ -38,7 +38,7 @@ def service(tmp_path_factory):
     number of result files each job wrote is counted."""
     saved = dict(os.environ)
     try:
-        with ray_cluster(token=False) as (address, _):
+        with ray_cluster(token=False) as (address, env):
             os.environ[TEST_MODELS_ENV] = "1"
             app = create_app(Settings(token=TOKEN, cache_dir=str(tmp_path_factory.mktemp("cache")),
                                       ray_address=address, models_per_replica=1))  # one replica per GPU
@@ -51,7 +51,7 @@ def service(tmp_path_factory):
 
             store.write_result = counted
             with TestClient(app, base_url=BASE, headers=AUTH) as client:
-                client.writes = writes
+                client.writes, client.cluster = writes, (address, env)
                 yield client
     finally:
         os.environ.clear()
@@ -167,3 +167,44 @@ def test_forty_jobs_spread_over_both_replicas_and_a_killed_one_loses_none(servic
             break
         time.sleep(1)
     assert states["idle"] == 2 and states["lost"] == 1, states
+
+
+def test_a_machine_that_joins_gets_a_replica_and_jobs(service):
+    """Add machines, get throughput: a node with one more GPU joins the running cluster; a third
+    replica starts there without a restart, and three long jobs run at once, one on each."""
+    join_node(*service.cluster, gpus=1, cpus=1)
+    deadline = time.monotonic() + 120
+    while len(live := [r for r in replicas(service) if r["state"] != "lost"]) < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(live) == 3, live  # (both raylets run on this machine: one address for all three)
+    while (device := service.get("/health").json()["device"]) != "ray: 3 replica(s), one GPU each" and \
+            time.monotonic() < deadline:  # running once Serve has checked it is healthy
+        time.sleep(0.5)
+    assert device == "ray: 3 replica(s), one GPU each"
+    ids = [submit(service, {"num_inference_steps": 400, "step_delay": 0.05}).json()["id"] for _ in range(3)]
+    deadline = time.monotonic() + 60
+    while not all(on := [service.get(f"/jobs/{i}").json()["ran_on"] for i in ids]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(on) and len({place.split(" ")[0] for place in on}) == 3, on  # three replicas at once
+    for job_id in ids:
+        service.delete(f"/jobs/{job_id}")
+    assert all(r["state"] == "cancelled" for r in wait_all(service, ids, timeout=60).values())
+
+
+def test_the_policy_counts_the_live_nodes_gpus_a_few_times_a_minute(monkeypatch):
+    import ray
+
+    from backend.cluster import scaling
+
+    counts = iter([{"GPU": 2.0, "CPU": 4.0}, {"GPU": 3.0, "CPU": 5.0}, {"CPU": 5.0}])
+    monkeypatch.setattr(ray, "cluster_resources", lambda: next(counts))
+    monkeypatch.setattr(scaling, "_seen", {})
+    clock = [100.0]
+    monkeypatch.setattr(scaling.time, "monotonic", lambda: clock[0])
+    assert scaling.one_per_gpu(None) == (2, {})
+    clock[0] += 1.0  # within REFRESH_S: the count from before, Ray not asked
+    assert scaling.one_per_gpu(None) == (2, {})
+    clock[0] += scaling.REFRESH_S
+    assert scaling.one_per_gpu(None) == (3, {})  # a machine joined
+    clock[0] += scaling.REFRESH_S
+    assert scaling.one_per_gpu(None) == (1, {})  # every GPU machine gone: one replica waits for one
