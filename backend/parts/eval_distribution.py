@@ -6,15 +6,13 @@ pairs a generated shape with a reference, so 1-NNA means what it should: 0.5 whe
 cannot be told apart, 1.0 when every shape's nearest neighbour is from its own set.
 
 Every shape is meshed the same way: procedural shapes (references and reference systems) are
-encoded by the model's own part autoencoder and decoded as generated shapes are. Meshed apart
-(procedural shapes by their exact occupancy, generated ones through the decoder at 64³) the
-two sets differ in their surfaces alone and 1-NNA reads near 1 for any model: the first run of
-this evaluation gave the model 0.908 against the ideal system's 0.525 that way.
+encoded by the model's own part autoencoder and decoded as generated shapes are, so the
+decoder's surfaces (rounded edges, a 64³ grid) are not what tells the sets apart.
 
 Every metric is computed within a category (what "a chair" gave against the reference chairs)
 and averaged over categories. Over the pooled set a system that answers every prompt with the
 wrong category scores like the ideal one: its tables, offered for "a chair", sit beside the
-reference tables (measured: 1-NNA 0.75 pooled vs 1.0 per category on three categories).
+reference tables (tests/backend/test_parts_evaluation.py shows it on three categories).
 
 The same code scores reference systems, printed beside the model so a reader sees the scale:
 - "ideal": fresh procedural shapes (other seeds) — the best any model can do;
