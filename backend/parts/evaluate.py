@@ -18,7 +18,7 @@ import torch
 from . import data
 from .contact import components
 from .decode import drop_fragments, occupancy_grid
-from .eval_attributes import SPLITS, Item, attribute_accuracy, heldout_items, procedural_baseline, training_captions
+from .eval_attributes import SPLITS, Item, attribute_accuracy, heldout_items, random_attribute_baseline, training_captions
 from .eval_distribution import distribution
 from .pipeline import DEFAULT_WEIGHTS, PartDiffusionPipeline, category_prompt, settle_new_shape
 from .representation import PartShape
@@ -91,7 +91,7 @@ def evaluate(pipe: PartDiffusionPipeline, cfg: EvalConfig = EvalConfig(), log=pr
             bare = [Item(category_prompt(i.category), i.category, i.stated) for i in items]
             base = {"bare-category prompt": attribute_accuracy(pipe, bare, cfg.resolution, cfg.seed + k, cfg.steps,
                                                               cfg.guidance_scale, cfg.batch),
-                    "random attributes": procedural_baseline(items, cfg.seed, "random-attributes")}
+                    "random attributes": random_attribute_baseline(items, cfg.seed)}
             for name, b in base.items():
                 metrics[f"attributes.baseline.{name}"] = b
                 log(f"  {'baseline: ' + name:>22}: {_accuracy_line(b)}")

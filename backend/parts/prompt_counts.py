@@ -1,11 +1,11 @@
 """Counts stated in a prompt, given to the built-in model as tokens of their own.
 
-MiniLM's sentence and token states hardly separate "three legs" from "four legs", and not at all
-"four feet" from "four legs" in a way a small model can learn from a few templates. A parser for
-English quantities does: each count it finds ("4", "four", "a pair of", "single", "no",
-"four-legged") becomes one extra cross-attention token made of the MiniLM embedding of the words
-that follow it (what is counted) and a one-hot of the number. The denoisers learn which of a
-category's attributes a count sets from those words and the category.
+MiniLM's sentence and token states separate "three legs" from "four legs" only weakly. Here a
+parser for English quantities finds each count ("4", "four", "a pair of", "single", "no",
+"four-legged") and makes it one extra cross-attention token: the MiniLM embedding of the words
+that follow it (what is counted) and a one-hot of the number. Weights trained with them
+(`train --count-tokens`, `DenoiserConfig.count_dim`) get them at every prompt; the shipped weights
+were trained without them (see TrainConfig.count_tokens for what they were measured to do).
 """
 
 from __future__ import annotations
