@@ -66,7 +66,7 @@ class RayExecutor:
         from .scaling import autoscaling_config
 
         self._ray, self._serve, self._local = ray, serve, address == "local"
-        self._closed = threading.Event()
+        self._closed, self._counter, self._handle = threading.Event(), None, None
         env = {key: value for key, value in os.environ.items() if key.startswith(ENV_PREFIXES)}
         # Every node runs the project from the same folder as this one (see the deployment docs).
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get("PYTHONPATH")]))
@@ -89,7 +89,8 @@ class RayExecutor:
             self._handle = serve.run(deployment.bind(self._board, portable_options(options),
                                                      cpu_threads or max(1, cpus // (replicas or have))),
                                      name=APP_NAME, route_prefix=None)
-            threading.Thread(target=self._count_replicas, name="diffusion3d-replica-count", daemon=True).start()
+            self._counter = threading.Thread(target=self._count_replicas, name="diffusion3d-replica-count", daemon=True)
+            self._counter.start()
         except BaseException:
             self._shutdown()
             raise
@@ -183,8 +184,14 @@ class RayExecutor:
 
     def _shutdown(self) -> None:
         """Take the replicas down (a shared cluster keeps running); a local Ray instance stops."""
+        # Nothing of ours may be inside a call to Ray when Ray goes: the replica count's thread, and the
+        # handle's router, which pushes load figures to Serve's autoscaler every few seconds.
         self._closed.set()
+        if self._counter is not None:
+            self._counter.join(timeout=30)
         try:
+            if self._handle is not None:
+                self._handle.shutdown()
             if self._serve.status().applications.get(APP_NAME) is not None:
                 self._serve.delete(APP_NAME)
             if self._local:
