@@ -131,8 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
     def health() -> dict:
         """Liveness, version, device and how many jobs are queued or running; with `serve --ray`,
         each replica with its node, the models it holds and the job it runs."""
-        return {"status": "ok", "version": __version__, "device": device if executor is None else executor.device,
-                "queue_length": jobs.queue_length(),
+        return {"status": "ok", "version": __version__, "device": jobs.executor.device, "queue_length": jobs.queue_length(),
                 "replicas": jobs.replicas()}
 
     @app.get("/models", response_model=list[ModelInfo], responses=errors())

@@ -19,9 +19,9 @@ PARAPHRASE_TEMPLATES = ["it's the {noun} featuring {attrs}", "{noun} having {att
 BARE_TEMPLATES = ["a {noun}", "a 3D model of a {noun}"]
 BARE_HELDOUT_TEMPLATES = ["make me a {noun}", "a low-poly {noun}"]
 BARE_PARAPHRASE_TEMPLATES = ["it's a {noun}", "some kind of {noun}"]
-WORDINGS = ("train", "heldout", "paraphrase")
 _FRAMES = {"train": (TEMPLATES, BARE_TEMPLATES), "heldout": (HELDOUT_TEMPLATES, BARE_HELDOUT_TEMPLATES),
            "paraphrase": (PARAPHRASE_TEMPLATES, BARE_PARAPHRASE_TEMPLATES)}
+WORDINGS = tuple(_FRAMES)
 
 # category -> (training nouns, paraphrase nouns)
 NOUNS = {

@@ -22,6 +22,8 @@ The same code scores reference systems, printed beside the model so a reader see
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import torch
 
@@ -41,19 +43,15 @@ def surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, seed: int) -
     return np.asarray(pts, np.float32)
 
 
-def shape_points(shape, points: int, resolution: int, seed: int, pipe=None) -> np.ndarray:
-    """Surface samples of a procedural data.Shape: through `pipe`'s autoencoder and decoder when
-    given (as generated shapes are meshed), else meshed from its exact occupancy."""
-    if pipe is not None:
-        from .train import GridCache, encode_shape
-
-        return generated_points(pipe, encode_shape(shape, pipe.autoencoder, GridCache()), points, resolution, seed)
+def shape_points(shape, points: int, resolution: int, seed: int) -> np.ndarray:
+    """Surface samples of a procedural data.Shape meshed from its exact occupancy (the evaluation
+    meshes them through the model instead: see `distribution`)."""
     v, f, _ = data.shape_to_mesh(shape, resolution)
     return surface_points(np.asarray(v), np.asarray(f), points, seed)
 
 
-def generated_points(pipe, shape, points: int, resolution: int, seed: int) -> np.ndarray | None:
-    """Surface samples of a generated shape's delivered mesh, in the shape frame; None when it is empty."""
+def delivered_mesh(pipe, shape, resolution: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """A generated shape's delivered mesh (vertices, faces) in the shape frame; None when it is empty."""
     try:
         parts = pipe.decode(shape, resolution)
     except GenerationFailed:
@@ -61,8 +59,13 @@ def generated_points(pipe, shape, points: int, resolution: int, seed: int) -> np
     origin = shape.origin.numpy()
     verts = np.concatenate([p.vertices + origin for p in parts])
     offsets = np.cumsum([0] + [len(p.vertices) for p in parts[:-1]])
-    faces = np.concatenate([p.faces + o for p, o in zip(parts, offsets)])
-    return surface_points(verts, faces, points, seed)
+    return verts, np.concatenate([p.faces + o for p, o in zip(parts, offsets)])
+
+
+def generated_points(pipe, shape, points: int, resolution: int, seed: int) -> np.ndarray | None:
+    """Surface samples of a generated shape's delivered mesh, in the shape frame; None when it is empty."""
+    mesh = delivered_mesh(pipe, shape, resolution)
+    return None if mesh is None else surface_points(*mesh, points, seed)
 
 
 def chamfer_matrix(a: list[np.ndarray], b: list[np.ndarray], chunk: int = 16) -> np.ndarray:
@@ -133,9 +136,25 @@ def distribution(pipe, n: int, seed: int, steps: int, guidance_scale: float, poi
     """The model and the reference systems against `n` held-out references (n / 20 per category).
 
     Returns: {system: {"coverage", "mmd", "1-nna" (category means), "per_category", "n", "empty"}}."""
+    from .train import GridCache, encode_shape
+
+    grids = GridCache()
+
+    def procedural_points(shapes: list, first_seed: int) -> list[np.ndarray]:
+        """Each shape meshed through the model; a shape offered more than once (the collapsed
+        system) is meshed once, its points sampled anew each time."""
+        repeats = Counter(id(s) for s in shapes)  # ids are stable while `shapes` holds them
+        kept, out = {}, []
+        for k, shape in enumerate(shapes):
+            mesh = kept.get(id(shape)) or delivered_mesh(pipe, encode_shape(shape, pipe.autoencoder, grids), resolution)
+            if repeats[id(shape)] > 1:
+                kept[id(shape)] = mesh
+            out.append(surface_points(*mesh, points, first_seed + k))
+        return out
+
     references = data.dataset(n, seed, split="val")
     ref_cats = [r.category for r in references]
-    ref_pts = [shape_points(r, points, resolution, k, pipe) for k, r in enumerate(references)]
+    ref_pts = procedural_points(references, 0)
     results = {}
 
     def add(name: str, pts: list, asked: list[str], empty: int):
@@ -160,5 +179,5 @@ def distribution(pipe, n: int, seed: int, steps: int, guidance_scale: float, poi
     add("model", gen_pts, asked, empty)
     for k, name in enumerate(SYSTEMS):
         shapes = reference_system(name, references, seed + 1000 * (k + 1))
-        add(name, [shape_points(s, points, resolution, 10_000 + i, pipe) for i, s in enumerate(shapes)], ref_cats, 0)
+        add(name, procedural_points(shapes, 10_000), ref_cats, 0)
     return results
