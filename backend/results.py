@@ -36,6 +36,23 @@ def no_progress(phase: str, step: int, total: int, preview: Optional[np.ndarray]
 
 
 @dataclass
+class Material:
+    """A part's physically based material (glTF's metallic-roughness model, Blender's Principled BSDF).
+
+    Attributes:
+        name: What the artist sees in the material slot, e.g. "leg (black metal)".
+        base_color: linear RGBA in [0, 1].
+        metallic, roughness, transmission: in [0, 1] (transmission 1: clear glass).
+    """
+
+    name: str
+    base_color: tuple
+    metallic: float = 0.0
+    roughness: float = 0.5
+    transmission: float = 0.0
+
+
+@dataclass
 class MeshPart:
     """One named piece of a result mesh, in glTF axes (Y up, metres).
 
@@ -54,6 +71,8 @@ class MeshPart:
         node_matrix: optional (4, 4) float64 world transform of the uploaded node the part came
             from, already in `vertices`: the result is written back in that node's frame
             (its pivot, rotation and scale kept).
+        material: optional Material of the part (the built-in model's coloured parts); a part
+            without one takes the result's shared material (its texture, or a plain one).
     """
 
     name: str
@@ -65,6 +84,7 @@ class MeshPart:
     normals: Optional[np.ndarray] = None
     origin: Optional[np.ndarray] = None
     node_matrix: Optional[np.ndarray] = None
+    material: Optional[Material] = None
 
 
 @dataclass

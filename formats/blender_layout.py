@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from .glb import GLBScene
+from .glb import GLBMaterial, GLBScene
 from .mesh_arrays import flip_v, gltf_to_blender
 
 
@@ -68,6 +68,9 @@ def _sort_with_order(key: np.ndarray, max_key: int) -> tuple[np.ndarray, np.ndar
     return order, packed
 
 
+MAX_PART_MATERIALS = 64  # slots a result's part materials may take (the built-in model's parts: at most 24)
+
+
 class MeshArrays:
     """All parts of a result merged into Blender-axis arrays, with corners, edges and UVs per corner."""
 
@@ -90,12 +93,31 @@ class MeshArrays:
         self.uv = self._merged(parts, "uv", 2, 0.0)  # (N, 2) glTF convention or None (NaN: none, as 0)
         self.image = next((p.image for p in parts if p.image is not None), None)
         self.base_color = next((p.base_color for p in parts if p.base_color is not None), None)
+        # Parts coloured by materials of their own (the built-in model's): one slot per material.
+        self.materials, self.face_material = self._part_materials(parts, faces, keep)
 
         # Blender's own layout: corners three per polygon, the edges, UVs per corner (v up).
         self.corner_vert = np.ascontiguousarray(self.faces.reshape(-1))  # (3M,) int32
         self.loop_start = np.arange(0, len(self.corner_vert), 3, dtype=np.int32)  # (M,)
         self.edges, self.corner_edge = triangle_edges(self.faces, len(self.vertices))
         self.corner_uv = None if self.uv is None else np.take(flip_v(self.uv), self.corner_vert, axis=0)  # (3M, 2)
+
+    @staticmethod
+    def _part_materials(parts, faces, keep) -> tuple[list[GLBMaterial], Optional[np.ndarray]]:
+        """(distinct materials by name in part order, (M,) int32 slot of each kept triangle) when
+        every part has a plain material of its own (no texture, no vertex colours) and there are at
+        most MAX_PART_MATERIALS of them, else ([], None)."""
+        if not all(p.material is not None and p.image is None and p.colors is None for p in parts):
+            return [], None
+        chosen: dict[str, GLBMaterial] = {}
+        for p in parts:
+            chosen.setdefault(p.material.name, p.material)  # parts that share a name share a slot
+        if len(chosen) > MAX_PART_MATERIALS:  # not a part-coloured result: no thousands of slots from a file
+            return [], None
+        slot = {name: i for i, name in enumerate(chosen)}
+        per_part = np.array([slot[p.material.name] for p in parts], np.int32)
+        face_material = np.repeat(per_part, [len(p.faces) for p in parts])
+        return list(chosen.values()), face_material if keep.all() else face_material[keep]
 
     @staticmethod
     def _merged(parts, key, width, fill) -> Optional[np.ndarray]:

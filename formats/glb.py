@@ -20,6 +20,17 @@ from .glb_buffers import (
 )
 
 @dataclass
+class GLBMaterial:
+    """A primitive's PBR material, values clamped to [0, 1] (glTF's defaults where absent)."""
+
+    name: str
+    base_color: tuple = (1.0, 1.0, 1.0, 1.0)  # linear RGBA
+    metallic: float = 1.0
+    roughness: float = 1.0
+    transmission: float = 0.0  # KHR_materials_transmission
+
+
+@dataclass
 class GLBPart:
     """One named triangle mesh in glTF axes with its node transform applied.
 
@@ -32,6 +43,7 @@ class GLBPart:
             vertices of a primitive without them when other primitives of the mesh have them.
         image: index into `GLBScene.images` of the base-colour texture, or None.
         base_color: the material's baseColorFactor (RGBA), or None.
+        material: the part's material (its first primitive's that has one), or None.
         normals: optional (N, 3) float32 unit vertex normals (NORMAL), when every primitive has them.
         node_matrix: (4, 4) float64 world transform of its node, already applied to `vertices`
             (None for the identity): a writer can put the part back in its node's frame.
@@ -46,6 +58,7 @@ class GLBPart:
     base_color: Optional[tuple] = None
     normals: Optional[np.ndarray] = None
     node_matrix: Optional[np.ndarray] = None
+    material: Optional[GLBMaterial] = None
 
 
 @dataclass
@@ -247,7 +260,7 @@ def _place(geom: Optional[dict], world: np.ndarray, budget: Budget) -> Optional[
     if mirrored:  # mirrored node: keep faces counter-clockwise
         faces = faces[:, [0, 2, 1]]
     return GLBPart("", verts, faces, geom["colors"], geom["uv"], geom["image"], geom["base_color"], normals,
-                   world if placed else None)
+                   world if placed else None, geom["material"])
 
 
 def _read_mesh(doc: dict, buffers: Buffers, mesh: Any, index: int) -> Optional[dict]:
@@ -309,7 +322,7 @@ def _read_primitive(doc: dict, buffers: Buffers, prim: Any, mesh_index: int) -> 
     if len(faces) and (faces.min() < 0 or faces.max() >= len(positions)):
         raise GLBError("triangle indices point outside the vertex list")
     out = {"vertices": positions, "faces": faces, "colors": None, "uv": None, "image": None, "base_color": None,
-           "normals": None}
+           "normals": None, "material": None}
     if "COLOR_0" in attrs:
         col = _attribute(buffers, attrs, "COLOR_0", (3, 4), len(positions), what)
         if col.shape[1] == 3:
@@ -321,7 +334,28 @@ def _read_primitive(doc: dict, buffers: Buffers, prim: Any, mesh_index: int) -> 
         out["normals"] = _attribute(buffers, attrs, "NORMAL", (3,), len(positions), what)
     if "material" in prim:
         out["base_color"], out["image"] = _material(doc, prim["material"])
+        out["material"] = _pbr(doc, prim["material"], out["base_color"])
     return out
+
+
+def _pbr(doc: dict, index: int, color: Optional[tuple]) -> GLBMaterial:
+    """Material `index` (already checked by `_material`) as a GLBMaterial."""
+    material = doc["materials"][index]
+    pbr = material.get("pbrMetallicRoughness", {})
+    what = f"material {index}"
+
+    def factor(source: Any, key: str, default: float) -> float:
+        if not isinstance(source, dict) or key not in source:
+            return default
+        return min(max(numbers([source[key]], 1, f"{what} {key}")[0], 0.0), 1.0)
+
+    extensions = material.get("extensions")
+    transmission = extensions.get("KHR_materials_transmission") if isinstance(extensions, dict) else None
+    name = material.get("name")
+    return GLBMaterial(name=name[:63] if isinstance(name, str) else f"material {index}",
+                       base_color=tuple(min(max(c, 0.0), 1.0) for c in color) if color else (1.0, 1.0, 1.0, 1.0),
+                       metallic=factor(pbr, "metallicFactor", 1.0), roughness=factor(pbr, "roughnessFactor", 1.0),
+                       transmission=factor(transmission, "transmissionFactor", 0.0))
 
 
 def _material(doc: dict, index: Any) -> tuple[Optional[tuple], Optional[int]]:
@@ -390,6 +424,7 @@ def _merge_primitives(prims: list[dict], budget: Budget) -> dict:
         "faces": np.concatenate([p["faces"] + o for p, o in zip(prims, offsets)]),
         "image": next((p["image"] for p in prims if p["image"] is not None), None),
         "base_color": next((p["base_color"] for p in prims if p["base_color"] is not None), None),
+        "material": next((p["material"] for p in prims if p["material"] is not None), None),
     }
     # Normals only when every primitive has them: none are made up for those that have none.
     merged["normals"] = None if any(p["normals"] is None for p in prims) else np.concatenate([p["normals"] for p in prims])

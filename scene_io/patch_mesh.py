@@ -17,7 +17,8 @@ import numpy as np
 from ..formats.blender_layout import MeshArrays
 from ..formats.face_parts import from_runs
 from ..formats.glb import GLBScene
-from .write_back import build_material, build_mesh, read_metadata, release_mesh, select_vertices, store_metadata
+from .write_back import (PART_MATERIAL_KEY, build_material, build_mesh, build_part_material, read_metadata, release_mesh,
+                         select_vertices, store_metadata)
 
 NEW_PARTS_TAG = "diffusion3d_new_parts"  # custom property of the material generated parts share
 
@@ -32,6 +33,27 @@ def patchable(obj: bpy.types.Object, result: GLBScene) -> Optional[dict]:
         obj.update_from_editmode()
     mesh.calc_loop_triangles()
     return patch if int(patch.get("triangles", -1)) == len(mesh.loop_triangles) else None
+
+
+def _new_part_slots(obj, mesh: bpy.types.Mesh, arrays: MeshArrays, result: GLBScene, storage: str) -> np.ndarray:
+    """The material slot of each new triangle: the parts' own materials (a slot already standing
+    for the same material is reused), else one slot all generated parts share."""
+    if arrays.materials:
+        slots = []
+        for source in arrays.materials:
+            slot = next((k for k, m in enumerate(mesh.materials) if m is not None and m.get(PART_MATERIAL_KEY) == source.name), None)
+            if slot is None:
+                mesh.materials.append(build_part_material(f"{obj.name} {source.name}", source))
+                slot = len(mesh.materials) - 1
+            slots.append(slot)
+        return np.asarray(slots, np.int32)[arrays.face_material]
+    slot = next((k for k, m in enumerate(mesh.materials) if m is not None and m.get(NEW_PARTS_TAG)), None)
+    if slot is None:  # the first edit: a slot for generated parts (later edits reuse it)
+        material = build_material(f"{obj.name} (new parts)", arrays, result, storage)
+        material[NEW_PARTS_TAG] = True
+        mesh.materials.append(material)
+        slot = len(mesh.materials) - 1
+    return np.full(len(arrays.faces), slot, np.int32)
 
 
 def patch_mesh(context, obj: bpy.types.Object, result: GLBScene, patch: dict, storage: str = 'PACK') -> bpy.types.Object:
@@ -79,14 +101,8 @@ def patch_mesh(context, obj: bpy.types.Object, result: GLBScene, patch: dict, st
     arrays = None
     if fresh:
         arrays = MeshArrays(GLBScene(parts=fresh, images=result.images, extras=result.extras))
-        slot = next((k for k, m in enumerate(mesh.materials) if m is not None and m.get(NEW_PARTS_TAG)), None)
-        if slot is None:  # the first edit: a slot for generated parts (later edits reuse it)
-            material = build_material(f"{obj.name} (new parts)", arrays, result, storage)
-            material[NEW_PARTS_TAG] = True
-            mesh.materials.append(material)
-            slot = len(mesh.materials) - 1
         addition = build_mesh("diffusion3d-new-parts", arrays)
-        addition.polygons.foreach_set("material_index", np.full(len(addition.polygons), slot, np.int32))
+        addition.polygons.foreach_set("material_index", _new_part_slots(obj, mesh, arrays, result, storage))
         bm.from_mesh(addition)
         bpy.data.meshes.remove(addition)
     bm.to_mesh(mesh)

@@ -12,7 +12,7 @@ import bpy
 import numpy as np
 
 from ..formats.blender_layout import MeshArrays
-from ..formats.glb import GLBScene
+from ..formats.glb import GLBMaterial, GLBScene
 
 METADATA_KEY = "diffusion3d"
 
@@ -178,6 +178,40 @@ def build_material(name: str, arrays: MeshArrays, result: GLBScene, storage: str
     return material
 
 
+PART_MATERIAL_KEY = "diffusion3d_part_material"  # custom property: the result material a Blender material stands for
+
+
+def build_part_material(name: str, source: GLBMaterial) -> bpy.types.Material:
+    """A Principled BSDF set from a part's PBR material; the viewport (Workbench, Solid) shows
+    the same colour, metal and roughness."""
+    material = new_node_material(name)
+    bsdf = next(n for n in material.node_tree.nodes if n.type == 'BSDF_PRINCIPLED')
+    bsdf.inputs["Base Color"].default_value = source.base_color
+    bsdf.inputs["Metallic"].default_value = source.metallic
+    bsdf.inputs["Roughness"].default_value = source.roughness
+    bsdf.inputs["Transmission Weight"].default_value = source.transmission
+    material.diffuse_color = source.base_color
+    material.metallic, material.roughness = source.metallic, source.roughness
+    material[PART_MATERIAL_KEY] = source.name
+    return material
+
+
+def build_materials(name: str, arrays: MeshArrays, result: GLBScene, storage: str) -> list[bpy.types.Material]:
+    """The result's materials: one per part material (named after the object and the part),
+    else one for the whole result."""
+    if not arrays.materials:
+        return [build_material(name, arrays, result, storage)]
+    return [build_part_material(f"{name} {source.name}", source) for source in arrays.materials]
+
+
+def attach_materials(mesh: bpy.types.Mesh, materials: list, arrays: MeshArrays) -> None:
+    """`materials` into the mesh's slots, each triangle on its part's."""
+    for material in materials:
+        mesh.materials.append(material)
+    if arrays.face_material is not None:
+        mesh.polygons.foreach_set("material_index", arrays.face_material)
+
+
 def _set_part_groups(obj: bpy.types.Object, arrays: MeshArrays) -> None:
     """One vertex group per part, so a part is selected in Edit Mode with the group's Select."""
     obj.vertex_groups.clear()
@@ -217,9 +251,9 @@ def new_object(
     """A new object from the result, selected and active, at `location` (else the 3D cursor).
     `arrays`: the result's `MeshArrays` when already prepared (off the main thread), else made here."""
     arrays = arrays if arrays is not None else MeshArrays(result)
-    material = build_material(name, arrays, result, storage)  # first: the image is what may fail
+    materials = build_materials(name, arrays, result, storage)  # first: the image is what may fail
     mesh = build_mesh(name, arrays)
-    mesh.materials.append(material)
+    attach_materials(mesh, materials, arrays)
     obj = bpy.data.objects.new(name, mesh)
     obj.location = context.scene.cursor.location if location is None else location
     collection = context.collection
@@ -245,8 +279,9 @@ def replace_mesh(
         with context.temp_override(active_object=obj, object=obj):
             bpy.ops.object.mode_set(mode='OBJECT')
     old = obj.data
+    materials = build_materials(obj.name, arrays, result, storage)
     mesh = build_mesh(old.name, arrays)
-    mesh.materials.append(build_material(obj.name, arrays, result, storage))
+    attach_materials(mesh, materials, arrays)
     new = set((result.metadata.get("patch") or {}).get("new_parts", result.metadata.get("changed", [])))
     if new:  # an edit: its new parts come back selected, ready for another try in Edit Mode
         chosen = np.zeros(len(arrays.vertices), bool)

@@ -133,7 +133,7 @@ class Draft:
 
 def fit_to_upload(field: RadianceField, glb: bytes, seed: int = 0, callback: StepCallback = no_progress) -> Draft:
     """Fit `field` to an uploaded draft (a GLB: all its parts, coloured by their vertex colours,
-    else by their base-colour texture at the vertices' UVs, else grey)."""
+    else by their base-colour texture at the vertices' UVs, else their material's colour, else grey)."""
     from ..geometry.glb import read_glb_meshes
 
     parts, _ = read_glb_meshes(glb)
@@ -142,7 +142,9 @@ def fit_to_upload(field: RadianceField, glb: bytes, seed: int = 0, callback: Ste
     faces = np.concatenate([part.faces + offset for part, offset in zip(parts, offsets)])
     textured = _texture_colours(glb, [len(part.vertices) for part in parts])
     colours = np.concatenate([part.vertex_colors[:, :3] / 255.0 if part.vertex_colors is not None
-                              else textured[i] if textured[i] is not None else np.full((len(part.vertices), 3), 0.5)
+                              else textured[i] if textured[i] is not None
+                              else np.tile(np.asarray(part.material.base_color[:3]), (len(part.vertices), 1))
+                              if part.material is not None else np.full((len(part.vertices), 3), 0.5)
                               for i, part in enumerate(parts)])
     placement = fit_to_mesh(field, vertices, faces, colours, seed=seed, callback=callback)
     return Draft(placement.to_field(vertices).astype(np.float32), faces.astype(np.int64), placement)

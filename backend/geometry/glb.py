@@ -7,12 +7,14 @@ to it) and both sides must read a file the same way.
 
 from __future__ import annotations
 
+import json
+import struct
 from typing import Any
 
 import numpy as np
 
 from ..errors import GenerationFailed, InputError
-from ..results import MeshPart, MeshResult
+from ..results import Material, MeshPart, MeshResult
 
 EXTRAS_KEY = "diffusion3d"
 
@@ -24,7 +26,8 @@ def mesh_result_to_glb(result: MeshResult) -> bytes:
     Each part becomes its own named node (in the frame of the node it was read from, or at its
     `origin`, if it has either); vertex colours travel as `COLOR_0`, normals as `NORMAL`, UVs
     as `TEXCOORD_0` with `result.texture` as the `baseColorTexture` of one material all parts
-    with UVs share, and `result.metadata` as the scene's `extras["diffusion3d"]`.
+    with UVs share, a part's own `material` as a named PBR material (transmission through
+    `KHR_materials_transmission`), and `result.metadata` as the scene's `extras["diffusion3d"]`.
 
     Args:
         result: The pipeline output, in glTF axes.
@@ -49,6 +52,7 @@ def mesh_result_to_glb(result: MeshResult) -> bytes:
                       for name, image in (("diffusion3d_texture", texture), ("diffusion3d", None)))
     scene = trimesh.Scene()
     used: set[str] = set()
+    transmission: dict[str, float] = {}
     for part in result.parts:
         vertices, faces, normals, place = _in_node_frame(part)
         if len(vertices) == 0 or len(faces) == 0:
@@ -62,16 +66,48 @@ def mesh_result_to_glb(result: MeshResult) -> bytes:
             uv = np.array(part.uv, dtype=np.float64).reshape(-1, 2)
             uv[:, 1] = 1.0 - uv[:, 1]  # trimesh keeps v up and flips it back on export
         material = painted if uv is not None and texture is not None else plain
+        if part.material is not None and material is plain:
+            material = _pbr(part.material)
+            transmission[part.material.name] = part.material.transmission
         mesh.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
         if colors is not None:
             mesh.visual.vertex_attributes["color"] = colors  # COLOR_0
         name = _unique(part.name or "mesh", used)
         scene.add_geometry(mesh, node_name=name, geom_name=name, transform=place)
     scene.metadata[EXTRAS_KEY] = result.metadata
-    data = scene.export(file_type="glb")
+    data = _with_transmission(scene.export(file_type="glb"), transmission)
     if result.metadata and EXTRAS_KEY not in read_glb_extras(data):
         raise TypeError("the result metadata is not JSON-serialisable")  # a pipeline bug, not the user's
     return data
+
+
+def _pbr(material: Material):
+    import trimesh
+
+    return trimesh.visual.material.PBRMaterial(
+        name=material.name, baseColorFactor=np.clip(material.base_color, 0, 1), metallicFactor=float(material.metallic),
+        roughnessFactor=float(material.roughness))
+
+
+def _with_transmission(data: bytes, transmission: dict[str, float]) -> bytes:
+    """The GLB with `KHR_materials_transmission` on the named materials that transmit light
+    (trimesh writes no material extensions): its JSON chunk rewritten, the binary chunk kept."""
+    if not any(v > 0 for v in transmission.values()):
+        return data
+    (json_length,) = struct.unpack_from("<I", data, 12)
+    doc = json.loads(data[20 : 20 + json_length])
+    for material in doc.get("materials", []):
+        if transmission.get(material.get("name"), 0.0) > 0:
+            factor = float(transmission[material["name"]])
+            material.setdefault("extensions", {})["KHR_materials_transmission"] = {"transmissionFactor": factor}
+    used = doc.setdefault("extensionsUsed", [])
+    if "KHR_materials_transmission" not in used:
+        used.append("KHR_materials_transmission")
+    text = json.dumps(doc, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)  # chunks are 4-byte aligned; JSON pads with spaces
+    rest = data[20 + json_length :]  # the binary chunk, as it was
+    return struct.pack("<III", 0x46546C67, 2, 12 + 8 + len(text) + len(rest)) + struct.pack("<II", len(text), 0x4E4F534A) \
+        + text + rest
 
 
 def _in_node_frame(part: MeshPart) -> tuple[np.ndarray, np.ndarray, Any, Any]:
@@ -135,7 +171,7 @@ def read_glb_meshes(data: bytes, centre_far_off: bool = False) -> tuple[list[Mes
     used: set[str] = set()
     parts = [MeshPart(_unique(p.name, used), p.vertices, p.faces.astype(np.int64, copy=False),
                       None if p.colors is None else _rgba_u8(p.colors), p.uv, normals=p.normals, origin=scene.origin,
-                      node_matrix=p.node_matrix)
+                      node_matrix=p.node_matrix, material=_material(p.material))
              for p in scene.parts if len(p.faces)]
     if not parts:
         raise InputError("the GLB holds no triangle meshes")
@@ -156,6 +192,14 @@ def read_glb_extras(data: bytes) -> dict[str, Any]:
         return read_extras(data)
     except GLBError:
         return {}
+
+
+def _material(material) -> Any:
+    """A read GLBMaterial as the backend's Material (None stays None)."""
+    if material is None:
+        return None
+    return Material(material.name, tuple(material.base_color), material.metallic, material.roughness,
+                    material.transmission)
 
 
 def _rgba_u8(colors: np.ndarray) -> np.ndarray:

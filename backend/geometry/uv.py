@@ -328,7 +328,8 @@ def _take_vertices(part: MeshPart, vertex_map: np.ndarray, faces: np.ndarray, uv
         return None if values is None else np.asarray(values, dtype)[vertex_map]
 
     return MeshPart(part.name, take(part.vertices, np.float32), faces, take(part.vertex_colors), uv,
-                    normals=take(part.normals, np.float32), origin=part.origin, node_matrix=part.node_matrix)
+                    normals=take(part.normals, np.float32), origin=part.origin, node_matrix=part.node_matrix,
+                    material=part.material)
 
 
 def uv_problem(uv: np.ndarray, faces: np.ndarray) -> str:

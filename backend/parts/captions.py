@@ -296,7 +296,7 @@ PHRASES = {
 }
 
 
-def _article(text):
+def fix_articles(text):
     return re.sub(r"\ba (?=[aeiou])", "an ", text)  # "a office chair" -> "an office chair"
 
 
@@ -304,7 +304,7 @@ def _join(items):
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def caption_shape(shape_or_category_attributes, rng, wording: str = "train", keys=None) -> str:
+def caption_shape(shape_or_category_attributes, rng, wording: str = "train", keys=None, look=None) -> str:
     """A caption for a shape, or for a (category, attributes) pair.
 
     Args:
@@ -312,9 +312,16 @@ def caption_shape(shape_or_category_attributes, rng, wording: str = "train", key
         rng: numpy Generator choosing the template and wording.
         wording: one of WORDINGS; only "train" captions are ever trained on.
         keys: the attributes to mention, in that order; default all; [] names only the object.
+        look: an appearance_captions.Look whose adjectives go before the object noun and whose
+            clauses end the caption (it draws from its own generator: `rng` is used the same).
     Returns:
         The caption.
     """
+    text = _caption(shape_or_category_attributes, rng, wording, keys, look.adjectives if look else "")
+    return text + look.clause if look else text
+
+
+def _caption(shape_or_category_attributes, rng, wording, keys, adjectives) -> str:
     if wording not in WORDINGS:
         raise ValueError(f"wording must be one of {WORDINGS}, got {wording!r}")
     if isinstance(shape_or_category_attributes, tuple):
@@ -327,7 +334,7 @@ def caption_shape(shape_or_category_attributes, rng, wording: str = "train", key
     noun = nouns[rng.integers(len(nouns))]
     keys = list(attributes) if keys is None else list(keys)
     if not keys:
-        return _article(bare[rng.integers(len(bare))].format(noun=noun))
+        return fix_articles(bare[rng.integers(len(bare))].format(noun=f"{adjectives} {noun}".strip()))
     keys = [keys[i] for i in rng.permutation(len(keys))]  # word order should not matter
     special_nouns = PARAPHRASE_ATTRIBUTE_NOUNS if which else ATTRIBUTE_NOUNS
     special = [(k, special_nouns[category, k, attributes[k]]) for k in keys if (category, k, attributes[k]) in special_nouns]
@@ -338,6 +345,7 @@ def caption_shape(shape_or_category_attributes, rng, wording: str = "train", key
     for k in keys:
         options = PHRASES[category][k][attributes[k]][which]
         phrases.append(options[rng.integers(len(options))])
+    noun = f"{adjectives} {noun}".strip()
     if not phrases:
-        return _article(bare[rng.integers(len(bare))].format(noun=noun))
-    return _article(templates[rng.integers(len(templates))].format(noun=noun, attrs=_join(phrases)))
+        return fix_articles(bare[rng.integers(len(bare))].format(noun=noun))
+    return fix_articles(templates[rng.integers(len(templates))].format(noun=noun, attrs=_join(phrases)))

@@ -10,6 +10,7 @@ import functools
 
 import numpy as np
 
+from .appearance_captions import dress
 from .captions import caption_shape
 from .categories import CATEGORIES
 from .meshing import count_components, shape_to_mesh, surface_points, voxelize  # noqa: F401
@@ -17,6 +18,7 @@ from .shapes import BOUND, MAX_PARTS, PART_VOCABULARY, Part, Shape, name_parts, 
 
 SPLITS = ("train", "val", "unseen")
 CAPTION_KINDS = ("all", "all", "some", "none")  # a shape's training captions: the attributes each states
+LOOK_RATE = 0.35  # share of training captions that also state colours or materials
 
 
 def attribute_space(category: str) -> dict:
@@ -80,7 +82,12 @@ def sample_shape(seed: int, category: str | None = None, attributes: dict | None
     keys = list(attrs)
     subset = [k for k in keys if crng.random() < 0.5] or [keys[crng.integers(len(keys))]]
     said = {"all": None, "some": subset, "none": []}
-    shape.captions = [caption_shape(shape, crng, keys=said[kind]) for kind in CAPTION_KINDS]
+    # Colours and materials from a third stream: the captions without them stay as they were.
+    arng = np.random.default_rng([seed, 2])
+    labels = [p.label for p in parts]
+    looks = [dress(labels, arng) if arng.random() < LOOK_RATE else None for _ in CAPTION_KINDS]
+    shape.captions = [caption_shape(shape, crng, keys=said[kind], look=look) for kind, look in zip(CAPTION_KINDS, looks)]
+    shape.looks = [look.targets if look else {label: (None, None) for label in labels} for look in looks]
     shape.paraphrases = [caption_shape(shape, crng, "paraphrase"), caption_shape(shape, crng, "paraphrase")]
     return shape
 

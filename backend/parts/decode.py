@@ -9,36 +9,12 @@ import torch
 from backend.errors import GenerationFailed
 from backend.results import MeshPart, StepCallback, no_progress
 
+from .appearance import part_materials
 from .autoencoder import PartAutoencoder
 from .representation import PartShape
 
 OUTSIDE = -10.0  # logit written where no part reaches
 EXTENT = 1.0  # the decode grid spans [-EXTENT, EXTENT]^3; data shapes fit in [-0.95, 0.95]^3
-
-# One colour per label, soft and distinct in Blender's solid view (linear-ish sRGB 0-255).
-PALETTE = {
-    "leg": (92, 107, 130), "seat": (214, 141, 86), "back": (196, 111, 86), "arm": (143, 170, 110),
-    "wheel": (60, 60, 66), "base": (120, 120, 132), "top": (205, 160, 105), "pedestal": (150, 120, 96),
-    "shelf": (196, 160, 118), "side": (160, 120, 90), "shade": (240, 214, 140), "pole": (170, 170, 178),
-    "body": (112, 150, 196), "cap": (200, 80, 72), "stem": (236, 226, 204), "trunk": (120, 88, 60),
-    "canopy": (96, 160, 96), "roof": (170, 76, 64), "wall": (226, 214, 190), "chimney": (150, 90, 80),
-    "fin": (200, 70, 70), "nose": (220, 220, 226), "wing": (150, 170, 190), "tail": (130, 150, 176),
-    "handle": (190, 150, 100), "neck": (130, 176, 170), "slat": (180, 128, 92), "post": (150, 104, 78),
-    "rail": (170, 120, 88), "support": (128, 150, 100), "cushion": (110, 140, 190), "frame": (140, 104, 80),
-    "mattress": (236, 232, 220), "headboard": (150, 110, 84), "footboard": (160, 118, 90), "pillow": (250, 246, 236),
-    "joint": (90, 90, 98), "head": (240, 240, 244), "hat": (40, 40, 46), "brim": (56, 56, 62), "door": (130, 90, 64),
-    "window": (150, 196, 220), "stripe": (245, 245, 245), "cabin": (170, 200, 220), "light": (250, 230, 150),
-    "engine": (120, 124, 134), "nozzle": (90, 90, 100), "lip": (200, 196, 186), "foot": (110, 110, 120),
-    "bulb": (255, 240, 180),
-}
-FALLBACK = [(176, 132, 196), (110, 180, 200), (220, 180, 90), (150, 200, 140), (210, 130, 150)]
-
-
-def part_color(label: str) -> tuple[int, int, int]:
-    if label in PALETTE:
-        return PALETTE[label]
-    return FALLBACK[sum(map(ord, label)) % len(FALLBACK)]
-
 
 @torch.no_grad()
 def part_logit_volumes(shape: PartShape, autoencoder: PartAutoencoder, n: int) -> torch.Tensor:
@@ -122,7 +98,7 @@ def drop_fragments(values: torch.Tensor, owner: torch.Tensor, min_fraction: floa
 
 def decode_shape(shape: PartShape, autoencoder: PartAutoencoder, resolution: int = 128,
                  callback: StepCallback = no_progress, local_resolution: int = 20) -> tuple[list[MeshPart], torch.Tensor]:
-    """Marching cubes on the union, one MeshPart per part, coloured by label, bottom-centred.
+    """Marching cubes on the union, one MeshPart per part with its material, bottom-centred.
 
     Args:
         shape: the parts. If `shape.origin` is None, the origin becomes the bottom centre of this
@@ -157,14 +133,12 @@ def decode_shape(shape: PartShape, autoencoder: PartAutoencoder, resolution: int
         origin = torch.tensor([(lo[0] + hi[0]) / 2, lo[1], (lo[2] + hi[2]) / 2], dtype=torch.float32)
     world = world - origin.numpy()
     parts = []
+    materials = part_materials(shape.category, shape.labels, shape.extra.get("looks"))
     for p, (name, label) in enumerate(zip(shape.names, shape.labels)):
         sel = faces[face_owner == p]
         if len(sel) == 0:
             continue
         used, inverse = np.unique(sel, return_inverse=True)
-        colors = np.empty((len(used), 4), np.uint8)
-        colors[:, :3] = part_color(label)
-        colors[:, 3] = 255
-        parts.append(MeshPart(name, world[used], inverse.reshape(-1, 3).astype(np.int64), colors))
+        parts.append(MeshPart(name, world[used], inverse.reshape(-1, 3).astype(np.int64), material=materials[label]))
     callback("decode", len(shape) + 1, len(shape) + 1)
     return parts, origin

@@ -7,7 +7,9 @@ Splits (each from shapes never trained on, each reported with its n and standard
   never used in training (captions.HELDOUT_TEMPLATES);
 - "paraphrase": held-out shapes of seen combinations, captioned with held-out frames, nouns and
   phrases (captions.PARAPHRASE_TEMPLATES, the paraphrase phrases);
-- "unseen-combination": attribute combinations excluded from training, in training wording.
+- "unseen-combination": attribute combinations excluded from training, in training wording;
+- "with-colours": held-out shapes in unseen wordings that also state colours and materials in
+  held-out appearance frames (appearance_captions.dress): the shapes must not suffer from them.
 `heldout_items` refuses any caption outside "verbatim-seen" that a training caption equals.
 """
 
@@ -22,10 +24,11 @@ import torch
 from backend.errors import GenerationFailed
 
 from . import data
+from .appearance_captions import dress
 from .captions import caption_shape
 from .representation import PartShape
 
-SPLITS = ("verbatim-seen", "unseen-wording", "paraphrase", "unseen-combination")
+SPLITS = ("verbatim-seen", "unseen-wording", "paraphrase", "unseen-combination", "with-colours")
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,11 @@ def heldout_items(split: str, n: int, seed: int, trained: set[str]) -> list[Item
         full = data.CAPTION_KINDS.count("all")  # the first captions state every attribute
         return [Item(s.captions[int(rng.integers(full))], s.category, dict(s.attributes)) for s in shapes]
     shapes = data.dataset(n, seed, split="unseen" if split == "unseen-combination" else "val")
-    wording = {"unseen-wording": "heldout", "paraphrase": "paraphrase", "unseen-combination": "train"}[split]
-    items = [Item(caption_shape(s, rng, wording), s.category, dict(s.attributes)) for s in shapes]
+    wording = {"unseen-wording": "heldout", "paraphrase": "paraphrase", "unseen-combination": "train",
+               "with-colours": "heldout"}[split]
+    looks = [dress([p.label for p in s.parts], rng, "heldout") if split == "with-colours" else None for s in shapes]
+    items = [Item(caption_shape(s, rng, wording, look=look), s.category, dict(s.attributes))
+             for s, look in zip(shapes, looks)]
     seen = [i.prompt for i in items if i.prompt in trained]
     if seen:
         raise ValueError(f"{len(seen)} {split} prompt(s) are training captions, e.g. {seen[0]!r}")

@@ -1,7 +1,8 @@
 """Evaluate the built-in part model: `python -m backend.parts.evaluate [--weights DIR] [--write-card]`.
 
 Prints attribute accuracy per wording split, read from the delivered meshes (eval_attributes.py),
-beside a bare-prompt and a random-attribute baseline; validity; coverage / MMD / 1-NNA on unpaired
+beside a bare-prompt and a random-attribute baseline; colours and materials per part beside a
+prompt-ignoring and a keyword baseline (eval_appearance.py); validity; coverage / MMD / 1-NNA on unpaired
 sets beside reference systems (eval_distribution.py); part-completion accuracy; seconds per shape.
 `--write-card` stores exactly these figures in config.json and MODEL_CARD.md.
 """
@@ -18,6 +19,7 @@ import torch
 from . import data
 from .contact import components
 from .decode import drop_fragments, occupancy_grid
+from .eval_appearance import appearance_accuracy
 from .eval_attributes import SPLITS, Item, attribute_accuracy, heldout_items, random_attribute_baseline, training_captions
 from .eval_distribution import distribution
 from .pipeline import DEFAULT_WEIGHTS, PartDiffusionPipeline, category_prompt, settle_new_shape
@@ -32,6 +34,7 @@ class EvalConfig:
     n_distribution: int = 240  # generated and reference shapes for coverage / MMD / 1-NNA, 12 per category
     n_validity: int = 200
     n_completion: int = 40
+    n_appearance: int = 240  # dressed prompts per wording
     n_timing: int = 5
     steps: int = 25
     guidance_scale: float = 1.5
@@ -96,6 +99,10 @@ def evaluate(pipe: PartDiffusionPipeline, cfg: EvalConfig = EvalConfig(), log=pr
                 metrics[f"attributes.baseline.{name}"] = b
                 log(f"  {'baseline: ' + name:>22}: {_accuracy_line(b)}")
 
+    # 1b. Colours and materials per part, beside a prompt-ignoring and a keyword baseline
+    log(f"colours and materials ({cfg.n_appearance} held-out prompts per wording):")
+    metrics.update(appearance_accuracy(pipe, cfg.n_appearance, cfg.seed, log))
+
     if attributes_only:
         return metrics
 
@@ -145,7 +152,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     pipe = PartDiffusionPipeline.from_pretrained(args.weights)
-    cfg = EvalConfig(n_attribute=20, n_distribution=20, n_validity=20, n_completion=3, n_timing=1, batch=20) \
+    cfg = EvalConfig(n_attribute=20, n_distribution=20, n_validity=20, n_completion=3, n_timing=1, batch=20,
+                     n_appearance=20) \
         if args.quick else EvalConfig()
     if args.attributes_only and args.write_card:
         parser.error("--write-card needs the whole evaluation")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+from .appearance import COLOURS, MATERIALS
+
 
 def _runs(template: list[str]) -> str:
     """["leg", "leg", "seat"] → "leg ×2, seat"."""
@@ -28,6 +30,15 @@ def evaluation_lines(metrics: dict) -> list[str]:
         name = key[len("attributes."):].replace("baseline.", "baseline: ")
         lines.append(f"| {name} | {m['attribute']:.3f} ± {m['attribute_se']:.3f} | {m['shape']:.3f} ± "
                      f"{m['shape_se']:.3f} | {m['n']} |")
+    appearance = [k for k in metrics if k.startswith("appearance.")]
+    if appearance:
+        lines += ["", "Colours and materials per part (held-out shapes, every prompt states some; a part label is right",
+                  "when its colour and material class both are):", "",
+                  "| wording | system | parts | colour | material | whole prompt | n |", "|---|---|---|---|---|---|---|"]
+        for key in appearance:
+            m, (_, wording, system) = metrics[key], key.split(".", 2)
+            lines.append(f"| {wording} | {system} | {m['part']:.3f} ± {m['part_se']:.3f} | {m['colour']:.3f} | "
+                         f"{m['material']:.3f} | {m['prompt']:.3f} | {m['n']} |")
     lines += ["", f"Validity (one connected solid): {metrics['validity']:.3f} ({metrics['validity_before_attaching']:.3f}"
               f" before floating parts are attached; {metrics['validity_with_fragments']:.3f} counting fragments).",
               "", "Distribution, category-level prompts against held-out shapes, unpaired, means over categories"
@@ -80,6 +91,11 @@ def write_card(folder: str, config: dict) -> str:
            if t.get("geometry_weight", 1) != 1 else "."),
         f"- Phase 2 (latents) transformer width {config['latent_net']['width']} × {config['latent_net']['depth']}: "
         f"{t['latent_steps']} steps, final v-loss {fl['latent']:.4f}.",
+        *([f"- Colour and material reader (`appearance_reader.py`): {config['appearance_training']['captions']} captions"
+           f" dressed with colours and materials, {config['appearance_training']['steps']} steps, final loss "
+           f"{config['appearance_training']['final_loss']:.4f}. A share {config['look_rate']:g} of the shape model's"
+           " captions state colours and materials too, so they do not disturb its shapes."]
+          if config.get("appearance_training") and "look_rate" in config else []),
         f"- DDPM, {config['scheduler']['num_train_timesteps']} steps, cosine schedule, v-prediction; text dropout {t['text_dropout']} for guidance.",
         f"- Wall time on {t['threads']} CPU threads: " + ", ".join(f"{k} {v:.0f} s" for k, v in tm.items()) + "."
         + (f" {config['timings_note']}" if config.get("timings_note") else ""),
@@ -108,7 +124,9 @@ def write_card(folder: str, config: dict) -> str:
         "## What it does not know",
         "- Anything outside the categories above: such prompts are answered with the nearest category",
         "  (by text embedding) and a note saying so.",
-        "- Fine detail below the primitives' level, textures, materials; sizes are normalised to ~2 units.",
+        "- Fine detail below the primitives' level and textures; materials are one of "
+        + ", ".join(MATERIALS) + " in one of " + ", ".join(COLOURS) + " per part label (all legs alike);",
+        "  sizes are normalised to ~2 units.",
         "- Prompts are read through MiniLM: counts and attributes worded as in training work best; the",
         "  paraphrase row above is what other wordings cost.",
         "- Asked for a category alone (\"a chair\"), it varies its shapes far less than the data does:",

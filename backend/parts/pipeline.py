@@ -22,6 +22,8 @@ from safetensors.torch import load_file
 from backend.errors import InputError, ModelUnavailable
 from backend.results import MeshPart, StepCallback, no_progress
 
+from .appearance import clean_looks
+from .appearance_reader import load_reader
 from .autoencoder import AutoencoderConfig, PartAutoencoder
 from .contact import attach_floating_parts, stop_inside_kept_parts, stop_smaller_crossing_parts, world_boxes
 from .decode import EXTENT, decode_shape
@@ -82,6 +84,7 @@ class PartDiffusionPipeline:
         self.bank_params: list[dict] = config.get("bank_params", [])
         self.caption_embeds = tensors["text.captions"]  # (M, 384)
         self.caption_category = tensors["text.caption_category"]  # (M,)
+        self.appearance = load_reader(config, tensors)  # None for weights trained before it
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -257,6 +260,7 @@ class PartDiffusionPipeline:
                           base.origin, prompt, base.category, dict(base.extra))
         for key in ("attached", "shortened", "left_outside"):
             shape.extra.pop(key, None)
+        shape.extra["looks"] = self._looks(prompt, shape.labels, base.extra.get("looks"), {labels[i] for i in new})
         if outside:
             shape.extra["left_outside"] = outside
         moved: list[str] = []
@@ -341,6 +345,25 @@ class PartDiffusionPipeline:
             jump_length=jump_length, jump_n_sample=jump_n_sample)
         return self._to_shape(layout_out[0], latents_out[0], prompt, shape.select(keep), kept_slots=kept_slots,
                               region=region)
+
+    def read_looks(self, prompt: str, labels: Sequence[str]) -> dict[str, tuple]:
+        """label -> (colour, material kind) the prompt states for each label (None where it states
+        none); {} without an appearance reader."""
+        if self.appearance is None or not prompt:
+            return {}
+        return self.appearance.read(self.text_encoder, [prompt], [list(labels)])[0]
+
+    def _looks(self, prompt: str, labels: Sequence[str], before, new_labels: set) -> dict[str, list]:
+        """The looks of a shape's labels: a label that was there before keeps its look unless it
+        has new parts and the prompt states one for it (editing the legs to "black metal legs")."""
+        before = clean_looks(before)
+        said = self.read_looks(prompt, labels)
+        looks = {}
+        for label in dict.fromkeys(labels):
+            stated = said.get(label, (None, None))
+            keep = label in before and (label not in new_labels or stated == (None, None))
+            looks[label] = list(before[label] if keep else stated)
+        return looks
 
     def _names_to_index(self, shape: PartShape, names: Sequence[str], what: str) -> list[int]:
         """Indices of parts named (or labelled) in `names`; unknown names are an InputError."""
@@ -433,7 +456,10 @@ class PartDiffusionPipeline:
             prompt, negative_prompt, 1, steps, guidance_scale, torch.Generator().manual_seed(seed), callback,
             layout_known=layout[None], latent_known=latents[None], known_mask=known_mask, layout_mask=layout_mask,
             layout_init=layout[None], latent_init=latents[None], start_step=start_step)
-        return self._to_shape(layout_out[0], latents_out[0], prompt, base, kept_slots=kept_slots)
+        mixed = self._to_shape(layout_out[0], latents_out[0], prompt, base, kept_slots=kept_slots)
+        looks_b = clean_looks(shape_b.extra.get("looks"))  # B's parts come with their looks
+        mixed.extra["looks"].update({label: list(looks_b[label]) for label in taken_labels if label in looks_b})
+        return mixed
 
     @torch.no_grad()
     def guess_primitives(self, latents: torch.Tensor) -> list[tuple[str, dict]]:

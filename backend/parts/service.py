@@ -19,10 +19,10 @@ import torch
 
 from backend.errors import InputError
 from backend.params import SEED_LIMITS, Limits, check_limits, draw_seed
-from backend.results import MeshPart, MeshResult, StepCallback
+from backend.results import Material, MeshPart, MeshResult, StepCallback
 from formats.face_parts import FACE_PARTS_KEY, VERTEX_IDS_KEY, decode_face_parts, decode_indices, to_runs
 
-from .decode import part_color
+from .appearance import part_materials
 from .fitting import fit_mesh, merge_meshes, to_mesh_frame, to_shape_frame
 from .pipeline import DEFAULT_WEIGHTS, PartDiffusionPipeline
 from .representation import PartShape
@@ -201,16 +201,14 @@ def _kept_source_parts(shape: PartShape, upload: Optional[Upload]) -> list[int]:
             and torch.equal(shape.latents[i], upload.shape.latents[before[n]])]
 
 
-def _source_mesh(upload: Upload, name: str, label: str) -> MeshPart:
-    """The artist's triangles of one part, exactly as uploaded, coloured like the part's label.
+def _source_mesh(upload: Upload, name: str, material: Material) -> MeshPart:
+    """The artist's triangles of one part, exactly as uploaded, with the material of its label.
     Corners the export split (along UV seams) are joined again: the part comes back with the
     vertices it had in Blender, not one per UV island."""
     vertices, faces = upload.triangles
     corners = vertices[faces[upload.part_faces[name]]].reshape(-1, 3)
     positions, inverse = np.unique(corners, axis=0, return_inverse=True)
-    colors = np.empty((len(positions), 4), np.uint8)
-    colors[:, :3], colors[:, 3] = part_color(label), 255
-    return MeshPart(name, positions, inverse.reshape(-1, 3).astype(np.int64), colors)
+    return MeshPart(name, positions, inverse.reshape(-1, 3).astype(np.int64), material=material)
 
 
 def _result(pipe: PartDiffusionPipeline, shape: PartShape, params: dict, notes: list[str], callback,
@@ -222,7 +220,8 @@ def _result(pipe: PartDiffusionPipeline, shape: PartShape, params: dict, notes: 
     shape.origin = fresh.origin  # a first decode sets it
     for part in parts:  # decoded in the shape's frame: back onto the mesh the artist gave
         part.vertices = to_mesh_frame(part.vertices, shape)
-    parts = [_source_mesh(upload, shape.names[i], shape.labels[i]) for i in kept] + parts
+    materials = part_materials(shape.category, shape.labels, shape.extra.get("looks"))
+    parts = [_source_mesh(upload, shape.names[i], materials[shape.labels[i]]) for i in kept] + parts
     patch = None
     if upload is not None and upload.part_faces:
         shape.extra["source_parts"] = [shape.names[i] for i in kept]

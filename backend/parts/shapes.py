@@ -61,6 +61,7 @@ class Shape:
     attributes: dict  # attribute -> value, e.g. {"legs": 4, "arms": "round"}
     parts: list
     captions: list = field(default_factory=list)  # training templates
+    looks: list = field(default_factory=list)  # per caption: label -> (colour, material kind) it states
     paraphrases: list = field(default_factory=list)  # held-out templates, never for training
     seed: int = 0
 

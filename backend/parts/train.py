@@ -21,6 +21,7 @@ from diffusers import DDPMScheduler
 from safetensors.torch import save_file
 
 from . import data
+from .appearance_reader import reader_config, train_reader
 from .autoencoder import AutoencoderConfig, PartAutoencoder, lattice
 from .diffusion import DenoiserConfig, PartDenoiser, SlotCodec, TextCondition
 from .prompt_counts import COUNT_DIM, with_count_tokens
@@ -62,6 +63,7 @@ class TrainConfig:
     # wordings (these weights: 91.7%) but 62.4% on paraphrases (64.1%) and lost counts the
     # conditioning tests check (an office chair's five wheels, two shelves).
     count_tokens: bool = False
+    appearance_steps: int = 4000  # the colour and material reader (appearance_reader.py)
 
 
 def quick_config(seed: int = 0) -> TrainConfig:
@@ -69,7 +71,7 @@ def quick_config(seed: int = 0) -> TrainConfig:
     return TrainConfig(seed=seed, n_shapes=48, ae_parts=96, ae_steps=40, ae_batch=16, ae_points=256,
                        ae=AutoencoderConfig(hidden=32, layers=2), layout_net=DenoiserConfig(width=32, depth=1, heads=2, slots=1),
                        latent_net=DenoiserConfig(width=32, depth=1, heads=2), layout_steps=60, latent_steps=40,
-                       batch=16, bank_size=64)
+                       batch=16, bank_size=64, appearance_steps=30)
 
 
 def part_grid(part, n: int, extent: float = 1.0) -> np.ndarray:
@@ -274,6 +276,9 @@ def train(cfg: TrainConfig, out: str | None = None, log=print, autoencoder_from:
     latent_net, latent_losses = train_denoiser(cfg, latent_cfg, latents, layout, exists, text_in, caption_shape,
                                                cfg.latent_steps, "latent", log)
     timings["latent_s"] = time.time() - t
+    t = time.time()
+    reader, reader_summary = train_reader(shapes, encoder, data.PART_VOCABULARY, cfg.seed, cfg.appearance_steps, log=log)
+    timings["appearance_s"] = time.time() - t
     timings["total_s"] = time.time() - t0 + (timings["autoencoder_s"] if autoencoder_from else 0.0)
 
     # What the pipeline needs besides the nets: a bank of training latents with their primitives
@@ -286,6 +291,7 @@ def train(cfg: TrainConfig, out: str | None = None, log=print, autoencoder_from:
     tensors.update({f"layout.{k}": v for k, v in layout_net.state_dict().items()})
     tensors.update({f"latent.{k}": v for k, v in latent_net.state_dict().items()})
     tensors.update({f"stats.{k}": v for k, v in stats.items()})
+    tensors.update({f"appearance.{k}": v for k, v in reader.state_dict().items()})
     tensors["bank.latents"] = torch.stack([bank_parts[i][0] for i in pick])
     tensors["bank.primitive"] = torch.tensor([primitives.index(bank_parts[i][1]) for i in pick])
     per_cat = {c: [k for k, (i, _) in enumerate(captions) if shapes[i].category == c] for c in categories}
@@ -304,6 +310,7 @@ def train(cfg: TrainConfig, out: str | None = None, log=print, autoencoder_from:
         "final_losses": {"autoencoder": float(np.mean(ae_losses[-100:])), "layout": float(np.mean(layout_losses[-100:])),
                          "latent": float(np.mean(latent_losses[-100:]))},
         "n_captions": len(captions), "n_parts": int(exists.sum()), "caption_kinds": list(data.CAPTION_KINDS),
+        "look_rate": data.LOOK_RATE, "appearance_reader": reader_config(reader), "appearance_training": reader_summary,
     }
     if out:
         os.makedirs(out, exist_ok=True)

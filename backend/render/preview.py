@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..colour_space import linear_to_srgb
 from ..results import MeshResult
 from .camera import frame_camera
 from .rasterize import face_normals, interpolate, rasterize
@@ -44,6 +45,9 @@ def render_result(result: MeshResult, size: int = 512) -> np.ndarray:
 
 
 def _vertex_colours(part) -> np.ndarray:
+    """(N, 3) sRGB in [0, 1]: the vertex colours, else the part material's colour, else grey."""
     if part.vertex_colors is not None:
         return np.asarray(part.vertex_colors[:, :3], np.float32) / 255.0
+    if part.material is not None:
+        return np.tile(np.asarray(linear_to_srgb(part.material.base_color[:3]), np.float32), (len(part.vertices), 1))
     return np.full((len(part.vertices), 3), GREY, np.float32)

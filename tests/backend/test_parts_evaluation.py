@@ -6,16 +6,23 @@ import pytest
 import torch
 
 from backend.parts import data
-from backend.parts.eval_attributes import SPLITS, Item, delivered_parts, heldout_items, score, training_captions
+from backend.parts.eval_appearance import WORDINGS as APPEARANCE_WORDINGS
+from backend.parts.eval_appearance import appearance_items, reader_training_prompts
+from backend.parts.eval_attributes import SPLITS, Item, delivered_parts, heldout_items, score
 from backend.parts.eval_distribution import averaged, chamfer_matrix, metrics_from, per_category, reference_system, shape_points
 from backend.parts.pipeline import PartDiffusionPipeline
 from backend.parts.train import GridCache, TrainConfig, encode_shape
 
 
 @pytest.fixture(scope="module")
-def trained():
+def training_shapes():
     cfg = TrainConfig()
-    return training_captions(cfg.n_shapes, cfg.seed)  # exactly what train.py trains on
+    return data.dataset(cfg.n_shapes, cfg.seed, split="train")  # exactly what train.py trains on
+
+
+@pytest.fixture(scope="module")
+def trained(training_shapes):
+    return {c for s in training_shapes for c in s.captions}  # training_captions(), from the shapes made once
 
 
 @pytest.mark.parametrize("split", [s for s in SPLITS if s != "verbatim-seen"])
@@ -27,6 +34,14 @@ def test_heldout_splits_are_never_training_captions(trained, split):
         assert all(data.is_heldout(i.category, i.stated) for i in items)
     else:  # seen combinations: their shapes are held out, their combinations are not
         assert not any(data.is_heldout(i.category, i.stated) for i in items)
+
+
+def test_appearance_prompts_are_never_reader_training_captions(training_shapes):
+    seen = reader_training_prompts(training_shapes, TrainConfig().seed)  # what train.py trains the reader on
+    for wording in APPEARANCE_WORDINGS:
+        items = appearance_items(wording, 200, 1234, seen)
+        assert len({prompt for prompt, _ in items}) > 150
+        assert all(any(look != (None, None) for look in targets.values()) for _, targets in items)  # each states a look
 
 
 def test_verbatim_seen_is_trained_on_and_a_leak_is_refused(trained):

@@ -64,10 +64,10 @@ for face in edit.faces:
     face.select_set(face.calc_center_median().z < 0.445)
 bmesh.update_edit_mesh(chair.data)
 bpy.ops.diffusion3d.edit_part('EXEC_DEFAULT', True, prompt="an office chair on wheels", mode='EDIT', seed=0)
-# Still in Edit Mode, with exactly the new parts (the generated-parts slot) selected: ready to try again.
+# Still in Edit Mode, with exactly the new parts (on their own materials' slots) selected: ready to try again.
 assert chair.mode == 'EDIT'
 edit = bmesh.from_edit_mesh(chair.data)
-assert [f.select for f in edit.faces] == [f.material_index == 1 for f in edit.faces]
+assert [f.select for f in edit.faces] == [f.material_index >= 1 for f in edit.faces]
 assert any(f.select for f in edit.faces) and not all(f.select for f in edit.faces)
 bpy.ops.object.mode_set(mode='OBJECT')
 
@@ -80,7 +80,9 @@ seat_back = {chair.vertex_groups["seat"].index, chair.vertex_groups["back"].inde
 kept = sorted((v.co.x, v.co.y, v.co.z) for v in chair.data.vertices if any(g.group in seat_back for g in v.groups))
 assert kept == upper, (len(kept), len(upper))  # the same vertices: none moved, none split or added
 assert upper_corners(chair) == (corners_before, sizes_before)  # the same quads with the same UVs
-assert chair.material_slots[0].material == wood and len(chair.material_slots) == 2
+assert chair.material_slots[0].material == wood and len(chair.material_slots) >= 2
+part_materials = [slot.material.get("diffusion3d_part_material") for slot in chair.material_slots[1:]]
+assert all(part_materials) and len(set(part_materials)) == len(part_materials), part_materials  # one slot per material
 pin = chair.vertex_groups["pin"].index
 keys = chair.data.shape_keys.key_blocks
 assert [k.name for k in keys] == ["Basis", "Raised"]
@@ -146,7 +148,8 @@ new_back = [g.index for g in chair.vertex_groups if g.name.split(".")[0] in ("ba
 back_after = sorted(tuple(v.co) for v in chair.data.vertices if any(g.group in new_back for g in v.groups))
 assert back_after and back_after != back_before  # the back was regenerated, not left as modelled
 assert group_corners(chair, "seat") == seat_corners
-assert len(chair.material_slots) == 2  # the generated parts share one slot, edit after edit
+after = [slot.material.get("diffusion3d_part_material") for slot in chair.material_slots[1:]]
+assert len(set(after)) == len(after) and set(part_materials) <= set(after)  # slots reused, edit after edit
 assert any(g.name.split(".")[0] in ("back", "slat", "post") for g in chair.vertex_groups)  # a new back
 print("after editing the back:", sorted(g.name for g in chair.vertex_groups))
 

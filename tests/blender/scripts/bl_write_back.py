@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 import tempfile
 import types
 
@@ -161,4 +162,21 @@ jobs.KEPT_FILES = 2
 for n, name in enumerate(["job-1", "job-2", "job-3"]):
     os.utime(jobs.keep_download(settings, "results", f"{name}.glb", b"glb"), (1000 + n, 1000 + n))
 assert sorted(os.listdir(os.path.join(settings.user_dir, "results"))) == ["job-2.glb", "job-3.glb"]
+
+# 8. Parts with materials of their own (the built-in model's, from the backend's writer): one
+#    named slot per material, each triangle on its part's, Principled BSDF and viewport set.
+with open(sys.argv[1], "rb") as handle:
+    table = glb.read_glb(handle.read())
+obj = write_back.new_object(context, "Table", table)
+assert [m.name for m in obj.data.materials] == ["Table top (glass)", "Table leg (black metal)"], obj.data.materials[:]
+slots = np.empty(len(obj.data.polygons), np.int32)
+obj.data.polygons.foreach_get("material_index", slots)
+assert slots.tolist() == [0] * 12 + [1] * 24, slots
+glass, metal = (next(n for n in m.node_tree.nodes if n.type == 'BSDF_PRINCIPLED') for m in obj.data.materials)
+assert glass.inputs["Transmission Weight"].default_value == 1.0 and abs(glass.inputs["Roughness"].default_value - 0.05) < 1e-6
+assert metal.inputs["Metallic"].default_value == 1.0 and not metal.inputs["Base Color"].links
+black = tuple(table.parts[1].material.base_color)
+assert np.allclose(metal.inputs["Base Color"].default_value, black) and np.allclose(obj.data.materials[1].diffuse_color, black)
+write_back.replace_mesh(context, obj, table)  # an edit's result: the same slots again, not one shared material
+assert len(obj.data.materials) == 2 and obj.data.materials[1]["diffusion3d_part_material"] == "leg (black metal)"
 done()
