@@ -19,6 +19,7 @@ from .glb_buffers import (
     split_chunks, whole,
 )
 
+
 @dataclass
 class GLBMaterial:
     """A primitive's PBR material, values clamped to [0, 1] (glTF's defaults where absent)."""

@@ -42,7 +42,7 @@ MATERIAL_WORDS = {
 PART_PARAPHRASES = {"top": ("tabletop", "tabletops"), "shade": ("lampshade", "lampshades"), "back": ("backrest", "backrests"),
                     "wheel": ("tyre", "tyres"), "seat": ("seat cushion", "seat cushions"), "roof": ("rooftop", "rooftops"),
                     "canopy": ("foliage", "foliage"), "leg": ("leg", "legs"), "shelf": ("shelf board", "shelf boards")}
-PLURALS = {"shelf": "shelves", "canopy": "canopies", "body": "bodies", "foot": "feet"}
+PLURALS = {"shelf": "shelves", "canopy": "canopies", "body": "bodies", "foot": "feet", "leaf": "leaves"}
 
 # Whole-object clauses: {noun} is the material noun form with its colour, {colour} a colour alone.
 WHOLE_FRAMES = {
@@ -59,6 +59,16 @@ PART_FRAMES = {
     "heldout": [", whose {part} {be} {noun}", ", the {part} in {noun}", " complete with {a}{adj} {part}",
                 " - {part}: {noun}"],
 }
+
+
+_LOOK_WORDS = {w for train, para in COLOUR_WORDS.values() for w in train + para} | {
+    w for train, para in MATERIAL_WORDS.values() for forms in train + para for w in forms} | {"wood"}
+
+
+def without_looks(prompt: str) -> str:
+    """The prompt without its colour and material words ("a red elephant" -> "a elephant"): what
+    the object is, for telling whether the model knows it."""
+    return " ".join(w for w in prompt.split() if w.lower().strip(",.;:!?") not in _LOOK_WORDS)
 
 
 @dataclass

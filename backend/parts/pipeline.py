@@ -23,6 +23,7 @@ from backend.errors import InputError, ModelUnavailable
 from backend.results import MeshPart, StepCallback, no_progress
 
 from .appearance import clean_looks
+from .appearance_captions import without_looks
 from .appearance_reader import load_reader
 from .autoencoder import AutoencoderConfig, PartAutoencoder
 from .contact import attach_floating_parts, stop_inside_kept_parts, stop_smaller_crossing_parts, world_boxes
@@ -120,9 +121,11 @@ class PartDiffusionPipeline:
     def resolve_prompt(self, prompt: str) -> tuple[str, str, Optional[str]]:
         """The prompt to condition on, the nearest known category, and a note when the prompt is unknown.
 
-        Nearest by cosine similarity of MiniLM embeddings to the training captions.
+        Nearest by cosine similarity of MiniLM embeddings to the training captions, of the prompt
+        without its colour and material words (a share of the captions state some: "a red
+        elephant" must not pass for known by its colour).
         """
-        emb = self.text_encoder.encode([prompt])[0]
+        emb = self.text_encoder.encode([without_looks(prompt)])[0]
         sims = self.caption_embeds @ emb  # (M,)
         best = int(sims.argmax())
         category = self.categories[int(self.caption_category[best])]
@@ -260,7 +263,7 @@ class PartDiffusionPipeline:
                           base.origin, prompt, base.category, dict(base.extra))
         for key in ("attached", "shortened", "left_outside"):
             shape.extra.pop(key, None)
-        shape.extra["looks"] = self._looks(prompt, shape.labels, base.extra.get("looks"), {labels[i] for i in new})
+        shape.extra["looks"] = self.looks(prompt, shape.labels, base.extra.get("looks"), {labels[i] for i in new})
         if outside:
             shape.extra["left_outside"] = outside
         moved: list[str] = []
@@ -353,9 +356,10 @@ class PartDiffusionPipeline:
             return {}
         return self.appearance.read(self.text_encoder, [prompt], [list(labels)])[0]
 
-    def _looks(self, prompt: str, labels: Sequence[str], before, new_labels: set) -> dict[str, list]:
-        """The looks of a shape's labels: a label that was there before keeps its look unless it
-        has new parts and the prompt states one for it (editing the legs to "black metal legs")."""
+    def looks(self, prompt: str, labels: Sequence[str], before=None, new_labels: set = frozenset()) -> dict[str, list]:
+        """The looks of a shape's labels (label -> [colour, kind]): what the prompt states, but a
+        label that had a look `before` keeps it unless it has new parts and the prompt states one
+        for it (an edit of the legs to "black metal legs")."""
         before = clean_looks(before)
         said = self.read_looks(prompt, labels)
         looks = {}

@@ -250,6 +250,8 @@ def run_text(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[st
                torch.Generator().manual_seed(p["seed"]), callback)
     shape = out.shapes[0]
     shape.prompt, shape.category = str(p["prompt"]), category
+    if prompt != shape.prompt:  # the nearest thing the model knows was made: in the colours asked for
+        shape.extra["looks"] = pipe.looks(shape.prompt, shape.labels)
     return _result(pipe, shape, p, [note] if note else [], callback, category=category)
 
 
