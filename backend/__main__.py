@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .job_store import CacheDirInUse
 from .input_files import face_mask_for_parts, mesh_as_glb, read_file
+from .cluster.ray_executor import DEFAULT_STALL_S
 from .cluster.scaling import DEFAULT_MAX_REPLICAS
 from .jobs import DEFAULT_KEEP_JOBS
 from .errors import GenerationFailed, InputError, JobCancelled, ModelUnavailable
@@ -82,9 +83,12 @@ def _serve(args: argparse.Namespace) -> int:
     if args.replicas < 0 or args.models_per_replica < 1 or args.max_replicas < 1:
         raise ValueError("--replicas must be 0 (one per GPU, else per CPU) or more, --models-per-replica and "
                          "--max-replicas at least 1")
-    if args.ray is None and (args.replicas or args.models_per_replica != 2 or args.max_replicas != DEFAULT_MAX_REPLICAS):
-        raise ValueError("--replicas, --max-replicas and --models-per-replica are for --ray; without it this "
-                         "process runs the jobs")
+    if not (math.isfinite(args.stall_timeout) and args.stall_timeout >= 0):
+        raise ValueError("--stall-timeout must be 0 (never) or a number of seconds")
+    if args.ray is None and (args.replicas or args.models_per_replica != 2 or args.max_replicas != DEFAULT_MAX_REPLICAS
+                             or args.stall_timeout != DEFAULT_STALL_S):
+        raise ValueError("--replicas, --max-replicas, --models-per-replica and --stall-timeout are for --ray; "
+                         "without it this process runs the jobs")
     if args.replicas and args.max_replicas != DEFAULT_MAX_REPLICAS:
         raise ValueError("--replicas N runs exactly N replicas; --max-replicas caps the default, one per GPU "
                          "(or CPU) as machines join: give one or the other")
@@ -96,6 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
         keep_jobs=args.keep_jobs, attention_slicing=args.attention_slicing, cpu_offload=args.cpu_offload,
         full_precision=args.full_precision, ray_address=args.ray, replicas=args.replicas,
         models_per_replica=args.models_per_replica, replica_threads=args.threads, max_replicas=args.max_replicas,
+        stall_s=args.stall_timeout,
     )
     serve(settings, stop_when_stdin_closes=args.stop_when_stdin_closes)
     return 0
@@ -350,6 +355,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-replicas", type=int, default=DEFAULT_MAX_REPLICAS, metavar="N",
                    help="with --ray and no --replicas: the most replicas it grows to as machines join "
                         f"(default {DEFAULT_MAX_REPLICAS})")
+    p.add_argument("--stall-timeout", type=float, default=DEFAULT_STALL_S, metavar="SECONDS",
+                   help="with --ray: a replica that sends no news of its running job this long is hung: it is "
+                        f"stopped and the job runs again once elsewhere (default {DEFAULT_STALL_S:.0f}; 0: never)")
     p.add_argument("--models-per-replica", type=int, default=2, metavar="N",
                    help="with --ray: models a replica keeps loaded, least recently used out first (default 2); "
                         "--threads then sets each CPU replica's torch threads (default: its node's CPUs shared)")

@@ -24,6 +24,7 @@ from starlette.routing import Match
 
 from . import __version__
 from .api_schema import JOB_FORM, Health, JobRecord, ModelInfo, errors, openapi_schema
+from .cluster.ray_executor import DEFAULT_STALL_S
 from .cluster.scaling import DEFAULT_MAX_REPLICAS
 from .errors import InputError
 from .jobs import DEFAULT_KEEP_JOBS, StateRequestsBusy
@@ -60,7 +61,8 @@ class Settings:
         full_precision: float32 on CUDA too (see `devices.pick_device`).
         ray_address: Run the jobs on a Ray cluster's replicas ("local": a Ray instance here);
             None runs them in this process (see cluster/ray_executor.py).
-        replicas, models_per_replica, replica_threads, max_replicas: With ray_address, see `RayExecutor`.
+        replicas, models_per_replica, replica_threads, max_replicas, stall_s: With ray_address, see
+            `RayExecutor`.
     """
 
     token: str
@@ -80,6 +82,7 @@ class Settings:
     models_per_replica: int = 2
     replica_threads: int = 0
     max_replicas: int = DEFAULT_MAX_REPLICAS
+    stall_s: float = DEFAULT_STALL_S
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -108,7 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
         from .cluster.ray_executor import RayExecutor
 
         executor = RayExecutor(settings.ray_address, options, settings.replicas, settings.models_per_replica,
-                               settings.replica_threads, settings.max_replicas)
+                               settings.replica_threads, settings.max_replicas, settings.stall_s)
     try:
         jobs = JobManager(settings.cache_dir or default_cache_dir(), registry(), options, settings.keep_jobs, executor)
     except BaseException:

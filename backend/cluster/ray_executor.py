@@ -7,7 +7,8 @@ per GPU (or CPU slot), each a Serve deployment replica keeping its models loaded
 so the nodes need no shared file system, and a replica that dies takes nothing finished with it.
 
 A job whose replica dies is run again once on another replica (Serve replaces the dead one),
-then failed saying so. Cancel and "current state" requests reach the running replica through
+then failed saying so. A replica that sends no news of its job for `stall_s` (a step hung in a
+driver, a deadlock) is taken as dead: it is killed, Serve replaces it, and the job goes the same way. Cancel and "current state" requests reach the running replica through
 the board (cluster/board.py), read between steps.
 """
 
@@ -15,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from ..errors import GenerationFailed, InputError, JobCancelled
 from ..job_run import JobOutput, Report, StepControl
@@ -28,9 +30,45 @@ log = logging.getLogger(__name__)
 APP_NAME = "diffusion3d"
 RETRIES = 1  # a job whose replica died runs once more, then fails
 COUNT_S = 1.0  # how stale the count of running replicas may be
+# A running job's replica silent this long is hung. Every model reports each step (seconds at most);
+# the longest silence a healthy job has is loading a model (minutes for the largest, from a slow disk).
+DEFAULT_STALL_S = 1200.0
 # Passed on to every replica: which models exist and where their files are.
 ENV_PREFIXES = ("DIFFUSION3D_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "DIFFUSERS_")
 PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def watch(stream, stall_s: float, replica: dict, stop: Callable[[], None]) -> Iterator[dict[str, Any]]:
+    """The events of a replica's job stream; once the job has started on a replica (`replica`
+    filled in), `stop()` is called for each `stall_s` with no event (0: never), and
+    `replica["stalled"]` set. Stopping the replica ends the stream with its error, raised here.
+    Waiting for a free replica is not a stall: the clock starts with the job."""
+    if not stall_s:
+        yield from stream
+        return
+    events: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for event in stream:
+                events.put(("event", event))
+            events.put(("end", None))
+        except BaseException as e:  # the replica's death, delivered where the caller handles it
+            events.put(("error", e))
+
+    threading.Thread(target=pump, name="diffusion3d-job-stream", daemon=True).start()
+    while True:
+        try:
+            kind, item = events.get(timeout=stall_s if replica else None)
+        except queue.Empty:
+            replica["stalled"] = True
+            stop()
+            continue
+        if kind == "end":
+            return
+        if kind == "error":
+            raise item
+        yield item
 
 
 class RayExecutor:
@@ -46,6 +84,8 @@ class RayExecutor:
         models_per_replica: Models a replica keeps loaded before it drops the least recently used.
         cpu_threads: torch threads of a replica running on a CPU (0: the cluster's CPUs shared
             evenly among the replicas).
+        stall_s: Seconds a replica may send no news of its running job before it is killed as
+            hung (0: never).
 
     Raises:
         InputError: Ray is not installed, the cluster cannot be reached, or it has fewer GPUs
@@ -53,7 +93,7 @@ class RayExecutor:
     """
 
     def __init__(self, address: str, options, replicas: int = 0, models_per_replica: int = 2, cpu_threads: int = 0,
-                 max_replicas: int = DEFAULT_MAX_REPLICAS):
+                 max_replicas: int = DEFAULT_MAX_REPLICAS, stall_s: float = DEFAULT_STALL_S):
         try:
             import ray
             from ray import serve
@@ -66,6 +106,7 @@ class RayExecutor:
         from .scaling import autoscaling_config
 
         self._ray, self._serve, self._local = ray, serve, address == "local"
+        self.stall_s = stall_s
         self._closed, self._counter, self._handle = threading.Event(), None, None
         env = {key: value for key, value in os.environ.items() if key.startswith(ENV_PREFIXES)}
         # Every node runs the project from the same folder as this one (see the deployment docs).
@@ -126,15 +167,16 @@ class RayExecutor:
                     if replica:
                         self._board.died.remote(replica["replica"])
                     where = f"replica {replica['replica']} on {replica['node']}" if replica else "its replica"
-                    log.warning("job %s: %s died under it: %s", job_id, where, str(error).splitlines()[0])
+                    how = f"hung (no news for {self.stall_s:.0f} s) and was stopped" if replica.get("stalled") else "died"
+                    log.warning("job %s: %s %s under it: %s", job_id, where, how, str(error).splitlines()[0])
                     if control.cancel.is_set():
                         raise JobCancelled() from None
                     if attempt == RETRIES:
                         times = "once" if attempt == 0 else f"{attempt + 1} times"
                         raise GenerationFailed(
-                            f"the replica running this job died {times} (last: {where}), so it was not "
+                            f"the replica running this job failed {times} (last: {where} {how}), so it was not "
                             "finished; the Ray dashboard's logs say why (often the node ran out of memory)") from None
-                    report.note(f"{where} died; running the job again on another replica")
+                    report.note(f"{where} {how}; running the job again on another replica")
         finally:
             self._board.drop.remote(job_id)
         raise AssertionError("unreachable")
@@ -143,7 +185,7 @@ class RayExecutor:
         report.note("waiting for a replica")
         stream = self._handle.options(multiplexed_model_id=entry.name, stream=True).run.remote(
             job_id, entry.task, entry.name, params, files)
-        for event in stream:
+        for event in watch(stream, self.stall_s, replica, lambda: self._stop(replica)):
             kind = event["kind"]
             if kind == "started":
                 replica.update(event)
@@ -163,6 +205,15 @@ class RayExecutor:
                     raise JobCancelled()
                 raise GenerationFailed(event["error"])
         raise GenerationFailed("the replica ended the job without a result")
+
+    def _stop(self, replica: dict) -> None:
+        """Kill a hung replica's actor: its job's stream ends as if it had died, Serve starts another."""
+        log.warning("replica %s on %s sent no news for %.0f s: stopping it", replica["replica"], replica["node"],
+                    self.stall_s)
+        try:
+            self._ray.kill(self._ray.get_actor(replica["actor"], namespace="serve"))
+        except Exception as e:  # gone already: its stream ends by itself
+            log.warning("could not stop replica %s: %s", replica["replica"], e)
 
     def signal(self, job_id: str, control: StepControl) -> None:
         self._board.set_flags.remote(job_id, {"cancel": control.cancel.is_set(),

@@ -46,6 +46,7 @@ def replica_deployment(models_per_replica: int):
             device = self.options.device
             self.board, self.entries = board, registry()
             self.id = serve.get_replica_context().replica_id.unique_id
+            self.actor = ray.get_runtime_context().get_actor_name()  # what the ingress kills if this hangs
             self.info = {"node": ray.util.get_node_ip_address(), "pid": os.getpid(), "device": device,
                          "models": [], "loads": 0, "job": None}
             self._changed = threading.Event()
@@ -85,7 +86,8 @@ def replica_deployment(models_per_replica: int):
             events = ReplicaEvents(loop)
             work: Optional[asyncio.Future] = None
             try:
-                yield {"kind": "started", "replica": self.id, "node": self.info["node"], "pid": self.info["pid"]}
+                yield {"kind": "started", "replica": self.id, "node": self.info["node"], "pid": self.info["pid"],
+                       "actor": self.actor}
                 entry = get_entry(task, model, self.entries)
                 loaded = await self.model(model)
                 events.note("")

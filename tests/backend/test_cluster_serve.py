@@ -13,6 +13,7 @@ import collections
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -189,6 +190,42 @@ def test_a_machine_that_joins_gets_a_replica_and_jobs(service):
     for job_id in ids:
         service.delete(f"/jobs/{job_id}")
     assert all(r["state"] == "cancelled" for r in wait_all(service, ids, timeout=60).values())
+
+
+def test_a_hung_replica_is_stopped_and_its_job_fails_saying_so(service):
+    """A step that never returns (a driver hang): no news for stall_s, the replica is killed, the
+    job runs once more elsewhere, hangs again and is failed; nothing is left running."""
+    executor = service.app.state.jobs.executor
+    saved, executor.stall_s = executor.stall_s, 2.0
+    try:
+        hung = submit(service, {"num_inference_steps": 2, "step_delay": 3600}).json()["id"]
+        record = wait_all(service, [hung], timeout=120)[hung]
+    finally:
+        executor.stall_s = saved
+    assert record["state"] == "failed" and "failed 2 times" in record["error"], record
+    assert "hung (no news for 2 s) and was stopped" in record["error"], record["error"]
+    assert service.writes[hung] == 0
+
+
+def test_a_silent_stream_is_stopped_once_the_job_has_started():
+    from backend.cluster.ray_executor import watch
+
+    released, stopped = threading.Event(), []
+
+    def stream():
+        time.sleep(0.5)  # waiting for a free replica: not a stall
+        yield {"kind": "started"}
+        released.wait(10)  # then nothing: hung
+        raise RuntimeError("the replica died")
+
+    replica: dict = {}
+    events = watch(stream(), 0.2, replica, lambda: (stopped.append(time.monotonic()), released.set()))
+    replica.update(next(events))  # as RayExecutor._attempt does with "started"
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="died"):
+        next(events)
+    assert replica["stalled"] and len(stopped) == 1 and 0.15 < stopped[0] - started < 2.0
+    assert list(watch(iter([{"kind": "done"}]), 0, {}, lambda: None)) == [{"kind": "done"}]  # 0: never stopped
 
 
 def test_the_policy_counts_the_live_nodes_gpus_a_few_times_a_minute(monkeypatch):
