@@ -8,8 +8,9 @@ so the nodes need no shared file system, and a replica that dies takes nothing f
 
 A job whose replica dies is run again once on another replica (Serve replaces the dead one),
 then failed saying so. A replica that sends no news of its job for `stall_s` (a step hung in a
-driver, a deadlock) is taken as dead: it is killed, Serve replaces it, and the job goes the same way. Cancel and "current state" requests reach the running replica through
-the board (cluster/board.py), read between steps.
+driver, a deadlock) is taken as dead: it is killed, Serve replaces it, and the job goes the same
+way. Cancel and "current state" requests reach the running replica through the board
+(cluster/board.py), read between steps.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ PART_FRAMES = {
 
 
 _LOOK_WORDS = {w for train, para in COLOUR_WORDS.values() for w in train + para} | {
-    w for train, para in MATERIAL_WORDS.values() for forms in train + para for w in forms} | {"wood"}
+    w for train, para in MATERIAL_WORDS.values() for forms in train + para for w in forms}
 
 
 def without_looks(prompt: str) -> str:

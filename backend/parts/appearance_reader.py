@@ -4,8 +4,9 @@ The prompt's MiniLM token states (the same the shape model reads) pass two trans
 each part label then attends over them with its own learned query and predicts a colour class
 and a material class (appearance.COLOUR_CLASSES / MATERIAL_CLASSES, None: "not stated").
 Binding is what it learns: in "a red chair with black metal legs" the seat is red and the legs
-black metal. Each label's query starts from the MiniLM embedding of its noun, so a part named
-by a near word ("tabletop") can still find its phrase. A keyword matcher cannot tell (eval_appearance.py prints it beside the reader).
+black metal; a keyword matcher cannot tell (eval_appearance.py prints one beside the reader).
+Each label's query starts from the MiniLM embedding of its noun, so a part named by a near word
+("tabletop") can still find its phrase.
 
 Trained by train.py after the shape model, on captions dressed by appearance_captions.dress,
 and stored in the same weights file under "appearance.".
