@@ -25,7 +25,7 @@ PALETTE = {
     "canopy": (96, 160, 96), "roof": (170, 76, 64), "wall": (226, 214, 190), "chimney": (150, 90, 80),
     "fin": (200, 70, 70), "nose": (220, 220, 226), "wing": (190, 196, 204), "tail": (170, 176, 186),
     "handle": (190, 150, 100), "neck": (130, 176, 170), "slat": (180, 128, 92), "post": (150, 104, 78),
-    "rail": (170, 120, 88), "support": (128, 150, 100), "cushion": (110, 140, 190), "frame": (140, 104, 80),
+    "rail": (170, 120, 88), "support": (150, 104, 66), "cushion": (110, 140, 190), "frame": (140, 104, 80),
     "mattress": (236, 232, 220), "headboard": (150, 110, 84), "footboard": (160, 118, 90), "pillow": (250, 246, 236),
     "joint": (90, 90, 98), "head": (240, 240, 244), "hat": (40, 40, 46), "brim": (56, 56, 62), "door": (130, 90, 64),
     "window": (150, 196, 220), "stripe": (245, 245, 245), "cabin": (200, 205, 212), "light": (250, 230, 150),
@@ -83,6 +83,7 @@ _CATEGORY_KINDS = {
     "bottle": {"body": "glass", "neck": "glass", "cap": "metal"},
     "car": {"body": "metal", "cabin": "metal", "wheel": "plastic", "light": "glass"},
     "house": {"wall": "stone", "roof": "ceramic", "chimney": "stone", "door": "wood", "window": "glass"},
+    "sofa": {"base": "fabric", "arm": "fabric", "support": "fabric", "cushion": "fabric", "back": "fabric", "leg": "wood"},
     "mushroom": None, "tree": {"trunk": "wood", "canopy": None}, "snowman": {"arm": "wood", "hat": "fabric",
                                                                            "brim": "fabric"},
 }
