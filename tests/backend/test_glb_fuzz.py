@@ -26,7 +26,7 @@ from formats.glb import read_glb, write_glb
 from tests.fixtures.glb_fuzz import CRASHES, mutated_glbs
 
 ROOT = Path(__file__).resolve().parents[2]
-FUZZ_SEED, FUZZ_INPUTS, FUZZ_SECONDS = 0, 12000, 25.0  # whichever ends first; ~30 s on 2 cores
+FUZZ_SEED, FUZZ_INPUTS, FUZZ_SECONDS = 0, 9000, 18.0  # whichever ends first; ~20 s on 2 cores
 MEMORY_LIMIT = 3 << 30  # bytes of address space: a blow-up becomes a MemoryError, not a dead runner
 INPUT_TIMEOUT = 10.0  # seconds per input
 
