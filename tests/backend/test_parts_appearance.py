@@ -1,9 +1,7 @@
 """Colours and materials of the built-in model's parts: the caption phrases and their targets,
 the PBR values and defaults, the GLB round trip into the add-on's layout, and hostile values."""
 
-import json
 import re
-import struct
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from backend.parts.eval_appearance import appearance_items, keyword_looks, score
 from backend.results import Material, MeshResult
 from formats.blender_layout import MAX_PART_MATERIALS, MeshArrays
 from formats.glb import GLBError, read_glb
+from tests.fixtures.glb_fuzz import pack_glb, unpack_glb
 from tests.fixtures.part_boxes import box_part
 
 
@@ -134,18 +133,13 @@ def test_a_result_without_part_materials_keeps_one_material():
 
 
 def _edit_material(glb: bytes, **changes) -> bytes:
-    (length,) = struct.unpack_from("<I", glb, 12)
-    doc = json.loads(glb[20 : 20 + length])
+    doc, binary = unpack_glb(glb)
     for key, value in changes.items():
         if key == "transmission":
             doc["materials"][0]["extensions"] = {"KHR_materials_transmission": {"transmissionFactor": value}}
         else:
             doc["materials"][0]["pbrMetallicRoughness"][key] = value
-    text = json.dumps(doc).encode()
-    text += b" " * (-len(text) % 4)
-    rest = glb[20 + length :]
-    return struct.pack("<III", 0x46546C67, 2, 20 + len(text) + len(rest)) + struct.pack("<II", len(text), 0x4E4F534A) \
-        + text + rest
+    return pack_glb(doc, binary)
 
 
 def test_hostile_material_values_are_refused_or_clamped():
