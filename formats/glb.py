@@ -471,6 +471,18 @@ def _pad4(blob: bytes, pad: bytes = b"\x00") -> bytes:
     return blob + pad * (-len(blob) % 4)
 
 
+def pack_glb(doc: dict, binary: bytes = b"") -> bytes:
+    """A GLB file from its glTF document and BIN chunk (none when empty), each chunk padded to
+    4 bytes as the format asks (JSON with spaces, BIN with zeros)."""
+    chunks = [_pad4(json.dumps(doc, separators=(",", ":")).encode("utf-8"), b" ")]
+    chunks = [struct.pack("<II", len(chunks[0]), CHUNK_JSON), chunks[0]]
+    if binary:
+        padded = _pad4(bytes(binary))
+        chunks += [struct.pack("<II", len(padded), CHUNK_BIN), padded]
+    body = b"".join(chunks)
+    return struct.pack("<III", GLB_MAGIC, 2, 12 + len(body)) + body
+
+
 def write_glb(
     vertices: np.ndarray,
     faces: np.ndarray,
@@ -531,14 +543,4 @@ def write_glb(
         "bufferViews": views,
         "buffers": [{"byteLength": len(binary)}],
     }
-    json_chunk = _pad4(json.dumps(doc, separators=(",", ":")).encode("utf-8"), b" ")
-    total = 12 + 8 + len(json_chunk) + 8 + len(binary)
-    return b"".join(
-        [
-            struct.pack("<III", GLB_MAGIC, 2, total),
-            struct.pack("<II", len(json_chunk), CHUNK_JSON),
-            json_chunk,
-            struct.pack("<II", len(binary), CHUNK_BIN),
-            binary,
-        ]
-    )
+    return pack_glb(doc, binary)

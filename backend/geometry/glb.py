@@ -7,8 +7,6 @@ to it) and both sides must read a file the same way.
 
 from __future__ import annotations
 
-import json
-import struct
 from typing import Any
 
 import numpy as np
@@ -91,11 +89,13 @@ def _pbr(material: Material):
 
 def _with_transmission(data: bytes, transmission: dict[str, float]) -> bytes:
     """The GLB with `KHR_materials_transmission` on the named materials that transmit light
-    (trimesh writes no material extensions): its JSON chunk rewritten, the binary chunk kept."""
+    (trimesh writes no material extensions): its document rewritten, the BIN chunk kept."""
+    from formats.glb import pack_glb
+    from formats.glb_buffers import split_chunks
+
     if not any(v > 0 for v in transmission.values()):
         return data
-    (json_length,) = struct.unpack_from("<I", data, 12)
-    doc = json.loads(data[20 : 20 + json_length])
+    doc, binary = split_chunks(data)
     for material in doc.get("materials", []):
         if transmission.get(material.get("name"), 0.0) > 0:
             factor = float(transmission[material["name"]])
@@ -103,11 +103,7 @@ def _with_transmission(data: bytes, transmission: dict[str, float]) -> bytes:
     used = doc.setdefault("extensionsUsed", [])
     if "KHR_materials_transmission" not in used:
         used.append("KHR_materials_transmission")
-    text = json.dumps(doc, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 4)  # chunks are 4-byte aligned; JSON pads with spaces
-    rest = data[20 + json_length :]  # the binary chunk, as it was
-    return struct.pack("<III", 0x46546C67, 2, 12 + 8 + len(text) + len(rest)) + struct.pack("<II", len(text), 0x4E4F534A) \
-        + text + rest
+    return pack_glb(doc, binary)
 
 
 def _in_node_frame(part: MeshPart) -> tuple[np.ndarray, np.ndarray, Any, Any]:
