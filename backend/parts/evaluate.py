@@ -1,7 +1,8 @@
 """Evaluate the built-in part model: `python -m backend.parts.evaluate [--weights DIR] [--write-card]`.
 
 Prints attribute accuracy per wording split, read from the delivered meshes (eval_attributes.py),
-beside a bare-prompt and a random-attribute baseline; colours and materials per part beside a
+beside the ideal (procedural shapes through the same decoder and reader), a bare-prompt and a
+random-attribute baseline; colours and materials per part beside a
 prompt-ignoring and a keyword baseline (eval_appearance.py); validity; coverage / MMD / 1-NNA on unpaired
 sets beside reference systems (eval_distribution.py); part-completion accuracy; seconds per shape.
 `--write-card` stores exactly these figures in config.json and MODEL_CARD.md.
@@ -20,7 +21,9 @@ from . import data
 from .contact import components
 from .decode import drop_fragments, occupancy_grid
 from .eval_appearance import appearance_accuracy
-from .eval_attributes import SPLITS, Item, attribute_accuracy, heldout_items, random_attribute_baseline, training_captions
+from .eval_attributes import (
+    SPLITS, Item, attribute_accuracy, heldout_items, ideal_baseline, random_attribute_baseline, training_captions,
+)
 from .eval_distribution import distribution
 from .pipeline import DEFAULT_WEIGHTS, PartDiffusionPipeline, category_prompt, settle_new_shape
 from .representation import PartShape
@@ -92,7 +95,8 @@ def evaluate(pipe: PartDiffusionPipeline, cfg: EvalConfig = EvalConfig(), log=pr
         log(f"  {split:>22}: {_accuracy_line(m)}")
         if split == "unseen-wording":
             bare = [Item(category_prompt(i.category), i.category, i.stated) for i in items]
-            base = {"bare-category prompt": attribute_accuracy(pipe, bare, cfg.resolution, cfg.seed + k, cfg.steps,
+            base = {"procedural shapes (ideal)": ideal_baseline(pipe, items, cfg.resolution, cfg.seed),
+                    "bare-category prompt": attribute_accuracy(pipe, bare, cfg.resolution, cfg.seed + k, cfg.steps,
                                                               cfg.guidance_scale, cfg.batch),
                     "random attributes": random_attribute_baseline(items, cfg.seed)}
             for name, b in base.items():
