@@ -474,12 +474,11 @@ def _pad4(blob: bytes, pad: bytes = b"\x00") -> bytes:
 def pack_glb(doc: dict, binary: bytes = b"") -> bytes:
     """A GLB file from its glTF document and BIN chunk (none when empty), each chunk padded to
     4 bytes as the format asks (JSON with spaces, BIN with zeros)."""
-    chunks = [_pad4(json.dumps(doc, separators=(",", ":")).encode("utf-8"), b" ")]
-    chunks = [struct.pack("<II", len(chunks[0]), CHUNK_JSON), chunks[0]]
+    text = _pad4(json.dumps(doc, separators=(",", ":")).encode("utf-8"), b" ")
+    body = struct.pack("<II", len(text), CHUNK_JSON) + text
     if binary:
         padded = _pad4(bytes(binary))
-        chunks += [struct.pack("<II", len(padded), CHUNK_BIN), padded]
-    body = b"".join(chunks)
+        body += struct.pack("<II", len(padded), CHUNK_BIN) + padded
     return struct.pack("<III", GLB_MAGIC, 2, 12 + len(body)) + body
 
 
