@@ -67,6 +67,19 @@ def _glb_from(doc: dict, binary: bytes) -> bytes:
         struct.pack("<II", len(binary), 0x004E4942) + binary
 
 
+def test_every_chunk_the_writer_packs_is_four_byte_aligned():
+    """The glTF spec asks for it; our reader would not notice, other tools refuse the file."""
+    for n in range(4):  # one of these JSON documents has an odd length unpadded
+        data = write_glb(np.eye(3, dtype=np.float32), np.array([[0, 1, 2]]), extras={"note": "x" * n})
+        offset = 12
+        assert struct.unpack_from("<I", data, 8)[0] == len(data)
+        while offset < len(data):
+            length = struct.unpack_from("<I", data, offset)[0]
+            assert length % 4 == 0, (n, offset, length)
+            offset += 8 + length
+        assert offset == len(data)
+
+
 def test_interleaved_ushort_colours_trs_hierarchy_strip_and_texture():
     png = b"\x89PNG\r\n\x1a\nfake"
     positions = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], np.float32)
