@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .base import Denoiser, GuidanceOutput, View
+from .schedules import RandomSchedule, RandomScheduleConfig
 
 
 class ParticleDenoiser(Protocol):
@@ -92,7 +93,8 @@ class VariationalScoreDistillation:
         particle_denoiser: eps_phi, trained here (in the product a camera-conditioned LoRA).
         config: Defaults from ProlificDreamer; see VSDConfig.
         optimizer: For eps_phi; Adam(particle_lr) over its trainable parameters if None.
-        schedule: Chooses timesteps; t ~ U[t_min, t_max] from a seeded generator if None.
+        schedule: Chooses timesteps; a RandomSchedule over [t_min, t_max] on this guidance's
+            generator if None.
         to_model_space: Maps renders to the prior's input space, differentiably, as for
             ScoreDistillation (a latent prior passes its `to_latents`); identity if None, so
             particles that already live in the prior's space (the toys in the tests) pass as they are.
@@ -104,19 +106,17 @@ class VariationalScoreDistillation:
                  schedule: Optional[TimestepSchedule] = None,
                  to_model_space: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
         self.config = config or VSDConfig()
-        if not 0.0 <= self.config.t_min < self.config.t_max <= 1.0:
-            raise ValueError(f"need 0 <= t_min < t_max <= 1, got {self.config.t_min}, "
-                             f"{self.config.t_max}")
         self.denoiser = denoiser
         self.particle_denoiser = particle_denoiser
         params = [p for p in particle_denoiser.parameters() if p.requires_grad]
         if optimizer is None and not params:
             raise ValueError("the particle denoiser has no trainable parameters")
         self.optimizer = optimizer or torch.optim.Adam(params, lr=self.config.particle_lr)
-        self.schedule = schedule
         self.to_model_space = to_model_space
-        device = denoiser.alphas_cumprod.device
-        self.generator = torch.Generator(device=device).manual_seed(self.config.seed)
+        # On the CPU whatever the device: one seed gives one run on any machine, as for SDS
+        self.generator = torch.Generator().manual_seed(self.config.seed)
+        self.schedule = schedule or RandomSchedule(denoiser.alphas_cumprod, RandomScheduleConfig(
+            self.config.t_min, self.config.t_max), generator=self.generator)
         self._conditions: dict[Optional[str], Any] = {}
 
     def __call__(self, renders: torch.Tensor, views: Sequence[View], prompt: str, step: int,
@@ -180,11 +180,10 @@ class VariationalScoreDistillation:
         x0 = x0.detach().repeat(n, *[1] * (x0.dim() - 1))  # (n B, C, H, W)
         # Full range t ~ U[0, T), drawn apart from the VSD t (official trainer, threestudio)
         total = self.denoiser.alphas_cumprod.shape[0]
-        t = torch.randint(0, total, (x0.shape[0],), generator=self.generator,
-                          device=self.generator.device).to(x0.device)
+        t = torch.randint(0, total, (x0.shape[0],), generator=self.generator).to(x0.device)
         noise = self._randn(x0.shape, x0)
         x_t = self._add_noise(x0, noise, t)
-        drop = torch.rand((), generator=self.generator, device=self.generator.device)
+        drop = torch.rand((), generator=self.generator)
         cond_views = None if float(drop) < self.config.camera_dropout else list(views) * n
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -194,17 +193,11 @@ class VariationalScoreDistillation:
         return float(loss.detach())
 
     def _timesteps(self, step: int, batch: int) -> torch.Tensor:
-        device = self.denoiser.alphas_cumprod.device
-        if self.schedule is not None:
-            t = self.schedule.timesteps(step, self.config.total_steps, batch)
-            return t.to(device=device, dtype=torch.long)
-        total = self.denoiser.alphas_cumprod.shape[0]
-        low, high = int(self.config.t_min * total), int(self.config.t_max * total)
-        return torch.randint(low, high + 1, (batch,), generator=self.generator,
-                             device=self.generator.device).clamp(max=total - 1).to(device)
+        t = self.schedule.timesteps(step, self.config.total_steps, batch)
+        return t.to(device=self.denoiser.alphas_cumprod.device, dtype=torch.long)
 
     def _randn(self, shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
-        noise = torch.randn(shape, generator=self.generator, device=self.generator.device)
+        noise = torch.randn(shape, generator=self.generator)
         return noise.to(like.device, like.dtype)
 
     def _add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
