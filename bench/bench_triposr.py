@@ -20,6 +20,7 @@ planes and run through the whole MLP), on the same field.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import resource
 import sys
@@ -35,7 +36,7 @@ from tiny_triposr import set_sphere_decoder, squared_coordinate_planes  # noqa: 
 
 from backend.errors import InputError  # noqa: E402
 from backend.geometry.isosurface import outer_surface  # noqa: E402
-from backend.pipelines.triposr import BACKGROUND, PARAMS, prepare_input  # noqa: E402
+from backend.pipelines.triposr import BACKGROUND, PARAMS, network_precision, prepare_input  # noqa: E402
 from backend.reconstruct.config import TripoSRConfig  # noqa: E402
 from backend.reconstruct.network import TripoSR  # noqa: E402
 from backend.reconstruct.to_mesh import render_from_input, simplify, textured_part  # noqa: E402
@@ -74,6 +75,11 @@ def per_point_density(field: TriplaneField, resolution: int, chunk: int = 262144
     return out.view(resolution, resolution, resolution)
 
 
+def run_autocast(model: TripoSR, image: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    with torch.autocast("cpu", dtype=dtype):
+        return model(image[None].to(device))[0].float()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -99,7 +105,10 @@ def main() -> None:
     with torch.no_grad():
         image, _ = timed("prepare input (cut-out, 1024² photo)", lambda: prepare_input(photo_png(), config.image_size,
                                                                                     0.85), device, times)
-        planes = timed("network (ViT + transformer + upsample)", lambda: model(image[None].to(device))[0], device, times)
+        dtype = network_precision(device, "auto")
+        with torch.autocast("cpu", dtype=dtype) if dtype else contextlib.nullcontext():
+            planes = timed(f"network ({str(dtype or torch.float32)[6:]}, precision auto)",
+                           lambda: model(image[None].to(device))[0].float(), device, times)
         if device.type == "cuda":
             print(f"  peak VRAM after the network: {torch.cuda.max_memory_allocated() / 2**30:.2f} GB")
         planes = planes.clone()
@@ -136,6 +145,13 @@ def main() -> None:
         print(f"  peak memory (RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB "
               "(target <= 6 GB)")
 
+        if dtype is not None:
+            print("  side by side, the network in float32 (precision full):")
+            full_planes = timed("network (float32)", lambda: model(image[None].to(device))[0], device, side := {})
+            again = timed("network (bfloat16) again", lambda: run_autocast(model, image, device, dtype), device, side)
+            error = float((again - full_planes).norm() / full_planes.norm())
+            print(f"  bfloat16 / float32 time = {side['network (bfloat16) again'] / side['network (float32)']:.2f}; "
+                  f"triplanes' relative difference {error:.4f}")
         print("  side by side, the density grid alone:")
         n, side_by_side = args.baseline_grid, {}
         timed(f"{args.grid}³, every point (ours)", lambda: field.density_grid(args.grid), device, side_by_side)

@@ -37,13 +37,15 @@ class TextToImageTo3D(NamedTuple):
 
 
 def check_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
-    """Refused when the job is submitted: no prompt, a pick beyond the candidates, an odd size."""
+    """Refused when the job is submitted: no prompt, a pick beyond the candidates, an odd size, an
+    unknown precision."""
     if not str(params.get("prompt") or "").strip():
         raise InputError("sd-triposr needs a prompt: describe the object, e.g. 'a red fire hydrant'")
     candidates, pick = int(params.get("candidates", 1)), int(params.get("pick", 0))
     if pick >= candidates:
         raise InputError(f"pick is {pick}, but only {candidates} candidate(s) are drawn, numbered from 0: pick "
                          f"one of 0-{candidates - 1}, or -1 to stop at the images")
+    triposr.check_precision(params)
     if int(params.get("image_size", 512)) % 8:
         raise InputError("image_size must be a multiple of 8 (Stable Diffusion's latents are an eighth of it)")
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from backend.errors import GenerationFailed, ModelUnavailable
+from backend.errors import GenerationFailed, InputError, ModelUnavailable
 from backend.geometry.isosurface import outer_surface
 from backend.models import LoadOptions
 from backend.pipelines import triposr
@@ -222,6 +222,26 @@ def test_a_run_gives_a_textured_mesh_and_a_side_by_side_preview(tmp_path):
     assert ("network", 1, 1, None) in seen and ("surface", 100, 100, None) in seen
     assert seen[-1] == ("texture", 2, 2, (256, 512, 3))  # the input beside the result from its camera
     assert np.linalg.norm(part.vertices, axis=1).max() < tiny_triposr.TINY.radius * 1.8
+
+
+def test_auto_precision_runs_the_network_in_bfloat16_on_a_capable_cpu_and_full_keeps_float32(tmp_path, monkeypatch):
+    monkeypatch.setattr(triposr, "native_bfloat16", lambda: True)
+    cpu = torch.device("cpu")
+    assert triposr.network_precision(cpu, "auto") == torch.bfloat16
+    assert triposr.network_precision(cpu, "full") is None and triposr.network_precision(torch.device("cuda"), "auto") is None
+    model = triposr.load(LoadOptions(), str(write_folder(tmp_path / "tsr", sphere=True)))
+    network, planes = model.network.forward, []
+    model.network.forward = lambda *a, **k: planes.append(out := network(*a, **k)) or out
+    args = {"grid_size": 48, "texture_size": 256, "target_faces": 0}
+    runs = {p: triposr.run(model, {**args, "precision": p}, {"image": disc_png()}, no_progress) for p in ("auto", "full")}
+    assert [x.dtype for x in planes] == [torch.bfloat16, torch.float32]
+    assert [r.metadata["network_precision"] for r in runs.values()] == ["bfloat16", "float32"]
+    radius = [np.linalg.norm(r.parts[0].vertices, axis=1).mean() for r in runs.values()]
+    assert abs(radius[0] - radius[1]) < 0.25 * (2 * TINY.radius / 48)  # the same sphere, within a quarter voxel
+    monkeypatch.setattr(triposr, "native_bfloat16", lambda: False)  # emulated bfloat16 is slower than float32
+    assert triposr.network_precision(cpu, "auto") is None
+    with pytest.raises(InputError, match="precision must be one of auto, full"):
+        triposr.check_request({"precision": "half"}, {"image": disc_png()})
 
 
 def test_triposr_is_the_default_image_model_and_lands_a_textured_mesh_through_the_service(tmp_path, monkeypatch):
