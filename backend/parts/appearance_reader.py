@@ -109,7 +109,8 @@ def train_reader(shapes, text_encoder, vocabulary: Sequence[str], seed: int = 0,
     losses = []
     for step in range(steps):
         pick = rows[torch.randint(len(rows), (batch,), generator=generator)]
-        colour, kind = reader(tokens[pick[:, 0]], mask[pick[:, 0]], pick[:, 1])
+        used = mask[pick[:, 0]].any(0).nonzero().max() + 1  # token columns no prompt of the batch uses cut off
+        colour, kind = reader(tokens[pick[:, 0], :used], mask[pick[:, 0], :used], pick[:, 1])
         loss = nn.functional.cross_entropy(colour, pick[:, 2]) + nn.functional.cross_entropy(kind, pick[:, 3])
         optimiser.zero_grad()
         loss.backward()

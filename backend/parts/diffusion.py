@@ -91,6 +91,12 @@ class TextCondition:
         category = None if self.category is None else self.category[index]
         return TextCondition(self.pooled[index], self.tokens[index].to(dtype), self.mask[index], category)
 
+    def trimmed(self) -> "TextCondition":
+        """The same prompts with token columns no prompt uses cut off (attention ignores them)."""
+        used = torch.nonzero(self.mask.any(0)).flatten()
+        T = int(used.max()) + 1 if len(used) else 1
+        return TextCondition(self.pooled, self.tokens[:, :T], self.mask[:, :T], self.category)
+
     @staticmethod
     def cat(conditions: list["TextCondition"]) -> "TextCondition":
         """Stack batches, padding token sequences to the longest."""

@@ -88,7 +88,10 @@ def write_card(folder: str, config: dict) -> str:
         f"- Phase 1 (layout) transformer width {config['layout_net']['width']} × {config['layout_net']['depth']}: "
         f"{t['layout_steps']} steps, final v-loss {fl['layout']:.4f}"
         + (f" (a present part's geometry features weigh {t['geometry_weight']:g}× in its loss)."
-           if t.get("geometry_weight", 1) != 1 else "."),
+           if t.get("geometry_weight", 1) != 1 else ".")
+        + (f" All but {t['full_slots_rate']:.0%} of its batches are cut to their categories' slot templates, so"
+           " its loss leaves out most always-empty slots: not comparable with losses of full-slot training."
+           if t.get("full_slots_rate", 1) < 1 else ""),
         f"- Phase 2 (latents) transformer width {config['latent_net']['width']} × {config['latent_net']['depth']}: "
         f"{t['latent_steps']} steps, final v-loss {fl['latent']:.4f}.",
         *([f"- Colour and material reader (`appearance_reader.py`): {config['appearance_training']['captions']} captions"

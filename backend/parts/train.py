@@ -37,7 +37,7 @@ SCHEDULER = dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", pr
 class TrainConfig:
     seed: int = 0
     threads: int = 2
-    n_shapes: int = 4000  # training shapes
+    n_shapes: int = 6000  # training shapes, about 113 per category
     ae: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     ae_parts: int = 3000  # parts the autoencoder sees
     ae_steps: int = 1500
@@ -47,7 +47,9 @@ class TrainConfig:
     # slots > 0: learned per-slot embeddings; train() sets their number from the slot templates
     layout_net: DenoiserConfig = field(default_factory=lambda: DenoiserConfig(width=128, depth=3, slots=1))
     latent_net: DenoiserConfig = field(default_factory=lambda: DenoiserConfig(width=96, depth=3))
-    layout_steps: int = 10500  # what fits the 30-minute budget on 2 CPU threads, with a margin
+    # 53 categories need as many samples each as 20 did in 10,500 steps: 30,000 steps of batches cut
+    # to their templates (full_slots_rate) fit the 60-minute budget on 2 CPU threads, with a margin
+    layout_steps: int = 30000
     latent_steps: int = 2000
     batch: int = 64
     lr: float = 1e-3
@@ -64,6 +66,11 @@ class TrainConfig:
     # conditioning tests check (an office chair's five wheels, two shelves).
     count_tokens: bool = False
     appearance_steps: int = 4000  # the colour and material reader (appearance_reader.py)
+    # Phase 1 is compute-bound and most categories fill a few of the slots (a mug 4, a chair 26):
+    # most batches hold captions of categories with templates of about one length and are cut to
+    # it (see slot_buckets). The rest keep every slot, so slots past a template are still learned
+    # empty for the sampler, which always runs all of them.
+    full_slots_rate: float = 0.1
 
 
 def quick_config(seed: int = 0) -> TrainConfig:
@@ -154,9 +161,27 @@ def train_autoencoder(cfg: TrainConfig, shapes, grids: GridCache, log) -> tuple[
     return model.eval(), losses
 
 
+def slot_buckets(lengths: torch.Tensor, step: int = 4) -> list[tuple[int, torch.Tensor]]:
+    """Captions grouped by their template length rounded up to a multiple of `step`:
+    [(slots, caption indices)], for batches cut to `slots` slots."""
+    rounded = (lengths + step - 1) // step * step
+    return [(int(n), torch.nonzero(rounded == n).flatten()) for n in torch.unique(rounded)]
+
+
+def draw_batch(gen: torch.Generator, n_captions: int, batch: int, buckets, full_rate: float, slots: int):
+    """Caption indices (B,) and the slots to keep. A batch from one bucket, the bucket drawn in
+    proportion to its size, so every caption is still drawn equally often."""
+    if buckets is None or torch.rand((), generator=gen) < full_rate:
+        return torch.randint(n_captions, (batch,), generator=gen), slots
+    first = int(torch.randint(n_captions, (), generator=gen))
+    length, members = next((n, ids) for n, ids in buckets if bool((ids == first).any()))
+    return members[torch.randint(len(members), (batch,), generator=gen)], min(length, slots)
+
+
 def train_denoiser(cfg: TrainConfig, net_cfg: DenoiserConfig, x0: torch.Tensor, cond: torch.Tensor | None,
                    mask: torch.Tensor | None, text: TextCondition, caption_shape: torch.Tensor, steps: int, name: str,
-                   log, feature_weight: torch.Tensor | None = None) -> tuple[PartDenoiser, list[float]]:
+                   log, feature_weight: torch.Tensor | None = None,
+                   caption_slots: torch.Tensor | None = None) -> tuple[PartDenoiser, list[float]]:
     """DDPM training with v-prediction and text dropout.
 
     Args:
@@ -164,26 +189,29 @@ def train_denoiser(cfg: TrainConfig, net_cfg: DenoiserConfig, x0: torch.Tensor, 
         feature_weight: (M, S, D) weight of each feature's squared error, or None for equal weights.
         text: the K captions (token states stored in half precision); caption_shape: (K,)
             the shape each caption describes.
+        caption_slots: (K,) the template length of each caption's category: batches are cut to
+            it (see TrainConfig.full_slots_rate); None keeps every slot.
     """
     scheduler = DDPMScheduler(**SCHEDULER)
     model = PartDenoiser(net_cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps, pct_start=0.05)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + {"layout": 1, "latent": 2}.get(name, 3))
+    buckets = None if caption_slots is None else slot_buckets(caption_slots)
     losses = []
     for step in range(steps):
-        k = torch.randint(len(caption_shape), (cfg.batch,), generator=gen)  # captions, (B,)
+        k, S = draw_batch(gen, len(caption_shape), cfg.batch, buckets, cfg.full_slots_rate, x0.shape[1])  # (B,)
         m = caption_shape[k]
-        x = x0[m]
+        x = x0[m, :S]
         noise = torch.randn(x.shape, generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg.batch,), generator=gen)
         noisy = scheduler.add_noise(x, noise, t)
         target = scheduler.get_velocity(x, noise, t)
-        emb = model.unconditional(text.select(k), drop=torch.rand(cfg.batch, generator=gen) < cfg.text_dropout)
-        pred = model(noisy, t, emb, None if cond is None else cond[m])
+        emb = model.unconditional(text.select(k).trimmed(), drop=torch.rand(cfg.batch, generator=gen) < cfg.text_dropout)
+        pred = model(noisy, t, emb, None if cond is None else cond[m, :S])
         err = (pred - target).pow(2)  # (B, S, D)
-        err = (err if feature_weight is None else err * feature_weight[m]).mean(-1)  # (B, S)
-        loss = err.mean() if mask is None else (err * mask[m]).sum() / mask[m].sum().clamp(min=1)
+        err = (err if feature_weight is None else err * feature_weight[m, :S]).mean(-1)  # (B, S)
+        loss = err.mean() if mask is None else (err * mask[m, :S]).sum() / mask[m, :S].sum().clamp(min=1)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -267,8 +295,10 @@ def train(cfg: TrainConfig, out: str | None = None, log=print, autoencoder_from:
     geometry = torch.zeros(codec.layout_dim, dtype=torch.bool)
     geometry[: SCALE.stop] = True  # centre, rot6D, log half extents (see SlotCodec)
     weight = 1 + (cfg.geometry_weight - 1) * (exists[..., None].bool() & geometry).float()  # (M, S, 13+V)
+    caption_slots = torch.tensor([len(templates[shapes[i].category]) for i, _ in captions])
     layout_net, layout_losses = train_denoiser(cfg, layout_cfg, layout, None, None, text_in, caption_shape,
-                                               cfg.layout_steps, "layout", log, feature_weight=weight)
+                                               cfg.layout_steps, "layout", log, feature_weight=weight,
+                                               caption_slots=caption_slots)
     timings["layout_s"] = time.time() - t
     t = time.time()
     latent_cfg = replace(cfg.latent_net, token_dim=latents.shape[-1], cond_dim=codec.layout_dim,

@@ -8,7 +8,7 @@ from backend.parts.diffusion import DenoiserConfig, PartDenoiser, SlotCodec, Tex
 from backend.parts.evaluate import occupancy_components
 from backend.parts.pipeline import PartDiffusionPipeline
 from backend.parts.representation import CENTER
-from backend.parts.train import GridCache, encode_shape, slot_templates
+from backend.parts.train import GridCache, draw_batch, encode_shape, slot_buckets, slot_templates
 
 
 def _codec(shapes, latent_dim=8):
@@ -58,6 +58,34 @@ def test_unconditional_rows_replace_only_the_dropped_prompts():
     assert both.tokens.shape == (3, 6, 384) and both.mask[2].tolist() == [True] * 3 + [False] * 3
     v = net(torch.randn(3, 4, 5), torch.tensor([1, 500, 999]), both)
     assert v.shape == (3, 4, 5) and torch.isfinite(v).all()
+
+
+def test_cutting_unused_token_columns_leaves_the_prediction_unchanged():
+    net = PartDenoiser(DenoiserConfig(token_dim=5, width=16, depth=2, heads=2, slots=4, categories=3)).eval()
+    mask = torch.zeros(3, 9, dtype=torch.bool)
+    mask[0, :4], mask[1, :6], mask[2, :2] = True, True, True  # columns 6-8 are padding in every row
+    text = TextCondition(torch.randn(3, 384), torch.randn(3, 9, 384), mask, torch.tensor([0, 1, 2]))
+    cut = text.trimmed()
+    assert cut.tokens.shape[1] == 6 and torch.equal(cut.mask, mask[:, :6])
+    x, t = torch.randn(3, 4, 5), torch.tensor([3, 300, 900])
+    torch.testing.assert_close(net(x, t, cut), net(x, t, text), rtol=1e-5, atol=1e-6)
+
+
+def test_training_batches_come_from_one_template_length_and_draw_every_caption_equally():
+    lengths = torch.tensor([4] * 300 + [7] * 100 + [26] * 100)  # template length of each caption's category
+    buckets = slot_buckets(lengths)
+    assert [(n, len(ids)) for n, ids in buckets] == [(4, 300), (8, 100), (28, 100)]
+    gen = torch.Generator().manual_seed(0)
+    counts, cut = torch.zeros(len(lengths)), []
+    for _ in range(3000):
+        k, slots = draw_batch(gen, len(lengths), 16, buckets, full_rate=0.2, slots=26)
+        counts += torch.bincount(k, minlength=len(lengths))
+        assert slots == 26 or len(set(lengths[k].tolist())) == 1  # a cut batch holds one bucket
+        assert bool((lengths[k] <= slots).all())  # and never cuts a caption's parts off
+        cut.append(slots < 26)
+    assert 0.58 < sum(cut) / len(cut) < 0.70  # 80% of batches cut, less the fifth drawn from the 26-slot bucket
+    share = counts.reshape(5, 100).sum(1) / counts.sum()  # per hundred captions
+    torch.testing.assert_close(share, torch.full((5,), 0.2), atol=0.02, rtol=0)
 
 
 def test_floating_part_is_attached_and_kept_parts_do_not_move():
