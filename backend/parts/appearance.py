@@ -14,6 +14,8 @@ from typing import Any, Optional
 from backend.colour_space import srgb_to_linear
 from backend.results import Material
 
+from .categories import GROUPS
+
 
 # Default colour per label (sRGB 0-255): plausible for the label's default material, with
 # neighbouring parts in different shades so they stay apart in Blender's solid view.
@@ -36,6 +38,9 @@ CATEGORY_PALETTE = {("traffic cone", "body"): (240, 100, 20), ("traffic cone", "
                     ("car", "body"): (196, 40, 36), ("airplane", "body"): (230, 232, 236),
                     ("rocket", "body"): (225, 225, 230), ("snowman", "body"): (245, 245, 250),
                     ("bottle", "body"): (150, 200, 170), ("bottle", "neck"): (150, 200, 170)}
+for _group in GROUPS:  # the later categories keep their default looks beside their grammars
+    PALETTE.update(_group.PALETTE)
+    CATEGORY_PALETTE.update(_group.CATEGORY_PALETTE)
 FALLBACK = [(176, 132, 196), (110, 180, 200), (220, 180, 90), (150, 200, 140), (210, 130, 150)]
 
 
@@ -88,12 +93,16 @@ _CATEGORY_KINDS = {
                                                                            "brim": "fabric"},
 }
 
+for _group in GROUPS:
+    _LABEL_KINDS.update(_group.LABEL_KINDS)
+    _CATEGORY_KINDS.update(_group.CATEGORY_KINDS)
+
 
 def default_kind(category: str, label: str) -> Optional[str]:
     """The material kind a part has when the prompt names none (None: a plain material)."""
     override = _CATEGORY_KINDS.get(category, ...)
-    if isinstance(override, dict):
-        return override.get(label)
+    if isinstance(override, dict):  # the labels whose default is wrong for this category
+        return override[label] if label in override else _LABEL_KINDS.get(label)
     if override is not ...:
         return override
     return _LABEL_KINDS.get(label)

@@ -19,6 +19,7 @@ from typing import Optional
 
 from .appearance import COLOURS, MATERIALS
 from .captions import fix_articles
+from .categories import GROUPS
 
 # colour -> (training words, paraphrase words)
 COLOUR_WORDS = {
@@ -43,6 +44,8 @@ PART_PARAPHRASES = {"top": ("tabletop", "tabletops"), "shade": ("lampshade", "la
                     "wheel": ("tyre", "tyres"), "seat": ("seat cushion", "seat cushions"), "roof": ("rooftop", "rooftops"),
                     "canopy": ("foliage", "foliage"), "leg": ("leg", "legs"), "shelf": ("shelf board", "shelf boards")}
 PLURALS = {"shelf": "shelves", "canopy": "canopies", "body": "bodies", "foot": "feet", "leaf": "leaves"}
+for _group in GROUPS:
+    PLURALS.update(_group.PLURALS)
 
 # Whole-object clauses: {noun} is the material noun form with its colour, {colour} a colour alone.
 WHOLE_FRAMES = {

@@ -9,6 +9,8 @@
 
 import re
 
+from .categories import GROUPS
+
 TEMPLATES = ["a {noun} with {attrs}", "a 3D model of a {noun} with {attrs}", "{noun} with {attrs}",
              "a {noun} that has {attrs}"]
 HELDOUT_TEMPLATES = ["make me a {noun} with {attrs}", "a low-poly {noun} with {attrs}", "{noun}, {attrs}",
@@ -294,6 +296,12 @@ PHRASES = {
         },
     },
 }
+
+for _group in GROUPS:  # the later categories keep their tables beside their grammars
+    NOUNS.update(_group.NOUNS)
+    PHRASES.update(_group.PHRASES)
+    ATTRIBUTE_NOUNS.update(_group.ATTRIBUTE_NOUNS)
+    PARAPHRASE_ATTRIBUTE_NOUNS.update(_group.PARAPHRASE_ATTRIBUTE_NOUNS)
 
 
 def fix_articles(text):

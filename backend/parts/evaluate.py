@@ -34,8 +34,8 @@ from .train import GridCache, encode_shape
 class EvalConfig:
     seed: int = 1234
     n_attribute: int = 240  # prompts per attribute split (120 left a ±2.5% sampling error)
-    n_distribution: int = 240  # generated and reference shapes for coverage / MMD / 1-NNA, 12 per category
-    n_validity: int = 200
+    n_distribution: int = 318  # generated and reference shapes for coverage / MMD / 1-NNA, 6 per category
+    n_validity: int = 212  # 4 per category
     n_completion: int = 40
     n_appearance: int = 240  # dressed prompts per wording
     n_timing: int = 5

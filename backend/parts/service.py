@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -36,6 +37,10 @@ EDIT_PARAMS: dict[str, Any] = {"mode": "edit", "prompt": "", "negative_prompt": 
                                "guidance_scale": 2.0, "resolution": 128, "take_from_b": [], "jump_length": 5,
                                "jump_n_sample": 3, "start_step": None}
 EDIT_MODES = ("edit", "complete", "mix")
+# Names Blender gives new objects ("Cube", "Plane.001"): they say nothing of what the object is,
+# though some read as a category ("Plane" as an airplane, "Cube" as a crate).
+BLENDER_DEFAULT_NAME = re.compile(r"(cube|plane|sphere|uv ?sphere|ico ?sphere|cylinder|cone|torus|circle|grid|"
+                                  r"monkey|suzanne|mesh|object)(\.\d+)?", re.IGNORECASE)
 TEXT_LIMITS: Limits = {"num_inference_steps": (1, 500), "guidance_scale": (0.0, 100.0), "resolution": (16, 384), **SEED_LIMITS}
 # RePaint's resampling multiplies the steps by about jump_n_sample: bounded so an edit stays minutes at most.
 EDIT_LIMITS: Limits = {**TEXT_LIMITS, "jump_length": (1, 50), "jump_n_sample": (1, 10), "start_step": (0, 500)}
@@ -111,14 +116,16 @@ def read_upload(pipe: PartDiffusionPipeline, data: bytes, what: str, face_mask: 
     mask = _face_mask(face_mask, meshes) if face_mask else None
     d = (extras or {}).get(EXTRAS_KEY, {}) if isinstance(extras, dict) else {}
     if not isinstance(d, dict) or "shape" not in d:
-        _, category, unknown = pipe.resolve_prompt(hint or meshes[0].name)
+        named = hint or meshes[0].name
+        _, category, unknown = pipe.resolve_prompt(named)
+        unknown = unknown or (not hint and BLENDER_DEFAULT_NAME.fullmatch(named.strip()) is not None)
         ids = decode_indices(extras.get(VERTEX_IDS_KEY), sum(len(m.vertices) for m in meshes)) \
             if isinstance(extras, dict) and VERTEX_IDS_KEY in extras else None
         fit = fit_mesh(pipe.autoencoder, meshes, mask, category, pipe.codec.templates.get(category, []),
                        pipe.codec.max_parts, hint, ids)
         note = f"fitted {len(fit.shape)} part(s) to {what}, read as a {category}: {', '.join(fit.shape.names)}"
         if unknown:
-            note += f" (a guess from \"{hint or meshes[0].name}\": name the object in the prompt, e.g. \"a chair with ...\")"
+            note += f" (a guess from \"{named}\": name the object in the prompt, e.g. \"a chair with ...\")"
         owner = np.empty(sum(len(m.faces) for m in meshes), np.int64)
         for name, faces in fit.faces.items():
             owner[faces] = fit.shape.names.index(name)

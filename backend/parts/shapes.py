@@ -21,6 +21,11 @@ PART_VOCABULARY = [
     "slat", "post", "rail", "support", "cushion", "frame", "mattress", "headboard",
     "footboard", "pillow", "joint", "head", "hat", "brim", "door", "window", "stripe",
     "cabin", "light", "engine", "nozzle", "lip", "foot",
+    "drawer", "lid", "knob", "hoop", "rung", "picket",  # storage and props
+    "face", "hand", "flame", "spout", "rim", "blade", "guard", "grip", "pommel", "boss", "bell",  # tabletop, handheld
+    "hull", "mast", "sail", "rotor", "skid", "pedal", "handlebar", "cargo", "petal", "leaf", "pot", "basket",  # transport,
+    "boulder",  # nature
+    "deck", "pillar", "block", "gallery", "battlement", "bucket", "crank", "cable", "hub",  # structures
 ]
 MAX_PARTS = 24  # the model's fixed number of part tokens
 BOUND = 0.95  # shapes fit in [-BOUND, BOUND]^3; the decoder samples [-1, 1]^3

@@ -80,7 +80,8 @@ def test_an_edit_restyles_the_parts_it_regenerates_and_keeps_the_others(pipe):
 
 
 def test_an_unknown_object_is_the_nearest_known_one_in_the_colours_asked_for(pipe):
-    result = run_text(pipe, {"prompt": "a red elephant", "seed": 0, "resolution": 32}, {}, no_progress)
+    assert pipe.resolve_prompt("a giraffe")[2]  # unknown without colour words
+    result = run_text(pipe, {"prompt": "a red giraffe", "seed": 0, "resolution": 32}, {}, no_progress)
     assert "does not know" in " ".join(result.metadata["notes"])  # its colour does not make it known
     assert result.parts and all(part.material.name.endswith("(red)") for part in result.parts), \
         [part.material.name for part in result.parts]

@@ -8,7 +8,7 @@ import torch
 
 from backend.parts import data
 from backend.parts.autoencoder import lattice
-from backend.parts.pipeline import PartDiffusionPipeline, repaint_path
+from backend.parts.pipeline import PartDiffusionPipeline, category_prompt, repaint_path
 from backend.parts.service import run_text
 from backend.parts.representation import PartShape
 from backend.errors import JobCancelled
@@ -84,6 +84,22 @@ def test_the_parts_together_face_outward(pipe):
 def test_unknown_prompt_gets_nearest_category_and_a_note(pipe):
     prompt, category, note = pipe.resolve_prompt("a fire-breathing dragon")
     assert category in pipe.knows() and note and "does not know" in note
+
+
+def test_every_category_asked_by_name_comes_out_as_itself(pipe):
+    """Each category the data has, asked for by its name alone, is known by that name and comes
+    out with parts of its own kind only (a teapot with no chair legs in it)."""
+    categories = list(data.CATEGORIES)
+    assert pipe.knows() == sorted(categories)
+    assert [pipe.resolve_prompt(category_prompt(c))[1] for c in categories] == categories
+    shapes = pipe([category_prompt(c) for c in categories], num_shapes=len(categories), num_inference_steps=10,
+                  guidance_scale=3.0, generator=torch.Generator().manual_seed(0)).shapes
+    wrong = {}
+    for category, shape in zip(categories, shapes):
+        own = {p.label for s in data.category_shapes(category, 40) for p in s.parts}
+        if not len(shape) or not set(shape.labels) <= own:
+            wrong[category] = sorted(set(shape.labels) - own) or "no parts"
+    assert not wrong, wrong
 
 
 def test_complete_keeps_unchosen_parts_bit_identical(pipe, chair):

@@ -13,6 +13,12 @@ class Category:
 
 
 from . import furniture, household, nature, vehicles  # noqa: E402
+from . import handheld, props, storage, structures, tabletop, transport, wild  # noqa: E402
+
+# Groups that keep their caption tables (NOUNS, PHRASES, ATTRIBUTE_NOUNS, PARAPHRASE_ATTRIBUTE_NOUNS)
+# and default looks (PALETTE, CATEGORY_PALETTE, LABEL_KINDS, CATEGORY_KINDS, PLURALS) beside their
+# grammars; captions.py and appearance.py merge them. The first four groups' tables live there.
+GROUPS = (storage, props, tabletop, handheld, transport, structures, wild)
 
 CATEGORIES = {
     "chair": furniture.CHAIR, "table": furniture.TABLE, "stool": furniture.STOOL,
@@ -25,3 +31,5 @@ CATEGORIES = {
     "house": nature.HOUSE,
     "rocket": vehicles.ROCKET, "car": vehicles.CAR, "airplane": vehicles.AIRPLANE,
 }
+for _group in GROUPS:
+    CATEGORIES.update(_group.CATEGORIES)
