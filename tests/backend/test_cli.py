@@ -143,7 +143,7 @@ def test_part_edits_from_the_command_line_keep_the_other_parts(tmp_path):
     from backend.geometry.glb import read_glb_meshes
 
     chair, stool = tmp_path / "chair.glb", tmp_path / "stool.glb"
-    small = ["--steps", "2", "--param", "resolution=32", "--threads", "1"]
+    small = ["--steps", "4", "--param", "resolution=32", "--threads", "1"]
     assert main(["generate", "--prompt", "a chair with four legs", "--seed", "1", "--out", str(chair), *small]) == 0
     assert main(["generate", "--prompt", "a stool with three legs", "--seed", "2", "--out", str(stool), *small]) == 0
     before = {p.name: p for p in read_glb_meshes(chair.read_bytes())[0]}
