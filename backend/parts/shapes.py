@@ -119,6 +119,12 @@ def make(label, primitive, center, half, color, rotation=None, **params) -> Part
     )
 
 
+def stick(label, a, b, radius, color, prim="cylinder", **params) -> Part:
+    """A part from point a to point b (its local Y), `radius` across (poles, rungs, struts)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return make(label, prim, (a + b) / 2, (radius, np.linalg.norm(b - a) / 2, radius), color, along(b - a), **params)
+
+
 def name_parts(parts: list) -> list:
     """Number repeated labels in order of appearance: leg.0, leg.1; unique ones stay bare."""
     counts = {}

@@ -2,14 +2,9 @@
 
 import numpy as np
 
-from ..shapes import COLORS, along, group, is_round, make, rot, tint
+from ..shapes import COLORS, along, group, is_round, make, rot, stick, tint
 from . import Category
 
-
-def _stick(label, a, b, radius, color, prim="cylinder"):
-    """A cylinder from point a to point b."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return make(label, prim, (a + b) / 2, (radius, np.linalg.norm(b - a) / 2, radius), color, along(b - a))
 
 
 def _shade(rng, kind, apex, tilt, r, hh, color):
@@ -33,13 +28,13 @@ def build_desk_lamp(rng, a):
     foot = np.array([-br * 0.4, bh, 0])
     if a["arm"] == "straight":
         head = foot + np.array([rng.uniform(0.08, 0.14), rng.uniform(0.35, 0.42), 0])
-        parts.append(_stick("pole", foot, head, pr, metal))
+        parts.append(stick("pole", foot, head, pr, metal))
     else:  # two segments meeting at an elbow joint
         elbow = foot + np.array([-rng.uniform(0.04, 0.08), rng.uniform(0.25, 0.3), 0])
         head = elbow + np.array([rng.uniform(0.18, 0.24), rng.uniform(0.08, 0.14), 0])
-        parts.append(_stick("pole", foot, elbow, pr, metal))
+        parts.append(stick("pole", foot, elbow, pr, metal))
         parts.append(make("joint", "sphere", elbow, [pr * 1.6] * 3, metal))
-        parts.append(_stick("pole", elbow, head, pr, metal))
+        parts.append(stick("pole", elbow, head, pr, metal))
     parts.append(make("joint", "sphere", head, [pr * 1.8] * 3, metal))
     r = rng.uniform(0.06, 0.09)
     tilt = -rng.uniform(0.3, 0.6)  # shade faces forward and down
@@ -68,13 +63,13 @@ def build_floor_lamp(rng, a):
     h, pr = rng.uniform(1.4, 1.7), rng.uniform(0.028, 0.034)
     if a["base"] == "disc":
         br, bh = rng.uniform(0.16, 0.22), rng.uniform(0.022, 0.03)
-        parts = [make("base", "cylinder", (0, bh, 0), (br, bh, br), metal), _stick("pole", (0, bh, 0), (0, h, 0), pr, metal)]
+        parts = [make("base", "cylinder", (0, bh, 0), (br, bh, br), metal), stick("pole", (0, bh, 0), (0, h, 0), pr, metal)]
     else:  # three splayed legs meeting the pole at a hub
         hub = rng.uniform(0.35, 0.5)
         spread = rng.uniform(0.25, 0.35)
-        parts = [_stick("pole", (0, hub - 0.03, 0), (0, h, 0), pr, metal)]
+        parts = [stick("pole", (0, hub - 0.03, 0), (0, h, 0), pr, metal)]
         for q in np.arange(3) * 2 * np.pi / 3 + rng.uniform(0, 2 * np.pi):
-            parts.append(_stick("leg", (spread * np.cos(q), pr, spread * np.sin(q)), (0, hub, 0), pr, metal))
+            parts.append(stick("leg", (spread * np.cos(q), pr, spread * np.sin(q)), (0, hub, 0), pr, metal))
     r = rng.uniform(0.2, 0.27)
     hh = r * rng.uniform(0.55, 0.75)
     parts.append(_shade(rng, a["shade"], (0, h + hh * 1.6, 0), 0.0, r, hh, cloth))

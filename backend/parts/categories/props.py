@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..shapes import COLORS, along, extent, group, is_round, make, rot, tint
+from ..shapes import COLORS, along, extent, group, is_round, make, rot, stick, tint
 from . import Category
 
 
@@ -12,8 +12,7 @@ def _wood(rng):
 
 def _bar(label, a, b, half, color, prim="box"):
     """A bar of square (or round) section from point a to point b."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return make(label, prim, (a + b) / 2, (half, np.linalg.norm(b - a) / 2, half), color, along(b - a))
+    return stick(label, a, b, half, color, prim)
 
 
 # ---- barrel ---------------------------------------------------------------------------

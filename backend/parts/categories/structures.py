@@ -6,16 +6,11 @@ they own their voxels where they overlap it (the earliest part wins in `voxelize
 
 import numpy as np
 
-from ..shapes import COLORS, along, group, is_round, make, rot, tint
+from ..shapes import COLORS, along, group, is_round, make, rot, stick, tint
 from . import Category
 
 STONE = [COLORS["grey"], COLORS["cream"], COLORS["brick"], (0.66, 0.62, 0.55)]
 
-
-def _stick(label, a, b, radius, color):
-    """A cylinder from point a to point b."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return make(label, "cylinder", (a + b) / 2, (radius, np.linalg.norm(b - a) / 2, radius), color, along(b - a))
 
 
 def _slab(label, a, b, half_width, half_thick, color):
@@ -209,7 +204,7 @@ def build_tent(rng, a):
         for q in rng.uniform(0, 2 * np.pi) + np.arange(3) * 2 * np.pi / 3:
             d = np.array([0.35 * np.cos(q), 1, 0.35 * np.sin(q)])
             d /= np.linalg.norm(d)
-            parts.append(_stick("pole", apex - d * 0.25, apex + d * 0.22, 0.045, pole_c))
+            parts.append(stick("pole", apex - d * 0.25, apex + d * 0.22, 0.045, pole_c))
         y0 = 2 * hh * 0.4
         z0, aw = r * 0.6 - 0.05, r * 0.5
     if a["awning"] == "yes":  # a sloping flat sheet out of the entrance, on two poles
@@ -217,7 +212,7 @@ def build_tent(rng, a):
         y1 = max(y0 - al * rng.uniform(0.2, 0.45), 0.28)
         parts.append(_slab("canopy", (0, y0, z0), (0, y1, z0 + al), aw, t, cloth))
         for s in (-1, 1):
-            parts.append(_stick("pole", (s * (aw - 0.05), 0, z0 + al - 0.05), (s * (aw - 0.05), y1, z0 + al - 0.05), pr, pole_c))
+            parts.append(stick("pole", (s * (aw - 0.05), 0, z0 + al - 0.05), (s * (aw - 0.05), y1, z0 + al - 0.05), pr, pole_c))
     return parts
 
 
@@ -296,7 +291,7 @@ def build_well(rng, a):
         br, bh = rng.uniform(0.1, 0.13), rng.uniform(0.09, 0.12)
         bx, yb = R * rng.uniform(-0.15, 0.15), top + rng.uniform(0.04, 0.1) + bh
         parts.append(make("bucket", "cup", (bx, yb, 0), (br, bh, br), tint(rng, COLORS["brown"]), inner=0.65, bottom=0.25))
-        parts.append(_stick("cable", (bx, yb - 0.6 * bh, 0), (bx, yc, 0), rng.uniform(0.035, 0.04), tint(rng, COLORS["light_wood"])))
+        parts.append(stick("cable", (bx, yb - 0.6 * bh, 0), (bx, yc, 0), rng.uniform(0.035, 0.04), tint(rng, COLORS["light_wood"])))
     if a["roof"] == "yes":
         rh = rng.uniform(0.18, 0.26)
         roof_c = tint(rng, [COLORS["red"], COLORS["dark_wood"], COLORS["grey"]][rng.integers(3)])

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..shapes import COLORS, along, group, is_round, make, rot, tint
+from ..shapes import COLORS, along, group, is_round, make, rot, stick, tint
 from . import Category
 
 X, Z = (1, 0, 0), (0, 0, 1)
@@ -10,8 +10,7 @@ X, Z = (1, 0, 0), (0, 0, 1)
 
 def _rod(label, prim, p0, p1, r, color, **params):
     """A round part from point p0 to point p1, radius r."""
-    p0, p1 = np.asarray(p0, dtype=np.float64), np.asarray(p1, dtype=np.float64)
-    return make(label, prim, (p0 + p1) / 2, (r, np.linalg.norm(p1 - p0) / 2, r), color, along(p1 - p0), **params)
+    return stick(label, p0, p1, r, color, prim, **params)
 
 
 # ---- truck ----------------------------------------------------------------------------
