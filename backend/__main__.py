@@ -205,7 +205,7 @@ def _run(args: argparse.Namespace, task: str, params: dict, files: dict[str, byt
     # 3. Run, one progress bar per phase
     bars: dict[str, tqdm] = {}
 
-    def callback(phase, step, total, preview=None, within=0.0, state=None):
+    def callback(phase, step, total, preview=None, within=0.0, state=None, checkpoint=None):
         if phase not in bars:
             for bar in bars.values():
                 bar.close()

@@ -49,6 +49,7 @@ class ModelInfo(BaseModel):
     expected_time: str = ""  # how long a job takes, in a few words ("" = not said)
     tier: str = ""  # "draft", "quality" or "": the sidebar's Fast Draft / Quality choice
     takes_draft: bool = False  # a text_to_3d model that starts from a `mesh` upload when given one
+    resumable: bool = False  # a cancelled or interrupted job of it goes on exactly (POST /jobs/{id}/resume)
 
 
 class JobRecord(BaseModel):
@@ -68,6 +69,8 @@ class JobRecord(BaseModel):
     has_result: bool
     result_metadata: Optional[dict[str, Any]]
     has_current_state: bool = False  # GET /jobs/{id}/current answers (a long job running, or one cancelled)
+    has_checkpoint: bool = False  # cancelled or interrupted, it can go on exactly: POST /jobs/{id}/resume
+    resumed_from: Optional[str] = None  # the job this one goes on from
     candidates: int = 0  # a gallery's images: GET /jobs/{id}/candidates/{k} for k below this
     ran_on: Optional[str] = None  # serve --ray: the replica that ran it ("ID on NODE"; the last, if retried)
     created_at: float

@@ -255,7 +255,7 @@ def _run_row(entry, pipe, params: dict[str, Any], files: dict[str, bytes], row: 
 
     last_preview: dict[str, Any] = {}
 
-    def callback(phase, step, total, preview=None, within=0.0, state=None):
+    def callback(phase, step, total, preview=None, within=0.0, state=None, checkpoint=None):
         if preview is not None:
             last_preview["image"] = preview
 

@@ -18,12 +18,15 @@ from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 
-from .errors import GenerationFailed, JobCancelled
+from .errors import GenerationFailed, InputError, JobCancelled
 from .results import MeshResult
 
-# A long job saves where it stands this often on its own, so a backend that stops under it (a
-# crash, a reboot) loses at most this much of it.
+# A long job saves where it stands (and its checkpoint) this often on its own, so a backend that
+# stops under it (a crash, a reboot) loses at most this much of it.
 AUTOSAVE_S = 600.0
+# The upload a resumed job runs from: the checkpoint its first run left (never a user's upload:
+# models.UPLOADS does not name it, so a request that sends one is refused).
+CHECKPOINT = "checkpoint"
 
 
 @dataclass
@@ -43,6 +46,8 @@ class Report(Protocol):
                  has_state: bool) -> None: ...
 
     def state(self, glb: bytes) -> None: ...
+
+    def checkpoint(self, data: bytes) -> None: ...  # what a resumed job goes on from
 
     def note(self, message: str) -> None: ...
 
@@ -66,26 +71,33 @@ class StepControl:
         self.state_wanted = threading.Event()
         self.asks = 0
         self.state: Optional[Callable[[], MeshResult]] = None
-        self._saved_at = 0.0
+        self._saved_at: Optional[float] = None
 
-    def at_step(self, state: Optional[Callable[[], MeshResult]], save: Callable[[], None]) -> None:
-        """Take the pipeline's state, save it when asked or due, stop when cancelled.
+    def at_step(self, state: Optional[Callable[[], MeshResult]], save: Callable[[], None],
+                save_checkpoint: Optional[Callable[[], None]] = None) -> None:
+        """Take the pipeline's state, save it when asked or due, stop when cancelled; save the
+        checkpoint (when the pipeline offers one) when due and on any stop.
 
         Raises:
             JobCancelled: the job is to stop (a user's cancel saves the state first).
         """
         if state is not None:
-            if self.state is None:
-                self._saved_at = time.monotonic()  # the first autosave comes AUTOSAVE_S from now
             self.state = state
+        if self._saved_at is None and (state is not None or save_checkpoint is not None):
+            self._saved_at = time.monotonic()  # the first autosave comes AUTOSAVE_S from now
         if self.cancel.is_set():
+            if save_checkpoint is not None:
+                save_checkpoint()  # cancelled, or the backend stops: the run can go on from here
             if self.cancelled_by_user and self.state is not None:
                 save()  # what was reached stays importable
             raise JobCancelled()
-        due = self.state is not None and time.monotonic() - self._saved_at >= AUTOSAVE_S
+        due = self._saved_at is not None and time.monotonic() - self._saved_at >= AUTOSAVE_S
         if self.state_wanted.is_set() or due:
             self.state_wanted.clear()
-            save()
+            if self.state is not None:
+                save()
+            if due and save_checkpoint is not None:
+                save_checkpoint()
             self._saved_at = time.monotonic()
 
 
@@ -97,14 +109,57 @@ def run_loaded(entry, pipe: Any, params: dict[str, Any], files: dict[str, bytes]
         JobCancelled: its control said stop.
         GenerationFailed: the model made nothing; anything else the pipeline raised.
     """
+    resume = None
+    if CHECKPOINT in files:  # a resumed job: its first run's uploads and state, as its checkpoint kept them
+        files, resume = unpack_checkpoint(files[CHECKPOINT], entry)
+
     def callback(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None,
-                 within: float = 0.0, state: Optional[Callable[[], MeshResult]] = None) -> None:
-        control.at_step(state, lambda: report.state(state_glb(control.state(), step, total)))
+                 within: float = 0.0, state: Optional[Callable[[], MeshResult]] = None,
+                 checkpoint: Optional[Callable[[], dict[str, Any]]] = None) -> None:
+        save_checkpoint = checkpoint and (lambda: report.checkpoint(pack_checkpoint(entry, files, checkpoint())))
+        control.at_step(state, lambda: report.state(state_glb(control.state(), step, total)), save_checkpoint)
         report.progress(phase, step, total, preview, within, control.state is not None)
 
     if control.cancel.is_set():
         raise JobCancelled()
+    if resume is not None:
+        return pack_result(entry.run(pipe, params, files, callback, resume=resume))
     return pack_result(entry.run(pipe, params, files, callback))
+
+
+def pack_checkpoint(entry, files: dict[str, bytes], run: dict[str, Any]) -> bytes:
+    """A job's checkpoint: its model, its uploads (a resumed job has no others) and the
+    pipeline's state."""
+    import torch
+
+    from .distill.checkpoint import pack
+
+    uploads = {name: torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.zeros(0, dtype=torch.uint8)
+               for name, data in files.items()}
+    return pack({"model": entry.name, "uploads": uploads, "run": run})
+
+
+def unpack_checkpoint(data: bytes, entry) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The uploads and pipeline state a checkpoint kept.
+
+    Raises:
+        InputError: it is damaged, another model's, or this model cannot resume.
+    """
+    from .distill.checkpoint import restore, unpack
+
+    tree = unpack(data)
+    model = restore("model", lambda: tree["model"])
+    if model != entry.name or not entry.resumable:
+        raise InputError(f"this checkpoint is {model!r}'s; model {entry.name} cannot go on from it")
+    from .models import UPLOADS
+
+    uploads = restore("uploads", lambda: {name: t.numpy().tobytes() for name, t in tree["uploads"].items()})
+    if not set(uploads) <= set(UPLOADS):
+        raise InputError("the checkpoint holds uploads no job takes; it is damaged: start the job again")
+    run = restore("state", lambda: tree["run"])
+    if not isinstance(run, dict):
+        raise InputError("the checkpoint holds no run state; start the job again")
+    return uploads, run
 
 
 def pack_result(result: MeshResult) -> JobOutput:

@@ -26,6 +26,9 @@ from typing import Any, Optional
 log = logging.getLogger(__name__)
 
 MAX_UNSAVED = 1000  # finished records held in memory while the database cannot take them
+# Checkpoints kept (a distillation's is ~115 MB): those of older stopped jobs are deleted, their
+# records saying so, so a day of cancelled experiments does not fill the disk.
+KEEP_CHECKPOINTS = 4
 
 
 class StorageFull(RuntimeError):
@@ -83,10 +86,13 @@ class JobStore:
                 continue
             ran = record["state"] == "running"
             saved = self.current_state_path(record["id"]).is_file()  # a long job's last autosave
+            kept = self.checkpoint_path(record["id"]).is_file()  # and what it can go on from
             record.update(
                 state="failed", eta_s=None, finished_at=time.time(), message="", has_current_state=saved,
-                error=("the backend stopped while this job ran" + ("; where it stood at its last save can be "
-                                                                   "imported, or continued from" if saved else ""))
+                has_checkpoint=kept,
+                error=("the backend stopped while this job ran" + (
+                    "; it can be resumed from its last checkpoint" if kept else
+                    "; where it stood at its last save can be imported, or continued from" if saved else ""))
                 if ran else "the backend stopped before this job ran",
             )
             self.drop_uploads(record["id"])
@@ -151,7 +157,21 @@ class JobStore:
                 self._unsaved.pop(job_id, None)
         for (job_id,) in rows:
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        self._prune_checkpoints()
         return len(rows)
+
+    def _prune_checkpoints(self) -> None:
+        """Delete the checkpoints of stopped jobs past the KEEP_CHECKPOINTS newest."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM jobs WHERE state NOT IN ('queued', 'running') ORDER BY created_at DESC").fetchall()
+        kept = [job_id for (job_id,) in rows if self.checkpoint_path(job_id).is_file()]
+        for job_id in kept[KEEP_CHECKPOINTS:]:
+            self.checkpoint_path(job_id).unlink(missing_ok=True)
+            record = self.get(job_id)
+            if record is not None:
+                record["has_checkpoint"] = False
+                self.save(record)
 
     def list(self, limit: int) -> list[dict[str, Any]]:
         """Newest first."""
@@ -234,6 +254,10 @@ class JobStore:
     def current_state_path(self, job_id: str) -> Path:
         """Where a long job's current state goes when asked for, or when it is cancelled."""
         return self.job_dir(job_id) / "current.glb"
+
+    def checkpoint_path(self, job_id: str) -> Path:
+        """Where a resumable job's checkpoint goes (backend/distill/checkpoint.py): when due, and when it stops."""
+        return self.job_dir(job_id) / "checkpoint.safetensors"
 
     def save_uploads(self, job_id: str, files: dict[str, bytes]) -> None:
         """Create a new job's folder and keep its uploads there, on disk, not in memory (forty

@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import GenerationFailed, InputError, JobCancelled, ModelUnavailable
 from .images import check_image
-from .job_run import JobOutput, StepControl, png_bytes
+from .job_run import CHECKPOINT, JobOutput, StepControl, png_bytes
 from .job_store import JobStore, StorageFull, lock_cache_dir, write_atomic
 from .models import TASK_FILES, UPLOADS, LoadOptions, ModelEntry, get_entry, resolve_params
 from .params import draw_seed
@@ -256,10 +256,49 @@ class JobManager:
             "id": uuid.uuid4().hex, "task": task, "model": entry.name, "params": params,
             "state": "queued", "phase": "queued", "step": 0, "total": 0, "progress": 0.0, "eta_s": None,
             "message": "", "error": None, "has_preview": False, "has_result": False, "result_metadata": None,
-            "has_current_state": False, "candidates": 0, "ran_on": None,
-            "created_at": time.time(), "started_at": None, "finished_at": None,
+            "has_current_state": False, "has_checkpoint": False, "resumed_from": None, "candidates": 0,
+            "ran_on": None, "created_at": time.time(), "started_at": None, "finished_at": None,
         }
-        job = _Job(record, entry)
+        return self._queue_job(_Job(record, entry), files)
+
+    def resume(self, job_id: str) -> dict[str, Any]:
+        """Queue a new job that goes on exactly where a cancelled or interrupted one stopped: the
+        same model, settings and uploads, from its checkpoint, to the result it would have had.
+
+        Returns:
+            The new job record (state "queued", `resumed_from` the old job's id).
+
+        Raises:
+            KeyError: no such job.
+            LookupError: it kept no checkpoint to go on from (the message says why).
+            StorageFull: as for submit.
+        """
+        old = self.get(job_id)
+        if old is None:
+            raise KeyError(job_id)
+        if old["state"] not in ("cancelled", "failed"):
+            raise LookupError(f"job {job_id} is {old['state']}: only a cancelled or interrupted job can be resumed")
+        entry = next((e for e in self.entries if e.name == old["model"] and e.task == old["task"]), None)
+        path = self.store.checkpoint_path(job_id)
+        if entry is None or not entry.resumable:
+            raise LookupError(f"model {old['model']} cannot resume a job; submit it again")
+        if not path.is_file():
+            raise LookupError(f"job {job_id} kept no checkpoint (it stopped before its first, or the oldest "
+                              "checkpoints were deleted to save space); submit it again")
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise LookupError(f"job {job_id}'s checkpoint cannot be read ({e}); submit it again") from None
+        record = {**old, "id": uuid.uuid4().hex, "state": "queued", "phase": "queued", "step": 0, "total": 0,
+                  "progress": 0.0, "eta_s": None, "message": "", "error": None, "has_preview": False,
+                  "has_result": False, "result_metadata": None, "has_current_state": False, "has_checkpoint": False,
+                  "resumed_from": job_id, "candidates": 0, "ran_on": None, "created_at": time.time(),
+                  "started_at": None, "finished_at": None}
+        return self._queue_job(_Job(record, entry), {CHECKPOINT: data})
+
+    def _queue_job(self, job: _Job, files: dict[str, bytes]) -> dict[str, Any]:
+        """Keep a checked job's uploads and record, and queue it; its live record."""
+        record = job.record
         try:
             self.store.save_uploads(record["id"], files)
             with self._cond:
@@ -391,10 +430,12 @@ class JobManager:
             self.executor.failed(e)
         self.store.drop_uploads(record["id"])  # before anyone can see the job over: its inputs go with it
         if outcome["state"] == "succeeded":
-            outcome["has_current_state"] = False  # the result is where it ended: a mid-run state goes
-            self.store.current_state_path(record["id"]).unlink(missing_ok=True)
+            outcome["has_current_state"] = outcome["has_checkpoint"] = False  # the result is where it ended:
+            self.store.current_state_path(record["id"]).unlink(missing_ok=True)  # a mid-run state goes
+            self.store.checkpoint_path(record["id"]).unlink(missing_ok=True)
         else:
             outcome["has_current_state"] = self.store.current_state_path(record["id"]).is_file()
+            outcome["has_checkpoint"] = self.store.checkpoint_path(record["id"]).is_file()
         with self._cond:
             record.update(outcome, finished_at=time.time())
             self._record_end(record)
@@ -421,6 +462,16 @@ class JobManager:
             job.control.state_wanted.clear()
             job.states_written += 1
             self._cond.notify_all()
+
+    def _store_checkpoint(self, job: _Job, data: bytes) -> None:
+        """Keep a running job's checkpoint; never raises: one that cannot be written is logged,
+        and the job goes on (a full disk fails it when its result is written)."""
+        try:
+            write_atomic(self.store.checkpoint_path(job.record["id"]), data)
+        except Exception as e:
+            log.warning("job %s: its checkpoint could not be saved: %s", job.record["id"], e)
+            return
+        job.record["has_checkpoint"] = True
 
     def current_state(self, job_id: str, timeout: float = CURRENT_STATE_TIMEOUT_S) -> Path:
         """The GLB of where a job stands: a running job makes it at its next step (this waits
@@ -503,6 +554,9 @@ class _Recorder:
 
     def state(self, glb: bytes) -> None:
         self.manager._store_current_state(self.job, glb)
+
+    def checkpoint(self, data: bytes) -> None:
+        self.manager._store_checkpoint(self.job, data)
 
     def progress(self, phase: str, step: int, total: int, preview: Optional[np.ndarray] = None,
                  within: float = 0.0, has_state: bool = False) -> None:

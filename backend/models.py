@@ -70,6 +70,8 @@ class ModelEntry:
         knows: What the model can make (object categories), empty when open-ended.
         default: The task's default model.
         takes_draft: A text_to_3d model that can start from a `mesh` upload (a draft to refine).
+        resumable: A long optimisation that offers checkpoints as it runs, and whose `run` takes
+            `resume=` (one of them) to go on exactly where a cancelled or interrupted job stood.
         expected_time: How long a job takes, in a few words, for the model menu ("about 1 s on a
             CPU"; the score-distillation figures are estimates from per-step costs, not measured).
         tier: "draft" (seconds to a minute: try ideas) or "quality" (the best this task has, slow),
@@ -89,6 +91,7 @@ class ModelEntry:
     knows: Callable[[], list[str]] = list
     default: bool = False
     takes_draft: bool = False
+    resumable: bool = False
     expected_time: str = ""
     tier: str = ""
 
@@ -109,6 +112,7 @@ class ModelEntry:
             "source": self.effective_source(), "knows": list(self.knows()), "params": dict(self.params),
             "limits": {**SEED_LIMITS, **self.limits}, "expected_time": self.expected_time, "tier": self.tier,
             "takes_draft": self.takes_draft,
+            "resumable": self.resumable,
         }
 
 
@@ -330,30 +334,35 @@ def _distill_entries() -> list[ModelEntry]:
                    "downloads ~5 GB once)",
                    source=source, load=load_prior, run=dreamfusion.run,
                    params=dreamfusion.PARAMS, limits=dreamfusion.LIMITS, check=dreamfusion.check_request,
+                   resumable=True,
                    is_available_offline=lambda: offline(source), takes_draft=True, expected_time="~15 min on a GPU (estimate)"),
         ModelEntry("prolificdreamer-sd", "text_to_3d",
                    "ProlificDreamer (VSD) from Stable Diffusion 2.1-base: score distillation at guidance 7.5 with a "
                    "camera-conditioned LoRA, more detail than DreamFusion (slowest: a GPU, an hour or more)",
                    source=source, load=load_prior, run=prolificdreamer.run,
                    params=prolificdreamer.PARAMS, limits=prolificdreamer.LIMITS, check=prolificdreamer.check_request,
+                   resumable=True,
                    is_available_offline=lambda: offline(source), takes_draft=True, expected_time="~40 min on a GPU (estimate)"),
         ModelEntry("dreamfields-clip", "text_to_3d",
                    "DreamFields: a field CLIP finds closest to the prompt, kept sparse; the lightest open-domain "
                    "model, rough shapes (a GPU: tens of minutes; downloads ~600 MB once)",
                    source=clip_source, load=lambda options: dreamfields.load(options, clip_source), run=dreamfields.run,
                    params=dreamfields.PARAMS, limits=dreamfields.LIMITS, check=dreamfields.check_request,
+                   resumable=True,
                    is_available_offline=lambda: offline(clip_source), takes_draft=True, expected_time="~5 min on a GPU (estimate)"),
         ModelEntry("zero123-sds", "image_to_3d",
                    "Zero-1-to-3 score distillation: the photo's object from every side, its own view kept "
                    "(a GPU: tens of minutes; downloads ~5 GB once)",
                    source=zero123_source, load=lambda options: zero123.load(options, zero123_source), run=zero123.run,
                    params=zero123.PARAMS, limits=zero123.LIMITS, check=zero123.check_request,
+                   resumable=True,
                    is_available_offline=lambda: offline(zero123_source), expected_time="~5 min on a GPU (estimate)", tier="quality"),
         ModelEntry("magic3d-sd", "text_to_3d",
                    "Magic3D coarse to fine from Stable Diffusion 2.1-base: a field, then its surface as a textured "
                    "mesh refined at 512²; refines a draft too (slow: a GPU, an hour; downloads ~5 GB once)",
                    source=source, load=load_prior, run=magic3d.run,
                    params=magic3d.PARAMS, limits=magic3d.LIMITS, check=magic3d.check_request,
+                   resumable=True,
                    is_available_offline=lambda: offline(source), takes_draft=True, expected_time="~25 min on a GPU (estimate)", tier="quality"),
         ModelEntry("reshape-sd", "edit_part",
                    "Reshape the selected faces of any mesh by score distillation from Stable Diffusion 2.1-base; "

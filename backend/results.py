@@ -24,14 +24,20 @@ class StepCallback(Protocol):
     A long optimisation (score distillation, a reshape) also passes `state`: a function that
     makes a MeshResult of where it stands now. The callback may call it, between steps, when
     the artist asks for the current state or cancels, so what was reached is never lost.
+
+    One that can go on exactly where it stopped also passes `checkpoint`: a function that makes
+    its state after this step (a tree of tensors, backend/distill/checkpoint.py); the pipeline
+    takes it back as `resume` and finishes as if it had never stopped.
     """
 
     def __call__(self, phase: str, step: int, total: int, preview: Optional[np.ndarray] = None,
-                 within: float = 0.0, state: Optional[Callable[[], "MeshResult"]] = None) -> None: ...
+                 within: float = 0.0, state: Optional[Callable[[], "MeshResult"]] = None,
+                 checkpoint: Optional[Callable[[], dict[str, Any]]] = None) -> None: ...
 
 
 def no_progress(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None, within: float = 0.0,
-                state: Optional[Callable[[], "MeshResult"]] = None) -> None:
+                state: Optional[Callable[[], "MeshResult"]] = None,
+                checkpoint: Optional[Callable[[], dict[str, Any]]] = None) -> None:
     """A StepCallback that ignores progress (for library and test use)."""
 
 

@@ -179,6 +179,17 @@ def create_app(settings: Settings) -> FastAPI:
         """Cancel: a queued job ends at once, a running one within one step."""
         return _job_or_404(jobs.cancel(job_id), job_id)
 
+    @app.post("/jobs/{job_id}/resume", status_code=201, response_model=JobRecord, responses=errors(404, 409, 503, 507))
+    def resume_job(job_id: str) -> dict:
+        """A new job that goes on exactly where a cancelled or interrupted one stopped (its
+        checkpoint), to the result it would have had; 409 when it kept no checkpoint."""
+        try:
+            return jobs.resume(job_id)
+        except KeyError:
+            raise HTTPException(404, f"no job with id {job_id}") from None
+        except LookupError as e:
+            raise HTTPException(409, str(e)) from None
+
     @app.get("/jobs/{job_id}/result", response_class=StreamingResponse,
              responses={200: {"content": {"model/gltf-binary": {}}}, **errors(404, 409)})
     def get_result(job_id: str):

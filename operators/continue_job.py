@@ -1,8 +1,10 @@
-"""Continue a long job that was cancelled or interrupted, from where it stood: its saved state
-becomes the draft of a new job with the same model and settings, for the steps it had left.
+"""Continue a long job that was cancelled or interrupted, from where it stood.
 
-The shape and its colours carry over (the field is fitted to them, as to any draft); the
-optimiser's momentum does not, so the first steps settle again before going on.
+A job that kept a checkpoint goes on exactly: the backend runs a new job from it, with the same
+model, settings and uploads, and it ends with the result the first run would have had. One
+without (it stopped before its first checkpoint, or its checkpoint was deleted to save space)
+falls back to its saved state: that becomes the draft of a new job with the same settings, for
+the steps it had left; the shape and colours carry over, the optimiser's momentum does not.
 """
 
 import bpy
@@ -16,10 +18,12 @@ from .jobs import JobOperator, JobRequest, find_job
 
 
 def continuable(job) -> bool:
-    """A text-to-3D job that stopped early, whose model starts from a draft and kept its state."""
+    """A job that stopped early and kept a checkpoint, or a text-to-3D one whose model starts
+    from a draft and kept its state."""
+    if not job.backend_id or job.state not in ("cancelled", "failed"):
+        return False
     takes_draft = any(m.get("name") == job.model and m.get("takes_draft") for m in properties.MODELS)
-    return bool(job.backend_id) and job.state in ("cancelled", "failed") and job.has_current_state \
-        and job.task == "text_to_3d" and takes_draft
+    return job.has_checkpoint or (job.has_current_state and job.task == "text_to_3d" and takes_draft)
 
 
 def remaining_params(job) -> dict:
@@ -34,7 +38,7 @@ def remaining_params(job) -> dict:
 
 
 class DIFFUSION3D_OT_continue_job(JobOperator, bpy.types.Operator):
-    """Continue this cancelled or interrupted job from where it stood: a new job with the same settings, for the steps it had left"""
+    """Continue this cancelled or interrupted job from where it stood: a new job with the same settings goes on from its checkpoint, to the result the first run would have had"""
 
     bl_idname = "diffusion3d.continue_job"
     bl_label = "Continue"
@@ -47,9 +51,11 @@ class DIFFUSION3D_OT_continue_job(JobOperator, bpy.types.Operator):
         if job is None or not continuable(job):
             raise ValueError("this job cannot be continued: only a cancelled or interrupted distillation that "
                              "kept its state can")
+        label = f"{job.label} (continued)"[:60]
+        if job.has_checkpoint:
+            return [JobRequest(job.task, dict(job.params), label, job.model, resume=job.backend_id)]
         try:
             state = connect(backend_settings(context), start=True).current_state(job.backend_id, timeout=120.0)
         except BackendError as exc:
             raise ValueError(f"could not get where '{job.label}' stood: {exc}") from None
-        label = f"{job.label} (continued)"[:60]
         return [JobRequest("text_to_3d", remaining_params(job), label, job.model, {"mesh": state})]

@@ -59,6 +59,7 @@ class JobRequest:
     repaint: Optional[dict] = None  # a repaint's material, node and image (`RepaintSource.as_target`)
     reshape_vertices: Optional[Any] = None  # reshape-sd: the Blender vertex of each uploaded vertex
     source_image: str = ""  # image-to-3D: the photo's file, kept with the new object
+    resume: str = ""  # the backend id of a stopped job to go on from, exactly (its checkpoint): nothing is sent
 
 
 class Job:
@@ -89,6 +90,7 @@ class Job:
         self.detached = False  # its run ended before it did (e.g. another file was opened): Import places it
         self.importing = False  # an Import is reading or downloading its result (operators/import_result.py)
         self.has_current_state = False  # the backend can give where it stands (a long optimisation)
+        self.has_checkpoint = False  # stopped, it can go on exactly where it stood (Continue)
         self.has_result = True  # False: the job made no mesh (a gallery to pick from)
         self.candidates = 0  # a gallery job's images on the backend (text to image to 3D) ...
         self.candidate_paths: list[str] = []  # ... downloaded, for the Jobs panel and Make 3D
@@ -147,6 +149,7 @@ class Job:
         self.eta_s = record.get("eta_s")
         self.message = record.get("message") or ""
         self.has_current_state = record.get("has_current_state") is True
+        self.has_checkpoint = record.get("has_checkpoint") is True
         self.has_result = record.get("has_result") is not False
         count = record.get("candidates")
         self.candidates = max(0, min(count, MAX_CANDIDATES)) if type(count) is int else 0
@@ -240,7 +243,10 @@ def _run_job(job: Job, settings: BackendSettings, echo: bool) -> None:
         job.version += 1
         return
     req = job.request
-    job.update(client.submit(req.task, req.params, req.model, req.files, timeout=max(settings.request_timeout, 120.0)))
+    if req.resume:
+        job.update(client.resume(req.resume))
+    else:
+        job.update(client.submit(req.task, req.params, req.model, req.files, timeout=max(settings.request_timeout, 120.0)))
     req.files = {}  # sent: the uploads (a mesh, a reference photo) are not needed again
     last_preview, cancel_sent, last_echo, record = 0.0, False, "", {}
     while job.state not in TERMINAL:

@@ -232,8 +232,9 @@ def draw_job(box, job, width: int = 40) -> None:
         box.progress(factor=job.progress, type='BAR', text=progress_text(job))
         if job.message and job.message != job.state:  # "queued, 2 job(s) ahead"; not "queued" twice
             box.label(text=job.message)
-    elif getattr(job, "has_current_state", False):  # cancelled: what it reached was kept
-        row.operator("diffusion3d.import_current_state", text="", icon='IMPORT').key = job.key
+    elif getattr(job, "has_current_state", False) or getattr(job, "has_checkpoint", False):  # stopped early
+        if getattr(job, "has_current_state", False):  # what it reached was kept
+            row.operator("diffusion3d.import_current_state", text="", icon='IMPORT').key = job.key
         if continuable(job):
             row.operator("diffusion3d.continue_job", text="", icon='PLAY').key = job.key
     elif job.state == "succeeded":

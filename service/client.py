@@ -213,6 +213,10 @@ class BackendClient:
     def cancel(self, job_id: str) -> dict:
         return self._json("DELETE", f"/jobs/{job_id}")
 
+    def resume(self, job_id: str) -> dict:
+        """POST /jobs/{id}/resume: a new job going on exactly where a stopped one stood."""
+        return self._json("POST", f"/jobs/{job_id}/resume")
+
 
 def _read_at_most(response: http.client.HTTPResponse, limit: int, what: str) -> bytes:
     """The reply's body, refused once it passes `limit` bytes (announced or as it arrives)."""

@@ -199,6 +199,8 @@ class RayExecutor:
                                 event["has_state"])
             elif kind == "state":
                 report.state(event["glb"])
+            elif kind == "checkpoint":
+                report.checkpoint(event["data"])
             elif kind == "done":
                 return event["output"]
             elif kind == "failed":

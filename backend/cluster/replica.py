@@ -168,6 +168,9 @@ class ReplicaEvents:
     def state(self, glb: bytes) -> None:
         self._put({"kind": "state", "glb": glb})
 
+    def checkpoint(self, data: bytes) -> None:
+        self._put({"kind": "checkpoint", "data": data})
+
     def progress(self, phase: str, step: int, total: int, preview: Optional[np.ndarray], within: float,
                  has_state: bool) -> None:
         # A new phase, the last step, a state to offer and a due preview go at once; the other

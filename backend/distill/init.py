@@ -6,7 +6,7 @@ guidance refines a draft (a built-in or Shap-E result, the artist's mesh) instea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -49,6 +49,19 @@ class Placement:
 
     def to_shape(self, points: np.ndarray) -> np.ndarray:
         return np.asarray(points, np.float64) / self.scale + self.centre
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"centre": [float(c) for c in self.centre], "scale": float(self.scale)}
+
+    @classmethod
+    def from_checkpoint(cls, state: Optional[dict[str, Any]]) -> Optional["Placement"]:
+        """The placement `checkpoint_state` kept (None: the run had no draft)."""
+        if state is None:
+            return None
+        centre, scale = np.asarray(state["centre"], np.float64), float(state["scale"])
+        if centre.shape != (3,) or not (np.isfinite(centre).all() and np.isfinite(scale) and scale > 0):
+            raise ValueError("a placement that is not a finite centre and a positive scale")
+        return cls(centre, scale)
 
 
 def place(vertices: np.ndarray, extent: float) -> Placement:

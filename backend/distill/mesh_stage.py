@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field as dataclass_field, replace
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from ..render.rasterize import interpolate, rasterize
 from ..reshape.region import SmoothDisplacement, region_graph
 from ..reshape.shading import light_direction, vertex_normals
 from ..results import StepCallback, no_progress
+from . import checkpoint as checkpoints
 from .cameras import CameraConfig, sample_views, view_at
 from .field import RadianceField
 from .guidance.base import Guidance, View
@@ -127,7 +128,7 @@ def render_mesh(vertices: torch.Tensor, faces: torch.Tensor, view: View, shading
 
 def refine_mesh(mesh: TexturedMesh, guidance: Guidance, prompt: str, config: MeshStageConfig = MeshStageConfig(),
                 callback: StepCallback = no_progress, negative_prompt: Optional[str] = None,
-                on_step=None) -> TexturedMesh:
+                on_step=None, resume: Optional[dict[str, Any]] = None) -> TexturedMesh:
     """Optimise the mesh's shape and texture so its renders score well under `guidance`.
 
     Args:
@@ -135,8 +136,14 @@ def refine_mesh(mesh: TexturedMesh, guidance: Guidance, prompt: str, config: Mes
         guidance: Any guidance (Magic3D: SDS on the VAE's latents, t in [0.02, 0.5]).
         prompt, negative_prompt: What the object is, and what it should not look like.
         config: See MeshStageConfig.
-        callback: ("refine", step, total, preview) each step; raises JobCancelled to stop.
+        callback: ("refine", step, total, preview, checkpoint=...) each step; raises JobCancelled
+            to stop. `checkpoint()` makes the run's state after that step.
         on_step: Optional (step, views, loss) hook for tests and benches.
+        resume: A state `checkpoint()` made (unpacked): the run goes on from the step after it,
+            exactly as if it had never stopped.
+
+    Raises:
+        InputError: `resume` does not fit this mesh, guidance or configuration.
 
     Returns:
         The mesh.
@@ -155,7 +162,15 @@ def refine_mesh(mesh: TexturedMesh, guidance: Guidance, prompt: str, config: Mes
     decay = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda k: 1 - (1 - config.final_lr) * k / max(config.steps, 1))
     preview_view = view_at(15.0, 30.0, sum(config.cameras.distance) / 2, sum(config.cameras.fov_y) / 2, 256)
     last_preview = -math.inf
-    for step in range(1, config.steps + 1):
+
+    parts = {"mesh": mesh, "optimiser": optimiser, "step sizes": decay}
+
+    def snapshot() -> dict[str, Any]:
+        return checkpoints.loop_state(step, device, generator, guidance, **parts)
+
+    first = 1 if resume is None else checkpoints.load_loop_state(resume, config.steps, device, generator, guidance,
+                                                                 **parts) + 1
+    for step in range(first, config.steps + 1):
         background = config.background or tuple(torch.rand(3, generator=generator).tolist())
         shading = _shading(config, generator)
         views = [replace(v, background=background, shading=shading) for v in sample_views(1, config.cameras, generator)]
@@ -172,7 +187,7 @@ def refine_mesh(mesh: TexturedMesh, guidance: Guidance, prompt: str, config: Mes
             last_preview = time.monotonic()
             with torch.no_grad():
                 preview = to_preview(mesh.render(preview_view, "albedo", torch.ones(3, device=device))[0])
-        callback("refine", step, config.steps, preview)
+        callback("refine", step, config.steps, preview, checkpoint=snapshot)
     return mesh
 
 

@@ -3,7 +3,8 @@
     field = RadianceField(); guidance = ScoreDistillation(denoiser, total_steps=steps)
     distill(field, guidance, "a ceramic mug", DistillConfig(steps=steps), callback)
 
-Progress, previews and cancel go through the same StepCallback every pipeline uses.
+Progress, previews and cancel go through the same StepCallback every pipeline uses; so does
+the run's checkpoint (`checkpoint=`, what `resume=` takes back to go on exactly where it stood).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from ..results import StepCallback, no_progress
+from . import checkpoint as checkpoints
 from .cameras import CameraConfig, sample_views, view_at
 from .field import RadianceField
 from .guidance.base import Guidance
@@ -82,7 +84,7 @@ class DistillConfig:
 
 def distill(field: RadianceField, guidance: Guidance, prompt: str, config: DistillConfig = DistillConfig(),
             callback: StepCallback = no_progress, negative_prompt: Optional[str] = None,
-            on_step=None) -> RadianceField:
+            on_step=None, resume: Optional[dict[str, Any]] = None) -> RadianceField:
     """Optimise `field` so its renders score well under `guidance`.
 
     Args:
@@ -90,8 +92,14 @@ def distill(field: RadianceField, guidance: Guidance, prompt: str, config: Disti
         guidance: Any guidance method (SDS, VSD, ...), called with the renders of each step.
         prompt, negative_prompt: What the object is, and what it should not look like.
         config: See DistillConfig.
-        callback: Progress each step ("distill", step, total, preview); raises JobCancelled to stop.
+        callback: Progress each step ("distill", step, total, preview, checkpoint=...); raises
+            JobCancelled to stop. `checkpoint()` makes the run's state after that step.
         on_step: Optional (step, views, loss) hook, for tests and benches that record the run.
+        resume: A state `checkpoint()` made (unpacked): the run goes on from the step after it,
+            exactly as if it had never stopped (same field, optimiser, guidance and draws).
+
+    Raises:
+        InputError: `resume` does not fit this field, guidance or configuration.
 
     Returns:
         The trained field.
@@ -105,7 +113,15 @@ def distill(field: RadianceField, guidance: Guidance, prompt: str, config: Disti
     occupancy = Occupancy(config.rendering.occupancy_resolution, field.config.bound, device)
     preview_view = view_at(15.0, 30.0, sum(config.cameras.distance) / 2, sum(config.cameras.fov_y) / 2, 128)
     last_preview = -float("inf")
-    for step in range(1, config.steps + 1):
+
+    parts = {"field": field, "optimiser": optimiser, "occupancy": occupancy}
+
+    def snapshot() -> dict[str, Any]:
+        return checkpoints.loop_state(step, device, generator, guidance, **parts)
+
+    first = 1 if resume is None else checkpoints.load_loop_state(resume, config.steps, device, generator, guidance,
+                                                                 **parts) + 1
+    for step in range(first, config.steps + 1):
         if step % config.occupancy_every == 1 or config.occupancy_every == 1:
             occupancy.update(field, config.rendering.occupancy_threshold, generator)
         background = config.background or tuple(torch.rand(3, generator=generator).tolist())
@@ -128,7 +144,7 @@ def distill(field: RadianceField, guidance: Guidance, prompt: str, config: Disti
         if time.monotonic() - last_preview >= config.preview_every_s or step == config.steps:
             last_preview = time.monotonic()
             preview = preview_image(field, preview_view, config, occupancy)
-        callback("distill", step, config.steps, preview)
+        callback("distill", step, config.steps, preview, checkpoint=snapshot)
     return field
 
 

@@ -79,6 +79,15 @@ class Occupancy:
         self.grid = torch.nn.functional.max_pool3d(occupied, 3, stride=1, padding=1).view(r, r, r) > 0
         return float(self.grid.float().mean())
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"grid": self.grid}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        grid = state["grid"]
+        if grid.shape != self.grid.shape or grid.dtype != torch.bool:
+            raise ValueError(f"an occupancy grid of {tuple(grid.shape)} {grid.dtype}, not {tuple(self.grid.shape)}")
+        self.grid = grid.to(self.grid.device)
+
     def contains(self, points: torch.Tensor) -> torch.Tensor:
         """(N, 3) points → (N,) whether their cell is occupied (False outside the cube)."""
         cell = ((points / self.bound + 1) / 2 * self.resolution).floor().long()

@@ -7,7 +7,7 @@ diffusion prior gives. Renders are plain colour (no shading), as DreamFields ren
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -40,7 +40,8 @@ def load(options: Any, source: str = DEFAULT_MODEL) -> ClipGuidance:
     return ClipGuidance.from_pretrained(source, options)
 
 
-def run(clip: ClipGuidance, params: dict[str, Any], files: dict[str, bytes], callback: StepCallback) -> MeshResult:
+def run(clip: ClipGuidance, params: dict[str, Any], files: dict[str, bytes], callback: StepCallback,
+        resume: Optional[dict[str, Any]] = None) -> MeshResult:
     """Distil a mesh for `params["prompt"]` under CLIP; arguments and result as dreamfusion.run."""
     p = {**PARAMS, **{k: v for k, v in params.items() if v is not None}}
     check_request(p, files)
@@ -50,5 +51,5 @@ def run(clip: ClipGuidance, params: dict[str, Any], files: dict[str, bytes], cal
     clip.generator.manual_seed(seed)
     target = TransmittanceTarget(end=float(p["transmittance"]), start=min(0.4, float(p["transmittance"])))
     metadata = {"model": "dreamfields-clip", "prompt": p["prompt"], "seed": seed, "steps": steps}
-    return dreamfusion.distil_to_mesh(clip.device, p, files, clip, seed, metadata, callback,
+    return dreamfusion.distil_to_mesh(clip.device, p, files, clip, seed, metadata, callback, resume,
                                       transmittance=target, albedo_steps=steps)  # plain colour throughout

@@ -9,17 +9,18 @@ GPU per thousand steps, far longer on a CPU: the job's progress shows the shape 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
+from ..distill import checkpoint as checkpoints
 from ..distill.bake import surface_result
 from ..distill.cameras import CameraConfig
 from ..distill.field import RadianceField
 from ..distill.guidance.schedules import SCHEDULES
 from ..distill.guidance.sds import ScoreDistillation, SDSConfig
 from ..distill.guidance.stable_diffusion import DEFAULT_MODEL, StableDiffusionPrior
-from ..distill.init import fit_to_upload
+from ..distill.init import Placement, fit_to_upload
 from ..distill.trainer import DistillConfig, distill
 from ..errors import InputError
 from ..params import SEED_LIMITS, Limits, draw_seed
@@ -55,7 +56,7 @@ def load(options: Any, source: str = DEFAULT_MODEL) -> StableDiffusionPrior:
 
 
 def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, bytes],
-        callback: StepCallback) -> MeshResult:
+        callback: StepCallback, resume: Optional[dict[str, Any]] = None) -> MeshResult:
     """Distil a mesh for `params["prompt"]`.
 
     Args:
@@ -65,7 +66,9 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
             Fantasia3D start from a coarse shape; the result is put back at its place and size.
         callback: ("init", step, total) while fitting a draft, ("distill", step, total, preview)
             each step, then ("mesh", 1 and 2, 2) for the extraction and the bake; raises
-            JobCancelled to stop.
+            JobCancelled to stop. Each step offers its current state and its checkpoint.
+        resume: A checkpoint this model made, with the same params and files: the run goes on
+            from the step after it and ends as an uninterrupted run would.
 
     Returns:
         One part "mesh" with UVs and its baked albedo texture, in glTF axes.
@@ -87,25 +90,33 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
     # 3. Optimise the field (from the uploaded draft's shape when there is one), make it a mesh
     metadata = {"model": "dreamfusion-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
                 "schedule": p["schedule"], "perp_neg": bool(p["perp_neg"])}
-    return distil_to_mesh(prior.device, p, files, guidance, seed, metadata, callback)
+    return distil_to_mesh(prior.device, p, files, guidance, seed, metadata, callback, resume)
 
 
 def distil_to_mesh(device, p: dict[str, Any], files: dict[str, bytes], guidance, seed: int,
-                   metadata: dict[str, Any], callback: StepCallback, **config: Any) -> MeshResult:
+                   metadata: dict[str, Any], callback: StepCallback, resume: Optional[dict[str, Any]] = None,
+                   **config: Any) -> MeshResult:
     """What the field-based models share: a radiance field on `device` (fitted to the `mesh`
     upload first, when there is one) optimised under `guidance` for p["num_inference_steps"]
-    steps at p["render_resolution"], offering its current state on the way; then its surface,
-    unwrapped, with its albedo baked, at the draft's place and size. `config`: further
-    DistillConfig fields (DreamFields' transmittance target, its shading)."""
+    steps at p["render_resolution"], offering its current state and checkpoint on the way (or
+    going on from `resume`, one of those checkpoints); then its surface, unwrapped, with its
+    albedo baked, at the draft's place and size. `config`: further DistillConfig fields
+    (DreamFields' transmittance target, its shading)."""
     steps = int(p["num_inference_steps"])
     field = RadianceField().to(device)
-    placement = fit_to_upload(field, files["mesh"], seed, callback).placement if files.get("mesh") else None
+    if checkpoints.stage_of(resume, ("distill",)):  # the draft was fitted before: where it was placed is kept
+        placement = checkpoints.restore("placement", lambda: Placement.from_checkpoint(resume["placement"]))
+    else:
+        placement = fit_to_upload(field, files["mesh"], seed, callback).placement if files.get("mesh") else None
     config = DistillConfig(**{"steps": steps, "cameras": CameraConfig(resolution=int(p["render_resolution"])),
                               "albedo_steps": min(1000, steps // 5), "seed": seed, **config})
     metadata = {**metadata, "initialised": placement is not None}
 
-    def relay(phase, step, total, preview=None, within=0.0, state=None):  # the job may ask where it stands
-        callback(phase, step, total, preview, within, state=lambda: surface_result(field, placement, p, metadata))
+    def relay(phase, step, total, preview=None, within=0.0, state=None, checkpoint=None):  # the job may ask where it stands
+        callback(phase, step, total, preview, within, state=lambda: surface_result(field, placement, p, metadata),
+                 checkpoint=checkpoint and (lambda: {"stage": "distill", "distill": checkpoint(),
+                                                     "placement": placement and placement.checkpoint_state()}))
 
-    distill(field, guidance, p["prompt"].strip(), config, relay, p.get("negative_prompt"))
+    distill(field, guidance, p["prompt"].strip(), config, relay, p.get("negative_prompt"),
+            resume=resume and resume["distill"])
     return surface_result(field, placement, p, metadata, callback)

@@ -10,17 +10,19 @@ field) become painted detail. That is the sidebar's Refine.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
+import numpy as np
 import torch
 
+from ..distill import checkpoint as checkpoints
 from ..distill.bake import surface_result, textured_result
 from ..distill.cameras import CameraConfig
 from ..distill.field import RadianceField
 from ..distill.guidance.schedules import SCHEDULES
 from ..distill.guidance.sds import ScoreDistillation, SDSConfig
 from ..distill.guidance.stable_diffusion import StableDiffusionPrior
-from ..distill.init import fit_to_upload
+from ..distill.init import Placement, fit_to_upload
 from ..distill.mesh import extract_mesh
 from ..distill.mesh_stage import MeshStageConfig, TexturedMesh, refine_mesh
 from ..distill.trainer import DistillConfig, distill
@@ -51,7 +53,7 @@ def check_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
 
 
 def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, bytes],
-        callback: StepCallback) -> MeshResult:
+        callback: StepCallback, resume: Optional[dict[str, Any]] = None) -> MeshResult:
     """Coarse field, then fine mesh, for `params["prompt"]`.
 
     Args:
@@ -60,7 +62,10 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
         files: Optional "mesh": a draft to start from (GLB).
         callback: ("init", ...) while fitting a draft, ("distill", ...) in the coarse stage,
             ("refine", step, total, preview) in the mesh stage, then ("mesh", 1 and 2, 2) for
-            the bake; raises JobCancelled to stop. Both stages offer their current state.
+            the bake; raises JobCancelled to stop. Both stages offer their current state and
+            their checkpoint.
+        resume: A checkpoint this model made, with the same params and files: the run goes on
+            in the stage and from the step it stopped at, and ends as an uninterrupted run would.
 
     Returns:
         One part "mesh" with UVs and its baked albedo, at the draft's place and size when given.
@@ -78,9 +83,19 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
 
     # 2. Coarse: a field, from the draft when there is one
     field = RadianceField().to(device)
-    draft = fit_to_upload(field, files["mesh"], seed, callback) if files.get("mesh") else None
-    placement = draft.placement if draft else None
-    if coarse_steps:
+    stage = checkpoints.stage_of(resume, ("distill", "refine"))
+    if stage:  # the draft was fitted before: where it was placed is kept
+        draft, placement = None, checkpoints.restore("placement", lambda: Placement.from_checkpoint(resume["placement"]))
+    else:
+        draft = fit_to_upload(field, files["mesh"], seed, callback) if files.get("mesh") else None
+        placement = draft.placement if draft else None
+
+    def kept(stage: str, state: dict[str, Any], **more: Any) -> dict[str, Any]:  # what a checkpoint holds
+        return {"stage": stage, stage: state, "placement": placement and placement.checkpoint_state(), **more}
+
+    if stage == "refine":  # the coarse stage had ended: its mesh is in the checkpoint
+        vertices, faces = checkpoints.restore("mesh", lambda: _kept_mesh(resume["mesh"]))
+    elif coarse_steps:
         schedule = SCHEDULES[p["schedule"]](prior.alphas_cumprod.cpu(), generator=generator)
         coarse = ScoreDistillation(prior, SDSConfig(guidance_scale=float(p["guidance_scale"]), perp_neg=bool(p["perp_neg"])),
                                    total_steps=coarse_steps, schedule=schedule, to_model_space=prior.to_latents,
@@ -88,11 +103,12 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
         config = DistillConfig(steps=coarse_steps, cameras=CameraConfig(resolution=int(p["render_resolution"])),
                                albedo_steps=min(1000, coarse_steps // 5), seed=seed)
 
-        def coarse_relay(phase, step, total, preview=None, within=0.0, state=None):
-            callback(phase, step, total, preview, within,
-                     state=lambda: surface_result(field, placement, p, metadata))
+        def coarse_relay(phase, step, total, preview=None, within=0.0, state=None, checkpoint=None):
+            callback(phase, step, total, preview, within, state=lambda: surface_result(field, placement, p, metadata),
+                     checkpoint=checkpoint and (lambda: kept("distill", checkpoint())))
 
-        distill(field, coarse, prompt, config, coarse_relay, p["negative_prompt"])
+        distill(field, coarse, prompt, config, coarse_relay, p["negative_prompt"],
+                resume=resume["distill"] if stage == "distill" else None)
         vertices, faces, _ = extract_mesh(field, resolution=int(p["grid_size"]))
     else:  # Refine: the draft's own mesh
         vertices, faces = draft.vertices, draft.faces
@@ -108,14 +124,27 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
             moved = mesh.positions().cpu().numpy()
         return textured_result(field, moved, mesh.shape.graph.faces, placement, int(p["texture_size"]), metadata)
 
-    def fine_relay(phase, step, total, preview=None, within=0.0, state=None):
-        callback(phase, step, total, preview, within, state=now)
+    start = {"vertices": torch.from_numpy(np.ascontiguousarray(vertices)),
+             "faces": torch.from_numpy(np.ascontiguousarray(faces))}
+
+    def fine_relay(phase, step, total, preview=None, within=0.0, state=None, checkpoint=None):
+        callback(phase, step, total, preview, within, state=now,
+                 checkpoint=checkpoint and (lambda: kept("refine", checkpoint(), mesh=start)))
 
     refine_mesh(mesh, fine, prompt, MeshStageConfig(steps=fine_steps, cameras=CameraConfig(
-        resolution=int(p["fine_resolution"])), seed=seed), fine_relay, p["negative_prompt"])
+        resolution=int(p["fine_resolution"])), seed=seed), fine_relay, p["negative_prompt"],
+        resume=resume["refine"] if stage == "refine" else None)
 
     # 4. Put it back, unwrap it and bake the texture field
     with torch.no_grad():
         moved = mesh.positions().cpu().numpy()
     return textured_result(field, moved, mesh.shape.graph.faces, placement, int(p["texture_size"]), metadata, callback)
 
+
+def _kept_mesh(kept: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The fine stage's starting mesh as a checkpoint kept it, checked before it is used."""
+    vertices, faces = kept["vertices"].numpy(), kept["faces"].numpy()
+    if vertices.ndim != 2 or vertices.shape[1:] != (3,) or faces.ndim != 2 or faces.shape[1:] != (3,) \
+            or not np.isfinite(vertices).all() or (faces.size and not 0 <= faces.min() <= faces.max() < len(vertices)):
+        raise ValueError("a mesh whose faces do not index its vertices")
+    return vertices, faces

@@ -7,7 +7,7 @@ where SDS needs ~100: less saturated, more detailed, and slower (the LoRA trains
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -33,7 +33,7 @@ def check_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
 
 
 def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, bytes],
-        callback: StepCallback) -> MeshResult:
+        callback: StepCallback, resume: Optional[dict[str, Any]] = None) -> MeshResult:
     """Distil a mesh for `params["prompt"]` with VSD; arguments and result as dreamfusion.run."""
     p = {**PARAMS, **{k: v for k, v in params.items() if v is not None}}
     check_request(p, files)
@@ -48,4 +48,4 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
     guidance = VariationalScoreDistillation(prior, particles, config, schedule=schedule, to_model_space=prior.to_latents)
     metadata = {"model": "prolificdreamer-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
                 "schedule": p["schedule"]}
-    return dreamfusion.distil_to_mesh(prior.device, p, files, guidance, seed, metadata, callback)
+    return dreamfusion.distil_to_mesh(prior.device, p, files, guidance, seed, metadata, callback, resume)

@@ -113,7 +113,7 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
         with torch.no_grad():
             return _moved_mesh(parts, graph, deformation.positions().cpu().numpy(), metadata, p["border_width"])
 
-    def relay(phase, step, total, preview=None, within=0.0, state=None):
+    def relay(phase, step, total, preview=None, within=0.0, state=None, checkpoint=None):
         callback(phase, step, total, preview, within, state=now)
 
     moved = reshape(graph, guidance, p["prompt"].strip(), config, relay, p["negative_prompt"],

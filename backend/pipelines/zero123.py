@@ -7,7 +7,7 @@ the image and its cut-out (backend/distill/guidance/zero123.py, reference.py).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -48,14 +48,15 @@ def load(options: Any, source: str = DEFAULT_MODEL) -> Zero123Prior:
     return Zero123Prior.from_pretrained(source, options)
 
 
-def run(prior: Zero123Prior, params: dict[str, Any], files: dict[str, bytes], callback: StepCallback) -> MeshResult:
+def run(prior: Zero123Prior, params: dict[str, Any], files: dict[str, bytes], callback: StepCallback,
+        resume: Optional[dict[str, Any]] = None) -> MeshResult:
     """Distil a mesh of the object in `files["image"]`.
 
     Args:
         prior: From `load`.
         params: Keys of PARAMS plus `seed`.
         files: "image": a PNG or JPEG of one object, with transparency or on a plain background.
-        callback: As dreamfusion.run's.
+        callback, resume: As dreamfusion.run's.
 
     Returns:
         One part "mesh" with UVs and its baked albedo; the input's camera looks at its front (+Z).
@@ -81,4 +82,4 @@ def run(prior: Zero123Prior, params: dict[str, Any], files: dict[str, bytes], ca
     metadata = {"model": "zero123-sds", "seed": seed, "steps": steps, "reference_elevation": elevation}
     cameras = CameraConfig(resolution=resolution, distance=(DISTANCE - 0.3, DISTANCE + 0.3), fov_y=(FOV - 4, FOV + 4))
     return dreamfusion.distil_to_mesh(prior.device, {**p, "prompt": "", "negative_prompt": None}, {}, guidance, seed,
-                                      metadata, callback, reference=reference, cameras=cameras)
+                                      metadata, callback, resume, reference=reference, cameras=cameras)

@@ -73,7 +73,12 @@ class Denoiser(Protocol):
 
 class Guidance(Protocol):
     """`guidance(renders, views, prompt, step)`: renders (B, 3, H, W) in [0, 1] with gradients,
-    their views, the prompt, and the optimisation step (for schedules)."""
+    their views, the prompt, and the optimisation step (for schedules).
+
+    A method with state of its own (random generators, a denoiser it trains) also has
+    `checkpoint_state() -> dict` and `load_checkpoint_state(state)`, so a stopped run can go on
+    exactly where it stood (backend/distill/checkpoint.py).
+    """
 
     def __call__(self, renders: torch.Tensor, views: Sequence[View], prompt: str, step: int,
                  negative_prompt: Optional[str] = None) -> GuidanceOutput: ...

@@ -16,6 +16,7 @@ from typing import Any, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..checkpoint import generator_states, set_generator_states
 from .base import GuidanceOutput, View
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch16"  # DreamFields' strongest: ViT-B/16
@@ -101,6 +102,13 @@ class ClipGuidance:
         loss = (1 - similarity).mean()
         return GuidanceOutput(loss, torch.zeros(len(renders), dtype=torch.long),
                               {"clip_similarity": float(similarity.detach().mean())})
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The crops' random state, for an exact resume."""
+        return generator_states(crops=self.generator)
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        set_generator_states(state, crops=self.generator)
 
     def _crop(self, renders: torch.Tensor) -> torch.Tensor:
         """A random square crop per batch (its side a random fraction in [crop, 1] of the render's)."""

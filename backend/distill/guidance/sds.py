@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+from ..checkpoint import generator_states, set_generator_states
 from .base import Denoiser, GuidanceOutput, View
 from .perp_neg import combine_perp_neg, perp_neg_prompts
 from .perp_neg import view_prompt as default_view_prompt
@@ -88,6 +89,17 @@ class ScoreDistillation:
                 x_t, t, self._condition([pv.negatives[k][0] for pv in per_view]), views))
             weights.append(torch.tensor([pv.negatives[k][1] for pv in per_view]))
         return combine_perp_neg(unconditional, eps_pos, eps_negs, weights, self.config.guidance_scale)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Its random draws' state (noise, timesteps, the prior's latent samples), for an exact resume."""
+        return generator_states(**self._generators())
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        set_generator_states(state, **self._generators())
+
+    def _generators(self) -> dict[str, Optional[torch.Generator]]:
+        return {"noise": self.generator, "schedule": getattr(self.schedule, "generator", None),
+                "prior": getattr(self.denoiser, "generator", None)}
 
     def _condition(self, prompts: Sequence[str]) -> Any:
         key = tuple(prompts)

@@ -30,6 +30,7 @@ from typing import Any, Callable, Optional, Protocol, Sequence
 import torch
 from torch import nn
 
+from ..checkpoint import generator_states, set_generator_states
 from .base import Denoiser, GuidanceOutput, View
 from .schedules import RandomSchedule, RandomScheduleConfig
 
@@ -118,6 +119,21 @@ class VariationalScoreDistillation:
         self.schedule = schedule or RandomSchedule(denoiser.alphas_cumprod, RandomScheduleConfig(
             self.config.t_min, self.config.t_max), generator=self.generator)
         self._conditions: dict[Optional[str], Any] = {}
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The particle denoiser as trained so far, its optimiser and the random draws: an
+        exact resume goes on with the same eps_phi, not a fresh one."""
+        return {"particles": self.particle_denoiser.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "random": generator_states(**self._generators())}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        self.particle_denoiser.load_state_dict(state["particles"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        set_generator_states(state["random"], **self._generators())
+
+    def _generators(self) -> dict[str, Optional[torch.Generator]]:
+        return {"draws": self.generator, "schedule": getattr(self.schedule, "generator", None),
+                "prior": getattr(self.denoiser, "generator", None)}
 
     def __call__(self, renders: torch.Tensor, views: Sequence[View], prompt: str, step: int,
                  negative_prompt: Optional[str] = None) -> GuidanceOutput:

@@ -59,7 +59,8 @@ assert result == {'FINISHED'} and jobs.JOBS[0].task == "image_to_3d", (result, j
 landed = bpy.data.objects[jobs.JOBS[0].applied_to]
 assert len(landed.data.polygons) > 0 and json.loads(landed["diffusion3d"])["model"] == "zero123-sds"
 
-# Cancel a long run, then Continue it: the same settings, from where it stood, for the steps left.
+# Cancel a long run, then Continue it: from its checkpoint, exactly; and, as if the checkpoint had
+# been deleted, from its saved state as a draft, for the steps left.
 settings = addon_module("panels.preferences").backend_settings(bpy.context)
 request = jobs.JobRequest("text_to_3d", {"prompt": "a stool", "seed": 4, "num_inference_steps": 40,
                                          "render_resolution": 16, "grid_size": 32, "texture_size": 256},
@@ -75,6 +76,13 @@ while long_job.state != "cancelled" or not long_job.has_current_state:
     assert time.monotonic() < deadline, (long_job.state, long_job.has_current_state)
     time.sleep(0.05)
 reached = long_job.step
+assert long_job.has_checkpoint
+assert bpy.ops.diffusion3d.continue_job(key=long_job.key) == {'FINISHED'}
+exact = jobs.JOBS[0]
+assert exact.state == "succeeded" and exact.label == "a stool (continued)", (exact.state, exact.error)
+assert exact.request.resume == long_job.backend_id and exact.params["num_inference_steps"] == 40
+assert len(bpy.data.objects[exact.applied_to].data.polygons) > 0
+long_job.has_checkpoint = False  # as if it had been deleted to save space
 assert bpy.ops.diffusion3d.continue_job(key=long_job.key) == {'FINISHED'}
 resumed = jobs.JOBS[0]
 assert resumed.state == "succeeded" and resumed.label == "a stool (continued)", (resumed.state, resumed.error)
