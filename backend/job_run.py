@@ -146,13 +146,12 @@ def unpack_checkpoint(data: bytes, entry) -> tuple[dict[str, bytes], dict[str, A
         InputError: it is damaged, another model's, or this model cannot resume.
     """
     from .distill.checkpoint import restore, unpack
+    from .models import UPLOADS
 
     tree = unpack(data)
     model = restore("model", lambda: tree["model"])
     if model != entry.name or not entry.resumable:
         raise InputError(f"this checkpoint is {model!r}'s; model {entry.name} cannot go on from it")
-    from .models import UPLOADS
-
     uploads = restore("uploads", lambda: {name: t.numpy().tobytes() for name, t in tree["uploads"].items()})
     if not set(uploads) <= set(UPLOADS):
         raise InputError("the checkpoint holds uploads no job takes; it is damaged: start the job again")

@@ -26,7 +26,7 @@ from typing import Any, Optional
 log = logging.getLogger(__name__)
 
 MAX_UNSAVED = 1000  # finished records held in memory while the database cannot take them
-# Checkpoints kept (a distillation's is ~115 MB): those of older stopped jobs are deleted, their
+# Checkpoints kept (a distillation's is ~110 MB): those of older stopped jobs are deleted, their
 # records saying so, so a day of cancelled experiments does not fill the disk.
 KEEP_CHECKPOINTS = 4
 

@@ -436,6 +436,8 @@ class JobManager:
         else:
             outcome["has_current_state"] = self.store.current_state_path(record["id"]).is_file()
             outcome["has_checkpoint"] = self.store.checkpoint_path(record["id"]).is_file()
+            if outcome["has_checkpoint"] and outcome["state"] == "failed":
+                outcome["error"] += "; it can be resumed from its checkpoint"
         with self._cond:
             record.update(outcome, finished_at=time.time())
             self._record_end(record)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Optional
 
 import numpy as np
@@ -47,3 +48,45 @@ def surface_result(field, placement, params: dict[str, Any], metadata: dict[str,
 
     vertices, faces, _ = extract_mesh(field, resolution=int(params["grid_size"]))
     return textured_result(field, vertices, faces, placement, int(params["texture_size"]), metadata, callback)
+
+
+@torch.no_grad()
+def particles_result(fields: list, placement, params: dict[str, Any], metadata: dict[str, Any],
+                     callback: Optional[StepCallback] = None) -> MeshResult:
+    """The surfaces of one or several fields (VSD's particles) as one result: a single field's as
+    `surface_result` gives it; several side by side (`side_by_side`), parts "particle 1", ...;
+    callback ("mesh", k, n) after each."""
+    if len(fields) == 1:
+        return surface_result(fields[0], placement, params, metadata, callback)
+    results = []
+    for k, field in enumerate(fields, 1):
+        results.append(surface_result(field, placement, params, metadata))
+        if callback:
+            callback("mesh", k, len(fields))
+    return side_by_side(results, [f"particle {k}" for k in range(1, len(fields) + 1)])
+
+
+def side_by_side(results: list[MeshResult], names: list[str]) -> MeshResult:
+    """Textured one-part results as one, so an artist sees them all at once: each part named
+    from `names`, each result moved along +X to stand beside the one before (a gap of a tenth of
+    the widest), the textures joined left to right into one (every UV's u squeezed into its
+    own strip). The metadata is the first result's, with every note once."""
+    widest = max(float(np.ptp(r.parts[0].vertices[:, 0])) for r in results)
+    size = max(r.texture.shape[0] for r in results)
+    parts, strips, notes, x = [], [], [], 0.0
+    for k, (result, name) in enumerate(zip(results, names)):
+        part = result.parts[0]
+        vertices = part.vertices.copy()
+        if k:  # stands beside the one before, its lowest x a gap past that one's highest
+            vertices[:, 0] += x + 0.1 * widest - vertices[:, 0].min()
+        x = float(vertices[:, 0].max())
+        uv = part.uv.copy()
+        uv[:, 0] = (k + uv[:, 0]) / len(results)
+        texture = result.texture
+        if texture.shape[0] != size:  # (a shared size in practice: one job's texture_size)
+            raise ValueError("the results' textures differ in size")
+        strips.append(texture)
+        parts.append(replace(part, name=name, vertices=vertices, uv=uv))
+        notes += [n for n in result.metadata.get("notes", []) if n not in notes]
+    return MeshResult(parts=parts, texture=np.concatenate(strips, axis=1),
+                      metadata={**results[0].metadata, "notes": notes})

@@ -116,7 +116,8 @@ def restore(what: str, load: Callable[[], Any]) -> Any:
     try:
         return load()
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
-        raise mismatch(what, str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__) from None
+        said = " ".join(line.strip() for line in str(e).strip().splitlines()[:2])  # torch: a title, then the cause
+        raise mismatch(what, said[:200] or type(e).__name__) from None
 
 
 def loop_state(step: int, device: torch.device, generator: torch.Generator, guidance: Any,

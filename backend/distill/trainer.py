@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field as dataclass_field, replace
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -82,18 +82,22 @@ class DistillConfig:
     reference: Optional[Any] = None
 
 
-def distill(field: RadianceField, guidance: Guidance, prompt: str, config: DistillConfig = DistillConfig(),
-            callback: StepCallback = no_progress, negative_prompt: Optional[str] = None,
-            on_step=None, resume: Optional[dict[str, Any]] = None) -> RadianceField:
+def distill(field: RadianceField | Sequence[RadianceField], guidance: Guidance, prompt: str,
+            config: DistillConfig = DistillConfig(), callback: StepCallback = no_progress,
+            negative_prompt: Optional[str] = None, on_step=None,
+            resume: Optional[dict[str, Any]] = None) -> RadianceField | Sequence[RadianceField]:
     """Optimise `field` so its renders score well under `guidance`.
 
     Args:
-        field: The radiance field, trained in place.
+        field: The radiance field, trained in place; or several, VSD's particles: each step
+            renders `views_per_step` views of every one, and the guidance judges them together
+            (VSD's LoRA learns from all of them), the views' order particle by particle.
         guidance: Any guidance method (SDS, VSD, ...), called with the renders of each step.
         prompt, negative_prompt: What the object is, and what it should not look like.
         config: See DistillConfig.
         callback: Progress each step ("distill", step, total, preview, checkpoint=...); raises
-            JobCancelled to stop. `checkpoint()` makes the run's state after that step.
+            JobCancelled to stop. `checkpoint()` makes the run's state after that step. The
+            preview shows the particles side by side.
         on_step: Optional (step, views, loss) hook, for tests and benches that record the run.
         resume: A state `checkpoint()` made (unpacked): the run goes on from the step after it,
             exactly as if it had never stopped (same field, optimiser, guidance and draws).
@@ -102,19 +106,23 @@ def distill(field: RadianceField, guidance: Guidance, prompt: str, config: Disti
         InputError: `resume` does not fit this field, guidance or configuration.
 
     Returns:
-        The trained field.
+        The trained field (or fields).
     """
-    device = next(field.parameters()).device
+    fields = list(field) if isinstance(field, (list, tuple)) else [field]
+    device = next(fields[0].parameters()).device
     generator = torch.Generator().manual_seed(config.seed)
-    grids = list(field.grids.parameters())
+    grids = [p for f in fields for p in f.grids.parameters()]
     optimiser = torch.optim.Adam([{"params": grids, "lr": config.lr_grid},
-                                  {"params": list(field.mlp.parameters()), "lr": config.lr_mlp}], betas=(0.9, 0.99),
-                                 eps=1e-15, fused=device.type in ("cpu", "cuda"))  # one kernel: the grids are millions
-    occupancy = Occupancy(config.rendering.occupancy_resolution, field.config.bound, device)
+                                  {"params": [p for f in fields for p in f.mlp.parameters()], "lr": config.lr_mlp}],
+                                 betas=(0.9, 0.99), eps=1e-15,
+                                 fused=device.type in ("cpu", "cuda"))  # one kernel: the grids are millions
+    occupancies = [Occupancy(config.rendering.occupancy_resolution, f.config.bound, device) for f in fields]
     preview_view = view_at(15.0, 30.0, sum(config.cameras.distance) / 2, sum(config.cameras.fov_y) / 2, 128)
     last_preview = -float("inf")
 
-    parts = {"field": field, "optimiser": optimiser, "occupancy": occupancy}
+    names = ["field"] if len(fields) == 1 else [f"field {k}" for k in range(1, len(fields) + 1)]
+    parts = {"optimiser": optimiser, **dict(zip(names, fields)),
+             **{name.replace("field", "occupancy grid"): o for name, o in zip(names, occupancies)}}
 
     def snapshot() -> dict[str, Any]:
         return checkpoints.loop_state(step, device, generator, guidance, **parts)
@@ -123,18 +131,25 @@ def distill(field: RadianceField, guidance: Guidance, prompt: str, config: Disti
                                                                  **parts) + 1
     for step in range(first, config.steps + 1):
         if step % config.occupancy_every == 1 or config.occupancy_every == 1:
-            occupancy.update(field, config.rendering.occupancy_threshold, generator)
+            for f, occupancy in zip(fields, occupancies):
+                occupancy.update(f, config.rendering.occupancy_threshold, generator)
         background = config.background or tuple(torch.rand(3, generator=generator).tolist())
-        views = [replace(v, background=background) for v in sample_views(config.views_per_step, config.cameras, generator)]
+        views = [replace(v, background=background)
+                 for v in sample_views(config.views_per_step * len(fields), config.cameras, generator)]
         shading = _shading(step, config, generator)
-        light = _light(views[0], generator, device) if shading != "albedo" else None
-        rendered = render(field, views, config.rendering, occupancy, shading, light, torch.tensor(background), generator)
-        output = guidance(rendered.rgb, views, prompt, step, negative_prompt)
+        renders = []
+        for i, (f, occupancy) in enumerate(zip(fields, occupancies)):
+            own = views[i * config.views_per_step:(i + 1) * config.views_per_step]
+            light = _light(own[0], generator, device) if shading != "albedo" else None
+            renders.append(render(f, own, config.rendering, occupancy, shading, light, torch.tensor(background),
+                                  generator))
+        output = guidance(torch.cat([r.rgb for r in renders]), views, prompt, step, negative_prompt)
         loss = output.loss
         if config.transmittance is not None:
-            loss = loss + config.transmittance.loss(rendered.opacity, step)
+            loss = loss + config.transmittance.loss(torch.cat([r.opacity for r in renders]), step)
         if config.reference is not None:
-            loss = loss + config.reference.loss(field, config.rendering, occupancy, generator)
+            for f, occupancy in zip(fields, occupancies):
+                loss = loss + config.reference.loss(f, config.rendering, occupancy, generator)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -143,7 +158,8 @@ def distill(field: RadianceField, guidance: Guidance, prompt: str, config: Disti
         preview = None
         if time.monotonic() - last_preview >= config.preview_every_s or step == config.steps:
             last_preview = time.monotonic()
-            preview = preview_image(field, preview_view, config, occupancy)
+            preview = np.concatenate([preview_image(f, preview_view, config, occupancy)
+                                      for f, occupancy in zip(fields, occupancies)], axis=1)
         callback("distill", step, config.steps, preview, checkpoint=snapshot)
     return field
 

@@ -14,7 +14,7 @@ from typing import Any, Optional
 import torch
 
 from ..distill import checkpoint as checkpoints
-from ..distill.bake import surface_result
+from ..distill.bake import particles_result
 from ..distill.cameras import CameraConfig
 from ..distill.field import RadianceField
 from ..distill.guidance.schedules import SCHEDULES
@@ -100,23 +100,26 @@ def distil_to_mesh(device, p: dict[str, Any], files: dict[str, bytes], guidance,
     upload first, when there is one) optimised under `guidance` for p["num_inference_steps"]
     steps at p["render_resolution"], offering its current state and checkpoint on the way (or
     going on from `resume`, one of those checkpoints); then its surface, unwrapped, with its
-    albedo baked, at the draft's place and size. `config`: further DistillConfig fields
-    (DreamFields' transmittance target, its shading)."""
+    albedo baked, at the draft's place and size. p["particles"] (default 1) fields are
+    optimised together, and come out side by side (bake.particles_result). `config`: further
+    DistillConfig fields (DreamFields' transmittance target, its shading)."""
     steps = int(p["num_inference_steps"])
-    field = RadianceField().to(device)
+    fields = [RadianceField().to(device) for _ in range(int(p.get("particles", 1)))]  # VSD may have several
     if checkpoints.stage_of(resume, ("distill",)):  # the draft was fitted before: where it was placed is kept
         placement = checkpoints.restore("placement", lambda: Placement.from_checkpoint(resume["placement"]))
     else:
-        placement = fit_to_upload(field, files["mesh"], seed, callback).placement if files.get("mesh") else None
+        placement = fit_to_upload(fields[0], files["mesh"], seed, callback).placement if files.get("mesh") else None
+        for other in fields[1:] if placement else ():  # every particle starts from the draft
+            other.load_state_dict(fields[0].state_dict())
     config = DistillConfig(**{"steps": steps, "cameras": CameraConfig(resolution=int(p["render_resolution"])),
                               "albedo_steps": min(1000, steps // 5), "seed": seed, **config})
     metadata = {**metadata, "initialised": placement is not None}
 
     def relay(phase, step, total, preview=None, within=0.0, state=None, checkpoint=None):  # the job may ask where it stands
-        callback(phase, step, total, preview, within, state=lambda: surface_result(field, placement, p, metadata),
+        callback(phase, step, total, preview, within, state=lambda: particles_result(fields, placement, p, metadata),
                  checkpoint=checkpoint and (lambda: {"stage": "distill", "distill": checkpoint(),
                                                      "placement": placement and placement.checkpoint_state()}))
 
-    distill(field, guidance, p["prompt"].strip(), config, relay, p.get("negative_prompt"),
-            resume=resume and resume["distill"])
-    return surface_result(field, placement, p, metadata, callback)
+    distill(fields if len(fields) > 1 else fields[0], guidance, p["prompt"].strip(), config, relay,
+            p.get("negative_prompt"), resume=resume and resume["distill"])
+    return particles_result(fields, placement, p, metadata, callback)

@@ -3,6 +3,8 @@
 of the prior's score and their own, learnt on the fly by a camera-conditioned LoRA on the
 prior's UNet (backend/distill/guidance/vsd.py, camera_lora.py). Works at the usual guidance 7.5
 where SDS needs ~100: less saturated, more detailed, and slower (the LoRA trains every step).
+With `particles` > 1 several fields are optimised together against the one LoRA, as the paper's
+particles are, and delivered side by side: variations of the prompt in one job.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ PARAMS: dict[str, Any] = {
     "guidance_scale": 7.5,  # VSD's: the usual sampling scale (ProlificDreamer, Sec. 5)
     "lora_rank": 4,  # of the particles' denoiser (ProlificDreamer: 4)
     "lora_lr": 1e-4,  # its Adam step (the authors': 1e-4)
+    "particles": 1,  # fields optimised together, one LoRA learning from all: variations side by side
 }
-LIMITS: Limits = {**dreamfusion.LIMITS, "lora_rank": (1, 64), "lora_lr": (1e-6, 1e-2)}
+LIMITS: Limits = {**dreamfusion.LIMITS, "lora_rank": (1, 64), "lora_lr": (1e-6, 1e-2), "particles": (1, 4)}
 
 
 def check_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
@@ -47,5 +50,5 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
                        total_steps=steps, seed=seed)
     guidance = VariationalScoreDistillation(prior, particles, config, schedule=schedule, to_model_space=prior.to_latents)
     metadata = {"model": "prolificdreamer-sd", "prompt": p["prompt"], "seed": seed, "steps": steps,
-                "schedule": p["schedule"]}
+                "schedule": p["schedule"], "particles": int(p["particles"])}
     return dreamfusion.distil_to_mesh(prior.device, p, files, guidance, seed, metadata, callback, resume)

@@ -53,7 +53,7 @@ def test_refine_keeps_a_draft_in_place_and_offers_its_current_state(tiny_prior, 
                               allowed_hosts=("testserver",)))
     with TestClient(app, headers={"Authorization": "Bearer t"}) as client:
         spec = {"task": "text_to_3d", "model": "magic3d-sd",
-                "params": {"prompt": "a marble ball", **FEW, "num_inference_steps": 0, "fine_steps": 60}}
+                "params": {"prompt": "a marble ball", **FEW, "num_inference_steps": 0, "fine_steps": 30}}
         job = client.post("/jobs", data={"spec": json.dumps(spec)}, files={"mesh": ("d.glb", glb)}).json()
         deadline = time.monotonic() + 180
         while (record := client.get(f"/jobs/{job['id']}").json())["phase"] != "refine" or record["step"] < 2:
@@ -62,7 +62,7 @@ def test_refine_keeps_a_draft_in_place_and_offers_its_current_state(tiny_prior, 
         current = client.get(f"/jobs/{job['id']}/current")
         assert current.status_code == 200, current.text
         parts, extras = read_glb_meshes(current.content)
-        assert extras["diffusion3d"]["current_state"]["total"] == 60
+        assert extras["diffusion3d"]["current_state"]["total"] == 30
         while (record := client.get(f"/jobs/{job['id']}").json())["state"] not in ("succeeded", "failed"):
             assert time.monotonic() < deadline
             time.sleep(0.05)

@@ -3,6 +3,7 @@ ends bit for bit where a run that never stopped ends, in the engine (field stage
 and through the service (a cancel, a backend that stops under the job, then POST /jobs/{id}/resume).
 A checkpoint that does not fit, or is damaged, is refused in words."""
 
+import io
 import json
 import sys
 import time
@@ -13,6 +14,7 @@ import pytest
 import torch
 import trimesh
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from backend.distill import checkpoint as checkpoints
 from backend.distill.cameras import CameraConfig
@@ -28,6 +30,7 @@ from backend.geometry.glb import read_glb_meshes
 from backend.distill.guidance.stable_diffusion import DEFAULT_MODEL
 from backend.hub import MODEL_SOURCES_ENV
 from backend.server import Settings, create_app
+from formats.glb import read_glb
 from tests.backend.test_distill_oracle import render_asset
 from tests.backend.test_server import wait
 
@@ -141,22 +144,21 @@ def wait_for_step(client, job_id, phase, step):
 
 def assert_same_mesh(a: bytes, b: bytes):
     """The same GLB: vertices, UVs, baked texture and notes."""
-    (first,), _ = read_glb_meshes(a)
-    (second,), _ = read_glb_meshes(b)
-    assert np.array_equal(first.vertices, second.vertices) and np.array_equal(first.uv, second.uv)
+    for first, second in zip(read_glb_meshes(a)[0], read_glb_meshes(b)[0], strict=True):
+        assert np.array_equal(first.vertices, second.vertices) and np.array_equal(first.uv, second.uv)
     assert a == b
 
 
 def test_magic3d_cancelled_in_its_mesh_stage_resumes_to_the_same_result(service):
     spec = {"task": "text_to_3d", "model": "magic3d-sd",
-            "params": {"prompt": "a vase", "num_inference_steps": 4, "fine_steps": 40, "fine_resolution": 64, **FEW}}
+            "params": {"prompt": "a vase", "num_inference_steps": 4, "fine_steps": 24, "fine_resolution": 64, **FEW}}
     with service() as client:
         whole = result_of(client, client.post("/jobs", data={"spec": json.dumps(spec)}).json()["id"])
         stopped = client.post("/jobs", data={"spec": json.dumps(spec)}).json()["id"]
         wait_for_step(client, stopped, "refine", 3)
         client.delete(f"/jobs/{stopped}")
         record = wait(client, stopped)
-        assert record["state"] == "cancelled" and record["has_checkpoint"] and record["step"] < 40, record
+        assert record["state"] == "cancelled" and record["has_checkpoint"] and record["step"] < 24, record
         resumed = client.post(f"/jobs/{stopped}/resume")
         assert resumed.status_code == 201, resumed.text
         assert resumed.json()["resumed_from"] == stopped and resumed.json()["params"] == record["params"]
@@ -168,15 +170,26 @@ def test_magic3d_cancelled_in_its_mesh_stage_resumes_to_the_same_result(service)
 
 
 def test_prolificdreamer_stopped_by_a_backend_restart_resumes_to_the_same_result(service):
-    """VSD's camera LoRA and its optimiser are part of what goes on."""
+    """Two VSD particles, side by side in one result; their camera LoRA and its optimiser are
+    part of what goes on."""
     spec = {"task": "text_to_3d", "model": "prolificdreamer-sd",
-            "params": {"prompt": "a teapot", "num_inference_steps": 24, "lora_rank": 2, **FEW}}
+            "params": {"prompt": "a teapot", "num_inference_steps": 16, "lora_rank": 2, "particles": 2, **FEW}}
     with service() as client:
         whole = result_of(client, client.post("/jobs", data={"spec": json.dumps(spec)}).json()["id"])
+        scene = read_glb(whole)
+        assert [part.name for part in scene.parts] == ["particle 1", "particle 2"]
+        first, second = (part.vertices[:, 0] for part in scene.parts)
+        assert first.max() < second.min()  # side by side, not inside each other
+        assert not np.array_equal(scene.parts[0].vertices, scene.parts[1].vertices)  # two shapes, not one twice
+        (image,) = scene.images
+        texture = Image.open(io.BytesIO(image.data))
+        assert texture.size == (2 * 256, 256)  # one atlas: each particle's texture in its own half
+        assert all(0 <= part.uv[:, 0].min() and part.uv[:, 0].max() <= 0.5 for part in scene.parts[:1])
+        assert scene.parts[1].uv[:, 0].min() >= 0.5
         stopped = client.post("/jobs", data={"spec": json.dumps(spec)}).json()["id"]
         wait_for_step(client, stopped, "distill", 3)
     with service() as client:  # the backend stopped under the job and started again
         record = client.get(f"/jobs/{stopped}").json()
-        assert record["state"] == "failed" and record["has_checkpoint"] and "stopped" in record["error"], record
+        assert record["state"] == "failed" and record["has_checkpoint"] and "resumed from its checkpoint" in record["error"], record
         resumed = client.post(f"/jobs/{stopped}/resume").json()
         assert_same_mesh(whole, result_of(client, resumed["id"]))
