@@ -33,7 +33,7 @@ NOUNS = {
     "bench": (["bench"], ["park bench"]),
     "sofa": (["sofa", "couch"], ["settee"]),
     "bed": (["bed"], ["bed frame"]),
-    "bookshelf": (["bookshelf", "bookcase"], ["shelving unit"]),
+    "bookshelf": (["bookshelf", "bookcase"], ["book rack"]),  # not "shelving unit": the shelf unit's own name
     "desk lamp": (["desk lamp", "table lamp"], ["reading lamp"]),
     "floor lamp": (["floor lamp", "standing lamp"], ["tall lamp"]),
     "vase": (["vase"], ["flower vase"]),

@@ -64,8 +64,9 @@ def write_card(folder: str, config: dict) -> str:
         "(Hertz et al. 2022): each part is a Gaussian (centre, rotation, half extents, weight) with a",
         "label, plus a latent of a part occupancy autoencoder; phase 1 diffuses the Gaussians and labels,",
         "phase 2 the latents. Both are transformers over part slots that see the all-MiniLM-L6-v2",
-        "sentence embedding, cross-attend to its token states and know the prompt's category (the",
-        "nearest known one by embedding)"
+        "sentence embedding, cross-attend to its token states and know the prompt's category: the one",
+        "its nouns name by `lexicon.json` (WordNet 3.0's nouns that are kinds of the training nouns: \"a",
+        "keg\" is a barrel, conditioned on as \"a barrel\"), else the nearest known one by embedding"
         + (", and to one extra token per count the prompt states (`prompt_counts.py`: the words"
            " counted and a one-hot of the number)" if config["layout_net"].get("count_dim") else "")
         + ". Each category has a slot template (a run of slots per label),",
@@ -126,7 +127,8 @@ def write_card(folder: str, config: dict) -> str:
         "",
         "## What it does not know",
         "- Anything outside the categories above: such prompts are answered with the nearest category",
-        "  (by text embedding) and a note saying so.",
+        "  (by text embedding) and a note saying so. A noun WordNet does not place under a training",
+        "  noun is read by the embedding alone, which knows few rare nouns (\"a sideboard\" reads as a bed).",
         "- Fine detail below the primitives' level and textures; materials are one of "
         + ", ".join(MATERIALS) + " in one of " + ", ".join(COLOURS) + " per part label (all legs alike);",
         "  sizes are normalised to ~2 units.",

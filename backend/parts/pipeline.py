@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 from safetensors.torch import load_file
@@ -29,6 +30,7 @@ from .autoencoder import AutoencoderConfig, PartAutoencoder
 from .contact import attach_floating_parts, stop_inside_kept_parts, stop_smaller_crossing_parts, world_boxes
 from .decode import EXTENT, decode_shape
 from .diffusion import DenoiserConfig, PartDenoiser, SlotCodec, TextCondition
+from .lexicon import shipped as shipped_lexicon
 from .prompt_counts import with_count_tokens
 from .representation import PartShape, number_parts, rotation_from_6d
 from .text import TextEncoder
@@ -40,6 +42,26 @@ EDIT_MARGIN = 0.2  # how far beyond the chosen parts' box an edit may add parts 
 # lies outside what the model knows and the model pulls brought parts towards its own layouts
 # (from 85% a wheeled base rose through a modelled seat): there the aligned parts only settle.
 MIX_START, MIX_START_FITTED = 0.5, 0.92
+
+
+def _put(prompt: str, words: str, noun: str) -> str:
+    """`prompt` with the first `words` (any case) replaced by `noun`, its article made to fit."""
+    def swap(match: re.Match) -> str:
+        article = match.group(1)
+        if not article:
+            return noun
+        fitting = "an" if noun[0] in "aeiou" else "a"
+        return f"{fitting if article.islower() else fitting.capitalize()} {noun}"
+    return re.sub(rf"\b(?:(an?) +)?{re.escape(words)}\b", swap, prompt, count=1, flags=re.IGNORECASE)
+
+
+class Resolved(NamedTuple):
+    """What `resolve_prompt` makes of a prompt."""
+
+    prompt: str  # what the model is conditioned on
+    category: str
+    note: Optional[str]  # for the artist: the prompt is unknown, or a noun of it was read as a category's
+    known: bool
 
 
 @dataclass
@@ -86,6 +108,7 @@ class PartDiffusionPipeline:
         self.caption_embeds = tensors["text.captions"]  # (M, 384)
         self.caption_category = tensors["text.caption_category"]  # (M,)
         self.appearance = load_reader(config, tensors)  # None for weights trained before it
+        self.lexicon = shipped_lexicon()
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -118,33 +141,54 @@ class PartDiffusionPipeline:
     def knows(self) -> list[str]:
         return list(self.categories)
 
-    def resolve_prompt(self, prompt: str) -> tuple[str, str, Optional[str]]:
-        """The prompt to condition on, the nearest known category, and a note when the prompt is unknown.
+    def resolve_prompt(self, prompt: str) -> "Resolved":
+        """The prompt to condition on, the nearest known category, a note when the prompt is
+        unknown or a noun in it was read as a category's own word, and whether it is known.
 
-        Nearest by cosine similarity of MiniLM embeddings to the training captions, of the prompt
-        without its colour and material words (a share of the captions state some: "a red
-        elephant" must not pass for known by its colour).
+        A prompt whose nouns name categories (the lexicon: WordNet's nouns, "a keg" is a kind of
+        barrel) is one of those or a kind of one ("a beacon tower" may be a lighthouse), the one
+        whose training captions are nearest; when none of its nouns is one the captions use for
+        that category, the first that names it is put in the category's own word ("a keg with
+        three hoops" is conditioned on as "a barrel with three hoops"). Otherwise the nearest
+        category by cosine similarity of MiniLM embeddings to the training captions, of the
+        prompt without its colour and material words (a share of the captions state some: "a
+        red elephant" must not pass for known by its colour).
         """
-        emb = self.text_encoder.encode([without_looks(prompt)])[0]
+        text = without_looks(prompt)
+        emb = self.text_encoder.encode([text])[0]
         sims = self.caption_embeds @ emb  # (M,)
+        named = [n for n in self.lexicon.named(text) if n.category in self.categories]
+        if named:
+            def nearest(category: str) -> float:
+                return float(sims[self.caption_category == self.categories.index(category)].max())
+            candidates = dict.fromkeys(c for n in named for c in [n.category, *self.lexicon.kinds.get(n.category, [])])
+            category = max((c for c in candidates if c in self.categories), key=nearest)
+            own = [n for n in named if n.category == category]
+            if not own or any(n.noun in self.lexicon.training for n in own):
+                return Resolved(prompt, category, None, True)
+            prompt = _put(prompt, own[0].words, category)
+            return Resolved(prompt, category, f"Read \"{own[0].words}\" as a {category}.", True)
         best = int(sims.argmax())
         category = self.categories[int(self.caption_category[best])]
-        mentions = any(c.replace("_", " ") in prompt.lower() for c in self.categories)
-        if sims[best] >= KNOWN_SIMILARITY or mentions:
-            return prompt, category, None
+        if sims[best] >= KNOWN_SIMILARITY:
+            return Resolved(prompt, category, None, True)
         note = (f"The built-in model does not know \"{prompt}\"; it made the nearest thing it knows, a {category}. "
                 f"It knows: {', '.join(self.categories)}.")
-        return f"a {category.replace('_', ' ')}", category, note
+        return Resolved(f"a {category.replace('_', ' ')}", category, note, False)
 
     def _embed(self, prompt: str | Sequence[str], n: int) -> TextCondition:
         """The prompts as the denoisers see them: sentence embedding, token states, nearest category."""
         prompts = [prompt] * n if isinstance(prompt, str) else list(prompt)
         if len(prompts) != n:
             raise InputError(f"got {len(prompts)} prompts for {n} shapes")
+        resolved = [self.resolve_prompt(p) for p in prompts]
+        # A noun read as a category's is conditioned on in that category's word ("keg": barrel); an
+        # unknown prompt as it is (run_text sends the nearest category's name in its place).
+        prompts = [r.prompt if r.known else p for r, p in zip(resolved, prompts)]
         emb = self.text_encoder.encode(prompts)  # (n, 384) unit vectors
         if "text_mean" in self.codec.stats:  # standardised as in training
             emb = (emb - self.codec.stats["text_mean"]) / self.codec.stats["text_std"]
-        category = torch.tensor([self.categories.index(self.resolve_prompt(p)[1]) for p in prompts])
+        category = torch.tensor([self.categories.index(r.category) for r in resolved])
         tokens, mask = self.text_encoder.encode_tokens(prompts)
         if self.layout_net.config.count_dim:  # weights trained with count tokens (prompt_counts.py)
             tokens, mask = with_count_tokens(self.text_encoder, prompts, tokens, mask)

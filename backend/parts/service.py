@@ -117,8 +117,9 @@ def read_upload(pipe: PartDiffusionPipeline, data: bytes, what: str, face_mask: 
     d = (extras or {}).get(EXTRAS_KEY, {}) if isinstance(extras, dict) else {}
     if not isinstance(d, dict) or "shape" not in d:
         named = hint or meshes[0].name
-        _, category, unknown = pipe.resolve_prompt(named)
-        unknown = unknown or (not hint and BLENDER_DEFAULT_NAME.fullmatch(named.strip()) is not None)
+        resolved = pipe.resolve_prompt(named)
+        category = resolved.category
+        unknown = not resolved.known or (not hint and BLENDER_DEFAULT_NAME.fullmatch(named.strip()) is not None)
         ids = decode_indices(extras.get(VERTEX_IDS_KEY), sum(len(m.vertices) for m in meshes)) \
             if isinstance(extras, dict) and VERTEX_IDS_KEY in extras else None
         fit = fit_mesh(pipe.autoencoder, meshes, mask, category, pipe.codec.templates.get(category, []),
@@ -252,7 +253,7 @@ def run_text(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[st
     p = _with_defaults(params, TEXT_PARAMS, TEXT_LIMITS)
     if not str(p["prompt"]).strip():
         raise InputError("prompt is empty: describe the object, e.g. \"a chair with four legs\"")
-    prompt, category, note = pipe.resolve_prompt(str(p["prompt"]))
+    prompt, category, note, _ = pipe.resolve_prompt(str(p["prompt"]))
     out = pipe(prompt, p["negative_prompt"], 1, p["num_inference_steps"], p["guidance_scale"],
                torch.Generator().manual_seed(p["seed"]), callback)
     shape = out.shapes[0]
@@ -307,7 +308,7 @@ def run_edit(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[st
         notes.append(f"regenerated part(s): {', '.join(chosen)}")
         jumps = dict(jump_length=int(p["jump_length"]), jump_n_sample=int(p["jump_n_sample"]))
         if p["mode"] == "edit":
-            prompt, _, note = pipe.resolve_prompt(prompt)
+            prompt, _, note, _ = pipe.resolve_prompt(prompt)
             notes += [note] if note else []
             result = pipe.edit(shape, chosen, prompt, **jumps, **common)
         else:

@@ -82,8 +82,8 @@ def test_the_parts_together_face_outward(pipe):
 
 
 def test_unknown_prompt_gets_nearest_category_and_a_note(pipe):
-    prompt, category, note = pipe.resolve_prompt("a fire-breathing dragon")
-    assert category in pipe.knows() and note and "does not know" in note
+    prompt, category, note, known = pipe.resolve_prompt("a fire-breathing dragon")
+    assert category in pipe.knows() and not known and note and "does not know" in note
 
 
 def test_every_category_asked_by_name_comes_out_as_itself(pipe):

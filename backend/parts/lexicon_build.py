@@ -1,0 +1,149 @@
+"""Build the built-in model's noun lexicon (lexicon.json) from WordNet 3.0: which category each
+English noun names, so a prompt in the artist's words ("a keg", "a turret", "a packing case")
+reaches the category it means, where the sentence encoder alone knows too few rare nouns.
+
+    python -m backend.parts.lexicon_build [--wordnet /usr/share/wordnet] [--out backend/parts/lexicon.json]
+
+The WordNet database files come with Debian's `wordnet-base` package (or Princeton's own
+release). A noun maps to a category when one of its two most frequent senses is a physical
+thing (an artifact, an organism or a natural object) and is, or is a kind of (at most
+MAX_DEPTH hypernym links up), a sense of one of the category's *training* nouns
+(captions.NOUNS[category][0] and the training attribute nouns). No held-out paraphrase noun is
+an input: what WordNet says of them is found, not taught, which is why the paraphrase split
+stays held out (tests/backend/test_parts_lexicon.py checks the inputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+MAX_DEPTH = 3  # hypernym links from a noun's sense up to a category's sense
+SENSES = 2  # a noun's most frequent senses considered (a rare sense must not decide: "wheel" is a bicycle only in slang)
+ANCHOR_SENSES = 3  # a training noun's first physical sense among these anchors its category ("car": the automobile, not the railway car)
+PHYSICAL = ("artifact", "organism", "natural object")  # first senses of these: the roots of physical things
+OUT = Path(__file__).with_name("lexicon.json")
+NOTICE = ("Derived from WordNet 3.0. WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. "
+          "THIS SOFTWARE AND DATABASE IS PROVIDED \"AS IS\" AND PRINCETON UNIVERSITY MAKES NO REPRESENTATIONS OR "
+          "WARRANTIES, EXPRESS OR IMPLIED. BY WAY OF EXAMPLE, BUT NOT LIMITATION, PRINCETON UNIVERSITY MAKES NO "
+          "REPRESENTATIONS OR WARRANTIES OF MERCHANTABILITY OR FITNESS FOR ANY PARTICULAR PURPOSE OR THAT THE USE OF "
+          "THE LICENSED SOFTWARE, DATABASE OR DOCUMENTATION WILL NOT INFRINGE ANY THIRD PARTY PATENTS, COPYRIGHTS, "
+          "TRADEMARKS OR OTHER RIGHTS.")
+
+
+class WordNetNouns:
+    """The noun part of a WordNet database folder: synsets' lemmas and hypernyms, and each
+    lemma's senses in WordNet's frequency order (its `data.noun` and `index.noun` formats)."""
+
+    def __init__(self, folder: str | Path):
+        folder = Path(folder)
+        self.lemmas: dict[str, list[str]] = {}
+        self.hypernyms: dict[str, list[str]] = {}
+        for line in (folder / "data.noun").read_text(encoding="latin-1").splitlines():
+            if line.startswith(" "):  # the licence header
+                continue
+            fields = line.split(" | ")[0].split()
+            offset, count = fields[0], int(fields[3], 16)
+            self.lemmas[offset] = [fields[4 + 2 * k].lower().replace("_", " ") for k in range(count)]
+            at = 4 + 2 * count
+            pointers = int(fields[at])
+            self.hypernyms[offset] = [fields[at + 1 + 4 * k + 1] for k in range(pointers)
+                                      if fields[at + 1 + 4 * k] in ("@", "@i")]
+        self.senses: dict[str, list[str]] = {}
+        for line in (folder / "index.noun").read_text(encoding="latin-1").splitlines():
+            if line.startswith(" "):
+                continue
+            fields = line.split()
+            count = int(fields[2])
+            self.senses[fields[0].lower().replace("_", " ")] = fields[-count:]
+        self.exceptions: dict[str, str] = {}  # irregular plurals: "knives" -> "knife"
+        path = folder / "noun.exc"
+        if path.is_file():
+            for line in path.read_text(encoding="latin-1").splitlines():
+                words = line.split()
+                if len(words) >= 2:
+                    self.exceptions.setdefault(words[0].replace("_", " "), words[1].replace("_", " "))
+
+    def up(self, offset: str, depth: int) -> dict[str, int]:
+        """`offset` and its hypernyms up to `depth` links, each with its distance."""
+        seen, frontier = {offset: 0}, [offset]
+        for d in range(1, depth + 1):
+            frontier = [h for o in frontier for h in self.hypernyms.get(o, ()) if h not in seen]
+            for h in frontier:
+                seen.setdefault(h, d)
+        return seen
+
+    def is_physical(self, offset: str, roots: set[str]) -> bool:
+        return any(o in roots for o in self.up(offset, 64))
+
+
+def build(wordnet: WordNetNouns, training_nouns: dict[str, list[str]]) -> dict[str, object]:
+    """The lexicon: {"nouns": {noun: category}, "plurals": {irregular plural: noun}, "training":
+    [the training nouns], "kinds": {category: [the categories that are kinds of it]}} ("tower":
+    a lighthouse is one).
+
+    Args:
+        wordnet: The database.
+        training_nouns: Category -> the nouns its training captions use (the only anchors).
+    """
+    roots = {wordnet.senses[word][0] for word in PHYSICAL if word in wordnet.senses}
+    anchors: dict[str, set[str]] = defaultdict(set)  # sense -> categories it is a sense of
+    for category, nouns in training_nouns.items():
+        for noun in nouns:
+            physical = [o for o in wordnet.senses.get(noun, [])[:ANCHOR_SENSES] if wordnet.is_physical(o, roots)]
+            if physical:
+                anchors[physical[0]].add(category)
+    kinds: dict[str, set[str]] = defaultdict(set)  # category -> the categories that are kinds of it
+    for offset, categories in anchors.items():
+        for up in wordnet.up(offset, MAX_DEPTH):
+            for general in anchors.get(up, ()):
+                kinds[general] |= categories - {general}
+    nouns: dict[str, str] = {}
+    for lemma, offsets in wordnet.senses.items():
+        best = None  # (sense rank, distance) -> categories
+        for rank, offset in enumerate(offsets[:SENSES]):
+            if not wordnet.is_physical(offset, roots):
+                continue
+            for up, distance in wordnet.up(offset, MAX_DEPTH).items():
+                for category in anchors.get(up, ()):
+                    key = (rank, distance)
+                    if best is None or key < best[0]:
+                        best = (key, {category})
+                    elif key == best[0]:
+                        best[1].add(category)
+        if best is not None and len(best[1]) == 1:  # two categories equally near: say nothing
+            nouns[lemma] = next(iter(best[1]))
+    for category, own in training_nouns.items():  # a category's own words are always its own
+        for noun in own:
+            nouns[noun] = category
+    plurals = {plural: noun for plural, noun in wordnet.exceptions.items() if noun in nouns}
+    training = sorted({noun for own in training_nouns.values() for noun in own})
+    return {"notice": NOTICE, "nouns": dict(sorted(nouns.items())), "plurals": dict(sorted(plurals.items())),
+            "training": training, "kinds": {c: sorted(k) for c, k in sorted(kinds.items()) if k}}
+
+
+def training_nouns() -> dict[str, list[str]]:
+    """Each category's training nouns: the captions' plain nouns and their attribute nouns."""
+    from .captions import ATTRIBUTE_NOUNS, NOUNS
+
+    nouns = {category: list(pair[0]) for category, pair in NOUNS.items()}
+    for (category, _key, _value), noun in ATTRIBUTE_NOUNS.items():
+        nouns[category].append(noun)
+    return nouns
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wordnet", default="/usr/share/wordnet", help="WordNet 3.0's dict folder")
+    parser.add_argument("--out", default=str(OUT))
+    args = parser.parse_args(argv)
+    lexicon = build(WordNetNouns(args.wordnet), training_nouns())
+    Path(args.out).write_text(json.dumps(lexicon, indent=0, sort_keys=False) + "\n")
+    print(f"{len(lexicon['nouns'])} nouns, {len(lexicon['plurals'])} irregular plurals -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

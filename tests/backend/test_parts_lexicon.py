@@ -1,0 +1,102 @@
+"""The built-in model's noun lexicon: built from WordNet with the training nouns as its only
+anchors (so the paraphrase split stays held out), read back from prompts, and used to reach the
+category a noun names ("a keg" is a barrel) where the sentence encoder alone goes astray."""
+
+import json
+
+import pytest
+import torch
+
+from backend.parts import captions
+from backend.parts.lexicon import PATH, Lexicon
+from backend.parts.lexicon_build import WordNetNouns, build, training_nouns
+
+# A small WordNet in its own file formats: roots of physical things, a barrel with a keg below
+# it, a tower with a lighthouse and a turret, "chest" as a body part first and a box second, a
+# noun as near to two categories, and "wheel" naming a bicycle only in its third sense.
+SYNSETS = [
+    ("00000010", ["artifact"], []), ("00000011", ["organism"], []), ("00000012", ["natural_object"], []),
+    ("00000013", ["body_part"], []),
+    ("00000020", ["container"], ["00000010"]),
+    ("00000030", ["barrel", "cask"], ["00000020"]), ("00000031", ["keg"], ["00000030"]),
+    ("00000040", ["tower"], ["00000010"]), ("00000041", ["lighthouse", "beacon"], ["00000040"]),
+    ("00000042", ["turret"], ["00000040"]),
+    ("00000050", ["chest", "thorax"], ["00000013"]), ("00000051", ["chest", "box"], ["00000020"]),
+    ("00000052", ["coffer"], ["00000051"]),
+    ("00000060", ["widget"], ["00000030", "00000040"]),
+    ("00000080", ["cactus"], ["00000011"]),
+    ("00000090", ["wheel"], ["00000010"]), ("00000091", ["steering_wheel", "wheel"], ["00000010"]),
+    ("00000092", ["bicycle", "wheel"], ["00000010"]),
+]
+SENSE_ORDER = {"wheel": ["00000090", "00000091", "00000092"], "chest": ["00000050", "00000051"]}
+TRAINING = {"barrel": ["barrel"], "tower": ["tower"], "lighthouse": ["lighthouse"], "chest": ["chest"],
+            "cactus": ["cactus"], "bicycle": ["bicycle"]}
+
+
+@pytest.fixture
+def wordnet(tmp_path):
+    data, senses = [], {}
+    for offset, words, hypernyms in SYNSETS:
+        pointers = " ".join(f"@ {h} n 0000" for h in hypernyms)
+        data.append(f"{offset} 06 n {len(words):02x} {' '.join(f'{w} 0' for w in words)} {len(hypernyms):03d} "
+                    f"{pointers} | a gloss")
+        for word in words:
+            senses.setdefault(word, []).append(offset)
+    senses.update(SENSE_ORDER)
+    index = [f"{word} n {len(offsets)} 1 @ {len(offsets)} 0 {' '.join(offsets)}" for word, offsets in senses.items()]
+    (tmp_path / "data.noun").write_text("  1 This file is part of a test\n" + "\n".join(data) + "\n")
+    (tmp_path / "index.noun").write_text("\n".join(sorted(index)) + "\n")
+    (tmp_path / "noun.exc").write_text("cacti cactus\n")
+    return WordNetNouns(tmp_path)
+
+
+def test_nouns_reach_the_category_they_are_a_kind_of(wordnet):
+    lexicon = build(wordnet, TRAINING)
+    nouns = lexicon["nouns"]
+    assert nouns["keg"] == "barrel" and nouns["cask"] == "barrel" and nouns["turret"] == "tower"
+    assert nouns["coffer"] == "chest"  # through "chest" the box: the body part is no physical thing here
+    assert nouns["beacon"] == "lighthouse"  # the nearer category wins: it is a lighthouse before a tower
+    assert "widget" not in nouns  # as near to a barrel as to a tower: it says nothing
+    assert "wheel" not in nouns  # a bicycle only in its third sense: a rare sense must not decide
+    assert lexicon["plurals"] == {"cacti": "cactus"} and lexicon["kinds"] == {"tower": ["lighthouse"]}
+    assert lexicon["training"] == sorted(n for own in TRAINING.values() for n in own)
+
+
+def test_a_prompt_names_categories_by_its_longest_nouns(wordnet):
+    built = build(wordnet, TRAINING)
+    lexicon = Lexicon(built["nouns"], built["plurals"], set(built["training"]), built["kinds"])
+    named = lexicon.named("Two Kegs, three cacti and a steering wheel beside a beacon")
+    assert [(n.words, n.noun, n.category) for n in named] == [
+        ("kegs", "keg", "barrel"), ("cacti", "cactus", "cactus"), ("beacon", "beacon", "lighthouse")]
+
+
+def test_only_training_nouns_anchor_the_shipped_lexicon():
+    """The held-out paraphrase nouns are never an input: the anchors are the training captions'
+    nouns, and the shipped file was built from exactly those."""
+    anchors = training_nouns()
+    assert anchors == {c: [*captions.NOUNS[c][0], *[n for (cat, _k, _v), n in captions.ATTRIBUTE_NOUNS.items()
+                                                     if cat == c]] for c in captions.NOUNS}
+    shipped = json.loads(PATH.read_text())
+    assert shipped["training"] == sorted({n for own in anchors.values() for n in own})
+    assert all(shipped["nouns"][noun] == c for c, own in anchors.items() for noun in own)
+    assert "WordNet 3.0 Copyright 2006 by Princeton University" in shipped["notice"]
+
+
+def test_a_noun_the_captions_never_use_reaches_its_category_in_its_own_word(pipe):
+    resolved = pipe.resolve_prompt("a keg with three hoops")
+    assert resolved.category == "barrel" and resolved.prompt == "a barrel with three hoops" and resolved.known
+    assert resolved.note == 'Read "keg" as a barrel.'
+    assert pipe.resolve_prompt("an automobile with four wheels").prompt == "a car with four wheels"
+    assert pipe.resolve_prompt("a turret with two arrow slits").category == "tower"  # the encoder alone: a barrel
+    plain = pipe.resolve_prompt("a rock with three boulders")  # its own noun: left as it is
+    assert plain == ("a rock with three boulders", "rock", None, True)
+    shape = pipe("a keg with three hoops", num_shapes=1, num_inference_steps=10,
+                 generator=torch.Generator().manual_seed(0)).shapes[0]
+    assert shape.category == "barrel" and any(label.startswith("hoop") for label in shape.labels), shape.labels
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from backend.parts.pipeline import PartDiffusionPipeline
+
+    return PartDiffusionPipeline.from_pretrained()
