@@ -72,7 +72,8 @@ def side_by_side(results: list[MeshResult], names: list[str]) -> MeshResult:
     the widest), the textures joined left to right into one (every UV's u squeezed into its
     own strip). The metadata is the first result's, with every note once."""
     widest = max(float(np.ptp(r.parts[0].vertices[:, 0])) for r in results)
-    size = max(r.texture.shape[0] for r in results)
+    if len({r.texture.shape for r in results}) != 1:  # (one job's texture_size: never in practice)
+        raise ValueError("the results' textures differ in size")
     parts, strips, notes, x = [], [], [], 0.0
     for k, (result, name) in enumerate(zip(results, names)):
         part = result.parts[0]
@@ -82,10 +83,7 @@ def side_by_side(results: list[MeshResult], names: list[str]) -> MeshResult:
         x = float(vertices[:, 0].max())
         uv = part.uv.copy()
         uv[:, 0] = (k + uv[:, 0]) / len(results)
-        texture = result.texture
-        if texture.shape[0] != size:  # (a shared size in practice: one job's texture_size)
-            raise ValueError("the results' textures differ in size")
-        strips.append(texture)
+        strips.append(result.texture)
         parts.append(replace(part, name=name, vertices=vertices, uv=uv))
         notes += [n for n in result.metadata.get("notes", []) if n not in notes]
     return MeshResult(parts=parts, texture=np.concatenate(strips, axis=1),

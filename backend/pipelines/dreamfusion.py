@@ -115,7 +115,8 @@ def distil_to_mesh(device, p: dict[str, Any], files: dict[str, bytes], guidance,
                               "albedo_steps": min(1000, steps // 5), "seed": seed, **config})
     metadata = {**metadata, "initialised": placement is not None}
 
-    def relay(phase, step, total, preview=None, within=0.0, state=None, checkpoint=None):  # the job may ask where it stands
+    def relay(phase, step, total, preview=None, within=0.0, state=None, checkpoint=None):
+        # the job may ask where it stands, and keeps checkpoints to go on from
         callback(phase, step, total, preview, within, state=lambda: particles_result(fields, placement, p, metadata),
                  checkpoint=checkpoint and (lambda: {"stage": "distill", "distill": checkpoint(),
                                                      "placement": placement and placement.checkpoint_state()}))

@@ -173,7 +173,7 @@ def test_prolificdreamer_stopped_by_a_backend_restart_resumes_to_the_same_result
     """Two VSD particles, side by side in one result; their camera LoRA and its optimiser are
     part of what goes on."""
     spec = {"task": "text_to_3d", "model": "prolificdreamer-sd",
-            "params": {"prompt": "a teapot", "num_inference_steps": 16, "lora_rank": 2, "particles": 2, **FEW}}
+            "params": {"prompt": "a teapot", "num_inference_steps": 10, "lora_rank": 2, "particles": 2, **FEW}}
     with service() as client:
         whole = result_of(client, client.post("/jobs", data={"spec": json.dumps(spec)}).json()["id"])
         scene = read_glb(whole)

@@ -62,7 +62,7 @@ assert len(landed.data.polygons) > 0 and json.loads(landed["diffusion3d"])["mode
 # Cancel a long run, then Continue it: from its checkpoint, exactly; and, as if the checkpoint had
 # been deleted, from its saved state as a draft, for the steps left.
 settings = addon_module("panels.preferences").backend_settings(bpy.context)
-request = jobs.JobRequest("text_to_3d", {"prompt": "a stool", "seed": 4, "num_inference_steps": 40,
+request = jobs.JobRequest("text_to_3d", {"prompt": "a stool", "seed": 4, "num_inference_steps": 24,
                                          "render_resolution": 16, "grid_size": 32, "texture_size": 256},
                           "a stool", "dreamfusion-sd")
 long_job = jobs.add_job(jobs.Job(request))
@@ -80,13 +80,13 @@ assert long_job.has_checkpoint
 assert bpy.ops.diffusion3d.continue_job(key=long_job.key) == {'FINISHED'}
 exact = jobs.JOBS[0]
 assert exact.state == "succeeded" and exact.label == "a stool (continued)", (exact.state, exact.error)
-assert exact.request.resume == long_job.backend_id and exact.params["num_inference_steps"] == 40
+assert exact.request.resume == long_job.backend_id and exact.params["num_inference_steps"] == 24
 assert len(bpy.data.objects[exact.applied_to].data.polygons) > 0
 long_job.has_checkpoint = False  # as if it had been deleted to save space
 assert bpy.ops.diffusion3d.continue_job(key=long_job.key) == {'FINISHED'}
 resumed = jobs.JOBS[0]
 assert resumed.state == "succeeded" and resumed.label == "a stool (continued)", (resumed.state, resumed.error)
-assert resumed.request.params["num_inference_steps"] == 40 - reached and resumed.request.params["seed"] == 4
+assert resumed.request.params["num_inference_steps"] == 24 - reached and resumed.request.params["seed"] == 4
 assert "mesh" not in resumed.request.files  # sent (the draft) and let go
 assert len(bpy.data.objects[resumed.applied_to].data.polygons) > 0
 result, error = call(bpy.ops.diffusion3d.continue_job, key=resumed.key)  # it finished: nothing to continue
