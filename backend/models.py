@@ -369,6 +369,7 @@ def _distill_entries() -> list[ModelEntry]:
                    "the rest stays exactly as it is (a GPU: minutes; downloads ~5 GB once)",
                    source=source, load=load_prior, run=reshape.run,
                    params=reshape.PARAMS, limits=reshape.LIMITS, check=reshape.check_request,
+                   resumable=True,
                    is_available_offline=lambda: offline(source), expected_time="~3 min on a GPU (estimate)"),
     ]
 

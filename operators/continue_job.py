@@ -18,12 +18,14 @@ from .jobs import JobOperator, JobRequest, find_job
 
 
 def continuable(job) -> bool:
-    """A job that stopped early and kept a checkpoint, or a text-to-3D one whose model starts
-    from a draft and kept its state."""
+    """A text- or image-to-3D job that stopped early and kept a checkpoint, or a text-to-3D one
+    whose model starts from a draft and kept its state. (A reshape resumes through the API: its
+    result belongs on the object it was made from, which a new job here would not know.)"""
     if not job.backend_id or job.state not in ("cancelled", "failed"):
         return False
     takes_draft = any(m.get("name") == job.model and m.get("takes_draft") for m in properties.MODELS)
-    return job.has_checkpoint or (job.has_current_state and job.task == "text_to_3d" and takes_draft)
+    return (job.has_checkpoint and job.task in ("text_to_3d", "image_to_3d")) \
+        or (job.has_current_state and job.task == "text_to_3d" and takes_draft)
 
 
 def remaining_params(job) -> dict:

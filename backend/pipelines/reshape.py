@@ -12,13 +12,14 @@ only the moved vertices' positions (and normals) differ, and the metadata names 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
 from formats.face_parts import to_runs
 
+from ..distill import checkpoint as checkpoints
 from ..distill.guidance.delta import DDSConfig, DeltaDenoisingScore, PDSConfig, PosteriorDistillationSampling
 from ..distill.guidance.sds import ScoreDistillation, SDSConfig
 from ..distill.guidance.stable_diffusion import StableDiffusionPrior
@@ -63,14 +64,17 @@ def check_request(params: dict[str, Any], files: dict[str, bytes]) -> None:
 
 
 def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, bytes],
-        callback: StepCallback) -> MeshResult:
+        callback: StepCallback, resume: Optional[dict[str, Any]] = None) -> MeshResult:
     """Reshape the masked faces of the uploaded mesh.
 
     Args:
         prior: From `load`.
         params: Keys of PARAMS plus `seed`.
         files: "mesh" (GLB) and "face_mask" (one byte per triangle in the GLB's order).
-        callback: ("reshape", step, total, preview) each step; raises JobCancelled to stop.
+        callback: ("reshape", step, total, preview) each step; raises JobCancelled to stop. Each
+            step offers its current state and its checkpoint.
+        resume: A checkpoint this model made, with the same params and files: the run goes on
+            from the step after it and ends as an uninterrupted run would.
 
     Returns:
         The mesh's parts as uploaded, the region moved; metadata["reshape"]["moved"] lists the
@@ -114,10 +118,13 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
             return _moved_mesh(parts, graph, deformation.positions().cpu().numpy(), metadata, p["border_width"])
 
     def relay(phase, step, total, preview=None, within=0.0, state=None, checkpoint=None):
-        callback(phase, step, total, preview, within, state=now)
+        callback(phase, step, total, preview, within, state=now,
+                 checkpoint=checkpoint and (lambda: {"stage": "reshape", "reshape": checkpoint()}))
 
+    checkpoints.stage_of(resume, ("reshape",))
     moved = reshape(graph, guidance, p["prompt"].strip(), config, relay, p["negative_prompt"],
-                    source_prompt if p["identity"] != "sds" else None, device=prior.device, deformation=deformation)
+                    source_prompt if p["identity"] != "sds" else None, device=prior.device, deformation=deformation,
+                    resume=resume and resume["reshape"])
     return _moved_mesh(parts, graph, moved, metadata, p["border_width"])
 
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
+from ..distill import checkpoint as checkpoints
 from ..distill.guidance.base import Guidance, View
 from ..distill.trainer import to_preview
 from ..render.camera import Camera
@@ -66,7 +67,8 @@ class ReshapeConfig:
 def reshape(graph: RegionGraph, guidance: Guidance, prompt: str, config: ReshapeConfig = ReshapeConfig(),
             callback: StepCallback = no_progress, negative_prompt: Optional[str] = None,
             source_prompt: Optional[str] = None, device: str | torch.device = "cpu",
-            on_step=None, deformation: Optional[SmoothDisplacement] = None) -> np.ndarray:
+            on_step=None, deformation: Optional[SmoothDisplacement] = None,
+            resume: Optional[dict[str, Any]] = None) -> np.ndarray:
     """Move the free vertices of `graph` so that renders of the region score well under `guidance`.
 
     Args:
@@ -74,12 +76,15 @@ def reshape(graph: RegionGraph, guidance: Guidance, prompt: str, config: Reshape
         guidance: SDS, or DDS / PDS (given `source_prompt`: they then get the unedited renders too).
         prompt, negative_prompt: What the region should become, and what to avoid.
         config: See ReshapeConfig.
-        callback: ("reshape", step, total, preview) each step; raises JobCancelled to stop.
+        callback: ("reshape", step, total, preview, checkpoint=...) each step; raises JobCancelled
+            to stop. `checkpoint()` makes the run's state after that step.
         source_prompt: What the unedited mesh shows, for DDS / PDS (None: plain guidance).
         device: Where renders and the optimiser run.
         on_step: Optional (step, views, loss) hook for tests and benches.
         deformation: The displacement to optimise (default: a new one from the config), for a
             caller that reads where it stands while it runs.
+        resume: A state `checkpoint()` made (unpacked): the run goes on from the step after it,
+            exactly as if it had never stopped.
 
     Returns:
         (W, 3) float32 welded positions after the last step (fixed vertices exactly as given).
@@ -95,7 +100,14 @@ def reshape(graph: RegionGraph, guidance: Guidance, prompt: str, config: Reshape
     decay = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda k: 1 - (1 - config.final_lr) * k / max(config.steps, 1))
     preview_view = region_view(centre, normal, radius, normal, config, 256)
     last_preview = -math.inf
-    for step in range(1, config.steps + 1):
+    parts = {"deformation": deformation, "optimiser": optimiser, "step sizes": decay}
+
+    def snapshot() -> dict[str, Any]:
+        return checkpoints.loop_state(step, device, generator, guidance, **parts)
+
+    first = 1 if resume is None else checkpoints.load_loop_state(resume, config.steps, device, generator, guidance,
+                                                                 **parts) + 1
+    for step in range(first, config.steps + 1):
         views = [region_view(centre, normal, radius, direction, config, config.resolution)
                  for direction in cone_directions(normal, config.cone, config.views_per_step, generator)]
         positions = deformation.positions()
@@ -117,7 +129,7 @@ def reshape(graph: RegionGraph, guidance: Guidance, prompt: str, config: Reshape
             last_preview = time.monotonic()
             with torch.no_grad():
                 preview = to_preview(shade(deformation.positions(), faces, preview_view.camera, config.background)[0])
-        callback("reshape", step, config.steps, preview)
+        callback("reshape", step, config.steps, preview, checkpoint=snapshot)
     with torch.no_grad():
         return deformation.positions().cpu().numpy()
 

@@ -7,9 +7,11 @@ import pytest
 import torch
 import trimesh
 
+from backend.distill import checkpoint as checkpoints
 from backend.distill.guidance.delta import DDSConfig, DeltaDenoisingScore
 from backend.distill.guidance.oracle import OracleDenoiser
 from backend.distill.metrics import chamfer_distance, psnr
+from backend.errors import JobCancelled
 from backend.reshape.optimise import ReshapeConfig, region_view, reshape
 from backend.reshape.region import SmoothDisplacement, region_frame, region_graph
 from backend.reshape.shading import shade
@@ -61,7 +63,7 @@ def test_dds_reshape_reaches_the_oracle_edit_and_keeps_the_rest_exactly():
                                    generator=torch.Generator().manual_seed(0))
     previews = []
     moved = reshape(graph, guidance, "a bump", config, source_prompt="a ball",
-                    callback=lambda phase, step, total, preview=None: previews.append(preview))
+                    callback=lambda phase, step, total, preview=None, **_: previews.append(preview))
     result = moved[graph.weld]  # back to the input's vertices
 
     fixed = np.ones(len(vertices), bool)
@@ -82,6 +84,32 @@ def test_dds_reshape_reaches_the_oracle_edit_and_keeps_the_rest_exactly():
     assert reached >= 28.0 and untouched < 25.0, (reached, untouched)
     assert truth.shape == torch.from_numpy(result).shape
     assert sum(p is not None for p in previews) >= 1 and len(previews) == config.steps
+
+
+def test_a_reshape_stopped_and_resumed_ends_exactly_where_an_unstopped_one_does():
+    """The displacement, Adam's moments, the shrinking step size and DDS's draws all go on."""
+    vertices, faces, selected, target = sphere_and_edit()
+    graph = region_graph(vertices, faces, selected, border=0.0)
+    config = ReshapeConfig(steps=12, resolution=32, seed=0)
+
+    def run(stop_at=None, resume=None):
+        oracle = PromptOracle({"a bump": target, "a ball": vertices}, faces)
+        guidance = DeltaDenoisingScore(oracle, DDSConfig(guidance_scale=1.0, weighting="sds"),
+                                       total_steps=config.steps, generator=torch.Generator().manual_seed(0))
+        kept = {}
+
+        def callback(phase, step, total, preview=None, checkpoint=None, **_):
+            if step == stop_at:
+                kept["data"] = checkpoints.pack(checkpoint())
+                raise JobCancelled()
+        try:
+            return reshape(graph, guidance, "a bump", config, callback, source_prompt="a ball", resume=resume)
+        except JobCancelled:
+            return kept["data"]
+
+    whole = run()
+    assert np.array_equal(whole, run(resume=checkpoints.unpack(run(stop_at=5))))
+    assert not np.array_equal(whole, graph.positions)  # it moved: there was something to get right
 
 
 def test_the_border_band_moves_by_a_falling_weight_and_nothing_beyond_it():
