@@ -8,20 +8,32 @@ from typing import Any, Optional
 
 from ..errors import InputError
 
+LOCAL_STARTS = 2  # tries at starting a local Ray instance
+
 
 def connect(ray, address: str, runtime_env: Optional[dict] = None) -> None:
     """Join the cluster at `address` ("local": start a Ray instance on this machine, even where
     RAY_ADDRESS names a cluster: the user asked for this one).
 
+    A local instance that does not come up in time (Ray gives its node 30 s, which a busy
+    two-core machine can miss: "The current node timed out during startup") is started once more.
+
     Raises:
         InputError: the cluster cannot be reached, saying how to start one.
     """
-    try:
-        ray.init(address=address, include_dashboard=False if address == "local" else None, log_to_driver=False,
-                 ignore_reinit_error=True, runtime_env=runtime_env)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise InputError(f"could not reach the Ray cluster at {address!r} ({error}); start it with `ray start "
-                         "--head` (and `ray start --address HEAD:6379` on each worker machine)") from None
+    for attempt in range(LOCAL_STARTS if address == "local" else 1):
+        try:
+            ray.init(address=address, include_dashboard=False if address == "local" else None, log_to_driver=False,
+                     ignore_reinit_error=True, runtime_env=runtime_env)
+            return
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            failure = error
+            break
+        except Exception as error:  # Ray's own: a node that timed out during startup
+            failure = error
+            ray.shutdown()  # what came up of it, before the next start
+    raise InputError(f"could not reach the Ray cluster at {address!r} ({failure}); start it with `ray start "
+                     "--head` (and `ray start --address HEAD:6379` on each worker machine)")
 
 
 def capacity(ray) -> tuple[int, str, int]:

@@ -1,5 +1,6 @@
 """A batch spread over a local Ray cluster (two workers on this machine's two cores): every row
-ends once, bad rows recorded, and a worker killed mid-run loses nothing and makes nothing twice."""
+ends once, bad rows recorded, and a worker killed mid-run loses nothing and makes nothing twice;
+a local instance slow to start is started once more."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import signal
 import pytest
 
 from backend.batch import run_batch
+from backend.cluster.nodes import connect
+from backend.errors import InputError
 from backend.models import TEST_MODELS_ENV, LoadOptions
 
 pytest.importorskip("ray")
@@ -56,3 +59,33 @@ def test_the_command_takes_ray_local(tmp_path, monkeypatch, capsys):
                                                    for n in range(3)) + "\n")
     status = main(["batch", str(tmp_path / "jobs.jsonl"), "--out-dir", str(tmp_path / "out"), "--ray", "local"])
     assert status == 0 and "3 succeeded" in capsys.readouterr().err
+
+
+class SlowStartingRay:
+    """A `ray` module whose local node times out starting `failures` times, as Ray's own does on
+    a busy machine, then comes up."""
+
+    def __init__(self, failures: int):
+        self.failures, self.inits, self.shutdowns = failures, 0, 0
+
+    def init(self, **kwargs):
+        self.inits += 1
+        if self.inits <= self.failures:
+            raise Exception("The current node timed out during startup.")
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+
+def test_a_local_instance_that_times_out_starting_is_started_once_more():
+    ray = SlowStartingRay(failures=1)
+    connect(ray, "local")
+    assert (ray.inits, ray.shutdowns) == (2, 1)
+    never = SlowStartingRay(failures=5)
+    with pytest.raises(InputError, match="timed out during startup"):
+        connect(never, "local")
+    assert never.inits == 2
+    remote = SlowStartingRay(failures=1)
+    with pytest.raises(InputError, match="could not reach the Ray cluster"):
+        connect(remote, "10.0.0.1:6379")  # a cluster's own trouble: said at once, not retried
+    assert remote.inits == 1
