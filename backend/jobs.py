@@ -153,6 +153,17 @@ def check_inputs(task: str, files: dict[str, bytes]) -> None:
             check_image(files[name], name)
 
 
+def _new_record(task: str, model: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A queued job's record, as the job store keeps it and the API sends it."""
+    return {
+        "id": uuid.uuid4().hex, "task": task, "model": model, "params": params,
+        "state": "queued", "phase": "queued", "step": 0, "total": 0, "progress": 0.0, "eta_s": None,
+        "message": "", "error": None, "has_preview": False, "has_result": False, "result_metadata": None,
+        "has_current_state": False, "has_checkpoint": False, "resumed_from": None, "candidates": 0,
+        "ran_on": None, "created_at": time.time(), "started_at": None, "finished_at": None,
+    }
+
+
 class _Job:
     """A queued or running job: its live record and controls (its uploads wait on disk)."""
 
@@ -252,14 +263,7 @@ class JobManager:
         """
         entry = get_entry(task, model, self.entries)
         params = checked_request(entry, params, files)
-        record = {
-            "id": uuid.uuid4().hex, "task": task, "model": entry.name, "params": params,
-            "state": "queued", "phase": "queued", "step": 0, "total": 0, "progress": 0.0, "eta_s": None,
-            "message": "", "error": None, "has_preview": False, "has_result": False, "result_metadata": None,
-            "has_current_state": False, "has_checkpoint": False, "resumed_from": None, "candidates": 0,
-            "ran_on": None, "created_at": time.time(), "started_at": None, "finished_at": None,
-        }
-        return self._queue_job(_Job(record, entry), files)
+        return self._queue_job(_Job(_new_record(task, entry.name, params), entry), files)
 
     def resume(self, job_id: str) -> dict[str, Any]:
         """Queue a new job that goes on exactly where a cancelled or interrupted one stopped: the
@@ -278,7 +282,10 @@ class JobManager:
             raise KeyError(job_id)
         if old["state"] not in ("cancelled", "failed"):
             raise LookupError(f"job {job_id} is {old['state']}: only a cancelled or interrupted job can be resumed")
-        entry = next((e for e in self.entries if e.name == old["model"] and e.task == old["task"]), None)
+        try:
+            entry = get_entry(old["task"], old["model"], self.entries)
+        except InputError:  # a model this backend no longer serves
+            entry = None
         path = self.store.checkpoint_path(job_id)
         if entry is None or not entry.resumable:
             raise LookupError(f"model {old['model']} cannot resume a job; submit it again")
@@ -289,11 +296,7 @@ class JobManager:
             data = path.read_bytes()
         except OSError as e:
             raise LookupError(f"job {job_id}'s checkpoint cannot be read ({e}); submit it again") from None
-        record = {**old, "id": uuid.uuid4().hex, "state": "queued", "phase": "queued", "step": 0, "total": 0,
-                  "progress": 0.0, "eta_s": None, "message": "", "error": None, "has_preview": False,
-                  "has_result": False, "result_metadata": None, "has_current_state": False, "has_checkpoint": False,
-                  "resumed_from": job_id, "candidates": 0, "ran_on": None, "created_at": time.time(),
-                  "started_at": None, "finished_at": None}
+        record = {**_new_record(old["task"], entry.name, old["params"]), "resumed_from": job_id}
         return self._queue_job(_Job(record, entry), {CHECKPOINT: data})
 
     def _queue_job(self, job: _Job, files: dict[str, bytes]) -> dict[str, Any]:

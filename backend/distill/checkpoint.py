@@ -160,6 +160,13 @@ def stage_of(resume: Optional[dict[str, Any]], stages: tuple[str, ...]) -> Optio
     return stage
 
 
+def pipeline_state(stage: str, state: dict[str, Any], placement: Any = None, **more: Any) -> dict[str, Any]:
+    """A pipeline's checkpoint: the stage it stopped in, that stage's loop state under the
+    stage's name (what `stage_of` finds), where a draft was placed (distill.init.Placement or
+    None) and anything else the stage needs to start again (`more`)."""
+    return {"stage": stage, stage: state, "placement": placement and placement.checkpoint_state(), **more}
+
+
 def mismatch(what: str, detail: str) -> InputError:
     return InputError(f"the checkpoint's {what} does not fit this run ({detail}): it was saved by another "
                       "model, version or settings; start the job again")

@@ -118,8 +118,7 @@ def distil_to_mesh(device, p: dict[str, Any], files: dict[str, bytes], guidance,
     def relay(phase, step, total, preview=None, within=0.0, state=None, checkpoint=None):
         # the job may ask where it stands, and keeps checkpoints to go on from
         callback(phase, step, total, preview, within, state=lambda: particles_result(fields, placement, p, metadata),
-                 checkpoint=checkpoint and (lambda: {"stage": "distill", "distill": checkpoint(),
-                                                     "placement": placement and placement.checkpoint_state()}))
+                 checkpoint=checkpoint and (lambda: checkpoints.pipeline_state("distill", checkpoint(), placement)))
 
     distill(fields if len(fields) > 1 else fields[0], guidance, p["prompt"].strip(), config, relay,
             p.get("negative_prompt"), resume=resume and resume["distill"])

@@ -90,9 +90,6 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
         draft = fit_to_upload(field, files["mesh"], seed, callback) if files.get("mesh") else None
         placement = draft.placement if draft else None
 
-    def kept(stage: str, state: dict[str, Any], **more: Any) -> dict[str, Any]:  # what a checkpoint holds
-        return {"stage": stage, stage: state, "placement": placement and placement.checkpoint_state(), **more}
-
     if stage == "refine":  # the coarse stage had ended: its mesh is in the checkpoint
         vertices, faces = checkpoints.restore("mesh", lambda: _kept_mesh(resume["mesh"]))
     elif coarse_steps:
@@ -105,7 +102,7 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
 
         def coarse_relay(phase, step, total, preview=None, within=0.0, state=None, checkpoint=None):
             callback(phase, step, total, preview, within, state=lambda: surface_result(field, placement, p, metadata),
-                     checkpoint=checkpoint and (lambda: kept("distill", checkpoint())))
+                     checkpoint=checkpoint and (lambda: checkpoints.pipeline_state("distill", checkpoint(), placement)))
 
         distill(field, coarse, prompt, config, coarse_relay, p["negative_prompt"],
                 resume=resume["distill"] if stage == "distill" else None)
@@ -129,7 +126,8 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
 
     def fine_relay(phase, step, total, preview=None, within=0.0, state=None, checkpoint=None):
         callback(phase, step, total, preview, within, state=now,
-                 checkpoint=checkpoint and (lambda: kept("refine", checkpoint(), mesh=start)))
+                 checkpoint=checkpoint and (lambda: checkpoints.pipeline_state("refine", checkpoint(), placement,
+                                                                                 mesh=start)))
 
     refine_mesh(mesh, fine, prompt, MeshStageConfig(steps=fine_steps, cameras=CameraConfig(
         resolution=int(p["fine_resolution"])), seed=seed), fine_relay, p["negative_prompt"],

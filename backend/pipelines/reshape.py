@@ -119,7 +119,7 @@ def run(prior: StableDiffusionPrior, params: dict[str, Any], files: dict[str, by
 
     def relay(phase, step, total, preview=None, within=0.0, state=None, checkpoint=None):
         callback(phase, step, total, preview, within, state=now,
-                 checkpoint=checkpoint and (lambda: {"stage": "reshape", "reshape": checkpoint()}))
+                 checkpoint=checkpoint and (lambda: checkpoints.pipeline_state("reshape", checkpoint())))
 
     checkpoints.stage_of(resume, ("reshape",))
     moved = reshape(graph, guidance, p["prompt"].strip(), config, relay, p["negative_prompt"],
