@@ -308,7 +308,7 @@ def fix_articles(text):
     return re.sub(r"\ba (?=[aeiou])", "an ", text)  # "a office chair" -> "an office chair"
 
 
-def _join(items):
+def join_phrases(items):
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
@@ -356,4 +356,4 @@ def _caption(shape_or_category_attributes, rng, wording, keys, adjectives) -> st
     noun = f"{adjectives} {noun}".strip()
     if not phrases:
         return fix_articles(bare[rng.integers(len(bare))].format(noun=noun))
-    return fix_articles(templates[rng.integers(len(templates))].format(noun=noun, attrs=_join(phrases)))
+    return fix_articles(templates[rng.integers(len(templates))].format(noun=noun, attrs=join_phrases(phrases)))

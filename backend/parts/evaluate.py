@@ -25,6 +25,7 @@ from .eval_attributes import (
     SPLITS, Item, attribute_accuracy, heldout_items, ideal_baseline, random_attribute_baseline, training_captions,
 )
 from .eval_distribution import distribution
+from .eval_reading import reading_accuracy
 from .pipeline import DEFAULT_WEIGHTS, PartDiffusionPipeline, category_prompt, settle_new_shape
 from .representation import PartShape
 from .train import GridCache, encode_shape
@@ -88,8 +89,9 @@ def evaluate(pipe: PartDiffusionPipeline, cfg: EvalConfig = EvalConfig(), log=pr
     # 1. Attribute accuracy per wording split, read from the delivered meshes, beside baselines
     trained = training_captions(pipe.config["train"]["n_shapes"], pipe.config["train"]["seed"])
     log(f"attribute accuracy (n prompts per split, every attribute stated; read from the {cfg.resolution}³ mesh):")
+    split_items = {}
     for k, split in enumerate(SPLITS):
-        items = heldout_items(split, cfg.n_attribute, cfg.seed, trained)
+        items = split_items[split] = heldout_items(split, cfg.n_attribute, cfg.seed, trained)
         m = attribute_accuracy(pipe, items, cfg.resolution, cfg.seed + k, cfg.steps, cfg.guidance_scale, cfg.batch)
         metrics[f"attributes.{split}"] = m
         log(f"  {split:>22}: {_accuracy_line(m)}")
@@ -103,7 +105,11 @@ def evaluate(pipe: PartDiffusionPipeline, cfg: EvalConfig = EvalConfig(), log=pr
                 metrics[f"attributes.baseline.{name}"] = b
                 log(f"  {'baseline: ' + name:>22}: {_accuracy_line(b)}")
 
-    # 1b. Colours and materials per part, beside a prompt-ignoring and a keyword baseline
+    # 1b. The phrase reader alone, text only, beside a reader without its rules
+    log("phrase reading (text only):")
+    metrics.update(reading_accuracy(pipe.reader, split_items, cfg.n_attribute, cfg.seed, log))
+
+    # 1c. Colours and materials per part, beside a prompt-ignoring and a keyword baseline
     log(f"colours and materials ({cfg.n_appearance} held-out prompts per wording):")
     metrics.update(appearance_accuracy(pipe, cfg.n_appearance, cfg.seed, log))
 

@@ -30,6 +30,16 @@ def evaluation_lines(metrics: dict) -> list[str]:
         name = key[len("attributes."):].replace("baseline.", "baseline: ")
         lines.append(f"| {name} | {m['attribute']:.3f} ± {m['attribute_se']:.3f} | {m['shape']:.3f} ± "
                      f"{m['shape_se']:.3f} | {m['n']} |")
+    reading = [k for k in metrics if k.startswith("reading.")]
+    if reading:
+        lines += ["", "Phrase reading alone (`eval_reading.py`, text only): of the attributes a prompt states, the share",
+                  "read as stated; of those it does not state (prompts stating about 40%), the share read anyway.",
+                  "The reader's constants were chosen on the paraphrases of the tuned categories:", "",
+                  "| system | prompts | stated right | invented | n |", "|---|---|---|---|---|"]
+        for key in reading:
+            m, (_, system, prompts) = metrics[key], key.split(".", 2)
+            invented = f"{m['invented']:.3f}" if "invented" in m else "-"
+            lines.append(f"| {system} | {prompts} | {m['stated']:.3f} | {invented} | {m['n']} |")
     appearance = [k for k in metrics if k.startswith("appearance.")]
     if appearance:
         lines += ["", "Colours and materials per part (held-out shapes, every prompt states some; a part label is right",
@@ -69,7 +79,9 @@ def write_card(folder: str, config: dict) -> str:
         "keg\" is a barrel, conditioned on as \"a barrel\"), else the nearest known one by embedding"
         + (", and to one extra token per count the prompt states (`prompt_counts.py`: the words"
            " counted and a one-hot of the number)" if config["layout_net"].get("count_dim") else "")
-        + ". Each category has a slot template (a run of slots per label),",
+        + ". The prompt's attributes are first read into the training captions' own words",
+        "(`phrase_reader.py`: \"three feet\" is \"three legs\"; only training phrases are anchors) and the",
+        "shape is conditioned on that caption. Each category has a slot template (a run of slots per label),",
         "so a slot holds the same part in every shape of its category. After sampling, a part that",
         "passes right through a larger one where the category's training shapes never do (a leg up",
         "through the seat) is shortened to end inside it, and new parts left floating are moved until",
@@ -132,8 +144,11 @@ def write_card(folder: str, config: dict) -> str:
         "- Fine detail below the primitives' level and textures; materials are one of "
         + ", ".join(MATERIALS) + " in one of " + ", ".join(COLOURS) + " per part label (all legs alike);",
         "  sizes are normalised to ~2 units.",
-        "- Prompts are read through MiniLM: counts and attributes worded as in training work best; the",
-        "  paraphrase row above is what other wordings cost.",
+        "- Attribute phrases are matched to the training phrases by MiniLM similarity, count by count:",
+        "  synonyms and other frames are read (the unseen-wording rows), but wordings that need world",
+        "  knowledge (\"three axles\" for six wheels, \"a corolla of six\" for six petals) are not, and a",
+        "  stretch near a wrong phrase is read wrong; the paraphrase row is what such wordings cost, and",
+        "  the phrase-reading table shows how often a part named without its shape is read as one.",
         "- Asked for a category alone (\"a chair\"), it varies its shapes far less than the data does:",
         "  see the distribution table's coverage and 1-NNA beside the ideal and collapsed systems.",
         "- Meshes it did not make are fitted before an edit (`fitting.py`): a piece's 8-number latent",

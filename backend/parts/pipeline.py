@@ -31,6 +31,7 @@ from .contact import attach_floating_parts, stop_inside_kept_parts, stop_smaller
 from .decode import EXTENT, decode_shape
 from .diffusion import DenoiserConfig, PartDenoiser, SlotCodec, TextCondition
 from .lexicon import shipped as shipped_lexicon
+from .phrase_reader import PhraseReader, reading_note
 from .prompt_counts import with_count_tokens
 from .representation import PartShape, number_parts, rotation_from_6d
 from .text import TextEncoder
@@ -58,10 +59,11 @@ def _put(prompt: str, words: str, noun: str) -> str:
 class Resolved(NamedTuple):
     """What `resolve_prompt` makes of a prompt."""
 
-    prompt: str  # what the model is conditioned on
+    prompt: str  # the prompt in the category's own noun, colours kept ("a keg ..." -> "a barrel ...")
     category: str
-    note: Optional[str]  # for the artist: the prompt is unknown, or a noun of it was read as a category's
+    note: Optional[str]  # for the artist: the prompt is unknown, a noun or phrase was read in the model's words
     known: bool
+    reading: Optional[str] = None  # the attributes read, as a training caption: what the shape is conditioned on
 
 
 @dataclass
@@ -109,6 +111,7 @@ class PartDiffusionPipeline:
         self.caption_category = tensors["text.caption_category"]  # (M,)
         self.appearance = load_reader(config, tensors)  # None for weights trained before it
         self.lexicon = shipped_lexicon()
+        self.reader = PhraseReader(text_encoder)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -165,16 +168,25 @@ class PartDiffusionPipeline:
             category = max((c for c in candidates if c in self.categories), key=nearest)
             own = [n for n in named if n.category == category]
             if not own or any(n.noun in self.lexicon.training for n in own):
-                return Resolved(prompt, category, None, True)
+                return self._read(prompt, category, None)
             prompt = _put(prompt, own[0].words, category)
-            return Resolved(prompt, category, f"Read \"{own[0].words}\" as a {category}.", True)
+            return self._read(prompt, category, f"Read \"{own[0].words}\" as a {category}.")
         best = int(sims.argmax())
         category = self.categories[int(self.caption_category[best])]
         if sims[best] >= KNOWN_SIMILARITY:
-            return Resolved(prompt, category, None, True)
+            return self._read(prompt, category, None)
         note = (f"The built-in model does not know \"{prompt}\"; it made the nearest thing it knows, a {category}. "
                 f"It knows: {', '.join(self.categories)}.")
         return Resolved(f"a {category.replace('_', ' ')}", category, note, False)
+
+    def _read(self, prompt: str, category: str, note: Optional[str]) -> "Resolved":
+        """A known prompt resolved, with its attributes read into a training caption (phrase_reader)."""
+        read = self.reader.read(prompt, category)
+        if not read:
+            return Resolved(prompt, category, note, True)
+        said = reading_note(read)
+        note = " ".join(n for n in (note, said) if n) or None
+        return Resolved(prompt, category, note, True, self.reader.caption(category, read))
 
     def _embed(self, prompt: str | Sequence[str], n: int) -> TextCondition:
         """The prompts as the denoisers see them: sentence embedding, token states, nearest category."""
@@ -182,9 +194,10 @@ class PartDiffusionPipeline:
         if len(prompts) != n:
             raise InputError(f"got {len(prompts)} prompts for {n} shapes")
         resolved = [self.resolve_prompt(p) for p in prompts]
-        # A noun read as a category's is conditioned on in that category's word ("keg": barrel); an
-        # unknown prompt as it is (run_text sends the nearest category's name in its place).
-        prompts = [r.prompt if r.known else p for r, p in zip(resolved, prompts)]
+        # A known prompt is conditioned on the attributes read from it, in training words, or else
+        # in its category's noun ("keg": barrel); an unknown prompt as it is (run_text sends the
+        # nearest category's name in its place).
+        prompts = [r.reading or (r.prompt if r.known else p) for r, p in zip(resolved, prompts)]
         emb = self.text_encoder.encode(prompts)  # (n, 384) unit vectors
         if "text_mean" in self.codec.stats:  # standardised as in training
             emb = (emb - self.codec.stats["text_mean"]) / self.codec.stats["text_std"]

@@ -18,8 +18,10 @@ MAX_COUNT = 12
 COUNT_DIM = MAX_COUNT + 1  # one-hot of 0..MAX_COUNT
 MAX_MENTIONS = 8  # a prompt's counts beyond these are ignored (prompts come from users)
 _WORDS = {"no": 0, "none": 0, "nothing": 0, "without": 0, "zero": 0, "one": 1, "single": 1, "a single": 1,
-          "two": 2, "twin": 2, "a pair of": 2, "pair of": 2, "both": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-          "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
+          "lone": 1, "sole": 1, "two": 2, "twin": 2, "a pair of": 2, "pair of": 2, "pair": 2, "both": 2,
+          "a couple of": 2, "couple": 2, "double": 2, "three": 3, "trio": 3, "triple": 3, "four": 4, "quartet": 4,
+          "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "dozen": 12}
+COUNT_WORDS = frozenset(w for w in _WORDS if " " not in w)
 _NUMBER = "|".join(sorted(map(re.escape, _WORDS), key=len, reverse=True)) + r"|\d{1,3}"
 _STOP = r"(?:and|with|that|but|or|on|in|plus)\b"
 # a number, then up to three words of what it counts (stopping at a clause boundary)
@@ -44,6 +46,20 @@ def count_mentions(prompt: str) -> list[tuple[int, str]]:
         if len(out) == MAX_MENTIONS:
             break
     return out
+
+
+def first_count(phrase: str) -> int | None:
+    """The first count `phrase` states, wherever it stands ("three feet": 3, "no arms": 0), or None.
+
+    >>> first_count("a pair of turbines"), first_count("a tall back")
+    (2, None)
+    """
+    match = _MENTION.search(phrase.lower())
+    if match is None or not match.group(2).strip():
+        return None
+    word = match.group(1)
+    n = int(word) if word.isdigit() else _WORDS[word]
+    return n if n <= MAX_COUNT else None
 
 
 def with_count_tokens(encoder, prompts: list[str], tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

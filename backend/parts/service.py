@@ -253,7 +253,7 @@ def run_text(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[st
     p = _with_defaults(params, TEXT_PARAMS, TEXT_LIMITS)
     if not str(p["prompt"]).strip():
         raise InputError("prompt is empty: describe the object, e.g. \"a chair with four legs\"")
-    prompt, category, note, _ = pipe.resolve_prompt(str(p["prompt"]))
+    prompt, category, note = pipe.resolve_prompt(str(p["prompt"]))[:3]
     out = pipe(prompt, p["negative_prompt"], 1, p["num_inference_steps"], p["guidance_scale"],
                torch.Generator().manual_seed(p["seed"]), callback)
     shape = out.shapes[0]
@@ -308,7 +308,8 @@ def run_edit(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[st
         notes.append(f"regenerated part(s): {', '.join(chosen)}")
         jumps = dict(jump_length=int(p["jump_length"]), jump_n_sample=int(p["jump_n_sample"]))
         if p["mode"] == "edit":
-            prompt, _, note, _ = pipe.resolve_prompt(prompt)
+            resolved = pipe.resolve_prompt(prompt)
+            prompt, note = resolved.prompt, resolved.note
             notes += [note] if note else []
             result = pipe.edit(shape, chosen, prompt, **jumps, **common)
         else:

@@ -51,11 +51,12 @@ class TextEncoder:
         self._model = AutoModel.from_pretrained(self.model_name, local_files_only=local).to(self.device).eval()
 
     @torch.no_grad()
-    def _embed(self, texts: Sequence[str], batch_size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """(pooled, token states) of each distinct text, from the cache or encoded now."""
+    def _embed(self, texts: Sequence[str], batch_size: int, cache: bool = True) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """(pooled, token states) of each distinct text, from the cache or encoded now (and cached
+        when `cache`)."""
         found = {}
         for text in dict.fromkeys(texts):
-            if text in self._cache:
+            if cache and text in self._cache:
                 self._cache.move_to_end(text)
                 found[text] = self._cache[text]
         missing = [t for t in dict.fromkeys(texts) if t not in found]
@@ -72,14 +73,17 @@ class TextEncoder:
             hidden = hidden.float().cpu()
             for j, text in enumerate(chunk):
                 found[text] = (pooled[j], hidden[j, : int(tokens["attention_mask"][j].sum())].clone())
-                self._cache[text] = found[text]
+                if cache:
+                    self._cache[text] = found[text]
         while len(self._cache) > self.max_cached:
             self._cache.popitem(last=False)
         return found
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
-        """Args: texts: prompts. Returns: (B, 384) float32 unit vectors on the CPU."""
-        found = self._embed(texts, batch_size)
+    def encode(self, texts: Sequence[str], batch_size: int = 64, cache: bool = True) -> torch.Tensor:
+        """Args: texts: prompts; cache: keep them in the cache (not for one-off texts such as a
+        prompt's word runs, which would push the prompts out). Returns: (B, 384) float32 unit
+        vectors on the CPU."""
+        found = self._embed(texts, batch_size, cache)
         if not texts:
             return torch.zeros(0, TEXT_DIM)
         return torch.stack([found[t][0] for t in texts])

@@ -89,7 +89,7 @@ def test_a_noun_the_captions_never_use_reaches_its_category_in_its_own_word(pipe
     assert pipe.resolve_prompt("an automobile with four wheels").prompt == "a car with four wheels"
     assert pipe.resolve_prompt("a turret with two arrow slits").category == "tower"  # the encoder alone: a barrel
     plain = pipe.resolve_prompt("a rock with three boulders")  # its own noun: left as it is
-    assert plain == ("a rock with three boulders", "rock", None, True)
+    assert plain[:4] == ("a rock with three boulders", "rock", None, True)
     shape = pipe("a keg with three hoops", num_shapes=1, num_inference_steps=10,
                  generator=torch.Generator().manual_seed(0)).shapes[0]
     assert shape.category == "barrel" and any(label.startswith("hoop") for label in shape.labels), shape.labels

@@ -1,0 +1,120 @@
+"""The phrase reader: a prompt's attributes, said in the artist's words, read into the training
+captions' own words, with only training phrases as anchors (so the paraphrase split stays held
+out), and the shape model conditioned on what was read."""
+
+import time
+
+import pytest
+import torch
+
+from backend.parts import captions
+from backend.parts.phrase_reader import MAX_WORDS, PhraseReader, reading_note
+from backend.parts.text import TextEncoder
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return PhraseReader(TextEncoder())
+
+
+def values(reader, prompt, category):
+    return {p.attribute: p.value for p in reader.read(prompt, category)}
+
+
+def test_only_training_words_are_anchors(reader):
+    """Every phrase the reader compares with is a training phrase, a training attribute noun or a
+    training noun; no paraphrase phrase, noun or attribute noun is among them."""
+    held_out = {p for attrs in captions.PHRASES.values() for vals in attrs.values() for _, para in vals.values()
+                for p in para} | set(captions.PARAPHRASE_ATTRIBUTE_NOUNS.values()) | {
+                n for _, para in captions.NOUNS.values() for n in para}
+    for category, attrs in captions.PHRASES.items():
+        training = {p for vals in attrs.values() for train, _ in vals.values() for p in train}
+        training |= {n for (c, _, _), n in captions.ATTRIBUTE_NOUNS.items() if c == category}
+        training |= set(captions.NOUNS[category][0])
+        anchors = set(reader._table(category).phrases)
+        assert anchors <= training, (category, anchors - training)
+        assert not anchors & (held_out - training), (category, anchors & held_out)
+
+
+def test_every_training_phrase_in_a_new_frame_reads_as_its_value(reader):
+    """Each value's caption phrase, in a sentence frame training never used, reads back as that
+    value and as nothing else."""
+    wrong = []
+    for category, attrs in captions.PHRASES.items():
+        noun = captions.NOUNS[category][0][0]
+        for attribute, vals in attrs.items():
+            for value, (train, _) in vals.items():
+                got = values(reader, f"make me a {noun}, {train[0]}", category)
+                if got != {attribute: value}:
+                    wrong.append((category, train[0], got))
+    assert not wrong, wrong[:5]
+
+
+@pytest.mark.parametrize("prompt, category, expected", [
+    ("a chair with three feet and nothing to rest the arms on", "chair", {"legs": 3, "arms": "none"}),
+    ("a four-legged chair with a high backrest", "chair", {"legs": 4, "height": "tall"}),
+    ("an office chair on wheels", "chair", {"legs": "wheels"}),  # a training attribute noun
+    ("a shelf unit with no casters and 3 shelves", "shelf unit", {"wheels": "no", "shelves": 3}),
+    ("a shelf unit with casters", "shelf unit", {"wheels": "yes"}),  # "no" before it decides
+])
+def test_other_words_read_as_the_training_phrases(reader, prompt, category, expected):
+    assert values(reader, prompt, category) == expected
+
+
+@pytest.mark.parametrize("prompt, category", [
+    ("a chair", "chair"),
+    ("make me a low-poly stool", "stool"),  # "low-poly" is no low frame
+    ("a wooden table with a glass top", "table"),  # the top named, its shape not said
+    ("a red chair with black metal legs", "chair"),
+])
+def test_nothing_is_read_that_the_prompt_does_not_say(reader, prompt, category):
+    assert values(reader, prompt, category) == {}
+
+
+def test_counts_must_agree(reader):
+    """A stretch with a count matches only phrases with that count: "four feet" is never three
+    legs, "a pair of turbines" only two engines."""
+    assert values(reader, "a stool with four feet", "stool").get("legs") == 4
+    assert values(reader, "a table with three feet", "table").get("legs") == 3
+    assert values(reader, "a jet with a pair of turbines", "airplane").get("engines") == 2
+
+
+def test_the_caption_reads_back_as_itself(reader):
+    """The pipeline resolves the prompts it is given again: a reading's caption must read the same."""
+    read = reader.read("a chair with three feet and nothing to rest the arms on", "chair")
+    caption = reader.caption("chair", read)
+    assert caption == "a chair with three legs and no arms"
+    assert values(reader, caption, "chair") == {p.attribute: p.value for p in read}
+    assert reading_note(reader.read(caption, "chair")) is None  # word for word: nothing to tell
+    assert reading_note(read) == 'Read "three feet" as "three legs", "nothing to rest the arms" as "no arms".'
+
+
+def test_a_long_prompt_is_read_in_bounded_time(reader):
+    reader.read("a chair with four legs", "chair")  # the category's phrases embedded
+    t = time.perf_counter()
+    got = values(reader, "a chair with four legs " + "and very nice " * 5000, "chair")
+    assert got == {"legs": 4} and time.perf_counter() - t < 10  # only the first MAX_WORDS words
+    assert MAX_WORDS <= 64
+
+
+def test_an_unknown_category_reads_nothing(reader):
+    assert reader.read("a thing with four legs", "spaceship hangar") == []
+
+
+def test_the_shape_model_is_conditioned_on_the_reading(pipe):
+    """Asked in other words, the denoisers see exactly what the training words give them; the
+    artist is told how the prompt was read and the colours stay in the prompt."""
+    resolved = pipe.resolve_prompt("a red chair with three feet and nothing to rest the arms on")
+    assert resolved.reading == "a chair with three legs and no arms" and resolved.category == "chair"
+    assert resolved.prompt.startswith("a red chair") and '"three feet" as "three legs"' in resolved.note
+    said, canonical = pipe._embed(resolved.prompt, 1), pipe._embed("a chair with three legs and no arms", 1)
+    assert torch.equal(said.pooled, canonical.pooled) and torch.equal(said.tokens, canonical.tokens)
+    plain = pipe.resolve_prompt("a chair")
+    assert plain.reading is None and plain.note is None
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from backend.parts.pipeline import PartDiffusionPipeline
+
+    return PartDiffusionPipeline.from_pretrained()
