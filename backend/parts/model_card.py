@@ -34,7 +34,8 @@ def evaluation_lines(metrics: dict) -> list[str]:
     if reading:
         lines += ["", "Phrase reading alone (`eval_reading.py`, text only): of the attributes a prompt states, the share",
                   "read as stated; of those it does not state (prompts stating about 40%), the share read anyway.",
-                  "The reader's constants were chosen on the paraphrases of the tuned categories:", "",
+                  "Its constants were chosen on the paraphrases of the tuned categories (the even-numbered ones in",
+                  "`captions.PHRASES`); the others were never looked at while choosing them:", "",
                   "| system | prompts | stated right | invented | n |", "|---|---|---|---|---|"]
         for key in reading:
             m, (_, system, prompts) = metrics[key], key.split(".", 2)
@@ -145,10 +146,10 @@ def write_card(folder: str, config: dict) -> str:
         + ", ".join(MATERIALS) + " in one of " + ", ".join(COLOURS) + " per part label (all legs alike);",
         "  sizes are normalised to ~2 units.",
         "- Attribute phrases are matched to the training phrases by MiniLM similarity, count by count:",
-        "  synonyms and other frames are read (the unseen-wording rows), but wordings that need world",
-        "  knowledge (\"three axles\" for six wheels, \"a corolla of six\" for six petals) are not, and a",
-        "  stretch near a wrong phrase is read wrong; the paraphrase row is what such wordings cost, and",
-        "  the phrase-reading table shows how often a part named without its shape is read as one.",
+        "  training phrases in new sentence frames are read in full and many synonyms are, but wordings",
+        "  that need world knowledge (\"three axles\" for six wheels, \"a corolla of six\" for six petals)",
+        "  are not, and a stretch near a wrong phrase is read wrong: the paraphrase rows are what such",
+        "  wordings cost, and the invented column how often an attribute the prompt does not state is read.",
         "- Asked for a category alone (\"a chair\"), it varies its shapes far less than the data does:",
         "  see the distribution table's coverage and 1-NNA beside the ideal and collapsed systems.",
         "- Meshes it did not make are fitted before an edit (`fitting.py`): a piece's 8-number latent",
