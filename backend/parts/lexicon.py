@@ -1,6 +1,7 @@
 """The nouns of a prompt that name a category the built-in model knows, from its WordNet-derived
 lexicon (lexicon.json, made by lexicon_build.py): "a keg" names a barrel, "a turret" a tower,
-"a packing case" a crate, though no training caption says so.
+"a packing case" a crate, though no training caption says so; and the one-word names of other
+physical things ("an elephant"), which name none.
 """
 
 from __future__ import annotations
@@ -29,13 +30,18 @@ class Lexicon:
     """Noun -> category, with irregular plurals and the nouns the training captions use."""
 
     def __init__(self, nouns: dict[str, str], plurals: dict[str, str], training: set[str],
-                 kinds: dict[str, list[str]]):
-        self.nouns, self.plurals, self.training, self.kinds = nouns, plurals, training, kinds
+                 kinds: dict[str, list[str]], others: frozenset[str] = frozenset()):
+        self.nouns, self.plurals, self.training, self.kinds, self.others = nouns, plurals, training, kinds, others
 
     @classmethod
     def load(cls, path: Path = PATH) -> "Lexicon":
         data = json.loads(path.read_text())
-        return cls(data["nouns"], data["plurals"], set(data["training"]), data["kinds"])
+        return cls(data["nouns"], data["plurals"], set(data["training"]), data["kinds"], frozenset(data.get("others", ())))
+
+    def other_things(self, text: str) -> list[str]:
+        """The words of `text` that name a physical thing of no category ("an elephant"), as nouns."""
+        return [n for w in WORD.findall(text.lower()) for n in [next((f for f in self._singulars(w) if f in self.others), None)]
+                if n is not None]
 
     def noun(self, words: str) -> str | None:
         """The lexicon's noun `words` (lower case, maybe plural) is a form of, or None."""

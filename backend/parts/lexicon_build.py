@@ -81,8 +81,9 @@ class WordNetNouns:
 
 def build(wordnet: WordNetNouns, training_nouns: dict[str, list[str]]) -> dict[str, object]:
     """The lexicon: {"nouns": {noun: category}, "plurals": {irregular plural: noun}, "training":
-    [the training nouns], "kinds": {category: [the categories that are kinds of it]}} ("tower":
-    a lighthouse is one).
+    [the training nouns], "kinds": {category: [the categories that are kinds of it]} ("tower":
+    a lighthouse is one), "others": [one-word nouns whose first sense is a physical thing of no
+    category]}.
 
     Args:
         wordnet: The database.
@@ -118,10 +119,15 @@ def build(wordnet: WordNetNouns, training_nouns: dict[str, list[str]]) -> dict[s
     for category, own in training_nouns.items():  # a category's own words are always its own
         for noun in own:
             nouns[noun] = category
-    plurals = {plural: noun for plural, noun in wordnet.exceptions.items() if noun in nouns}
+    # one-word names of other physical things (an elephant, a piano): a prompt naming one and no
+    # category must be nearer a training caption to pass for known
+    others = sorted(lemma for lemma, offsets in wordnet.senses.items()
+                    if lemma not in nouns and " " not in lemma and "-" not in lemma
+                    and wordnet.is_physical(offsets[0], roots))
+    plurals = {plural: noun for plural, noun in wordnet.exceptions.items() if noun in nouns or noun in others}
     training = sorted({noun for own in training_nouns.values() for noun in own})
     return {"notice": NOTICE, "nouns": dict(sorted(nouns.items())), "plurals": dict(sorted(plurals.items())),
-            "training": training, "kinds": {c: sorted(k) for c, k in sorted(kinds.items()) if k}}
+            "training": training, "kinds": {c: sorted(k) for c, k in sorted(kinds.items()) if k}, "others": others}
 
 
 def training_nouns() -> dict[str, list[str]]:
@@ -141,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lexicon = build(WordNetNouns(args.wordnet), training_nouns())
     Path(args.out).write_text(json.dumps(lexicon, indent=0, sort_keys=False) + "\n")
-    print(f"{len(lexicon['nouns'])} nouns, {len(lexicon['plurals'])} irregular plurals -> {args.out}")
+    print(f"{len(lexicon['nouns'])} nouns, {len(lexicon['others'])} other things, {len(lexicon['plurals'])} "
+          f"irregular plurals -> {args.out}")
     return 0
 
 

@@ -38,6 +38,9 @@ from .text import TextEncoder
 
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights")
 KNOWN_SIMILARITY = 0.45  # below this cosine similarity to every training caption a prompt is "unknown"
+# ... and below this one when it names a thing WordNet knows is of no category: MiniLM puts "an
+# elephant" at 0.45 from an arch, "a piano" at 0.55 from a guitar, "a lamp" at 0.85 from a desk lamp
+OTHER_THING_SIMILARITY = 0.6
 EDIT_MARGIN = 0.2  # how far beyond the chosen parts' box an edit may add parts (shape units)
 # Where part mixing's SDEdit starts, as a fraction of the steps. A fitted shape (an artist's mesh)
 # lies outside what the model knows and the model pulls brought parts towards its own layouts
@@ -155,7 +158,9 @@ class PartDiffusionPipeline:
         three hoops" is conditioned on as "a barrel with three hoops"). Otherwise the nearest
         category by cosine similarity of MiniLM embeddings to the training captions, of the
         prompt without its colour and material words (a share of the captions state some: "a
-        red elephant" must not pass for known by its colour).
+        red elephant" must not pass for known by its colour), known only when that similarity
+        clears KNOWN_SIMILARITY; a prompt that names a physical thing WordNet places under no
+        category must clear OTHER_THING_SIMILARITY too, or state an attribute of the category.
         """
         text = without_looks(prompt)
         emb = self.text_encoder.encode([text])[0]
@@ -174,7 +179,10 @@ class PartDiffusionPipeline:
         best = int(sims.argmax())
         category = self.categories[int(self.caption_category[best])]
         if sims[best] >= KNOWN_SIMILARITY:
-            return self._read(prompt, category, None)
+            resolved = self._read(prompt, category, None)
+            # naming another thing ("an elephant"), a prompt must be nearer, or say something of the category's
+            if resolved.reading or sims[best] >= OTHER_THING_SIMILARITY or not self.lexicon.other_things(text):
+                return resolved
         note = (f"The built-in model does not know \"{prompt}\"; it made the nearest thing it knows, a {category}. "
                 f"It knows: {', '.join(self.categories)}.")
         return Resolved(f"a {category.replace('_', ' ')}", category, note, False)

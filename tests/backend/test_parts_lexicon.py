@@ -60,6 +60,8 @@ def test_nouns_reach_the_category_they_are_a_kind_of(wordnet):
     assert "wheel" not in nouns  # a bicycle only in its third sense: a rare sense must not decide
     assert lexicon["plurals"] == {"cacti": "cactus"} and lexicon["kinds"] == {"tower": ["lighthouse"]}
     assert lexicon["training"] == sorted(n for own in TRAINING.values() for n in own)
+    # physical things of no category, by their first sense: "wheel", not the body part "chest"
+    assert lexicon["others"] == ["artifact", "container", "organism", "wheel", "widget"]
 
 
 def test_a_prompt_names_categories_by_its_longest_nouns(wordnet):
@@ -68,6 +70,24 @@ def test_a_prompt_names_categories_by_its_longest_nouns(wordnet):
     named = lexicon.named("Two Kegs, three cacti and a steering wheel beside a beacon")
     assert [(n.words, n.noun, n.category) for n in named] == [
         ("kegs", "keg", "barrel"), ("cacti", "cactus", "cactus"), ("beacon", "beacon", "lighthouse")]
+    lexicon.others = frozenset(built["others"])
+    assert lexicon.other_things("Two widgets and a wheel beside a keg") == ["widget", "wheel"]
+
+
+@pytest.mark.parametrize("prompt", ["an elephant", "a piano", "a robot", "an apple", "a red elephant"])
+def test_a_thing_of_no_category_is_not_passed_off_as_one(pipe, prompt):
+    """MiniLM puts these within the usual bar of some training caption ("an elephant" of an arch);
+    WordNet knows they are things of no category, so they are answered as unknown, with a note."""
+    resolved = pipe.resolve_prompt(prompt)
+    assert not resolved.known and "does not know" in resolved.note, resolved
+
+
+@pytest.mark.parametrize("prompt, category", [("a lamp", "desk lamp"), ("a cup", "mug"), ("a ship", "boat"),
+                                              ("a cup with a square handle", "mug")])
+def test_other_nouns_near_a_category_stay_known(pipe, prompt, category):
+    """Not kinds of a category in WordNet, but near its captions, or stating its attributes."""
+    resolved = pipe.resolve_prompt(prompt)
+    assert resolved.known and resolved.category == category, resolved
 
 
 def test_only_training_nouns_anchor_the_shipped_lexicon():
