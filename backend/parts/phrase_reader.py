@@ -5,10 +5,13 @@ Asked in other words ("three feet", "nothing to rest the arms on"), its sentence
 prompt only a little, and the model made the stated attribute half the time. This reader finds,
 for each attribute, the stretch of the prompt that says it: every run of up to MAX_SPAN words is
 embedded with the model's own MiniLM and compared with every training phrase of the category;
-the best-matching (stretch, phrase) pairs are taken greedily, each stretch once. A stretch whose
+the best-matching (stretch, phrase) pairs are taken greedily, each word once. A stretch whose
 count disagrees with the phrase's cannot match it ("three feet" is not "four legs"; "casters"
-after "no" is not "casters"), the category's own nouns take the stretches that only name the
-object, and stretches of filler words ("make me a") match nothing. The shape model is then
+after "no" is not "casters"); a value must lead the attribute's other values by MARGIN, and a
+lone word needs SINGLE_WORD; the category's own nouns take the stretches that only name the
+object; a stretch of only a part's name ("the top") or with colour and material words ("black
+metal legs") says no value unless it is a training phrase word for word; stretches begin and
+end with words that can say something (not "make me a"). The shape model is then
 conditioned on a training-form caption of what was read ("a chair with three legs and no
 arms"); the reading is told to the artist where it was not word for word.
 
@@ -31,20 +34,23 @@ from .prompt_counts import COUNT_WORDS, first_count
 WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
 MAX_WORDS = 40  # a prompt's words read (prompts come from users: the work grows with words × MAX_SPAN)
 MAX_SPAN = 7  # the longest stretch compared: the longest training phrases have 6 words
-# Below this cosine similarity a stretch says nothing the category's phrases say. Chosen on the
-# paraphrases of half the categories (the other half reads alike: see the model card's note).
+# Below this cosine similarity a stretch says nothing the category's phrases say. This and the
+# next two were chosen on the paraphrases of half the categories; eval_reading.py reports the
+# other half apart.
 THRESHOLD = 0.3
 MARGIN = 0.03  # ... and this much nearer the value than the attribute's other values
 # One word alone needs more: a part named in a colour clause ("whose top is green") is near some
 # value of many attributes. (At 0.5 the paraphrases lose 2 points, invented attributes halve.)
 SINGLE_WORD = 0.5
 OWN_WEIGHT = 0.97  # the category's nouns yield to an attribute noun on the same words ("bar stool")
-# Words that state no attribute alone: a stretch of only these is never read.
+# Words that say nothing of a shape's attributes: English function words, requests, and words
+# for the model's style (the evaluation's held-out frames use some: "make me a", "a low-poly").
+# A stretch never begins or ends with one.
 FILLER = frozenset(
     "a an the of with and or to me my i it its is are be would like make give generate create please some kind "
-    "this that has have having which where on in at for by from as model 3d low-poly one whose who whom what "
-    "there their them they we you your our each every also very just so than then was were been being can could "
-    "should will do does did get got want need".split())
+    "this that has have having which where on in at for by from as one whose who whom what there their them "
+    "they we you your our each every also very just so than then was were been being can could should will do "
+    "does did get got want need model 3d mesh asset low-poly lowpoly stylized realistic render game-ready".split())
 
 
 @dataclass(frozen=True)
