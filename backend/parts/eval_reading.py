@@ -62,15 +62,15 @@ def partial_items(n: int, seed: int, wording: str) -> list[tuple[str, str, dict,
 
 def invented(reader, items) -> tuple[float, float, int]:
     """(stated right, invented, unstated attributes) over partial prompts."""
-    st = ok = un = inv = 0
+    stated = right = unstated = read_anyway = 0
     for prompt, category, attributes, keys in items:
         got = {p.attribute: str(p.value) for p in reader.read(prompt, category)}
         for k, v in attributes.items():
             if k in keys:
-                st, ok = st + 1, ok + (got.get(k) == str(v))
+                stated, right = stated + 1, right + (got.get(k) == str(v))
             else:
-                un, inv = un + 1, inv + (k in got)
-    return ok / max(st, 1), inv / max(un, 1), un
+                unstated, read_anyway = unstated + 1, read_anyway + (k in got)
+    return right / max(stated, 1), read_anyway / max(unstated, 1), unstated
 
 
 def reading_accuracy(reader: PhraseReader, splits: dict[str, list[Item]], n: int, seed: int, log=print) -> dict:

@@ -40,8 +40,12 @@ class Lexicon:
 
     def other_things(self, text: str) -> list[str]:
         """The words of `text` that name a physical thing of no category ("an elephant"), as nouns."""
-        return [n for w in WORD.findall(text.lower()) for n in [next((f for f in self._singulars(w) if f in self.others), None)]
-                if n is not None]
+        found = []
+        for word in WORD.findall(text.lower()):
+            noun = next((form for form in self._singulars(word) if form in self.others), None)
+            if noun is not None:
+                found.append(noun)
+        return found
 
     def noun(self, words: str) -> str | None:
         """The lexicon's noun `words` (lower case, maybe plural) is a form of, or None."""

@@ -118,3 +118,14 @@ def pipe():
     from backend.parts.pipeline import PartDiffusionPipeline
 
     return PartDiffusionPipeline.from_pretrained()
+
+
+def test_the_reading_evaluation_sees_a_reader_that_reads_everything(reader):
+    """eval_reading's "invented" share separates the reader from a nearest-value reader that reads
+    every attribute, stated or not (which a split stating every attribute cannot see)."""
+    from backend.parts.eval_reading import NearestValueReader, invented, partial_items
+
+    items = partial_items(24, 3, "heldout")
+    right, read_anyway, unstated = invented(reader, items)
+    _, baseline_anyway, _ = invented(NearestValueReader(reader), items)
+    assert unstated > 20 and baseline_anyway == 1.0 and read_anyway < 0.1 and right > 0.9
