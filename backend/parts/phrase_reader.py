@@ -139,8 +139,12 @@ class PhraseReader:
         return sorted(found.values(), key=lambda p: order[p.attribute])
 
     def caption(self, category: str, read: list[Phrase]) -> str:
-        """A training-form caption stating `read` ("a chair with three legs and no arms")."""
-        return fix_articles(TEMPLATES[0].format(noun=NOUNS[category][0][0], attrs=join_phrases([p.phrase for p in read])))
+        """A training-form caption stating `read` ("a chair with three legs and no arms"), in the
+        training attribute noun that was read, if one was ("an office chair with wheels": the
+        plain "a chair with wheels" made wheels in fewer edits)."""
+        nouns = {noun for (c, _, _), noun in ATTRIBUTE_NOUNS.items() if c == category}
+        noun = next((p.matched for p in read if p.matched in nouns), NOUNS[category][0][0])
+        return fix_articles(TEMPLATES[0].format(noun=noun, attrs=join_phrases([p.phrase for p in read])))
 
     def _table(self, category: str) -> Optional[_Table]:
         if category not in PHRASES:

@@ -85,6 +85,8 @@ def test_the_caption_reads_back_as_itself(reader):
     caption = reader.caption("chair", read)
     assert caption == "a chair with three legs and no arms"
     assert values(reader, caption, "chair") == {p.attribute: p.value for p in read}
+    # a training attribute noun read stays the caption's noun: the strongest wording of its value
+    assert reader.caption("chair", reader.read("an office chair on wheels", "chair")) == "an office chair with wheels"
     assert reading_note(reader.read(caption, "chair")) is None  # word for word: nothing to tell
     assert reading_note(read) == 'Read "three feet" as "three legs", "nothing to rest the arms" as "no arms".'
 
