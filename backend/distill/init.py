@@ -95,7 +95,8 @@ def fit_to_mesh(field: RadianceField, vertices: np.ndarray, faces: np.ndarray, c
     colours = np.full((len(vertices), 3), 0.5) if colours is None else np.asarray(colours, np.float64)[:, :3]
     device = next(field.parameters()).device
     generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(field.parameters(), lr=config.lr)
+    optimiser = torch.optim.Adam(field.parameters(), lr=config.lr,
+                                 fused=device.type in ("cpu", "cuda"))  # one kernel: half the step on a CPU
     bound = field.config.bound
     for step in range(1, config.steps + 1):
         # Half the points near the surface, where the shape's outline and colours are decided.
