@@ -180,7 +180,8 @@ class TextureProjector:
 
     # --- one view --------------------------------------------------------------------
 
-    def visibility(self, camera: Camera, fragments: Fragments, among: torch.Tensor | None = None) -> ViewVisibility:
+    def visibility(self, camera: Camera, fragments: Fragments, among: torch.Tensor | None = None,
+                   texels: torch.Tensor | None = None) -> ViewVisibility:
         """Which surface texels a view sees, how squarely, and where.
 
         A texel counts as seen when all four pixels around its projection show a surface
@@ -194,6 +195,8 @@ class TextureProjector:
             camera: The view's camera.
             fragments: `rasterize` output for that camera.
             among: (F,) bool, only texels on these triangles are tested (None = all).
+            texels: (n,) indices of the only texels to test (None = all): scoring a view by a
+                few texels costs far less than testing every texel of their triangles.
 
         Returns:
             The visible texels.
@@ -215,13 +218,18 @@ class TextureProjector:
         to_eye = F.normalize(eye - self._centroids, dim=-1)  # (F, 3)
         face_quality = (self._normals * to_eye).sum(-1).abs() * candidate  # both sides paint: normals may be flipped
         face_quality = torch.where(face_quality >= self.min_quality, face_quality, torch.zeros_like(face_quality))
-        faces = torch.nonzero(face_quality).squeeze(1)  # texels are grouped by triangle: take whole groups
-        counts = self._texel_count[faces]
-        group = torch.repeat_interleave(torch.arange(len(faces), device=device), counts)  # (n,) position in `faces`
-        first = self._texel_start[faces] - (torch.cumsum(counts, 0) - counts)  # per triangle, so texel = first + k
-        texels = first[group] + torch.arange(len(group), device=device)  # (n,)
-        q = face_quality[faces]
-        quality, tolerance = q[group], depth_tolerance(q, camera.fov_y, height)[group]
+        if texels is None:
+            faces = torch.nonzero(face_quality).squeeze(1)  # texels are grouped by triangle: take whole groups
+            counts = self._texel_count[faces]
+            group = torch.repeat_interleave(torch.arange(len(faces), device=device), counts)  # (n,) position in `faces`
+            first = self._texel_start[faces] - (torch.cumsum(counts, 0) - counts)  # per triangle, so texel = first + k
+            texels = first[group] + torch.arange(len(group), device=device)  # (n,)
+            q = face_quality[faces]
+            quality, tolerance = q[group], depth_tolerance(q, camera.fov_y, height)[group]
+        else:
+            texels = texels[face_quality[s.triangle[texels]] > 0]
+            quality = face_quality[s.triangle[texels]]
+            tolerance = depth_tolerance(quality, camera.fov_y, height)
         position = s.position.index_select(0, texels)  # (n, 3)
         # 3. Project and compare with the depth buffer.
         matrix = camera.full_matrix(device=device, dtype=position.dtype)  # (4, 4)

@@ -206,6 +206,32 @@ def test_fill_views_paint_what_the_planned_views_missed(finite_bakes):
     assert "hidden from every view" in notes[0] and "more fill views" in notes[0] and not notes[1], notes
 
 
+def test_fill_views_are_ranked_by_a_sample_of_the_empty_texels_as_by_all_of_them(monkeypatch):
+    """Scoring candidates on an even sample of the empty texels (fast at 4096 texels a side)
+    picks a direction that sees as many empty texels as the best one counted in full."""
+    from backend.texture import fill_views
+
+    mesh = trimesh.creation.torus(1.0, 0.4, major_sections=48, minor_sections=24)
+    layout = unwrap([(mesh.vertices, mesh.faces)])[0]
+    v, f = torch.from_numpy(layout.vertices).float(), torch.from_numpy(layout.faces).long()
+    projector = TextureProjector(v, f, torch.from_numpy(layout.uv).float(), 1024)
+    for azimuth in range(0, 360, 90):  # a ring of painted views leaves the inner rim empty
+        camera = frame_camera(v, azimuth, 10.0, width=VIEW)
+        projector.quality[projector.visibility(camera, rasterize(v, f, camera)).texels] = 1.0
+    empty = projector.quality <= 0
+
+    def seen_in_full(direction) -> int:
+        camera = frame_camera(v, *direction, width=fill_views.SCORING_RESOLUTION)
+        return int(empty[projector.visibility(camera, rasterize(v, f, camera)).texels].sum())
+
+    full = {d: seen_in_full(d) for d in fill_views.candidate_directions()}
+    monkeypatch.setattr(fill_views, "SCORING_TEXELS", int(empty.sum()) // 50)  # 2% of them
+    used = set()
+    fill_views.best_fill_view(projector, v, f, min_texels=1, width=VIEW, used=used)
+    picked = full[used.pop()]
+    assert picked >= 0.97 * max(full.values()) and max(full.values()) > 2 * min(full.values()), (picked, full)
+
+
 def test_uv_maps_nothing_can_be_painted_in_are_unwrapped_instead():
     """A UV map added but never unwrapped (all corners at one point) or holding NaN: the
     mesh is unwrapped as if it had none, and the metadata says why."""
