@@ -142,7 +142,7 @@ def test_forty_jobs_spread_over_both_replicas_and_a_killed_one_loses_none(servic
     # A slow job to kill mid-run (a built-in job may end between looking and killing), then 40 built-in ones.
     slow = submit(service, {"num_inference_steps": 100, "step_delay": 0.05}).json()["id"]
     ids = [slow] + [submit(service, {"prompt": ("a chair", "a table", "a lamp", "a stool")[n % 4], "seed": n,
-                                     "resolution": 32, "num_inference_steps": 25}, model="builtin").json()["id"]
+                                     "resolution": 32, "num_inference_steps": 6}, model="builtin").json()["id"]
                     for n in range(40)]
     deadline = time.monotonic() + 120
     while not (busy := [r for r in replicas(service) if r["job"] == slow]) and time.monotonic() < deadline:
