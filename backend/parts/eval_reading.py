@@ -28,7 +28,7 @@ class NearestValueReader:
         self.reader = reader
 
     def read(self, prompt: str, category: str) -> list[Phrase]:
-        table = self.reader._table(category)
+        table = self.reader.table(category)
         sims = self.reader.encoder.encode([prompt], cache=False)[0] @ table.embeddings.T
         out = {}
         for r in sims.argsort(descending=True).tolist():

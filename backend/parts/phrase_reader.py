@@ -65,7 +65,7 @@ class Phrase:
 
 
 @dataclass
-class _Table:
+class PhraseTable:
     attributes: list[Optional[str]]  # None: one of the category's own nouns
     values: list[Any]
     phrases: list[str]
@@ -91,11 +91,11 @@ class PhraseReader:
 
     def __init__(self, encoder, threshold: float = THRESHOLD, margin: float = MARGIN):
         self.encoder, self.threshold, self.margin = encoder, threshold, margin
-        self._tables: dict[str, _Table] = {}  # one per category: bounded by PHRASES, not by prompts
+        self._tables: dict[str, PhraseTable] = {}  # one per category: bounded by PHRASES, not by prompts
 
     def read(self, prompt: str, category: str) -> list[Phrase]:
         """The attribute values `prompt` states for `category`, in the prompt's order."""
-        table = self._table(category)
+        table = self.table(category)
         words = WORD.findall(prompt.lower())[:MAX_WORDS]
         spans = [(i, j) for i in range(len(words)) for j in range(i + 1, min(len(words), i + MAX_SPAN) + 1)
                  if words[i] not in FILLER and words[j - 1] not in FILLER]
@@ -146,7 +146,8 @@ class PhraseReader:
         noun = next((p.matched for p in read if p.matched in nouns), NOUNS[category][0][0])
         return fix_articles(TEMPLATES[0].format(noun=noun, attrs=join_phrases([p.phrase for p in read])))
 
-    def _table(self, category: str) -> Optional[_Table]:
+    def table(self, category: str) -> Optional[PhraseTable]:
+        """The category's training phrases, nouns and their embeddings (None for no attributes)."""
         if category not in PHRASES:
             return None
         if category not in self._tables:
@@ -159,7 +160,7 @@ class PhraseReader:
             for attribute, values in PHRASES[category].items():
                 per_value = [{w for p in training for w in WORD.findall(p.lower())} for training, _ in values.values()]
                 shared[attribute] = set.intersection(*per_value) | FILLER
-            self._tables[category] = _Table([a for a, _, _ in rows], [v for _, v, _ in rows], phrases,
+            self._tables[category] = PhraseTable([a for a, _, _ in rows], [v for _, v, _ in rows], phrases,
                                             [first_count(p) for p in phrases], self.encoder.encode(phrases), shared)
         return self._tables[category]
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple, Optional, Sequence
 
@@ -41,6 +43,7 @@ KNOWN_SIMILARITY = 0.45  # below this cosine similarity to every training captio
 # ... and below this one when it names a thing WordNet knows is of no category: MiniLM puts "an
 # elephant" at 0.45 from an arch, "a piano" at 0.55 from a guitar, "a lamp" at 0.85 from a desk lamp
 OTHER_THING_SIMILARITY = 0.6
+RESOLVED_CACHE = 64  # prompts whose resolution is kept (PartDiffusionPipeline.resolve_prompt)
 EDIT_MARGIN = 0.2  # how far beyond the chosen parts' box an edit may add parts (shape units)
 # Where part mixing's SDEdit starts, as a fraction of the steps. A fitted shape (an artist's mesh)
 # lies outside what the model knows and the model pulls brought parts towards its own layouts
@@ -115,6 +118,8 @@ class PartDiffusionPipeline:
         self.appearance = load_reader(config, tensors)  # None for weights trained before it
         self.lexicon = shipped_lexicon()
         self.reader = PhraseReader(text_encoder)
+        self._resolved: OrderedDict[str, Resolved] = OrderedDict()  # bounded: RESOLVED_CACHE
+        self._resolved_lock = threading.Lock()
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -148,6 +153,21 @@ class PartDiffusionPipeline:
         return list(self.categories)
 
     def resolve_prompt(self, prompt: str) -> "Resolved":
+        """`_resolve` once per prompt: a job resolves its prompt for its notes, then again for
+        each shape it conditions (20-110 ms each, the phrase reader's share), so the last
+        RESOLVED_CACHE prompts are kept."""
+        with self._resolved_lock:
+            if prompt in self._resolved:
+                self._resolved.move_to_end(prompt)
+                return self._resolved[prompt]
+        resolved = self._resolve(prompt)
+        with self._resolved_lock:
+            self._resolved[prompt] = resolved
+            while len(self._resolved) > RESOLVED_CACHE:
+                self._resolved.popitem(last=False)
+        return resolved
+
+    def _resolve(self, prompt: str) -> "Resolved":
         """The prompt to condition on, the nearest known category, a note when the prompt is
         unknown or a noun in it was read as a category's own word, and whether it is known.
 

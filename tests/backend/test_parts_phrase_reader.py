@@ -31,7 +31,7 @@ def test_only_training_words_are_anchors(reader):
         training = {p for vals in attrs.values() for train, _ in vals.values() for p in train}
         training |= {n for (c, _, _), n in captions.ATTRIBUTE_NOUNS.items() if c == category}
         training |= set(captions.NOUNS[category][0])
-        anchors = set(reader._table(category).phrases)
+        anchors = set(reader.table(category).phrases)
         assert anchors <= training, (category, anchors - training)
         assert not anchors & (held_out - training), (category, anchors & held_out)
 
@@ -113,6 +113,23 @@ def test_the_shape_model_is_conditioned_on_the_reading(pipe):
     assert torch.equal(said.pooled, canonical.pooled) and torch.equal(said.tokens, canonical.tokens)
     plain = pipe.resolve_prompt("a chair")
     assert plain.reading is None and plain.note is None
+
+
+def test_a_prompt_is_read_once_however_many_shapes_it_makes(pipe, monkeypatch):
+    """A job resolves its prompt for its notes and again for each shape: the reading runs once,
+    and the prompts kept for that are bounded."""
+    from backend.parts import pipeline
+
+    calls = []
+    read = pipe.reader.read
+    monkeypatch.setattr(pipe.reader, "read", lambda *args: calls.append(args) or read(*args))
+    prompt = "a stool with three feet, asked once"
+    first = pipe.resolve_prompt(prompt)
+    pipe._embed(prompt, 4)
+    assert pipe.resolve_prompt(prompt) == first and len(calls) == 1, calls
+    for k in range(pipeline.RESOLVED_CACHE + 5):
+        pipe.resolve_prompt(f"a table with {k} legs")
+    assert len(pipe._resolved) == pipeline.RESOLVED_CACHE and prompt not in pipe._resolved
 
 
 @pytest.fixture(scope="module")
