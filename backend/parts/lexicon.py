@@ -1,7 +1,8 @@
 """The nouns of a prompt that name a category the built-in model knows, from its WordNet-derived
 lexicon (lexicon.json, made by lexicon_build.py): "a keg" names a barrel, "a turret" a tower,
 "a packing case" a crate, though no training caption says so; and the one-word names of other
-physical things ("an elephant"), which name none.
+physical things ("an elephant"), which name none; and the adjectives opposed to the words of the
+training attribute phrases ("long" to "short"), for the phrase reader.
 """
 
 from __future__ import annotations
@@ -27,16 +28,20 @@ class Named:
 
 
 class Lexicon:
-    """Noun -> category, with irregular plurals and the nouns the training captions use."""
+    """Noun -> category, with irregular plurals and the nouns the training captions use; and the
+    adjectives opposed to each word of the training phrases ("short": "long", "extended", ...)."""
 
     def __init__(self, nouns: dict[str, str], plurals: dict[str, str], training: set[str],
-                 kinds: dict[str, list[str]], others: frozenset[str] = frozenset()):
+                 kinds: dict[str, list[str]], others: frozenset[str] = frozenset(),
+                 opposites: dict[str, frozenset[str]] | None = None):
         self.nouns, self.plurals, self.training, self.kinds, self.others = nouns, plurals, training, kinds, others
+        self.opposites = opposites or {}
 
     @classmethod
     def load(cls, path: Path = PATH) -> "Lexicon":
         data = json.loads(path.read_text())
-        return cls(data["nouns"], data["plurals"], set(data["training"]), data["kinds"], frozenset(data.get("others", ())))
+        return cls(data["nouns"], data["plurals"], set(data["training"]), data["kinds"], frozenset(data.get("others", ())),
+                   {word: frozenset(words) for word, words in data.get("opposites", {}).items()})
 
     def other_things(self, text: str) -> list[str]:
         """The words of `text` that name a physical thing of no category ("an elephant"), as nouns."""

@@ -10,7 +10,9 @@ thing (an artifact, an organism or a natural object) and is, or is a kind of (at
 MAX_DEPTH hypernym links up), a sense of one of the category's *training* nouns
 (captions.NOUNS[category][0] and the training attribute nouns). No held-out paraphrase noun is
 an input: what WordNet says of them is found, not taught, which is why the paraphrase split
-stays held out (tests/backend/test_parts_lexicon.py checks the inputs).
+stays held out (tests/backend/test_parts_lexicon.py checks the inputs). The lexicon also holds,
+for each word of the training attribute phrases, the adjectives WordNet calls its opposites
+("short": "long", "extended", ...), which the phrase reader never matches with it.
 """
 
 from __future__ import annotations
@@ -79,6 +81,65 @@ class WordNetNouns:
         return any(o in roots for o in self.up(offset, 64))
 
 
+class WordNetAdjectives:
+    """The adjective part of a WordNet database folder (`data.adj`, `index.adj`, `adj.exc`):
+    which adjectives are opposites. WordNet pairs head adjectives as antonyms ("long"/"short")
+    and hangs similar ones on each head as satellites ("extended", "lengthy" on "long"); two words
+    are opposed when the head of one of their SENSES most frequent senses is an antonym of the
+    other's (a rare sense must not decide: "back" is "overdue" only in "back pay")."""
+
+    def __init__(self, folder: str | Path):
+        folder = Path(folder)
+        self.head: dict[str, set[str]] = {}  # synset -> its head synsets (itself for a head)
+        self.antonyms: dict[str, set[str]] = defaultdict(set)  # head synset -> its antonym heads
+        for line in (folder / "data.adj").read_text(encoding="latin-1").splitlines():
+            if line.startswith(" "):
+                continue
+            fields = line.split(" | ")[0].split()
+            offset, kind, count = fields[0], fields[2], int(fields[3], 16)
+            at = 4 + 2 * count
+            pointers = [(fields[at + 1 + 4 * k], fields[at + 2 + 4 * k]) for k in range(int(fields[at]))]
+            if kind == "a":
+                self.head[offset] = {offset}
+                self.antonyms[offset] |= {target for symbol, target in pointers if symbol == "!"}
+            else:  # a satellite: its head is the synset it is similar to
+                self.head[offset] = {target for symbol, target in pointers if symbol == "&"}
+        self.heads: dict[str, set[str]] = {}  # word -> the heads of its most frequent senses
+        for line in (folder / "index.adj").read_text(encoding="latin-1").splitlines():
+            if line.startswith(" "):
+                continue
+            fields = line.split()
+            senses = fields[-int(fields[2]):][:SENSES]
+            self.heads[fields[0].replace("_", " ")] = {h for o in senses for h in self.head.get(o, ())}
+        self.forms: dict[str, set[str]] = defaultdict(set)  # base -> irregular forms ("far": "farther")
+        path = folder / "adj.exc"
+        if path.is_file():
+            for line in path.read_text(encoding="latin-1").splitlines():
+                words = line.split()
+                if len(words) >= 2:
+                    self.forms[words[1]].add(words[0])
+
+    def opposites(self, word: str) -> set[str]:
+        """Every adjective (with its irregular forms) opposed to `word`."""
+        against = {a for head in self.heads.get(word, ()) for a in self.antonyms.get(head, ())}
+        words = {w for w, heads in self.heads.items() if heads & against}
+        return words | {form for w in words for form in self.forms.get(w, ())}
+
+
+def opposites(self, word: str) -> set[str]:
+        """Every adjective (with its irregular forms) opposed to `word`."""
+        against = {a for head in self.heads.get(word, ()) for a in self.antonyms.get(head, ())}
+        words = {w for w, heads in self.heads.items() if heads & against}
+        return words | {form for w in words for form in self.forms.get(w, ())}
+
+
+def opposites(adjectives: WordNetAdjectives, phrase_words: set[str]) -> dict[str, list[str]]:
+    """{word of a training phrase: the adjectives opposed to it} ("short": "long", "extended", ...),
+    for the words that have any."""
+    table = {word: sorted(adjectives.opposites(word)) for word in sorted(phrase_words)}
+    return {word: words for word, words in table.items() if words}
+
+
 def build(wordnet: WordNetNouns, training_nouns: dict[str, list[str]]) -> dict[str, object]:
     """The lexicon: {"nouns": {noun: category}, "plurals": {irregular plural: noun}, "training":
     [the training nouns], "kinds": {category: [the categories that are kinds of it]} ("tower":
@@ -140,15 +201,29 @@ def training_nouns() -> dict[str, list[str]]:
     return nouns
 
 
+def training_phrase_words() -> set[str]:
+    """The words of every training attribute phrase and attribute noun (no held-out wording), but
+    number words: counts are compared as counts (prompt_counts), not as adjectives."""
+    from .captions import ATTRIBUTE_NOUNS, PHRASES
+    from .phrase_reader import WORD
+    from .prompt_counts import COUNT_WORDS
+
+    phrases = [p for values in PHRASES.values() for options in values.values()
+               for training, _ in options.values() for p in training]
+    return {w for p in [*phrases, *ATTRIBUTE_NOUNS.values()] for w in WORD.findall(p.lower())
+            if not w.isdigit() and w not in COUNT_WORDS}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wordnet", default="/usr/share/wordnet", help="WordNet 3.0's dict folder")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
     lexicon = build(WordNetNouns(args.wordnet), training_nouns())
+    lexicon["opposites"] = opposites(WordNetAdjectives(args.wordnet), training_phrase_words())
     Path(args.out).write_text(json.dumps(lexicon, indent=0, sort_keys=False) + "\n")
     print(f"{len(lexicon['nouns'])} nouns, {len(lexicon['others'])} other things, {len(lexicon['plurals'])} "
-          f"irregular plurals -> {args.out}")
+          f"irregular plurals, opposites of {len(lexicon['opposites'])} phrase words -> {args.out}")
     return 0
 
 

@@ -7,7 +7,9 @@ for each attribute, the stretch of the prompt that says it: every run of up to M
 embedded with the model's own MiniLM and compared with every training phrase of the category;
 the best-matching (stretch, phrase) pairs are taken greedily, each word once. A stretch whose
 count disagrees with the phrase's cannot match it ("three feet" is not "four legs"; "casters"
-after "no" is not "casters"); a value must lead the attribute's other values by MARGIN, and a
+after "no" is not "casters"), nor can one with a word WordNet calls the opposite of a word of the
+phrase (the lexicon's opposites: "long legs" is not "short legs", though MiniLM puts them side
+by side); a value must lead the attribute's other values by MARGIN, and a
 lone word needs SINGLE_WORD; the category's own nouns take the stretches that only name the
 object; a stretch of only a part's name ("the top") or with colour and material words ("black
 metal legs") says no value unless it is a training phrase word for word; stretches begin and
@@ -29,6 +31,7 @@ import torch
 
 from .appearance_captions import without_looks
 from .captions import ATTRIBUTE_NOUNS, NOUNS, PHRASES, TEMPLATES, fix_articles, join_phrases
+from .lexicon import shipped as shipped_lexicon
 from .prompt_counts import COUNT_WORDS, first_count
 
 WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
@@ -72,6 +75,7 @@ class PhraseTable:
     counts: list[Optional[int]]
     embeddings: torch.Tensor  # (R, D)
     shared: dict[str, set[str]]  # attribute -> the words each of its values' phrases has
+    opposed: list[frozenset[str]]  # per row: the adjectives opposed to a word of its phrase
 
     def __post_init__(self):
         a, v = self.attributes, [str(x) for x in self.values]
@@ -89,8 +93,10 @@ class PhraseReader:
         threshold: the least similarity a stretch needs to be read (THRESHOLD).
     """
 
-    def __init__(self, encoder, threshold: float = THRESHOLD, margin: float = MARGIN):
+    def __init__(self, encoder, threshold: float = THRESHOLD, margin: float = MARGIN,
+                 opposites: Optional[dict[str, frozenset[str]]] = None):
         self.encoder, self.threshold, self.margin = encoder, threshold, margin
+        self.opposites = shipped_lexicon().opposites if opposites is None else opposites
         self._tables: dict[str, PhraseTable] = {}  # one per category: bounded by PHRASES, not by prompts
 
     def read(self, prompt: str, category: str) -> list[Phrase]:
@@ -107,6 +113,8 @@ class PhraseReader:
         counts = [first_count(f"{words[i - 1]} {t}" if i and words[i - 1] in COUNT_WORDS else t)
                   for (i, _), t in zip(spans, texts)]
         disagree = torch.tensor([[a != b for b in table.counts] for a in counts])
+        # nor a phrase with an opposite word: "long legs" sits near "short legs" in MiniLM's space
+        disagree |= torch.tensor([[not opposed.isdisjoint(words[i:j]) for opposed in table.opposed] for i, j in spans])
         sims = sims.masked_fill(disagree, -1.0)
         # how much better a stretch fits a value than the attribute's other values: a bare "top" is
         # as near "a round top" as "a square top" and says neither
@@ -160,8 +168,10 @@ class PhraseReader:
             for attribute, values in PHRASES[category].items():
                 per_value = [{w for p in training for w in WORD.findall(p.lower())} for training, _ in values.values()]
                 shared[attribute] = set.intersection(*per_value) | FILLER
+            opposed = [frozenset(w for word in WORD.findall(p.lower()) for w in self.opposites.get(word, ())) for p in phrases]
             self._tables[category] = PhraseTable([a for a, _, _ in rows], [v for _, v, _ in rows], phrases,
-                                            [first_count(p) for p in phrases], self.encoder.encode(phrases), shared)
+                                                 [first_count(p) for p in phrases], self.encoder.encode(phrases), shared,
+                                                 opposed)
         return self._tables[category]
 
 

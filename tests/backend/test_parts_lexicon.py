@@ -9,7 +9,8 @@ import torch
 
 from backend.parts import captions
 from backend.parts.lexicon import PATH, Lexicon
-from backend.parts.lexicon_build import WordNetNouns, build, training_nouns
+from backend.parts.lexicon_build import (WordNetAdjectives, WordNetNouns, build, opposites, training_nouns,
+                                        training_phrase_words)
 
 # A small WordNet in its own file formats: roots of physical things, a barrel with a keg below
 # it, a tower with a lighthouse and a turret, "chest" as a body part first and a box second, a
@@ -100,6 +101,46 @@ def test_only_training_nouns_anchor_the_shipped_lexicon():
     assert shipped["training"] == sorted({n for own in anchors.values() for n in own})
     assert all(shipped["nouns"][noun] == c for c, own in anchors.items() for noun in own)
     assert "WordNet 3.0 Copyright 2006 by Princeton University" in shipped["notice"]
+
+
+# A small adjective WordNet: heads "long"/"short" and "tall"/"short" are antonyms, "extended"
+# hangs on "long"; "back" is "rear" first and "overdue" (antonym "current") only third.
+ADJECTIVES = [
+    ("00000100", "a", ["long"], [("!", "00000101")]), ("00000101", "a", ["short"], [("!", "00000100")]),
+    ("00000102", "s", ["extended", "lengthy"], [("&", "00000100")]),
+    ("00000103", "a", ["tall"], [("!", "00000104")]), ("00000104", "a", ["short"], [("!", "00000103")]),
+    ("00000110", "a", ["back"], [("!", "00000111")]), ("00000111", "a", ["front"], [("!", "00000110")]),
+    ("00000112", "a", ["back", "overdue"], [("!", "00000113")]), ("00000113", "a", ["current"], [("!", "00000112")]),
+    ("00000114", "a", ["back", "backward"], []),
+]
+ADJECTIVE_SENSES = {"back": ["00000110", "00000114", "00000112"], "short": ["00000101", "00000104"]}
+
+
+def test_opposed_adjectives_come_from_the_most_frequent_senses(tmp_path):
+    data, senses = [], {}
+    for offset, kind, words, pointers in ADJECTIVES:
+        data.append(f"{offset} 00 {kind} {len(words):02x} {' '.join(f'{w} 0' for w in words)} {len(pointers):03d} "
+                    + " ".join(f"{symbol} {target} a 0000" for symbol, target in pointers) + " | a gloss")
+        for word in words:
+            senses.setdefault(word, []).append(offset)
+    senses.update(ADJECTIVE_SENSES)
+    (tmp_path / "data.adj").write_text("  1 This file is part of a test\n" + "\n".join(data) + "\n")
+    (tmp_path / "index.adj").write_text("\n".join(f"{w} a {len(o)} 0 {len(o)} 0 {' '.join(o)}" for w, o in senses.items()) + "\n")
+    (tmp_path / "adj.exc").write_text("shorter short\n")
+    table = opposites(WordNetAdjectives(tmp_path), {"short", "back", "tall", "plain"})
+    assert set(table["short"]) == {"long", "extended", "lengthy", "tall"}  # satellites too
+    assert set(table["tall"]) == {"short", "shorter"}  # with the irregular forms
+    assert table["back"] == ["front"]  # "current" opposes only its third sense
+    assert "plain" not in table  # no opposite: left out
+
+
+def test_only_training_phrase_words_have_opposites_in_the_shipped_lexicon():
+    """No held-out paraphrase word is an input, and counts are left to the count reader."""
+    shipped = Lexicon.load()
+    words = training_phrase_words()
+    assert shipped.opposites and set(shipped.opposites) <= words
+    assert not {"three", "four", "no", "one"} & set(shipped.opposites)
+    assert {"long", "extended"} <= shipped.opposites["short"] and "low" in shipped.opposites["high"]
 
 
 def test_a_noun_the_captions_never_use_reaches_its_category_in_its_own_word(pipe):

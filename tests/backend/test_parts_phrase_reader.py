@@ -71,6 +71,13 @@ def test_nothing_is_read_that_the_prompt_does_not_say(reader, prompt, category):
     assert values(reader, prompt, category) == {}
 
 
+def test_an_opposite_word_never_reads_as_the_phrase_it_opposes(reader):
+    """MiniLM puts "long legs" next to "short legs"; WordNet says they are opposites."""
+    assert [(p.attribute, p.value) for p in reader.read("a stool with long legs", "stool")] == [("height", "tall")]
+    blind = PhraseReader(reader.encoder, opposites={})
+    assert [(p.attribute, p.value) for p in blind.read("a stool with long legs", "stool")] == [("height", "short")]
+
+
 def test_counts_must_agree(reader):
     """A stretch with a count matches only phrases with that count: "four feet" is never three
     legs, "a pair of turbines" only two engines."""
