@@ -85,8 +85,8 @@ class WordNetAdjectives:
     """The adjective part of a WordNet database folder (`data.adj`, `index.adj`, `adj.exc`):
     which adjectives are opposites. WordNet pairs head adjectives as antonyms ("long"/"short")
     and hangs similar ones on each head as satellites ("extended", "lengthy" on "long"); two words
-    are opposed when the head of one of their SENSES most frequent senses is an antonym of the
-    other's (a rare sense must not decide: "back" is "overdue" only in "back pay")."""
+    are opposed when, among the heads of each one's SENSES most frequent senses, one is an
+    antonym of the other's (a rare sense must not decide: "back" is "overdue" only in "back pay")."""
 
     def __init__(self, folder: str | Path):
         folder = Path(folder)
@@ -120,13 +120,6 @@ class WordNetAdjectives:
                     self.forms[words[1]].add(words[0])
 
     def opposites(self, word: str) -> set[str]:
-        """Every adjective (with its irregular forms) opposed to `word`."""
-        against = {a for head in self.heads.get(word, ()) for a in self.antonyms.get(head, ())}
-        words = {w for w, heads in self.heads.items() if heads & against}
-        return words | {form for w in words for form in self.forms.get(w, ())}
-
-
-def opposites(self, word: str) -> set[str]:
         """Every adjective (with its irregular forms) opposed to `word`."""
         against = {a for head in self.heads.get(word, ()) for a in self.antonyms.get(head, ())}
         words = {w for w, heads in self.heads.items() if heads & against}
