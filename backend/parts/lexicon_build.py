@@ -26,6 +26,8 @@ MAX_DEPTH = 3  # hypernym links from a noun's sense up to a category's sense
 SENSES = 2  # a noun's most frequent senses considered (a rare sense must not decide: "wheel" is a bicycle only in slang)
 ANCHOR_SENSES = 3  # a training noun's first physical sense among these anchors its category ("car": the automobile, not the railway car)
 PHYSICAL = ("artifact", "organism", "natural object")  # first senses of these: the roots of physical things
+# ... and of other things a prompt may ask for that no category is: "a pizza", "a dragon"
+OTHER_ROOTS = ("food", "imaginary being")
 OUT = Path(__file__).with_name("lexicon.json")
 NOTICE = ("Derived from WordNet 3.0. WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. "
           "THIS SOFTWARE AND DATABASE IS PROVIDED \"AS IS\" AND PRINCETON UNIVERSITY MAKES NO REPRESENTATIONS OR "
@@ -137,7 +139,7 @@ def build(wordnet: WordNetNouns, training_nouns: dict[str, list[str]]) -> dict[s
     """The lexicon: {"nouns": {noun: category}, "plurals": {irregular plural: noun}, "training":
     [the training nouns], "kinds": {category: [the categories that are kinds of it]} ("tower":
     a lighthouse is one), "others": [one-word nouns whose first sense is a physical thing of no
-    category]}.
+    category, or food or an imaginary being (OTHER_ROOTS)]}.
 
     Args:
         wordnet: The database.
@@ -175,9 +177,10 @@ def build(wordnet: WordNetNouns, training_nouns: dict[str, list[str]]) -> dict[s
             nouns[noun] = category
     # one-word names of other physical things (an elephant, a piano): a prompt naming one and no
     # category must be nearer a training caption to pass for known
+    other_roots = roots | {wordnet.senses[word][0] for word in OTHER_ROOTS if word in wordnet.senses}
     others = sorted(lemma for lemma, offsets in wordnet.senses.items()
                     if lemma not in nouns and " " not in lemma and "-" not in lemma
-                    and wordnet.is_physical(offsets[0], roots))
+                    and wordnet.is_physical(offsets[0], other_roots))
     plurals = {plural: noun for plural, noun in wordnet.exceptions.items() if noun in nouns or noun in others}
     training = sorted({noun for own in training_nouns.values() for noun in own})
     return {"notice": NOTICE, "nouns": dict(sorted(nouns.items())), "plurals": dict(sorted(plurals.items())),

@@ -142,9 +142,9 @@ def write_card(folder: str, config: dict) -> str:
         "- Anything outside the categories above: such prompts are answered with the nearest category",
         "  (by text embedding) and a note saying so. A noun WordNet does not place under a training",
         "  noun is read by the embedding alone, which knows few rare nouns (\"a sideboard\" reads as a bed);",
-        "  one WordNet knows as another physical thing (\"an elephant\", \"a piano\") must be nearer still,",
-        "  or state an attribute of the category, to be taken for it. Things WordNet does not count as",
-        "  physical (\"a dragon\", \"a pizza\") pass on the embedding alone.",
+        "  one WordNet knows as another physical thing, food or imaginary being (\"an elephant\", \"a pizza\",",
+        "  \"a dragon\") must be nearer still, or state an attribute of the category, to be taken for it.",
+        "  A prompt that names no such thing (\"something to sit on\") is judged by the embedding alone.",
         "- Fine detail below the primitives' level and textures; materials are one of "
         + ", ".join(MATERIALS) + " in one of " + ", ".join(COLOURS) + " per part label (all legs alike);",
         "  sizes are normalised to ~2 units.",

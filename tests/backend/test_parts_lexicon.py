@@ -75,10 +75,12 @@ def test_a_prompt_names_categories_by_its_longest_nouns(wordnet):
     assert lexicon.other_things("Two widgets and a wheel beside a keg") == ["widget", "wheel"]
 
 
-@pytest.mark.parametrize("prompt", ["an elephant", "a piano", "a robot", "an apple", "a red elephant"])
+@pytest.mark.parametrize("prompt", ["an elephant", "a piano", "a robot", "an apple", "a red elephant", "a pizza",
+                                    "a dragon", "a unicorn"])
 def test_a_thing_of_no_category_is_not_passed_off_as_one(pipe, prompt):
     """MiniLM puts these within the usual bar of some training caption ("an elephant" of an arch);
-    WordNet knows they are things of no category, so they are answered as unknown, with a note."""
+    WordNet knows they are things of no category (foods and imaginary beings too), so they are
+    answered as unknown, with a note."""
     resolved = pipe.resolve_prompt(prompt)
     assert not resolved.known and "does not know" in resolved.note, resolved
 
