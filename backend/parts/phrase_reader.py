@@ -91,6 +91,8 @@ class PhraseReader:
     Args:
         encoder: embeds texts to unit vectors (`encode(texts, cache=...)`).
         threshold: the least similarity a stretch needs to be read (THRESHOLD).
+        margin: how much nearer its value than the attribute's other values (MARGIN).
+        opposites: word -> the words opposed to it (default: the shipped lexicon's).
     """
 
     def __init__(self, encoder, threshold: float = THRESHOLD, margin: float = MARGIN,

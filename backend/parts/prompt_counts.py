@@ -40,7 +40,7 @@ def count_mentions(prompt: str) -> list[tuple[int, str]]:
         word, counted = match.group(1), match.group(2).strip()
         if match.start() == 0:  # "one chair: ...", "two stools": how many objects, not how many parts
             continue
-        n = int(word) if word.isdigit() else _WORDS[word]
+        n = _number(word)
         if n <= MAX_COUNT and counted:  # "4" alone, or 400, says nothing the model can use
             out.append((n, counted))
         if len(out) == MAX_MENTIONS:
@@ -57,9 +57,12 @@ def first_count(phrase: str) -> int | None:
     match = _MENTION.search(phrase.lower())
     if match is None or not match.group(2).strip():
         return None
-    word = match.group(1)
-    n = int(word) if word.isdigit() else _WORDS[word]
+    n = _number(match.group(1))
     return n if n <= MAX_COUNT else None
+
+
+def _number(word: str) -> int:
+    return int(word) if word.isdigit() else _WORDS[word]
 
 
 def with_count_tokens(encoder, prompts: list[str], tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -253,7 +253,8 @@ def run_text(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[st
     p = _with_defaults(params, TEXT_PARAMS, TEXT_LIMITS)
     if not str(p["prompt"]).strip():
         raise InputError("prompt is empty: describe the object, e.g. \"a chair with four legs\"")
-    prompt, category, note = pipe.resolve_prompt(str(p["prompt"]))[:3]
+    resolved = pipe.resolve_prompt(str(p["prompt"]))
+    prompt, category, note = resolved.prompt, resolved.category, resolved.note
     out = pipe(prompt, p["negative_prompt"], 1, p["num_inference_steps"], p["guidance_scale"],
                torch.Generator().manual_seed(p["seed"]), callback)
     shape = out.shapes[0]

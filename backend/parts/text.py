@@ -56,7 +56,7 @@ class TextEncoder:
         when `cache`)."""
         found = {}
         for text in dict.fromkeys(texts):
-            if cache and text in self._cache:
+            if text in self._cache:
                 self._cache.move_to_end(text)
                 found[text] = self._cache[text]
         missing = [t for t in dict.fromkeys(texts) if t not in found]
@@ -80,8 +80,8 @@ class TextEncoder:
         return found
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, cache: bool = True) -> torch.Tensor:
-        """Args: texts: prompts; cache: keep them in the cache (not for one-off texts such as a
-        prompt's word runs, which would push the prompts out). Returns: (B, 384) float32 unit
+        """Args: texts: prompts; cache: keep those encoded now in the cache (not one-off texts such
+        as a prompt's word runs, which would push the prompts out). Returns: (B, 384) float32 unit
         vectors on the CPU."""
         found = self._embed(texts, batch_size, cache)
         if not texts:
