@@ -255,7 +255,10 @@ def run_text(pipe: PartDiffusionPipeline, params: dict[str, Any], files: dict[st
         raise InputError("prompt is empty: describe the object, e.g. \"a chair with four legs\"")
     resolved = pipe.resolve_prompt(str(p["prompt"]))
     prompt, category, note = resolved.prompt, resolved.category, resolved.note
-    out = pipe(prompt, p["negative_prompt"], 1, p["num_inference_steps"], p["guidance_scale"],
+    # a known prompt goes as asked (its reading is kept: "a keg" is not read again as "a barrel");
+    # an unknown one as the nearest category's name
+    asked = str(p["prompt"]) if resolved.known else prompt
+    out = pipe(asked, p["negative_prompt"], 1, p["num_inference_steps"], p["guidance_scale"],
                torch.Generator().manual_seed(p["seed"]), callback)
     shape = out.shapes[0]
     shape.prompt, shape.category = str(p["prompt"]), category

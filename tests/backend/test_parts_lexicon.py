@@ -158,6 +158,21 @@ def test_a_noun_the_captions_never_use_reaches_its_category_in_its_own_word(pipe
     assert shape.category == "barrel" and any(label.startswith("hoop") for label in shape.labels), shape.labels
 
 
+def test_a_job_reads_a_prompt_in_another_noun_once(pipe, monkeypatch):
+    """The service conditions "a keg ..." on what was read from it, not on "a barrel ..." read again."""
+    from backend.parts.service import run_text
+    from backend.results import no_progress
+
+    calls = []
+    read = pipe.reader.read
+    monkeypatch.setattr(pipe.reader, "read", lambda *args: calls.append(args) or read(*args))
+    result = run_text(pipe, {"prompt": "a keg with four hoops, read once", "seed": 0, "num_inference_steps": 10,
+                             "resolution": 32}, {}, no_progress)
+    assert len(calls) == 1, calls
+    assert calls[0][0].startswith("a barrel with four hoops") and 'Read "keg" as a barrel.' in result.metadata["notes"][0]
+    assert sum(part.name.startswith("hoop") for part in result.parts) == 4
+
+
 @pytest.fixture(scope="module")
 def pipe():
     from backend.parts.pipeline import PartDiffusionPipeline
