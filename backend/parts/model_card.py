@@ -81,7 +81,8 @@ def write_card(folder: str, config: dict) -> str:
         + (", and to one extra token per count the prompt states (`prompt_counts.py`: the words"
            " counted and a one-hot of the number)" if config["layout_net"].get("count_dim") else "")
         + ". The prompt's attributes are first read into the training captions' own words",
-        "(`phrase_reader.py`: \"three feet\" is \"three legs\"; only training phrases are anchors) and the",
+        "(`phrase_reader.py`: \"three feet\" is \"three legs\", and a clause none of whose stretches matched",
+        "is read whole: \"a ring of eight\" is \"eight petals\"; only training phrases are anchors) and the",
         "shape is conditioned on that caption. Each category has a slot template (a run of slots per label),",
         "so a slot holds the same part in every shape of its category. After sampling, a part that",
         "passes right through a larger one where the category's training shapes never do (a leg up",

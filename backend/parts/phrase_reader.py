@@ -13,7 +13,10 @@ by side); a value must lead the attribute's other values by MARGIN, and a
 lone word needs SINGLE_WORD; the category's own nouns take the stretches that only name the
 object; a stretch of only a part's name ("the top") or with colour and material words ("black
 metal legs") says no value unless it is a training phrase word for word; stretches begin and
-end with words that can say something (not "make me a"). The shape model is then
+end with words that can say something (not "make me a"). A clause ("a ring of eight")
+none of whose words were read may still say one value as a whole: it is read as the value whose
+caption ("a flower with eight petals") it is nearer than the bare object ("a flower") by
+CLAUSE_LEAD, and nearer than the attribute's other values' captions; one value per clause. The shape model is then
 conditioned on a training-form caption of what was read ("a chair with three legs and no
 arms"); the reading is told to the artist where it was not word for word.
 
@@ -31,8 +34,9 @@ import torch
 
 from .appearance_captions import without_looks
 from .captions import ATTRIBUTE_NOUNS, NOUNS, PHRASES, TEMPLATES, fix_articles, join_phrases
+from .data import PART_VOCABULARY
 from .lexicon import shipped as shipped_lexicon
-from .prompt_counts import COUNT_WORDS, first_count
+from .prompt_counts import COUNT_WORDS, any_count, first_count
 
 WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
 MAX_WORDS = 40  # a prompt's words read (prompts come from users: the work grows with words × MAX_SPAN)
@@ -45,6 +49,11 @@ MARGIN = 0.03  # ... and this much nearer the value than the attribute's other v
 # One word alone needs more: a part named in a colour clause ("whose top is green") is near some
 # value of many attributes. (At 0.5 the paraphrases lose 2 points, invented attributes halve.)
 SINGLE_WORD = 0.5
+# A clause read whole must be this much nearer the value's caption than the bare object (chosen
+# with THRESHOLD on the same half of the categories).
+CLAUSE_LEAD = 0.02
+# Where a prompt's clauses part: punctuation, a spaced dash, and the words that join attributes.
+CLAUSE = re.compile(r"[,;:.!?()]|\s-\s|\b(?:and|with|having|showing|featuring|but|plus)\b")
 OWN_WEIGHT = 0.97  # the category's nouns yield to an attribute noun on the same words ("bar stool")
 # Words that say nothing of a shape's attributes: English function words, requests, and words
 # for the model's style (the evaluation's held-out frames use some: "make me a", "a low-poly").
@@ -76,6 +85,8 @@ class PhraseTable:
     embeddings: torch.Tensor  # (R, D)
     shared: dict[str, set[str]]  # attribute -> the words each of its values' phrases has
     opposed: list[frozenset[str]]  # per row: the adjectives opposed to a word of its phrase
+    captions: torch.Tensor  # (R, D) per row, its phrase in a caption: "a bench with a backrest"
+    bare: torch.Tensor  # (D,) the category's bare caption: "a bench"
 
     def __post_init__(self):
         a, v = self.attributes, [str(x) for x in self.values]
@@ -114,14 +125,8 @@ class PhraseReader:
         # a count said just before a stretch belongs to it: "no" + "casters"
         counts = [first_count(f"{words[i - 1]} {t}" if i and words[i - 1] in COUNT_WORDS else t)
                   for (i, _), t in zip(spans, texts)]
-        disagree = torch.tensor([[a != b for b in table.counts] for a in counts])
-        # nor a phrase with an opposite word: "long legs" sits near "short legs" in MiniLM's space
-        disagree |= torch.tensor([[not opposed.isdisjoint(words[i:j]) for opposed in table.opposed] for i, j in spans])
-        sims = sims.masked_fill(disagree, -1.0)
-        # how much better a stretch fits a value than the attribute's other values: a bare "top" is
-        # as near "a round top" as "a square top" and says neither
-        rivals = sims[:, None, :].masked_fill(~table.rival, float("-inf")).amax(-1)  # (spans, rows)
-        sims = sims.masked_fill(sims - rivals < self.margin, -1.0)
+        sims = _leading(sims.masked_fill(_disagree(table, counts, [words[i:j] for i, j in spans]), -1.0), table,
+                        self.margin)
         sims[:, table.own] *= OWN_WEIGHT
         found: dict[str, Phrase] = {}
         order: dict[str, int] = {}
@@ -146,7 +151,51 @@ class PhraseReader:
                 found[attribute] = Phrase(attribute, value, texts[s], table.phrases[r],
                                           PHRASES[category][attribute][value][0][0])
                 order[attribute] = i
+        for attribute, (at, phrase) in self._read_clauses(prompt, category, table, taken, found).items():
+            found[attribute], order[attribute] = phrase, at
         return sorted(found.values(), key=lambda p: order[p.attribute])
+
+    def _read_clauses(self, prompt: str, category: str, table: "PhraseTable", taken: list[tuple[int, int]],
+                      found: dict) -> dict[str, tuple[int, Phrase]]:
+        """{attribute: (first word, Phrase)} for the clauses with no word read that say a value
+        as a whole, one value per clause, the clause nearest its value first."""
+        # the words that name the object: its training nouns, or any the lexicon says it is ("a packing case")
+        named = [n.words for n in shipped_lexicon().named(prompt) if n.category == category]
+        own = {w for noun in [*NOUNS[category][0], *named] for w in WORD.findall(noun.lower())}
+        text = prompt.lower()
+        marks = [m.span() for m in CLAUSE.finditer(text)]  # the words that join clauses belong to none
+        pieces: dict[int, list[tuple[int, str]]] = {}  # clause number -> its unread (word index, word)
+        for k, m in enumerate(WORD.finditer(text)):
+            if k >= MAX_WORDS:
+                break
+            if not any(lo <= m.start() < hi for lo, hi in marks) and not any(lo <= k < hi for lo, hi in taken):
+                pieces.setdefault(sum(hi <= m.start() for _, hi in marks), []).append((k, m.group()))
+        clauses = []  # (first word, the clause's unread words)
+        for piece in pieces.values():
+            kept = WORD.findall(without_looks(" ".join(w for _, w in piece)))  # "whose top is green" says no shape
+            if any(w not in FILLER and w not in own and not _part_name(w) for w in kept):  # not "the neck"
+                clauses.append((piece[0][0], kept))
+        if not clauses:
+            return {}
+        noun = NOUNS[category][0][0]
+        said = self.encoder.encode([f"a {noun} with {' '.join(w)}" for _, w in clauses], cache=False)  # (C, D)
+        lead = said @ table.captions.T - (said @ table.bare)[:, None]  # (C, rows): nearer the value than the bare object
+        # a clause's count ("a ring of eight") must agree, but one with none may say a count's value ("open to the sky": no roof)
+        bad = _disagree(table, [any_count(" ".join(w)) for _, w in clauses], [w for _, w in clauses], said_only=True)
+        bad |= torch.tensor([[a is None or a in found for a in table.attributes]]).expand_as(bad)
+        lead = _leading(lead.masked_fill(bad, -1.0), table, 0.0)
+        out: dict[str, tuple[int, Phrase]] = {}
+        for flat in torch.argsort(lead.flatten(), descending=True, stable=True).tolist():
+            c, r = divmod(flat, lead.shape[1])
+            if float(lead[c, r]) < CLAUSE_LEAD:
+                break
+            attribute, value = table.attributes[r], table.values[r]
+            if attribute in out or any(first == clauses[c][0] for first, _ in out.values()):
+                continue
+            said_words = " ".join(w for w in clauses[c][1] if w not in own)
+            out[attribute] = (clauses[c][0], Phrase(attribute, value, said_words, table.phrases[r],
+                                                    PHRASES[category][attribute][value][0][0]))
+        return out
 
     def caption(self, category: str, read: list[Phrase]) -> str:
         """A training-form caption stating `read` ("a chair with three legs and no arms"), in the
@@ -163,6 +212,7 @@ class PhraseReader:
         if category not in self._tables:
             rows = [(a, v, p) for a, values in PHRASES[category].items()
                     for v, (training, _) in values.items() for p in training]
+            nouns = {noun for (c, _, _), noun in ATTRIBUTE_NOUNS.items() if c == category}
             rows += [(a, v, noun) for (c, a, v), noun in ATTRIBUTE_NOUNS.items() if c == category]
             rows += [(None, None, noun) for noun in NOUNS[category][0]]
             phrases = [p for _, _, p in rows]
@@ -171,10 +221,35 @@ class PhraseReader:
                 per_value = [{w for p in training for w in WORD.findall(p.lower())} for training, _ in values.values()]
                 shared[attribute] = set.intersection(*per_value) | FILLER
             opposed = [frozenset(w for word in WORD.findall(p.lower()) for w in self.opposites.get(word, ())) for p in phrases]
+            noun = NOUNS[category][0][0]
+            captions = [fix_articles(f"a {noun} with {p}") if a is not None and p not in nouns else fix_articles(f"a {p}")
+                        for (a, _, p) in rows]
+            embedded = self.encoder.encode(phrases + captions + [fix_articles(f"a {noun}")])
+            R = len(rows)
             self._tables[category] = PhraseTable([a for a, _, _ in rows], [v for _, v, _ in rows], phrases,
-                                                 [first_count(p) for p in phrases], self.encoder.encode(phrases), shared,
-                                                 opposed)
+                                                 [first_count(p) for p in phrases], embedded[:R], shared,
+                                                 opposed, embedded[R : 2 * R], embedded[2 * R])
         return self._tables[category]
+
+
+def _part_name(word: str) -> bool:
+    """A part's name, or its plural ("legs", "shelves")."""
+    return any(w in PART_VOCABULARY for w in (word, word[:-1], word[:-2], word[:-3] + "f"))
+
+
+def _disagree(table: PhraseTable, counts: list, words: list[list[str]], said_only: bool = False) -> torch.Tensor:
+    """(texts, rows) True where a text cannot say a row's value: its count differs from the
+    phrase's ("three feet" is not "four legs"; with `said_only`, only where the text says a count),
+    or it has a word opposed to one of the phrase's ("long legs" sits near "short legs" in MiniLM's space)."""
+    disagree = torch.tensor([[a != b and (a is not None or not said_only) for b in table.counts] for a in counts])
+    return disagree | torch.tensor([[not opposed.isdisjoint(w) for opposed in table.opposed] for w in words])
+
+
+def _leading(sims: torch.Tensor, table: PhraseTable, margin: float) -> torch.Tensor:
+    """`sims` (texts, rows) with -1 where a text is not `margin` nearer a row's value than the
+    attribute's other values: a bare "top" is as near "a round top" as "a square top" and says neither."""
+    rivals = sims[:, None, :].masked_fill(~table.rival, float("-inf")).amax(-1)  # (texts, rows)
+    return sims.masked_fill(sims - rivals < margin, -1.0)
 
 
 def reading_note(read: list[Phrase]) -> Optional[str]:

@@ -61,6 +61,19 @@ def first_count(phrase: str) -> int | None:
     return n if n <= MAX_COUNT else None
 
 
+def any_count(phrase: str) -> int | None:
+    """`first_count`, or else the first number in `phrase` though nothing follows it.
+
+    >>> any_count("a corolla of six"), first_count("a corolla of six")
+    (6, None)
+    """
+    n = first_count(phrase)
+    match = re.search(rf"\b({_NUMBER})\b", phrase.lower()) if n is None else None
+    if match is not None and _number(match.group(1)) <= MAX_COUNT:
+        return _number(match.group(1))
+    return n
+
+
 def _number(word: str) -> int:
     return int(word) if word.isdigit() else _WORDS[word]
 

@@ -86,6 +86,29 @@ def test_counts_must_agree(reader):
     assert values(reader, "a jet with a pair of turbines", "airplane").get("engines") == 2
 
 
+def test_a_clause_with_no_word_read_is_read_whole(reader, monkeypatch):
+    """No stretch of "a ring of eight" is near a training phrase, but as a clause "a flower with
+    eight petals" is nearer it than "a flower" is. Without the clause pass it is not read; a
+    clause's count must agree."""
+    from backend.parts import phrase_reader
+
+    read = reader.read("a daisy with a ring of eight", "flower")
+    assert [(p.attribute, p.value) for p in read] == [("petals", 8)]
+    assert reading_note(read) == 'Read "a ring of eight" as "eight petals".'
+    assert values(reader, "a daisy with a ring of five", "flower") == {}  # no value says five
+    monkeypatch.setattr(phrase_reader, "CLAUSE_LEAD", float("inf"))
+    assert values(reader, "a daisy with a ring of eight", "flower") == {}
+
+
+@pytest.mark.parametrize("prompt, category", [
+    ("make me a grey bottle - neck: white wood", "bottle"),  # a part's name and its look say no value
+    ("a mushroom, whose cap is yellow", "mushroom"),
+    ("a tree complete with a stone canopy", "tree"),
+])
+def test_a_clause_naming_only_a_part_says_nothing(reader, prompt, category):
+    assert values(reader, prompt, category) == {}
+
+
 def test_the_caption_reads_back_as_itself(reader):
     """The pipeline resolves the prompts it is given again: a reading's caption must read the same."""
     read = reader.read("a chair with three feet and nothing to rest the arms on", "chair")
