@@ -35,6 +35,7 @@ import torch
 from .appearance_captions import without_looks
 from .captions import ATTRIBUTE_NOUNS, NOUNS, PHRASES, TEMPLATES, fix_articles, join_phrases
 from .data import PART_VOCABULARY
+from .lexicon import Lexicon
 from .lexicon import shipped as shipped_lexicon
 from .prompt_counts import COUNT_WORDS, any_count, first_count
 
@@ -88,6 +89,7 @@ class PhraseTable:
     opposed: list[frozenset[str]]  # per row: the adjectives opposed to a word of its phrase
     captions: torch.Tensor  # (R, D) per row, its phrase in a caption: "a bench with a backrest"
     bare: torch.Tensor  # (D,) the category's bare caption: "a bench"
+    noun: str  # the category's first training noun, the one its captions put phrases after
 
     def __post_init__(self):
         a, v = self.attributes, [str(x) for x in self.values]
@@ -104,13 +106,16 @@ class PhraseReader:
         encoder: embeds texts to unit vectors (`encode(texts, cache=...)`).
         threshold: the least similarity a stretch needs to be read (THRESHOLD).
         margin: how much nearer its value than the attribute's other values (MARGIN).
-        opposites: word -> the words opposed to it (default: the shipped lexicon's).
+        opposites: word -> the words opposed to it (default: the lexicon's).
+        lexicon: names the object in a prompt ("a packing case") and holds the opposites
+            (default: the shipped one).
     """
 
     def __init__(self, encoder, threshold: float = THRESHOLD, margin: float = MARGIN,
-                 opposites: Optional[dict[str, frozenset[str]]] = None):
+                 opposites: Optional[dict[str, frozenset[str]]] = None, lexicon: Optional[Lexicon] = None):
         self.encoder, self.threshold, self.margin = encoder, threshold, margin
-        self.opposites = shipped_lexicon().opposites if opposites is None else opposites
+        self.lexicon = shipped_lexicon() if lexicon is None else lexicon
+        self.opposites = self.lexicon.opposites if opposites is None else opposites
         self._tables: dict[str, PhraseTable] = {}  # one per category: bounded by PHRASES, not by prompts
 
     def read(self, prompt: str, category: str) -> list[Phrase]:
@@ -161,7 +166,7 @@ class PhraseReader:
         """{attribute: (first word, Phrase)} for the clauses with no word read that say a value
         as a whole, one value per clause, the clause nearest its value first."""
         # the words that name the object: its training nouns, or any the lexicon says it is ("a packing case")
-        named = [n.words for n in shipped_lexicon().named(prompt) if n.category == category]
+        named = [n.words for n in self.lexicon.named(prompt) if n.category == category]
         own = {w for noun in [*NOUNS[category][0], *named] for w in WORD.findall(noun.lower())}
         text = prompt.lower()
         marks = [m.span() for m in CLAUSE.finditer(text)]  # the words that join clauses belong to none
@@ -178,8 +183,7 @@ class PhraseReader:
                 clauses.append((piece[0][0], kept))
         if not clauses:
             return {}
-        noun = NOUNS[category][0][0]
-        said = self.encoder.encode([f"a {noun} with {' '.join(w)}" for _, w in clauses], cache=False)  # (C, D)
+        said = self.encoder.encode([f"a {table.noun} with {' '.join(w)}" for _, w in clauses], cache=False)  # (C, D)
         lead = said @ table.captions.T - (said @ table.bare)[:, None]  # (C, rows): nearer the value than the bare object
         # a clause's count ("a ring of eight") must agree, but one with none may say a count's value ("open to the sky": no roof)
         bad = _disagree(table, [any_count(" ".join(w)) for _, w in clauses], [w for _, w in clauses], said_only=True)
@@ -229,7 +233,7 @@ class PhraseReader:
             R = len(rows)
             self._tables[category] = PhraseTable([a for a, _, _ in rows], [v for _, v, _ in rows], phrases,
                                                  [first_count(p) for p in phrases], embedded[:R], shared,
-                                                 opposed, embedded[R : 2 * R], embedded[2 * R])
+                                                 opposed, embedded[R : 2 * R], embedded[2 * R], noun)
         return self._tables[category]
 
 

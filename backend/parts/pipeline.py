@@ -117,7 +117,7 @@ class PartDiffusionPipeline:
         self.caption_category = tensors["text.caption_category"]  # (M,)
         self.appearance = load_reader(config, tensors)  # None for weights trained before it
         self.lexicon = shipped_lexicon()
-        self.reader = PhraseReader(text_encoder, opposites=self.lexicon.opposites)
+        self.reader = PhraseReader(text_encoder, lexicon=self.lexicon)
         self._resolved: OrderedDict[str, Resolved] = OrderedDict()  # bounded: RESOLVED_CACHE
         self._resolved_lock = threading.Lock()
 
