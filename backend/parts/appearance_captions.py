@@ -64,16 +64,6 @@ PART_FRAMES = {
 }
 
 
-_LOOK_WORDS = {w for train, para in COLOUR_WORDS.values() for w in train + para} | {
-    w for train, para in MATERIAL_WORDS.values() for forms in train + para for w in forms}
-
-
-def without_looks(prompt: str) -> str:
-    """The prompt without its colour and material words ("a red elephant" -> "a elephant"): what
-    the object is, for telling whether the model knows it."""
-    return " ".join(w for w in prompt.split() if w.lower().strip(",.;:!?") not in _LOOK_WORDS)
-
-
 @dataclass
 class Look:
     adjectives: str = ""  # before the object noun

@@ -6,7 +6,9 @@ and a material class (appearance.COLOUR_CLASSES / MATERIAL_CLASSES, None: "not s
 Binding is what it learns: in "a red chair with black metal legs" the seat is red and the legs
 black metal; a keyword matcher cannot tell (eval_appearance.py prints one beside the reader).
 Each label's query starts from the MiniLM embedding of its noun, so a part named by a near word
-("tabletop") can still find its phrase.
+("tabletop") can still find its phrase. Colour and material words the captions never use are
+first put in the training words the lexicon says they name (`plain_looks`: "crimson" is red,
+"steel legs" are metal legs): MiniLM alone places "steel" far from "metal".
 
 Trained by train.py after the shape model, on captions dressed by appearance_captions.dress,
 and stored in the same weights file under "appearance.".
@@ -14,6 +16,7 @@ and stored in the same weights file under "appearance.".
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -23,8 +26,9 @@ import torch
 from torch import nn
 
 from .appearance import COLOUR_CLASSES, MATERIAL_CLASSES
-from .appearance_captions import PLURALS, dress
+from .appearance_captions import COLOUR_WORDS, MATERIAL_WORDS, PLURALS, dress
 from .captions import caption_shape
+from .lexicon import Lexicon
 
 
 @dataclass
@@ -75,6 +79,40 @@ class AppearanceReader(nn.Module):
         for (b, name), c, k in zip(rows, colour.argmax(1).tolist(), kind.argmax(1).tolist()):
             out[b][name] = (COLOUR_CLASSES[c], MATERIAL_CLASSES[k])
         return out
+
+
+_TRAINING_LOOK_WORDS = {w for words, _ in COLOUR_WORDS.values() for w in words} | {
+    w for forms, _ in MATERIAL_WORDS.values() for pair in forms for w in pair}
+
+
+def _new_looks(prompt: str, lexicon: Lexicon):
+    """The prompt's colour and material words that the captions never use."""
+    return [look for look in lexicon.find_looks(prompt) if prompt[look.start:look.end].lower() not in _TRAINING_LOOK_WORDS]
+
+
+def plain_looks(prompt: str, lexicon: Lexicon) -> str:
+    """`prompt` with each colour and material word the captions never use in the training words
+    for what it names: "a crimson chair with oak legs, made of steel" -> "a red chair with wooden
+    legs, made of metal" (a material's adjective before a word, its noun elsewhere)."""
+    out, at = [], 0
+    for look in _new_looks(prompt, lexicon):
+        adjective = prompt[look.end:].lstrip()[:1].isalpha()
+        words = [COLOUR_WORDS[look.colour][0][0]] if look.colour else []
+        if look.kind:
+            words.append(MATERIAL_WORDS[look.kind][0][0][0 if adjective else 1])
+        said = " ".join(words)
+        before = re.sub(r"\b([Aa])n? $", lambda m: m.group(1) + ("n " if said[0] in "aeiou" else " "),
+                        prompt[at:look.start])  # "an oak table" -> "a wooden table"
+        out += [before, said]
+        at = look.end
+    return "".join(out) + prompt[at:]
+
+
+def looks_note(prompt: str, lexicon: Lexicon) -> str | None:
+    """For the artist: the colour and material words read as others ("crimson" as red), or None."""
+    said = dict.fromkeys(f"\"{prompt[look.start:look.end]}\" as {' '.join(w for w in (look.colour, look.kind) if w)}"
+                         for look in _new_looks(prompt, lexicon))
+    return f"Read {', '.join(said)}." if said else None
 
 
 def reader_examples(shapes, seed: int, per_shape: int = 3, rate: float = 0.85) -> tuple[list[str], list[dict]]:

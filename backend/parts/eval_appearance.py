@@ -7,7 +7,9 @@ appearance_captions.dress in three wordings:
 when both its colour and its material class are. Beside the reader, on the same prompts:
 - "prompt ignored": every part keeps its defaults (what the model did before it read colours);
 - "keywords, no binding": the first colour and material word of the training vocabulary
-  anywhere in the prompt, given to every part ("a red chair with black legs": all red).
+  anywhere in the prompt, given to every part ("a red chair with black legs": all red);
+- "lexicon keywords, no binding": the same with every colour and material word the lexicon
+  knows ("crimson", "steel"), so the reader's gain from binding shows apart from the lexicon's.
 `appearance_items` refuses a prompt that the reader was trained on.
 """
 
@@ -62,6 +64,14 @@ def keyword_looks(prompt: str, labels) -> dict:
     return {label: (colour, kind) for label in labels}
 
 
+def lexicon_keyword_looks(prompt: str, labels, lexicon) -> dict:
+    """The no-binding baseline with the lexicon's words: its first colour and material, on every part."""
+    found = lexicon.find_looks(prompt)
+    colour = next((look.colour for look in found if look.colour), None)
+    kind = next((look.kind for look in found if look.kind), None)
+    return {label: (colour, kind) for label in labels}
+
+
 def score(items: list[tuple[str, dict]], read: list[dict]) -> dict:
     """Share of part labels with the right colour, material and both; share of prompts all right."""
     colour = kind = both = labels = whole = 0
@@ -88,12 +98,13 @@ def appearance_accuracy(pipe, n: int, seed: int, log=print) -> dict:
     for wording in WORDINGS:
         items = appearance_items(wording, n, seed, trained)
         systems = {
-            "reader": pipe.appearance.read(pipe.text_encoder, [p for p, _ in items], [list(t) for _, t in items]),
+            "reader": pipe.read_looks_of([p for p, _ in items], [list(t) for _, t in items]),
             "prompt ignored": [{label: (None, None) for label in t} for _, t in items],
             "keywords, no binding": [keyword_looks(p, t) for p, t in items],
+            "lexicon keywords, no binding": [lexicon_keyword_looks(p, t, pipe.lexicon) for p, t in items],
         }
         for name, read in systems.items():
             m = metrics[f"appearance.{wording}.{name}"] = score(items, read)
-            log(f"  {wording:>10} {name:>21}: parts {m['part']:.3f} ± {m['part_se']:.3f} (colour {m['colour']:.3f}, "
+            log(f"  {wording:>10} {name:>29}: parts {m['part']:.3f} ± {m['part_se']:.3f} (colour {m['colour']:.3f}, "
                 f"material {m['material']:.3f}), whole prompt {m['prompt']:.3f} (n={m['n']}, {m['parts']} labels)")
     return metrics

@@ -1,8 +1,9 @@
 """The nouns of a prompt that name a category the built-in model knows, from its WordNet-derived
 lexicon (lexicon.json, made by lexicon_build.py): "a keg" names a barrel, "a turret" a tower,
 "a packing case" a crate, though no training caption says so; and the one-word names of other
-physical things ("an elephant"), which name none; and the adjectives opposed to the words of the
-training attribute phrases ("long" to "short"), for the phrase reader.
+physical things ("an elephant"), which name none; the adjectives opposed to the words of the
+training attribute phrases ("long" to "short"), for the phrase reader; and the colour and
+material each colour or material word names ("crimson": red, "steel": metal).
 """
 
 from __future__ import annotations
@@ -16,6 +17,16 @@ from pathlib import Path
 PATH = Path(__file__).with_name("lexicon.json")
 LONGEST = 3  # words in the longest noun looked up ("train wagon", "chest of drawers")
 WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*")
+
+
+@dataclass(frozen=True)
+class Look:
+    """Colour or material words found in a prompt: where they are, and what they name."""
+
+    start: int  # character offsets in the prompt
+    end: int
+    colour: str | None
+    kind: str | None
 
 
 @dataclass(frozen=True)
@@ -33,15 +44,17 @@ class Lexicon:
 
     def __init__(self, nouns: dict[str, str], plurals: dict[str, str], training: set[str],
                  kinds: dict[str, list[str]], others: frozenset[str] = frozenset(),
-                 opposites: dict[str, frozenset[str]] | None = None):
+                 opposites: dict[str, frozenset[str]] | None = None, looks: dict[str, tuple] | None = None):
         self.nouns, self.plurals, self.training, self.kinds, self.others = nouns, plurals, training, kinds, others
         self.opposites = opposites or {}
+        self.looks = looks or {}  # word(s) -> (colour or None, material kind or None)
 
     @classmethod
     def load(cls, path: Path = PATH) -> "Lexicon":
         data = json.loads(path.read_text())
         return cls(data["nouns"], data["plurals"], set(data["training"]), data["kinds"], frozenset(data.get("others", ())),
-                   {word: frozenset(words) for word, words in data.get("opposites", {}).items()})
+                   {word: frozenset(words) for word, words in data.get("opposites", {}).items()},
+                   {word: tuple(look) for word, look in data.get("looks", {}).items()})
 
     def other_things(self, text: str) -> list[str]:
         """The words of `text` that name a physical thing of no category ("an elephant"), as nouns."""
@@ -58,19 +71,67 @@ class Lexicon:
 
     def named(self, text: str) -> list[Named]:
         """The nouns of `text` that name a category, left to right: the longest noun wins where
-        nouns overlap ("a bar stool" is a stool, not a bar)."""
-        words = WORD.findall(text.lower())
+        nouns overlap ("a bar stool" is a stool, not a bar). A colour or material word names its
+        category only where no other noun names another: "an oak" is a tree, "an oak table" a table."""
+        words = [m.group() for m in WORD.finditer(text.lower())]
+        return [Named(" ".join(words[k:k + n]), noun, self.nouns[noun]) for k, n, noun in self._nouns(words)]
+
+    def find_looks(self, text: str) -> list[Look]:
+        """The colour and material words of `text`, left to right, the longest first ("jet black"),
+        but those that name the object ("an oak")."""
+        matches = list(WORD.finditer(text.lower()))
+        words = [m.group() for m in matches]
+        inside = {i for k, n, _ in self._nouns(words) for i in range(k, k + n)}
         found, k = [], 0
         while k < len(words):
             for n in range(min(LONGEST, len(words) - k), 0, -1):
-                noun = self.noun(" ".join(words[k:k + n]))
-                if noun is not None:
-                    found.append(Named(" ".join(words[k:k + n]), noun, self.nouns[noun]))
+                look = self._look(" ".join(words[k:k + n]))
+                if n > 1 and look is not None and self._each_says(words[k:k + n]) not in (None, look):
+                    continue  # each word says its own: "white metal" is white and metal, not an alloy
+                if look is not None and not inside & set(range(k, k + n)):
+                    found.append(Look(matches[k].start(), matches[k + n - 1].end(), *look))
                     k += n
                     break
             else:
                 k += 1
         return found
+
+    def _each_says(self, words: list[str]) -> tuple | None:
+        """What `words` name read one by one (their first colour and kind), or None if one names nothing."""
+        looks = [self._look(w) for w in words]
+        if None in looks:
+            return None
+        return next((c for c, _ in looks if c), None), next((k for _, k in looks if k), None)
+
+    def _look(self, words: str) -> tuple | None:
+        """What `words` name, or None; a hyphenated word its last part's ("rose-pink": pink)."""
+        look = self.looks.get(words.replace("-", " "))
+        if look is None and " " not in words and "-" in words:
+            look = self.looks.get(words.rpartition("-")[2])
+        return look
+
+    def without_looks(self, text: str) -> str:
+        """`text` without its colour and material words ("a red elephant" -> "a elephant"): what the
+        object is, for telling whether the model knows it."""
+        for look in reversed(self.find_looks(text)):
+            text = text[:look.start] + text[look.end:]
+        return " ".join(text.split())
+
+    def _nouns(self, words: list[str]) -> list[tuple[int, int, str]]:
+        """(first word, words, noun) of each category noun; those that are colour or material words
+        only where no other noun names another category ("a tree like a pine": both trees)."""
+        found, k = [], 0
+        while k < len(words):
+            for n in range(min(LONGEST, len(words) - k), 0, -1):
+                noun = self.noun(" ".join(words[k:k + n]))
+                if noun is not None:
+                    found.append((k, n, noun))
+                    k += n
+                    break
+            else:
+                k += 1
+        plain = {self.nouns[noun] for k, n, noun in found if " ".join(words[k:k + n]).replace("-", " ") not in self.looks}
+        return [f for f in found if not plain or self.nouns[f[2]] in plain]
 
     def _singulars(self, words: str):
         yield words

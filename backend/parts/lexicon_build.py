@@ -12,7 +12,9 @@ MAX_DEPTH hypernym links up), a sense of one of the category's *training* nouns
 an input: what WordNet says of them is found, not taught, which is why the paraphrase split
 stays held out (tests/backend/test_parts_lexicon.py checks the inputs). The lexicon also holds,
 for each word of the training attribute phrases, the adjectives WordNet calls its opposites
-("short": "long", "extended", ...), which the phrase reader never matches with it.
+("short": "long", "extended", ...), which the phrase reader never matches with it; and the
+colour and material each colour or material noun names ("crimson": red, "steel": metal,
+"mahogany": brown wood), found the same way from the training colour and material words alone.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ ANCHOR_SENSES = 3  # a training noun's first physical sense among these anchors 
 PHYSICAL = ("artifact", "organism", "natural object")  # first senses of these: the roots of physical things
 # ... and of other things a prompt may ask for that no category is: "a pizza", "a dragon"
 OTHER_ROOTS = ("food", "imaginary being")
+# A colour or material sense of a word is often not its first ("emerald" the gem, then the colour;
+# "pine" the tree, then its wood): a word's LOOK_SENSES most frequent senses are considered.
+LOOK_SENSES = 3
 OUT = Path(__file__).with_name("lexicon.json")
 NOTICE = ("Derived from WordNet 3.0. WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. "
           "THIS SOFTWARE AND DATABASE IS PROVIDED \"AS IS\" AND PRINCETON UNIVERSITY MAKES NO REPRESENTATIONS OR "
@@ -187,6 +192,80 @@ def build(wordnet: WordNetNouns, training_nouns: dict[str, list[str]]) -> dict[s
             "training": training, "kinds": {c: sorted(k) for c, k in sorted(kinds.items()) if k}, "others": others}
 
 
+def looks(wordnet: WordNetNouns, colour_words: dict[str, list[str]], material_words: dict[str, list[str]],
+          excluded: set[str]) -> dict[str, list]:
+    """{noun: [colour or None, material kind or None]}: the colour a noun names when one of its
+    LOOK_SENSES senses is a training colour word's colour sense or a kind of it (at most MAX_DEPTH
+    links up: "crimson" is a red), and likewise the material kind, anchored on the training
+    material nouns' senses that are matter ("steel" is an alloy, a sense of "metal") or, where that
+    sense comes first, an artifact ("velvet" is a fabric). Two classes equally near: say nothing.
+    `excluded` words (part and object names: "canopy", "rock") and words of two letters or fewer
+    (WordNet's element symbols: "in" is indium) are never looks.
+
+    Args:
+        colour_words: Colour class -> its training words.
+        material_words: Material kind -> its training nouns.
+    """
+    matter = next(o for o in wordnet.senses["matter"] if o in wordnet.up(wordnet.senses["solid"][0], 64))
+    colour_root, artifact = wordnet.senses["color"][0], wordnet.senses["artifact"][0]
+
+    def anchors(words: dict[str, list[str]], keep) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = defaultdict(set)
+        for name, nouns in words.items():
+            for noun in nouns:
+                for rank, offset in enumerate(wordnet.senses.get(noun, [])[:LOOK_SENSES]):
+                    if keep(rank, wordnet.up(offset, 64)):
+                        found[offset].add(name)
+        return found
+
+    def nearest(lemma: str, anchored: dict[str, set[str]]):
+        best = None  # (distance, names)
+        for offset in wordnet.senses[lemma][:LOOK_SENSES]:
+            for up, distance in wordnet.up(offset, MAX_DEPTH).items():
+                for name in anchored.get(up, ()):
+                    if best is None or distance < best[0]:
+                        best = (distance, {name})
+                    elif distance == best[0]:
+                        best[1].add(name)
+        return next(iter(best[1])) if best is not None and len(best[1]) == 1 else None
+
+    colours = anchors(colour_words, lambda rank, ups: colour_root in ups)
+    kinds = anchors(material_words, lambda rank, ups: matter in ups or (rank == 0 and artifact in ups))
+    table = {}
+    for lemma in wordnet.senses:
+        if lemma not in excluded and len(lemma) > 2:
+            found = [nearest(lemma, colours), nearest(lemma, kinds)]
+            if found != [None, None]:
+                table[lemma] = found
+    return dict(sorted(table.items()))
+
+
+def with_training_looks(table: dict[str, list], colour_words: dict[str, list[str]],
+                        material_forms: dict[str, list[str]]) -> dict[str, list]:
+    """`table` with every training colour and material word (adjectives too: "wooden") as itself."""
+    table = dict(table)
+    table.update({w: [colour, None] for colour, words in colour_words.items() for w in words})
+    table.update({w: [None, kind] for kind, words in material_forms.items() for w in words})
+    return dict(sorted(table.items()))
+
+
+def training_looks() -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]:
+    """The training captions' colour words, material nouns and material words (adjectives too),
+    per class: no paraphrase word."""
+    from .appearance_captions import COLOUR_WORDS, MATERIAL_WORDS
+
+    return ({colour: list(train) for colour, (train, _) in COLOUR_WORDS.items()},
+            {kind: sorted({noun for _, noun in train}) for kind, (train, _) in MATERIAL_WORDS.items()},
+            {kind: sorted({w for forms in train for w in forms}) for kind, (train, _) in MATERIAL_WORDS.items()})
+
+
+def not_looks() -> set[str]:
+    """Words that name a part or a training object ("canopy", "rock"): never read as a colour or material."""
+    from .data import PART_VOCABULARY
+
+    return set(PART_VOCABULARY) | {noun for nouns in training_nouns().values() for noun in nouns}
+
+
 def training_nouns() -> dict[str, list[str]]:
     """Each category's training nouns: the captions' plain nouns and their attribute nouns."""
     from .captions import ATTRIBUTE_NOUNS, NOUNS
@@ -215,11 +294,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wordnet", default="/usr/share/wordnet", help="WordNet 3.0's dict folder")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
-    lexicon = build(WordNetNouns(args.wordnet), training_nouns())
+    wordnet = WordNetNouns(args.wordnet)
+    lexicon = build(wordnet, training_nouns())
     lexicon["opposites"] = opposites(WordNetAdjectives(args.wordnet), training_phrase_words())
+    colour_words, material_nouns, material_forms = training_looks()
+    found = looks(wordnet, colour_words, material_nouns, not_looks())
+    lexicon["looks"] = with_training_looks(found, colour_words, material_forms)
     Path(args.out).write_text(json.dumps(lexicon, indent=0, sort_keys=False) + "\n")
     print(f"{len(lexicon['nouns'])} nouns, {len(lexicon['others'])} other things, {len(lexicon['plurals'])} "
-          f"irregular plurals, opposites of {len(lexicon['opposites'])} phrase words -> {args.out}")
+          f"irregular plurals, opposites of {len(lexicon['opposites'])} phrase words, {len(lexicon['looks'])} "
+          f"colour and material nouns -> {args.out}")
     return 0
 
 

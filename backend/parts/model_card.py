@@ -44,7 +44,9 @@ def evaluation_lines(metrics: dict) -> list[str]:
     appearance = [k for k in metrics if k.startswith("appearance.")]
     if appearance:
         lines += ["", "Colours and materials per part (held-out shapes, every prompt states some; a part label is right",
-                  "when its colour and material class both are):", "",
+                  "when its colour and material class both are). The reader's prompts first have colour and material",
+                  "words the captions never use put in training words by the lexicon (\"crimson\" as red, \"steel\" as",
+                  "metal: `appearance_reader.plain_looks`); the lexicon keywords baseline shows that step alone:", "",
                   "| wording | system | parts | colour | material | whole prompt | n |", "|---|---|---|---|---|---|---|"]
         for key in appearance:
             m, (_, wording, system) = metrics[key], key.split(".", 2)

@@ -32,7 +32,6 @@ from typing import Any, Optional
 
 import torch
 
-from .appearance_captions import without_looks
 from .captions import ATTRIBUTE_NOUNS, NOUNS, PHRASES, TEMPLATES, fix_articles, join_phrases
 from .data import PART_VOCABULARY
 from .lexicon import Lexicon
@@ -121,7 +120,10 @@ class PhraseReader:
     def read(self, prompt: str, category: str) -> list[Phrase]:
         """The attribute values `prompt` states for `category`, in the prompt's order."""
         table = self.table(category)
-        words = WORD.findall(prompt.lower())[:MAX_WORDS]
+        matches = list(WORD.finditer(prompt.lower()))[:MAX_WORDS]
+        words = [m.group() for m in matches]
+        looks = self.lexicon.find_looks(prompt)  # read in the whole prompt: "a stone canopy" is not a rock
+        is_look = [any(look.start < m.end() and m.start() < look.end for look in looks) for m in matches]
         spans = [(i, j) for i in range(len(words)) for j in range(i + 1, min(len(words), i + MAX_SPAN) + 1)
                  if words[i] not in FILLER and words[j - 1] not in FILLER]
         if table is None or not spans:
@@ -149,7 +151,7 @@ class PhraseReader:
             exact = _content(texts[s]) == _content(table.phrases[r])
             if attribute is not None and not exact and set(words[i:j]) <= table.shared[attribute]:
                 continue  # only words every value of it uses ("the top"), and not a value's own phrase
-            if not exact and without_looks(texts[s]) != texts[s]:
+            if not exact and any(is_look[i:j]):
                 continue  # colours and materials ("black metal legs") say no shape, unless in a phrase ("pine tree")
             taken.append((i, j))
             if attribute is not None:
@@ -157,14 +159,16 @@ class PhraseReader:
                 found[attribute] = Phrase(attribute, value, texts[s], table.phrases[r],
                                           PHRASES[category][attribute][value][0][0])
                 order[attribute] = i
-        for attribute, (at, phrase) in self._read_clauses(prompt, category, table, taken, found).items():
+        for attribute, (at, phrase) in self._read_clauses(prompt, category, table, taken + [
+                (k, k + 1) for k, look in enumerate(is_look) if look], found).items():
             found[attribute], order[attribute] = phrase, at
         return sorted(found.values(), key=lambda p: order[p.attribute])
 
     def _read_clauses(self, prompt: str, category: str, table: "PhraseTable", taken: list[tuple[int, int]],
                       found: dict) -> dict[str, tuple[int, Phrase]]:
         """{attribute: (first word, Phrase)} for the clauses with no word read that say a value
-        as a whole, one value per clause, the clause nearest its value first."""
+        as a whole, one value per clause, the clause nearest its value first. `taken`: the
+        stretches of words read, and the colour and material words ("whose top is green" says no shape)."""
         # the words that name the object: its training nouns, or any the lexicon says it is ("a packing case")
         named = [n.words for n in self.lexicon.named(prompt) if n.category == category]
         own = {w for noun in [*NOUNS[category][0], *named] for w in WORD.findall(noun.lower())}
@@ -178,9 +182,9 @@ class PhraseReader:
                 pieces.setdefault(sum(hi <= m.start() for _, hi in marks), []).append((k, m.group()))
         clauses = []  # (first word, the clause's unread words)
         for piece in pieces.values():
-            kept = WORD.findall(without_looks(" ".join(w for _, w in piece)))  # "whose top is green" says no shape
-            if any(w not in FILLER and w not in own and not _part_name(w) for w in kept):  # not "the neck"
-                clauses.append((piece[0][0], kept))
+            words = [w for _, w in piece]
+            if any(w not in FILLER and w not in own and not _part_name(w) for w in words):  # not "the neck"
+                clauses.append((piece[0][0], words))
         if not clauses:
             return {}
         said = self.encoder.encode([f"a {table.noun} with {' '.join(w)}" for _, w in clauses], cache=False)  # (C, D)

@@ -26,8 +26,7 @@ from backend.errors import InputError, ModelUnavailable
 from backend.results import MeshPart, StepCallback, no_progress
 
 from .appearance import clean_looks
-from .appearance_captions import without_looks
-from .appearance_reader import load_reader
+from .appearance_reader import load_reader, looks_note, plain_looks
 from .autoencoder import AutoencoderConfig, PartAutoencoder
 from .contact import attach_floating_parts, stop_inside_kept_parts, stop_smaller_crossing_parts, world_boxes
 from .decode import EXTENT, decode_shape
@@ -161,6 +160,9 @@ class PartDiffusionPipeline:
                 self._resolved.move_to_end(prompt)
                 return self._resolved[prompt]
         resolved = self._resolve(prompt)
+        said = looks_note(prompt, self.lexicon) if self.appearance is not None else None
+        if said:
+            resolved = resolved._replace(note=" ".join(n for n in (resolved.note, said) if n))
         with self._resolved_lock:
             self._resolved[prompt] = resolved
             while len(self._resolved) > RESOLVED_CACHE:
@@ -182,7 +184,7 @@ class PartDiffusionPipeline:
         clears KNOWN_SIMILARITY; a prompt that names a physical thing WordNet places under no
         category must clear OTHER_THING_SIMILARITY too, or state an attribute of the category.
         """
-        text = without_looks(prompt)
+        text = self.lexicon.without_looks(prompt)
         emb = self.text_encoder.encode([text])[0]
         sims = self.caption_embeds @ emb  # (M,)
         named = [n for n in self.lexicon.named(text) if n.category in self.categories]
@@ -439,7 +441,12 @@ class PartDiffusionPipeline:
         none); {} without an appearance reader."""
         if self.appearance is None or not prompt:
             return {}
-        return self.appearance.read(self.text_encoder, [prompt], [list(labels)])[0]
+        return self.read_looks_of([prompt], [labels])[0]
+
+    def read_looks_of(self, prompts: Sequence[str], labels: Sequence[Sequence[str]]) -> list[dict]:
+        """`read_looks` of many prompts at once, each with its labels (needs the appearance reader)."""
+        plain = [plain_looks(p, self.lexicon) for p in prompts]
+        return self.appearance.read(self.text_encoder, plain, [list(names) for names in labels])
 
     def looks(self, prompt: str, labels: Sequence[str], before=None, new_labels: set = frozenset()) -> dict[str, list]:
         """The looks of a shape's labels (label -> [colour, kind]): what the prompt states, but a

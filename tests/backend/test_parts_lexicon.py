@@ -11,6 +11,7 @@ from backend.parts import captions
 from backend.parts.lexicon import PATH, Lexicon
 from backend.parts.lexicon_build import (WordNetAdjectives, WordNetNouns, build, opposites, training_nouns,
                                         training_phrase_words)
+from tests.fixtures.tiny_wordnet import write_nouns
 
 # A small WordNet in its own file formats: roots of physical things, a barrel with a keg below
 # it, a tower with a lighthouse and a turret, "chest" as a body part first and a box second, a
@@ -36,19 +37,7 @@ TRAINING = {"barrel": ["barrel"], "tower": ["tower"], "lighthouse": ["lighthouse
 
 @pytest.fixture
 def wordnet(tmp_path):
-    data, senses = [], {}
-    for offset, words, hypernyms in SYNSETS:
-        pointers = " ".join(f"@ {h} n 0000" for h in hypernyms)
-        data.append(f"{offset} 06 n {len(words):02x} {' '.join(f'{w} 0' for w in words)} {len(hypernyms):03d} "
-                    f"{pointers} | a gloss")
-        for word in words:
-            senses.setdefault(word, []).append(offset)
-    senses.update(SENSE_ORDER)
-    index = [f"{word} n {len(offsets)} 1 @ {len(offsets)} 0 {' '.join(offsets)}" for word, offsets in senses.items()]
-    (tmp_path / "data.noun").write_text("  1 This file is part of a test\n" + "\n".join(data) + "\n")
-    (tmp_path / "index.noun").write_text("\n".join(sorted(index)) + "\n")
-    (tmp_path / "noun.exc").write_text("cacti cactus\n")
-    return WordNetNouns(tmp_path)
+    return WordNetNouns(write_nouns(tmp_path, SYNSETS, SENSE_ORDER, "cacti cactus\n"))
 
 
 def test_nouns_reach_the_category_they_are_a_kind_of(wordnet):
