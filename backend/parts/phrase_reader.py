@@ -187,7 +187,7 @@ class PhraseReader:
                 clauses.append((piece[0][0], words))
         if not clauses:
             return {}
-        said = self.encoder.encode([f"a {table.noun} with {' '.join(w)}" for _, w in clauses], cache=False)  # (C, D)
+        said = self.encoder.encode([fix_articles(f"a {table.noun} with {' '.join(w)}") for _, w in clauses], cache=False)
         lead = said @ table.captions.T - (said @ table.bare)[:, None]  # (C, rows): nearer the value than the bare object
         # a clause's count ("a ring of eight") must agree, but one with none may say a count's value ("open to the sky": no roof)
         bad = _disagree(table, [any_count(" ".join(w)) for _, w in clauses], [w for _, w in clauses], said_only=True)
@@ -210,7 +210,7 @@ class PhraseReader:
         """A training-form caption stating `read` ("a chair with three legs and no arms"), in the
         training attribute noun that was read, if one was ("an office chair with wheels": the
         plain "a chair with wheels" made wheels in fewer edits)."""
-        nouns = {noun for (c, _, _), noun in ATTRIBUTE_NOUNS.items() if c == category}
+        nouns = {noun for _, _, noun in _attribute_nouns(category)}
         noun = next((p.matched for p in read if p.matched in nouns), NOUNS[category][0][0])
         return fix_articles(TEMPLATES[0].format(noun=noun, attrs=join_phrases([p.phrase for p in read])))
 
@@ -221,8 +221,8 @@ class PhraseReader:
         if category not in self._tables:
             rows = [(a, v, p) for a, values in PHRASES[category].items()
                     for v, (training, _) in values.items() for p in training]
-            nouns = {noun for (c, _, _), noun in ATTRIBUTE_NOUNS.items() if c == category}
-            rows += [(a, v, noun) for (c, a, v), noun in ATTRIBUTE_NOUNS.items() if c == category]
+            rows += _attribute_nouns(category)
+            nouns = {noun for _, _, noun in _attribute_nouns(category)}
             rows += [(None, None, noun) for noun in NOUNS[category][0]]
             phrases = [p for _, _, p in rows]
             shared = {}
@@ -239,6 +239,11 @@ class PhraseReader:
                                                  [first_count(p) for p in phrases], embedded[:R], shared,
                                                  opposed, embedded[R : 2 * R], embedded[2 * R], noun)
         return self._tables[category]
+
+
+def _attribute_nouns(category: str) -> list[tuple[str, str, str]]:
+    """(attribute, value, noun) of the category's nouns that state a value ("office chair": wheels)."""
+    return [(a, v, noun) for (c, a, v), noun in ATTRIBUTE_NOUNS.items() if c == category]
 
 
 def _part_name(word: str) -> bool:
