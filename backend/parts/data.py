@@ -92,6 +92,13 @@ def sample_shape(seed: int, category: str | None = None, attributes: dict | None
     return shape
 
 
+def part_labels(category: str, fixed: dict, seed: int) -> list[str]:
+    """The part labels of a training-split shape of `category` with the `fixed` attributes (the
+    rest sampled from `seed`): the parts alone, without the captions sample_shape also writes."""
+    rng = np.random.default_rng([seed, 5])
+    return [p.label for p in CATEGORIES[category].build(rng, _sample_attributes(rng, category, dict(fixed), "train"))]
+
+
 @functools.lru_cache(maxsize=32)
 def category_shapes(category: str, count: int = 200) -> tuple:
     """The first `count` shapes of a category (seeds 0, 1, ...), cached: what the model's runtime

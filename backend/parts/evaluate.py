@@ -95,6 +95,13 @@ def evaluate(pipe: PartDiffusionPipeline, cfg: EvalConfig = EvalConfig(), log=pr
         m = attribute_accuracy(pipe, items, cfg.resolution, cfg.seed + k, cfg.steps, cfg.guidance_scale, cfg.batch)
         metrics[f"attributes.{split}"] = m
         log(f"  {split:>22}: {_accuracy_line(m)}")
+        pipe.hold_counts = False  # the ablation: the stated counts only in the text, as before slot_constraints.py
+        try:
+            m = attribute_accuracy(pipe, items, cfg.resolution, cfg.seed + k, cfg.steps, cfg.guidance_scale, cfg.batch)
+        finally:
+            pipe.hold_counts = True
+        metrics[f"attributes.counts not held.{split}"] = m
+        log(f"  {'counts not held':>22}: {_accuracy_line(m)}")
         if split == "unseen-wording":
             bare = [Item(category_prompt(i.category), i.category, i.stated) for i in items]
             base = {"procedural shapes (ideal)": ideal_baseline(pipe, items, cfg.resolution, cfg.seed),

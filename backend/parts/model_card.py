@@ -22,12 +22,15 @@ def _caption_kinds(kinds: list[str]) -> str:
 
 def evaluation_lines(metrics: dict) -> list[str]:
     """The figures `evaluate.py` printed, as tables."""
-    lines = ["", "Attribute accuracy (prompts stating every attribute; read from the delivered mesh):", "",
+    lines = ["", "Attribute accuracy (prompts stating every attribute; read from the delivered mesh). The model",
+             "holds the part counts the values it read decide while it samples (`slot_constraints.py`); \"counts not",
+             "held\" is the same model conditioned on the text alone:", "",
              "| split | attributes | whole shape | n |", "|---|---|---|---|"]
     keys = [k for k in metrics if k.startswith("attributes.")]
-    for key in sorted(keys, key=lambda k: k.startswith("attributes.baseline.")):  # the splits, then the baselines
+    order = ("attributes.counts not held.", "attributes.baseline.")  # the splits, the ablation, then the baselines
+    for key in sorted(keys, key=lambda k: [k.startswith(prefix) for prefix in order][::-1]):
         m = metrics[key]
-        name = key[len("attributes."):].replace("baseline.", "baseline: ")
+        name = key[len("attributes."):].replace("baseline.", "baseline: ").replace("counts not held.", "counts not held: ")
         lines.append(f"| {name} | {m['attribute']:.3f} ± {m['attribute_se']:.3f} | {m['shape']:.3f} ± "
                      f"{m['shape_se']:.3f} | {m['n']} |")
     reading = [k for k in metrics if k.startswith("reading.")]
@@ -86,7 +89,9 @@ def write_card(folder: str, config: dict) -> str:
         "(`phrase_reader.py`: \"three feet\" is \"three legs\", and a clause none of whose stretches matched",
         "is read whole: \"a ring of eight\" is \"eight petals\"; only training phrases are anchors) and the",
         "shape is conditioned on that caption. Each category has a slot template (a run of slots per label),",
-        "so a slot holds the same part in every shape of its category. After sampling, a part that",
+        "so a slot holds the same part in every shape of its category, and a count read from the prompt says",
+        "which slots exist: those the read values decide (learned from training shapes: \"three legs\", not",
+        "\"single bed\" → no footboard) are held while phase 1 samples (`slot_constraints.py`). After sampling, a part that",
         "passes right through a larger one where the category's training shapes never do (a leg up",
         "through the seat) is shortened to end inside it, and new parts left floating are moved until",
         "they touch the rest (`contact.py`).",

@@ -35,6 +35,7 @@ from .lexicon import shipped as shipped_lexicon
 from .phrase_reader import PhraseReader, reading_note
 from .prompt_counts import with_count_tokens
 from .representation import PartShape, number_parts, rotation_from_6d
+from .slot_constraints import slot_constraints
 from .text import TextEncoder
 
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights")
@@ -69,6 +70,7 @@ class Resolved(NamedTuple):
     note: Optional[str]  # for the artist: the prompt is unknown, a noun or phrase was read in the model's words
     known: bool
     reading: Optional[str] = None  # the attributes read, as a training caption: what the shape is conditioned on
+    values: tuple = ()  # the (attribute, value) pairs read: the part counts they decide are held while sampling
 
 
 @dataclass
@@ -117,6 +119,7 @@ class PartDiffusionPipeline:
         self.appearance = load_reader(config, tensors)  # None for weights trained before it
         self.lexicon = shipped_lexicon()
         self.reader = PhraseReader(text_encoder, lexicon=self.lexicon)
+        self.hold_counts = True  # hold the part counts a prompt states while sampling (slot_constraints.py)
         self._resolved: OrderedDict[str, Resolved] = OrderedDict()  # bounded: RESOLVED_CACHE
         self._resolved_lock = threading.Lock()
 
@@ -216,7 +219,8 @@ class PartDiffusionPipeline:
             return Resolved(prompt, category, note, True)
         said = reading_note(read)
         note = " ".join(n for n in (note, said) if n) or None
-        return Resolved(prompt, category, note, True, self.reader.caption(category, read))
+        return Resolved(prompt, category, note, True, self.reader.caption(category, read),
+                        tuple((p.attribute, p.value) for p in read))
 
     def _embed(self, prompt: str | Sequence[str], n: int) -> TextCondition:
         """The prompts as the denoisers see them: sentence embedding, token states, nearest category."""
@@ -257,7 +261,8 @@ class PartDiffusionPipeline:
                  generator: torch.Generator, callback: StepCallback, phase: str, cond=None,
                  known: Optional[torch.Tensor] = None, known_mask: Optional[torch.Tensor] = None,
                  init: Optional[torch.Tensor] = None, start_step: int = 0,
-                 jump_length: int = 1, jump_n_sample: int = 1) -> torch.Tensor:
+                 jump_length: int = 1, jump_n_sample: int = 1, held: Optional[torch.Tensor] = None,
+                 held_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """One phase's sampling loop over levels 0 (noise) … steps (clean).
 
         Args:
@@ -266,6 +271,9 @@ class PartDiffusionPipeline:
                 same level (RePaint). init: (B, S, D) shape to start from at level `start_step`
                 (SDEdit); None starts from pure noise at level 0.
             jump_length, jump_n_sample: RePaint resampling; (1, 1) is plain DDIM.
+            held/held_mask: (B, S, D) clean values and 1 where a feature is held: at every step the
+                denoiser's clean estimate takes them before the DDIM step, so the held features
+                reach their values along the sample's own noise (no fresh noise as in RePaint).
         Returns: (B, S, D) clean sample.
         """
         self.scheduler.set_timesteps(steps)
@@ -284,6 +292,11 @@ class PartDiffusionPipeline:
         for k, (a, b) in enumerate(zip(path[:-1], path[1:])):
             if b > a:  # down one level: a DDIM step at ts[a]
                 v = self._velocity(net, x, ts[a], text, negative, guidance_scale, cond)
+                if held is not None:  # v-prediction: x0 = √ᾱ x − √(1−ᾱ) v; held features of x0 replaced, v solved back
+                    ab = self._alpha_bar(ts, a, n)
+                    x0 = ab ** 0.5 * x - (1 - ab) ** 0.5 * v
+                    x0 = held_mask * held + (1 - held_mask) * x0
+                    v = (ab ** 0.5 * x - x0) / (1 - ab) ** 0.5
                 x = self.scheduler.step(v, ts[a], x, eta=0.0).prev_sample
                 if known is not None:  # RePaint: known slots, noised to level b
                     known_b = known if b >= n else self.scheduler.add_noise(known, randn(), ts[b : b + 1])
@@ -310,18 +323,37 @@ class PartDiffusionPipeline:
             on_device, (layout_known, latent_known, known_mask, layout_init, latent_init, layout_mask))
         if layout_mask is None and known_mask is not None:
             layout_mask = known_mask[..., None].expand(-1, -1, self.codec.layout_dim)
+        held, held_mask = None, None
+        if layout_known is None and layout_init is None and self.hold_counts:  # a new shape: its stated counts held
+            held, held_mask = self._stated_counts(prompt, num_shapes)
         S, L = self.codec.max_parts, self.codec.stats["latent_mean"].shape[0]
         opts = dict(start_step=start_step, jump_length=jump_length, jump_n_sample=jump_n_sample)
         layout = self._denoise(self.layout_net, (num_shapes, S, self.codec.layout_dim), text, negative, guidance_scale,
                                steps, generator, callback, "layout", known=layout_known, known_mask=layout_mask,
-                               init=layout_init, **opts)
+                               init=layout_init, held=held, held_mask=held_mask, **opts)
         layout = self.codec.snap_layout(layout)
         if layout_known is not None:
             layout = torch.where(layout_mask.bool(), layout_known, layout)
+        if held is not None:
+            layout = torch.where(held_mask.bool(), held, layout)
         latents = self._denoise(self.latent_net, (num_shapes, S, L), text, negative, guidance_scale, steps, generator,
                                 callback, "geometry", cond=layout, known=latent_known, known_mask=known_mask,
                                 init=latent_init, **opts)
         return layout, latents
+
+    def _stated_counts(self, prompt: str | Sequence[str], n: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Known layout features and their mask (n, S, 13+V) for the part counts the prompts'
+        read values decide (slot_constraints.py), or (None, None) when they decide none."""
+        prompts = [prompt] * n if isinstance(prompt, str) else list(prompt)
+        held = []
+        for p in prompts:
+            resolved = self.resolve_prompt(p)
+            held.append(slot_constraints(self.codec, resolved.category, dict(resolved.values)) if resolved.values else None)
+        if not any(h is not None for h in held):
+            return None, None
+        empty = torch.zeros(self.codec.max_parts, self.codec.layout_dim)
+        known = torch.stack([h[0] if h is not None else empty for h in held]).to(self.device)
+        return known, torch.stack([h[1] if h is not None else empty for h in held]).to(self.device)
 
     def _to_shape(self, layout, latents, prompt: str, base: Optional[PartShape] = None,
                   kept_slots: Sequence[int] = (), attach_parts: bool = True,

@@ -1,0 +1,76 @@
+"""The part counts a prompt states, held in the layout while it is sampled.
+
+Each slot of a category's template means one part ("leg" ×5: the first three filled is three
+legs), so a stated count is a statement about which slots exist. Conditioned on text alone, the
+layout denoiser follows counts it saw together in training but drops some in combinations it
+never saw ("a single bed with a footboard": every single bed it learned from had none). When the
+phrase reader has read the attribute values, the existence and label features of the slots those
+values decide are held: at every step the denoiser's clean estimate takes them before the DDIM
+step (`PartDiffusionPipeline._denoise`), and everything else (where each part goes, its size, the
+other parts) is denoised as before. Replacing them by freshly noised values after each step
+instead (RePaint's way, which part completion uses) scored the same but lost a wheel of an office
+chair inside another part more often (3 of 20 shapes against 5 of 20).
+
+Which counts a value decides is learned from the procedural training shapes, never from a
+held-out combination: a label's count is decided by an attribute when every value of that
+attribute fixes it and the values do not all fix the same count ("legs: 3" → three legs; a
+double bed has a footboard or not, so "size" decides nothing about footboards).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+
+import torch
+
+from . import data
+from .diffusion import SlotCodec
+
+SAMPLES = 24  # training-split shapes per attribute value; a count that varies is seen to vary
+
+
+@functools.lru_cache(maxsize=None)  # one entry per category: bounded by the categories known
+def decided_counts(category: str) -> dict[tuple[str, object], dict[str, int]]:
+    """{(attribute, value): {label: count}} for the labels whose count the attribute decides."""
+    out: dict[tuple[str, object], dict[str, int]] = {}
+    for attribute, values in data.attribute_space(category).items():
+        seen = {v: [Counter(data.part_labels(category, {attribute: v}, seed)) for seed in range(SAMPLES)] for v in values}
+        labels = set().union(*(c for counts in seen.values() for c in counts))
+        decided = [label for label in sorted(labels)
+                   if all(len({c[label] for c in counts}) == 1 for counts in seen.values())
+                   and len({counts[0][label] for counts in seen.values()}) > 1]
+        for value, counts in seen.items():
+            out[(attribute, value)] = {label: counts[0][label] for label in decided}
+    return out
+
+
+def slot_constraints(codec: SlotCodec, category: str, values: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Known layout features (S, 13+V) and their mask for the slots whose count `values`
+    (attribute -> value, as read) decide: filled slots get existence and label, empty ones are
+    empty through and through, as in training. None when the values decide no count. A label
+    two values give different counts, or more parts than its run has slots, is left free."""
+    template = codec.templates.get(category, [])
+    if category not in data.CATEGORIES or not template:
+        return None
+    decided = decided_counts(category)
+    said: dict[str, set[int]] = {}
+    for attribute, value in values.items():
+        for label, count in decided.get((attribute, value), {}).items():
+            said.setdefault(label, set()).add(count)
+    S, D = codec.max_parts, codec.layout_dim
+    known, mask = torch.zeros(S, D), torch.zeros(S, D)
+    for label, counts in said.items():
+        run = [slot for slot, name in enumerate(template) if name == label]
+        if len(counts) != 1 or next(iter(counts)) > len(run) or label not in codec.vocabulary:
+            continue
+        count = next(iter(counts))
+        for k, slot in enumerate(run):
+            if k < count:  # a part: it exists and is a `label`, its place and size are sampled
+                mask[slot, 12:] = 1.0
+                known[slot, 12:] = -1.0
+                known[slot, 12] = known[slot, 13 + codec.vocabulary.index(label)] = 1.0
+            else:  # no part: weight and labels -1, geometry zero, as `SlotCodec.encode` writes it
+                mask[slot] = 1.0
+                known[slot, 12:] = -1.0
+    return (known, mask) if mask.any() else None
