@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, BinaryIO, Optional
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ MAX_UNSAVED = 1000  # finished records held in memory while the database cannot 
 # Checkpoints kept (a distillation's is ~110 MB): those of older stopped jobs are deleted, their
 # records saying so, so a day of cancelled experiments does not fill the disk.
 KEEP_CHECKPOINTS = 4
+COPY_CHUNK = 1 << 20  # bytes read at a time when an upload is copied from a file
 
 
 class StorageFull(RuntimeError):
@@ -259,20 +260,23 @@ class JobStore:
         """Where a resumable job's checkpoint goes (backend/distill/checkpoint.py): when due, and when it stops."""
         return self.job_dir(job_id) / "checkpoint.safetensors"
 
-    def save_uploads(self, job_id: str, files: dict[str, bytes]) -> None:
+    def save_uploads(self, job_id: str, files: dict[str, bytes], copies: Optional[dict[str, BinaryIO]] = None) -> None:
         """Create a new job's folder and keep its uploads there, on disk, not in memory (forty
-        objects sent to texture would otherwise hold forty meshes while they wait).
+        objects sent to texture would otherwise hold forty meshes while they wait). `copies`
+        are uploads read from open files a chunk at a time (a resumed job's checkpoint).
 
         Raises:
             OSError: the disk refused them (the caller removes the folder again).
         """
         _private_dir(self.job_dir(job_id))  # for every job: a read-only disk refuses it now, not once it ran
-        if not files:
+        if not files and not copies:
             return
         folder = self.job_dir(job_id) / "uploads"
         _private_dir(folder)
         for name, data in files.items():  # names are checked against models.UPLOADS by the caller
             _write_private(folder / name, data)
+        for name, source in (copies or {}).items():
+            _copy_private(folder / name, source)
 
     def write_result(self, job_id: str, data: bytes) -> None:
         """Write a job's result GLB whole, or leave nothing.
@@ -444,6 +448,13 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
     with open(fd, "wb") as handle:
         handle.write(data)
+
+
+def _copy_private(path: Path, source: BinaryIO) -> None:
+    """Copy an open file to one readable by this user only, a chunk at a time."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
+    with open(fd, "wb") as handle:
+        shutil.copyfileobj(source, handle, COPY_CHUNK)
 
 
 def _private_dir(path: Path) -> None:

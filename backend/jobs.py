@@ -22,7 +22,7 @@ import time
 import traceback
 import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, BinaryIO, Optional
 
 import numpy as np
 
@@ -293,17 +293,19 @@ class JobManager:
             raise LookupError(f"job {job_id} kept no checkpoint (it stopped before its first, or the oldest "
                               "checkpoints were deleted to save space); submit it again")
         try:
-            data = path.read_bytes()
+            source = path.open("rb")  # copied a chunk at a time: a checkpoint may be hundreds of megabytes
         except OSError as e:
             raise LookupError(f"job {job_id}'s checkpoint cannot be read ({e}); submit it again") from None
         record = {**_new_record(old["task"], entry.name, old["params"]), "resumed_from": job_id}
-        return self._queue_job(_Job(record, entry), {CHECKPOINT: data})
+        with source:
+            return self._queue_job(_Job(record, entry), {}, {CHECKPOINT: source})
 
-    def _queue_job(self, job: _Job, files: dict[str, bytes]) -> dict[str, Any]:
-        """Keep a checked job's uploads and record, and queue it; its live record."""
+    def _queue_job(self, job: _Job, files: dict[str, bytes], copies: Optional[dict[str, BinaryIO]] = None) -> dict[str, Any]:
+        """Keep a checked job's uploads (and `copies`, read from open files) and record, and
+        queue it; its live record."""
         record = job.record
         try:
-            self.store.save_uploads(record["id"], files)
+            self.store.save_uploads(record["id"], files, copies)
             with self._cond:
                 if self._closing:
                     raise BackendStopping("the backend is shutting down; start it again and resubmit")
@@ -313,8 +315,9 @@ class JobManager:
                 self._cond.notify()
         except Exception as e:
             self.store.drop_job_files(record["id"])  # first: the free space the message names is the real one
-            needed = sum(map(len, files.values())) or len(json.dumps(record))
-            raise self.store.storage_problem(e, needed, "this upload" if files else "this job's record") or e
+            needed = sum(map(len, files.values())) + sum(os.fstat(f.fileno()).st_size for f in (copies or {}).values())
+            raise self.store.storage_problem(e, needed or len(json.dumps(record)),
+                                             "this upload" if files or copies else "this job's record") or e
         return self._view(job)
 
     def get(self, job_id: str) -> Optional[dict[str, Any]]:

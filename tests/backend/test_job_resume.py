@@ -3,12 +3,14 @@ checkpoint with the first one's model, settings and uploads; everything that can
 gets a reason; old checkpoints are deleted so they cannot fill the disk."""
 
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from backend.errors import InputError
 from backend.geometry.glb import mesh_result_to_glb
+from backend.job_run import CHECKPOINT, StepControl, pack_checkpoint, run_loaded
 from backend.job_store import KEEP_CHECKPOINTS
 from backend.jobs import JobManager
 from backend.models import LoadOptions, ModelEntry
@@ -99,3 +101,32 @@ def test_only_the_newest_checkpoints_are_kept(manager):
     kept = [manager.store.checkpoint_path(job_id).is_file() for job_id in stopped]
     assert kept == [False] + [True] * KEEP_CHECKPOINTS
     assert not manager.get(stopped[0])["has_checkpoint"] and manager.get(stopped[-1])["has_checkpoint"]
+
+
+def test_a_checkpoint_is_copied_to_the_resumed_job_not_read_into_memory(manager, monkeypatch):
+    stopped = cancelled_midway(manager)
+    checkpoint = manager.store.checkpoint_path(stopped["id"])
+    read = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self) or real(self))
+    resumed = manager.resume(stopped["id"])
+    assert checkpoint not in read  # the request copies it a chunk at a time
+    assert wait(manager, resumed["id"])["state"] == "succeeded"
+
+
+class _Quiet:
+    """A Report that keeps nothing."""
+
+    def progress(self, *args):
+        pass
+
+    state = checkpoint = note = placed = progress
+
+
+def test_a_running_job_lets_go_of_its_checkpoint_bytes_once_read():
+    entry = counting_entry()
+    params = {"prompt": "", "num_inference_steps": 8, "step_delay": 0.0}
+    files = {CHECKPOINT: pack_checkpoint(entry, {}, {"step": 6, "value": torch.tensor(2.0, dtype=torch.float64)})}
+    output = run_loaded(entry, None, params, files, StepControl(), _Quiet())
+    assert CHECKPOINT not in files  # the caller's dict no longer holds a hundred megabytes for the whole run
+    assert output.glb
