@@ -324,8 +324,10 @@ class PartDiffusionPipeline:
         if layout_mask is None and known_mask is not None:
             layout_mask = known_mask[..., None].expand(-1, -1, self.codec.layout_dim)
         held, held_mask = None, None
-        if layout_known is None and layout_init is None and self.hold_counts:  # a new shape: its stated counts held
+        if layout_init is None and self.hold_counts:  # the counts the prompt states are held in the slots sampled
             held, held_mask = self._stated_counts(prompt, num_shapes)
+            if held is not None and layout_mask is not None:  # a given part stays as given (an edit keeps it)
+                held_mask = held_mask * (1 - layout_mask)
         S, L = self.codec.max_parts, self.codec.stats["latent_mean"].shape[0]
         opts = dict(start_step=start_step, jump_length=jump_length, jump_n_sample=jump_n_sample)
         layout = self._denoise(self.layout_net, (num_shapes, S, self.codec.layout_dim), text, negative, guidance_scale,

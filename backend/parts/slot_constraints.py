@@ -8,8 +8,11 @@ phrase reader has read the attribute values, the existence and label features of
 values decide are held: at every step the denoiser's clean estimate takes them before the DDIM
 step (`PartDiffusionPipeline._denoise`), and everything else (where each part goes, its size, the
 other parts) is denoised as before. Replacing them by freshly noised values after each step
-instead (RePaint's way, which part completion uses) scored the same but lost a wheel of an office
-chair inside another part more often (3 of 20 shapes against 5 of 20).
+instead (RePaint's way, which part completion uses for the parts it keeps) scored the same but
+lost a wheel of an office chair inside another part more often (5 of 20 shapes against 3 of 20).
+An edit or a completion holds them in the slots it regenerates ("three legs" for the legs of a
+four-legged chair); the parts it keeps stay as they are, and a mix (SDEdit from two shapes)
+holds none.
 
 Which counts a value decides is learned from the procedural training shapes, never from a
 held-out combination: a label's count is decided by an attribute when every value of that

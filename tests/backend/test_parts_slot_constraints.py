@@ -92,3 +92,12 @@ def test_a_held_out_combination_comes_out_as_stated(pipe, prompt, label, stated)
     for seed in range(3):
         result = run_text(pipe, {"prompt": prompt, "seed": seed, "resolution": 48}, {}, no_progress)
         assert Counter(part.name.split(".")[0] for part in result.parts if len(part.faces))[label] == stated, seed
+
+
+def test_an_edit_holds_the_counts_in_the_parts_it_regenerates(pipe):
+    for seed in range(3):
+        chair = pipe.generate("a chair with four legs and a solid back", seed=seed)[0]
+        edited = pipe.edit(chair, ["leg"], "a chair with three legs", seed=seed)
+        assert edited.labels.count("leg") == 3, seed
+        kept = [i for i, label in enumerate(chair.labels) if label == "back"]
+        assert torch.equal(edited.gaussians[edited.labels.index("back")], chair.gaussians[kept[0]])  # kept as it was
