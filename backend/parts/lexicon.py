@@ -17,6 +17,7 @@ from pathlib import Path
 PATH = Path(__file__).with_name("lexicon.json")
 LONGEST = 3  # words in the longest noun looked up ("train wagon", "chest of drawers")
 WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*")
+ANY_CASE_WORD = re.compile(WORD.pattern, re.IGNORECASE)  # offsets into the text as given (lower() may change its length)
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,8 @@ class Lexicon:
     def find_looks(self, text: str) -> list[Look]:
         """The colour and material words of `text`, left to right, the longest first ("jet black"),
         but those that name the object ("an oak")."""
-        matches = list(WORD.finditer(text.lower()))
-        words = [m.group() for m in matches]
+        matches = list(ANY_CASE_WORD.finditer(text))
+        words = [m.group().lower() for m in matches]
         inside = {i for k, n, _ in self._nouns(words) for i in range(k, k + n)}
         found, k = [], 0
         while k < len(words):

@@ -120,9 +120,10 @@ class PhraseReader:
     def read(self, prompt: str, category: str) -> list[Phrase]:
         """The attribute values `prompt` states for `category`, in the prompt's order."""
         table = self.table(category)
-        matches = list(WORD.finditer(prompt.lower()))[:MAX_WORDS]
+        text = prompt.lower()
+        matches = list(WORD.finditer(text))[:MAX_WORDS]
         words = [m.group() for m in matches]
-        looks = self.lexicon.find_looks(prompt)  # read in the whole prompt: "a stone canopy" is not a rock
+        looks = self.lexicon.find_looks(text)  # read in the whole prompt: "a stone canopy" is not a rock
         is_look = [any(look.start < m.end() and m.start() < look.end for look in looks) for m in matches]
         spans = [(i, j) for i in range(len(words)) for j in range(i + 1, min(len(words), i + MAX_SPAN) + 1)
                  if words[i] not in FILLER and words[j - 1] not in FILLER]

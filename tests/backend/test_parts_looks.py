@@ -132,3 +132,10 @@ def test_words_the_captions_never_use_reach_their_parts(pipe):
     # without the lexicon the reader misses the colour: MiniLM puts "crimson" far from "red"
     missed = pipe.appearance.read(pipe.text_encoder, ["a crimson chair with steel legs"], [["seat", "leg"]])[0]
     assert missed["seat"][0] != "red", missed
+
+
+def test_looks_are_found_where_they_are_written_whatever_the_case():
+    lexicon = shipped()
+    prompt = "İİ A CRIMSON chair"  # "İ".lower() is two characters: offsets must come from the text as given
+    (look,) = lexicon.find_looks(prompt)
+    assert prompt[look.start:look.end] == "CRIMSON" and plain_looks(prompt, lexicon) == "İİ A red chair"
