@@ -17,28 +17,50 @@ holds none.
 Which counts a value decides is learned from the procedural training shapes, never from a
 held-out combination: a label's count is decided by an attribute when every value of that
 attribute fixes it and the values do not all fix the same count ("legs: 3" → three legs; a
-double bed has a footboard or not, so "size" decides nothing about footboards).
+double bed has a footboard or not, so "size" decides nothing about footboards). The table ships
+as decided_counts.json (a category's first prompt would otherwise spend up to 0.4 s counting);
+`python -m backend.parts.slot_constraints` writes it again after the categories change.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections import Counter
+from pathlib import Path
 
 import torch
 
 from . import data
 from .diffusion import SlotCodec
 
-SAMPLES = 24  # training-split shapes per attribute value; a count that varies is seen to vary
+PATH = Path(__file__).with_name("decided_counts.json")
+# training-split shapes per attribute value: a count that varies is seen to vary (24 and 96 gave
+# the same table for every category)
+SAMPLES = 64
 
 
-@functools.lru_cache(maxsize=None)  # one entry per category: bounded by the categories known
 def decided_counts(category: str) -> dict[tuple[str, object], dict[str, int]]:
-    """{(attribute, value): {label: count}} for the labels whose count the attribute decides."""
+    """{(attribute, value): {label: count}} for the labels whose count the attribute decides,
+    from the shipped table (counted here for a category it does not hold)."""
+    table = _shipped()
+    return table[category] if category in table else count_decided(category)
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped() -> dict[str, dict[tuple[str, object], dict[str, int]]]:
+    if not PATH.is_file():
+        return {}
+    rows = json.loads(PATH.read_text())
+    return {category: {(attribute, value): counts for attribute, value, counts in entries}
+            for category, entries in rows.items()}
+
+
+def count_decided(category: str, samples: int = SAMPLES) -> dict[tuple[str, object], dict[str, int]]:
+    """`decided_counts` counted from `samples` training-split shapes per attribute value."""
     out: dict[tuple[str, object], dict[str, int]] = {}
     for attribute, values in data.attribute_space(category).items():
-        seen = {v: [Counter(data.part_labels(category, {attribute: v}, seed)) for seed in range(SAMPLES)] for v in values}
+        seen = {v: [Counter(data.part_labels(category, {attribute: v}, seed)) for seed in range(samples)] for v in values}
         labels = set().union(*(c for counts in seen.values() for c in counts))
         decided = [label for label in sorted(labels)
                    if all(len({c[label] for c in counts}) == 1 for counts in seen.values())
@@ -77,3 +99,15 @@ def slot_constraints(codec: SlotCodec, category: str, values: dict) -> tuple[tor
                 mask[slot] = 1.0
                 known[slot, 12:] = -1.0
     return (known, mask) if mask.any() else None
+
+
+def main() -> None:
+    """Write decided_counts.json for every category."""
+    rows = {category: [[attribute, value, counts] for (attribute, value), counts in count_decided(category).items()]
+            for category in data.CATEGORIES}
+    PATH.write_text("{\n" + ",\n".join(f"{json.dumps(c)}: {json.dumps(rows[c])}" for c in sorted(rows)) + "\n}\n")
+    print(f"decided counts of {len(rows)} categories -> {PATH}")
+
+
+if __name__ == "__main__":
+    main()

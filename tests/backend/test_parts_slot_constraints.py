@@ -24,6 +24,12 @@ def test_an_attribute_decides_a_count_only_when_each_of_its_values_fixes_it():
     assert "seat" not in chair[("legs", 3)]  # always one: no value decides it
 
 
+@pytest.mark.parametrize("category", ["bed", "chair", "ladder", "flower", "truck"])
+def test_the_shipped_table_is_what_the_training_shapes_say(category):
+    assert set(slot_constraints._shipped()) == set(data.CATEGORIES)  # every category, none gone
+    assert decided_counts(category) == slot_constraints.count_decided(category)
+
+
 def test_counts_are_learned_from_training_shapes_only():
     """A single bed with a footboard is a held-out combination: the shapes counted never have one."""
     assert data.is_heldout("bed", {"size": "single", "footboard": "yes"})
