@@ -222,12 +222,18 @@ class PartDiffusionPipeline:
         return Resolved(prompt, category, note, True, self.reader.caption(category, read),
                         tuple((p.attribute, p.value) for p in read))
 
-    def _embed(self, prompt: str | Sequence[str], n: int) -> TextCondition:
-        """The prompts as the denoisers see them: sentence embedding, token states, nearest category."""
+    def _batch(self, prompt: str | Sequence[str], n: int) -> list[str]:
+        """The `n` prompts of a batch (one repeated, or one per shape)."""
         prompts = [prompt] * n if isinstance(prompt, str) else list(prompt)
         if len(prompts) != n:
             raise InputError(f"got {len(prompts)} prompts for {n} shapes")
-        resolved = [self.resolve_prompt(p) for p in prompts]
+        return prompts
+
+    def _embed(self, prompt: str | Sequence[str], n: int, resolved: Optional[list["Resolved"]] = None) -> TextCondition:
+        """The prompts as the denoisers see them: sentence embedding, token states, nearest category.
+        `resolved`: what each prompt resolves to, when the caller has it already."""
+        prompts = self._batch(prompt, n)
+        resolved = resolved if resolved is not None else [self.resolve_prompt(p) for p in prompts]
         # A known prompt is conditioned on the attributes read from it, in training words, or else
         # in its category's noun ("keg": barrel); an unknown prompt as it is (run_text sends the
         # nearest category's name in its place).
@@ -316,7 +322,8 @@ class PartDiffusionPipeline:
         `known_mask` (B, S) marks the given slots of both phases; `layout_mask` (B, S, 13+V), when
         given, marks the given layout features instead (e.g. a part's label but not its place).
         """
-        text = self._embed(prompt, num_shapes)
+        resolved = [self.resolve_prompt(p) for p in self._batch(prompt, num_shapes)]  # once: a batch may outgrow the cache
+        text = self._embed(prompt, num_shapes, resolved)
         negative = self._embed(negative_prompt, num_shapes) if negative_prompt else None
         on_device = lambda x: None if x is None else x.to(self.device)  # noqa: E731  (shapes live on the CPU)
         layout_known, latent_known, known_mask, layout_init, latent_init, layout_mask = map(
@@ -325,7 +332,7 @@ class PartDiffusionPipeline:
             layout_mask = known_mask[..., None].expand(-1, -1, self.codec.layout_dim)
         held, held_mask = None, None
         if layout_init is None and self.hold_counts:  # the counts the prompt states are held in the slots sampled
-            held, held_mask = self._stated_counts(prompt, num_shapes)
+            held, held_mask = self._stated_counts(resolved)
             if held is not None and layout_mask is not None:  # a given part stays as given (an edit keeps it)
                 held_mask = held_mask * (1 - layout_mask)
         S, L = self.codec.max_parts, self.codec.stats["latent_mean"].shape[0]
@@ -343,14 +350,10 @@ class PartDiffusionPipeline:
                                 init=latent_init, **opts)
         return layout, latents
 
-    def _stated_counts(self, prompt: str | Sequence[str], n: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Known layout features and their mask (n, S, 13+V) for the part counts the prompts'
-        read values decide (slot_constraints.py), or (None, None) when they decide none."""
-        prompts = [prompt] * n if isinstance(prompt, str) else list(prompt)
-        held = []
-        for p in prompts:
-            resolved = self.resolve_prompt(p)
-            held.append(slot_constraints(self.codec, resolved.category, dict(resolved.values)) if resolved.values else None)
+    def _stated_counts(self, resolved: list["Resolved"]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Known layout features and their mask (n, S, 13+V) for the part counts the resolved
+        prompts' read values decide (slot_constraints.py), or (None, None) when they decide none."""
+        held = [slot_constraints(self.codec, r.category, dict(r.values)) if r.values else None for r in resolved]
         if not any(h is not None for h in held):
             return None, None
         empty = torch.zeros(self.codec.max_parts, self.codec.layout_dim)

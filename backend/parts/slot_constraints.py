@@ -44,7 +44,12 @@ def decided_counts(category: str) -> dict[tuple[str, object], dict[str, int]]:
     """{(attribute, value): {label: count}} for the labels whose count the attribute decides,
     from the shipped table (counted here for a category it does not hold)."""
     table = _shipped()
-    return table[category] if category in table else count_decided(category)
+    return table[category] if category in table else _counted(category)
+
+
+@functools.lru_cache(maxsize=None)  # only categories the shipped table lacks: bounded by the categories
+def _counted(category: str) -> dict[tuple[str, object], dict[str, int]]:
+    return count_decided(category)
 
 
 @functools.lru_cache(maxsize=1)
