@@ -5,15 +5,17 @@ Asked in other words ("three feet", "nothing to rest the arms on"), its sentence
 prompt only a little, and the model made the stated attribute half the time. This reader finds,
 for each attribute, the stretch of the prompt that says it: every run of up to MAX_SPAN words is
 embedded with the model's own MiniLM and compared with every training phrase of the category;
-the best-matching (stretch, phrase) pairs are taken greedily, each word once. A stretch whose
-count disagrees with the phrase's cannot match it ("three feet" is not "four legs"; "casters"
-after "no" is not "casters"), nor can one with a word WordNet calls the opposite of a word of the
+the best-matching (stretch, phrase) pairs are taken greedily, each word once. A stretch is
+compared with the count said just before it ("one" + "glowing ring"), never spans a clause's joint
+("curvy armrests and space for two": no training phrase does) and is never a number alone. A
+stretch whose count, wherever it stands ("space for two"), disagrees with the phrase's cannot match
+it ("three feet" is not "four legs"; "casters" after "no" is not "casters"), nor can one with a word WordNet calls the opposite of a word of the
 phrase (the lexicon's opposites: "long legs" is not "short legs", though MiniLM puts them side
 by side); a value must lead the attribute's other values by MARGIN, and a
 lone word needs SINGLE_WORD; the category's own nouns take the stretches that only name the
 object; a stretch of only a part's name ("the top") or with colour and material words ("black
 metal legs") says no value unless it is a training phrase word for word; stretches begin and
-end with words that can say something (not "make me a"). A clause ("a ring of eight")
+end with words that can say something (not "make me a"). A clause ("nothing overhead")
 none of whose words were read may still say one value as a whole: it is read as the value whose
 caption ("a flower with eight petals") it is nearer than the bare object ("a flower") by
 CLAUSE_LEAD, and nearer than the attribute's other values' captions; one value per clause. The shape model is then
@@ -125,15 +127,20 @@ class PhraseReader:
         words = [m.group() for m in matches]
         looks = self.lexicon.find_looks(text)  # read in the whole prompt: "a stone canopy" is not a rock
         is_look = [any(look.start < m.end() and m.start() < look.end for look in looks) for m in matches]
+        # no training phrase says its value across a clause's joint ("curved arm rests and room for
+        # two"), and a number alone counts nothing ("a ring of eight" is read as a clause)
+        joints = [m.start() for m in CLAUSE.finditer(text)]
         spans = [(i, j) for i in range(len(words)) for j in range(i + 1, min(len(words), i + MAX_SPAN) + 1)
-                 if words[i] not in FILLER and words[j - 1] not in FILLER]
+                 if words[i] not in FILLER and words[j - 1] not in FILLER
+                 and not any(matches[i].end() <= at < matches[j - 1].start() for at in joints)
+                 and not all(w in COUNT_WORDS or w.isdigit() for w in words[i:j])]
         if table is None or not spans:
             return []
         texts = [" ".join(words[i:j]) for i, j in spans]
-        sims = self.encoder.encode(texts, cache=False) @ table.embeddings.T  # (spans, rows)
-        # a count said just before a stretch belongs to it: "no" + "casters"
-        counts = [first_count(f"{words[i - 1]} {t}" if i and words[i - 1] in COUNT_WORDS else t)
-                  for (i, _), t in zip(spans, texts)]
+        # a count said just before a stretch belongs to it: "no" + "casters", "one" + "reflective ring"
+        counted = [f"{words[i - 1]} {t}" if i and words[i - 1] in COUNT_WORDS else t for (i, _), t in zip(spans, texts)]
+        sims = self.encoder.encode(counted, cache=False) @ table.embeddings.T  # (spans, rows)
+        counts = [any_count(t) for t in counted]
         sims = _leading(sims.masked_fill(_disagree(table, counts, [words[i:j] for i, j in spans]), -1.0), table,
                         self.margin)
         sims[:, table.own] *= OWN_WEIGHT
@@ -149,15 +156,15 @@ class PhraseReader:
                 continue
             if any(i < hi and lo < j for lo, hi in taken) or attribute in found:
                 continue
-            exact = _content(texts[s]) == _content(table.phrases[r])
+            exact = _content(counted[s]) == _content(table.phrases[r])
             if attribute is not None and not exact and set(words[i:j]) <= table.shared[attribute]:
                 continue  # only words every value of it uses ("the top"), and not a value's own phrase
             if not exact and any(is_look[i:j]):
                 continue  # colours and materials ("black metal legs") say no shape, unless in a phrase ("pine tree")
-            taken.append((i, j))
+            taken.append((i - (counted[s] != texts[s]), j))  # with the count said before it
             if attribute is not None:
                 value = table.values[r]
-                found[attribute] = Phrase(attribute, value, texts[s], table.phrases[r],
+                found[attribute] = Phrase(attribute, value, counted[s], table.phrases[r],
                                           PHRASES[category][attribute][value][0][0])
                 order[attribute] = i
         for attribute, (at, phrase) in self._read_clauses(prompt, category, table, taken + [

@@ -18,7 +18,7 @@ MAX_COUNT = 12
 COUNT_DIM = MAX_COUNT + 1  # one-hot of 0..MAX_COUNT
 MAX_MENTIONS = 8  # a prompt's counts beyond these are ignored (prompts come from users)
 _WORDS = {"no": 0, "none": 0, "nothing": 0, "without": 0, "zero": 0, "one": 1, "single": 1, "a single": 1,
-          "lone": 1, "sole": 1, "two": 2, "twin": 2, "a pair of": 2, "pair of": 2, "pair": 2, "both": 2,
+          "lone": 1, "sole": 1, "solitary": 1, "two": 2, "twin": 2, "a pair of": 2, "pair of": 2, "pair": 2, "both": 2,
           "a couple of": 2, "couple": 2, "double": 2, "three": 3, "trio": 3, "triple": 3, "four": 4, "quartet": 4,
           "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "dozen": 12}
 COUNT_WORDS = frozenset(w for w in _WORDS if " " not in w)

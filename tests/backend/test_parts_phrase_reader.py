@@ -86,18 +86,33 @@ def test_counts_must_agree(reader):
     assert values(reader, "a jet with a pair of turbines", "airplane").get("engines") == 2
 
 
+def test_a_count_before_a_stretch_is_read_with_it(reader):
+    """"one" begins no stretch (it is a frame word: "one chair: ..."), but the stretch after it is
+    compared with it: "glowing ring" alone is near no phrase, "one glowing ring" is one stripe."""
+    assert values(reader, "a traffic cone with one glowing ring", "traffic cone") == {"stripes": 1}
+    assert values(reader, "a boat with one tall pole for a sail", "boat") == {"masts": 1}
+
+
+def test_a_stretch_never_spans_two_clauses(reader):
+    """No training phrase says its value across "and": "curvy armrests and space for two" is not
+    square arms, and a number ending a stretch is its count ("space for two": two seats)."""
+    assert values(reader, "a sofa with curvy armrests and space for two", "sofa") == {"seats": 2}
+
+
 def test_a_clause_with_no_word_read_is_read_whole(reader, monkeypatch):
-    """No stretch of "a ring of eight" is near a training phrase, but as a clause "a flower with
-    eight petals" is nearer it than "a flower" is. Without the clause pass it is not read; a
-    clause's count must agree."""
+    """A clause none of whose stretches was read ("a ring of eight", with the stretch pass made
+    to read nothing) is read as a whole: "a flower with eight petals" is nearer it than "a flower"
+    is. Without the clause pass it is not read; a clause's count must agree."""
     from backend.parts import phrase_reader
 
-    read = reader.read("a daisy with a ring of eight", "flower")
+    clauses_only = PhraseReader(reader.encoder, threshold=float("inf"))
+    read = clauses_only.read("a daisy with a ring of eight", "flower")
     assert [(p.attribute, p.value) for p in read] == [("petals", 8)]
     assert reading_note(read) == 'Read "a ring of eight" as "eight petals".'
-    assert values(reader, "a daisy with a ring of five", "flower") == {}  # no value says five
+    assert values(clauses_only, "a daisy with a ring of five", "flower") == {}  # no value says five
+    assert values(reader, "a daisy with a ring of five", "flower") == {}
     monkeypatch.setattr(phrase_reader, "CLAUSE_LEAD", float("inf"))
-    assert values(reader, "a daisy with a ring of eight", "flower") == {}
+    assert values(clauses_only, "a daisy with a ring of eight", "flower") == {}
 
 
 @pytest.mark.parametrize("prompt, category", [
