@@ -39,6 +39,16 @@ MATERIAL_WORDS = {
     "stone": ([("stone", "stone")], [("marble", "marble"), ("granite", "granite")]),
     "ceramic": ([("ceramic", "ceramic")], [("porcelain", "porcelain")]),
 }
+
+
+def training_looks() -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]:
+    """The training captions' colour words, material nouns and material words (adjectives too),
+    per class: no paraphrase word."""
+    return ({colour: list(train) for colour, (train, _) in COLOUR_WORDS.items()},
+            {kind: sorted({noun for _, noun in train}) for kind, (train, _) in MATERIAL_WORDS.items()},
+            {kind: sorted({w for forms in train for w in forms}) for kind, (train, _) in MATERIAL_WORDS.items()})
+
+
 # label -> paraphrase (singular, plural) nouns; every label's training nouns are itself and its plural
 PART_PARAPHRASES = {"top": ("tabletop", "tabletops"), "shade": ("lampshade", "lampshades"), "back": ("backrest", "backrests"),
                     "wheel": ("tyre", "tyres"), "seat": ("seat cushion", "seat cushions"), "roof": ("rooftop", "rooftops"),

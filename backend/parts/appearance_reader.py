@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .appearance import COLOUR_CLASSES, MATERIAL_CLASSES
-from .appearance_captions import COLOUR_WORDS, MATERIAL_WORDS, PLURALS, dress
+from .appearance_captions import COLOUR_WORDS, MATERIAL_WORDS, PLURALS, dress, training_looks
 from .captions import caption_shape
 from .lexicon import Lexicon
 
@@ -81,8 +81,7 @@ class AppearanceReader(nn.Module):
         return out
 
 
-_TRAINING_LOOK_WORDS = {w for words, _ in COLOUR_WORDS.values() for w in words} | {
-    w for forms, _ in MATERIAL_WORDS.values() for pair in forms for w in pair}
+_TRAINING_LOOK_WORDS = {w for table in training_looks()[::2] for words in table.values() for w in words}  # colours, materials
 
 
 def _new_looks(prompt: str, lexicon: Lexicon):

@@ -249,16 +249,6 @@ def with_training_looks(table: dict[str, list], colour_words: dict[str, list[str
     return dict(sorted(table.items()))
 
 
-def training_looks() -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]:
-    """The training captions' colour words, material nouns and material words (adjectives too),
-    per class: no paraphrase word."""
-    from .appearance_captions import COLOUR_WORDS, MATERIAL_WORDS
-
-    return ({colour: list(train) for colour, (train, _) in COLOUR_WORDS.items()},
-            {kind: sorted({noun for _, noun in train}) for kind, (train, _) in MATERIAL_WORDS.items()},
-            {kind: sorted({w for forms in train for w in forms}) for kind, (train, _) in MATERIAL_WORDS.items()})
-
-
 def not_looks() -> set[str]:
     """Words that name a part or a training object ("canopy", "rock"): never read as a colour or material."""
     from .data import PART_VOCABULARY
@@ -297,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     wordnet = WordNetNouns(args.wordnet)
     lexicon = build(wordnet, training_nouns())
     lexicon["opposites"] = opposites(WordNetAdjectives(args.wordnet), training_phrase_words())
+    from .appearance_captions import training_looks
+
     colour_words, material_nouns, material_forms = training_looks()
     found = looks(wordnet, colour_words, material_nouns, not_looks())
     lexicon["looks"] = with_training_looks(found, colour_words, material_forms)

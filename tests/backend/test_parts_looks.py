@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 
-from backend.parts.appearance_captions import COLOUR_WORDS, MATERIAL_WORDS
+from backend.parts.appearance_captions import COLOUR_WORDS, MATERIAL_WORDS, training_looks
 from backend.parts.appearance_reader import looks_note, plain_looks
 from backend.parts.lexicon import PATH, Lexicon, shipped
-from backend.parts.lexicon_build import WordNetNouns, looks, not_looks, training_looks, with_training_looks
+from backend.parts.lexicon_build import WordNetNouns, looks, not_looks, with_training_looks
 from tests.fixtures.tiny_wordnet import write_nouns
 
 # Colours under "color", materials under "matter" (through "solid") or, for a fabric, an artifact.
