@@ -14,7 +14,8 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol, Union
 
 import numpy as np
 
@@ -101,7 +102,7 @@ class StepControl:
             self._saved_at = time.monotonic()
 
 
-def run_loaded(entry, pipe: Any, params: dict[str, Any], files: dict[str, bytes], control: StepControl,
+def run_loaded(entry, pipe: Any, params: dict[str, Any], files: dict[str, Union[bytes, Path]], control: StepControl,
                report: Report) -> JobOutput:
     """Run one job on an already loaded pipeline and pack what it made.
 
@@ -112,7 +113,8 @@ def run_loaded(entry, pipe: Any, params: dict[str, Any], files: dict[str, bytes]
     resume = None
     if CHECKPOINT in files:  # a resumed job: its first run's uploads and state, as its checkpoint kept them.
         # Taken out of the caller's dict, so its bytes (a hundred megabytes for a distillation) go
-        # once read instead of staying for the whole run.
+        # once read instead of staying for the whole run; a job store in this process gives its
+        # file's path instead (JobStore.read_uploads), read a tensor at a time.
         files, resume = unpack_checkpoint(files.pop(CHECKPOINT), entry)
 
     def callback(phase: str, step: int, total: int, preview: Optional[np.ndarray] = None,
@@ -141,8 +143,8 @@ def pack_checkpoint(entry, files: dict[str, bytes], run: dict[str, Any]) -> byte
     return pack({"model": entry.name, "uploads": uploads, "run": run})
 
 
-def unpack_checkpoint(data: bytes, entry) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """The uploads and pipeline state a checkpoint kept.
+def unpack_checkpoint(data: Union[bytes, Path], entry) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The uploads and pipeline state a checkpoint (its bytes or its file) kept.
 
     Raises:
         InputError: it is damaged, another model's, or this model cannot resume.

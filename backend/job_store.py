@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Optional
+from typing import Any, BinaryIO, Collection, Optional, Union
 
 log = logging.getLogger(__name__)
 
@@ -301,9 +301,13 @@ class JobStore:
         """Delete a job's folder (a refused submit leaves nothing behind)."""
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
-    def read_uploads(self, job_id: str) -> dict[str, bytes]:
+    def read_uploads(self, job_id: str, as_paths: Collection[str] = ()) -> dict[str, Union[bytes, Path]]:
+        """A job's uploads by name: their bytes, but those named in `as_paths` as their files' paths
+        (a resumed distillation's checkpoint: a hundred megabytes its reader takes from the file)."""
         folder = self.job_dir(job_id) / "uploads"
-        return {path.name: path.read_bytes() for path in folder.iterdir()} if folder.is_dir() else {}
+        if not folder.is_dir():
+            return {}
+        return {path.name: path if path.name in as_paths else path.read_bytes() for path in folder.iterdir()}
 
     def drop_uploads(self, job_id: str) -> None:
         folder = self.job_dir(job_id) / "uploads"

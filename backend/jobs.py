@@ -417,7 +417,8 @@ class JobManager:
     def _run(self, job: _Job) -> None:
         record = job.record
         try:
-            files = self.store.read_uploads(record["id"])
+            # an executor in this process reads a checkpoint from its file, not from a copy in memory
+            files = self.store.read_uploads(record["id"], as_paths=(CHECKPOINT,) if self.executor.reads_files else ())
             output = self.executor.run(record["id"], job.entry, record["params"], files, job.control,
                                        _Recorder(self, job))
             outcome = self._store_output(record["id"], output)

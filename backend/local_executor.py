@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import gc
 import sys
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Optional, Union
 
 from .job_run import JobOutput, Report, StepControl, run_loaded
 from .models import LoadOptions, ModelEntry
@@ -15,6 +16,7 @@ class LocalExecutor:
     """Runs jobs in this process on `options.device`."""
 
     slots = 1  # jobs at once: one accelerator
+    reads_files = True  # runs where the job store is: a checkpoint comes as its file's path
 
     def capacity(self) -> int:
         return self.slots
@@ -24,7 +26,7 @@ class LocalExecutor:
         self.device = options.device
         self._pipelines: dict[tuple[str, str], Any] = {}  # one load per model, kept for later jobs
 
-    def run(self, job_id: str, entry: ModelEntry, params: dict[str, Any], files: dict[str, bytes],
+    def run(self, job_id: str, entry: ModelEntry, params: dict[str, Any], files: dict[str, Union[bytes, Path]],
             control: StepControl, report: Report) -> JobOutput:
         pipe = self._pipeline(entry)
         report.note("")

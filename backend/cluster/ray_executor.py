@@ -93,6 +93,8 @@ class RayExecutor:
             (CPUs) than the replicas asked for.
     """
 
+    reads_files = False  # a replica may run on another machine: every upload goes as bytes
+
     def __init__(self, address: str, options, replicas: int = 0, models_per_replica: int = 2, cpu_threads: int = 0,
                  max_replicas: int = DEFAULT_MAX_REPLICAS, stall_s: float = DEFAULT_STALL_S):
         try:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
 
 import torch
 
@@ -49,19 +50,23 @@ def pack(tree: Any) -> bytes:
     return save(tensors, metadata={"format": FORMAT, "tree": tree_json})
 
 
-def unpack(data: bytes) -> Any:
-    """The tree `pack` wrote.
+def unpack(source: Union[bytes, Path]) -> Any:
+    """The tree `pack` wrote, from its bytes or its file (read a tensor at a time, never whole).
 
     Raises:
         InputError: the bytes are not a checkpoint of this format, or are damaged.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load, load_file
 
-    try:
-        tensors = load(data)  # checks the header against the file's length before any view
-        metadata = _metadata(data)
-    except (SafetensorError, ValueError, struct.error) as e:
+    try:  # safetensors checks the header against the file's length before any view
+        if isinstance(source, Path):
+            tensors = load_file(source)
+            with safe_open(source, "pt") as file:
+                metadata = file.metadata() or {}
+        else:
+            tensors, metadata = load(source), _metadata(source)
+    except (SafetensorError, ValueError, struct.error, OSError) as e:
         raise InputError(f"the checkpoint cannot be read ({e}): it is damaged; start the job again") from None
     if metadata.get("format") != FORMAT:
         raise InputError(f"the checkpoint's format is {metadata.get('format')!r}, not {FORMAT!r}: "

@@ -103,7 +103,7 @@ def test_only_the_newest_checkpoints_are_kept(manager):
     assert not manager.get(stopped[0])["has_checkpoint"] and manager.get(stopped[-1])["has_checkpoint"]
 
 
-def test_a_checkpoint_is_copied_to_the_resumed_job_not_read_into_memory(manager, monkeypatch):
+def test_a_checkpoint_is_copied_to_the_resumed_job_and_run_from_its_file(manager, monkeypatch):
     stopped = cancelled_midway(manager)
     checkpoint = manager.store.checkpoint_path(stopped["id"])
     read = []
@@ -112,6 +112,7 @@ def test_a_checkpoint_is_copied_to_the_resumed_job_not_read_into_memory(manager,
     resumed = manager.resume(stopped["id"])
     assert checkpoint not in read  # the request copies it a chunk at a time
     assert wait(manager, resumed["id"])["state"] == "succeeded"
+    assert not [path for path in read if path.name == CHECKPOINT]  # and the run reads its copy from the file
 
 
 class _Quiet:
@@ -130,3 +131,31 @@ def test_a_running_job_lets_go_of_its_checkpoint_bytes_once_read():
     output = run_loaded(entry, None, params, files, StepControl(), _Quiet())
     assert CHECKPOINT not in files  # the caller's dict no longer holds a hundred megabytes for the whole run
     assert output.glb
+
+
+def test_a_checkpoint_file_is_read_a_tensor_at_a_time(tmp_path):
+    """Given its file (as the local executor is), the run never holds the checkpoint's bytes whole:
+    Python's allocations peak far below its size, where reading the bytes first needs all of it."""
+    import tracemalloc
+
+    entry = counting_entry()
+    params = {"prompt": "", "num_inference_steps": 8, "step_delay": 0.0}
+    # mostly run state, as a distillation's is (its field and optimiser moments), and a 1 MB upload
+    upload = torch.arange(1 << 20, dtype=torch.uint8)
+    state = {"step": 6, "value": torch.tensor(2.0, dtype=torch.float64), "field": torch.rand(3 << 20)}  # 12 MB
+    path = tmp_path / CHECKPOINT
+    path.write_bytes(pack_checkpoint(entry, {"mesh": bytes(upload.numpy())}, state))
+    size = path.stat().st_size
+
+    def peak(files):
+        tracemalloc.start()
+        try:
+            output = run_loaded(entry, None, params, files, StepControl(), _Quiet())
+            return tracemalloc.get_traced_memory()[1], output
+        finally:
+            tracemalloc.stop()
+
+    from_bytes, _ = peak({CHECKPOINT: path.read_bytes()})  # first: the modules a run imports are imported
+    from_file, output = peak({CHECKPOINT: path})
+    assert output.metadata["upload"] == len(upload)  # the uploads it kept came back whole
+    assert from_file < size / 4 < size <= from_bytes, (from_file, from_bytes, size)
