@@ -5,22 +5,28 @@ Asked in other words ("three feet", "nothing to rest the arms on"), its sentence
 prompt only a little, and the model made the stated attribute half the time. This reader finds,
 for each attribute, the stretch of the prompt that says it: every run of up to MAX_SPAN words is
 embedded with the model's own MiniLM and compared with every training phrase of the category;
-the best-matching (stretch, phrase) pairs are taken greedily, each word once. A stretch is
-compared with the count said just before it ("one" + "glowing ring"), never spans a clause's joint
-("curvy armrests and space for two": no training phrase does) and is never a number alone. A
-stretch whose count, wherever it stands ("space for two"), disagrees with the phrase's cannot match
-it ("three feet" is not "four legs"; "casters" after "no" is not "casters"), nor can one with a word WordNet calls the opposite of a word of the
-phrase (the lexicon's opposites: "long legs" is not "short legs", though MiniLM puts them side
-by side); a value must lead the attribute's other values by MARGIN, and a
-lone word needs SINGLE_WORD; the category's own nouns take the stretches that only name the
-object; a stretch of only a part's name ("the top") or with colour and material words ("black
-metal legs") says no value unless it is a training phrase word for word; stretches begin and
-end with words that can say something (not "make me a"). A clause ("nothing overhead")
-none of whose words were read may still say one value as a whole: it is read as the value whose
-caption ("a flower with eight petals") it is nearer than the bare object ("a flower") by
-CLAUSE_LEAD, and nearer than the attribute's other values' captions; one value per clause. The shape model is then
-conditioned on a training-form caption of what was read ("a chair with three legs and no
-arms"); the reading is told to the artist where it was not word for word.
+the best-matching (stretch, phrase) pairs are taken greedily, each word once.
+
+- A stretch is compared with the count said just before it ("one" + "glowing ring"), never spans
+  a clause's joint ("curvy armrests and space for two": no training phrase does) and is never a
+  number alone; it begins and ends with words that can say something (not "make me a").
+- A stretch whose count, wherever it stands ("space for two"), differs from the phrase's cannot
+  match it ("three feet" is not "four legs"; "casters" after "no" is not "casters"). The number of
+  an adjective counts only what the category's phrases name: "three-legged" three legs,
+  "four-cornered" nothing.
+- Nor can a stretch with a word WordNet calls the opposite of a word of the phrase (the
+  lexicon's opposites: "long legs" is not "short legs", though MiniLM puts them side by side).
+- A value must lead the attribute's other values by MARGIN, and a lone word needs SINGLE_WORD;
+  the category's own nouns take the stretches that only name the object; a stretch of only a
+  part's name ("the top") or with colour and material words ("black metal legs") says no value
+  unless it is a training phrase word for word.
+- A clause ("nothing overhead") none of whose words were read may still say one value as a whole:
+  it is read as the value whose caption ("a flower with eight petals") it is nearer than the bare
+  object ("a flower") by CLAUSE_LEAD, and nearer than the attribute's other values' captions; one
+  value per clause.
+
+The shape model is then conditioned on a training-form caption of what was read ("a chair with
+three legs and no arms"); the reading is told to the artist where it was not word for word.
 
 Only training phrases are anchors: no held-out or paraphrase wording is an input here, so the
 evaluation's paraphrase split stays held out (tests/backend/test_parts_phrase_reader.py).
@@ -57,6 +63,7 @@ SINGLE_WORD = 0.5
 CLAUSE_LEAD = 0.02
 # Where a prompt's clauses part: punctuation, a spaced dash, and the words that join attributes.
 CLAUSE = re.compile(r"[,;:.!?()]|\s-\s|\b(?:and|with|having|showing|featuring|but|plus)\b")
+ADJECTIVE_COUNT = re.compile(r"\b([a-z]+|\d+)-([a-z]+)ed\b")  # "four-cornered", "three-legged"
 OWN_WEIGHT = 0.97  # the category's nouns yield to an attribute noun on the same words ("bar stool")
 # Words that say nothing of a shape's attributes: English function words, requests, and words
 # for the model's style (the evaluation's held-out frames use some: "make me a", "a low-poly").
@@ -98,6 +105,7 @@ class PhraseTable:
         self.rival = torch.tensor([[a[r] is not None and a[q] == a[r] and v[q] != v[r] for q in range(len(a))]
                                    for r in range(len(a))])
         self.own = [r for r, x in enumerate(a) if x is None]
+        self.words = {w for p in self.phrases for w in re.findall(r"[a-z]+", p.lower())}  # "double-headed": head too
 
 
 class PhraseReader:
@@ -140,7 +148,7 @@ class PhraseReader:
         # a count said just before a stretch belongs to it: "no" + "casters", "one" + "reflective ring"
         counted = [f"{words[i - 1]} {t}" if i and words[i - 1] in COUNT_WORDS else t for (i, _), t in zip(spans, texts)]
         sims = self.encoder.encode(counted, cache=False) @ table.embeddings.T  # (spans, rows)
-        counts = [any_count(t) for t in counted]
+        counts = [any_count(_counting(t, table.words)) for t in counted]
         sims = _leading(sims.masked_fill(_disagree(table, counts, [words[i:j] for i, j in spans]), -1.0), table,
                         self.margin)
         sims[:, table.own] *= OWN_WEIGHT
@@ -195,10 +203,12 @@ class PhraseReader:
                 clauses.append((piece[0][0], words))
         if not clauses:
             return {}
-        said = self.encoder.encode([fix_articles(f"a {table.noun} with {' '.join(w)}") for _, w in clauses], cache=False)
+        # without the numbers that count nothing of it: "a four-cornered" is not "four legs"
+        texts = [_counting(" ".join(w), table.words) for _, w in clauses]
+        said = self.encoder.encode([fix_articles(f"a {table.noun} with {t}") for t in texts], cache=False)
         lead = said @ table.captions.T - (said @ table.bare)[:, None]  # (C, rows): nearer the value than the bare object
         # a clause's count ("a ring of eight") must agree, but one with none may say a count's value ("open to the sky": no roof)
-        bad = _disagree(table, [any_count(" ".join(w)) for _, w in clauses], [w for _, w in clauses], said_only=True)
+        bad = _disagree(table, [any_count(t) for t in texts], [w for _, w in clauses], said_only=True)
         bad |= torch.tensor([[a is None or a in found for a in table.attributes]]).expand_as(bad)
         lead = _leading(lead.masked_fill(bad, -1.0), table, 0.0)
         out: dict[str, tuple[int, Phrase]] = {}
@@ -252,6 +262,17 @@ class PhraseReader:
 def _attribute_nouns(category: str) -> list[tuple[str, str, str]]:
     """(attribute, value, noun) of the category's nouns that state a value ("office chair": wheels)."""
     return [(a, v, noun) for (c, a, v), noun in ATTRIBUTE_NOUNS.items() if c == category]
+
+
+def _counting(text: str, words: set[str]) -> str:
+    """`text` without the numbers of its "N-...ed" adjectives of things no phrase of the category
+    names: "a four-cornered seat" counts no corners (nor legs), "three-legged" still counts legs."""
+    def plain(m: re.Match) -> str:
+        stem = m.group(2)
+        stems = {stem, stem + "e", stem + "ed", stem[:-1] if len(stem) > 2 and stem[-1] == stem[-2] else stem}
+        return m.group(0) if any(w in words or f"{w}s" in words for w in stems) else m.group(2) + "ed"
+
+    return ADJECTIVE_COUNT.sub(plain, text)
 
 
 def _part_name(word: str) -> bool:

@@ -86,6 +86,16 @@ def test_counts_must_agree(reader):
     assert values(reader, "a jet with a pair of turbines", "airplane").get("engines") == 2
 
 
+def test_a_number_in_an_adjective_counts_only_what_the_category_has(reader):
+    """"three-legged" counts legs, but "four-cornered" and "four-sided" count nothing a stool or a
+    table has: they are no four legs."""
+    assert "legs" not in values(reader, "a stool with a four-cornered seat", "stool")
+    assert "legs" not in values(reader, "a table with a four-sided top", "table")
+    assert values(reader, "a three-legged chair", "chair") == {"legs": 3}
+    assert values(reader, "a three-tiered tree", "tree") == {"tiers": 3}
+    assert values(reader, "a double-headed axe", "axe") == {"blades": 2}
+
+
 def test_a_count_before_a_stretch_is_read_with_it(reader):
     """"one" begins no stretch (it is a frame word: "one chair: ..."), but the stretch after it is
     compared with it: "glowing ring" alone is near no phrase, "one glowing ring" is one stripe."""
