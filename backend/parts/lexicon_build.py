@@ -284,11 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wordnet", default="/usr/share/wordnet", help="WordNet 3.0's dict folder")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
+    from .appearance_captions import training_looks
+
     wordnet = WordNetNouns(args.wordnet)
     lexicon = build(wordnet, training_nouns())
     lexicon["opposites"] = opposites(WordNetAdjectives(args.wordnet), training_phrase_words())
-    from .appearance_captions import training_looks
-
     colour_words, material_nouns, material_forms = training_looks()
     found = looks(wordnet, colour_words, material_nouns, not_looks())
     lexicon["looks"] = with_training_looks(found, colour_words, material_forms)

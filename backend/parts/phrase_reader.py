@@ -136,7 +136,7 @@ class PhraseReader:
         looks = self.lexicon.find_looks(text)  # read in the whole prompt: "a stone canopy" is not a rock
         is_look = [any(look.start < m.end() and m.start() < look.end for look in looks) for m in matches]
         # no training phrase says its value across a clause's joint ("curved arm rests and room for
-        # two"), and a number alone counts nothing ("a ring of eight" is read as a clause)
+        # two"), and a number alone says nothing of what it counts ("eight"; "ring of eight" may)
         joints = [m.start() for m in CLAUSE.finditer(text)]
         spans = [(i, j) for i in range(len(words)) for j in range(i + 1, min(len(words), i + MAX_SPAN) + 1)
                  if words[i] not in FILLER and words[j - 1] not in FILLER
@@ -268,9 +268,11 @@ def _counting(text: str, words: set[str]) -> str:
     """`text` without the numbers of its "N-...ed" adjectives of things no phrase of the category
     names: "a four-cornered seat" counts no corners (nor legs), "three-legged" still counts legs."""
     def plain(m: re.Match) -> str:
-        stem = m.group(2)
+        number, stem = m.groups()
+        if number not in COUNT_WORDS and not number.isdigit():
+            return m.group(0)  # "box-shaped"
         stems = {stem, stem + "e", stem + "ed", stem[:-1] if len(stem) > 2 and stem[-1] == stem[-2] else stem}
-        return m.group(0) if any(w in words or f"{w}s" in words for w in stems) else m.group(2) + "ed"
+        return m.group(0) if any(w in words or f"{w}s" in words for w in stems) else stem + "ed"
 
     return ADJECTIVE_COUNT.sub(plain, text)
 
