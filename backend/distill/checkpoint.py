@@ -57,13 +57,13 @@ def unpack(source: Union[bytes, Path]) -> Any:
         InputError: the bytes are not a checkpoint of this format, or are damaged.
     """
     from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load, load_file
+    from safetensors.torch import load
 
     try:  # safetensors checks the header against the file's length before any view
         if isinstance(source, Path):
-            tensors = load_file(source)
-            with safe_open(source, "pt") as file:
+            with safe_open(source, "pt") as file:  # one tensor at a time from the mapped file
                 metadata = file.metadata() or {}
+                tensors = {name: file.get_tensor(name) for name in file.keys()}
         else:
             tensors, metadata = load(source), _metadata(source)
     except (SafetensorError, ValueError, struct.error, OSError) as e:

@@ -81,7 +81,8 @@ class AppearanceReader(nn.Module):
         return out
 
 
-_TRAINING_LOOK_WORDS = {w for table in training_looks()[::2] for words in table.values() for w in words}  # colours, materials
+_COLOURS, _, _MATERIALS = training_looks()
+_TRAINING_LOOK_WORDS = {w for table in (_COLOURS, _MATERIALS) for words in table.values() for w in words}
 
 
 def _new_looks(prompt: str, lexicon: Lexicon):
