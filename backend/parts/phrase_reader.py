@@ -64,6 +64,7 @@ CLAUSE_LEAD = 0.02
 # Where a prompt's clauses part: punctuation, a spaced dash, and the words that join attributes.
 CLAUSE = re.compile(r"[,;:.!?()]|\s-\s|\b(?:and|with|having|showing|featuring|but|plus)\b")
 ADJECTIVE_COUNT = re.compile(r"\b([a-z]+|\d+)-([a-z]+)ed\b")  # "four-cornered", "three-legged"
+TIE = 1e-4  # similarities this close are equal (stretch order decides, not a CPU's float rounding)
 OWN_WEIGHT = 0.97  # the category's nouns yield to an attribute noun on the same words ("bar stool")
 # Words that say nothing of a shape's attributes: English function words, requests, and words
 # for the model's style (the evaluation's held-out frames use some: "make me a", "a low-poly").
@@ -155,7 +156,7 @@ class PhraseReader:
         found: dict[str, Phrase] = {}
         order: dict[str, int] = {}
         taken: list[tuple[int, int]] = []
-        for flat in torch.argsort(sims.flatten(), descending=True, stable=True).tolist():
+        for flat in _best_first(sims, [j - i for i, j in spans]).tolist():
             s, r = divmod(flat, sims.shape[1])
             if float(sims[s, r]) < self.threshold:
                 break
@@ -288,6 +289,15 @@ def _disagree(table: PhraseTable, counts: list, words: list[list[str]], said_onl
     or it has a word opposed to one of the phrase's ("long legs" sits near "short legs" in MiniLM's space)."""
     disagree = torch.tensor([[a != b and (a is not None or not said_only) for b in table.counts] for a in counts])
     return disagree | torch.tensor([[not opposed.isdisjoint(w) for opposed in table.opposed] for w in words])
+
+
+def _best_first(sims: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+    """Flat indices of `sims` (spans, rows), most similar first; equal to TIE (two stretches that
+    are both training phrases word for word, "office chair" and "wheels"), the longer stretch
+    first. Without TIE, float rounding, which differs between CPUs, would decide."""
+    longest_first = torch.tensor(lengths).repeat_interleave(sims.shape[1]).argsort(descending=True, stable=True)
+    bucket = torch.round(sims.flatten()[longest_first] / TIE)
+    return longest_first[bucket.argsort(descending=True, stable=True)]
 
 
 def _leading(sims: torch.Tensor, table: PhraseTable, margin: float) -> torch.Tensor:
