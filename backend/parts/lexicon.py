@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .shapes import PART_VOCABULARY
+
 PATH = Path(__file__).with_name("lexicon.json")
 LONGEST = 3  # words in the longest noun looked up ("train wagon", "chest of drawers")
 WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*")
@@ -120,11 +122,16 @@ class Lexicon:
 
     def _nouns(self, words: list[str]) -> list[tuple[int, int, str]]:
         """(first word, words, noun) of each category noun; those that are colour or material words
-        only where no other noun names another category ("a tree like a pine": both trees)."""
+        only where no other noun names another category ("a tree like a pine": both trees), and
+        never just before the noun of another thing, which they then say the material of ("a pine
+        book rack": "book" is a thing, so "pine" is wood and the object is the book rack)."""
         found, k = [], 0
         while k < len(words):
             for n in range(min(LONGEST, len(words) - k), 0, -1):
                 noun = self.noun(" ".join(words[k:k + n]))
+                if noun is not None and self._look(" ".join(words[k:k + n])) is not None \
+                        and k + n < len(words) and self._names_thing(words[k + n]):
+                    continue
                 if noun is not None:
                     found.append((k, n, noun))
                     k += n
@@ -133,6 +140,10 @@ class Lexicon:
                 k += 1
         plain = {self.nouns[noun] for k, n, noun in found if " ".join(words[k:k + n]).replace("-", " ") not in self.looks}
         return [f for f in found if not plain or self.nouns[f[2]] in plain]
+
+    def _names_thing(self, word: str) -> bool:
+        """Whether `word` (maybe plural) is a category's noun, another physical thing's or a part's."""
+        return any(form in self.nouns or form in self.others or form in PART_VOCABULARY for form in self._singulars(word))
 
     def _singulars(self, words: str):
         yield words

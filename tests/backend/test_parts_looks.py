@@ -76,6 +76,8 @@ def test_training_words_stay_as_they_are(table):
 @pytest.mark.parametrize("prompt, found", [
     ("an oak", []),  # the only thing named: a tree
     ("an oak table", [("oak", None, "wood")]),  # a table, in oak
+    ("a pine book rack", [("pine", None, "wood")]),  # before another thing's noun: its material
+    ("an oak with three tiers", []),  # before no noun: the object
     ("a tree shaped like a pine", []),  # a pine is a tree too: a noun here
     ("a chair with white metal legs", [("white", "white", None), ("metal", None, "metal")]),  # not the alloy
     ("a navy blue chair", [("navy blue", "blue", None)]),
@@ -91,6 +93,8 @@ def test_a_colour_word_names_the_object_only_when_nothing_else_does():
     lexicon = shipped()
     assert [n.category for n in lexicon.named("an oak")] == ["tree"]
     assert [n.category for n in lexicon.named("an oak table")] == ["table"]
+    assert lexicon.named("a pine book rack") == []  # no category's noun: "book rack" is read by its caption
+    assert [n.category for n in lexicon.named("a tall pine in the snow")] == ["tree"]
     assert lexicon.without_looks("a crimson chair with steel legs") == "a chair with legs"
 
 
