@@ -93,12 +93,15 @@ class WordNetAdjectives:
     which adjectives are opposites. WordNet pairs head adjectives as antonyms ("long"/"short")
     and hangs similar ones on each head as satellites ("extended", "lengthy" on "long"); two words
     are opposed when, among the heads of each one's SENSES most frequent senses, one is an
-    antonym of the other's (a rare sense must not decide: "back" is "overdue" only in "back pay")."""
+    antonym of the other's (a rare sense must not decide: "back" is "overdue" only in "back pay"),
+    or an antonym's "see also" head: "low" is opposed to "tall", as "high" is tall's "see also"
+    and low's antonym (MiniLM puts "a low cylinder" next to "a tall cylinder")."""
 
     def __init__(self, folder: str | Path):
         folder = Path(folder)
         self.head: dict[str, set[str]] = {}  # synset -> its head synsets (itself for a head)
         self.antonyms: dict[str, set[str]] = defaultdict(set)  # head synset -> its antonym heads
+        self.see_also: dict[str, set[str]] = defaultdict(set)  # head synset -> the heads it says "see also" of
         for line in (folder / "data.adj").read_text(encoding="latin-1").splitlines():
             if line.startswith(" "):
                 continue
@@ -109,6 +112,7 @@ class WordNetAdjectives:
             if kind == "a":
                 self.head[offset] = {offset}
                 self.antonyms[offset] |= {target for symbol, target in pointers if symbol == "!"}
+                self.see_also[offset] |= {target for symbol, target in pointers if symbol == "^"}
             else:  # a satellite: its head is the synset it is similar to
                 self.head[offset] = {target for symbol, target in pointers if symbol == "&"}
         self.heads: dict[str, set[str]] = {}  # word -> the heads of its most frequent senses
@@ -129,6 +133,7 @@ class WordNetAdjectives:
     def opposites(self, word: str) -> set[str]:
         """Every adjective (with its irregular forms) opposed to `word`."""
         against = {a for head in self.heads.get(word, ()) for a in self.antonyms.get(head, ())}
+        against |= {s for a in against for s in self.see_also.get(a, ())}
         words = {w for w, heads in self.heads.items() if heads & against}
         return words | {form for w in words for form in self.forms.get(w, ())}
 

@@ -103,6 +103,8 @@ ADJECTIVES = [
     ("00000110", "a", ["back"], [("!", "00000111")]), ("00000111", "a", ["front"], [("!", "00000110")]),
     ("00000112", "a", ["back", "overdue"], [("!", "00000113")]), ("00000113", "a", ["current"], [("!", "00000112")]),
     ("00000114", "a", ["back", "backward"], []),
+    ("00000105", "a", ["high"], [("!", "00000106"), ("^", "00000103")]),  # high: see also tall
+    ("00000106", "a", ["low"], [("!", "00000105")]),
 ]
 ADJECTIVE_SENSES = {"back": ["00000110", "00000114", "00000112"], "short": ["00000101", "00000104"]}
 
@@ -118,11 +120,12 @@ def test_opposed_adjectives_come_from_the_most_frequent_senses(tmp_path):
     (tmp_path / "data.adj").write_text("  1 This file is part of a test\n" + "\n".join(data) + "\n")
     (tmp_path / "index.adj").write_text("\n".join(f"{w} a {len(o)} 0 {len(o)} 0 {' '.join(o)}" for w, o in senses.items()) + "\n")
     (tmp_path / "adj.exc").write_text("shorter short\n")
-    table = opposites(WordNetAdjectives(tmp_path), {"short", "back", "tall", "plain"})
+    table = opposites(WordNetAdjectives(tmp_path), {"short", "back", "tall", "plain", "low"})
     assert set(table["short"]) == {"long", "extended", "lengthy", "tall"}  # satellites too
     assert set(table["tall"]) == {"short", "shorter"}  # with the irregular forms
     assert table["back"] == ["front"]  # "current" opposes only its third sense
     assert "plain" not in table  # no opposite: left out
+    assert set(table["low"]) == {"high", "tall"}  # the antonym's "see also" too
 
 
 def test_only_training_phrase_words_have_opposites_in_the_shipped_lexicon():
@@ -132,6 +135,7 @@ def test_only_training_phrase_words_have_opposites_in_the_shipped_lexicon():
     assert shipped.opposites and set(shipped.opposites) <= words
     assert not {"three", "four", "no", "one"} & set(shipped.opposites)
     assert {"long", "extended"} <= shipped.opposites["short"] and "low" in shipped.opposites["high"]
+    assert "low" in shipped.opposites["tall"]  # through high, short's "see also"
 
 
 def test_a_noun_the_captions_never_use_reaches_its_category_in_its_own_word(pipe):
