@@ -32,7 +32,7 @@ from tests.backend.test_server import wait
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 import tiny_sd  # noqa: E402
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

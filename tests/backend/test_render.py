@@ -9,7 +9,7 @@ from backend.render import Camera, default_views, frame_camera, interpolate, ras
 from backend.render.camera import look_at
 from backend.render.rasterize import _triangle_ids_nvdiffrast, face_normals, rasterize_clip, render_normals, select_backend
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # The module, not the function of the same name that backend.render exports.
 rasterize_module = importlib.import_module("backend.render.rasterize")
 

@@ -24,7 +24,7 @@ from backend.texture import SurfaceSamples, TextureProjector, ViewGenerator, Vie
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 import tiny_sd  # noqa: E402
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 VIEW = 192  # view resolution in tests (512 in production)
 
 
