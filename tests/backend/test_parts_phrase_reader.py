@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from backend.parts import captions
-from backend.parts.phrase_reader import MAX_WORDS, PhraseReader, reading_note
+from backend.parts.phrase_reader import MAX_WORDS, PhraseReader, _best_first, reading_note
 from backend.parts.text import TextEncoder
 
 
@@ -203,3 +203,11 @@ def test_the_reading_evaluation_sees_a_reader_that_reads_everything(reader):
     right, read_anyway, unstated = invented(reader, items)
     _, baseline_anyway, _ = invented(NearestValueReader(reader), items)
     assert unstated > 20 and baseline_anyway == 1.0 and read_anyway < 0.1 and right > 0.9
+
+
+def test_equal_similarities_go_to_the_longer_stretch_whatever_the_rounding():
+    """Two stretches that are both training phrases word for word score 1.0 each, give or take
+    the last bit of a CPU's float rounding: the longer one ("office chair", not "wheels") is read first."""
+    sims = torch.tensor([[1.0 - 1e-7, 0.2], [1.0, 0.3]])  # span 0: two words, span 1: one word
+    assert _best_first(sims, [2, 1]).tolist()[:2] == [0, 2]
+    assert _best_first(torch.tensor([[0.9, 0.2], [1.0, 0.3]]), [2, 1]).tolist()[0] == 2  # not when truly nearer
