@@ -17,6 +17,7 @@ from pathlib import Path
 from .shapes import PART_VOCABULARY
 
 PATH = Path(__file__).with_name("lexicon.json")
+PARTS = frozenset(PART_VOCABULARY)
 LONGEST = 3  # words in the longest noun looked up ("train wagon", "chest of drawers")
 WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*")
 ANY_CASE_WORD = re.compile(WORD.pattern, re.IGNORECASE)  # offsets into the text as given (lower() may change its length)
@@ -128,8 +129,9 @@ class Lexicon:
         found, k = [], 0
         while k < len(words):
             for n in range(min(LONGEST, len(words) - k), 0, -1):
-                noun = self.noun(" ".join(words[k:k + n]))
-                if noun is not None and self._look(" ".join(words[k:k + n])) is not None \
+                said = " ".join(words[k:k + n])
+                noun = self.noun(said)
+                if noun is not None and self._look(said) is not None \
                         and k + n < len(words) and self._names_thing(words[k + n]):
                     continue
                 if noun is not None:
@@ -143,7 +145,7 @@ class Lexicon:
 
     def _names_thing(self, word: str) -> bool:
         """Whether `word` (maybe plural) is a category's noun, another physical thing's or a part's."""
-        return any(form in self.nouns or form in self.others or form in PART_VOCABULARY for form in self._singulars(word))
+        return any(form in self.nouns or form in self.others or form in PARTS for form in self._singulars(word))
 
     def _singulars(self, words: str):
         yield words
